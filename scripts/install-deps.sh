@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what Ward's build, tests and agent need on a fresh Debian machine (run as root).
+# Idempotent: packages already present are skipped quickly. Sections are owned by the
+# component that needs them; keep each list minimal.
+set -euo pipefail
+
+APT_PACKAGES=(
+  # build: sqlite is bundled by rusqlite; pkg-config for -sys crates
+  pkg-config
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs Ward's whole test suite (as root on Debian). This is what `.ci/run` calls.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked
