@@ -7,6 +7,9 @@ set -euo pipefail
 APT_PACKAGES=(
   # build: sqlite is bundled by rusqlite; pkg-config for -sys crates
   pkg-config
+  # containers for e2e tests / ward selftest (scripts/containers/setup.sh; crun avoided: fails here)
+  podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs catatonit iptables
+  busybox-static debootstrap
 )
 
 missing=()
