@@ -38,7 +38,7 @@ pub(crate) fn read_line_capped<R: BufRead + ?Sized>(
             return Ok(any.then_some(total));
         }
         any = true;
-        let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+        let (chunk, used, done) = match memchr::memchr(b'\n', avail) {
             Some(i) => (&avail[..i], i + 1, true),
             None => (avail, avail.len(), false),
         };
@@ -82,21 +82,28 @@ fn first_non_hex(tok: &[u8]) -> Option<usize> {
     tok.iter().position(|&b| HEX[b as usize] == 0xFF)
 }
 
+/// Decodes exactly 64 hex digits (branch-free over the digits).
+#[inline]
+fn decode64(tok: &[u8]) -> Option<[u8; 32]> {
+    if tok.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(tok.chunks_exact(2)) {
+        let h = HEX[pair[0] as usize];
+        let l = HEX[pair[1] as usize];
+        bad |= h | l;
+        *o = (h << 4) | (l & 0x0F);
+    }
+    // Valid digits are < 16, so bit 7 is set only if one was 0xFF.
+    (bad & 0x80 == 0).then_some(out)
+}
+
 /// Classifies a hash token; `col` is its 1-based column for messages.
 fn classify_hash(tok: &[u8], col: usize) -> HashTok {
-    if tok.len() == 64 {
-        let mut out = [0u8; 32];
-        let mut bad = 0u8;
-        for (o, pair) in out.iter_mut().zip(tok.chunks_exact(2)) {
-            let h = HEX[pair[0] as usize];
-            let l = HEX[pair[1] as usize];
-            bad |= h | l;
-            *o = (h << 4) | (l & 0x0F);
-        }
-        // Valid digits are < 16, so bit 7 is set only if one was 0xFF.
-        if bad & 0x80 == 0 {
-            return HashTok::Sha256(out);
-        }
+    if let Some(d) = decode64(tok) {
+        return HashTok::Sha256(d);
     }
     if tok.is_empty() {
         return HashTok::Bad(format!("missing hash at column {col}"));
@@ -479,29 +486,32 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// Records a valid SHA-256 and its (untrimmed, possibly empty) comment.
+    fn add_sha256(&mut self, d: &[u8; 32], comment: &[u8]) {
+        let comment = trim(comment);
+        let id = if comment.is_empty() {
+            NO_COMMENT
+        } else {
+            // The whole line was checked to be UTF-8; comments built from
+            // CSV unescaping only drop ASCII quotes.
+            match std::str::from_utf8(comment) {
+                Ok(c) => self.comments.intern(cap_comment(c)),
+                Err(_) => NO_COMMENT,
+            }
+        };
+        let (hi, lo) = Entry::key_of(d);
+        self.entries.push(Entry {
+            hi,
+            lo,
+            comment: id,
+        });
+        self.report.hashes += 1;
+    }
+
     /// Records a hash token (and optional comment) from line `no`.
     fn add(&mut self, no: u64, raw: &[u8], tok: &[u8], comment: &[u8]) {
         match classify_hash(tok, offset_in(raw, tok) + 1) {
-            HashTok::Sha256(d) => {
-                let comment = trim(comment);
-                let id = if comment.is_empty() {
-                    NO_COMMENT
-                } else {
-                    // The whole line was checked to be UTF-8; comments built
-                    // from CSV unescaping only drop ASCII quotes.
-                    match std::str::from_utf8(comment) {
-                        Ok(c) => self.comments.intern(cap_comment(c)),
-                        Err(_) => NO_COMMENT,
-                    }
-                };
-                let (hi, lo) = Entry::key_of(&d);
-                self.entries.push(Entry {
-                    hi,
-                    lo,
-                    comment: id,
-                });
-                self.report.hashes += 1;
-            }
+            HashTok::Sha256(d) => self.add_sha256(&d, comment),
             HashTok::Sha1 => self.report.skipped_sha1 += 1,
             HashTok::Md5 => self.report.skipped_md5 += 1,
             HashTok::Bad(msg) => self.problem(no, ProblemKind::InvalidHash, || msg),
@@ -511,10 +521,14 @@ impl<'a> Parser<'a> {
     /// Plain and hash-comment lines: `HASH`, then optionally blanks, `#`
     /// or `;` and a comment.
     fn hash_line(&mut self, no: u64, raw: &[u8], line: &[u8]) {
-        let end = line
-            .iter()
-            .position(|&b| is_space(b) || b == b'#' || b == b';')
-            .unwrap_or(line.len());
+        let is_end = |b: u8| is_space(b) || b == b'#' || b == b';';
+        // Fast path: 64 hex digits then the end of the token; hex digits
+        // are never terminators, so this agrees with the general path.
+        let end = match line.get(64) {
+            None if line.len() == 64 => 64,
+            Some(&b) if is_end(b) => 64,
+            _ => line.iter().position(|&b| is_end(b)).unwrap_or(line.len()),
+        };
         let (tok, rest) = line.split_at(end);
         let start = rest
             .iter()
