@@ -270,7 +270,7 @@ pub enum FdKind {
 }
 
 /// The addresses of an AF_INET/AF_INET6 socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SocketInfo {
     pub protocol: Protocol,

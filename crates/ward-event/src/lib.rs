@@ -10,6 +10,7 @@
 //! * [`script`]: pure decisions about which script an interpreter runs (`python x.py`,
 //!   `python -c CODE`, shebang scripts).
 
+pub mod build;
 pub mod category;
 pub mod classify;
 pub mod event;

