@@ -10,6 +10,8 @@ APT_PACKAGES=(
   # containers for e2e tests / ward selftest (scripts/containers/setup.sh; crun avoided: fails here)
   podman runc conmon netavark aardvark-dns slirp4netns uidmap fuse-overlayfs catatonit iptables
   busybox-static debootstrap
+  # ward-sensor: build.rs compiles bpf/ward.bpf.c with clang + libbpf headers; live tests run python3
+  clang libbpf-dev python3
 )
 
 missing=()
