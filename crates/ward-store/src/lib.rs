@@ -1,0 +1,148 @@
+//! Ward's finding store.
+//!
+//! * [`FindingStore`]: the storage interface (SQLite now, Postgres later).
+//! * [`SqliteStore`]: the SQLite backend (WAL, `busy_timeout`, `PRAGMA user_version`
+//!   migrations). Each finding is kept as its SCC JSON plus indexed columns extracted from it.
+//! * [`filter`]: the SCC-style filter language (`docs/filter-grammar.md`), parsed into an AST
+//!   and compiled to a parameterised SQL `WHERE` clause.
+//! * [`order`]: `order_by` parsing and opaque keyset page tokens.
+
+pub mod filter;
+pub mod order;
+mod sqlite;
+
+pub use filter::FilterError;
+pub use order::{OrderBy, OrderField, SortKey};
+pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+
+use std::path::PathBuf;
+use ward_event::finding::{Mute, State};
+use ward_event::Finding;
+
+/// Default `page_size` when a query leaves it 0.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+/// Largest `page_size`; larger requests are clamped to it.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// Most findings [`FindingStore::related`] returns.
+pub const RELATED_LIMIT: usize = 1000;
+
+/// What to list. `Default` lists everything, newest event first, 100 per page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Filter expression (`docs/filter-grammar.md`); empty matches everything.
+    pub filter: String,
+    /// E.g. `eventTime desc` (the default when empty), `severity desc, eventTime desc`.
+    pub order_by: String,
+    /// 0 means [`DEFAULT_PAGE_SIZE`]; values above [`MAX_PAGE_SIZE`] are clamped.
+    pub page_size: u32,
+    /// `next_page_token` of the previous page; empty for the first page.
+    pub page_token: String,
+    /// Also count every match (`Page::total_size`); costs a second query.
+    pub include_total: bool,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub findings: Vec<Finding>,
+    /// Pass it as `page_token` to get the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+    /// Number of matches over all pages, when `include_total` was asked.
+    pub total_size: Option<u64>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// A new finding.
+    Inserted,
+    /// An existing finding (same name) was replaced; user-set state and mute were kept.
+    Updated,
+    /// The stored finding has a later eventTime; the incoming one was ignored.
+    Stale,
+}
+
+/// Totals of an [`FindingStore::upsert_many`] batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpsertSummary {
+    pub inserted: usize,
+    pub updated: usize,
+    pub stale: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{context} ({}): {source}", path.display())]
+    Sqlite {
+        context: String,
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {} has schema version {found}, newer than this Ward supports ({supported}); upgrade Ward or use another file", path.display())]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {} has schema version {found}, older than {supported}; open it read-write once to migrate it", path.display())]
+    SchemaTooOld {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("database {} was opened read-only; cannot {operation}", path.display())]
+    ReadOnly {
+        path: PathBuf,
+        operation: &'static str,
+    },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error("invalid order_by '{order_by}': {message}")]
+    InvalidOrderBy { order_by: String, message: String },
+    #[error("invalid page token: {0}")]
+    InvalidPageToken(String),
+    #[error("invalid finding '{name}': {message}")]
+    InvalidFinding { name: String, message: String },
+    #[error("no finding named '{0}'")]
+    NotFound(String),
+    #[error("finding id '{id}' is ambiguous ({matches} findings); use the full name")]
+    AmbiguousId { id: String, matches: usize },
+    #[error("stored finding '{name}' is not valid JSON: {source}")]
+    Corrupt {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Storage for findings. Methods that take `name_or_id` accept the full name
+/// (`<parent>/findings/<id>`) or, when unambiguous, the id alone.
+pub trait FindingStore: Send + Sync {
+    /// Inserts the finding, or replaces the stored one with the same name. A replacement keeps
+    /// the state and mute a user set (with [`set_state`](Self::set_state) /
+    /// [`set_mute`](Self::set_mute)), in the columns and in the stored JSON, and the earlier
+    /// createTime. An incoming finding older (by eventTime) than the stored one is ignored.
+    fn upsert(&self, finding: &Finding) -> Result<Upserted, StoreError>;
+    /// [`upsert`](Self::upsert) for many findings in one transaction.
+    fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError>;
+    fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError>;
+    fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
+    /// Number of findings matching `filter` (empty: all).
+    fn count(&self, filter: &str) -> Result<u64, StoreError>;
+    /// Findings of the same container (same container id; else same container name on the
+    /// same node) or the same pod (namespace and pod name) whose eventTime is within
+    /// `window_ns` of the given finding's, excluding it, oldest first (at most
+    /// [`RELATED_LIMIT`]).
+    fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError>;
+    /// Sets the state as a user decision, kept across later upserts. Returns the updated finding.
+    fn set_state(&self, name_or_id: &str, state: State) -> Result<Finding, StoreError>;
+    /// Sets the mute as a user decision, kept across later upserts. Returns the updated finding.
+    fn set_mute(&self, name_or_id: &str, mute: Mute) -> Result<Finding, StoreError>;
+}

@@ -1,0 +1,826 @@
+//! SQLite backend.
+//!
+//! One writer connection and one reader connection per store, each behind a mutex, so a
+//! shared `SqliteStore` lets readers list while a writer commits (WAL mode). Several stores
+//! (or processes) may open the same file; `busy_timeout` makes a connection wait for a lock
+//! instead of failing with `SQLITE_BUSY`, and writes take the lock up front
+//! (`BEGIN IMMEDIATE`) so they never fail on a lock upgrade.
+
+use crate::filter::{self, SqlParam};
+use crate::order::{query_digest, Cursor, OrderBy, SortKey};
+use crate::{
+    FindingStore, ListQuery, Page, StoreError, UpsertSummary, Upserted, DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE, RELATED_LIMIT,
+};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use tracing::{debug, info, warn};
+use ward_event::finding::{Mute, State};
+use ward_event::Finding;
+
+/// How long a connection waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Schema migrations, in order. Migration `i` takes `user_version` from `i` to `i + 1`.
+/// Append only: never edit a released migration.
+const MIGRATIONS: &[&str] = &[
+    // 1: findings table and indexes.
+    r#"
+CREATE TABLE findings (
+    seq             INTEGER PRIMARY KEY,
+    name            TEXT    NOT NULL UNIQUE,
+    id              TEXT    NOT NULL,
+    category        TEXT    NOT NULL,
+    severity        TEXT    NOT NULL,
+    severity_rank   INTEGER NOT NULL,
+    state           TEXT    NOT NULL,
+    mute            TEXT    NOT NULL,
+    state_by_user   INTEGER NOT NULL DEFAULT 0,
+    mute_by_user    INTEGER NOT NULL DEFAULT 0,
+    event_time_ns   INTEGER NOT NULL,
+    create_time_ns  INTEGER NOT NULL,
+    container_name  TEXT    NOT NULL DEFAULT '',
+    container_id    TEXT    NOT NULL DEFAULT '',
+    image           TEXT    NOT NULL DEFAULT '',
+    pod             TEXT    NOT NULL DEFAULT '',
+    namespace       TEXT    NOT NULL DEFAULT '',
+    node            TEXT    NOT NULL DEFAULT '',
+    resource_name   TEXT    NOT NULL DEFAULT '',
+    count           INTEGER NOT NULL,
+    json            TEXT    NOT NULL
+);
+CREATE INDEX findings_id             ON findings(id);
+CREATE INDEX findings_event_time     ON findings(event_time_ns);
+CREATE INDEX findings_create_time    ON findings(create_time_ns);
+CREATE INDEX findings_severity_time  ON findings(severity_rank, event_time_ns);
+CREATE INDEX findings_category_time  ON findings(category, event_time_ns);
+CREATE INDEX findings_state_time     ON findings(state, event_time_ns);
+CREATE INDEX findings_mute_time      ON findings(mute, event_time_ns);
+CREATE INDEX findings_cid_time       ON findings(container_id, event_time_ns);
+CREATE INDEX findings_container_time ON findings(container_name, event_time_ns);
+CREATE INDEX findings_image_time     ON findings(image, event_time_ns);
+CREATE INDEX findings_pod_time       ON findings(pod, event_time_ns);
+CREATE INDEX findings_namespace_time ON findings(namespace, event_time_ns);
+CREATE INDEX findings_node_time      ON findings(node, event_time_ns);
+CREATE INDEX findings_resource_time  ON findings(resource_name, event_time_ns);
+"#,
+];
+
+/// The schema version this code writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// `None` for a store opened read-only.
+    writer: Option<Mutex<Connection>>,
+    reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("read_only", &self.writer.is_none())
+            .finish()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave a transaction open (rusqlite rolls back
+    // on drop), so a poisoned connection is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ToSql for SqlParam {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlParam::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            SqlParam::Int(n) => ToSqlOutput::Borrowed(ValueRef::Integer(*n)),
+        })
+    }
+}
+
+/// The indexed columns of one finding.
+struct Row {
+    name: String,
+    id: String,
+    category: String,
+    severity: &'static str,
+    severity_rank: i64,
+    state: &'static str,
+    mute: &'static str,
+    event_time_ns: i64,
+    create_time_ns: i64,
+    container_name: String,
+    container_id: String,
+    image: String,
+    pod: String,
+    namespace: String,
+    node: String,
+    resource_name: String,
+    count: i64,
+}
+
+fn parse_time(f: &Finding, field: &str, value: &str) -> Result<i64, StoreError> {
+    ward_event::time::parse_rfc3339(value)
+        .and_then(|ns| i64::try_from(ns).ok())
+        .ok_or_else(|| StoreError::InvalidFinding {
+            name: f.name.clone(),
+            message: format!("{field} '{value}' is not an RFC 3339 time"),
+        })
+}
+
+impl Row {
+    fn from_finding(f: &Finding) -> Result<Row, StoreError> {
+        if f.name.trim().is_empty() {
+            return Err(StoreError::InvalidFinding {
+                name: f.name.clone(),
+                message: "empty name".into(),
+            });
+        }
+        let first_container = f.containers.first();
+        let pod = f.kubernetes.as_ref().and_then(|k| k.pods.first());
+        let node = f.kubernetes.as_ref().and_then(|k| k.nodes.first());
+        let src = |k: &str| f.source_str(k).unwrap_or("").to_string();
+        Ok(Row {
+            name: f.name.clone(),
+            id: f.id().to_string(),
+            category: f.category.clone(),
+            severity: f.severity.as_str(),
+            severity_rank: filter::severity_rank(f.severity),
+            state: f.state.as_str(),
+            mute: f.mute.as_str(),
+            event_time_ns: parse_time(f, "eventTime", &f.event_time)?,
+            create_time_ns: parse_time(f, "createTime", &f.create_time)?,
+            container_name: first_container
+                .map(|c| c.name.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| src("Container_Name")),
+            container_id: src("Container_Id"),
+            image: first_container
+                .and_then(|c| c.uri.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| src("Container_Image_Uri")),
+            pod: pod
+                .map(|p| p.name.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| src("Pod_Name")),
+            namespace: pod
+                .map(|p| p.ns.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| src("Pod_Namespace")),
+            node: node
+                .map(|n| n.name.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| src("VM_Instance_Name")),
+            resource_name: f.resource_name.clone(),
+            count: i64::try_from(f.count()).unwrap_or(i64::MAX),
+        })
+    }
+}
+
+fn parse_state(s: &str) -> State {
+    if s == "INACTIVE" {
+        State::Inactive
+    } else {
+        State::Active
+    }
+}
+
+fn parse_mute(s: &str) -> Mute {
+    match s {
+        "MUTED" => Mute::Muted,
+        "UNMUTED" => Mute::Unmuted,
+        _ => Mute::Undefined,
+    }
+}
+
+fn to_json(f: &Finding) -> Result<String, StoreError> {
+    serde_json::to_string(f).map_err(|e| StoreError::InvalidFinding {
+        name: f.name.clone(),
+        message: format!("cannot serialise: {e}"),
+    })
+}
+
+fn from_json(name: &str, json: &str) -> Result<Finding, StoreError> {
+    serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
+        name: name.to_string(),
+        source,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) a store for reading and
+    /// writing, and migrates its schema to [`SCHEMA_VERSION`]. Fails if the database was
+    /// written by a newer Ward.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let mut writer = Self::connect(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let err = |context: &str| {
+            let path = path.clone();
+            let context = context.to_string();
+            move |source| StoreError::Sqlite {
+                context,
+                path,
+                source,
+            }
+        };
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(err("cannot enable WAL"))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            warn!(path = %path.display(), mode, "SQLite did not switch to WAL mode");
+        }
+        writer
+            .execute_batch("PRAGMA synchronous=NORMAL;")
+            .map_err(err("cannot set synchronous"))?;
+        migrate(&mut writer, &path)?;
+        let reader = Self::connect(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        info!(path = %path.display(), version = SCHEMA_VERSION, "finding store open");
+        Ok(SqliteStore {
+            path,
+            writer: Some(Mutex::new(writer)),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// Opens an existing store for reading only. Fails if the file does not exist or its
+    /// schema is not [`SCHEMA_VERSION`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let reader = Self::connect(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let version: i64 = reader
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|source| StoreError::Sqlite {
+                context: "cannot read schema version".into(),
+                path: path.clone(),
+                source,
+            })?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooOld {
+                path,
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(SqliteStore {
+            path,
+            writer: None,
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// Runs `PRAGMA optimize` (refreshes the query planner's statistics where useful).
+    /// Cheap; call it after large imports or now and then.
+    pub fn optimize(&self) -> Result<(), StoreError> {
+        let conn = self.writer("optimize")?;
+        conn.execute_batch("PRAGMA optimize=0x10002;")
+            .map_err(self.err("cannot optimize"))
+    }
+
+    fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|source| StoreError::Sqlite {
+                context: "cannot open database".into(),
+                path: path.to_path_buf(),
+                source,
+            })?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|source| StoreError::Sqlite {
+                context: "cannot set busy_timeout".into(),
+                path: path.to_path_buf(),
+                source,
+            })?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn err(&self, context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Sqlite {
+            context: context.to_string(),
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn writer(&self, operation: &'static str) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        match &self.writer {
+            Some(w) => Ok(lock(w)),
+            None => Err(StoreError::ReadOnly {
+                path: self.path.clone(),
+                operation,
+            }),
+        }
+    }
+
+    fn upsert_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        f: &Finding,
+    ) -> Result<Upserted, StoreError> {
+        let row = Row::from_finding(f)?;
+        let existing = tx
+            .prepare_cached(
+                "SELECT seq, event_time_ns, create_time_ns, state, mute, state_by_user, \
+                 mute_by_user, json_extract(json, '$.createTime') FROM findings WHERE name = ?1",
+            )
+            .and_then(|mut st| {
+                st.query_row([&row.name], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, bool>(5)?,
+                        r.get::<_, bool>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(self.err("cannot look up finding"))?;
+        let Some((
+            seq,
+            old_event,
+            old_create,
+            old_state,
+            old_mute,
+            state_by_user,
+            mute_by_user,
+            old_create_str,
+        )) = existing
+        else {
+            let json = to_json(f)?;
+            tx.prepare_cached(
+                "INSERT INTO findings (name, id, category, severity, severity_rank, state, mute, \
+                 event_time_ns, create_time_ns, container_name, container_id, image, pod, \
+                 namespace, node, resource_name, count, json) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    row.name,
+                    row.id,
+                    row.category,
+                    row.severity,
+                    row.severity_rank,
+                    row.state,
+                    row.mute,
+                    row.event_time_ns,
+                    row.create_time_ns,
+                    row.container_name,
+                    row.container_id,
+                    row.image,
+                    row.pod,
+                    row.namespace,
+                    row.node,
+                    row.resource_name,
+                    row.count,
+                    json
+                ])
+            })
+            .map_err(self.err("cannot insert finding"))?;
+            return Ok(Upserted::Inserted);
+        };
+        if row.event_time_ns < old_event {
+            debug!(name = %row.name, "ignoring an update older than the stored finding");
+            return Ok(Upserted::Stale);
+        }
+        let mut merged = f.clone();
+        if state_by_user {
+            merged.state = parse_state(&old_state);
+        }
+        if mute_by_user {
+            merged.mute = parse_mute(&old_mute);
+        }
+        let mut create_ns = row.create_time_ns;
+        if old_create < create_ns {
+            if let Some(s) = old_create_str {
+                merged.create_time = s;
+                create_ns = old_create;
+            }
+        }
+        let json = to_json(&merged)?;
+        tx.prepare_cached(
+            "UPDATE findings SET id = ?2, category = ?3, severity = ?4, severity_rank = ?5, \
+             state = ?6, mute = ?7, event_time_ns = ?8, create_time_ns = ?9, \
+             container_name = ?10, container_id = ?11, image = ?12, pod = ?13, namespace = ?14, \
+             node = ?15, resource_name = ?16, count = ?17, json = ?18 WHERE seq = ?1",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                seq,
+                row.id,
+                row.category,
+                row.severity,
+                row.severity_rank,
+                merged.state.as_str(),
+                merged.mute.as_str(),
+                row.event_time_ns,
+                create_ns,
+                row.container_name,
+                row.container_id,
+                row.image,
+                row.pod,
+                row.namespace,
+                row.node,
+                row.resource_name,
+                row.count,
+                json
+            ])
+        })
+        .map_err(self.err("cannot update finding"))?;
+        Ok(Upserted::Updated)
+    }
+
+    /// Resolves a name or id to the stored (seq, name, json).
+    fn resolve(
+        &self,
+        conn: &Connection,
+        name_or_id: &str,
+    ) -> Result<Option<(i64, String, String)>, StoreError> {
+        let by_name = conn
+            .prepare_cached("SELECT seq, name, json FROM findings WHERE name = ?1")
+            .and_then(|mut st| {
+                st.query_row([name_or_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(self.err("cannot look up finding"))?;
+        if by_name.is_some() {
+            return Ok(by_name);
+        }
+        let mut rows: Vec<(i64, String, String)> = conn
+            .prepare_cached("SELECT seq, name, json FROM findings WHERE id = ?1 LIMIT 2")
+            .and_then(|mut st| {
+                st.query_map([name_or_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(self.err("cannot look up finding"))?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(rows.pop()),
+            _ => {
+                let matches: i64 = conn
+                    .query_row(
+                        "SELECT COUNT(*) FROM findings WHERE id = ?1",
+                        [name_or_id],
+                        |r| r.get(0),
+                    )
+                    .map_err(self.err("cannot look up finding"))?;
+                Err(StoreError::AmbiguousId {
+                    id: name_or_id.to_string(),
+                    matches: usize::try_from(matches).unwrap_or(usize::MAX),
+                })
+            }
+        }
+    }
+
+    fn set_user_field(
+        &self,
+        name_or_id: &str,
+        operation: &'static str,
+        apply: impl FnOnce(&mut Finding) -> (&'static str, &'static str),
+    ) -> Result<Finding, StoreError> {
+        let mut conn = self.writer(operation)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("cannot begin transaction"))?;
+        let (seq, name, json) = self
+            .resolve(&tx, name_or_id)?
+            .ok_or_else(|| StoreError::NotFound(name_or_id.to_string()))?;
+        let mut f = from_json(&name, &json)?;
+        let (column, value) = apply(&mut f);
+        let json = to_json(&f)?;
+        // `column` is one of two fixed names chosen by the callers below.
+        let sql = format!(
+            "UPDATE findings SET {column} = ?1, {column}_by_user = 1, json = ?2 WHERE seq = ?3"
+        );
+        tx.execute(&sql, params![value, json, seq])
+            .map_err(self.err("cannot update finding"))?;
+        tx.commit().map_err(self.err("cannot commit"))?;
+        info!(name = %name, column, value, "user changed finding");
+        Ok(f)
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |context: &'static str| {
+        move |source| StoreError::Sqlite {
+            context: context.to_string(),
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err("cannot begin migration"))?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err("cannot read schema version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        info!(path = %path.display(), to = i + 1, "migrating finding store schema");
+        tx.execute_batch(sql)
+            .map_err(err("schema migration failed"))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(err("cannot set schema version"))?;
+    tx.commit().map_err(err("cannot commit migration"))
+}
+
+impl FindingStore for SqliteStore {
+    fn upsert(&self, finding: &Finding) -> Result<Upserted, StoreError> {
+        let mut conn = self.writer("upsert")?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("cannot begin transaction"))?;
+        let r = self.upsert_in(&tx, finding)?;
+        tx.commit().map_err(self.err("cannot commit"))?;
+        Ok(r)
+    }
+
+    fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError> {
+        let mut conn = self.writer("upsert")?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("cannot begin transaction"))?;
+        let mut sum = UpsertSummary::default();
+        for f in findings {
+            match self.upsert_in(&tx, f)? {
+                Upserted::Inserted => sum.inserted += 1,
+                Upserted::Updated => sum.updated += 1,
+                Upserted::Stale => sum.stale += 1,
+            }
+        }
+        tx.commit().map_err(self.err("cannot commit"))?;
+        debug!(?sum, "upserted batch");
+        Ok(sum)
+    }
+
+    fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError> {
+        let conn = lock(&self.reader);
+        match self.resolve(&conn, name_or_id)? {
+            Some((_, name, json)) => from_json(&name, &json).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        let compiled = filter::parse_to_sql(&query.filter)?;
+        let order = OrderBy::parse(&query.order_by)?;
+        let digest = query_digest(&query.filter, &order);
+        let page_size = match query.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        } as usize;
+
+        let mut conds: Vec<String> = Vec::new();
+        let mut params: Vec<SqlParam> = Vec::new();
+        if let Some(c) = &compiled {
+            conds.push(c.sql.clone());
+            params.extend(c.params.iter().cloned());
+        }
+        let filter_conds = conds.clone();
+        let filter_params = params.clone();
+        if !query.page_token.trim().is_empty() {
+            let cursor = Cursor::decode(&query.page_token, &digest)?;
+            let (sql, p) = order.after_sql(&cursor)?;
+            conds.push(sql);
+            params.extend(p);
+        }
+        let where_sql = |c: &[String]| {
+            if c.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", c.join(" AND "))
+            }
+        };
+        let key_cols = order.key_columns();
+        let sql = format!(
+            "SELECT seq, name, json, {} FROM findings{} ORDER BY {} LIMIT {}",
+            key_cols.join(", "),
+            where_sql(&conds),
+            order.order_sql(),
+            page_size + 1
+        );
+        let text_key: Vec<bool> = order
+            .keys
+            .iter()
+            .map(|(f, _)| matches!(f.column(), "category" | "name"))
+            .collect();
+
+        let mut conn = lock(&self.reader);
+        // One read transaction so the page and the total see the same snapshot.
+        let tx = conn
+            .transaction()
+            .map_err(self.err("cannot begin read transaction"))?;
+        let mut rows: Vec<(i64, String, String, Vec<SortKey>)> = tx
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    let mut keys = Vec::with_capacity(text_key.len());
+                    for (i, is_text) in text_key.iter().enumerate() {
+                        keys.push(if *is_text {
+                            SortKey::Text(r.get(3 + i)?)
+                        } else {
+                            SortKey::Int(r.get(3 + i)?)
+                        });
+                    }
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, keys))
+                })?
+                .collect()
+            })
+            .map_err(self.err("cannot list findings"))?;
+        let next_page_token = if rows.len() > page_size {
+            rows.truncate(page_size);
+            rows.last().map(|(seq, _, _, keys)| {
+                Cursor {
+                    v: 1,
+                    q: digest.clone(),
+                    k: keys.clone(),
+                    s: *seq,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        let total_size = if query.include_total {
+            let n: i64 = tx
+                .prepare_cached(&format!(
+                    "SELECT COUNT(*) FROM findings{}",
+                    where_sql(&filter_conds)
+                ))
+                .and_then(|mut st| {
+                    st.query_row(rusqlite::params_from_iter(filter_params.iter()), |r| {
+                        r.get(0)
+                    })
+                })
+                .map_err(self.err("cannot count findings"))?;
+            Some(u64::try_from(n).unwrap_or(0))
+        } else {
+            None
+        };
+        drop(tx);
+        let findings = rows
+            .iter()
+            .map(|(_, name, json, _)| from_json(name, json))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            findings,
+            next_page_token,
+            total_size,
+        })
+    }
+
+    fn count(&self, filter_text: &str) -> Result<u64, StoreError> {
+        let compiled = filter::parse_to_sql(filter_text)?;
+        let conn = lock(&self.reader);
+        let n: i64 = match &compiled {
+            None => conn.query_row("SELECT COUNT(*) FROM findings", [], |r| r.get(0)),
+            Some(c) => conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM findings WHERE {}", c.sql))
+                .and_then(|mut st| {
+                    st.query_row(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))
+                }),
+        }
+        .map_err(self.err("cannot count findings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError> {
+        let conn = lock(&self.reader);
+        let (seq, name, _) = self
+            .resolve(&conn, name_or_id)?
+            .ok_or_else(|| StoreError::NotFound(name_or_id.to_string()))?;
+        type Anchor = (String, String, String, String, String, i64);
+        let (cid, cname, node, ns, pod, t): Anchor = conn
+            .query_row(
+                "SELECT container_id, container_name, node, namespace, pod, event_time_ns \
+                 FROM findings WHERE seq = ?1",
+                [seq],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .map_err(self.err("cannot look up finding"))?;
+        let w = i64::try_from(window_ns).unwrap_or(i64::MAX);
+        let mut branches: Vec<String> = Vec::new();
+        let mut p: Vec<SqlParam> = vec![
+            SqlParam::Int(seq),
+            SqlParam::Int(t.saturating_sub(w)),
+            SqlParam::Int(t.saturating_add(w)),
+        ];
+        if !cid.is_empty() {
+            branches.push("container_id = ?".into());
+            p.push(SqlParam::Text(cid.clone()));
+        }
+        if !cname.is_empty() {
+            // Same container name on the same node; when both sides know the container id,
+            // the id decides (a restarted container with the same name is another one).
+            if cid.is_empty() {
+                branches.push("(container_name = ? AND node = ?)".into());
+            } else {
+                branches.push("(container_name = ? AND node = ? AND container_id = '')".into());
+            }
+            p.push(SqlParam::Text(cname));
+            p.push(SqlParam::Text(node));
+        }
+        if !ns.is_empty() && !pod.is_empty() {
+            branches.push("(pod = ? AND namespace = ?)".into());
+            p.push(SqlParam::Text(pod));
+            p.push(SqlParam::Text(ns));
+        }
+        if branches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT name, json FROM findings WHERE seq != ? AND event_time_ns BETWEEN ? AND ? \
+             AND ({}) ORDER BY event_time_ns ASC, seq ASC LIMIT {}",
+            branches.join(" OR "),
+            RELATED_LIMIT + 1
+        );
+        let rows: Vec<(String, String)> = conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_map(rusqlite::params_from_iter(p.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
+                .collect()
+            })
+            .map_err(self.err("cannot query related findings"))?;
+        if rows.len() > RELATED_LIMIT {
+            warn!(name = %name, limit = RELATED_LIMIT, "related findings truncated");
+        }
+        rows.iter()
+            .take(RELATED_LIMIT)
+            .map(|(n, j)| from_json(n, j))
+            .collect()
+    }
+
+    fn set_state(&self, name_or_id: &str, state: State) -> Result<Finding, StoreError> {
+        self.set_user_field(name_or_id, "set state", |f| {
+            f.state = state;
+            ("state", state.as_str())
+        })
+    }
+
+    fn set_mute(&self, name_or_id: &str, mute: Mute) -> Result<Finding, StoreError> {
+        self.set_user_field(name_or_id, "set mute", |f| {
+            f.mute = mute;
+            ("mute", mute.as_str())
+        })
+    }
+}
