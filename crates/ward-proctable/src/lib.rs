@@ -150,6 +150,9 @@ pub struct Proc {
     pub inherited: Option<Arc<Binding>>,
     /// Set on a relay tool once it holds a connected socket.
     pub relay: Option<Arc<Binding>>,
+    /// True when `inherited` came from this process's own stdin pipe being fed (it reads
+    /// remote data), false when it came from an ancestor.
+    pub bound_by_pipe: bool,
     live_children: u32,
     generation: u64,
 }
@@ -312,6 +315,7 @@ impl ProcessTable {
                 own: None,
                 inherited: None,
                 relay: None,
+                bound_by_pipe: false,
                 live_children: 0,
                 generation,
             },
@@ -415,11 +419,24 @@ impl ProcessTable {
         p.container_id = container_id;
         p.relay = None;
         p.exec = Some(Arc::from(exec));
-        p.own = own_binding(p, BindVia::Stdio, time);
+        // A socket the process already held before this exec keeps its origin (perl dup'ed it
+        // onto stdin, then exec'd /bin/sh in place).
+        let before = p.own.take();
+        p.own = match own_binding(p, BindVia::Stdio, time) {
+            Some(now)
+                if before
+                    .as_ref()
+                    .is_some_and(|b| b.socket_inode == now.socket_inode) =>
+            {
+                before
+            }
+            now => now,
+        };
         if p.inherited.is_none() {
             if let Some(b) = fed {
                 if b.container_id == p.container_id {
                     p.inherited = Some(b);
+                    p.bound_by_pipe = true;
                 }
             }
         }
@@ -567,6 +584,7 @@ impl ProcessTable {
                 };
                 if rp.binding().is_none() {
                     rp.inherited = Some(binding.clone());
+                    rp.bound_by_pipe = true;
                     applied.newly_bound.push(r);
                 }
                 work.push(r);

@@ -1,0 +1,165 @@
+//! The engine: events in, finding updates out.
+
+use crate::aggregate::{Aggregator, Outcome};
+use crate::config::{DetectorsConfig, EngineConfig};
+use crate::{build_detectors, report, Ctx, Detection, Detector, SharedClassifier, SharedIntel};
+use ward_event::{Event, Finding};
+use ward_proctable::{ProcessTable, TableConfig, TableStats};
+
+/// A finding to emit: new, or an existing finding updated by a repeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FindingUpdate {
+    pub finding: Finding,
+    pub is_new: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub execs: u64,
+    pub detections: u64,
+    pub findings_new: u64,
+    pub findings_repeated: u64,
+    pub open_findings: usize,
+    pub aggregates_evicted: u64,
+    pub table: TableStats,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    table: ProcessTable,
+    detectors: Vec<Box<dyn Detector>>,
+    intel: SharedIntel,
+    classifier: Option<SharedClassifier>,
+    agg: Aggregator,
+    stats: EngineStats,
+    scratch: Vec<Detection>,
+}
+
+impl Engine {
+    pub fn new(
+        engine: &EngineConfig,
+        detectors: &DetectorsConfig,
+        intel: SharedIntel,
+        classifier: Option<SharedClassifier>,
+    ) -> Self {
+        let table = ProcessTable::new(TableConfig {
+            max_processes: engine.max_processes.max(16),
+            relay_tools: detectors
+                .remote_command_execution
+                .relay_tools
+                .iter()
+                .cloned()
+                .collect(),
+            ..TableConfig::default()
+        });
+        Engine {
+            cfg: engine.clone(),
+            table,
+            detectors: build_detectors(detectors),
+            intel,
+            classifier,
+            agg: Aggregator::new(
+                engine.aggregation_window.as_nanos().min(u64::MAX as u128) as u64,
+                engine.max_open_findings,
+                engine.max_commands,
+            ),
+            stats: EngineStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn table(&self) -> &ProcessTable {
+        &self.table
+    }
+
+    /// Seeds a process already running when the agent started.
+    pub fn seed(&mut self, exec: ward_event::ExecEvent) {
+        self.table.seed(exec);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            open_findings: self.agg.open_count(),
+            aggregates_evicted: self.agg.evicted,
+            table: self.table.stats(),
+            ..self.stats
+        }
+    }
+
+    /// Applies one event and appends the findings it produced (new or updated) to `out`.
+    pub fn process(&mut self, event: Event, out: &mut Vec<FindingUpdate>) {
+        self.stats.events += 1;
+        let time = event.time();
+        let exec_pid = match &event {
+            Event::Exec(e) => Some(e.pid),
+            _ => None,
+        };
+        let applied = self.table.apply(event);
+        let mut dets = std::mem::take(&mut self.scratch);
+        {
+            let ctx = Ctx {
+                table: &self.table,
+                intel: &self.intel,
+                classifier: self.classifier.as_deref(),
+            };
+            if let Some(pid) = exec_pid {
+                self.stats.execs += 1;
+                if let Some(proc) = self.table.get(pid) {
+                    if let Some(exec) = proc.exec.as_deref() {
+                        for d in &self.detectors {
+                            d.on_exec(&ctx, proc, exec, &mut dets);
+                        }
+                    }
+                }
+            }
+            for pid in &applied.newly_bound {
+                if Some(*pid) == exec_pid {
+                    continue;
+                }
+                if let Some(proc) = self.table.get(*pid) {
+                    for d in &self.detectors {
+                        d.on_bound(&ctx, proc, time, &mut dets);
+                    }
+                }
+            }
+        }
+        for d in dets.drain(..) {
+            self.emit(d, out);
+        }
+        self.scratch = dets;
+        if let Some(pid) = exec_pid {
+            self.table.release_script_contents(pid);
+        }
+    }
+
+    fn emit(&mut self, d: Detection, out: &mut Vec<FindingUpdate>) {
+        self.stats.detections += 1;
+        let proc = self.table.get(d.pid);
+        let exec = proc.and_then(|p| p.exec.as_deref());
+        let node = exec.map(|e| e.node.as_str()).unwrap_or("");
+        let scope = report::scope_of(proc, node);
+        let command = exec.map(crate::detectors::command_line);
+        let (table, cfg) = (&self.table, &self.cfg);
+        match self
+            .agg
+            .record(d.category, scope, d.key.clone(), d.time, command, || {
+                report::build(&d, table, cfg)
+            }) {
+            Outcome::New(f) => {
+                self.stats.findings_new += 1;
+                out.push(FindingUpdate {
+                    finding: f.clone(),
+                    is_new: true,
+                });
+            }
+            Outcome::Repeat(f) => {
+                self.stats.findings_repeated += 1;
+                out.push(FindingUpdate {
+                    finding: f.clone(),
+                    is_new: false,
+                });
+            }
+        }
+    }
+}
