@@ -162,11 +162,20 @@ build_debian() {
     log "debootstrap $SUITE minbase + $include from $mirror (about a minute)..."
     # debootstrap mounts proc/sys inside the target; make sure they go even if it fails.
     trap 'umount -R "'"$root"'/proc" "'"$root"'/sys" 2>/dev/null || true; rm -rf "'"$root"'"' EXIT
-    if ! debootstrap --variant=minbase --include="$include" --cache-dir="$CACHE/debs" \
+    # Two stages so that the second (dpkg configuring ~130 packages in the chroot) can run with
+    # dpkg's force-unsafe-io: no fsync per file, 16 s instead of ~30 s here.
+    if ! debootstrap --foreign --variant=minbase --include="$include" --cache-dir="$CACHE/debs" \
       "$SUITE" "$root" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
       tail -n 30 "$CACHE/debootstrap.log" >&2
-      die "debootstrap failed (log: $CACHE/debootstrap.log)"
+      die "debootstrap (first stage) failed (log: $CACHE/debootstrap.log)"
     fi
+    log "debootstrap first stage (download + unpack) done after $((SECONDS - t0)) s"
+    echo force-unsafe-io >"$root/etc/dpkg/dpkg.cfg.d/ward-unsafe-io"
+    if ! chroot "$root" /debootstrap/debootstrap --second-stage >>"$CACHE/debootstrap.log" 2>&1; then
+      tail -n 30 "$CACHE/debootstrap.log" >&2
+      die "debootstrap (second stage) failed (log: $CACHE/debootstrap.log)"
+    fi
+    rm -f "$root/etc/dpkg/dpkg.cfg.d/ward-unsafe-io"
     log "debootstrap done after $((SECONDS - t0)) s; preparing rootfs"
     # `nc` = netcat-traditional, which has -e (nc.openbsd stays available as nc.openbsd).
     chroot "$root" update-alternatives --quiet --set nc /bin/nc.traditional

@@ -122,10 +122,15 @@ out=$(podman run --rm --network host "$probe_image" /bin/busybox id 2>&1) ||
 t1=$(date +%s%N)
 [[ "$out" == uid=0* ]] || die "unexpected output from podman run: $out"
 name=ward-setup-probe-$$
-podman run -d --name "$name" "$probe_image" /bin/busybox sleep 60 >/dev/null ||
-  die "podman run -d (default network) failed"
+podman run -d --name "$name" --network none "$probe_image" /bin/busybox sleep 60 >/dev/null ||
+  die "podman run -d failed"
 trap 'podman rm -f -t 0 "$name" >/dev/null 2>&1 || true' EXIT
 out=$(podman exec "$name" /bin/busybox cat /proc/1/cgroup 2>&1) || die "podman exec failed: $out"
 podman rm -f -t 0 "$name" >/dev/null
 trap - EXIT
+# The tests use host or slirp4netns networking; podman's default bridge (netavark + iptables)
+# is only checked, not required.
+if ! out=$(podman run --rm "$probe_image" /bin/busybox true 2>&1); then
+  log "warning: podman's default bridge network does not work here (tests do not need it): $out"
+fi
 log "podman ok: $(podman --version), runtime runc, cgroup $(podman info --format '{{.Host.CgroupsVersion}}'), run --rm took $(((t1 - t0) / 1000000)) ms"
