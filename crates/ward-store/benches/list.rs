@@ -1,1 +1,297 @@
-fn main() {}
+//! Measurement (not a test): list/count latency on a store of many synthetic findings.
+//!
+//!     cargo bench -p ward-store --bench list
+//!
+//! Environment: `WARD_BENCH_N` (findings, default 1000000), `WARD_BENCH_DB` (database path,
+//! default `target/ward-store-bench/list-<N>.db`; reused when it already holds N findings),
+//! `WARD_BENCH_ITERS` (samples per query, default 50).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use ward_event::finding::{Container, Kubernetes, Mute, Node, Pod, State};
+use ward_event::time::format_rfc3339;
+use ward_event::{Category, Finding};
+use ward_store::{FindingStore, ListQuery, SqliteStore};
+
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_795_219_200 * SEC;
+const SPAN: u64 = 30 * 86_400 * SEC;
+
+fn synthetic(i: u64, n: u64) -> Finding {
+    // Skewed category mix: noisy low-severity categories dominate, like a real fleet.
+    let cat = match i % 20 {
+        0..=7 => Category::AddedBinaryExecuted,
+        8..=12 => Category::LaunchCodeCompilerToolInContainer,
+        13..=15 => Category::PossibleRemoteCommandExecutionDetected,
+        16 => Category::ReverseShell,
+        17 => Category::MaliciousPythonExecuted,
+        18 => Category::AddedMaliciousBinaryExecuted,
+        _ => Category::BuiltInMaliciousBinaryExecuted,
+    };
+    let container = (i * 7919) % 5000;
+    let ns = container % 50;
+    let node = container % 100;
+    let app = ["web", "api", "worker", "db", "cache"][(container % 5) as usize];
+    let parent = "organizations/0/sources/ward";
+    let id = format!(
+        "{:032x}",
+        (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
+    );
+    let event_ns = T0 + i * (SPAN / n.max(1)) / SEC * SEC; // ties: second resolution
+    let mut sp = BTreeMap::new();
+    sp.insert("Count".to_string(), serde_json::json!(1 + i % 7));
+    sp.insert(
+        "Container_Id".to_string(),
+        serde_json::json!(format!("{container:064x}")),
+    );
+    sp.insert(
+        "VM_Instance_Name".to_string(),
+        serde_json::json!(format!("node-{node}")),
+    );
+    Finding {
+        name: format!("{parent}/findings/{id}"),
+        canonical_name: format!("{parent}/findings/{id}"),
+        parent: parent.into(),
+        resource_name: format!("//ward/pods/ns-{ns}/{app}-{container}"),
+        state: if i.is_multiple_of(10) {
+            State::Inactive
+        } else {
+            State::Active
+        },
+        category: cat.display_name().into(),
+        finding_class: "THREAT".into(),
+        severity: cat.severity(),
+        event_time: format_rfc3339(event_ns),
+        create_time: format_rfc3339(event_ns),
+        description: cat.description().into(),
+        next_steps: cat.next_steps().into(),
+        mute: if i.is_multiple_of(50) {
+            Mute::Muted
+        } else {
+            Mute::Undefined
+        },
+        external_uri: None,
+        mitre_attack: cat.mitre_attack(),
+        processes: vec![],
+        containers: vec![Container {
+            name: format!("{app}-{container}"),
+            uri: Some(format!(
+                "registry.example/team-{ns}/{app}:1.{}",
+                container % 13
+            )),
+            ..Default::default()
+        }],
+        kubernetes: Some(Kubernetes {
+            pods: vec![Pod {
+                ns: format!("ns-{ns}"),
+                name: format!("{app}-{container}-7d9f"),
+                ..Default::default()
+            }],
+            nodes: vec![Node {
+                name: format!("node-{node}"),
+            }],
+        }),
+        connections: vec![],
+        indicator: None,
+        source_properties: sp,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn measure(label: &str, iters: usize, mut f: impl FnMut() -> usize) {
+    let mut samples = Vec::with_capacity(iters);
+    let mut n = 0;
+    let budget = Instant::now();
+    for _ in 0..iters {
+        let t = Instant::now();
+        n = f();
+        samples.push(t.elapsed());
+        if budget.elapsed() > Duration::from_secs(20) && samples.len() >= 5 {
+            break;
+        }
+    }
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{label:<58} n={:<3} p50 {:>9.2} ms  p99 {:>9.2} ms  max {:>9.2} ms  (rows {n})",
+        samples.len(),
+        ms(percentile(&samples, 0.5)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap_or(&Duration::ZERO)),
+    );
+}
+
+fn main() {
+    let n: u64 = std::env::var("WARD_BENCH_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let iters: usize = std::env::var("WARD_BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let path = std::env::var("WARD_BENCH_DB").unwrap_or_else(|_| {
+        format!(
+            "{}/../../target/ward-store-bench/list-{n}.db",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    });
+    let store = match SqliteStore::open(&path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot open {path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let have = store.count("").unwrap_or(0);
+    if have != n {
+        println!("building {path} with {n} findings (has {have})");
+        let t = Instant::now();
+        let batch = 10_000u64;
+        let mut i = 0;
+        while i < n {
+            let fs: Vec<Finding> = (i..(i + batch).min(n)).map(|j| synthetic(j, n)).collect();
+            if let Err(e) = store.upsert_many(&fs) {
+                eprintln!("upsert failed: {e}");
+                std::process::exit(1);
+            }
+            i += batch;
+        }
+        let el = t.elapsed().as_secs_f64();
+        println!(
+            "inserted {n} in {el:.1} s ({:.0} findings/s, batches of {batch})",
+            n as f64 / el
+        );
+        if let Err(e) = store.optimize() {
+            eprintln!("optimize failed: {e}");
+        }
+    }
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "database {path}: {} findings, {:.0} MiB",
+        n,
+        size as f64 / 1048576.0
+    );
+
+    let list = |filter: &str, order: &str, token: &str| {
+        store
+            .list(&ListQuery {
+                filter: filter.into(),
+                order_by: order.into(),
+                page_token: token.into(),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{filter}: {e}"))
+    };
+    let mid = format_rfc3339(T0 + SPAN / 2);
+    let day_before = format_rfc3339(T0 + SPAN / 2 - 86_400 * SEC);
+    let filters: Vec<(&str, String)> = vec![
+        ("no filter", String::new()),
+        ("severity", "severity=CRITICAL".into()),
+        ("severity range", "severity>=HIGH".into()),
+        ("category (rare)", r#"category="Reverse Shell""#.into()),
+        (
+            "category API name",
+            "category=MALICIOUS_PYTHON_EXECUTED".into(),
+        ),
+        (
+            "state+severity",
+            "state=ACTIVE AND severity=CRITICAL".into(),
+        ),
+        ("namespace", "ns=ns-7".into()),
+        ("pod (exact)", "pod=web-1230-7d9f".into()),
+        (
+            "containerName (exact, ~200 rows)",
+            "containerName=web-1230".into(),
+        ),
+        ("containerId", format!("containerId={:064x}", 1230)),
+        ("node", "node=node-42".into()),
+        ("image", "image=registry.example/team-7/worker:1.2".into()),
+        (
+            "eventTime window (1 day)",
+            format!("eventTime>={day_before} eventTime<{mid}"),
+        ),
+        ("muted", "mute=MUTED".into()),
+        ("NOT muted", "-mute=MUTED".into()),
+        (
+            "category OR category",
+            r#"category="Reverse Shell" OR category=MALICIOUS_PYTHON_EXECUTED"#.into(),
+        ),
+        ("ns AND severity", "ns=ns-7 AND severity=CRITICAL".into()),
+        (
+            "containerName contains (dense)",
+            r#"containerName:"web""#.into(),
+        ),
+        (
+            "containerName contains (sparse)",
+            r#"containerName:"web-1230""#.into(),
+        ),
+        ("category contains", "category:shell".into()),
+        ("count>=7 (unindexed)", "count>=7".into()),
+    ];
+    println!("\n-- list, first page (100), default order eventTime desc --");
+    for (label, f) in &filters {
+        measure(&format!("list {label}"), iters, || {
+            list(f, "", "").findings.len()
+        });
+    }
+    println!("\n-- list, other orders and pages --");
+    let t1 = list("", "", "").next_page_token.unwrap_or_default();
+    measure("list page 2 (token)", iters, || {
+        list("", "", &t1).findings.len()
+    });
+    let mut tok = String::new();
+    for _ in 0..100 {
+        tok = list("", "", &tok).next_page_token.unwrap_or_default();
+    }
+    measure("list page 101 (token)", iters, || {
+        list("", "", &tok).findings.len()
+    });
+    for order in [
+        "severity desc",
+        "severity desc, eventTime desc",
+        "createTime",
+        "category",
+        "count desc",
+    ] {
+        measure(&format!("list order_by {order}"), iters, || {
+            list("", order, "").findings.len()
+        });
+    }
+    measure("list ns=ns-7 order_by severity desc", iters, || {
+        list("ns=ns-7", "severity desc", "").findings.len()
+    });
+    measure("list 1000 per page", iters, || {
+        store
+            .list(&ListQuery {
+                page_size: 1000,
+                ..Default::default()
+            })
+            .map(|p| p.findings.len())
+            .unwrap_or(0)
+    });
+    println!("\n-- count --");
+    for (label, f) in &filters {
+        measure(&format!("count {label}"), iters.min(20), || {
+            store.count(f).unwrap_or_else(|e| panic!("{f}: {e}")) as usize
+        });
+    }
+    println!("\n-- related / get --");
+    let some = synthetic(n / 2, n);
+    measure("related (±10 min)", iters, || {
+        store
+            .related(&some.name, 600 * SEC)
+            .map(|v| v.len())
+            .unwrap_or(0)
+    });
+    measure("get by id", iters, || {
+        store
+            .get(some.id())
+            .map(|f| f.is_some() as usize)
+            .unwrap_or(0)
+    });
+}

@@ -88,6 +88,8 @@ impl Default for OrderBy {
 
 impl OrderBy {
     /// Parses `field [asc|desc] [, field [asc|desc]]...`; empty gives `eventTime desc`.
+    /// When no time or name key is given, `eventTime` in the direction of the last key is
+    /// appended (`severity desc` sorts as `severity desc, eventTime desc`).
     pub fn parse(s: &str) -> Result<OrderBy, StoreError> {
         let bad = |message: String| StoreError::InvalidOrderBy {
             order_by: s.to_string(),
@@ -124,6 +126,16 @@ impl OrderBy {
         }
         if keys.len() > 4 {
             return Err(bad("at most 4 sort keys".into()));
+        }
+        // Within equal severities, categories or counts, order by event time (same direction,
+        // so the `(column, event_time_ns)` indexes serve the whole order without a sort).
+        let has_time = keys
+            .iter()
+            .any(|(k, _)| matches!(k, OrderField::EventTime | OrderField::CreateTime));
+        let unique = keys.iter().any(|(k, _)| *k == OrderField::Name);
+        if !has_time && !unique {
+            let desc = keys.last().map(|(_, d)| *d).unwrap_or(true);
+            keys.push((OrderField::EventTime, desc));
         }
         Ok(OrderBy { keys })
     }

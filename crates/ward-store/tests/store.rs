@@ -422,6 +422,9 @@ fn list_orders_and_validates() {
         ["f1", "f3", "f6", "f2", "f4", "f5"]
     );
     assert_eq!(list("count desc, name")[0], "f2");
+    // Equal severities fall back to eventTime in the same direction.
+    assert_eq!(list("severity desc"), ["f3", "f1", "f6", "f2", "f5", "f4"]);
+    assert_eq!(list("severity"), ["f4", "f5", "f2", "f6", "f1", "f3"]);
     assert_eq!(list("category")[0], "f4"); // "Defense Evasion: ..."
     for bad in [
         "eventTime sideways",
