@@ -102,7 +102,7 @@ fn explain(line: &str, line_no: u64, first: serde_json::Error) -> TraceError {
     };
     let value: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
-        Err(e) => return bad(String::new(), e.to_string()),
+        Err(e) => return bad(String::new(), format!("not valid JSON: {e}")),
     };
     let Some(kind) = value.get("type").and_then(|t| t.as_str()) else {
         return bad(

@@ -1,0 +1,38 @@
+//! `ward intel check`.
+
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum IntelCommand {
+    /// Validate feeds: print the detected format, counts and the problems with line numbers.
+    ///
+    /// Exits 0 when every feed loads (malformed lines are reported, not fatal), 1 when a
+    /// feed cannot be used at all.
+    Check {
+        /// Feed files: one sha256 per line, HASH;COMMENT lines, or CSV with a sha256 column.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+pub fn run(cmd: IntelCommand) -> Result<ExitCode> {
+    let IntelCommand::Check { files } = cmd;
+    let mut failed = 0;
+    for path in &files {
+        match ward_intel::Feed::load(path) {
+            Ok(feed) => println!("{}: {}", path.display(), feed.report()),
+            Err(e) => {
+                failed += 1;
+                println!("{}: ERROR: {e}", path.display());
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

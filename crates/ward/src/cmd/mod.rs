@@ -1,0 +1,4 @@
+pub mod config;
+pub mod findings;
+pub mod intel;
+pub mod replay;

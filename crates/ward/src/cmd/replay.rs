@@ -1,0 +1,201 @@
+//! `ward replay`: a recorded trace through the same engine the agent runs.
+
+use crate::config::WardConfig;
+use anyhow::{Context, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use ward_detect::{Engine, FindingUpdate};
+use ward_event::{Finding, TraceReader};
+use ward_intel::IntelSet;
+use ward_store::{FindingStore, SqliteStore};
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Trace file in Ward's trace format (JSON Lines); `-` reads stdin.
+    pub trace: PathBuf,
+    /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
+    #[arg(long = "intel", value_name = "FILE")]
+    pub intel: Vec<PathBuf>,
+    /// Store findings in this SQLite database (created if missing).
+    #[arg(long, value_name = "PATH", env = "WARD_DB")]
+    pub db: Option<PathBuf>,
+    /// Configuration file (TOML); see `ward config default`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print each finding once, in its final aggregated state, when the trace ends (instead
+    /// of each new finding as it is found).
+    #[arg(long = "final")]
+    pub final_state: bool,
+    /// Print nothing on stdout (useful with --db).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// How many malformed lines to describe on stderr (all are counted).
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub show_errors: usize,
+}
+
+/// Buffers store writes; findings repeat as they aggregate, so only the last state is kept.
+struct StoreSink {
+    store: SqliteStore,
+    pending: BTreeMap<String, Finding>,
+    written: u64,
+}
+
+impl StoreSink {
+    fn push(&mut self, f: &Finding) -> Result<()> {
+        self.pending.insert(f.name.clone(), f.clone());
+        if self.pending.len() >= 512 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
+        self.store
+            .upsert_many(&batch)
+            .with_context(|| format!("storing findings in {}", self.store.path().display()))?;
+        self.written += batch.len() as u64;
+        Ok(())
+    }
+}
+
+pub fn run(args: ReplayArgs) -> Result<ExitCode> {
+    let cfg = WardConfig::load_or_default(args.config.as_deref())?;
+    let intel = load_intel(&args.intel)?;
+    let mut sink = match &args.db {
+        Some(path) => Some(StoreSink {
+            store: SqliteStore::open(path)
+                .with_context(|| format!("opening database {}", path.display()))?,
+            pending: BTreeMap::new(),
+            written: 0,
+        }),
+        None => None,
+    };
+    let input: Box<dyn BufRead> = if args.trace.as_os_str() == "-" {
+        Box::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock()))
+    } else {
+        let f = std::fs::File::open(&args.trace)
+            .with_context(|| format!("opening trace {}", args.trace.display()))?;
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    };
+    let trace_name = args.trace.display().to_string();
+    let reader = TraceReader::new(input).with_context(|| format!("reading {trace_name}"))?;
+
+    let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), None);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut updates: Vec<FindingUpdate> = Vec::new();
+    let mut finals: BTreeMap<String, (usize, Finding)> = BTreeMap::new();
+    let mut bad_lines = 0u64;
+    let mut fatal: Option<anyhow::Error> = None;
+    let started = Instant::now();
+
+    for item in reader {
+        match item {
+            Ok(event) => engine.process(event, &mut updates),
+            Err(e) if e.is_recoverable() => {
+                bad_lines += 1;
+                if bad_lines as usize <= args.show_errors {
+                    eprintln!("ward: warning: {trace_name}: {e} (line skipped)");
+                }
+            }
+            Err(e) => {
+                fatal = Some(anyhow::Error::new(e).context(format!("reading {trace_name}")));
+                break;
+            }
+        }
+        for u in updates.drain(..) {
+            if let Some(s) = sink.as_mut() {
+                s.push(&u.finding)?;
+            }
+            if args.final_state {
+                let order = finals.len();
+                finals
+                    .entry(u.finding.name.clone())
+                    .and_modify(|e| e.1 = u.finding.clone())
+                    .or_insert((order, u.finding));
+            } else if u.is_new && !args.quiet {
+                serde_json::to_writer(&mut out, &u.finding)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    // Whatever happened, what was found is written out.
+    if args.final_state && !args.quiet {
+        let mut list: Vec<(usize, Finding)> = finals.into_values().collect();
+        list.sort_by_key(|(order, _)| *order);
+        for (_, f) in list {
+            serde_json::to_writer(&mut out, &f)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    if let Some(s) = sink.as_mut() {
+        s.flush()?;
+    }
+    let elapsed = started.elapsed();
+    let st = engine.stats();
+    let mut summary = format!(
+        "ward replay: {} events ({} exec) in {:.3}s ({:.0} events/s); {} malformed lines skipped; {} findings, {} repeats folded in",
+        st.events,
+        st.execs,
+        elapsed.as_secs_f64(),
+        st.events as f64 / elapsed.as_secs_f64().max(1e-9),
+        bad_lines,
+        st.findings_new,
+        st.findings_repeated,
+    );
+    if bad_lines as usize > args.show_errors {
+        summary.push_str(&format!(
+            " ({} malformed lines not shown)",
+            bad_lines as usize - args.show_errors
+        ));
+    }
+    if let Some(s) = &sink {
+        summary.push_str(&format!(
+            "; {} stored in {}",
+            s.written,
+            s.store.path().display()
+        ));
+    }
+    if st.table.evicted > 0 || st.aggregates_evicted > 0 {
+        summary.push_str(&format!(
+            "; process table evictions {}, aggregates closed early {}",
+            st.table.evicted, st.aggregates_evicted
+        ));
+    }
+    eprintln!("{summary}");
+    match fatal {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Loads feeds; any fatal feed problem names the file and line.
+pub fn load_intel(paths: &[PathBuf]) -> Result<IntelSet> {
+    let mut set = IntelSet::new();
+    for p in paths {
+        let feed = ward_intel::Feed::load(p)?;
+        let r = feed.report();
+        if r.malformed > 0 || r.duplicates > 0 {
+            eprintln!(
+                "ward: warning: intel feed {}: {} malformed lines, {} duplicates (run `ward intel check {}` for details)",
+                p.display(),
+                r.malformed,
+                r.duplicates,
+                p.display()
+            );
+        }
+        set.push(feed);
+    }
+    Ok(set)
+}

@@ -1,0 +1,69 @@
+//! `ward`: the command. Thin: parses the command line, then hands each mode to its module.
+
+mod cmd;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Runtime threat detection for Linux containers.
+///
+/// Ward watches process executions, enriches them with container identity and file
+/// provenance, and reports Security Command Center findings: reverse shells and remote
+/// command execution, compilers started in containers, binaries that match threat
+/// intelligence, and malicious Python.
+#[derive(Parser, Debug)]
+#[command(name = "ward", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a recorded trace through the detectors and print the findings.
+    ///
+    /// Prints each new finding as one JSON object per line (the SCC record) on stdout, stores
+    /// them when --db is given, and a summary on stderr. Malformed trace lines are reported
+    /// with their line number and skipped.
+    Replay(cmd::replay::ReplayArgs),
+    /// List, filter and show stored findings.
+    #[command(subcommand)]
+    Findings(cmd::findings::FindingsCommand),
+    /// Validate threat-intel feeds.
+    #[command(subcommand)]
+    Intel(cmd::intel::IntelCommand),
+    /// Show or check configuration.
+    #[command(subcommand)]
+    Config(cmd::config::ConfigCommand),
+}
+
+/// Where findings are stored unless --db says otherwise.
+pub fn default_db() -> PathBuf {
+    PathBuf::from("/var/lib/ward/ward.db")
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Findings(c) => cmd::findings::run(c),
+        Command::Intel(c) => cmd::intel::run(c),
+        Command::Config(c) => cmd::config::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ward: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

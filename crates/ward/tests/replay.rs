@@ -1,0 +1,555 @@
+//! Replays every example trace in `testdata/traces` through the real `ward` binary and
+//! compares the findings with the golden files next to them (`<trace>.expected.jsonl`).
+//! `WARD_BLESS=1 cargo test -p ward --test replay` rewrites the golden files; review the diff.
+//!
+//! Independently of the golden files, `EXPECTED` states by hand what each trace must produce.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn ward(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(args)
+        .current_dir(repo())
+        .env_remove("WARD_DB")
+        .output()
+        .expect("run ward")
+}
+
+fn findings(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stdout is JSON Lines"))
+        .collect()
+}
+
+/// (category, triggering process name, count)
+type Want = (&'static str, &'static str, u64);
+
+/// What each trace must produce — written by hand.
+const EXPECTED: &[(&str, &[Want])] = &[
+    ("benign-sessions", &[]),
+    (
+        "compiler",
+        &[
+            (
+                "Defense Evasion: Launch Code Compiler Tool In Container",
+                "gcc",
+                5,
+            ),
+            (
+                "Defense Evasion: Launch Code Compiler Tool In Container",
+                "tcc",
+                1,
+            ),
+            (
+                "Defense Evasion: Launch Code Compiler Tool In Container",
+                "go",
+                1,
+            ),
+        ],
+    ),
+    (
+        "drift",
+        &[
+            ("Execution: Added Binary Executed", "ash", 1),
+            (
+                "Execution: Added Binary Executed",
+                "memfd:payload (deleted)",
+                1,
+            ),
+        ],
+    ),
+    (
+        "malformed-lines",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                2,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "malicious-binary",
+        &[
+            (
+                "Execution: Built in Malicious Binary Executed",
+                "ward-test-payload",
+                2,
+            ),
+            ("Execution: Added Malicious Binary Executed", "kworker", 1),
+            ("Execution: Modified Malicious Binary Executed", "top", 1),
+            ("Execution: Added Malicious Binary Executed", "sh", 1),
+        ],
+    ),
+    ("python-scripts", &[]),
+    (
+        "rce-bash-dev-tcp",
+        &[
+            ("Reverse Shell", "bash", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                5,
+            ),
+        ],
+    ),
+    (
+        "rce-busybox-nc-e",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                2,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-mkfifo-nc",
+        &[
+            ("Reverse Shell", "sh", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                2,
+            ),
+        ],
+    ),
+    (
+        "rce-nc-e",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-perl",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 2),
+        ],
+    ),
+    (
+        "rce-python-dup2",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                2,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-python-pty",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "bash",
+                3,
+            ),
+            ("Reverse Shell", "bash", 1),
+        ],
+    ),
+    (
+        "rce-socat",
+        &[
+            ("Reverse Shell", "bash", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                2,
+            ),
+        ],
+    ),
+];
+
+fn replay_final(trace: &str) -> Output {
+    let dir = repo().join("testdata/traces");
+    let trace_path = dir.join(format!("{trace}.jsonl"));
+    let config = dir.join(format!("{trace}.toml"));
+    let mut args: Vec<String> = vec![
+        "replay".into(),
+        "--final".into(),
+        "--intel".into(),
+        "testdata/intel/example-feed.txt".into(),
+    ];
+    if config.exists() {
+        args.push("--config".into());
+        args.push(config.display().to_string());
+    }
+    args.push(trace_path.display().to_string());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    ward(&refs)
+}
+
+#[test]
+fn every_example_trace_has_an_expectation() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(repo().join("testdata/traces"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".jsonl")
+                .filter(|n| !n.ends_with(".expected"))
+                .map(str::to_string)
+        })
+        .collect();
+    on_disk.sort();
+    let listed: Vec<&str> = EXPECTED.iter().map(|(n, _)| *n).collect();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn example_traces_give_the_expected_findings() {
+    let bless = std::env::var_os("WARD_BLESS").is_some();
+    for (trace, expected) in EXPECTED {
+        let out = replay_final(trace);
+        assert!(
+            out.status.success(),
+            "{trace}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = findings(&out.stdout);
+        let summary: Vec<(String, String, u64)> = got
+            .iter()
+            .map(|f| {
+                (
+                    f["category"].as_str().unwrap().to_string(),
+                    f["processes"][0]["name"].as_str().unwrap().to_string(),
+                    f["sourceProperties"]["Count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, u64)> = expected
+            .iter()
+            .map(|(c, p, n)| (c.to_string(), p.to_string(), *n))
+            .collect();
+        assert_eq!(summary, want, "{trace}");
+
+        let golden = repo().join(format!("testdata/traces/{trace}.expected.jsonl"));
+        if bless {
+            std::fs::write(&golden, &out.stdout).unwrap();
+        } else {
+            let text = std::fs::read_to_string(&golden)
+                .unwrap_or_else(|e| panic!("{}: {e} (run with WARD_BLESS=1)", golden.display()));
+            let want = findings(text.as_bytes());
+            assert_eq!(
+                got,
+                want,
+                "{trace}: findings differ from {}",
+                golden.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn reverse_shell_findings_carry_what_a_responder_needs() {
+    let out = replay_final("rce-bash-dev-tcp");
+    let got = findings(&out.stdout);
+    let rs = &got[0];
+    assert_eq!(rs["severity"], "CRITICAL");
+    assert_eq!(rs["findingClass"], "THREAT");
+    assert_eq!(rs["state"], "ACTIVE");
+    assert_eq!(rs["mitreAttack"]["primaryTechniques"][0], "UNIX_SHELL");
+    assert_eq!(rs["connections"][0]["destinationIp"], "203.0.113.9");
+    assert_eq!(rs["connections"][0]["destinationPort"], 4444);
+    assert_eq!(rs["containers"][0]["name"], "web");
+    assert_eq!(
+        rs["containers"][0]["uri"],
+        "registry.example/shop/web:1.4.2"
+    );
+    assert_eq!(rs["kubernetes"]["pods"][0]["ns"], "shop");
+    assert_eq!(rs["kubernetes"]["pods"][0]["name"], "web-7d9c5b-x2k4q");
+    assert_eq!(rs["kubernetes"]["nodes"][0]["name"], "node-a");
+    for key in [
+        "Pod_Namespace",
+        "Pod_Name",
+        "Container_Name",
+        "Container_Image_Uri",
+        "VM_Instance_Name",
+    ] {
+        assert!(rs["sourceProperties"][key].is_string(), "{key}");
+    }
+    // The parent chain: bash <- bash -c <- the CGI handler <- nginx.
+    let chain: Vec<&str> = rs["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(chain, ["bash", "status.cgi", "nginx"]);
+    assert!(rs["nextSteps"].as_str().unwrap().contains("isolate"));
+    assert!(
+        rs.get("externalUri").is_none(),
+        "no hash, no link; no placeholders"
+    );
+    let rce = &got[1];
+    let cmds: Vec<&str> = rce["sourceProperties"]["Commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(cmds, ["id", "whoami", "uname -a", "cat /etc/passwd"]);
+    // The first command (`id`) ran 10 ms into the trace.
+    assert_eq!(rce["createTime"], "2026-11-21T10:00:00.010000000Z");
+    assert_eq!(
+        rce["eventTime"], "2026-11-21T10:00:00.022000000Z",
+        "last `id`"
+    );
+}
+
+#[test]
+fn stream_mode_prints_each_finding_once_as_found() {
+    let out = ward(&["replay", "testdata/traces/rce-bash-dev-tcp.jsonl"]);
+    assert!(out.status.success());
+    let got = findings(&out.stdout);
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        got[1]["sourceProperties"]["Count"], 1,
+        "streamed when first found"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("23 events (8 exec)") && err.contains("2 findings, 4 repeats folded in"),
+        "{err}"
+    );
+}
+
+#[test]
+fn malformed_lines_are_named_counted_and_skipped() {
+    let out = replay_final("malformed-lines");
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "line 6: time: invalid type",
+        "line 7: .: not valid JSON",
+        "line 8: type: unknown event type \"teleport\"",
+        "line 9: target.socket.localIp: invalid IP address syntax",
+        "line 12: binary.sha256: expected 64 hex characters",
+        "5 malformed lines skipped",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn replay_reads_stdin_and_rejects_non_traces() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["replay", "-"])
+        .current_dir(repo())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = std::fs::read(repo().join("testdata/traces/rce-nc-e.jsonl")).unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(findings(&out.stdout).len(), 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        "{\"type\":\"fork\",\"time\":1,\"pid\":2,\"ppid\":1}\n",
+    )
+    .unwrap();
+    let out = ward(&["replay", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.jsonl") && err.contains("line 1: not a ward trace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_intel_and_config_exit_non_zero_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.csv");
+    std::fs::write(&feed, "first_seen,md5,name\n2024-01-01,abc,x\n").unwrap();
+    let out = ward(&[
+        "replay",
+        "--intel",
+        feed.to_str().unwrap(),
+        "testdata/traces/rce-nc-e.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("feed.csv") && err.contains("line 1"), "{err}");
+
+    let missing = dir.path().join("missing.txt");
+    let out = ward(&[
+        "replay",
+        "--intel",
+        missing.to_str().unwrap(),
+        "testdata/traces/rce-nc-e.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.txt"));
+
+    let cfg = dir.path().join("ward.toml");
+    std::fs::write(
+        &cfg,
+        "[engine]\nmax_processes = 100\n[detectors.compiler]\nenable = true\n",
+    )
+    .unwrap();
+    let out = ward(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "testdata/traces/rce-nc-e.jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ward.toml:4:1") && err.contains("enable"),
+        "{err}"
+    );
+    let out = ward(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = ward(&["config", "default"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("[detectors.remote_command_execution]"));
+}
+
+#[test]
+fn intel_check_reports_formats_counts_and_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.txt");
+    let h = "a".repeat(64);
+    std::fs::write(
+        &plain,
+        format!("# comment\n{h}\n{h}\nnot-a-hash\n{}\n", "b".repeat(64)),
+    )
+    .unwrap();
+    let out = ward(&[
+        "intel",
+        "check",
+        plain.to_str().unwrap(),
+        "testdata/intel/example-feed.txt",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("plain.txt"), "{text}");
+    assert!(
+        text.contains("line 4"),
+        "the malformed line is named: {text}"
+    );
+    assert!(text.to_lowercase().contains("duplicate"), "{text}");
+    assert!(text.contains("example-feed.txt"), "{text}");
+}
+
+#[test]
+fn findings_are_stored_listed_filtered_and_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ward.db");
+    let db_s = db.to_str().unwrap();
+    for trace in ["rce-bash-dev-tcp", "compiler", "malicious-binary"] {
+        let path = format!("testdata/traces/{trace}.jsonl");
+        let out = ward(&[
+            "replay",
+            "-q",
+            "--intel",
+            "testdata/intel/example-feed.txt",
+            "--db",
+            db_s,
+            &path,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Replaying the same trace again updates, never duplicates (deterministic names).
+    let out = ward(&[
+        "replay",
+        "-q",
+        "--db",
+        db_s,
+        "testdata/traces/compiler.jsonl",
+    ]);
+    assert!(out.status.success());
+
+    let list = |filter: &str| -> Vec<serde_json::Value> {
+        let out = ward(&[
+            "findings", "list", "--db", db_s, "--format", "json", "--filter", filter,
+        ]);
+        assert!(
+            out.status.success(),
+            "{filter}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        findings(&out.stdout)
+    };
+    assert_eq!(list("").len(), 2 + 3 + 4);
+    assert_eq!(list("severity=\"CRITICAL\"").len(), 1 + 4);
+    assert_eq!(list("category=\"Reverse Shell\"").len(), 1);
+    assert_eq!(
+        list("category:\"compiler\" AND containerName=\"worker\"").len(),
+        2
+    );
+    assert_eq!(
+        list("namespace=\"shop\" AND podName:\"web-7d9c\"").len(),
+        4,
+        "bash RCE+RS, gcc, built-in payload"
+    );
+    // Only the bash session's RCE (last seen at +22 ms) and `go build` (+20 ms) are that late.
+    assert_eq!(list("eventTime>=\"2026-11-21T10:00:00.020Z\"").len(), 2);
+
+    let out = ward(&["findings", "list", "--db", db_s]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("EVENT TIME (UTC)"), "{table}");
+    assert!(table.contains("shop/web-7d9c5b-x2k4q/web"), "{table}");
+
+    let all = list("category=\"Reverse Shell\"");
+    let id = all[0]["name"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = ward(&["findings", "show", "--db", db_s, &id]);
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown, all[0]);
+
+    let out = ward(&[
+        "findings",
+        "list",
+        "--db",
+        db_s,
+        "--filter",
+        "severity=\"BAD\"",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("column"));
+    let out = ward(&["findings", "show", "--db", db_s, "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+}

