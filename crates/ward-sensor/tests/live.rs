@@ -608,3 +608,40 @@ fn ipv6_connect_event() {
     assert_eq!(conn.socket.remote, addr);
     assert_eq!(conn.socket.local, peer);
 }
+
+#[test]
+fn kernel_drops_are_counted_when_the_ring_is_full() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: live BPF tests need root");
+        return;
+    }
+    // A 16 KiB ring holds about 160 fd records; nobody reads during the storm.
+    let cfg = ward_sensor::SensorConfig {
+        ring_buffer_bytes: 16 << 10,
+        ..Default::default()
+    };
+    let mut sensor = ward_sensor::Sensor::load(&cfg).unwrap();
+    let script =
+        "import os\nfd = os.open('/dev/null', os.O_WRONLY)\nfor _ in range(5000): os.dup2(fd, 1)\n";
+    let out = Command::new(python3())
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let st = sensor.stats();
+    assert!(st.kernel_drops > 0, "{st:?}");
+    let fd_drops = st
+        .kernel_drops_by_kind
+        .iter()
+        .find(|(k, _)| *k == ward_sensor::EventKind::FdReplaced)
+        .unwrap()
+        .1;
+    assert!(fd_drops > 0);
+    let mut evs = Vec::new();
+    sensor
+        .poll(&mut evs, std::time::Duration::from_millis(10))
+        .unwrap();
+    assert!(!evs.is_empty());
+    assert_eq!(sensor.stats().decode_errors, 0);
+}
