@@ -645,3 +645,96 @@ fn kernel_drops_are_counted_when_the_ring_is_full() {
     assert!(!evs.is_empty());
     assert_eq!(sensor.stats().decode_errors, 0);
 }
+
+#[test]
+fn paths_are_relative_to_the_process_root() {
+    let Some(s) = sensor() else { return };
+    let busybox = std::path::Path::new("/bin/busybox");
+    if !busybox.exists() {
+        eprintln!("SKIPPED: needs a static /bin/busybox (Debian busybox-static)");
+        return;
+    }
+    let mut c = Collector::new(s);
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("bin")).unwrap();
+    fs::create_dir_all(dir.path().join("work/sub")).unwrap();
+    fs::copy(busybox, dir.path().join("bin/busybox")).unwrap();
+    // chroot(1) execs /bin/busybox inside the new root; busybox's sh then
+    // execs busybox again from the sub directory.
+    let child = Command::new("chroot")
+        .arg(dir.path())
+        .args([
+            "/bin/busybox",
+            "sh",
+            "-c",
+            "cd /work/sub && exec /bin/busybox true",
+        ])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    c.until("exec of busybox true", &[pid], |evs| {
+        evs.iter().any(|e| matches!(e, RawEvent::Exec(x) if x.tgid == pid && x.argv.last().map(String::as_str) == Some("true")))
+    });
+    let last = c
+        .of(pid)
+        .filter_map(|e| match e {
+            RawEvent::Exec(x) => Some(x),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    assert_eq!(last.exe_path, "/bin/busybox");
+    assert_eq!(last.filename, "/bin/busybox");
+    assert_eq!(last.cwd, "/work/sub");
+    assert!(!last.exe_detached);
+}
+
+#[test]
+fn unprivileged_load_fails_with_a_clear_error() {
+    if std::env::var_os("WARD_SENSOR_UNPRIV_CHILD").is_some() {
+        let err = ward_sensor::Sensor::load(&Default::default()).unwrap_err();
+        assert!(
+            matches!(err, ward_sensor::SensorError::Privileges { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("CAP_BPF"), "{err}");
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to switch to an unprivileged user");
+        return;
+    }
+    // Re-run this test as nobody, without capabilities.
+    let exe = std::env::current_exe().unwrap();
+    let out = match Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "unprivileged_load_fails_with_a_clear_error",
+            "--nocapture",
+        ])
+        .env("WARD_SENSOR_UNPRIV_CHILD", "1")
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIPPED: setpriv not available: {e}");
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "child: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
+}
