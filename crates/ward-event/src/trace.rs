@@ -86,9 +86,108 @@ impl TraceError {
 
 /// Parses one event line. On failure, names the field at fault.
 pub fn parse_event(line: &str, line_no: u64) -> Result<Event, TraceError> {
-    match serde_json::from_str::<Event>(line) {
-        Ok(ev) => Ok(ev),
-        Err(first) => Err(explain(line, line_no, first)),
+    // Fast path: find the top-level "type" key, then deserialize the concrete record in one
+    // pass (serde's internally tagged enums buffer the whole object and parse it twice).
+    let parsed = match top_level_type(line) {
+        Some("exec") => serde_json::from_str(line).map(|e| Event::Exec(Box::new(e))),
+        Some("fork") => serde_json::from_str(line).map(Event::Fork),
+        Some("exit") => serde_json::from_str(line).map(Event::Exit),
+        Some("fd") => serde_json::from_str(line).map(Event::Fd),
+        Some("socket") => serde_json::from_str(line).map(Event::Socket),
+        _ => serde_json::from_str::<Event>(line),
+    };
+    parsed.map_err(|first| explain(line, line_no, first))
+}
+
+/// The value of the top-level `"type"` key of a JSON object, found by skipping other values
+/// without building them. `None` when the text is not such an object (the caller then falls
+/// back to the full parser, which reports the problem).
+fn top_level_type(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        let (key_start, key_end) = scan_string(b, i)?;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        if &b[key_start + 1..key_end - 1] == b"type" {
+            let (vs, ve) = scan_string(b, i)?;
+            let v = &line[vs + 1..ve - 1];
+            return (!v.contains('\\')).then_some(v);
+        }
+        i = skip_value(b, i)?;
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// A string starting at `i`: returns (index of the opening quote, index after the closing).
+fn scan_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            b'"' => return Some((i, j + 1)),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// Skips one JSON value (string, object, array, number or literal) starting at `i`.
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => scan_string(b, i).map(|(_, e)| e),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = scan_string(b, j)?.1;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
     }
 }
 
@@ -383,6 +482,24 @@ mod tests {
         ));
         assert!(matches!(items[1], Err(TraceError::NotUtf8 { line: 3 })));
         assert!(items[2].is_ok());
+    }
+
+    #[test]
+    fn finds_the_top_level_type_only() {
+        assert_eq!(top_level_type(r#"{"type":"exec","a":1}"#), Some("exec"));
+        assert_eq!(
+            top_level_type(
+                r#" { "x" : {"type":"fork","y":[1,{"type":"z"}]}, "s":"\"type\":\"q\"", "n":-1.5e3, "b":true, "type" : "fd" }"#
+            ),
+            Some("fd")
+        );
+        assert_eq!(top_level_type(r#"{"a":1}"#), None);
+        assert_eq!(top_level_type(r#"[1]"#), None);
+        assert_eq!(top_level_type(r#"{"a":"unterminated"#), None);
+        assert_eq!(top_level_type(r#"{"a":{"b":1}"#), None);
+        assert_eq!(top_level_type(""), None);
+        // A record whose first key names another type than its fields fails cleanly.
+        assert!(parse_event(r#"{"type":"fork","time":1,"pid":2}"#, 3).is_err());
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! Replay throughput and memory: `cargo bench -p ward-detect --bench replay`.
+//!
+//! Generates traces of 1M and 2M events (fork/exec/exit of processes in containers, with a
+//! few compilers and reverse shells so detectors and aggregation do work), then, each in a
+//! fresh child process so peak RSS is its own:
+//! * baseline: read and parse the trace only;
+//! * replay: parse + process table + every detector (ML off), one thread.
+//! Prints events/s, exec events/s and peak RSS. Memory must be flat in trace length: the 2M
+//! run's peak should match the 1M run's.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use ward_detect::{DetectorsConfig, Engine, EngineConfig};
+use ward_event::build::*;
+use ward_event::trace::{to_line, TraceHeader};
+use ward_event::{FdKind, TraceReader};
+
+const CONTAINERS: [(&str, &str, &str); 4] = [
+    (
+        "3f9a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+        "web",
+        "registry.example/shop/web:1.4.2",
+    ),
+    (
+        "9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e8d",
+        "worker",
+        "docker.io/library/python:3.11-slim",
+    ),
+    (
+        "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809",
+        "db",
+        "docker.io/library/postgres:16",
+    ),
+    (
+        "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210",
+        "cache",
+        "docker.io/library/redis:7",
+    ),
+];
+
+const PROGRAMS: [(&str, &[&str]); 8] = [
+    (
+        "/bin/sh",
+        &[
+            "sh",
+            "-c",
+            "test -f /var/run/app.pid && kill -0 $(cat /var/run/app.pid)",
+        ],
+    ),
+    ("/usr/bin/cat", &["cat", "/proc/loadavg"]),
+    (
+        "/usr/bin/python3",
+        &["python3", "/app/healthcheck.py", "--timeout", "5"],
+    ),
+    (
+        "/usr/bin/curl",
+        &["curl", "-fsS", "http://127.0.0.1:8080/healthz"],
+    ),
+    ("/usr/bin/ls", &["ls", "-la", "/var/lib/app"]),
+    (
+        "/usr/local/bin/app",
+        &["app", "worker", "--queue", "default", "--concurrency", "4"],
+    ),
+    ("/usr/bin/date", &["date", "+%s"]),
+    ("/usr/bin/gzip", &["gzip", "-9", "/var/log/app/app.log.1"]),
+];
+
+/// Writes a trace of about `events` events; returns (path, exec count).
+fn generate(dir: &Path, events: u64) -> (PathBuf, u64) {
+    let path = dir.join(format!("bench-{events}.jsonl"));
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).unwrap());
+    writeln!(
+        w,
+        "{}",
+        to_line(&TraceHeader::new(
+            Some("node-bench".into()),
+            "ward-detect bench"
+        ))
+    )
+    .unwrap();
+    let t0 = 1_795_255_200_000_000_000u64;
+    let mut n = 0u64;
+    let mut execs = 0u64;
+    let mut i = 0u64;
+    while n < events {
+        let t = t0 + i * 50_000;
+        let (cid, cname, image) = CONTAINERS[(i % 4) as usize];
+        let parent = 100 + (i % 4) as u32;
+        let pid = 1000 + (i % 30_000) as u32;
+        let (path, argv) = PROGRAMS[(i % 8) as usize];
+        let mut b = ExecBuilder::new(t + 2, pid, parent, path)
+            .args(argv)
+            .node("node-bench")
+            .container(cid, cname, image)
+            .stdio(0, fd(FdKind::Char, 5))
+            .stdio(1, fd(FdKind::Pipe, 10_000 + i))
+            .stdio(2, fd(FdKind::Pipe, 10_000 + i));
+        // Now and then, something detectors report.
+        if i % 5_000 == 17 {
+            b = ExecBuilder::new(t + 2, pid, parent, "/usr/bin/gcc")
+                .args(&["gcc", "-o", "/tmp/x", "/tmp/x.c"])
+                .node("node-bench")
+                .container(cid, cname, image);
+        } else if i % 7_919 == 3 {
+            let s = tcp(77, "10.0.0.5:50000", &format!("203.0.113.{}:4444", i % 200));
+            b = ExecBuilder::new(t + 2, pid, parent, "/bin/sh")
+                .args(&["sh", "-i"])
+                .node("node-bench")
+                .container(cid, cname, image)
+                .stdio(0, s.clone())
+                .stdio(1, s);
+        }
+        writeln!(w, "{}", to_line(&fork(t, pid, parent))).unwrap();
+        writeln!(w, "{}", to_line(&b.event())).unwrap();
+        writeln!(w, "{}", to_line(&exit(t + 40_000, pid))).unwrap();
+        n += 3;
+        execs += 1;
+        i += 1;
+    }
+    w.flush().unwrap();
+    (path, execs)
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Child mode: `replay-bench MODE PATH` prints "events execs findings secs peak_kib".
+fn child(mode: &str, path: &Path) {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = TraceReader::new(BufReader::with_capacity(1 << 20, file)).unwrap();
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(Default::default()),
+        None,
+    );
+    let mut out = Vec::new();
+    let (mut events, mut execs, mut findings) = (0u64, 0u64, 0u64);
+    let start = Instant::now();
+    for item in reader {
+        let ev = item.expect("generated traces are valid");
+        events += 1;
+        if matches!(ev, ward_event::Event::Exec(_)) {
+            execs += 1;
+        }
+        if mode == "replay" {
+            engine.process(ev, &mut out);
+            findings += out.iter().filter(|u| u.is_new).count() as u64;
+            out.clear();
+        } else {
+            std::hint::black_box(&ev);
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!("{events} {execs} {findings} {secs} {}", peak_rss_kib());
+}
+
+fn run_child(mode: &str, path: &Path) -> (u64, u64, u64, f64, u64) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--child", mode, path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v: Vec<&str> = text.split_whitespace().collect();
+    (
+        v[0].parse().unwrap(),
+        v[1].parse().unwrap(),
+        v[2].parse().unwrap(),
+        v[3].parse().unwrap(),
+        v[4].parse().unwrap(),
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--child") {
+        child(&args[pos + 1], Path::new(&args[pos + 2]));
+        return;
+    }
+    let dir = tempfile_dir();
+    println!("ward replay benchmark (one thread, ML off); each row is a fresh process");
+    println!(
+        "{:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10}",
+        "mode", "events", "execs", "findings", "secs", "events/s", "execs/s", "peak RSS"
+    );
+    for size in [1_000_000u64, 2_000_000] {
+        let (path, _) = generate(&dir, size);
+        let bytes = std::fs::metadata(&path).unwrap().len();
+        println!("-- trace of {size} events, {:.0} MB", bytes as f64 / 1e6);
+        for mode in ["parse", "replay"] {
+            let (events, execs, findings, secs, peak) = run_child(mode, &path);
+            println!(
+                "{mode:<10} {events:>9} {execs:>9} {findings:>8} {secs:>8.3} {:>12.0} {:>12.0} {:>7.1} MB",
+                events as f64 / secs,
+                execs as f64 / secs,
+                peak as f64 / 1024.0
+            );
+        }
+        std::fs::remove_file(&path).ok();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
