@@ -5,6 +5,7 @@
 //! fresh child process so peak RSS is its own:
 //! * baseline: read and parse the trace only;
 //! * replay: parse + process table + every detector (ML off), one thread.
+//!
 //! Prints events/s, exec events/s and peak RSS. Memory must be flat in trace length: the 2M
 //! run's peak should match the 1M run's.
 
