@@ -41,10 +41,15 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--no-wheels" => opts.benign_packages = None,
             "--quick" => opts.subsample = args.next().ok_or("--quick N")?.parse()?,
             "--malicious" => opts.malicious = Some(args.next().ok_or("--malicious FILE")?.into()),
-            "--extra-benign" => opts.extra_benign_dirs.push(args.next().ok_or("--extra-benign DIR")?.into()),
+            "--extra-benign" => opts
+                .extra_benign_dirs
+                .push(args.next().ok_or("--extra-benign DIR")?.into()),
             "--epochs" => opts.epochs = args.next().ok_or("--epochs N")?.parse()?,
             "--lr" => opts.learning_rate = args.next().ok_or("--lr X")?.parse()?,
             "--ratio" => opts.benign_ratio = args.next().ok_or("--ratio X")?.parse()?,
+            "--target-fpr" => opts.target_fpr = args.next().ok_or("--target-fpr X")?.parse()?,
+            "--btcap" => opts.benign_template_cap = args.next().ok_or("--btcap X")?.parse()?,
+            "--cap" => opts.cluster_cap = args.next().ok_or("--cap X")?.parse()?,
             "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -66,7 +71,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{}\t{}", p.display(), serde_json::to_string(&r)?);
             }
         }
-        _ => return Err("usage: ward-ml train|eval|scan [options]".into()),
+        "probe" => {
+            // Scores pack records of one cluster in memory (prints ids and reasons, never text).
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            let cluster = paths.first().ok_or("probe CLUSTER")?.display().to_string();
+            let pack = opts
+                .malicious
+                .clone()
+                .or_else(ward_ml::train::default_pack_path)
+                .ok_or("no pack")?;
+            let (docs, _) = ward_ml::data::load_pack(&pack, 1)?;
+            for d in docs.iter().filter(|d| d.group.ends_with(&cluster)).take(5) {
+                let r = scan(&m, &d.text);
+                println!(
+                    "{}\t{:.4}\tlayers={}\t{:?}",
+                    d.id, r.score, r.decoded_layers, r.top_reasons
+                );
+            }
+        }
+        _ => return Err("usage: ward-ml train|eval|scan|probe [options]".into()),
     }
     Ok(())
 }

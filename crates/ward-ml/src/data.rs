@@ -111,7 +111,9 @@ pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlE
 }
 
 fn walk_py(root: &Path, out: &mut Vec<PathBuf>, skip: &[&str]) {
-    let Ok(rd) = std::fs::read_dir(root) else { return };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
@@ -148,12 +150,18 @@ fn load_dir(
         if !keep(i, step) {
             continue;
         }
-        let Ok(md) = std::fs::metadata(p) else { continue };
+        let Ok(md) = std::fs::metadata(p) else {
+            continue;
+        };
         if md.len() > MAX_FILE {
             continue;
         }
         let Ok(text) = std::fs::read(p) else { continue };
-        let rel = p.strip_prefix(root).unwrap_or(p).to_string_lossy().to_string();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(p)
+            .to_string_lossy()
+            .to_string();
         h.update(rel.as_bytes());
         h.update(Sha256::digest(&text));
         docs.push(Doc {
@@ -177,7 +185,10 @@ fn load_dir(
 /// The local CPython stdlib path (asks `python3` for `sysconfig.get_paths()["stdlib"]`).
 pub fn detect_stdlib() -> Option<PathBuf> {
     let out = Command::new("python3")
-        .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
+        ])
         .output()
         .ok()?;
     let s = String::from_utf8(out.stdout).ok()?;
@@ -187,21 +198,29 @@ pub fn detect_stdlib() -> Option<PathBuf> {
 
 /// Reads the stdlib; groups by top-level module (the `test` package by its second component).
 pub fn load_stdlib(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
-    load_dir(root, "stdlib", &["site-packages", "__pycache__", "dist-packages"], step, &|rel| {
-        let mut parts = rel.split('/');
-        let first = parts.next().unwrap_or("").trim_end_matches(".py");
-        if first == "test" || first == "idlelib" || first == "lib2to3" {
-            let second = parts.next().unwrap_or("").trim_end_matches(".py");
-            format!("stdlib:{first}/{second}")
-        } else {
-            format!("stdlib:{first}")
-        }
-    })
+    load_dir(
+        root,
+        "stdlib",
+        &["site-packages", "__pycache__", "dist-packages"],
+        step,
+        &|rel| {
+            let mut parts = rel.split('/');
+            let first = parts.next().unwrap_or("").trim_end_matches(".py");
+            if first == "test" || first == "idlelib" || first == "lib2to3" {
+                let second = parts.next().unwrap_or("").trim_end_matches(".py");
+                format!("stdlib:{first}/{second}")
+            } else {
+                format!("stdlib:{first}")
+            }
+        },
+    )
 }
 
 /// Reads an extra benign directory; groups by the first three path components.
 pub fn load_extra_dir(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
-    let tag = root.file_name().map_or("extra".into(), |n| n.to_string_lossy().to_string());
+    let tag = root
+        .file_name()
+        .map_or("extra".into(), |n| n.to_string_lossy().to_string());
     load_dir(root, "extra", &["__pycache__"], step, &|rel| {
         let parts: Vec<&str> = rel.split('/').collect();
         let n = parts.len().saturating_sub(1).min(3);
@@ -304,7 +323,9 @@ pub fn load_wheel(path: &Path, p: &Pinned, step: usize) -> Result<(Vec<Doc>, Dat
     let mut names: Vec<(String, usize)> = Vec::new();
     for i in 0..z.len() {
         if let Ok(m) = z.by_index_raw(i) {
-            let Ok(n) = m.name().map(|n| n.to_string()) else { continue };
+            let Ok(n) = m.name().map(|n| n.to_string()) else {
+                continue;
+            };
             if n.ends_with(".py") {
                 names.push((n, i));
             }
@@ -385,20 +406,40 @@ pub fn load_template_docs(
     let ts = templates::load_templates(path)?;
     let mut docs = Vec::new();
     for t in &ts {
-        for (k, v) in templates::variants(t, per_template, seed, label == 1).into_iter().enumerate() {
+        for (k, v) in templates::variants(t, per_template, seed, label == 1)
+            .into_iter()
+            .enumerate()
+        {
             docs.push(Doc {
                 text: v.text.into_bytes(),
                 label,
                 group: format!("tpl:{}", t.id),
-                category: format!("{}:{}", if label == 1 { "runtime" } else { "benign-tpl" }, t.category),
+                category: format!(
+                    "{}:{}",
+                    if label == 1 { "runtime" } else { "benign-tpl" },
+                    t.category
+                ),
                 id: format!("tpl:{}#{k}:{}", t.id, v.wrapper),
-                origin: if label == 1 { Origin::Runtime } else { Origin::BenignTemplate },
+                origin: if label == 1 {
+                    Origin::Runtime
+                } else {
+                    Origin::BenignTemplate
+                },
             });
         }
     }
     let src = DataSource {
-        kind: if label == 1 { "runtime-templates" } else { "benign-templates" }.into(),
-        name: format!("{} ({} templates x {per_template} variants, seed {seed})", path.display(), ts.len()),
+        kind: if label == 1 {
+            "runtime-templates"
+        } else {
+            "benign-templates"
+        }
+        .into(),
+        name: format!(
+            "{} ({} templates x {per_template} variants, seed {seed})",
+            path.display(),
+            ts.len()
+        ),
         sha256: file_sha(path)?,
         scripts: docs.len(),
     };

@@ -41,13 +41,18 @@ fn b64val(c: u8) -> Option<u8> {
     }
 }
 
+/// True for a character of either base64 alphabet (padding excluded).
+pub fn is_b64_char(c: u8) -> bool {
+    b64val(c).is_some()
+}
+
 /// True when `s` (ignoring whitespace and padding) is made only of base64 characters and is long
 /// enough to be an encoded payload rather than a word.
 pub fn looks_base64(s: &[u8]) -> bool {
     let mut n = 0usize;
     let mut classes = 0u8;
     for &c in s {
-        if c.is_ascii_whitespace() || c == b'=' {
+        if c == b'\n' || c == b'\r' || c == b'=' {
             continue;
         }
         if b64val(c).is_none() {
@@ -99,8 +104,14 @@ pub fn looks_hex(s: &[u8]) -> bool {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let a = s.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(s.len());
-    let b = s.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(a, |p| p + 1);
+    let a = s
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let b = s
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(a, |p| p + 1);
     &s[a..b.max(a)]
 }
 
@@ -148,7 +159,9 @@ pub fn printable_ratio(b: &[u8]) -> f32 {
     }
     let n = b
         .iter()
-        .filter(|&&c| (0x20..0x7f).contains(&c) || c == b'\n' || c == b'\r' || c == b'\t' || c >= 0xc2)
+        .filter(|&&c| {
+            (0x20..0x7f).contains(&c) || c == b'\n' || c == b'\r' || c == b'\t' || c >= 0xc2
+        })
         .count();
     n as f32 / b.len() as f32
 }
@@ -198,14 +211,28 @@ pub fn decode_literal(s: &[u8], max_out: usize) -> Option<(Vec<u8>, LayerKind)> 
     if looks_base64(s) {
         if let Some(b) = base64_decode(s, max_out) {
             if let Some((t, z)) = to_text(b, max_out) {
-                return Some((t, if z { LayerKind::Zlib } else { LayerKind::Base64 }));
+                return Some((
+                    t,
+                    if z {
+                        LayerKind::Zlib
+                    } else {
+                        LayerKind::Base64
+                    },
+                ));
             }
         }
         // Reversed base64 (`'...'[::-1]`).
         let rev: Vec<u8> = trim(s).iter().rev().copied().collect();
         if let Some(b) = base64_decode(&rev, max_out) {
             if let Some((t, z)) = to_text(b, max_out) {
-                return Some((t, if z { LayerKind::Zlib } else { LayerKind::Base64 }));
+                return Some((
+                    t,
+                    if z {
+                        LayerKind::Zlib
+                    } else {
+                        LayerKind::Base64
+                    },
+                ));
             }
         }
     }
@@ -248,7 +275,10 @@ mod tests {
     #[test]
     fn hex_and_zlib() {
         let s = b"696d706f727420736f636b65742c6f732c707479";
-        assert_eq!(decode_literal(s, 1 << 20).unwrap().0, b"import socket,os,pty");
+        assert_eq!(
+            decode_literal(s, 1 << 20).unwrap().0,
+            b"import socket,os,pty"
+        );
         use std::io::Write;
         let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         e.write_all(b"print('hello world from zlib')").unwrap();

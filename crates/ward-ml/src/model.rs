@@ -278,7 +278,9 @@ mod tests {
         let mut man = blank_manifest("t", 0.5);
         man.feature_set_hash = "0".repeat(64);
         let bad = Model::new(man, 0.0, vec![0.0; DIM]).to_bytes();
-        assert!(Model::from_bytes(&bad).unwrap_err().contains("feature-set hash"));
+        assert!(Model::from_bytes(&bad)
+            .unwrap_err()
+            .contains("feature-set hash"));
         // Wrong format version.
         let mut man = blank_manifest("t", 0.5);
         man.format_version = 99;
@@ -287,7 +289,9 @@ mod tests {
         let body_len = bad.len() - 32;
         let sum = Sha256::digest(&bad[..body_len]);
         bad[body_len..].copy_from_slice(&sum);
-        assert!(Model::from_bytes(&bad).unwrap_err().contains("format version"));
+        assert!(Model::from_bytes(&bad)
+            .unwrap_err()
+            .contains("format version"));
         assert!(Model::from_bytes(b"garbage").is_err());
     }
 }

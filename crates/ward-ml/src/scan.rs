@@ -57,7 +57,12 @@ pub fn describe_feature(name: &str) -> String {
     }
 }
 
-fn reasons(model: &Model, ex: &Extractor, bytes: &[u8], fv: &features::FeatureVector) -> Vec<String> {
+fn reasons(
+    model: &Model,
+    ex: &Extractor,
+    bytes: &[u8],
+    fv: &features::FeatureVector,
+) -> Vec<String> {
     let top = model.top_contributions(fv, TOP_REASONS);
     let want: Vec<u32> = top
         .iter()

@@ -121,23 +121,33 @@ pub fn hash64(s: &str) -> u64 {
 
 const WORDS: &[&str] = &[
     "cloud", "update", "sync", "data", "api", "cdn", "static", "core", "node", "metrics", "agent",
-    "service", "portal", "files", "assets", "backup", "edge", "relay", "mirror", "system", "kernel",
-    "helper", "worker", "cache", "task", "report", "monitor", "daemon", "proxy", "store",
+    "service", "portal", "files", "assets", "backup", "edge", "relay", "mirror", "system",
+    "kernel", "helper", "worker", "cache", "task", "report", "monitor", "daemon", "proxy", "store",
 ];
-const TLDS: &[&str] = &["com", "net", "org", "io", "xyz", "top", "ru", "cn", "info", "cc", "site", "online"];
+const TLDS: &[&str] = &[
+    "com", "net", "org", "io", "xyz", "top", "ru", "cn", "info", "cc", "site", "online",
+];
 
 fn ident(rng: &mut Rng) -> String {
     match rng.below(5) {
         0 => {
             let n = 1 + rng.below(2);
-            (0..n).map(|_| (b'a' + rng.below(26) as u8) as char).collect()
+            (0..n)
+                .map(|_| (b'a' + rng.below(26) as u8) as char)
+                .collect()
         }
         1 => format!("{}_{}", rng.pick(WORDS), rng.pick(WORDS)),
         2 => rng.pick(WORDS).to_string() + &rng.below(100).to_string(),
         3 => {
             let n = 6 + rng.below(8);
             (0..n)
-                .map(|i| if i == 0 { 'O' } else { *rng.pick(&['O', '0', 'o', 'l', 'I', '_']) })
+                .map(|i| {
+                    if i == 0 {
+                        'O'
+                    } else {
+                        *rng.pick(&['O', '0', 'o', 'l', 'I', '_'])
+                    }
+                })
                 .collect()
         }
         _ => {
@@ -145,7 +155,11 @@ fn ident(rng: &mut Rng) -> String {
             (0..n)
                 .map(|i| {
                     let c = b'a' + rng.below(26) as u8;
-                    (if i > 0 && rng.below(3) == 0 { c.to_ascii_uppercase() } else { c }) as char
+                    (if i > 0 && rng.below(3) == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }) as char
                 })
                 .collect()
         }
@@ -168,8 +182,13 @@ fn host(rng: &mut Rng) -> String {
 
 fn fill(body: &str, rng: &mut Rng) -> String {
     let h = host(rng);
-    let port = *rng.pick(&[4444u32, 443, 80, 8080, 1337, 9001, 53, 3333, 5555, 14444, 8443])
-        + if rng.below(3) == 0 { rng.below(20000) as u32 } else { 0 };
+    let port = *rng.pick(&[
+        4444u32, 443, 80, 8080, 1337, 9001, 53, 3333, 5555, 14444, 8443,
+    ]) + if rng.below(3) == 0 {
+        rng.below(20000) as u32
+    } else {
+        0
+    };
     let path = format!("{}/{}", rng.pick(WORDS), rng.pick(WORDS));
     let url = if rng.below(2) == 0 {
         format!("http://{h}:{port}/{path}")
@@ -216,11 +235,21 @@ pub fn base64_encode(b: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(b.len().div_ceil(3) * 4);
     for c in b.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -234,15 +263,33 @@ fn zlib(b: &[u8]) -> Vec<u8> {
 fn ints(s: &str, rng: &mut Rng) -> String {
     let hex = rng.below(3) == 0;
     s.bytes()
-        .map(|b| if hex { format!("0x{b:02x}") } else { b.to_string() })
+        .map(|b| {
+            if hex {
+                format!("0x{b:02x}")
+            } else {
+                b.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join(if rng.below(2) == 0 { "," } else { ", " })
 }
 
 /// Names of the obfuscation wrappers.
 pub const WRAPPERS: &[&str] = &[
-    "plain", "oneliner", "base64", "base64-import", "base64-reversed", "hex", "unhexlify",
-    "zlib-base64", "compile", "chr-list", "chr-plus", "bytes-list", "escapes", "getattr-builtins",
+    "plain",
+    "oneliner",
+    "base64",
+    "base64-import",
+    "base64-reversed",
+    "hex",
+    "unhexlify",
+    "zlib-base64",
+    "compile",
+    "chr-list",
+    "chr-plus",
+    "bytes-list",
+    "escapes",
+    "getattr-builtins",
     "double",
 ];
 
@@ -341,14 +388,20 @@ mod tests {
 
     #[test]
     fn parse_and_generate() {
-        let t = parse_templates("%% id=a category=x\nimport os\nos.system('{URL}')\n%% id=b\nprint({V1})\n").unwrap();
+        let t = parse_templates(
+            "%% id=a category=x\nimport os\nos.system('{URL}')\n%% id=b\nprint({V1})\n",
+        )
+        .unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].category, "");
         let v = variants(&t[0], 30, 7, true);
         assert_eq!(v.len(), 30);
         assert!(v.iter().all(|x| !x.text.contains("{URL}")));
         let v2 = variants(&t[0], 30, 7, true);
-        assert!(v.iter().zip(&v2).all(|(a, b)| a.text == b.text), "deterministic");
+        assert!(
+            v.iter().zip(&v2).all(|(a, b)| a.text == b.text),
+            "deterministic"
+        );
         assert!(parse_templates("%% id=a\n%% id=a\n").is_err());
     }
 
@@ -356,6 +409,9 @@ mod tests {
     fn base64_matches_decoder() {
         let s = b"hello world, this is a test!";
         let e = base64_encode(s);
-        assert_eq!(crate::decode::base64_decode(e.as_bytes(), 1 << 20).unwrap(), s);
+        assert_eq!(
+            crate::decode::base64_decode(e.as_bytes(), 1 << 20).unwrap(),
+            s
+        );
     }
 }

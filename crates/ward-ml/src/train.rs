@@ -52,6 +52,8 @@ pub struct TrainOptions {
     pub template_cap: f32,
     /// Per-group weight cap for benign groups.
     pub benign_group_cap: f32,
+    /// Per-template weight cap for benign templates (hard negatives; may exceed their count).
+    pub benign_template_cap: f32,
     /// Total benign weight / total malicious weight.
     pub benign_ratio: f32,
     /// SGD epochs.
@@ -94,6 +96,7 @@ impl Default for TrainOptions {
             cluster_cap: 20.0,
             template_cap: 30.0,
             benign_group_cap: 200.0,
+            benign_template_cap: 100.0,
             benign_ratio: 2.0,
             epochs: 8,
             learning_rate: 0.1,
@@ -220,7 +223,9 @@ pub fn load_dataset(opts: &TrainOptions) -> Result<Dataset, MlError> {
     }
     let docs = data::dedup(docs);
     if !docs.iter().any(|d| d.label == 1) || !docs.iter().any(|d| d.label == 0) {
-        return Err(MlError::Options("need both malicious and benign data".into()));
+        return Err(MlError::Options(
+            "need both malicious and benign data".into(),
+        ));
     }
     let examples = extract_all(docs, opts.threads.max(1), opts.progress);
     let mut ds = Dataset { examples, sources };
@@ -240,7 +245,12 @@ fn extract_all(docs: Vec<Doc>, threads: usize, progress: bool) -> Vec<Example> {
                 s.spawn(move || {
                     let mut out = Vec::new();
                     for i in (t..docs.len()).step_by(threads) {
-                        out.push((i, ex.analyze(&docs[i].text).features));
+                        let text = &docs[i].text;
+                        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ex.analyze(text)));
+                        match r {
+                            Ok(a) => out.push((i, a.features)),
+                            Err(_) => tracing::error!(id = %docs[i].id, "feature extraction panicked (bug); example left empty"),
+                        }
                         pb.inc(1);
                     }
                     out
@@ -279,12 +289,12 @@ fn assign_weights(ex: &mut [Example], opts: &TrainOptions) {
         .iter()
         .map(|e| {
             let n = sizes[e.group.as_str()] as f32;
-            let cap = match e.origin {
-                Origin::Pack => opts.cluster_cap,
-                Origin::Runtime => opts.template_cap,
-                Origin::Benign | Origin::BenignTemplate => opts.benign_group_cap,
-            };
-            (cap / n).min(1.0)
+            match e.origin {
+                Origin::Pack => (opts.cluster_cap / n).min(1.0),
+                Origin::Runtime => (opts.template_cap / n).min(1.0),
+                Origin::Benign => (opts.benign_group_cap / n).min(1.0),
+                Origin::BenignTemplate => opts.benign_template_cap / n,
+            }
         })
         .collect();
     for (e, w) in ex.iter_mut().zip(w) {
@@ -366,7 +376,13 @@ fn fold_of(group: &str, k: usize, salt: u64) -> usize {
 }
 
 /// Out-of-fold scores for `idx` with grouped `k`-fold cross-validation.
-pub fn oof_scores(ex: &[Example], idx: &[usize], k: usize, salt: u64, opts: &TrainOptions) -> Vec<f32> {
+pub fn oof_scores(
+    ex: &[Example],
+    idx: &[usize],
+    k: usize,
+    salt: u64,
+    opts: &TrainOptions,
+) -> Vec<f32> {
     let mut out = vec![0f32; idx.len()];
     for f in 0..k {
         let train: Vec<usize> = idx
@@ -385,14 +401,29 @@ pub fn oof_scores(ex: &[Example], idx: &[usize], k: usize, salt: u64, opts: &Tra
 }
 
 /// Chooses the decision threshold from out-of-fold benign scores of `idx`.
-pub fn choose_threshold(ex: &[Example], idx: &[usize], k: usize, salt: u64, opts: &TrainOptions) -> f32 {
+pub fn choose_threshold(
+    ex: &[Example],
+    idx: &[usize],
+    k: usize,
+    salt: u64,
+    opts: &TrainOptions,
+) -> f32 {
     let s = oof_scores(ex, idx, k, salt, opts);
-    let neg: Vec<f32> = s
-        .iter()
-        .zip(idx)
-        .filter(|(_, &i)| ex[i].label == 0)
-        .map(|(s, _)| *s)
-        .collect();
+    // Benign "units": every real script counts once; all variants of one benign template count
+    // as one unit scored by its highest variant (variants are synthetic near-duplicates).
+    let mut neg: Vec<f32> = Vec::new();
+    let mut tpl: BTreeMap<&str, f32> = BTreeMap::new();
+    for (&sc, &i) in s.iter().zip(idx) {
+        match (ex[i].label, ex[i].origin) {
+            (0, Origin::BenignTemplate) => {
+                let m = tpl.entry(ex[i].group.as_str()).or_insert(0.0);
+                *m = m.max(sc);
+            }
+            (0, _) => neg.push(sc),
+            _ => {}
+        }
+    }
+    neg.extend(tpl.values());
     metrics::threshold_at_fpr(&neg, opts.target_fpr).max(opts.min_threshold)
 }
 
@@ -494,8 +525,16 @@ pub fn evaluate_dataset(ds: &Dataset, opts: &TrainOptions) -> EvalReport {
     let mut fold_thresholds = Vec::new();
     let pb = bar(k as u64, "folds", opts.progress);
     for f in 0..k {
-        let train: Vec<usize> = all.iter().copied().filter(|&i| fold_of(&ex[i].group, k, opts.seed) != f).collect();
-        let test: Vec<usize> = all.iter().copied().filter(|&i| fold_of(&ex[i].group, k, opts.seed) == f).collect();
+        let train: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| fold_of(&ex[i].group, k, opts.seed) != f)
+            .collect();
+        let test: Vec<usize> = all
+            .iter()
+            .copied()
+            .filter(|&i| fold_of(&ex[i].group, k, opts.seed) == f)
+            .collect();
         let t = choose_threshold(ex, &train, 3, opts.seed ^ 0xabcd ^ f as u64, opts);
         let m = fit(ex, &train, opts, 1000 + f as u64);
         for &i in &test {
@@ -510,9 +549,19 @@ pub fn evaluate_dataset(ds: &Dataset, opts: &TrainOptions) -> EvalReport {
     report(ex, &score, &thr, k, fold_thresholds)
 }
 
-fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds: Vec<f32>) -> EvalReport {
+fn report(
+    ex: &[Example],
+    score: &[f32],
+    thr: &[f32],
+    k: usize,
+    fold_thresholds: Vec<f32>,
+) -> EvalReport {
     let sel = |f: &dyn Fn(&Example) -> bool| -> Vec<f32> {
-        ex.iter().zip(score).filter(|(e, _)| f(e)).map(|(_, s)| *s).collect()
+        ex.iter()
+            .zip(score)
+            .filter(|(e, _)| f(e))
+            .map(|(_, s)| *s)
+            .collect()
     };
     let pos = sel(&|e| e.label == 1);
     let neg = sel(&|e| e.label == 0);
@@ -529,10 +578,16 @@ fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds:
     };
     let recall = rate(&|e| e.label == 1);
     let fpr = rate(&|e| e.label == 0);
-    let false_positives = (0..ex.len()).filter(|&i| ex[i].label == 0 && hit(i)).count();
+    let false_positives = (0..ex.len())
+        .filter(|&i| ex[i].label == 0 && hit(i))
+        .count();
     // Per-cluster recall.
     let mut clusters: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
-    for (i, e) in ex.iter().enumerate().filter(|(_, e)| e.origin == Origin::Pack) {
+    for (i, e) in ex
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.origin == Origin::Pack)
+    {
         let c = clusters.entry(e.group.as_str()).or_insert((0, 0));
         c.0 += 1;
         c.1 += hit(i) as usize;
@@ -540,9 +595,16 @@ fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds:
     let macro_rec = if clusters.is_empty() {
         f64::NAN
     } else {
-        clusters.values().map(|(n, h)| *h as f64 / *n as f64).sum::<f64>() / clusters.len() as f64
+        clusters
+            .values()
+            .map(|(n, h)| *h as f64 / *n as f64)
+            .sum::<f64>()
+            / clusters.len() as f64
     };
-    let top_cluster = clusters.iter().max_by_key(|(_, (n, _))| *n).map(|(c, _)| c.to_string());
+    let top_cluster = clusters
+        .iter()
+        .max_by_key(|(_, (n, _))| *n)
+        .map(|(c, _)| c.to_string());
     let excl = rate(&|e| e.origin == Origin::Pack && Some(&e.group) != top_cluster.as_ref());
     let mut weakest: Vec<(String, usize, f64)> = clusters
         .iter()
@@ -551,7 +613,11 @@ fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds:
     weakest.sort_by(|a, b| a.2.total_cmp(&b.2).then(b.1.cmp(&a.1)));
     weakest.truncate(15);
     let mut tpl: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (i, e) in ex.iter().enumerate().filter(|(_, e)| e.origin == Origin::Runtime) {
+    for (i, e) in ex
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.origin == Origin::Runtime)
+    {
         let c = tpl.entry(e.group.clone()).or_insert((0, 0));
         c.0 += 1;
         c.1 += hit(i) as usize;
@@ -588,7 +654,11 @@ fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds:
         runtime_templates: tpl.len(),
         benign_scripts: neg.len(),
         benign_groups: {
-            let mut g: Vec<&str> = ex.iter().filter(|e| e.label == 0).map(|e| e.group.as_str()).collect();
+            let mut g: Vec<&str> = ex
+                .iter()
+                .filter(|e| e.label == 0)
+                .map(|e| e.group.as_str())
+                .collect();
             g.sort();
             g.dedup();
             g.len()
@@ -611,7 +681,12 @@ fn report(ex: &[Example], score: &[f32], thr: &[f32], k: usize, fold_thresholds:
         benign_groups_with_fp: fp_groups,
         by_category: cats
             .into_iter()
-            .map(|((category, label), (n, errors))| CategoryErrors { category, label, n, errors })
+            .map(|((category, label), (n, errors))| CategoryErrors {
+                category,
+                label,
+                n,
+                errors,
+            })
             .collect(),
         top_benign: benign_idx.iter().take(15).map(|&i| scored(i)).collect(),
         missed_runtime: missed.into_iter().take(30).collect(),
@@ -661,17 +736,34 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, MlError> {
     tracing::info!(examples = ds.examples.len(), "data set ready");
     let eval = opts.evaluate.then(|| evaluate_dataset(&ds, opts));
     let all: Vec<usize> = (0..ds.examples.len()).collect();
-    let threshold = choose_threshold(&ds.examples, &all, opts.folds.max(2), opts.seed ^ 0x5eed, opts);
+    let threshold = choose_threshold(
+        &ds.examples,
+        &all,
+        opts.folds.max(2),
+        opts.seed ^ 0x5eed,
+        opts,
+    );
     let lin = fit(&ds.examples, &all, opts, 7);
     let mut manifest = blank_manifest(MODEL_NAME, threshold);
     manifest.threshold_rule = format!(
         "smallest score with per-script benign FPR <= {} on grouped {}-fold out-of-fold scores, floored at {}",
         opts.target_fpr, opts.folds, opts.min_threshold
     );
-    let mut tjson = serde_json::to_value(opts).map_err(|e| MlError::Json { what: "options".into(), source: e })?;
+    let mut tjson = serde_json::to_value(opts).map_err(|e| MlError::Json {
+        what: "options".into(),
+        source: e,
+    })?;
     if let Some(o) = tjson.as_object_mut() {
         // Machine-specific paths are not part of the recipe.
-        for k in ["out", "cache_dir", "templates_dir", "threads", "progress", "benign_packages", "malicious"] {
+        for k in [
+            "out",
+            "cache_dir",
+            "templates_dir",
+            "threads",
+            "progress",
+            "benign_packages",
+            "malicious",
+        ] {
             o.remove(k);
         }
     }
@@ -687,13 +779,18 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, MlError> {
     model.save(&path)?;
     if let Some(r) = &eval {
         let p = opts.out.join("eval.json");
-        let j = serde_json::to_string_pretty(r).map_err(|e| MlError::Json { what: "eval".into(), source: e })?;
+        let j = serde_json::to_string_pretty(r).map_err(|e| MlError::Json {
+            what: "eval".into(),
+            source: e,
+        })?;
         std::fs::write(&p, j + "\n").map_err(|e| MlError::io("write", &p, e))?;
     }
     let card = model_card(&model, eval.as_ref(), opts);
     let p = opts.out.join("MODEL_CARD.md");
     std::fs::write(&p, card).map_err(|e| MlError::io("write", &p, e))?;
-    let model_bytes = std::fs::metadata(&path).map_err(|e| MlError::io("stat", &path, e))?.len();
+    let model_bytes = std::fs::metadata(&path)
+        .map_err(|e| MlError::io("stat", &path, e))?
+        .len();
     Ok(TrainReport {
         model_path: path,
         model_id: model.id().to_string(),
@@ -763,7 +860,13 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("contributions `w_i * x_i`, in words.\n\n");
     s.push_str("## Data\n\n| kind | source | scripts | sha256 |\n|---|---|---|---|\n");
     for d in &m.data {
-        s.push_str(&format!("| {} | {} | {} | `{}` |\n", d.kind, d.name, d.scripts, &d.sha256[..16.min(d.sha256.len())]));
+        s.push_str(&format!(
+            "| {} | {} | {} | `{}` |\n",
+            d.kind,
+            d.name,
+            d.scripts,
+            &d.sha256[..16.min(d.sha256.len())]
+        ));
     }
     s.push_str(&format!(
         "\nWeights: pack files weigh min(1, {}/cluster size); runtime variants min(1, {}/template size); benign \
@@ -790,19 +893,46 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
         ));
         s.push_str("| metric | value |\n|---|---|\n");
         for (k, v) in [
-            ("ROC AUC (all malicious vs benign, per script)", f(r.roc_auc)),
+            (
+                "ROC AUC (all malicious vs benign, per script)",
+                f(r.roc_auc),
+            ),
             ("ROC AUC (pack vs benign)", f(r.roc_auc_pack)),
             ("recall at FPR 1e-3 (per script)", f(r.recall_at_fpr_1e3)),
             ("recall at FPR 1e-4 (per script)", f(r.recall_at_fpr_1e4)),
             ("pack recall at FPR 1e-3", f(r.pack_recall_at_fpr_1e3)),
-            ("runtime-variant recall at FPR 1e-3", f(r.runtime_recall_at_fpr_1e3)),
+            (
+                "runtime-variant recall at FPR 1e-3",
+                f(r.runtime_recall_at_fpr_1e3),
+            ),
             ("recall at the fold threshold", f(r.recall_at_threshold)),
-            ("FPR at the fold threshold", format!("{:.2e} ({} of {})", r.fpr_at_threshold, r.false_positives, r.benign_scripts)),
-            ("precision at prevalence 1/1000", f(r.precision_at_prevalence_1e3)),
-            ("held-out runtime-variant recall at threshold", f(r.runtime_recall_at_threshold)),
-            ("pack recall at threshold (per script)", f(r.pack_recall_at_threshold)),
-            ("pack recall, macro over clusters", f(r.pack_macro_cluster_recall)),
-            ("pack recall without the dominant cluster", f(r.pack_recall_excluding_top_cluster)),
+            (
+                "FPR at the fold threshold",
+                format!(
+                    "{:.2e} ({} of {})",
+                    r.fpr_at_threshold, r.false_positives, r.benign_scripts
+                ),
+            ),
+            (
+                "precision at prevalence 1/1000",
+                f(r.precision_at_prevalence_1e3),
+            ),
+            (
+                "held-out runtime-variant recall at threshold",
+                f(r.runtime_recall_at_threshold),
+            ),
+            (
+                "pack recall at threshold (per script)",
+                f(r.pack_recall_at_threshold),
+            ),
+            (
+                "pack recall, macro over clusters",
+                f(r.pack_macro_cluster_recall),
+            ),
+            (
+                "pack recall without the dominant cluster",
+                f(r.pack_recall_excluding_top_cluster),
+            ),
         ] {
             s.push_str(&format!("| {k} | {v} |\n"));
         }
@@ -813,11 +943,20 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
         ));
         s.push_str("### Errors by category (at the fold threshold)\n\n| category | label | scripts | errors |\n|---|---|---|---|\n");
         for c in &r.by_category {
-            s.push_str(&format!("| {} | {} | {} | {} |\n", c.category, if c.label == 1 { "malicious" } else { "benign" }, c.n, c.errors));
+            s.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                c.category,
+                if c.label == 1 { "malicious" } else { "benign" },
+                c.n,
+                c.errors
+            ));
         }
         s.push_str("\n### Highest-scoring benign scripts (held out)\n\n| script | score | threshold |\n|---|---|---|\n");
         for b in r.top_benign.iter().take(10) {
-            s.push_str(&format!("| {} | {:.4} | {:.4} |\n", b.id, b.score, b.threshold));
+            s.push_str(&format!(
+                "| {} | {:.4} | {:.4} |\n",
+                b.id, b.score, b.threshold
+            ));
         }
         s.push_str("\n### Weakest pack clusters (held out)\n\n| cluster | files | recall |\n|---|---|---|\n");
         for (c, n, rec) in r.weakest_clusters.iter().take(10) {
@@ -850,7 +989,10 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
 /// Reads `eval.json` written by [`train`].
 pub fn read_eval(path: &Path) -> Result<EvalReport, MlError> {
     let s = std::fs::read_to_string(path).map_err(|e| MlError::io("read", path, e))?;
-    serde_json::from_str(&s).map_err(|e| MlError::Json { what: path.display().to_string(), source: e })
+    serde_json::from_str(&s).map_err(|e| MlError::Json {
+        what: path.display().to_string(),
+        source: e,
+    })
 }
 
 /// Options of [`evaluate`] (same data and hyper-parameters as training).
