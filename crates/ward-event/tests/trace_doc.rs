@@ -4,7 +4,11 @@ use ward_event::trace::{parse_event, TraceHeader};
 
 #[test]
 fn documented_examples_parse() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/trace-format.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/trace-format.md"
+    ))
+    .unwrap();
     let mut in_block = false;
     let mut kinds = Vec::new();
     for (i, line) in doc.lines().enumerate() {
@@ -20,11 +24,13 @@ fn documented_examples_parse() {
             continue;
         }
         if line.contains("\"type\":\"header\"") {
-            let h: TraceHeader = serde_json::from_str(line).unwrap_or_else(|e| panic!("doc line {}: {e}", i + 1));
+            let h: TraceHeader =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("doc line {}: {e}", i + 1));
             assert_eq!(h.version, ward_event::TRACE_VERSION);
             kinds.push("header");
         } else {
-            let ev = parse_event(line, i as u64 + 1).unwrap_or_else(|e| panic!("doc line {}: {e}", i + 1));
+            let ev = parse_event(line, i as u64 + 1)
+                .unwrap_or_else(|e| panic!("doc line {}: {e}", i + 1));
             kinds.push(ev.kind());
         }
     }
