@@ -1,7 +1,24 @@
 //! Enrichment: turns what the kernel saw into what detectors need. This crate does IO.
 //!
+//! * [`enricher`]: the [`Enricher`] — sensor records in, trace-format events out, in order,
+//!   with a short bounded wait for hashes and container metadata.
+//! * [`cgroup`]: container ids from cgroup paths (docker, containerd/CRI, CRI-O, podman) and
+//!   the cgroup id → path map.
+//! * [`runtime`]: container metadata from the Docker Engine API on a unix socket (docker,
+//!   podman), fetched on a worker thread.
+//! * [`hash`]: binary SHA-256 through a handle taken at exec, on worker threads, cached by
+//!   file identity, large files partially hashed.
 //! * [`script`]: captures the script an interpreter runs — a file (read through the
 //!   process's own root and cwd, so container paths resolve), a shebang script, or a `-c`
 //!   literal — with its size, SHA-256 of the whole script and size-capped contents.
 
+pub mod cgroup;
+pub mod enricher;
+pub mod hash;
+pub mod runtime;
 pub mod script;
+
+pub use cgroup::{container_from_path, CgroupResolver, ContainerRef, Runtime};
+pub use enricher::{host_name, EnrichConfig, EnrichStats, Enricher};
+pub use hash::{HashConfig, HashStats};
+pub use runtime::{MetadataConfig, MetadataStats};

@@ -1,0 +1,669 @@
+//! [`Enricher`]: raw sensor records in, trace-format [`Event`]s out, in the order they came.
+//!
+//! Cheap work happens when a record is pushed: wall-clock time, container id from the cgroup
+//! id, layer from the overlay flags, script capture, and opening `/proc/PID/exe`. Slow work
+//! runs on worker threads: the binary's SHA-256 ([`HashService`]) and the runtime API call
+//! ([`MetadataService`]). An exec waiting for either is *parked*; events leave in arrival
+//! order, so everything behind a parked exec waits with it, for at most `hash_wait` /
+//! `metadata_wait` (then the exec leaves without the missing part, and the miss is counted and
+//! explained in `ContainerMeta.note`).
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ward_event::{
+    BinaryInfo, ContainerMeta, Event, ExecEvent, ExitEvent, FdEvent, FdInfo, FdKind, FdVia,
+    ForkEvent, Layer, Protocol, SocketEvent, SocketInfo, SocketOp,
+};
+use ward_sensor::{BootClock, OverlayLayer, ProcessSnapshot, RawEvent};
+
+use crate::cgroup::{CgroupResolver, ContainerRef};
+use crate::hash::{FileKey, HashConfig, HashService, Submit};
+use crate::runtime::{MetadataConfig, MetadataService};
+use crate::script::CaptureConfig;
+
+/// Configuration of the enricher.
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    /// Node name put on every exec; `None` = the host name.
+    pub node_name: Option<String>,
+    /// Where cgroup2 is mounted; `None` = found in /proc/self/mounts.
+    pub cgroup_root: Option<PathBuf>,
+    pub metadata: MetadataConfig,
+    /// Longest an exec waits for container metadata that is being fetched.
+    pub metadata_wait: Duration,
+    pub hash: HashConfig,
+    /// Longest an exec waits for its binary's hash.
+    pub hash_wait: Duration,
+    pub script: CaptureConfig,
+    /// Events parked beyond this are released at once (counted in `forced_releases`).
+    pub max_parked: usize,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        EnrichConfig {
+            node_name: None,
+            cgroup_root: None,
+            metadata: MetadataConfig::default(),
+            metadata_wait: Duration::from_millis(200),
+            hash: HashConfig::default(),
+            hash_wait: Duration::from_millis(250),
+            script: CaptureConfig::default(),
+            max_parked: 65536,
+        }
+    }
+}
+
+/// Counters of the enricher (all monotonic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnrichStats {
+    pub events_in: u64,
+    pub events_out: u64,
+    pub execs: u64,
+    /// Execs in a container.
+    pub container_execs: u64,
+    /// Container execs that went out without metadata (waited `metadata_wait` in vain).
+    pub metadata_timeouts: u64,
+    /// Container execs whose metadata could not be had (no socket, API error, not found).
+    pub metadata_unavailable: u64,
+    /// Execs that went out without a binary hash (sum of the reasons below).
+    pub hash_misses: u64,
+    /// ... because `/proc/PID/exe` could not be opened (the process was gone).
+    pub hash_exe_gone: u64,
+    /// ... because `/proc/PID/exe` was another file than the kernel reported (exec'd again).
+    pub hash_identity_mismatch: u64,
+    /// ... because the hash queue was full.
+    pub hash_queue_full: u64,
+    /// ... because hashing took longer than `hash_wait`, or failed.
+    pub hash_timeouts: u64,
+    /// Scripts that could not be read.
+    pub script_errors: u64,
+    /// Events released before their wait ended because too many were parked.
+    pub forced_releases: u64,
+}
+
+struct Parked {
+    event: Event,
+    hash: Option<FileKey>,
+    container: Option<ContainerRef>,
+    arrived: Instant,
+}
+
+/// Turns sensor records into enriched events; see the module docs.
+pub struct Enricher {
+    node: String,
+    clock: BootClock,
+    cfg: EnrichConfig,
+    cgroups: CgroupResolver,
+    meta: MetadataService,
+    hasher: HashService,
+    queue: VecDeque<Parked>,
+    stats: EnrichStats,
+}
+
+impl std::fmt::Debug for Enricher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enricher")
+            .field("node", &self.node)
+            .field("parked", &self.queue.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host name (`/proc/sys/kernel/hostname`), or `localhost`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+impl Enricher {
+    /// Starts the worker threads. `clock` converts the sensor's boot-time stamps.
+    pub fn new(cfg: EnrichConfig, clock: BootClock) -> Enricher {
+        let node = cfg
+            .node_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(host_name);
+        let root = cfg.cgroup_root.clone().or_else(ward_sensor::cgroup2_mount);
+        Enricher {
+            node,
+            clock,
+            cgroups: CgroupResolver::new(root),
+            meta: MetadataService::start(cfg.metadata.clone()),
+            hasher: HashService::start(&cfg.hash),
+            queue: VecDeque::new(),
+            stats: EnrichStats::default(),
+            cfg,
+        }
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn stats(&self) -> EnrichStats {
+        self.stats
+    }
+
+    pub fn hash_stats(&self) -> crate::hash::HashStats {
+        self.hasher.stats()
+    }
+
+    pub fn metadata_stats(&self) -> crate::runtime::MetadataStats {
+        self.meta.stats()
+    }
+
+    pub fn cgroup_stats(&self) -> crate::cgroup::CgroupStats {
+        self.cgroups.stats()
+    }
+
+    /// Events waiting for a hash or metadata.
+    pub fn parked(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// When the oldest parked event must leave at the latest (for the poll timeout).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue
+            .front()
+            .map(|p| p.arrived + self.cfg.hash_wait.max(self.cfg.metadata_wait))
+    }
+
+    fn wall_ns(&self, boot_ns: u64) -> u64 {
+        self.clock.to_unix_ns(boot_ns).clamp(0, u64::MAX as i128) as u64
+    }
+
+    /// Takes in one sensor record.
+    pub fn push(&mut self, raw: RawEvent) {
+        self.stats.events_in += 1;
+        let (event, hash, container) = match raw {
+            RawEvent::Exec(e) => {
+                let (ev, hash, container) = self.exec(*e);
+                (Event::Exec(Box::new(ev)), hash, container)
+            }
+            RawEvent::Fork(f) => {
+                // Prefetch: a process forked into a container we have not asked about yet.
+                if f.cgroup_id != 0 {
+                    if let Some(c) = self.cgroups.resolve(f.cgroup_id, f.tgid) {
+                        let _ = self.meta.get_or_request(&c);
+                    }
+                }
+                (
+                    Event::Fork(ForkEvent {
+                        time: self.wall_ns(f.ktime_boot_ns),
+                        pid: f.tgid,
+                        ppid: f.parent_tgid,
+                    }),
+                    None,
+                    None,
+                )
+            }
+            RawEvent::Exit(x) => (
+                Event::Exit(ExitEvent {
+                    time: self.wall_ns(x.ktime_boot_ns),
+                    pid: x.tgid,
+                    code: x
+                        .exit_status()
+                        .or_else(|| x.signal().map(|s| 128 + s))
+                        .unwrap_or(0),
+                }),
+                None,
+                None,
+            ),
+            RawEvent::FdReplaced(f) => (
+                Event::Fd(FdEvent {
+                    time: self.wall_ns(f.ktime_boot_ns),
+                    pid: f.tgid,
+                    fd: f.fd as u8,
+                    via: match f.syscall {
+                        ward_sensor::DupSyscall::Dup => FdVia::Dup,
+                        ward_sensor::DupSyscall::Dup2 => FdVia::Dup2,
+                        ward_sensor::DupSyscall::Dup3 => FdVia::Dup3,
+                        ward_sensor::DupSyscall::Fcntl => FdVia::Fcntl,
+                    },
+                    target: fd_info(&f.info),
+                }),
+                None,
+                None,
+            ),
+            RawEvent::Connect(c) => (self.conn(&c, SocketOp::Connect), None, None),
+            RawEvent::Accept(c) => (self.conn(&c, SocketOp::Accept), None, None),
+        };
+        self.queue.push_back(Parked {
+            event,
+            hash,
+            container,
+            arrived: Instant::now(),
+        });
+    }
+
+    fn conn(&self, c: &ward_sensor::ConnEvent, op: SocketOp) -> Event {
+        Event::Socket(SocketEvent {
+            time: self.wall_ns(c.ktime_boot_ns),
+            pid: c.tgid,
+            fd: c.fd as i32,
+            op,
+            // The sensor's connect/accept record carries no socket inode.
+            inode: 0,
+            socket: socket_info(&c.socket),
+        })
+    }
+
+    fn exec(
+        &mut self,
+        e: ward_sensor::ExecEvent,
+    ) -> (ExecEvent, Option<FileKey>, Option<ContainerRef>) {
+        self.stats.execs += 1;
+        let container = self.cgroups.resolve(e.cgroup_id, e.tgid);
+        if let Some(c) = &container {
+            self.stats.container_execs += 1;
+            let _ = self.meta.get_or_request(c);
+        }
+        let layer = layer_of(e.exe_memfd, e.exe.nlink == 0 || e.exe_deleted, e.overlay);
+        let key = FileKey {
+            dev: e.exe.dev,
+            ino: e.exe.ino,
+            size: e.exe.size,
+            mtime: ts_ns(e.exe.mtime),
+            ctime: ts_ns(e.exe.ctime),
+        };
+        let mut ev = ExecEvent {
+            time: self.wall_ns(e.ktime_boot_ns),
+            node: self.node.clone(),
+            pid: e.tgid,
+            tgid: None,
+            ppid: e.ppid,
+            uid: e.uid,
+            gid: e.gid,
+            comm: e.comm,
+            filename: e.filename,
+            binary: BinaryInfo {
+                path: e.exe_path,
+                dev: key.dev,
+                inode: key.ino,
+                size: key.size,
+                mtime: key.mtime,
+                ctime: key.ctime,
+                sha256: None,
+                hashed_size: None,
+                partially_hashed: false,
+                layer,
+            },
+            argv: e.argv,
+            argv_truncated: e.argv_truncated,
+            cwd: e.cwd,
+            script: None,
+            stdio: [
+                fd_info(&e.stdio[0]),
+                fd_info(&e.stdio[1]),
+                fd_info(&e.stdio[2]),
+            ],
+            cgroup_id: e.cgroup_id,
+            container_id: container.as_ref().map(|c| c.id.clone()),
+            container: None,
+        };
+        // The script, read through the process's own root (container paths resolve).
+        let root = PathBuf::from(format!("/proc/{}/root", e.tgid));
+        match crate::script::capture(&ev, &root, &self.cfg.script) {
+            Ok(s) => ev.script = s,
+            Err(err) => {
+                self.stats.script_errors += 1;
+                tracing::debug!(pid = e.tgid, error = %err, "script capture failed");
+            }
+        }
+        // The binary's hash, through a handle on the file the process runs.
+        let pid = e.tgid;
+        let mut why: Option<&'static str> = None;
+        let submit = self.hasher.submit(key, || {
+            let f = match File::open(format!("/proc/{pid}/exe")) {
+                Ok(f) => f,
+                Err(_) => {
+                    why = Some("gone");
+                    return None;
+                }
+            };
+            match f.metadata() {
+                Ok(m) if m.ino() == key.ino && (key.dev == 0 || m.dev() == key.dev) => Some(f),
+                _ => {
+                    why = Some("mismatch");
+                    None
+                }
+            }
+        });
+        let hash = match submit {
+            Submit::Cached(h) => {
+                ev.binary.sha256 = Some(h.sha256);
+                ev.binary.hashed_size = Some(h.hashed_size);
+                ev.binary.partially_hashed = h.partial;
+                None
+            }
+            Submit::Pending => Some(key),
+            Submit::Refused => {
+                self.stats.hash_misses += 1;
+                match why {
+                    Some("gone") => self.stats.hash_exe_gone += 1,
+                    Some(_) => self.stats.hash_identity_mismatch += 1,
+                    None => self.stats.hash_queue_full += 1,
+                }
+                None
+            }
+        };
+        (ev, hash, container)
+    }
+
+    fn ready(&self, p: &Parked, now: Instant) -> bool {
+        let waited = now.saturating_duration_since(p.arrived);
+        let hash_ok = match &p.hash {
+            None => true,
+            Some(k) => {
+                !self.hasher.is_pending(k)
+                    || self.hasher.cached(k).is_some()
+                    || waited >= self.cfg.hash_wait
+            }
+        };
+        let meta_ok = match &p.container {
+            None => true,
+            Some(c) => !self.meta.is_pending(&c.id) || waited >= self.cfg.metadata_wait,
+        };
+        hash_ok && meta_ok
+    }
+
+    /// Appends the events that are ready, in arrival order.
+    pub fn release(&mut self, out: &mut Vec<Event>) {
+        self.hasher.drain();
+        self.meta.drain();
+        let now = Instant::now();
+        while let Some(front) = self.queue.front() {
+            let forced = self.queue.len() > self.cfg.max_parked;
+            if !forced && !self.ready(front, now) {
+                break;
+            }
+            if forced {
+                self.stats.forced_releases += 1;
+            }
+            let p = self.queue.pop_front().expect("front exists");
+            out.push(self.finish(p));
+        }
+    }
+
+    /// Releases everything now (at shutdown), waiting for nothing.
+    pub fn flush(&mut self, out: &mut Vec<Event>) {
+        self.hasher.drain();
+        self.meta.drain();
+        while let Some(p) = self.queue.pop_front() {
+            out.push(self.finish(p));
+        }
+    }
+
+    fn finish(&mut self, p: Parked) -> Event {
+        self.stats.events_out += 1;
+        let mut event = p.event;
+        if let Event::Exec(e) = &mut event {
+            if let Some(k) = &p.hash {
+                match self.hasher.cached(k) {
+                    Some(h) => {
+                        e.binary.sha256 = Some(h.sha256);
+                        e.binary.hashed_size = Some(h.hashed_size);
+                        e.binary.partially_hashed = h.partial;
+                    }
+                    None => {
+                        self.stats.hash_misses += 1;
+                        self.stats.hash_timeouts += 1;
+                    }
+                }
+            }
+            if let Some(c) = &p.container {
+                e.container = Some(self.container_meta(c));
+            }
+        }
+        event
+    }
+
+    fn container_meta(&mut self, c: &ContainerRef) -> ContainerMeta {
+        match self.meta.get_or_request(c) {
+            Some(m) => {
+                if m.note.is_some() {
+                    self.stats.metadata_unavailable += 1;
+                }
+                Arc::unwrap_or_clone(m)
+            }
+            None => {
+                self.stats.metadata_timeouts += 1;
+                ContainerMeta {
+                    note: Some(format!(
+                        "container metadata not available within {} ms ({} runtime API slow or still answering)",
+                        self.cfg.metadata_wait.as_millis(),
+                        c.runtime.as_str()
+                    )),
+                    ..ContainerMeta::default()
+                }
+            }
+        }
+    }
+
+    /// Exec events for the processes already running (`ward_sensor::snapshot_processes()`),
+    /// to seed the process table: lineage and container identity. Kernel threads are left
+    /// out. Waits up to `max(metadata_wait, 2 s)` for the metadata of the containers found;
+    /// binaries are not hashed.
+    pub fn seed(&mut self, snaps: &[ProcessSnapshot]) -> Vec<ExecEvent> {
+        let mut pending: Vec<(usize, ContainerRef)> = Vec::new();
+        let mut out = Vec::with_capacity(snaps.len());
+        let mut asked = HashSet::new();
+        for s in snaps.iter().filter(|s| !s.kernel_thread) {
+            let container = self.cgroups.resolve(s.cgroup_id.unwrap_or(0), s.pid);
+            if let Some(c) = &container {
+                if asked.insert(c.id.clone()) {
+                    let _ = self.meta.get_or_request(c);
+                }
+                pending.push((out.len(), c.clone()));
+            }
+            let exe = s.exe.unwrap_or_default();
+            let path = s.exe_path.clone().unwrap_or_default();
+            out.push(ExecEvent {
+                time: self.wall_ns(s.start_boot_ns),
+                node: self.node.clone(),
+                pid: s.pid,
+                tgid: None,
+                ppid: s.ppid,
+                uid: s.uid,
+                gid: s.gid,
+                comm: s.comm.clone(),
+                filename: path.clone(),
+                binary: BinaryInfo {
+                    path,
+                    dev: exe.dev,
+                    inode: exe.ino,
+                    size: exe.size,
+                    mtime: ts_ns(exe.mtime),
+                    ctime: ts_ns(exe.ctime),
+                    layer: if s.exe_memfd {
+                        Layer::Memfd
+                    } else if s.exe_deleted {
+                        Layer::Deleted
+                    } else {
+                        Layer::Unknown
+                    },
+                    ..BinaryInfo::default()
+                },
+                argv: s.argv.clone(),
+                argv_truncated: false,
+                cwd: s.cwd.clone().unwrap_or_default(),
+                script: None,
+                stdio: [
+                    fd_info(&s.stdio[0]),
+                    fd_info(&s.stdio[1]),
+                    fd_info(&s.stdio[2]),
+                ],
+                cgroup_id: s.cgroup_id.unwrap_or(0),
+                container_id: container.map(|c| c.id),
+                container: None,
+            });
+        }
+        let deadline = Instant::now() + self.cfg.metadata_wait.max(Duration::from_secs(2));
+        loop {
+            self.meta.drain();
+            if asked.iter().all(|id| !self.meta.is_pending(id)) || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (i, c) in pending {
+            let m = self.container_meta(&c);
+            out[i].container = Some(m);
+        }
+        out
+    }
+}
+
+fn ts_ns((sec, nsec): (i64, u32)) -> u64 {
+    if sec < 0 {
+        0
+    } else {
+        (sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nsec as u64)
+    }
+}
+
+/// Where the executed file comes from, from the sensor's flags.
+pub fn layer_of(memfd: bool, deleted: bool, overlay: OverlayLayer) -> Layer {
+    if memfd {
+        Layer::Memfd
+    } else if deleted {
+        Layer::Deleted
+    } else {
+        match overlay {
+            OverlayLayer::Lower => Layer::Image,
+            OverlayLayer::UpperOnly => Layer::Added,
+            OverlayLayer::UpperOverLower => Layer::Modified,
+            OverlayLayer::NotOverlay => Layer::NotOverlay,
+        }
+    }
+}
+
+fn socket_info(s: &ward_sensor::InetSocket) -> SocketInfo {
+    SocketInfo {
+        protocol: match s.sock_type {
+            ward_sensor::SockType::Stream => Protocol::Tcp,
+            ward_sensor::SockType::Dgram => Protocol::Udp,
+            ward_sensor::SockType::Other(_) => Protocol::Other,
+        },
+        local_ip: s.local.ip(),
+        local_port: s.local.port(),
+        remote_ip: s.remote.ip(),
+        remote_port: s.remote.port(),
+    }
+}
+
+/// The sensor's classification of an fd in the trace format's terms.
+pub fn fd_info(f: &ward_sensor::FdInfo) -> FdInfo {
+    use ward_sensor::FdKind as K;
+    let kind = match f.kind {
+        K::None => FdKind::Closed,
+        K::Regular => FdKind::File,
+        K::Pipe => FdKind::Pipe,
+        K::Fifo => FdKind::Fifo,
+        K::CharDevice if f.is_tty() => FdKind::Tty,
+        K::CharDevice => FdKind::Char,
+        K::UnixSocket => FdKind::UnixSocket,
+        K::InetSocket => FdKind::InetSocket,
+        K::Other => FdKind::Other,
+    };
+    FdInfo {
+        kind,
+        inode: f.ino,
+        path: None,
+        socket: f.socket.as_ref().map(socket_info),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers() {
+        assert_eq!(layer_of(false, false, OverlayLayer::Lower), Layer::Image);
+        assert_eq!(
+            layer_of(false, false, OverlayLayer::UpperOnly),
+            Layer::Added
+        );
+        assert_eq!(
+            layer_of(false, false, OverlayLayer::UpperOverLower),
+            Layer::Modified
+        );
+        assert_eq!(
+            layer_of(false, false, OverlayLayer::NotOverlay),
+            Layer::NotOverlay
+        );
+        assert_eq!(layer_of(true, true, OverlayLayer::NotOverlay), Layer::Memfd);
+        assert_eq!(layer_of(false, true, OverlayLayer::Lower), Layer::Deleted);
+    }
+
+    #[test]
+    fn fd_kinds() {
+        let tty = ward_sensor::FdInfo {
+            kind: ward_sensor::FdKind::CharDevice,
+            ino: 3,
+            rdev: Some((136, 0)),
+            socket: None,
+        };
+        assert_eq!(fd_info(&tty).kind, FdKind::Tty);
+        let null = ward_sensor::FdInfo {
+            rdev: Some((1, 3)),
+            ..tty
+        };
+        assert_eq!(fd_info(&null).kind, FdKind::Char);
+        let sock = ward_sensor::FdInfo {
+            kind: ward_sensor::FdKind::InetSocket,
+            ino: 9,
+            rdev: None,
+            socket: Some(ward_sensor::InetSocket {
+                sock_type: ward_sensor::SockType::Stream,
+                state: 1,
+                local: "127.0.0.1:5000".parse().unwrap(),
+                remote: "127.0.0.1:4444".parse().unwrap(),
+            }),
+        };
+        let f = fd_info(&sock);
+        assert!(f.remote_stream_peer().is_some());
+        assert_eq!(f.socket.unwrap().remote_port, 4444);
+    }
+
+    #[test]
+    fn seeding_own_process() {
+        let mut en = Enricher::new(
+            EnrichConfig {
+                node_name: Some("node-x".into()),
+                metadata: MetadataConfig {
+                    docker_sockets: vec![],
+                    ..MetadataConfig::default()
+                },
+                ..EnrichConfig::default()
+            },
+            BootClock::new(),
+        );
+        let snaps = ward_sensor::snapshot_processes().unwrap();
+        let seeds = en.seed(&snaps);
+        let me = seeds
+            .iter()
+            .find(|e| e.pid == std::process::id())
+            .expect("own process seeded");
+        assert_eq!(me.node, "node-x");
+        assert!(!me.argv.is_empty());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        assert!(me.time <= now && me.time > now - 3600 * 1_000_000_000 * 24 * 365);
+    }
+}

@@ -1,0 +1,331 @@
+//! Binary hashing off the hot path.
+//!
+//! At exec the caller opens `/proc/PID/exe` (a handle on the very file the process runs:
+//! deleting or replacing the path afterwards does not change what is read) and checks that the
+//! handle's device and inode are the ones the kernel reported. The handle goes to a worker
+//! thread through a bounded queue; results are cached by file identity (dev, inode, size,
+//! mtime, ctime), so a binary is hashed once until it changes. Files larger than
+//! `max_bytes` are hashed over their first `max_bytes` (`partiallyHashed`).
+
+use sha2::{Digest, Sha256 as Hasher};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use ward_event::Sha256;
+
+/// What identifies a file's contents well enough to reuse a hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKey {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// ns since the epoch
+    pub mtime: u64,
+    /// ns since the epoch
+    pub ctime: u64,
+}
+
+/// A finished hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashResult {
+    pub sha256: Sha256,
+    /// Bytes covered by the hash.
+    pub hashed_size: u64,
+    /// True when the file is larger than what was hashed.
+    pub partial: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HashConfig {
+    /// Files larger than this are hashed over their first `max_bytes` bytes.
+    pub max_bytes: u64,
+    /// Worker threads.
+    pub workers: usize,
+    /// Jobs waiting beyond this are refused (counted as misses).
+    pub queue: usize,
+    /// Cached results; the cache is emptied when full.
+    pub cache_entries: usize,
+}
+
+impl Default for HashConfig {
+    fn default() -> Self {
+        HashConfig {
+            max_bytes: 64 << 20,
+            workers: 1,
+            queue: 1024,
+            cache_entries: 16384,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashStats {
+    /// Answered from the cache.
+    pub cache_hits: u64,
+    /// Files hashed.
+    pub hashed: u64,
+    /// Bytes read for hashing.
+    pub bytes: u64,
+    /// Refused because the queue was full.
+    pub queue_full: u64,
+    /// Read errors in the worker.
+    pub errors: u64,
+}
+
+/// Outcome of [`HashService::submit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submit {
+    Cached(HashResult),
+    /// Queued now or already in flight: the answer comes through [`HashService::drain`].
+    Pending,
+    /// The queue is full: no hash for this one.
+    Refused,
+}
+
+type Done = (FileKey, Result<HashResult, String>);
+
+/// Worker threads hashing opened files, and the cache of their results (owned by the caller's
+/// thread; no locks).
+pub struct HashService {
+    tx: Option<SyncSender<(FileKey, File)>>,
+    rx: Receiver<Done>,
+    cache: HashMap<FileKey, HashResult>,
+    inflight: HashSet<FileKey>,
+    cache_entries: usize,
+    stats: HashStats,
+}
+
+impl std::fmt::Debug for HashService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashService")
+            .field("cached", &self.cache.len())
+            .field("inflight", &self.inflight.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl HashService {
+    pub fn start(cfg: &HashConfig) -> HashService {
+        let (tx, job_rx) = mpsc::sync_channel::<(FileKey, File)>(cfg.queue.max(1));
+        let (res_tx, rx) = mpsc::channel::<Done>();
+        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
+        for i in 0..cfg.workers.max(1) {
+            let job_rx = job_rx.clone();
+            let res_tx = res_tx.clone();
+            let max = cfg.max_bytes.max(1);
+            let _ = std::thread::Builder::new()
+                .name(format!("ward-hash-{i}"))
+                .spawn(move || loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((key, file)) = job else { return };
+                    let r = hash_file(file, max).map_err(|e| e.to_string());
+                    if res_tx.send((key, r)).is_err() {
+                        return;
+                    }
+                });
+        }
+        HashService {
+            tx: Some(tx),
+            rx,
+            cache: HashMap::new(),
+            inflight: HashSet::new(),
+            cache_entries: cfg.cache_entries.max(16),
+            stats: HashStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> HashStats {
+        self.stats
+    }
+
+    /// The cached hash of `key`, if any.
+    pub fn cached(&self, key: &FileKey) -> Option<HashResult> {
+        self.cache.get(key).copied()
+    }
+
+    /// Whether a job for `key` is queued or running.
+    pub fn is_pending(&self, key: &FileKey) -> bool {
+        self.inflight.contains(key)
+    }
+
+    /// The hash of `key` from the cache, or queues `open()`'s file for hashing. `open` is
+    /// called only when the file must be hashed; `None` from it means the file is gone.
+    pub fn submit(&mut self, key: FileKey, open: impl FnOnce() -> Option<File>) -> Submit {
+        if let Some(r) = self.cache.get(&key) {
+            self.stats.cache_hits += 1;
+            return Submit::Cached(*r);
+        }
+        if self.inflight.contains(&key) {
+            return Submit::Pending;
+        }
+        let Some(file) = open() else {
+            return Submit::Refused;
+        };
+        let Some(tx) = &self.tx else {
+            return Submit::Refused;
+        };
+        match tx.try_send((key, file)) {
+            Ok(()) => {
+                self.inflight.insert(key);
+                Submit::Pending
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.stats.queue_full += 1;
+                Submit::Refused
+            }
+        }
+    }
+
+    /// Takes in finished jobs.
+    pub fn drain(&mut self) {
+        while let Ok((key, r)) = self.rx.try_recv() {
+            self.inflight.remove(&key);
+            match r {
+                Ok(h) => {
+                    self.stats.hashed += 1;
+                    self.stats.bytes += h.hashed_size;
+                    if self.cache.len() >= self.cache_entries {
+                        self.cache.clear();
+                    }
+                    self.cache.insert(key, h);
+                }
+                Err(e) => {
+                    self.stats.errors += 1;
+                    tracing::debug!(error = %e, ?key, "hashing failed");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HashService {
+    fn drop(&mut self) {
+        self.tx = None;
+    }
+}
+
+/// SHA-256 of the first `max` bytes of `file`.
+pub fn hash_file(mut file: File, max: u64) -> std::io::Result<HashResult> {
+    let size = file.metadata()?.len();
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut done: u64 = 0;
+    while done < max {
+        let want = (max - done).min(buf.len() as u64) as usize;
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        done += n as u64;
+    }
+    Ok(HashResult {
+        sha256: Sha256(h.finalize().into()),
+        hashed_size: done,
+        partial: done < size,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+
+    fn key_of(f: &File) -> FileKey {
+        use std::os::unix::fs::MetadataExt;
+        let m = f.metadata().unwrap();
+        FileKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime() as u64 * 1_000_000_000 + m.mtime_nsec() as u64,
+            ctime: m.ctime() as u64 * 1_000_000_000 + m.ctime_nsec() as u64,
+        }
+    }
+
+    fn wait(svc: &mut HashService, key: FileKey) -> HashResult {
+        let start = Instant::now();
+        loop {
+            svc.drain();
+            if let Some(r) = svc.cached(&key) {
+                return r;
+            }
+            assert!(start.elapsed() < Duration::from_secs(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn hashes_through_a_handle_after_the_path_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bin");
+        std::fs::write(&p, b"hello").unwrap();
+        let handle = File::open(&p).unwrap();
+        let key = key_of(&handle);
+        // Deleted and replaced right after the exec: the handle still reads the old bytes.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, b"other").unwrap();
+        let mut svc = HashService::start(&HashConfig::default());
+        let mut handle = Some(handle);
+        assert_eq!(svc.submit(key, || handle.take()), Submit::Pending);
+        assert_eq!(svc.submit(key, || panic!("not reopened")), Submit::Pending);
+        let r = wait(&mut svc, key);
+        assert_eq!(
+            r.sha256.to_hex(),
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        assert_eq!((r.hashed_size, r.partial), (5, false));
+        assert!(matches!(svc.submit(key, || None), Submit::Cached(_)));
+        assert_eq!(svc.stats().cache_hits, 1);
+    }
+
+    #[test]
+    fn large_files_are_partially_hashed() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&[7u8; 10_000]).unwrap();
+        let mut f2 = tempfile::NamedTempFile::new().unwrap();
+        f2.write_all(&[7u8; 4096]).unwrap();
+        let r = hash_file(File::open(f2.path()).unwrap(), 4096).unwrap();
+        assert!(!r.partial);
+        let whole = r.sha256;
+        use std::io::Seek;
+        f.rewind().unwrap();
+        let r = hash_file(f, 4096).unwrap();
+        assert_eq!((r.hashed_size, r.partial), (4096, true));
+        assert_eq!(r.sha256, whole, "the prefix's hash");
+    }
+
+    #[test]
+    fn full_queue_is_refused_and_counted() {
+        let mut svc = HashService::start(&HashConfig {
+            queue: 1,
+            workers: 1,
+            ..HashConfig::default()
+        });
+        // Stall the worker on a pipe that never ends... use /dev/zero with a huge cap.
+        let zero = || Some(File::open("/dev/zero").unwrap());
+        let mk = |i| FileKey {
+            dev: 0,
+            ino: i,
+            size: 0,
+            mtime: 0,
+            ctime: 0,
+        };
+        let mut refused = 0;
+        for i in 0..50 {
+            if svc.submit(mk(i), zero) == Submit::Refused {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0);
+        assert_eq!(svc.stats().queue_full, refused);
+    }
+}
