@@ -8,10 +8,10 @@
 //! `metadata_wait` (then the exec leaves without the missing part, and the miss is counted and
 //! explained in `ContainerMeta.note`).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,9 @@ pub struct Enricher {
     meta: MetadataService,
     hasher: HashService,
     queue: VecDeque<Parked>,
+    /// Live processes by mount namespace: their root resolves exe paths of processes in the
+    /// same namespace that exited before their exec was read.
+    roots: HashMap<u32, Vec<u32>>,
     stats: EnrichStats,
 }
 
@@ -141,6 +144,7 @@ impl Enricher {
             meta: MetadataService::start(cfg.metadata.clone()),
             hasher: HashService::start(&cfg.hash),
             queue: VecDeque::new(),
+            roots: HashMap::new(),
             stats: EnrichStats::default(),
             cfg,
         }
@@ -320,25 +324,52 @@ impl Enricher {
                 tracing::debug!(pid = e.tgid, error = %err, "script capture failed");
             }
         }
-        // The binary's hash, through a handle on the file the process runs.
+        // The binary's hash, through a handle on the file the process runs: /proc/PID/exe,
+        // or, when the process is already gone, the same path through the root of another
+        // live process of its mount namespace. Either way the handle must be the inode the
+        // kernel reported.
         let pid = e.tgid;
+        let mnt_ns = e.mnt_ns;
+        let path = ev.binary.path.clone();
+        let detached = e.exe_detached || e.exe_memfd || e.exe_deleted;
         let mut why: Option<&'static str> = None;
+        let roots = &mut self.roots;
+        let matches = |f: &File| {
+            f.metadata()
+                .is_ok_and(|m| m.ino() == key.ino && (key.dev == 0 || m.dev() == key.dev))
+        };
         let submit = self.hasher.submit(key, || {
-            let f = match File::open(format!("/proc/{pid}/exe")) {
-                Ok(f) => f,
-                Err(_) => {
-                    why = Some("gone");
-                    return None;
-                }
-            };
-            match f.metadata() {
-                Ok(m) if m.ino() == key.ino && (key.dev == 0 || m.dev() == key.dev) => Some(f),
-                _ => {
-                    why = Some("mismatch");
-                    None
-                }
+            match File::open(format!("/proc/{pid}/exe")) {
+                Ok(f) if matches(&f) => return Some(f),
+                Ok(_) => why = Some("mismatch"),
+                Err(_) => why = Some("gone"),
             }
+            if detached || path.is_empty() {
+                return None;
+            }
+            let pids = roots.get_mut(&mnt_ns)?;
+            let mut found = None;
+            pids.retain(|&other| {
+                if found.is_some() || other == pid {
+                    return true;
+                }
+                match open_in_root(other, &path) {
+                    Ok(f) => {
+                        if matches(&f) {
+                            found = Some(f);
+                        }
+                        true
+                    }
+                    // The other process is gone too: forget it.
+                    Err(OpenErr::NoRoot) => false,
+                    Err(OpenErr::NoFile) => true,
+                }
+            });
+            found
         });
+        if !detached && mnt_ns != 0 {
+            remember_root(&mut self.roots, mnt_ns, pid);
+        }
         let hash = match submit {
             Submit::Cached(h) => {
                 ev.binary.sha256 = Some(h.sha256);
@@ -459,6 +490,9 @@ impl Enricher {
         let mut out = Vec::with_capacity(snaps.len());
         let mut asked = HashSet::new();
         for s in snaps.iter().filter(|s| !s.kernel_thread) {
+            if let Some(ns) = s.mnt_ns {
+                remember_root(&mut self.roots, ns, s.pid);
+            }
             let container = self.cgroups.resolve(s.cgroup_id.unwrap_or(0), s.pid);
             if let Some(c) = &container {
                 if asked.insert(c.id.clone()) {
@@ -522,6 +556,59 @@ impl Enricher {
         }
         out
     }
+}
+
+enum OpenErr {
+    /// The process (its root) is gone.
+    NoRoot,
+    /// The path does not resolve (or is not a regular file) under that root.
+    NoFile,
+}
+
+/// Opens `path` read-only inside the root directory of process `pid` (`openat2` with
+/// `RESOLVE_IN_ROOT`: absolute paths and symlinks stay inside).
+fn open_in_root(pid: u32, path: &str) -> Result<File, OpenErr> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        format!("/proc/{pid}/root"),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|_| OpenErr::NoRoot)?;
+    let fd = rustix::fs::openat2(
+        &root,
+        path.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|_| OpenErr::NoFile)?;
+    let f = File::from(fd);
+    match f.metadata() {
+        Ok(m) if m.is_file() => Ok(f),
+        _ => Err(OpenErr::NoFile),
+    }
+}
+
+/// Keeps a few recent pids per mount namespace (newest last).
+fn remember_root(roots: &mut HashMap<u32, Vec<u32>>, mnt_ns: u32, pid: u32) {
+    if roots.len() > 4096 && !roots.contains_key(&mnt_ns) {
+        roots.clear();
+    }
+    let v = roots.entry(mnt_ns).or_default();
+    if v.last() == Some(&pid) {
+        return;
+    }
+    v.retain(|&p| p != pid);
+    if v.len() >= 4 {
+        // Forget the dead first; otherwise keep the oldest (often the container's init, which
+        // lives longest) and drop the next oldest.
+        v.retain(|p| Path::new(&format!("/proc/{p}")).exists());
+        if v.len() >= 4 {
+            v.remove(1);
+        }
+    }
+    v.push(pid);
 }
 
 fn ts_ns((sec, nsec): (i64, u32)) -> u64 {

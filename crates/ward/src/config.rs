@@ -13,6 +13,8 @@ pub const DEFAULT_TOML: &str = include_str!("../../../config/ward.toml");
 pub struct WardConfig {
     pub engine: EngineConfig,
     pub detectors: DetectorsConfig,
+    /// `ward agent`: metrics, runtime sockets, waits, hashing.
+    pub agent: crate::cmd::agent::config::AgentConfig,
 }
 
 impl WardConfig {

@@ -37,6 +37,12 @@ enum Command {
     /// Show or check configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
+    /// Run the live agent: eBPF sensor, enrichment, detectors, findings (needs root).
+    ///
+    /// Prints each new finding as one JSON object per line (the same record as `ward replay`)
+    /// to --output, stores findings in --db, and serves health as Prometheus text on
+    /// 127.0.0.1:9464/metrics. SIGINT/SIGTERM flush and exit 0. See docs/agent.md.
+    Agent(cmd::agent::AgentArgs),
 }
 
 /// Where findings are stored unless --db says otherwise.
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
         Command::Findings(c) => cmd::findings::run(c),
         Command::Intel(c) => cmd::intel::run(c),
         Command::Config(c) => cmd::config::run(c),
+        Command::Agent(a) => cmd::agent::run(a),
     };
     match result {
         Ok(code) => code,

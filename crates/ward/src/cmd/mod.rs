@@ -1,3 +1,4 @@
+pub mod agent;
 pub mod config;
 pub mod findings;
 pub mod intel;

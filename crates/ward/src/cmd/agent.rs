@@ -1,0 +1,448 @@
+//! `ward agent`: the live pipeline. Sensor (eBPF) → enrichment → engine → sinks (JSON Lines,
+//! SQLite store, optional trace recording), with health as Prometheus text and a periodic log
+//! line. See `docs/agent.md`.
+
+pub mod config;
+pub mod metrics;
+
+use crate::cmd::replay::load_intel;
+use crate::config::WardConfig;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use ward_detect::{Engine, FindingUpdate};
+use ward_enrich::{EnrichConfig, Enricher, HashConfig, MetadataConfig};
+use ward_event::{Event, Finding, TraceHeader};
+use ward_sensor::{RawEvent, Sensor, SensorConfig};
+use ward_store::{FindingStore, SqliteStore};
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Store findings in this SQLite database (created if missing) [default: /var/lib/ward/ward.db].
+    #[arg(long, value_name = "PATH", env = "WARD_DB")]
+    pub db: Option<PathBuf>,
+    /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
+    #[arg(long = "intel", value_name = "FILE")]
+    pub intel: Vec<PathBuf>,
+    /// Where new findings go as JSON Lines: `stdout`, `jsonl:PATH` (appended), or `none`.
+    #[arg(long, value_name = "SINK", default_value = "stdout")]
+    pub output: String,
+    /// Also write every enriched event to PATH in the trace format (`ward replay PATH`
+    /// reproduces the findings).
+    #[arg(long, value_name = "PATH")]
+    pub record: Option<PathBuf>,
+    /// Configuration file (TOML); see `ward config default`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve Prometheus metrics on ADDR (overrides `agent.metrics_addr`; `none` disables).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+}
+
+/// Set by SIGINT/SIGTERM.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is zero-initialised then filled.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+enum Output {
+    Stdout,
+    Jsonl(PathBuf),
+    None,
+}
+
+fn parse_output(s: &str) -> Result<Output> {
+    match s {
+        "stdout" | "-" => Ok(Output::Stdout),
+        "none" => Ok(Output::None),
+        _ => match s.strip_prefix("jsonl:") {
+            Some(p) if !p.is_empty() => Ok(Output::Jsonl(PathBuf::from(p))),
+            _ => bail!("--output {s:?}: expected `stdout`, `jsonl:PATH` or `none`"),
+        },
+    }
+}
+
+/// The store with batched writes: findings repeat as they aggregate, only the last state of
+/// each is written.
+struct StoreSink {
+    store: SqliteStore,
+    pending: BTreeMap<String, Finding>,
+    last_flush: Instant,
+    errors: u64,
+}
+
+impl StoreSink {
+    fn flush(&mut self) {
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
+        if let Err(e) = self.store.upsert_many(&batch) {
+            self.errors += 1;
+            tracing::error!(error = %e, db = %self.store.path().display(), findings = batch.len(), "storing findings failed");
+            eprintln!(
+                "ward agent: error: storing {} findings in {}: {e}",
+                batch.len(),
+                self.store.path().display()
+            );
+        }
+    }
+}
+
+fn wall_now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn open_append(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
+    let a = &cfg.agent;
+    EnrichConfig {
+        node_name: (!a.node_name.is_empty()).then(|| a.node_name.clone()),
+        cgroup_root: None,
+        metadata: MetadataConfig {
+            docker_sockets: a.docker_sockets.clone(),
+            request_timeout: a.metadata_timeout,
+            retry_after: a.metadata_retry,
+            ..MetadataConfig::default()
+        },
+        metadata_wait: a.metadata_wait,
+        hash: HashConfig {
+            max_bytes: a.hash_max_bytes,
+            workers: a.hash_workers,
+            queue: a.hash_queue,
+            cache_entries: a.hash_cache_entries,
+        },
+        hash_wait: a.hash_wait,
+        script: ward_enrich::script::CaptureConfig {
+            contents_max: cfg.engine.script_contents_max,
+            ..ward_enrich::script::CaptureConfig::default()
+        },
+        ..EnrichConfig::default()
+    }
+}
+
+/// Everything downstream of the enricher.
+struct Pipeline {
+    engine: Engine,
+    out: Option<Box<dyn Write>>,
+    store: StoreSink,
+    record: Option<BufWriter<File>>,
+    record_path: Option<PathBuf>,
+    record_errors: u64,
+    updates: Vec<FindingUpdate>,
+    latencies: Vec<u64>,
+    findings_written: u64,
+    latency: metrics::Latency,
+    flush_interval: Duration,
+}
+
+impl Pipeline {
+    fn record(&mut self, ev: &Event) {
+        if let Some(r) = self.record.as_mut() {
+            let line = ward_event::trace::to_line(ev);
+            if r.write_all(line.as_bytes())
+                .and_then(|_| r.write_all(b"\n"))
+                .is_err()
+            {
+                self.record_errors += 1;
+                if self.record_errors == 1 {
+                    eprintln!(
+                        "ward agent: error: writing the recording {}; recording stopped",
+                        self.record_path
+                            .as_deref()
+                            .unwrap_or(Path::new(""))
+                            .display()
+                    );
+                }
+                self.record = None;
+            }
+        }
+    }
+
+    fn process(&mut self, events: &mut Vec<Event>) -> Result<()> {
+        let mut wrote = false;
+        for ev in events.drain(..) {
+            self.record(&ev);
+            let t = ev.time();
+            self.engine.process(ev, &mut self.updates);
+            for u in self.updates.drain(..) {
+                if u.is_new {
+                    if let Some(out) = self.out.as_mut() {
+                        serde_json::to_writer(&mut *out, &u.finding)?;
+                        out.write_all(b"\n")?;
+                        wrote = true;
+                    }
+                    self.latencies.push(t);
+                    self.findings_written += 1;
+                }
+                self.store.pending.insert(u.finding.name.clone(), u.finding);
+            }
+        }
+        if wrote {
+            if let Some(out) = self.out.as_mut() {
+                out.flush().context("writing findings")?;
+            }
+        }
+        if !self.latencies.is_empty() {
+            let now = wall_now_ns();
+            for t in self.latencies.drain(..) {
+                self.latency.observe(now.saturating_sub(t) as f64 / 1e9);
+            }
+        }
+        if !self.store.pending.is_empty()
+            && (self.store.pending.len() >= 512
+                || self.store.last_flush.elapsed() >= self.flush_interval)
+        {
+            self.store.flush();
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.store.flush();
+        if let Some(out) = self.out.as_mut() {
+            out.flush().context("writing findings")?;
+        }
+        if let Some(r) = self.record.as_mut() {
+            r.flush().context("writing the recording")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn run(args: AgentArgs) -> Result<ExitCode> {
+    let cfg = WardConfig::load_or_default(args.config.as_deref())?;
+    let output = parse_output(&args.output)?;
+    let intel = load_intel(&args.intel)?;
+    let db_path = args.db.clone().unwrap_or_else(crate::default_db);
+    if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(&db_path)
+        .with_context(|| format!("opening database {}", db_path.display()))?;
+    let out: Option<Box<dyn Write>> = match &output {
+        Output::Stdout => Some(Box::new(BufWriter::new(std::io::stdout()))),
+        Output::Jsonl(p) => Some(Box::new(BufWriter::new(open_append(p)?))),
+        Output::None => None,
+    };
+    let record = match &args.record {
+        Some(p) => Some(BufWriter::with_capacity(
+            1 << 20,
+            File::create(p).with_context(|| format!("creating recording {}", p.display()))?,
+        )),
+        None => None,
+    };
+    let metrics_addr = args
+        .metrics_addr
+        .clone()
+        .unwrap_or_else(|| cfg.agent.metrics_addr.clone());
+
+    install_signal_handlers();
+    let mut sensor = Sensor::load(&SensorConfig {
+        ring_buffer_bytes: cfg.agent.ring_buffer_bytes,
+        ..SensorConfig::default()
+    })
+    .context("loading the eBPF sensor")?;
+    let started = Instant::now();
+    let mut enricher = Enricher::new(enrich_config(&cfg), *sensor.clock());
+    let node = enricher.node().to_string();
+
+    let mut pipe = Pipeline {
+        engine: Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), None),
+        out,
+        store: StoreSink {
+            store,
+            pending: BTreeMap::new(),
+            last_flush: Instant::now(),
+            errors: 0,
+        },
+        record,
+        record_path: args.record.clone(),
+        record_errors: 0,
+        updates: Vec::new(),
+        latencies: Vec::new(),
+        findings_written: 0,
+        latency: metrics::Latency::default(),
+        flush_interval: cfg.agent.store_flush_interval,
+    };
+
+    // What already runs: lineage and container identity. Loaded after the sensor, so nothing
+    // started in between is missed (it may be seen twice, which the table tolerates).
+    let snaps = ward_sensor::snapshot_processes().context("reading /proc to seed")?;
+    let seeds = enricher.seed(&snaps);
+    if let Some(r) = pipe.record.as_mut() {
+        let header = TraceHeader::new(Some(node.clone()), "ward agent");
+        writeln!(r, "{}", ward_event::trace::to_line(&header)).context("writing the recording")?;
+    }
+    let n_seeds = seeds.len();
+    for s in seeds {
+        // Recorded as exec events so a replay knows the lineage (see docs/agent.md).
+        let ev = Event::Exec(Box::new(s));
+        pipe.record(&ev);
+        if let Event::Exec(e) = ev {
+            pipe.engine.seed(*e);
+        }
+    }
+
+    let metrics_text = Arc::new(Mutex::new(String::new()));
+    let metrics_where = if metrics_addr.is_empty() || metrics_addr == "none" {
+        "disabled".to_string()
+    } else {
+        let a = metrics::serve(&metrics_addr, metrics_text.clone())
+            .with_context(|| format!("serving metrics on {metrics_addr}"))?;
+        format!("http://{a}/metrics")
+    };
+    eprintln!(
+        "ward agent: ready: node {node}, {n_seeds} running processes seeded, metrics {metrics_where}, findings to {}, store {}{}",
+        args.output,
+        db_path.display(),
+        args.record
+            .as_ref()
+            .map(|p| format!(", recording to {}", p.display()))
+            .unwrap_or_default()
+    );
+
+    let mut raw: Vec<RawEvent> = Vec::with_capacity(4096);
+    let mut events: Vec<Event> = Vec::with_capacity(4096);
+    let mut last_metrics = Instant::now();
+    let mut last_log = Instant::now();
+    let mut last_events = 0u64;
+    let mut health = metrics::Health {
+        node: node.clone(),
+        ..metrics::Health::default()
+    };
+    let mut poll_errors = 0u64;
+    let log_every = cfg.agent.health_log_interval;
+
+    let result: Result<()> = (|| {
+        while !STOP.load(Ordering::SeqCst) {
+            let timeout = if enricher.parked() > 0 {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_millis(10)
+            };
+            if let Err(e) = sensor.poll(&mut raw, timeout) {
+                poll_errors += 1;
+                if poll_errors <= 10 || poll_errors.is_power_of_two() {
+                    eprintln!("ward agent: error: reading the ring buffer: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for r in raw.drain(..) {
+                enricher.push(r);
+            }
+            enricher.release(&mut events);
+            pipe.process(&mut events)?;
+
+            if last_metrics.elapsed() >= Duration::from_secs(1) {
+                let dt = last_metrics.elapsed().as_secs_f64();
+                last_metrics = Instant::now();
+                let s = sensor.stats();
+                health.events_per_sec = (s.events_total - last_events) as f64 / dt;
+                last_events = s.events_total;
+                fill_health(&mut health, s, &enricher, &pipe, started);
+                if let Ok(mut t) = metrics_text.lock() {
+                    *t = health.prometheus();
+                }
+                if !log_every.is_zero() && last_log.elapsed() >= log_every {
+                    last_log = Instant::now();
+                    eprintln!("{}", health.log_line());
+                }
+                if let Some(r) = pipe.record.as_mut() {
+                    let _ = r.flush();
+                }
+            }
+        }
+        Ok(())
+    })();
+
+    // Shutdown (signal or fatal sink error): drain what the kernel still holds and flush.
+    let _ = sensor.poll(&mut raw, Duration::ZERO);
+    for r in raw.drain(..) {
+        enricher.push(r);
+    }
+    enricher.flush(&mut events);
+    let drained = pipe.process(&mut events);
+    let finished = pipe.finish();
+    fill_health(&mut health, sensor.stats(), &enricher, &pipe, started);
+    eprintln!("{}", health.log_line());
+    result?;
+    drained?;
+    finished?;
+    eprintln!("ward agent: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fill_health(
+    h: &mut metrics::Health,
+    sensor: ward_sensor::SensorStats,
+    enricher: &Enricher,
+    pipe: &Pipeline,
+    started: Instant,
+) {
+    h.uptime = started.elapsed();
+    h.sensor = sensor;
+    h.enrich = enricher.stats();
+    h.hash = enricher.hash_stats();
+    h.metadata = enricher.metadata_stats();
+    h.engine = pipe.engine.stats();
+    h.parked = enricher.parked();
+    h.findings_written = pipe.findings_written;
+    h.store_errors = pipe.store.errors;
+    h.latency = pipe.latency.clone();
+    let (rss, cpu) = metrics::self_usage();
+    h.rss_bytes = rss;
+    h.cpu_seconds = cpu;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_specs() {
+        assert!(matches!(parse_output("stdout"), Ok(Output::Stdout)));
+        assert!(matches!(parse_output("none"), Ok(Output::None)));
+        match parse_output("jsonl:/tmp/x.jsonl") {
+            Ok(Output::Jsonl(p)) => assert_eq!(p, Path::new("/tmp/x.jsonl")),
+            _ => panic!("jsonl"),
+        }
+        assert!(parse_output("jsonl:").is_err());
+        assert!(parse_output("kafka:x").is_err());
+    }
+}

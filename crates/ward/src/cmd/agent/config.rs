@@ -1,0 +1,68 @@
+//! The `[agent]` section of the configuration file (documented in `config/ward.toml`).
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Node name on every event and finding; empty = the host name.
+    pub node_name: String,
+    /// Prometheus text on `http://<addr>/metrics`; empty disables.
+    pub metrics_addr: String,
+    /// A health line on stderr this often; 0 disables.
+    #[serde(with = "humantime_serde")]
+    pub health_log_interval: Duration,
+    /// Docker Engine API sockets (docker, `podman system service`), tried in order.
+    pub docker_sockets: Vec<PathBuf>,
+    /// Longest an exec waits for container metadata being fetched.
+    #[serde(with = "humantime_serde")]
+    pub metadata_wait: Duration,
+    /// Timeout of one runtime API request.
+    #[serde(with = "humantime_serde")]
+    pub metadata_timeout: Duration,
+    /// A container whose metadata could not be had is asked again after this long.
+    #[serde(with = "humantime_serde")]
+    pub metadata_retry: Duration,
+    /// Longest an exec waits for its binary's hash.
+    #[serde(with = "humantime_serde")]
+    pub hash_wait: Duration,
+    /// Binaries larger than this are hashed over their first `hash_max_bytes` bytes.
+    pub hash_max_bytes: u64,
+    /// Hashing threads.
+    pub hash_workers: usize,
+    /// Hash jobs waiting beyond this are refused (counted as misses).
+    pub hash_queue: usize,
+    /// Hashes cached by file identity.
+    pub hash_cache_entries: usize,
+    /// BPF ring buffer size (power of two, multiple of the page size).
+    pub ring_buffer_bytes: u32,
+    /// Store writes are batched for at most this long.
+    #[serde(with = "humantime_serde")]
+    pub store_flush_interval: Duration,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node_name: String::new(),
+            metrics_addr: "127.0.0.1:9464".into(),
+            health_log_interval: Duration::from_secs(60),
+            docker_sockets: vec![
+                PathBuf::from("/run/docker.sock"),
+                PathBuf::from("/run/podman/podman.sock"),
+            ],
+            metadata_wait: Duration::from_millis(200),
+            metadata_timeout: Duration::from_secs(2),
+            metadata_retry: Duration::from_secs(30),
+            hash_wait: Duration::from_millis(250),
+            hash_max_bytes: 64 << 20,
+            hash_workers: 1,
+            hash_queue: 1024,
+            hash_cache_entries: 16384,
+            ring_buffer_bytes: 16 << 20,
+            store_flush_interval: Duration::from_millis(100),
+        }
+    }
+}

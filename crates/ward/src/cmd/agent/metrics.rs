@@ -1,0 +1,431 @@
+//! Health of the agent: counters gathered by the main loop, served as Prometheus text on a
+//! local port (`GET /metrics`) and summarised in a periodic log line.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ward_detect::EngineStats;
+use ward_enrich::{EnrichStats, HashStats, MetadataStats};
+use ward_sensor::SensorStats;
+
+/// Upper bounds (seconds) of the detection latency histogram.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
+
+/// Exec → finding written latencies: a histogram plus the last values for percentiles.
+#[derive(Debug, Clone, Default)]
+pub struct Latency {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+    recent: Vec<f64>,
+    next: usize,
+}
+
+impl Latency {
+    const RECENT: usize = 4096;
+
+    pub fn observe(&mut self, secs: f64) {
+        let secs = secs.max(0.0);
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+        if self.recent.len() < Self::RECENT {
+            self.recent.push(secs);
+        } else {
+            self.recent[self.next] = secs;
+            self.next = (self.next + 1) % Self::RECENT;
+        }
+    }
+
+    /// Quantile `q` (0..1) of the last 4096 observations.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if self.recent.is_empty() {
+            return None;
+        }
+        let mut v = self.recent.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let idx = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1;
+        Some(v[idx])
+    }
+}
+
+/// Everything the health report shows.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub node: String,
+    pub uptime: Duration,
+    pub sensor: SensorStats,
+    pub enrich: EnrichStats,
+    pub hash: HashStats,
+    pub metadata: MetadataStats,
+    pub engine: EngineStats,
+    pub parked: usize,
+    pub events_per_sec: f64,
+    pub findings_written: u64,
+    pub store_errors: u64,
+    pub latency: Latency,
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+fn kind_name(k: ward_sensor::EventKind) -> &'static str {
+    match k {
+        ward_sensor::EventKind::Exec => "exec",
+        ward_sensor::EventKind::Fork => "fork",
+        ward_sensor::EventKind::Exit => "exit",
+        ward_sensor::EventKind::FdReplaced => "fd",
+        ward_sensor::EventKind::Connect => "connect",
+        ward_sensor::EventKind::Accept => "accept",
+    }
+}
+
+impl Health {
+    /// Prometheus text exposition format 0.0.4.
+    pub fn prometheus(&self) -> String {
+        let mut s = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, String)]| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, v) in rows {
+                let _ = writeln!(s, "{name}{labels} {v}");
+            }
+        };
+        let one = |v: String| vec![(String::new(), v)];
+        metric(
+            "ward_agent_info",
+            "gauge",
+            "The node this agent reports as.",
+            &[(
+                format!("{{node=\"{}\"}}", self.node.replace(['"', '\\', '\n'], "_")),
+                "1".into(),
+            )],
+        );
+        metric(
+            "ward_sensor_events_total",
+            "counter",
+            "Events decoded from the BPF ring buffer, by kind.",
+            &self
+                .sensor
+                .events
+                .iter()
+                .map(|(k, n)| (format!("{{kind=\"{}\"}}", kind_name(*k)), n.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "ward_kernel_drops_total",
+            "counter",
+            "Records the kernel could not put in the ring buffer (full), by kind.",
+            &self
+                .sensor
+                .kernel_drops_by_kind
+                .iter()
+                .map(|(k, n)| (format!("{{kind=\"{}\"}}", kind_name(*k)), n.to_string()))
+                .collect::<Vec<_>>(),
+        );
+        metric(
+            "ward_userspace_drops_total",
+            "counter",
+            "Records dropped in user space (malformed ring buffer records).",
+            &one(self.sensor.decode_errors.to_string()),
+        );
+        metric(
+            "ward_events_per_second",
+            "gauge",
+            "Events per second over the last metrics interval.",
+            &one(format!("{:.1}", self.events_per_sec)),
+        );
+        metric(
+            "ward_enrich_parked_events",
+            "gauge",
+            "Events waiting for a hash or container metadata.",
+            &one(self.parked.to_string()),
+        );
+        let e = &self.enrich;
+        metric(
+            "ward_enrich_container_execs_total",
+            "counter",
+            "Execs inside a container.",
+            &one(e.container_execs.to_string()),
+        );
+        metric(
+            "ward_enrich_metadata_misses_total",
+            "counter",
+            "Container execs emitted without runtime metadata, by reason.",
+            &[
+                (
+                    "{reason=\"timeout\"}".into(),
+                    e.metadata_timeouts.to_string(),
+                ),
+                (
+                    "{reason=\"unavailable\"}".into(),
+                    e.metadata_unavailable.to_string(),
+                ),
+            ],
+        );
+        metric(
+            "ward_enrich_hash_misses_total",
+            "counter",
+            "Execs emitted without a binary hash, by reason.",
+            &[
+                ("{reason=\"exe_gone\"}".into(), e.hash_exe_gone.to_string()),
+                (
+                    "{reason=\"identity_mismatch\"}".into(),
+                    e.hash_identity_mismatch.to_string(),
+                ),
+                (
+                    "{reason=\"queue_full\"}".into(),
+                    e.hash_queue_full.to_string(),
+                ),
+                ("{reason=\"timeout\"}".into(), e.hash_timeouts.to_string()),
+            ],
+        );
+        metric(
+            "ward_enrich_script_errors_total",
+            "counter",
+            "Scripts that could not be read.",
+            &one(e.script_errors.to_string()),
+        );
+        metric(
+            "ward_hash_files_total",
+            "counter",
+            "Binaries hashed (cache misses).",
+            &one(self.hash.hashed.to_string()),
+        );
+        metric(
+            "ward_hash_cache_hits_total",
+            "counter",
+            "Binary hashes answered from the cache.",
+            &one(self.hash.cache_hits.to_string()),
+        );
+        metric(
+            "ward_metadata_requests_total",
+            "counter",
+            "Runtime API requests, by outcome.",
+            &[
+                (
+                    "{outcome=\"found\"}".into(),
+                    self.metadata.found.to_string(),
+                ),
+                (
+                    "{outcome=\"failed\"}".into(),
+                    self.metadata.failed.to_string(),
+                ),
+                (
+                    "{outcome=\"refused\"}".into(),
+                    self.metadata.queue_full.to_string(),
+                ),
+            ],
+        );
+        metric(
+            "ward_findings_total",
+            "counter",
+            "New findings.",
+            &one(self.engine.findings_new.to_string()),
+        );
+        metric(
+            "ward_finding_repeats_total",
+            "counter",
+            "Repeats folded into existing findings.",
+            &one(self.engine.findings_repeated.to_string()),
+        );
+        metric(
+            "ward_store_errors_total",
+            "counter",
+            "Failed writes to the finding store.",
+            &one(self.store_errors.to_string()),
+        );
+        metric(
+            "ward_process_table_size",
+            "gauge",
+            "Processes in the process table.",
+            &one(self.engine.table.processes.to_string()),
+        );
+        metric(
+            "ward_process_table_evictions_total",
+            "counter",
+            "Processes evicted from the full process table.",
+            &one(self.engine.table.evicted.to_string()),
+        );
+        let mut rows: Vec<(String, String)> = LATENCY_BUCKETS
+            .iter()
+            .zip(self.latency.buckets.iter())
+            .map(|(b, n)| (format!("_bucket{{le=\"{b}\"}}"), n.to_string()))
+            .collect();
+        rows.push((
+            "_bucket{le=\"+Inf\"}".into(),
+            self.latency.count.to_string(),
+        ));
+        rows.push(("_sum".into(), format!("{:.6}", self.latency.sum)));
+        rows.push(("_count".into(), self.latency.count.to_string()));
+        metric(
+            "ward_detection_latency_seconds",
+            "histogram",
+            "From the triggering event (kernel time) to the new finding written to the JSON Lines output.",
+            &rows,
+        );
+        let q = |q: f64| {
+            self.latency
+                .quantile(q)
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_else(|| "NaN".into())
+        };
+        metric(
+            "ward_detection_latency_recent_seconds",
+            "gauge",
+            "Quantiles of the last 4096 detection latencies.",
+            &[
+                ("{quantile=\"0.5\"}".into(), q(0.5)),
+                ("{quantile=\"0.99\"}".into(), q(0.99)),
+            ],
+        );
+        metric(
+            "ward_resident_memory_bytes",
+            "gauge",
+            "Resident set size of the agent.",
+            &one(self.rss_bytes.to_string()),
+        );
+        metric(
+            "ward_cpu_seconds_total",
+            "counter",
+            "User + system CPU time of the agent.",
+            &one(format!("{:.3}", self.cpu_seconds)),
+        );
+        metric(
+            "ward_uptime_seconds",
+            "gauge",
+            "Seconds since the agent started.",
+            &one(format!("{:.1}", self.uptime.as_secs_f64())),
+        );
+        s
+    }
+
+    /// One line for the log.
+    pub fn log_line(&self) -> String {
+        let e = &self.enrich;
+        format!(
+            "ward agent: health: events {} ({:.1}/s), kernel drops {}, user-space drops {}, \
+             metadata misses {} (timeout {}, unavailable {}), hash misses {}, findings {} \
+             (+{} repeats), detection latency p99 {}, parked {}, rss {} MiB",
+            self.sensor.events_total,
+            self.events_per_sec,
+            self.sensor.kernel_drops,
+            self.sensor.decode_errors,
+            e.metadata_timeouts + e.metadata_unavailable,
+            e.metadata_timeouts,
+            e.metadata_unavailable,
+            e.hash_misses,
+            self.engine.findings_new,
+            self.engine.findings_repeated,
+            self.latency
+                .quantile(0.99)
+                .map(|v| format!("{:.1} ms", v * 1e3))
+                .unwrap_or_else(|| "n/a".into()),
+            self.parked,
+            self.rss_bytes >> 20,
+        )
+    }
+}
+
+/// Resident set size and CPU seconds of this process.
+pub fn self_usage() -> (u64, f64) {
+    let page = 4096u64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|p| p * page)
+        .unwrap_or(0);
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = &s[s.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // rest[0] is field 3 (state): utime is field 14, stime 15.
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map(|t| t / tck)
+        .unwrap_or(0.0);
+    (rss, cpu)
+}
+
+/// Serves the latest rendered text on `GET /metrics` from a background thread.
+pub fn serve(addr: &str, text: Arc<Mutex<String>>) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind(addr)?;
+    let local = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("ward-metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
+                let mut req = Vec::with_capacity(1024);
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16384 {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req);
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, ctype, body) = if method == "GET"
+                    && (path == "/metrics" || path.starts_with("/metrics?"))
+                {
+                    let body = text.lock().map(|t| t.clone()).unwrap_or_default();
+                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
+                } else {
+                    (
+                        "404 Not Found",
+                        "text/plain; charset=utf-8",
+                        "not found: try /metrics\n".to_string(),
+                    )
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        })?;
+    Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_histogram_and_quantiles() {
+        let mut l = Latency::default();
+        for i in 1..=100 {
+            l.observe(i as f64 / 1000.0);
+        }
+        assert_eq!(l.quantile(0.99), Some(0.099));
+        assert_eq!(l.quantile(0.5), Some(0.05));
+        let h = Health {
+            latency: l,
+            ..Health::default()
+        };
+        let text = h.prometheus();
+        assert!(text.contains("ward_detection_latency_seconds_bucket{le=\"0.01\"} 10\n"));
+        assert!(text.contains("ward_detection_latency_seconds_count 100\n"));
+        assert!(text.contains("# TYPE ward_kernel_drops_total counter"));
+    }
+
+    #[test]
+    fn self_usage_reads_proc() {
+        let (rss, _cpu) = self_usage();
+        assert!(rss > 0);
+    }
+}
