@@ -43,6 +43,12 @@ enum Command {
     /// to --output, stores findings in --db, and serves health as Prometheus text on
     /// 127.0.0.1:9464/metrics. SIGINT/SIGTERM flush and exit 0. See docs/agent.md.
     Agent(cmd::agent::AgentArgs),
+    /// Serve the findings REST API and the web console.
+    ///
+    /// Open the printed console URL in a browser. On loopback without configured tokens,
+    /// reads are open and writes (mark inactive, mute) need the printed one-time token,
+    /// carried in the URL fragment. See docs/api.md.
+    Serve(cmd::serve::ServeArgs),
 }
 
 /// Where findings are stored unless --db says otherwise.
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
         Command::Findings(c) => cmd::findings::run(c),
         Command::Intel(c) => cmd::intel::run(c),
         Command::Config(c) => cmd::config::run(c),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::Agent(a) => cmd::agent::run(a),
     };
     match result {

@@ -3,3 +3,4 @@ pub mod config;
 pub mod findings;
 pub mod intel;
 pub mod replay;
+pub mod serve;

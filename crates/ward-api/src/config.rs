@@ -1,0 +1,280 @@
+//! The API server's configuration: the `[api]` table of Ward's TOML configuration file.
+//!
+//! ```toml
+//! [api]
+//! listen = "0.0.0.0:8443"      # default 127.0.0.1:8080
+//! max_body_bytes = 65536       # larger request bodies are refused with 413
+//!
+//! [[api.tokens]]
+//! name = "console"             # shown in logs, never the secret
+//! scope = "write"              # "read" or "write" (write includes read)
+//! token_file = "/etc/ward/console.token"   # or: token = "..." (at least 16 characters)
+//!
+//! [api.tls]                    # HTTPS (rustls); both files PEM
+//! cert = "/etc/ward/tls/cert.pem"
+//! key = "/etc/ward/tls/key.pem"
+//! ```
+//!
+//! Tokens may also come from the environment: `WARD_API_READ_TOKEN` and
+//! `WARD_API_WRITE_TOKEN` ([`ApiConfig::add_env_tokens`]).
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Default request body limit (bytes).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// Shortest accepted token (characters).
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// List and read findings, metrics.
+    Read,
+    /// Everything `Read` allows, plus set state and mute.
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// A label for logs (never the secret itself).
+    #[serde(default)]
+    pub name: String,
+    pub scope: Scope,
+    /// The secret, inline. Prefer `token_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// A file holding the secret (surrounding whitespace is ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// Serve the web console at `/` (the API is always served).
+    pub console: bool,
+    pub tokens: Vec<TokenConfig>,
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            console: true,
+            tokens: Vec::new(),
+            tls: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}:{line}:{column}: {message}")]
+    Parse {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("cannot read {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("token '{name}' has neither `token` nor `token_file`")]
+    TokenMissing { name: String },
+    #[error("token '{name}' sets both `token` and `token_file`; keep one")]
+    TokenTwice { name: String },
+    #[error("token '{name}' is {len} characters; at least {MIN_TOKEN_LEN} are required")]
+    TokenTooShort { name: String, len: usize },
+    #[error("refusing to listen on {listen} (not a loopback address) without API tokens: configure [[api.tokens]] or set WARD_API_READ_TOKEN / WARD_API_WRITE_TOKEN")]
+    TokensRequired { listen: SocketAddr },
+    #[error("TLS is configured but this build of Ward has no TLS support (cargo feature `tls`)")]
+    TlsUnsupported,
+    #[error("invalid TLS certificate or key: {0}")]
+    Tls(String),
+    #[error("cannot get randomness from the OS: {0}")]
+    Random(String),
+    #[error("max_body_bytes must be at least 1024 (got {0})")]
+    BodyLimit(usize),
+}
+
+/// The `[api]` table of a Ward configuration file; other tables are ignored here (they belong
+/// to other components).
+#[derive(Debug, Default, Deserialize)]
+struct FileWithApi {
+    #[serde(default)]
+    api: Option<ApiConfig>,
+}
+
+impl ApiConfig {
+    /// Reads the `[api]` table from TOML text (other tables are ignored). Errors name
+    /// `origin` and the line and column at fault.
+    pub fn from_toml(text: &str, origin: &str) -> Result<ApiConfig, ConfigError> {
+        let file: FileWithApi = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Parse {
+                origin: origin.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        Ok(file.api.unwrap_or_default())
+    }
+
+    pub fn load(path: &Path) -> Result<ApiConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            what: "config file",
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Adds tokens from `WARD_API_READ_TOKEN` and `WARD_API_WRITE_TOKEN` when set.
+    pub fn add_env_tokens(&mut self) {
+        for (var, scope) in [
+            ("WARD_API_READ_TOKEN", Scope::Read),
+            ("WARD_API_WRITE_TOKEN", Scope::Write),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.trim().is_empty() {
+                    self.tokens.push(TokenConfig {
+                        name: var.to_string(),
+                        scope,
+                        token: Some(v.trim().to_string()),
+                        token_file: None,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks what can be checked without the network: limits, tokens present and long
+    /// enough, tokens required off loopback.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::BodyLimit(self.max_body_bytes));
+        }
+        if !self.listen.ip().is_loopback() && self.tokens.is_empty() {
+            return Err(ConfigError::TokensRequired {
+                listen: self.listen,
+            });
+        }
+        if self.tls.is_some() && !cfg!(feature = "tls") {
+            return Err(ConfigError::TlsUnsupported);
+        }
+        Ok(())
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_api_table_and_ignores_others() {
+        let text = r#"
+[engine]
+whatever = 1
+
+[api]
+listen = "0.0.0.0:9443"
+max_body_bytes = 4096
+
+[[api.tokens]]
+name = "ci"
+scope = "read"
+token = "0123456789abcdef-read"
+
+[api.tls]
+cert = "/c.pem"
+key = "/k.pem"
+"#;
+        let c = ApiConfig::from_toml(text, "w.toml").unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9443".parse().unwrap());
+        assert_eq!(c.max_body_bytes, 4096);
+        assert_eq!(c.tokens.len(), 1);
+        assert_eq!(c.tokens[0].scope, Scope::Read);
+        assert_eq!(c.tls.as_ref().unwrap().cert, PathBuf::from("/c.pem"));
+        c.validate().unwrap();
+        assert_eq!(ApiConfig::from_toml("", "e").unwrap(), ApiConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_with_positions() {
+        let e = ApiConfig::from_toml("[api]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("x.toml:3:1:"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+        let e = ApiConfig::from_toml("[api]\nlisten = \"nowhere\"\n", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.toml"), "{e}");
+        let e = ApiConfig::from_toml("[api\n", "y.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("y.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_needs_tokens() {
+        let c = ApiConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..ApiConfig::default()
+        };
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TokensRequired { .. })
+        ));
+        let c = ApiConfig {
+            listen: "[::1]:8080".parse().unwrap(),
+            ..ApiConfig::default()
+        };
+        c.validate().unwrap();
+    }
+}

@@ -1,0 +1,425 @@
+//! Ward's findings API and web console.
+//!
+//! * `/v1/...`: REST JSON over the [`FindingStore`] (list with the SCC-style filter grammar,
+//!   get, related, `:setState`, `:setMute`, categories) and the OpenAPI 3 document at
+//!   `/v1/openapi.json`. Documented in `docs/api.md`.
+//! * `/`: the console, a hand-written HTML/CSS/JS app embedded in the binary
+//!   (`assets/`); it renders every finding string with `textContent`, never as HTML, and the
+//!   server sends a strict Content-Security-Policy.
+//! * `/healthz` and `/metrics` (Prometheus text).
+//!
+//! Embedding: `ward serve` uses [`Server`]; the agent can run the same [`Server`] on its own
+//! tokio runtime, or mount [`Server::router`] in a larger axum app.
+
+mod auth;
+mod config;
+mod console;
+mod error;
+mod metrics;
+mod v1;
+
+pub use auth::{Auth, Denied};
+pub use config::{
+    ApiConfig, ConfigError, Scope, TlsConfig, TokenConfig, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    MIN_TOKEN_LEN,
+};
+pub use error::ApiError;
+pub use metrics::Metrics;
+pub use v1::{DEFAULT_WINDOW_MINUTES, MAX_WINDOW_MINUTES, OPENAPI_JSON};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use ward_store::FindingStore;
+
+/// Longest request URI accepted (bytes); longer ones get 414.
+pub const MAX_URI_LEN: usize = 8 * 1024;
+
+/// The Content-Security-Policy sent with every response: scripts, styles and connections only
+/// from this origin, no inline script or style, no eval, no framing, no plugins.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+form-action 'none'; frame-ancestors 'none'";
+
+/// What the handlers share.
+pub struct AppState {
+    pub(crate) store: Arc<dyn FindingStore>,
+    pub(crate) auth: Auth,
+    pub(crate) metrics: Metrics,
+    pub(crate) tls: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A configured API server (not yet listening).
+pub struct Server {
+    config: ApiConfig,
+    state: Arc<AppState>,
+    ephemeral_token: Option<String>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listen", &self.config.listen)
+            .field("auth", &self.state.auth)
+            .finish()
+    }
+}
+
+impl Server {
+    /// Validates the configuration (tokens required off loopback, token files readable, TLS
+    /// available) and resolves the tokens. With no token configured (loopback only), makes an
+    /// ephemeral write token ([`Server::ephemeral_write_token`]).
+    pub fn new(config: ApiConfig, store: Arc<dyn FindingStore>) -> Result<Server, ConfigError> {
+        config.validate()?;
+        let (auth, ephemeral_token) = if config.tokens.is_empty() {
+            let (a, t) = Auth::ephemeral()?;
+            (a, Some(t))
+        } else {
+            (Auth::from_config(&config.tokens)?, None)
+        };
+        if !config.listen.ip().is_loopback() && config.tls.is_none() {
+            tracing::warn!(listen = %config.listen, "serving the API off loopback without TLS: tokens travel in clear text");
+        }
+        Ok(Server {
+            state: Arc::new(AppState {
+                store,
+                auth,
+                metrics: Metrics::default(),
+                tls: config.tls.is_some(),
+            }),
+            config,
+            ephemeral_token,
+        })
+    }
+
+    /// The write token made at start when none was configured (loopback only).
+    pub fn ephemeral_write_token(&self) -> Option<&str> {
+        self.ephemeral_token.as_deref()
+    }
+
+    pub fn config(&self) -> &ApiConfig {
+        &self.config
+    }
+
+    /// The whole app: `/v1`, `/healthz`, `/metrics` and (unless disabled) the console.
+    pub fn router(&self) -> Router {
+        router(self.state.clone(), &self.config)
+    }
+
+    /// Binds the listen address (port 0 picks a free port).
+    pub async fn bind(self) -> Result<Bound, ServeError> {
+        let addr = self.config.listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        let local = listener.local_addr()?;
+        Ok(Bound {
+            router: self.router(),
+            local,
+            listener,
+            tls: self.config.tls.clone(),
+            ephemeral_token: self.ephemeral_token,
+        })
+    }
+}
+
+/// A server bound to its address; [`Bound::run`] serves until shutdown.
+pub struct Bound {
+    router: Router,
+    local: SocketAddr,
+    listener: tokio::net::TcpListener,
+    tls: Option<TlsConfig>,
+    ephemeral_token: Option<String>,
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// `http(s)://addr/`, plus `#token=...` carrying the ephemeral write token (the fragment
+    /// never reaches a server or a Referer; the console moves it to sessionStorage and
+    /// removes it from the address bar).
+    pub fn console_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let host = match self.local.ip() {
+            ip if ip.is_unspecified() => "127.0.0.1".to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+            ip => ip.to_string(),
+        };
+        let mut url = format!("{scheme}://{host}:{}/", self.local.port());
+        if let Some(t) = &self.ephemeral_token {
+            url.push_str("#token=");
+            url.push_str(t);
+        }
+        url
+    }
+
+    /// Serves until `shutdown` completes, then drains open requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            None => {
+                tracing::info!(addr = %self.local, "serving HTTP");
+                axum::serve(self.listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await?;
+                Ok(())
+            }
+            #[cfg(feature = "tls")]
+            Some(tls) => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                    .await
+                    .map_err(|e| {
+                        ConfigError::Tls(format!(
+                            "{} / {}: {e}",
+                            tls.cert.display(),
+                            tls.key.display()
+                        ))
+                    })?;
+                let handle = axum_server::Handle::new();
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                });
+                tracing::info!(addr = %self.local, "serving HTTPS");
+                let std_listener = self.listener.into_std()?;
+                axum_server::from_tcp_rustls(std_listener, cfg)
+                    .handle(handle)
+                    .serve(app)
+                    .await?;
+                Ok(())
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(_) => Err(ConfigError::TlsUnsupported.into()),
+        }
+    }
+}
+
+/// Builds the app on a shared state.
+fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
+    let guarded = Router::new()
+        .route("/v1/findings", get(v1::list_findings))
+        .route(
+            "/v1/findings/{id}",
+            get(v1::get_finding).post(v1::finding_action),
+        )
+        .route("/v1/findings/{id}/related", get(v1::related))
+        .route("/v1/categories", get(v1::categories))
+        .route("/metrics", get(metrics_handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let mut app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(v1::openapi))
+        .merge(guarded);
+    if config.console {
+        app = app.merge(console::routes());
+    }
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+async fn healthz() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn metrics_handler(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such resource")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
+/// Reads need `read` (when tokens are configured), anything else needs `write`.
+async fn require_token(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let needed = if req.method() == Method::GET || req.method() == Method::HEAD {
+        Scope::Read
+    } else {
+        Scope::Write
+    };
+    let authz = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match st.auth.check(authz, needed) {
+        Ok(()) => next.run(req).await,
+        Err(d) => {
+            st.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            match d {
+                Denied::Unauthenticated => ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "a bearer token with the '{}' scope is required",
+                        needed.as_str()
+                    ),
+                ),
+                Denied::Forbidden => ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!("this token lacks the '{}' scope", needed.as_str()),
+                ),
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Loopback host names (with an optional port): `localhost`, `127.x.x.x`, `[::1]`.
+fn is_loopback_host(host: &str) -> bool {
+    let h = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// Outermost layer: URI length, DNS-rebinding guard, security headers, metrics.
+async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    st.metrics.start();
+    let mut resp = if req.uri().to_string().len() > MAX_URI_LEN {
+        ApiError::new(StatusCode::URI_TOO_LONG, "request URI too long").into_response()
+    } else if !st.auth.reads_need_token()
+        && req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|h| !is_loopback_host(h))
+    {
+        // With open reads (loopback, no configured token) a page on another site could reach
+        // us through DNS rebinding; such requests carry that site's host name.
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "this server answers only loopback host names (configure tokens to serve others)",
+        )
+        .into_response()
+    } else {
+        next.run(req).await
+    };
+    let route = route
+        .or_else(|| {
+            resp.extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str().to_string())
+        })
+        .unwrap_or_else(|| "unmatched".to_string());
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if st.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    st.metrics.finish(
+        method.as_str(),
+        &route,
+        resp.status().as_u16(),
+        start.elapsed(),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts() {
+        for h in [
+            "127.0.0.1",
+            "127.0.0.1:8080",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:80",
+            "[::1]",
+            "127.1.2.3:9",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:8080",
+            "localhost.evil:80",
+            "[::2]:80",
+        ] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+    }
+}

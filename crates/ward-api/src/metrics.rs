@@ -1,0 +1,152 @@
+//! Prometheus metrics in the text exposition format, kept by hand (a few counters and one
+//! histogram do not need a metrics framework).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request latency histogram.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route, status) -> count
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route -> latency histogram
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    in_flight: AtomicI64,
+    pub(crate) store_busy_retries: AtomicU64,
+    pub(crate) auth_failures: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn start(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn finish(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        *lock(&self.requests)
+            .entry((method.to_string(), route.to_string(), status))
+            .or_insert(0) += 1;
+        let secs = elapsed.as_secs_f64();
+        let mut lat = lock(&self.latency);
+        let h = lat.entry(route.to_string()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += secs;
+        h.count += 1;
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP ward_api_requests_total HTTP requests served, by method, route and status.\n",
+        );
+        out.push_str("# TYPE ward_api_requests_total counter\n");
+        for ((m, r, s), n) in lock(&self.requests).iter() {
+            let _ = writeln!(
+                out,
+                "ward_api_requests_total{{method=\"{}\",route=\"{}\",status=\"{s}\"}} {n}",
+                esc(m),
+                esc(r)
+            );
+        }
+        out.push_str(
+            "# HELP ward_api_request_duration_seconds Time to answer a request, by route.\n",
+        );
+        out.push_str("# TYPE ward_api_request_duration_seconds histogram\n");
+        for (r, h) in lock(&self.latency).iter() {
+            let r = esc(r);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "ward_api_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "ward_api_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "ward_api_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "ward_api_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
+        }
+        let _ = write!(
+            out,
+            "# HELP ward_api_in_flight_requests Requests being served now.\n\
+             # TYPE ward_api_in_flight_requests gauge\n\
+             ward_api_in_flight_requests {}\n\
+             # HELP ward_api_store_busy_retries_total Store calls retried because SQLite was busy.\n\
+             # TYPE ward_api_store_busy_retries_total counter\n\
+             ward_api_store_busy_retries_total {}\n\
+             # HELP ward_api_auth_failures_total Requests refused with 401 or 403.\n\
+             # TYPE ward_api_auth_failures_total counter\n\
+             ward_api_auth_failures_total {}\n",
+            self.in_flight.load(Ordering::Relaxed),
+            self.store_busy_retries.load(Ordering::Relaxed),
+            self.auth_failures.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.start();
+        m.finish("GET", "/v1/findings", 200, Duration::from_millis(3));
+        m.start();
+        m.finish("GET", "/v1/findings", 200, Duration::from_millis(30));
+        let t = m.render();
+        assert!(t.contains(
+            "ward_api_requests_total{method=\"GET\",route=\"/v1/findings\",status=\"200\"} 2"
+        ));
+        assert!(t.contains(
+            "ward_api_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"0.005\"} 1"
+        ));
+        assert!(t.contains(
+            "ward_api_request_duration_seconds_bucket{route=\"/v1/findings\",le=\"0.05\"} 2"
+        ));
+        assert!(t.contains("ward_api_in_flight_requests 0"));
+    }
+}

@@ -1,0 +1,83 @@
+//! `ward serve`: the findings REST API (`/v1`) and the web console, from a finding database.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use ward_api::{ApiConfig, Server};
+use ward_store::SqliteStore;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// The finding database (SQLite; created if missing).
+    #[arg(long, value_name = "PATH", env = "WARD_DB")]
+    pub db: Option<PathBuf>,
+    /// Address to listen on. Anything but loopback needs API tokens (see docs/api.md).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Configuration file (TOML); its [api] table sets listen, tokens, TLS and limits.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve only the API, not the web console.
+    #[arg(long)]
+    pub no_console: bool,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    let mut cfg = match &args.config {
+        Some(p) => ApiConfig::load(p)?,
+        None => ApiConfig::default(),
+    };
+    cfg.add_env_tokens();
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if args.no_console {
+        cfg.console = false;
+    }
+    let db = args.db.unwrap_or_else(crate::default_db);
+    let store =
+        SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?;
+    let server = Server::new(cfg, Arc::new(store))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let bound = server.bind().await?;
+        eprintln!(
+            "ward: serving findings from {} on {}\nward: console: {}",
+            db.display(),
+            bound.local_addr(),
+            bound.console_url()
+        );
+        bound.run(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
