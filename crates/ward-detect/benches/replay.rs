@@ -197,7 +197,13 @@ fn main() {
         "{:<10} {:>9} {:>9} {:>8} {:>8} {:>12} {:>12} {:>10}",
         "mode", "events", "execs", "findings", "secs", "events/s", "execs/s", "peak RSS"
     );
-    for size in [1_000_000u64, 2_000_000] {
+    // WARD_BENCH_EVENTS=N runs one size only (e.g. for profiling); default 1M and 2M.
+    let sizes: Vec<u64> = match std::env::var("WARD_BENCH_EVENTS") {
+        Ok(v) => vec![v.parse().expect("WARD_BENCH_EVENTS is a number")],
+        Err(_) => vec![1_000_000, 2_000_000],
+    };
+    let keep = std::env::var_os("WARD_BENCH_KEEP").is_some();
+    for size in sizes {
         let (path, _) = generate(&dir, size);
         let bytes = std::fs::metadata(&path).unwrap().len();
         println!("-- trace of {size} events, {:.0} MB", bytes as f64 / 1e6);
@@ -210,9 +216,15 @@ fn main() {
                 peak as f64 / 1024.0
             );
         }
-        std::fs::remove_file(&path).ok();
+        if keep {
+            println!("kept {}", path.display());
+        } else {
+            std::fs::remove_file(&path).ok();
+        }
     }
-    std::fs::remove_dir_all(&dir).ok();
+    if !keep {
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }
 
 fn tempfile_dir() -> PathBuf {

@@ -370,7 +370,7 @@ fn read_line_capped<R: BufRead>(
         if available.is_empty() {
             return Ok(consumed);
         }
-        let (chunk, done) = match memchr(b'\n', available) {
+        let (chunk, done) = match memchr::memchr(b'\n', available) {
             Some(i) => (&available[..i], i + 1),
             None => (available, available.len()),
         };
@@ -383,10 +383,6 @@ fn read_line_capped<R: BufRead>(
             return Ok(consumed);
         }
     }
-}
-
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
 }
 
 /// Serializes a header or an event as one trace line (without the newline).
