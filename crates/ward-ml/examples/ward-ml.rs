@@ -49,6 +49,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--ratio" => opts.benign_ratio = args.next().ok_or("--ratio X")?.parse()?,
             "--target-fpr" => opts.target_fpr = args.next().ok_or("--target-fpr X")?.parse()?,
             "--btcap" => opts.benign_template_cap = args.next().ok_or("--btcap X")?.parse()?,
+            "--exclude" => opts
+                .exclude_groups
+                .push(args.next().ok_or("--exclude GROUP")?),
+            "--l2" => opts.l2 = args.next().ok_or("--l2 X")?.parse()?,
+            "--tcap" => opts.template_cap = args.next().ok_or("--tcap X")?.parse()?,
             "--cap" => opts.cluster_cap = args.next().ok_or("--cap X")?.parse()?,
             "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
             _ => paths.push(PathBuf::from(a)),
@@ -83,6 +88,42 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let (docs, _) = ward_ml::data::load_pack(&pack, 1)?;
             for d in docs.iter().filter(|d| d.group.ends_with(&cluster)).take(5) {
                 let r = scan(&m, &d.text);
+                let a = ward_ml::Extractor::new().analyze(&d.text);
+                let mut neg: Vec<(u32, f32)> = a
+                    .features
+                    .idx
+                    .iter()
+                    .zip(&a.features.val)
+                    .map(|(&i, &v)| (i, m.weights[i as usize] * v))
+                    .filter(|x| x.1 < 0.0)
+                    .collect();
+                neg.sort_by(|a, b| a.1.total_cmp(&b.1));
+                let negsum: f32 = neg.iter().map(|x| x.1).sum();
+                let want: Vec<u32> = neg.iter().take(6).map(|x| x.0).collect();
+                let names = ward_ml::Extractor::new()
+                    .analyze_named(&d.text, &want)
+                    .names;
+                let negs: Vec<String> = neg
+                    .iter()
+                    .take(6)
+                    .map(|(i, c)| {
+                        let n = names
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| ward_ml::features::signal_name(*i as usize));
+                        format!("{n}={c:.2}")
+                    })
+                    .collect();
+                println!(
+                    "{}\t{:.4}\tlayers={}\tbias={:.2} neg={negsum:.2} nnz={}\t{:?}\t{:?}",
+                    d.id,
+                    r.score,
+                    r.decoded_layers,
+                    m.bias,
+                    a.features.idx.len(),
+                    r.top_reasons,
+                    negs
+                );
                 println!(
                     "{}\t{:.4}\tlayers={}\t{:?}",
                     d.id, r.score, r.decoded_layers, r.top_reasons

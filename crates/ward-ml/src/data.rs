@@ -75,7 +75,7 @@ fn basename_category(path: &str) -> String {
 
 /// Every `step`-th item (deterministic subsampling).
 fn keep(i: usize, step: usize) -> bool {
-    step <= 1 || i % step == 0
+    step <= 1 || i.is_multiple_of(step)
 }
 
 /// Reads the malicious pack. `step` keeps every step-th record (1 = all).

