@@ -36,7 +36,7 @@ impl Entry {
     }
 
     #[inline]
-    fn key(&self) -> (u64, u32) {
+    pub(crate) fn key(&self) -> (u64, u32) {
         (self.hi, self.lo)
     }
 }
@@ -62,11 +62,20 @@ impl Index {
     /// Sorts, removes duplicate keys (keeping the entry with the lowest
     /// comment id, i.e. a commented one over an uncommented one) and builds
     /// the bucket table. Returns the index and the number of duplicates.
-    pub(crate) fn build(mut entries: Vec<Entry>) -> (Index, u64) {
+    pub(crate) fn build(mut entries: Vec<Entry>) -> (Index, u64, Vec<(u64, u32)>) {
         entries.sort_unstable();
         let before = entries.len();
-        // `dedup_by` passes (later, earlier-kept); keeps the first of each run.
-        entries.dedup_by(|later, kept| later.key() == kept.key());
+        // `dedup_by` passes (later, earlier-kept); keeps the first of each run. The first
+        // few duplicated keys are kept so their lines can be named.
+        let mut dup_keys: Vec<(u64, u32)> = Vec::new();
+        entries.dedup_by(|later, kept| {
+            let same = later.key() == kept.key();
+            if same && dup_keys.len() < crate::MAX_PROBLEMS && dup_keys.last() != Some(&kept.key())
+            {
+                dup_keys.push(kept.key());
+            }
+            same
+        });
         let duplicates = (before - entries.len()) as u64;
         entries.shrink_to_fit();
 
@@ -102,6 +111,7 @@ impl Index {
                 bucket_bits,
             },
             duplicates,
+            dup_keys,
         )
     }
 

@@ -90,7 +90,9 @@ use std::path::Path;
 pub use error::IntelError;
 pub use index::KEY_BYTES;
 pub use parse::{MAX_COMMENT_LEN, MAX_LINE_LEN};
-pub use report::{FeedFormat, FeedReport, Problem, ProblemKind, UnknownFormat, MAX_PROBLEMS};
+pub use report::{
+    DuplicateLine, FeedFormat, FeedReport, Problem, ProblemKind, UnknownFormat, MAX_PROBLEMS,
+};
 
 use index::{Comments, Index};
 
@@ -145,7 +147,20 @@ impl Feed {
             .unwrap_or_else(|| path.display().to_string());
         let label = path.display().to_string();
         let mut reader = BufReader::with_capacity(READ_BUF, file);
-        Feed::parse_labeled(name, &label, &mut reader, format)
+        let (mut feed, dup_keys) = Feed::parse_keys(name, &label, &mut reader, format)?;
+        if !dup_keys.is_empty() {
+            // Name the duplicate lines: a second pass watching only the duplicated keys.
+            let file = File::open(path).map_err(|source| IntelError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+            let mut reader = BufReader::with_capacity(READ_BUF, file);
+            let detected = Some(feed.report.format);
+            feed.report.duplicate_lines = parse::Parser::new(&feed.name, &label, detected)
+                .watching(&dup_keys)
+                .find_duplicates(&mut reader)?;
+        }
+        Ok(feed)
     }
 
     /// Parses a feed from `reader`; `name` names the feed in matches,
@@ -164,13 +179,25 @@ impl Feed {
         reader: &mut dyn BufRead,
         format: Option<FeedFormat>,
     ) -> Result<Feed, IntelError> {
+        Feed::parse_keys(name, label, reader, format).map(|(feed, _)| feed)
+    }
+
+    fn parse_keys(
+        name: String,
+        label: &str,
+        reader: &mut dyn BufRead,
+        format: Option<FeedFormat>,
+    ) -> Result<(Feed, Vec<(u64, u32)>), IntelError> {
         let parsed = parse::Parser::new(&name, label, format).run(reader)?;
-        Ok(Feed {
-            name,
-            index: parsed.index,
-            comments: parsed.comments,
-            report: parsed.report,
-        })
+        Ok((
+            Feed {
+                name,
+                index: parsed.index,
+                comments: parsed.comments,
+                report: parsed.report,
+            },
+            parsed.dup_keys,
+        ))
     }
 
     /// The feed name.

@@ -5,7 +5,7 @@ use std::io::{self, BufRead};
 
 use crate::error::IntelError;
 use crate::index::{CommentInterner, Comments, Entry, Index, NO_COMMENT};
-use crate::report::{FeedFormat, FeedReport, Problem, ProblemKind, MAX_PROBLEMS};
+use crate::report::{DuplicateLine, FeedFormat, FeedReport, Problem, ProblemKind, MAX_PROBLEMS};
 
 /// Longest line kept, in bytes. Longer lines are malformed (unless they are
 /// `#` comments) and only their first `MAX_LINE_LEN` bytes are ever buffered.
@@ -375,12 +375,18 @@ pub(crate) struct Parser<'a> {
     report: FeedReport,
     fields: Vec<Field>,
     scratch: Vec<u8>,
+    /// Second pass over a feed with duplicates: only these keys are watched (key → first
+    /// line seen) and nothing is indexed.
+    watch: Option<std::collections::HashMap<(u64, u32), u64>>,
+    duplicate_lines: Vec<DuplicateLine>,
 }
 
 pub(crate) struct Parsed {
     pub(crate) index: Index,
     pub(crate) comments: Comments,
     pub(crate) report: FeedReport,
+    /// The first duplicated keys (at most [`MAX_PROBLEMS`]).
+    pub(crate) dup_keys: Vec<(u64, u32)>,
 }
 
 impl<'a> Parser<'a> {
@@ -396,7 +402,47 @@ impl<'a> Parser<'a> {
             report: FeedReport::new(name, format.unwrap_or(FeedFormat::Plain), format.is_none()),
             fields: Vec::new(),
             scratch: Vec::new(),
+            watch: None,
+            duplicate_lines: Vec::new(),
         }
+    }
+
+    /// A parser for the second pass: names the lines of the given duplicated keys.
+    pub(crate) fn watching(mut self, keys: &[(u64, u32)]) -> Self {
+        self.watch = Some(keys.iter().map(|k| (*k, 0u64)).collect());
+        self
+    }
+
+    /// Runs the second pass; returns the duplicate lines found.
+    pub(crate) fn find_duplicates<R: BufRead + ?Sized>(
+        mut self,
+        reader: &mut R,
+    ) -> Result<Vec<DuplicateLine>, IntelError> {
+        let mut buf = Vec::with_capacity(256);
+        loop {
+            let line_no = self.report.lines + 1;
+            let total = match read_line_capped(reader, &mut buf, MAX_LINE_LEN) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(IntelError::Read {
+                        feed: self.label.to_owned(),
+                        line: line_no,
+                        source,
+                    })
+                }
+            };
+            self.report.lines = line_no;
+            let mut line = &buf[..];
+            if line_no == 1 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            self.line(line_no, line, total)?;
+            if self.duplicate_lines.len() >= MAX_PROBLEMS {
+                break;
+            }
+        }
+        Ok(self.duplicate_lines)
     }
 
     pub(crate) fn run<R: BufRead + ?Sized>(mut self, reader: &mut R) -> Result<Parsed, IntelError> {
@@ -511,6 +557,19 @@ impl<'a> Parser<'a> {
     /// Records a hash token (and optional comment) from line `no`.
     fn add(&mut self, no: u64, raw: &[u8], tok: &[u8], comment: &[u8]) {
         match classify_hash(tok, offset_in(raw, tok) + 1) {
+            HashTok::Sha256(d) if self.watch.is_some() => {
+                let key = Entry::key_of(&d);
+                if let Some(first) = self.watch.as_mut().and_then(|w| w.get_mut(&key)) {
+                    if *first == 0 {
+                        *first = no;
+                    } else if self.duplicate_lines.len() < MAX_PROBLEMS {
+                        self.duplicate_lines.push(DuplicateLine {
+                            line: no,
+                            first_line: *first,
+                        });
+                    }
+                }
+            }
             HashTok::Sha256(d) => self.add_sha256(&d, comment),
             HashTok::Sha1 => self.report.skipped_sha1 += 1,
             HashTok::Md5 => self.report.skipped_md5 += 1,
@@ -624,7 +683,7 @@ impl<'a> Parser<'a> {
                 });
             }
         }
-        let (index, duplicates) = Index::build(std::mem::take(&mut self.entries));
+        let (index, duplicates, dup_keys) = Index::build(std::mem::take(&mut self.entries));
         self.report.duplicates = duplicates;
         self.report.hashes = index.len() as u64;
         let comments = self.comments.finish();
@@ -663,6 +722,7 @@ impl<'a> Parser<'a> {
             index,
             comments,
             report: self.report,
+            dup_keys,
         })
     }
 }

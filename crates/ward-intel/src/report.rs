@@ -109,6 +109,18 @@ pub struct FeedReport {
     pub malformed: u64,
     /// The first [`MAX_PROBLEMS`] malformed lines, in line order.
     pub problems: Vec<Problem>,
+    /// The first duplicate lines with the line each repeats, in line order. Filled by
+    /// [`Feed::load`](crate::Feed::load) (a second pass over the file, only when it has
+    /// duplicates); a feed parsed from a stream only counts them.
+    pub duplicate_lines: Vec<DuplicateLine>,
+}
+
+/// A line whose SHA-256 already appeared earlier in the same feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateLine {
+    pub line: u64,
+    /// The line where the hash first appeared.
+    pub first_line: u64,
 }
 
 impl FeedReport {
@@ -124,6 +136,7 @@ impl FeedReport {
             skipped_md5: 0,
             malformed: 0,
             problems: Vec::new(),
+            duplicate_lines: Vec::new(),
         }
     }
 
@@ -162,6 +175,15 @@ impl fmt::Display for FeedReport {
         let unlisted = self.malformed.saturating_sub(self.problems.len() as u64);
         if unlisted > 0 {
             write!(f, "\n  ... and {unlisted} more malformed line(s)")?;
+        }
+        for d in &self.duplicate_lines {
+            write!(f, "\n  line {}: duplicate of line {}", d.line, d.first_line)?;
+        }
+        let unlisted = self
+            .duplicates
+            .saturating_sub(self.duplicate_lines.len() as u64);
+        if self.duplicates > 0 && unlisted > 0 {
+            write!(f, "\n  ... and {unlisted} more duplicate line(s)")?;
         }
         Ok(())
     }

@@ -629,3 +629,39 @@ fn report_display_summarises() {
     );
     assert!(s.contains("1 malformed\n  line 4: "), "{s}");
 }
+
+#[test]
+fn duplicate_lines_are_named_when_loading_a_file() {
+    let dir = std::env::temp_dir().join(format!("ward-intel-dups-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dups.txt");
+    let (a, b) = (hx("a"), hx("b"));
+    // a on lines 2, 4 and 6; b on lines 3 and 7 (upper case: the same hash).
+    let text = format!(
+        "# feed\n{a}\n{b};first b\n{a}\nnot-a-hash\n{a}\n{}\n",
+        b.to_uppercase()
+    );
+    std::fs::write(&path, &text).unwrap();
+    let feed = Feed::load(&path).unwrap();
+    let r = feed.report();
+    assert_eq!(r.duplicates, 3);
+    let lines: Vec<(u64, u64)> = r
+        .duplicate_lines
+        .iter()
+        .map(|d| (d.line, d.first_line))
+        .collect();
+    assert_eq!(lines, vec![(4, 2), (6, 2), (7, 3)]);
+    let shown = r.to_string();
+    assert!(shown.contains("line 6: duplicate of line 2"), "{shown}");
+    assert_eq!(
+        problem_lines(&feed),
+        vec![5],
+        "malformed lines are unaffected"
+    );
+    assert_eq!(feed.lookup(&sha("b")).unwrap().comment, Some("first b"));
+    // A stream cannot be read twice: duplicates are counted, not located.
+    let streamed = parse(&text).unwrap();
+    assert_eq!(streamed.report().duplicates, 3);
+    assert!(streamed.report().duplicate_lines.is_empty());
+    std::fs::remove_dir_all(&dir).ok();
+}
