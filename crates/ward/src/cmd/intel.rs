@@ -23,7 +23,12 @@ pub fn run(cmd: IntelCommand) -> Result<ExitCode> {
     let mut failed = 0;
     for path in &files {
         match ward_intel::Feed::load(path) {
-            Ok(feed) => println!("{}: {}", path.display(), feed.report()),
+            Ok(feed) => {
+                // The report names the feed by file name; show the path given instead.
+                let mut report = feed.report().clone();
+                report.feed = path.display().to_string();
+                println!("{report}");
+            }
             Err(e) => {
                 failed += 1;
                 println!("{}: ERROR: {e}", path.display());
