@@ -52,7 +52,7 @@ impl Aggregator {
         self.open.len()
     }
 
-    /// Records one detection at `time`; `build` makes the finding when it is new.
+    /// Records one detection at `time`; `build(scope)` makes the finding when it is new.
     pub fn record(
         &mut self,
         category: Category,
@@ -60,7 +60,7 @@ impl Aggregator {
         key: String,
         time: u64,
         command: Option<String>,
-        build: impl FnOnce() -> Finding,
+        build: impl FnOnce(&str) -> Finding,
     ) -> Outcome<'_> {
         self.since_sweep += 1;
         if self.since_sweep >= 1024 || self.open.len() >= self.max_open {
@@ -97,7 +97,7 @@ impl Aggregator {
             }
             return Outcome::Repeat(&self.open.get(&k).expect("present").finding);
         }
-        let finding = build();
+        let finding = build(&k.scope);
         self.open.insert(
             k.clone(),
             Open {

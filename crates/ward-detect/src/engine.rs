@@ -141,11 +141,11 @@ impl Engine {
         let scope = report::scope_of(proc, node);
         let command = exec.map(crate::detectors::command_line);
         let (table, cfg) = (&self.table, &self.cfg);
+        let build = |scope: &str| report::build(&d, scope, table, cfg);
         match self
             .agg
-            .record(d.category, scope, d.key.clone(), d.time, command, || {
-                report::build(&d, table, cfg)
-            }) {
+            .record(d.category, scope, d.key.clone(), d.time, command, build)
+        {
             Outcome::New(f) => {
                 self.stats.findings_new += 1;
                 out.push(FindingUpdate {

@@ -30,12 +30,12 @@ pub fn scope_of(proc: Option<&Proc>, node: &str) -> String {
     }
 }
 
-pub fn build(d: &Detection, table: &ProcessTable, cfg: &EngineConfig) -> Finding {
+/// Builds the finding; `scope` is [`scope_of`] the triggering process.
+pub fn build(d: &Detection, scope: &str, table: &ProcessTable, cfg: &EngineConfig) -> Finding {
     let proc = table.get(d.pid);
     let exec = proc.and_then(|p| p.exec.as_deref());
     let node = exec.map(|e| e.node.as_str()).unwrap_or("");
-    let scope = scope_of(proc, node);
-    let id = finding_id(d, &scope);
+    let id = finding_id(d, scope);
     let name = format!("{}/findings/{}", cfg.finding_parent, id);
     let time = format_rfc3339(d.time);
 

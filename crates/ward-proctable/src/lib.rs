@@ -19,7 +19,6 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use ward_event::script::basename;
 use ward_event::{Event, ExecEvent, FdInfo, FdKind, Pid, SocketInfo};
 
 /// How deep lineage walks go (guards against cycles from pid reuse).
@@ -609,11 +608,6 @@ fn own_binding(p: &Proc, via: BindVia, time: u64) -> Option<Arc<Binding>> {
         container_id: p.container_id.clone(),
         since: time,
     }))
-}
-
-/// Basename helper re-exported for callers matching program names.
-pub fn program_of(path: &str) -> &str {
-    basename(path)
 }
 
 #[cfg(test)]
