@@ -8,10 +8,12 @@
 //! `max_bytes` are hashed over their first `max_bytes` (`partiallyHashed`).
 
 use sha2::{Digest, Sha256 as Hasher};
-use std::collections::{HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Condvar, Mutex};
 use ward_event::Sha256;
 
 /// What identifies a file's contents well enough to reuse a hash.
@@ -40,8 +42,11 @@ pub struct HashResult {
 pub struct HashConfig {
     /// Files larger than this are hashed over their first `max_bytes` bytes.
     pub max_bytes: u64,
-    /// Worker threads.
+    /// Worker threads for any file.
     pub workers: usize,
+    /// One more worker takes only files up to this size (0 = no such lane), so a small dropped
+    /// binary is never stuck behind a large binary seen for the first time.
+    pub small_lane_max: u64,
     /// Jobs waiting beyond this are refused (counted as misses).
     pub queue: usize,
     /// Cached results; the cache is emptied when full.
@@ -53,6 +58,7 @@ impl Default for HashConfig {
         HashConfig {
             max_bytes: 64 << 20,
             workers: 1,
+            small_lane_max: 1 << 20,
             queue: 1024,
             cache_entries: 16384,
         }
@@ -85,10 +91,48 @@ pub enum Submit {
 
 type Done = (FileKey, Result<HashResult, String>);
 
+/// A file to hash. The queue serves the smallest file first (then the oldest job): a small
+/// dropped binary is not stuck behind a large runtime binary seen for the first time.
+struct Job {
+    key: FileKey,
+    file: File,
+    seq: u64,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // BinaryHeap pops the greatest: the smallest size, then the lowest sequence number.
+        other
+            .key
+            .size
+            .cmp(&self.key.size)
+            .then(other.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<(BinaryHeap<Job>, bool)>,
+    ready: Condvar,
+}
+
 /// Worker threads hashing opened files, and the cache of their results (owned by the caller's
 /// thread; no locks).
 pub struct HashService {
-    tx: Option<SyncSender<(FileKey, File)>>,
+    queue: Arc<Queue>,
+    capacity: usize,
+    seq: u64,
     rx: Receiver<Done>,
     cache: HashMap<FileKey, HashResult>,
     inflight: HashSet<FileKey>,
@@ -108,29 +152,46 @@ impl std::fmt::Debug for HashService {
 
 impl HashService {
     pub fn start(cfg: &HashConfig) -> HashService {
-        let (tx, job_rx) = mpsc::sync_channel::<(FileKey, File)>(cfg.queue.max(1));
+        let queue = Arc::new(Queue::default());
         let (res_tx, rx) = mpsc::channel::<Done>();
-        let job_rx = std::sync::Arc::new(std::sync::Mutex::new(job_rx));
-        for i in 0..cfg.workers.max(1) {
-            let job_rx = job_rx.clone();
+        let lanes = (0..cfg.workers.max(1))
+            .map(|_| u64::MAX)
+            .chain((cfg.small_lane_max > 0).then_some(cfg.small_lane_max));
+        for (i, lane_max) in lanes.enumerate() {
+            let queue = queue.clone();
             let res_tx = res_tx.clone();
             let max = cfg.max_bytes.max(1);
             let _ = std::thread::Builder::new()
                 .name(format!("ward-hash-{i}"))
                 .spawn(move || loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
+                    let job = {
+                        let Ok(mut g) = queue.jobs.lock() else { return };
+                        loop {
+                            if g.1 {
+                                return;
+                            }
+                            // The heap's top is the smallest file.
+                            if g.0.peek().is_some_and(|j| j.key.size <= lane_max) {
+                                if let Some(j) = g.0.pop() {
+                                    break j;
+                                }
+                            }
+                            g = match queue.ready.wait(g) {
+                                Ok(g) => g,
+                                Err(_) => return,
+                            };
+                        }
                     };
-                    let Ok((key, file)) = job else { return };
-                    let r = hash_file(file, max).map_err(|e| e.to_string());
-                    if res_tx.send((key, r)).is_err() {
+                    let r = hash_file(job.file, max).map_err(|e| e.to_string());
+                    if res_tx.send((job.key, r)).is_err() {
                         return;
                     }
                 });
         }
         HashService {
-            tx: Some(tx),
+            queue,
+            capacity: cfg.queue.max(1),
+            seq: 0,
             rx,
             cache: HashMap::new(),
             inflight: HashSet::new(),
@@ -166,19 +227,24 @@ impl HashService {
         let Some(file) = open() else {
             return Submit::Refused;
         };
-        let Some(tx) = &self.tx else {
+        let Ok(mut g) = self.queue.jobs.lock() else {
             return Submit::Refused;
         };
-        match tx.try_send((key, file)) {
-            Ok(()) => {
-                self.inflight.insert(key);
-                Submit::Pending
-            }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                self.stats.queue_full += 1;
-                Submit::Refused
-            }
+        if g.0.len() >= self.capacity {
+            self.stats.queue_full += 1;
+            return Submit::Refused;
         }
+        self.seq += 1;
+        g.0.push(Job {
+            key,
+            file,
+            seq: self.seq,
+        });
+        drop(g);
+        // Wake every worker: the one that is free may be a lane that cannot take this job.
+        self.queue.ready.notify_all();
+        self.inflight.insert(key);
+        Submit::Pending
     }
 
     /// Takes in finished jobs.
@@ -205,7 +271,11 @@ impl HashService {
 
 impl Drop for HashService {
     fn drop(&mut self) {
-        self.tx = None;
+        if let Ok(mut g) = self.queue.jobs.lock() {
+            g.1 = true;
+            g.0.clear();
+        }
+        self.queue.ready.notify_all();
     }
 }
 
@@ -304,10 +374,64 @@ mod tests {
     }
 
     #[test]
+    fn smallest_first() {
+        let mk = |size, seq| Job {
+            key: FileKey {
+                dev: 0,
+                ino: seq,
+                size,
+                mtime: 0,
+                ctime: 0,
+            },
+            file: File::open("/dev/null").unwrap(),
+            seq,
+        };
+        let mut h = BinaryHeap::new();
+        h.push(mk(40 << 20, 1));
+        h.push(mk(231, 3));
+        h.push(mk(231, 2));
+        h.push(mk(5000, 4));
+        let order: Vec<u64> = std::iter::from_fn(|| h.pop().map(|j| j.seq)).collect();
+        assert_eq!(order, [2, 3, 4, 1]);
+    }
+
+    #[test]
+    fn small_files_are_not_stuck_behind_a_large_one() {
+        let mut svc = HashService::start(&HashConfig {
+            max_bytes: 1 << 40,
+            ..HashConfig::default()
+        });
+        // The general worker is busy for long: an endless /dev/zero claiming to be large.
+        let big = FileKey {
+            dev: 0,
+            ino: 1,
+            size: 1 << 30,
+            mtime: 0,
+            ctime: 0,
+        };
+        assert_eq!(
+            svc.submit(big, || Some(File::open("/dev/zero").unwrap())),
+            Submit::Pending
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let mut small = tempfile::NamedTempFile::new().unwrap();
+        small.write_all(b"hello").unwrap();
+        let f = File::open(small.path()).unwrap();
+        let key = key_of(&f);
+        let mut f = Some(f);
+        assert_eq!(svc.submit(key, || f.take()), Submit::Pending);
+        let start = Instant::now();
+        let r = wait(&mut svc, key);
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(r.hashed_size, 5);
+    }
+
+    #[test]
     fn full_queue_is_refused_and_counted() {
         let mut svc = HashService::start(&HashConfig {
             queue: 1,
             workers: 1,
+            small_lane_max: 0,
             ..HashConfig::default()
         });
         // Stall the worker on a pipe that never ends... use /dev/zero with a huge cap.

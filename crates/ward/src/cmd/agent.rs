@@ -144,6 +144,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
         hash: HashConfig {
             max_bytes: a.hash_max_bytes,
             workers: a.hash_workers,
+            small_lane_max: a.hash_small_lane_max,
             queue: a.hash_queue,
             cache_entries: a.hash_cache_entries,
         },

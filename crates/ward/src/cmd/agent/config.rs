@@ -30,8 +30,11 @@ pub struct AgentConfig {
     pub hash_wait: Duration,
     /// Binaries larger than this are hashed over their first `hash_max_bytes` bytes.
     pub hash_max_bytes: u64,
-    /// Hashing threads.
+    /// Hashing threads for any file.
     pub hash_workers: usize,
+    /// One more hashing thread takes only binaries up to this size (0 = none), so small
+    /// binaries are not stuck behind a large one.
+    pub hash_small_lane_max: u64,
     /// Hash jobs waiting beyond this are refused (counted as misses).
     pub hash_queue: usize,
     /// Hashes cached by file identity.
@@ -59,6 +62,7 @@ impl Default for AgentConfig {
             hash_wait: Duration::from_millis(250),
             hash_max_bytes: 64 << 20,
             hash_workers: 1,
+            hash_small_lane_max: 1 << 20,
             hash_queue: 1024,
             hash_cache_entries: 16384,
             ring_buffer_bytes: 16 << 20,

