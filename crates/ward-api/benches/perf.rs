@@ -169,6 +169,10 @@ async fn bench_api(n: u64, iters: usize) {
             format!("filter={}", enc("severity=CRITICAL")),
         ),
         (
+            "filter severity=CRITICAL, no total",
+            format!("filter={}&includeTotal=false", enc("severity=CRITICAL")),
+        ),
+        (
             "filter category + state + container",
             format!(
                 "filter={}",
@@ -202,6 +206,33 @@ async fn bench_api(n: u64, iters: usize) {
             pct(&samples, 0.5),
             pct(&samples, 0.99),
             samples.last().unwrap().as_secs_f64() * 1e3
+        );
+    }
+}
+
+/// What `totalSize` costs when it is not cached (the API reuses a filter's count for
+/// `COUNT_CACHE_TTL`).
+fn bench_counts(n: u64, iters: usize) {
+    let store = database(n);
+    println!("\n== uncached counts (store.count), {n} findings ==");
+    for f in [
+        "",
+        "severity=CRITICAL",
+        "category=REVERSE_SHELL state=ACTIVE containerName:web",
+    ] {
+        let mut samples = Vec::new();
+        let mut m = 0;
+        for _ in 0..iters {
+            let t = Instant::now();
+            m = store.count(f).unwrap();
+            samples.push(t.elapsed());
+        }
+        samples.sort();
+        println!(
+            "count {:<55} = {m:>7}  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            format!("'{f}'"),
+            pct(&samples, 0.5),
+            pct(&samples, 0.99)
         );
     }
 }
@@ -277,6 +308,7 @@ fn main() {
             env_u64("WARD_BENCH_ITERS", 300) as usize,
         )
         .await;
+        bench_counts(env_u64("WARD_BENCH_N", 1_000_000), 30);
         bench_console(env_u64("WARD_BENCH_UI_N", 10_000), 10).await;
     });
 }

@@ -55,6 +55,42 @@ pub struct AppState {
     pub(crate) auth: Auth,
     pub(crate) metrics: Metrics,
     pub(crate) tls: bool,
+    /// `totalSize` per filter, for [`COUNT_CACHE_TTL`]; cleared by writes through the API.
+    pub(crate) counts: std::sync::Mutex<std::collections::HashMap<String, (Instant, u64)>>,
+}
+
+/// How long a filter's `totalSize` is reused. Counting every match of a broad filter over a
+/// million findings costs tens of milliseconds; pages themselves stay exact (keyset), only the
+/// total may lag writes made outside this server (the agent) by this much.
+pub const COUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+/// Most filters whose counts are kept.
+const COUNT_CACHE_MAX: usize = 256;
+
+impl AppState {
+    pub(crate) fn cached_count(&self, filter: &str) -> Option<u64> {
+        let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        c.get(filter)
+            .filter(|(at, _)| at.elapsed() < COUNT_CACHE_TTL)
+            .map(|(_, n)| *n)
+    }
+
+    pub(crate) fn store_count(&self, filter: &str, n: u64) {
+        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= COUNT_CACHE_MAX {
+            c.retain(|_, (at, _)| at.elapsed() < COUNT_CACHE_TTL);
+            if c.len() >= COUNT_CACHE_MAX {
+                c.clear();
+            }
+        }
+        c.insert(filter.to_string(), (Instant::now(), n));
+    }
+
+    pub(crate) fn forget_counts(&self) {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +144,7 @@ impl Server {
                 auth,
                 metrics: Metrics::default(),
                 tls: config.tls.is_some(),
+                counts: Default::default(),
             }),
             config,
             ephemeral_token,

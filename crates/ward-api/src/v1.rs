@@ -133,18 +133,28 @@ pub async fn list_findings(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let p: ListParams = parse_query(q)?;
+    let want_total = p.include_total.unwrap_or(true);
+    let cached = if want_total {
+        st.cached_count(&p.filter)
+    } else {
+        None
+    };
+    let filter = p.filter.clone();
     let query = ListQuery {
         filter: p.filter,
         order_by: p.order_by,
         page_size: p.page_size,
         page_token: p.page_token,
-        include_total: p.include_total.unwrap_or(true),
+        include_total: want_total && cached.is_none(),
     };
     let page = store_call(&st, move |s| s.list(&query)).await?;
+    if let Some(n) = page.total_size {
+        st.store_count(&filter, n);
+    }
     Ok(Json(ListResponse {
         findings: page.findings,
         next_page_token: page.next_page_token,
-        total_size: page.total_size,
+        total_size: page.total_size.or(cached),
     })
     .into_response())
 }
@@ -255,6 +265,7 @@ pub async fn finding_action(
             ))
         }
     };
+    st.forget_counts();
     Ok(Json(f))
 }
 

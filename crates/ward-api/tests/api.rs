@@ -410,6 +410,21 @@ async fn set_state_and_mute_need_write_and_persist() {
     )
     .await;
     assert_eq!(v["totalSize"], json!(1));
+    // totalSize is cached per filter, but writes through the API invalidate it.
+    let inactive = format!("{}/v1/findings?filter=state%3DINACTIVE", srv.base);
+    let (_, v) = get(&c, &inactive, Some(READ_TOKEN)).await;
+    let before = v["totalSize"].as_u64().unwrap();
+    let other = findings[1].id();
+    let (s, _) = post(
+        &c,
+        &format!("{}/v1/findings/{other}:setState", srv.base),
+        Some(WRITE_TOKEN),
+        json!({"state": "INACTIVE"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = get(&c, &inactive, Some(READ_TOKEN)).await;
+    assert_eq!(v["totalSize"], json!(before + 1));
     // Bad bodies.
     for (body, what) in [
         (json!({"state": "INACTIVE", "why": "x"}), "unknown field"),
