@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +106,8 @@ pub struct Enricher {
     /// Live processes by mount namespace: their root resolves exe paths of processes in the
     /// same namespace that exited before their exec was read.
     roots: HashMap<u32, Vec<u32>>,
+    /// The agent's own mount namespace inode.
+    own_mnt_ns: u32,
     stats: EnrichStats,
 }
 
@@ -145,6 +147,9 @@ impl Enricher {
             hasher: HashService::start(&cfg.hash),
             queue: VecDeque::new(),
             roots: HashMap::new(),
+            own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt")
+                .map(|m| m.ino() as u32)
+                .unwrap_or(0),
             stats: EnrichStats::default(),
             cfg,
         }
@@ -333,6 +338,7 @@ impl Enricher {
         let path = ev.binary.path.clone();
         let detached = e.exe_detached || e.exe_memfd || e.exe_deleted;
         let mut why: Option<&'static str> = None;
+        let own_ns = self.own_mnt_ns;
         let roots = &mut self.roots;
         let matches = |f: &File| {
             f.metadata()
@@ -346,6 +352,12 @@ impl Enricher {
             }
             if detached || path.is_empty() {
                 return None;
+            }
+            if mnt_ns == own_ns {
+                // Our own namespace: our root resolves the path.
+                return open_in_root(std::process::id(), &path)
+                    .ok()
+                    .filter(|f| matches(f));
             }
             let pids = roots.get_mut(&mnt_ns)?;
             let mut found = None;
@@ -367,7 +379,7 @@ impl Enricher {
             });
             found
         });
-        if !detached && mnt_ns != 0 {
+        if !detached && mnt_ns != 0 && mnt_ns != self.own_mnt_ns {
             remember_root(&mut self.roots, mnt_ns, pid);
         }
         let hash = match submit {
@@ -490,7 +502,7 @@ impl Enricher {
         let mut out = Vec::with_capacity(snaps.len());
         let mut asked = HashSet::new();
         for s in snaps.iter().filter(|s| !s.kernel_thread) {
-            if let Some(ns) = s.mnt_ns {
+            if let Some(ns) = s.mnt_ns.filter(|&ns| ns != self.own_mnt_ns) {
                 remember_root(&mut self.roots, ns, s.pid);
             }
             let container = self.cgroups.resolve(s.cgroup_id.unwrap_or(0), s.pid);
@@ -590,25 +602,22 @@ fn open_in_root(pid: u32, path: &str) -> Result<File, OpenErr> {
     }
 }
 
-/// Keeps a few recent pids per mount namespace (newest last).
+/// Keeps up to 4 pids per mount namespace without a syscall: the first three seen stay (a
+/// container's init and early processes live longest), the last slot follows the newest exec.
+/// Dead pids are dropped when a lookup finds their root gone.
 fn remember_root(roots: &mut HashMap<u32, Vec<u32>>, mnt_ns: u32, pid: u32) {
     if roots.len() > 4096 && !roots.contains_key(&mnt_ns) {
         roots.clear();
     }
     let v = roots.entry(mnt_ns).or_default();
-    if v.last() == Some(&pid) {
+    if v.contains(&pid) {
         return;
     }
-    v.retain(|&p| p != pid);
     if v.len() >= 4 {
-        // Forget the dead first; otherwise keep the oldest (often the container's init, which
-        // lives longest) and drop the next oldest.
-        v.retain(|p| Path::new(&format!("/proc/{p}")).exists());
-        if v.len() >= 4 {
-            v.remove(1);
-        }
+        v[3] = pid;
+    } else {
+        v.push(pid);
     }
-    v.push(pid);
 }
 
 fn ts_ns((sec, nsec): (i64, u32)) -> u64 {

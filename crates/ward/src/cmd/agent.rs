@@ -320,6 +320,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         }
     }
 
+    // Loading parsed the kernel's BTF and seeding read all of /proc: give that heap back.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory at the top of the heap / unused pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+
     let metrics_text = Arc::new(Mutex::new(String::new()));
     let metrics_where = if metrics_addr.is_empty() || metrics_addr == "none" {
         "disabled".to_string()

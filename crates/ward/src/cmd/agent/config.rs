@@ -39,7 +39,8 @@ pub struct AgentConfig {
     pub hash_queue: usize,
     /// Hashes cached by file identity.
     pub hash_cache_entries: usize,
-    /// BPF ring buffer size (power of two, multiple of the page size).
+    /// BPF ring buffer size (power of two, multiple of the page size). The agent maps it twice,
+    /// so it counts double in RSS.
     pub ring_buffer_bytes: u32,
     /// Store writes are batched for at most this long.
     #[serde(with = "humantime_serde")]
@@ -65,7 +66,7 @@ impl Default for AgentConfig {
             hash_small_lane_max: 1 << 20,
             hash_queue: 1024,
             hash_cache_entries: 16384,
-            ring_buffer_bytes: 16 << 20,
+            ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
         }
     }

@@ -1,0 +1,466 @@
+//! Benchmarks of `ward agent` (issue 3), printed as a table. Run as root:
+//!
+//! ```text
+//! cargo build --release -p ward
+//! cargo run --release -p ward-bench-agent -- [--ward target/release/ward] [--rounds 5] [--execs 2000]
+//! ```
+//!
+//! 1. **Exec cost**: fork+exec of `/bin/true`, N times per round, with no tracer, with
+//!    `ward agent`, and with bpftrace's `execsnoop.bt` (Debian's bpftrace) as a reference, in
+//!    interleaved rounds; CPU per exec = (this process + its children + the tracer) CPU time /
+//!    N; medians over rounds; overhead relative to no tracer.
+//! 2. **Drops at the highest exec rate**: one `/bin/true` loop per CPU for a few seconds under
+//!    the agent; kernel drops and exec events from its metrics.
+//! 3. **Exec → finding latency**: a compiler run repeatedly in a container (podman, image
+//!    `localhost/ward-test-debian`), with the aggregation window set to 1 ns so every run is a
+//!    new finding; p50/p99/max from the agent's own measure (kernel exec timestamp → finding
+//!    flushed to the JSON Lines file).
+//! 4. **Agent RSS** at steady state and its peak (VmHWM).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers]"
+    );
+    std::process::exit(2)
+}
+
+struct Opts {
+    ward: PathBuf,
+    rounds: usize,
+    execs: usize,
+    flood_secs: u64,
+    findings: usize,
+    bpftrace: bool,
+    containers: bool,
+}
+
+fn parse() -> Opts {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut o = Opts {
+        ward: root.join("target/release/ward"),
+        rounds: 5,
+        execs: 2000,
+        flood_secs: 5,
+        findings: 300,
+        bpftrace: true,
+        containers: true,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--ward" => o.ward = PathBuf::from(val()),
+            "--rounds" => o.rounds = val().parse().unwrap_or_else(|_| usage()),
+            "--execs" => o.execs = val().parse().unwrap_or_else(|_| usage()),
+            "--flood-secs" => o.flood_secs = val().parse().unwrap_or_else(|_| usage()),
+            "--findings" => o.findings = val().parse().unwrap_or_else(|_| usage()),
+            "--no-bpftrace" => o.bpftrace = false,
+            "--no-containers" => o.containers = false,
+            _ => usage(),
+        }
+    }
+    o
+}
+
+fn clk_tck() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// utime + stime of a process, seconds.
+fn proc_cpu(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(close) = s.rfind(')') else {
+        return 0.0;
+    };
+    let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (t(11) + t(12)) / clk_tck()
+}
+
+/// CPU seconds of this process plus its waited-for children.
+fn self_and_children_cpu() -> f64 {
+    let mut total = 0.0;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage fills the struct we pass.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut ru) };
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        total += tv(ru.ru_utime) + tv(ru.ru_stime);
+    }
+    total
+}
+
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Agent {
+    child: Child,
+    dir: tempfile::TempDir,
+    metrics: String,
+}
+
+impl Agent {
+    fn start(ward: &Path, extra_toml: &str) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("ward.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "{extra_toml}\n[agent]\nmetrics_addr = \"127.0.0.1:0\"\nhealth_log_interval = \"0s\"\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(ward)
+            .arg("agent")
+            .arg("--db")
+            .arg(dir.path().join("ward.db"))
+            .arg("--output")
+            .arg(format!(
+                "jsonl:{}",
+                dir.path().join("findings.jsonl").display()
+            ))
+            .arg("--config")
+            .arg(&cfg)
+            .env_remove("WARD_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", ward.display()));
+        let mut a = Agent {
+            child,
+            dir,
+            metrics: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = std::fs::read_to_string(a.dir.path().join("agent.log")).unwrap_or_default();
+            if let Some(l) = log.lines().find(|l| l.starts_with("ward agent: ready")) {
+                a.metrics = l
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("http://"))
+                    .and_then(|w| w.split('/').next())
+                    .unwrap_or_default()
+                    .to_string();
+                return a;
+            }
+            if let Ok(Some(st)) = a.child.try_wait() {
+                panic!("ward agent exited ({st}):\n{log}");
+            }
+            assert!(Instant::now() < deadline, "agent not ready:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let mut s = std::net::TcpStream::connect(&self.metrics).expect("metrics");
+        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        r.lines()
+            .filter_map(|l| l.strip_prefix(name))
+            .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    fn stop(mut self) {
+        // SAFETY: kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A running tracer to measure against.
+enum Tracer {
+    None,
+    Ward(Agent),
+    /// The tracer and the file its output goes to (kept until it stops).
+    Bpftrace(Child, Option<tempfile::NamedTempFile>),
+}
+
+impl Tracer {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Tracer::None => None,
+            Tracer::Ward(a) => Some(a.pid()),
+            Tracer::Bpftrace(c, _) => Some(c.id()),
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Tracer::None => {}
+            Tracer::Ward(a) => a.stop(),
+            Tracer::Bpftrace(mut c, out) => {
+                // SAFETY: kill(2) on our child.
+                unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+                let _ = c.wait();
+                drop(out);
+            }
+        }
+    }
+}
+
+fn start_bpftrace() -> Tracer {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new("bpftrace")
+        .arg("/usr/sbin/execsnoop.bt")
+        .stdin(Stdio::null())
+        .stdout(out.reopen().unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bpftrace");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(out.path())
+        .unwrap_or_default()
+        .contains("TIME(ms)")
+    {
+        assert!(Instant::now() < deadline, "bpftrace did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Tracer::Bpftrace(child, Some(out))
+}
+
+/// N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process + children +
+/// the tracer).
+fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64) {
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = tracer.map(proc_cpu).unwrap_or(0.0);
+    let c0 = self_and_children_cpu();
+    let w0 = Instant::now();
+    for _ in 0..n {
+        let st = Command::new("/bin/true").status().expect("/bin/true");
+        assert!(st.success());
+    }
+    let wall = w0.elapsed().as_secs_f64();
+    // Let the tracer catch up with the last events before sampling its CPU.
+    std::thread::sleep(Duration::from_millis(100));
+    let cpu = self_and_children_cpu() - c0 + tracer.map(proc_cpu).unwrap_or(0.0) - t0;
+    (wall, cpu)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn main() {
+    let o = parse();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("ward-bench-agent: needs root (it loads eBPF programs)");
+        std::process::exit(1);
+    }
+    if !o.ward.exists() {
+        eprintln!(
+            "ward-bench-agent: {} not found; run `cargo build --release -p ward` first or pass --ward",
+            o.ward.display()
+        );
+        std::process::exit(1);
+    }
+    let have_bpftrace = o.bpftrace
+        && Path::new("/usr/sbin/execsnoop.bt").exists()
+        && Command::new("bpftrace")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "ward-bench-agent: {} ({} CPUs), {} rounds x {} execs of /bin/true",
+        o.ward.display(),
+        cpus,
+        o.rounds,
+        o.execs
+    );
+
+    // 1. Exec cost, interleaved rounds.
+    let modes: Vec<&str> = if have_bpftrace {
+        vec!["none", "ward agent", "bpftrace execsnoop.bt"]
+    } else {
+        vec!["none", "ward agent"]
+    };
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    for round in 0..o.rounds {
+        for (i, m) in modes.iter().enumerate() {
+            let tracer = match *m {
+                "none" => Tracer::None,
+                "ward agent" => Tracer::Ward(Agent::start(&o.ward, "")),
+                _ => start_bpftrace(),
+            };
+            let (w, c) = exec_round(o.execs, tracer.pid());
+            tracer.stop();
+            cpu[i].push(c / o.execs as f64 * 1e6);
+            wall[i].push(w / o.execs as f64 * 1e6);
+            eprintln!(
+                "  round {} {:<22} {:>7.1} us CPU/exec {:>7.1} us wall/exec",
+                round + 1,
+                m,
+                c / o.execs as f64 * 1e6,
+                w / o.execs as f64 * 1e6
+            );
+        }
+    }
+    println!("\n## exec cost (medians of {} rounds)", o.rounds);
+    println!("| tracer | CPU per exec (workload + tracer) | added | wall per exec | added |");
+    println!("|---|---|---|---|---|");
+    let base_c = median(&mut cpu[0].clone());
+    let base_w = median(&mut wall[0].clone());
+    for (i, m) in modes.iter().enumerate() {
+        let c = median(&mut cpu[i]);
+        let w = median(&mut wall[i]);
+        println!(
+            "| {m} | {c:.1} us | {:+.1}% | {w:.1} us | {:+.1}% |",
+            (c - base_c) / base_c * 100.0,
+            (w - base_w) / base_w * 100.0
+        );
+    }
+
+    // 2. Drops at the highest exec rate this machine reaches.
+    let agent = Agent::start(&o.ward, "");
+    std::thread::sleep(Duration::from_millis(300));
+    let execs0 = agent.metric("ward_sensor_events_total{kind=\"exec\"}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..cpus)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = Command::new("/bin/true").status();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(o.flood_secs));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ran: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let secs = start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_millis(1500));
+    let seen = agent.metric("ward_sensor_events_total{kind=\"exec\"}") - execs0;
+    let drops = agent.metric("ward_kernel_drops_total");
+    let udrops = agent.metric("ward_userspace_drops_total");
+    let rss_flood = status_kb(agent.pid(), "VmRSS:");
+    let hwm_flood = status_kb(agent.pid(), "VmHWM:");
+    agent.stop();
+    println!("\n## drops at the highest exec rate ({cpus} parallel /bin/true loops, {secs:.1} s)");
+    println!("| execs run | exec rate | exec events seen by the agent | kernel drops | user-space drops |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {ran} | {:.0}/s | {seen:.0} (includes other execs on the host) | {drops:.0} | {udrops:.0} |",
+        ran as f64 / secs
+    );
+
+    // 3 + 4. Exec -> finding latency, RSS.
+    if !o.containers {
+        println!("\n(latency benchmark skipped: --no-containers)");
+        println!(
+            "\n## agent memory\n| VmRSS after the flood | VmHWM |\n|---|---|\n| {} MiB | {} MiB |",
+            rss_flood / 1024,
+            hwm_flood / 1024
+        );
+        return;
+    }
+    let image = "localhost/ward-test-debian:latest";
+    let have_image = Command::new("podman")
+        .args(["image", "exists", image])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_image {
+        println!("\n(latency benchmark skipped: {image} missing; run scripts/containers/build-images.sh)");
+        return;
+    }
+    let agent = Agent::start(&o.ward, "[engine]\naggregation_window = \"1ns\"\n");
+    let name = format!("ward-bench-{}", std::process::id());
+    let run = Command::new("podman")
+        .args([
+            "run",
+            "-d",
+            "--rm",
+            "--network",
+            "host",
+            "--name",
+            &name,
+            image,
+            "sleep",
+            "600",
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .expect("podman run");
+    assert!(run.success(), "podman run failed");
+    let script = format!(
+        "for i in $(seq {}); do tcc -v >/dev/null 2>&1; sleep 0.02; done",
+        o.findings
+    );
+    let t = Instant::now();
+    let st = Command::new("podman")
+        .args(["exec", &name, "sh", "-c", &script])
+        .status()
+        .expect("podman exec");
+    assert!(st.success());
+    let loop_secs = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
+    let n = agent.metric("ward_findings_total");
+    let p50 = agent.metric("ward_detection_latency_recent_seconds{quantile=\"0.5\"}");
+    let p99 = agent.metric("ward_detection_latency_recent_seconds{quantile=\"0.99\"}");
+    let under_100 = agent.metric("ward_detection_latency_seconds_bucket{le=\"0.1\"}");
+    let count = agent.metric("ward_detection_latency_seconds_count");
+    let rss = status_kb(agent.pid(), "VmRSS:");
+    let hwm = status_kb(agent.pid(), "VmHWM:");
+    let _ = Command::new("podman")
+        .args(["rm", "-f", "-t", "0", &name])
+        .stdout(Stdio::null())
+        .status();
+    agent.stop();
+    println!(
+        "\n## exec -> finding written ({} compiler runs in a container in {loop_secs:.1} s, aggregation window 1 ns)",
+        o.findings
+    );
+    println!("| findings | p50 | p99 | <= 100 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {n:.0} | {:.1} ms | {:.1} ms | {:.0}/{:.0} |",
+        p50 * 1e3,
+        p99 * 1e3,
+        under_100,
+        count
+    );
+    println!("\n## agent memory");
+    println!("| after the exec flood: VmRSS | VmHWM | after the latency run: VmRSS | VmHWM |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} MiB | {} MiB | {} MiB | {} MiB |",
+        rss_flood / 1024,
+        hwm_flood / 1024,
+        rss / 1024,
+        hwm / 1024
+    );
+}
