@@ -196,7 +196,18 @@ pub fn to_text(mut b: Vec<u8>, max_out: usize) -> Option<(Vec<u8>, bool)> {
     }
 }
 
+/// Cheap check on the first decoded bytes: could the whole decode yield text?
+fn plausible(prefix: &[u8]) -> bool {
+    (prefix.len() >= 2 && prefix[0] == 0x78 && matches!(prefix[1], 0x01 | 0x5e | 0x9c | 0xda))
+        || (prefix.len() >= 2 && prefix[0] == 0x1f && prefix[1] == 0x8b)
+        || utf16le_to_ascii(prefix).is_some()
+        || printable_ratio(prefix) >= 0.8
+}
+
+const PROBE: usize = 512;
+
 /// Tries every literal decoding on one string literal. Returns the decoded text and its kind.
+/// A short prefix is decoded first so that binary blobs are rejected without a full decode.
 pub fn decode_literal(s: &[u8], max_out: usize) -> Option<(Vec<u8>, LayerKind)> {
     if s.len() < MIN_ENCODED_LEN {
         return None;
@@ -209,7 +220,9 @@ pub fn decode_literal(s: &[u8], max_out: usize) -> Option<(Vec<u8>, LayerKind)> 
         }
     }
     if looks_base64(s) {
-        if let Some(b) = base64_decode(s, max_out) {
+        let head = &s[..s.len().min(PROBE)];
+        let probe_ok = base64_decode(head, PROBE).is_some_and(|p| plausible(&p));
+        if let Some(b) = base64_decode(s, max_out).filter(|_| probe_ok) {
             if let Some((t, z)) = to_text(b, max_out) {
                 return Some((
                     t,
@@ -222,7 +235,17 @@ pub fn decode_literal(s: &[u8], max_out: usize) -> Option<(Vec<u8>, LayerKind)> 
             }
         }
         // Reversed base64 (`'...'[::-1]`).
-        let rev: Vec<u8> = trim(s).iter().rev().copied().collect();
+        let t = trim(s);
+        let tail: Vec<u8> = t[t.len().saturating_sub(PROBE)..]
+            .iter()
+            .rev()
+            .copied()
+            .collect();
+        let tail = &tail[..tail.len() - tail.len() % 4];
+        if !base64_decode(tail, PROBE).is_some_and(|p| plausible(&p)) {
+            return None;
+        }
+        let rev: Vec<u8> = t.iter().rev().copied().collect();
         if let Some(b) = base64_decode(&rev, max_out) {
             if let Some((t, z)) = to_text(b, max_out) {
                 return Some((

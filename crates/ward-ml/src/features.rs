@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/1";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/2";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -41,8 +41,8 @@ impl Default for Limits {
             max_input: 1 << 20,
             max_depth: 5,
             max_layers: 64,
-            max_decoded: 2 << 20,
-            max_events: 300_000,
+            max_decoded: 512 << 10,
+            max_events: 250_000,
         }
     }
 }
@@ -621,6 +621,7 @@ fn patterns() -> &'static Patterns {
         }
         let ac = AhoCorasick::builder()
             .ascii_case_insensitive(true)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(&pats)
             .expect("static patterns compile");
         Patterns { ac, group_of }
@@ -630,7 +631,7 @@ fn patterns() -> &'static Patterns {
 fn group_bits(text: &[u8]) -> u64 {
     let p = patterns();
     let mut bits = 0u64;
-    for m in p.ac.find_overlapping_iter(text) {
+    for m in p.ac.find_iter(text) {
         bits |= 1u64 << p.group_of[m.pattern().as_usize()];
     }
     bits
@@ -713,16 +714,25 @@ pub fn sniff_not_python(b: &[u8]) -> Option<NotPython> {
     None
 }
 
-fn fnv1a(seed: u32, bytes: &[u8]) -> u32 {
+/// Feature-name hash: 8 bytes per step (Fx-style multiply-rotate), stable across platforms.
+fn mix(seed: u64, bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut h = seed;
-    for &b in bytes {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        h = (h.rotate_left(5) ^ w).wrapping_mul(K);
     }
-    h
+    let r = chunks.remainder();
+    if !r.is_empty() {
+        let mut b = [0u8; 8];
+        b[..r.len()].copy_from_slice(r);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(b) ^ ((r.len() as u64) << 59)).wrapping_mul(K);
+    }
+    (h.rotate_left(5) ^ 0xff).wrapping_mul(K)
 }
 
-const FNV_OFFSET: u32 = 0x811c_9dc5;
+const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Callback receiving a decoded layer: text, depth, kind.
 type Found<'f> = dyn for<'r, 's> FnMut(Vec<u8>, u32, LayerKind, &'r mut Acc<'s>) + 'f;
@@ -749,15 +759,14 @@ impl Acc<'_> {
         if self.events.len() >= self.max_events {
             return;
         }
-        let mut h = fnv1a(FNV_OFFSET, ns.as_bytes());
-        h = fnv1a(h, b":");
+        let mut h = mix(HASH_SEED, ns.as_bytes());
         for (i, p) in parts.iter().enumerate() {
             if i > 0 {
-                h = fnv1a(h, b"\x1f");
+                h = mix(h, b"\x1f");
             }
-            h = fnv1a(h, p);
+            h = mix(h, p);
         }
-        let idx = N_SIGNALS as u32 + (h & (HASH_DIM as u32 - 1));
+        let idx = N_SIGNALS as u32 + ((h >> 32) as u32 & (HASH_DIM as u32 - 1));
         self.events.push(idx);
         if let Some((want, names)) = &mut self.want {
             if want.contains(&idx) && !names.contains_key(&idx) {
@@ -1104,6 +1113,7 @@ impl Extractor {
         let mut low = Vec::with_capacity(64);
         let mut low2 = Vec::with_capacity(64);
         let mut prev_call: Vec<u8> = Vec::new();
+        let mut last2: Vec<u8> = Vec::with_capacity(64);
         let mut paren = 0i32;
         let mut chr_buf: Vec<u8> = Vec::new();
         let mut int_buf: Vec<u8> = Vec::new();
@@ -1206,18 +1216,21 @@ impl Extractor {
                     }
                     // Dotted chain a.b.c
                     let mut j = i;
-                    let mut parts: Vec<&[u8]> = vec![id];
+                    let mut parts_buf: [&[u8]; 9] = [id; 9];
+                    let mut np = 1;
                     while let (Some(Tok::Op(b'.')), Some(Tok::Ident(n))) =
                         (toks.get(j + 1), toks.get(j + 2))
                     {
-                        parts.push(n);
+                        parts_buf[np] = n;
+                        np += 1;
                         j += 2;
-                        if parts.len() > 8 {
+                        if np >= parts_buf.len() {
                             break;
                         }
                     }
+                    let parts = &parts_buf[..np];
                     acc.idents += parts.len();
-                    for p in &parts {
+                    for p in parts {
                         if looks_obfuscated_ident(p) {
                             acc.obf_idents += 1;
                         }
@@ -1257,21 +1270,20 @@ impl Extractor {
                             k += 1;
                         }
                     }
-                    let last2: Vec<u8> = {
+                    last2.clear();
+                    {
                         let s = if parts.len() >= 2 {
                             &parts[parts.len() - 2..]
                         } else {
-                            &parts[..]
+                            parts
                         };
-                        let mut v = Vec::new();
                         for (n, p) in s.iter().enumerate() {
                             if n > 0 {
-                                v.push(b'.');
+                                last2.push(b'.');
                             }
-                            v.extend(p.iter().take(32).map(|c| c.to_ascii_lowercase()));
+                            last2.extend(p.iter().take(32).map(|c| c.to_ascii_lowercase()));
                         }
-                        v
-                    };
+                    }
                     if parts.len() >= 2 {
                         acc.emit("d", &[&last2]);
                     }
@@ -1281,7 +1293,7 @@ impl Extractor {
                             if !prev_call.is_empty() {
                                 acc.emit("cc", &[&prev_call, &last2]);
                             }
-                            prev_call = last2;
+                            std::mem::swap(&mut prev_call, &mut last2);
                         }
                         (Some(Tok::Op(b'=')), nxt, _)
                             if paren > 0 && !matches!(nxt, Some(Tok::Op(b'='))) =>
@@ -1618,10 +1630,7 @@ impl ConstEval<'_, '_> {
 }
 
 fn find_sub(h: &[u8], n: &[u8]) -> Option<usize> {
-    if n.is_empty() || h.len() < n.len() {
-        return None;
-    }
-    h.windows(n.len()).position(|w| w == n)
+    memchr::memmem::find(h, n)
 }
 
 fn memchr_sub(h: &[u8], n: &[u8]) -> bool {

@@ -291,6 +291,7 @@ pub const WRAPPERS: &[&str] = &[
     "escapes",
     "getattr-builtins",
     "double",
+    "chr-arith",
 ];
 
 /// Applies wrapper `w` to code `s`.
@@ -333,6 +334,27 @@ pub fn wrap(w: &str, s: &str, rng: &mut Rng) -> String {
             "getattr(__builtins__, {q}ex{q} + {q}ec{q})(__import__({q}base64{q}).b64decode({q}{}{q}))",
             base64_encode(s.as_bytes())
         ),
+        // Character codes as constant arithmetic, looked up through builtins (added after the
+        // error analysis of pack cluster 040abba87d400b08; see MODEL_CARD.md).
+        "chr-arith" => {
+            let codes: Vec<String> = s
+                .bytes()
+                .map(|b| {
+                    let k = 1 + rng.below(4) as u32;
+                    let a = (b as u32) >> k;
+                    let c = b as u32 - (a << k);
+                    if rng.below(2) == 0 {
+                        format!("(({a} << {k}) + {c})")
+                    } else {
+                        format!("(({} << {k}) - {})", a + 1, (1u32 << k) - c)
+                    }
+                })
+                .collect();
+            format!(
+                "exec(''.join(map(getattr(__builtins__, {q}chr{q}), [{}])))",
+                codes.join(", ")
+            )
+        }
         "double" => {
             let inner = format!(
                 "import zlib,base64\nexec(zlib.decompress(base64.b64decode('{}')))\n",

@@ -496,6 +496,10 @@ pub struct EvalReport {
     pub fpr_at_threshold: f64,
     /// False positives at the threshold.
     pub false_positives: usize,
+    /// False positives among real benign code (stdlib, wheels, extra dirs) at the threshold.
+    pub real_benign_false_positives: usize,
+    /// Real benign scripts.
+    pub real_benign_scripts: usize,
     /// Precision at prevalence 1/1000 (from recall and FPR at the threshold).
     pub precision_at_prevalence_1e3: f64,
     /// Held-out runtime variants detected at the threshold.
@@ -686,6 +690,10 @@ fn report(
         recall_at_threshold: recall,
         fpr_at_threshold: fpr,
         false_positives,
+        real_benign_false_positives: (0..ex.len())
+            .filter(|&i| ex[i].origin == Origin::Benign && hit(i))
+            .count(),
+        real_benign_scripts: ex.iter().filter(|e| e.origin == Origin::Benign).count(),
         precision_at_prevalence_1e3: metrics::precision_at_prevalence(recall, fpr, 1e-3),
         runtime_recall_at_threshold: rate(&|e| e.origin == Origin::Runtime),
         runtime_plain_recall_at_threshold: rate(&|e| {
@@ -833,6 +841,8 @@ fn summary_json(r: &EvalReport) -> serde_json::Value {
         "recall_at_threshold": r.recall_at_threshold,
         "fpr_at_threshold": r.fpr_at_threshold,
         "false_positives": r.false_positives,
+        "real_benign_false_positives": r.real_benign_false_positives,
+        "real_benign_scripts": r.real_benign_scripts,
         "benign_scripts": r.benign_scripts,
         "precision_at_prevalence_1e-3": r.precision_at_prevalence_1e3,
         "runtime_recall_at_threshold": r.runtime_recall_at_threshold,
@@ -875,9 +885,17 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("webhook exfiltration, persistence, exec of decoded data, entropy, encoded literals, ...) and 2^18 hashed\n");
     s.push_str("features (identifiers, dotted API names, calls, call bigrams, imports, keyword args, string words, URL\n");
     s.push_str("schemes/TLDs, path prefixes). Before featurising, bounded decoders unwrap base64 (also reversed / URL-safe),\n");
-    s.push_str("hex, zlib/gzip, UTF-16LE, `chr()` joins, integer lists and `\\x` escapes (depth <= 5, <= 64 layers, <= 2 MiB\n");
-    s.push_str("decoded); revealed text is featurised like the script itself. Inputs over 1 MiB are cut to head 768 KiB +\n");
-    s.push_str("tail 256 KiB. No file name, package name or length feature is used. Reasons = largest positive\n");
+    let l = crate::features::Limits::default();
+    s.push_str(&format!(
+        "hex, zlib/gzip, UTF-16LE, `chr()` joins, integer lists (also constant arithmetic such as `(7 << 4) - 2`) and\n\
+         `\\x` escapes (depth <= {}, <= {} layers, <= {} KiB decoded); revealed text is featurised like the script\n\
+         itself. Inputs over {} KiB are cut to their head (3/4) and tail (1/4). No file name, package name or\n\
+         length feature is used. Reasons = largest positive\n",
+        l.max_depth,
+        l.max_layers,
+        l.max_decoded >> 10,
+        l.max_input >> 10
+    ));
     s.push_str("contributions `w_i * x_i`, in words.\n\n");
     s.push_str("## Data\n\n| kind | source | scripts | sha256 |\n|---|---|---|---|\n");
     for d in &m.data {
@@ -932,6 +950,13 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
                 format!(
                     "{:.2e} ({} of {})",
                     r.fpr_at_threshold, r.false_positives, r.benign_scripts
+                ),
+            ),
+            (
+                "false positives on real benign code (stdlib, wheels, extra dirs)",
+                format!(
+                    "{} of {}",
+                    r.real_benign_false_positives, r.real_benign_scripts
                 ),
             ),
             (
