@@ -14,6 +14,8 @@ APT_PACKAGES=(
   clang libbpf-dev python3
   # ward-api: console end-to-end tests drive Debian's headless chromium through chromedriver
   chromium chromium-driver
+  # ward-bench-agent: bpftrace's execsnoop.bt as the reference tracer, bpftool for BPF run-time stats
+  bpftrace bpftool
 )
 
 missing=()

@@ -259,6 +259,90 @@ fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64) {
     (wall, cpu)
 }
 
+/// (id, name, run count, run time ns) of every loaded BPF program named `ward_*`.
+fn ward_programs() -> Vec<(u32, String, u64, u64)> {
+    let Ok(out) = Command::new("bpftool").args(["prog", "show"]).output() else {
+        return Vec::new();
+    };
+    // "<id>: <type>  name <name>  tag <tag>  gpl run_time_ns <N> run_cnt <M>"
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with(char::is_whitespace))
+        .filter_map(|line| {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let get = |k: &str| {
+                w.iter()
+                    .position(|x| *x == k)
+                    .and_then(|i| w.get(i + 1))
+                    .copied()
+            };
+            let name = get("name")?;
+            if !name.starts_with("ward_") {
+                return None;
+            }
+            Some((
+                w.first()?.trim_end_matches(':').parse().ok()?,
+                name.to_string(),
+                get("run_cnt").and_then(|v| v.parse().ok()).unwrap_or(0),
+                get("run_time_ns").and_then(|v| v.parse().ok()).unwrap_or(0),
+            ))
+        })
+        .collect()
+}
+
+fn bpf_cost(o: &Opts) {
+    let have = Command::new("bpftool")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        println!("\n(kernel-side cost skipped: bpftool missing)");
+        return;
+    }
+    let sysctl = "/proc/sys/kernel/bpf_stats_enabled";
+    let before = std::fs::read_to_string(sysctl).unwrap_or_default();
+    let _ = std::fs::write(sysctl, "1");
+    // Other sensors may be loaded (other agents, tests): ours are the programs that appear.
+    let others: Vec<u32> = ward_programs().into_iter().map(|p| p.0).collect();
+    let agent = Agent::start(&o.ward, "");
+    std::thread::sleep(Duration::from_millis(300));
+    let ours = || -> Vec<(u32, String, u64, u64)> {
+        ward_programs()
+            .into_iter()
+            .filter(|p| !others.contains(&p.0))
+            .collect()
+    };
+    let p0 = ours();
+    for _ in 0..o.execs {
+        let _ = Command::new("/bin/true").status();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let p1 = ours();
+    agent.stop();
+    let _ = std::fs::write(sysctl, before.trim());
+    println!("\n## kernel-side cost of the agent's BPF programs ({} execs of /bin/true, kernel.bpf_stats_enabled)", o.execs);
+    println!("| program | runs | ns per run |");
+    println!("|---|---|---|");
+    let mut total = 0u64;
+    for (id, name, cnt, ns) in &p1 {
+        let (c0, n0) = p0
+            .iter()
+            .find(|p| p.0 == *id)
+            .map(|p| (p.2, p.3))
+            .unwrap_or((0, 0));
+        let (dc, dn) = (cnt - c0, ns - n0);
+        total += dn;
+        if dc > 0 {
+            println!("| {name} | {dc} | {} |", dn / dc.max(1));
+        }
+    }
+    println!(
+        "| **all, per /bin/true fork+exec+exit** | | **{:.2} us** |",
+        total as f64 / o.execs as f64 / 1e3
+    );
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     if v.is_empty() {
@@ -339,6 +423,9 @@ fn main() {
             (w - base_w) / base_w * 100.0
         );
     }
+
+    // 1b. Kernel-side cost: run time of the agent's own BPF programs (kernel.bpf_stats_enabled).
+    bpf_cost(&o);
 
     // 2. Drops at the highest exec rate this machine reaches.
     let agent = Agent::start(&o.ward, "");
