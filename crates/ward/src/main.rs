@@ -43,6 +43,12 @@ enum Command {
     /// to --output, stores findings in --db, and serves health as Prometheus text on
     /// 127.0.0.1:9464/metrics. SIGINT/SIGTERM flush and exit 0. See docs/agent.md.
     Agent(cmd::agent::AgentArgs),
+    /// Trigger each finding type safely in a throwaway container and check the agent reports it.
+    ///
+    /// Starts its own `ward agent` (needs root, podman and the test images of
+    /// scripts/containers), runs a reverse shell to 127.0.0.1, a compiler and harmless test
+    /// payloads in a `localhost/ward-test-debian` container, and prints PASS/FAIL per finding.
+    Selftest(cmd::agent::selftest::SelftestArgs),
     /// Serve the findings REST API and the web console.
     ///
     /// Open the printed console URL in a browser. On loopback without configured tokens,
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Agent(a) => cmd::agent::run(a),
+        Command::Selftest(a) => cmd::agent::selftest::run_selftest(a),
     };
     match result {
         Ok(code) => code,

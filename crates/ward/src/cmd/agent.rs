@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod selftest;
 
 use crate::cmd::replay::load_intel;
 use crate::config::WardConfig;
