@@ -101,9 +101,13 @@ pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlE
             origin: Origin::Pack,
         });
     }
+    let shown = path.display().to_string();
+    let shown = shown
+        .find("shared/")
+        .map_or(shown.clone(), |i| shown[i..].to_string());
     let src = DataSource {
         kind: "malicious-pack".into(),
-        name: path.display().to_string(),
+        name: shown,
         sha256: file_sha(path)?,
         scripts: docs.len(),
     };
@@ -436,8 +440,9 @@ pub fn load_template_docs(
         }
         .into(),
         name: format!(
-            "{} ({} templates x {per_template} variants, seed {seed})",
-            path.display(),
+            "crates/ward-ml/data/{} ({} templates x {per_template} variants, seed {seed})",
+            path.file_name()
+                .map_or(String::new(), |f| f.to_string_lossy().to_string()),
             ts.len()
         ),
         sha256: file_sha(path)?,

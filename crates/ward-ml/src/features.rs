@@ -583,8 +583,14 @@ fn group(name: &str) -> usize {
         .expect("group name is a constant")
 }
 
-/// SHA-256 over everything that defines the features: version, hash size, signal names, patterns.
+/// SHA-256 over everything that defines the features: version, hash size, signal names,
+/// patterns, limits and the extracted features of fixed canary scripts.
 pub fn feature_set_hash() -> String {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(compute_feature_set_hash).clone()
+}
+
+fn compute_feature_set_hash() -> String {
     let mut h = Sha256::new();
     h.update(FEATURE_SET_VERSION.as_bytes());
     h.update(HASH_BITS.to_le_bytes());
@@ -600,8 +606,28 @@ pub fn feature_set_hash() -> String {
     }
     let l = Limits::default();
     h.update(format!("{l:?}").as_bytes());
+    // Behaviour, not just declarations: the exact features of canary scripts that exercise the
+    // lexer, every decoder and every feature family. A code change that alters extraction changes
+    // this hash, so a stale model is refused even if nobody bumped FEATURE_SET_VERSION.
+    for c in CANARIES {
+        let a = Extractor::new().analyze(c.as_bytes());
+        for (i, v) in a.features.idx.iter().zip(&a.features.val) {
+            h.update(i.to_le_bytes());
+            h.update(v.to_bits().to_le_bytes());
+        }
+        h.update((a.layers as u64).to_le_bytes());
+    }
     hex::encode(h.finalize())
 }
+
+/// Canary scripts for [`feature_set_hash`] (harmless text; never executed).
+const CANARIES: &[&str] = &[
+    "import os, sys\nfrom urllib.request import urlopen\nx = os.environ.get('HOME', '/tmp/x')\nprint(sys.argv, x, shell=True)\n",
+    "import base64, zlib\nexec(base64.b64decode('cHJpbnQoJ2hlbGxvIHdvcmxkJyk7IGltcG9ydCBvcw=='))\ny = bytes.fromhex('7072696e74282768657827290a2020')\n",
+    "s = ''.join([chr(112), chr(114), chr(105), chr(110), chr(116), chr(40), chr(41), chr(10)])\nt = [(7 << 4) + 0, 114, 105, 110, 116, 40, 41, 10, 32]\n",
+    "u = 'https://203.0.113.9:8443/a/b?c=d' + 'p' 'q'\nv = b'\\x69\\x6d\\x70\\x6f\\x72\\x74 os'\n'''z''' # comment\n",
+    "cmd = 'powershell -WindowStyle Hidden -EncodedCommand cABvAHcAZQByAHMAaABlAGwAbAAgAGUAYwBoAG8AIABoAGkA'\n",
+];
 
 struct Patterns {
     ac: AhoCorasick,

@@ -773,7 +773,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, MlError> {
     let lin = fit(&ds.examples, &all, opts, 7);
     let mut manifest = blank_manifest(MODEL_NAME, threshold);
     manifest.threshold_rule = format!(
-        "smallest score with per-script benign FPR <= {} on grouped {}-fold out-of-fold scores, floored at {}",
+        "smallest score with benign FPR <= {} on grouped {}-fold out-of-fold scores (each real benign \
+         script counts once; all variants of one benign template count as one unit scored by their \
+         highest variant), floored at {}",
         opts.target_fpr, opts.folds, opts.min_threshold
     );
     let mut tjson = serde_json::to_value(opts).map_err(|e| MlError::Json {
@@ -1033,7 +1035,19 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("- Benign setup.py files are templates, not real sdists; real-world setup.py false-positive rate is\n");
     s.push_str("  not measured here.\n");
     s.push_str("- Encoded-and-executed code is treated as suspicious; benign packers that `exec` base64 text will score high.\n");
-    s.push_str("- Linear model: no interactions beyond the hand-built combination signals.\n\n");
+    s.push_str("- Linear model: no interactions beyond the hand-built combination signals.\n");
+    s.push_str("- Held-out runtime templates are caught mostly through their obfuscation: wrapped variants are\n");
+    s.push_str("  detected almost always, plain / one-liner variants of a behaviour no other template shows (custom\n");
+    s.push_str("  socket command loops, memfd fileless exec, metadata theft) much less often (see the table).\n");
+    s.push_str("- Pack cluster 040abba87d400b08 (900 arithmetic/getattr-obfuscated setup.py) sits at the threshold:\n");
+    s.push_str("  held out alone it scores about 0.94 against a 0.935 threshold, in 5-fold CV it is missed; it alone\n");
+    s.push_str("  moves per-script pack recall by about 10 points. The `chr-arith` wrapper of the runtime templates was\n");
+    s.push_str("  added after inspecting this cluster (it did not change the held-out outcome).\n");
+    s.push_str("- Per-script FPR counts every generated variant of a benign template; most false positives are the\n");
+    s.push_str("  `b-post-metrics` template (posts hostname and load average to an internal URL), which looks like a\n");
+    s.push_str("  beacon. No real benign script (stdlib, wheels, extra directories) was flagged at the fold thresholds.\n");
+    s.push_str("- The extra benign directory (Google Cloud SDK) comes from this machine image; elsewhere pass other\n");
+    s.push_str("  directories or none (provenance records what was used).\n\n");
     let extra: String = opts
         .extra_benign_dirs
         .iter()
@@ -1043,7 +1057,11 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
         "## Retrain\n\n```\ncargo run -p ward-ml --release --example ward-ml -- train --out models/python --fetch{extra}\n```\n"
     ));
     s.push_str("(`ward model train --out models/python/` once wired.) Wheels are cached in `$WARD_ML_CACHE/wheels`\n");
-    s.push_str("(default `/var/cache/ward-ml`).\n");
+    s.push_str("(default `/var/cache/ward-ml`). The same command produced every figure above (evaluation included):\n");
+    s.push_str("about 20-45 s on 2 cores once the wheels are cached; `--fetch` downloads the 49 pinned wheels\n");
+    s.push_str("(`pip download --no-deps --only-binary=:all:`, nothing is built or run) in about a minute. Training\n");
+    s.push_str("is deterministic: the same inputs give a byte-identical `model.bin`. `ward-ml eval` runs only the\n");
+    s.push_str("grouped cross-validation.\n");
     s
 }
 
