@@ -111,6 +111,11 @@ struct Agent {
 
 impl Agent {
     fn start(images: &Images, agent_toml: &str, record: bool) -> Agent {
+        Self::start_with_feed(images, &images.intel_feed, agent_toml, record)
+    }
+
+    fn start_with_feed(images: &Images, feed: &Path, agent_toml: &str, record: bool) -> Agent {
+        let _ = images;
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("ward.toml");
         std::fs::write(
@@ -128,7 +133,7 @@ impl Agent {
                 dir.path().join("findings.jsonl").display()
             ))
             .arg("--intel")
-            .arg(&images.intel_feed)
+            .arg(feed)
             .arg("--config")
             .arg(&cfg)
             .env_remove("WARD_DB")
@@ -755,6 +760,44 @@ fn recording_replays_to_the_same_findings_and_sigterm_flushes() {
     let live: Vec<Value> = live.into_iter().map(strip).collect();
     let replayed: Vec<Value> = replayed.into_iter().map(strip).collect();
     assert_eq!(live, replayed, "live and replayed findings differ");
+}
+
+#[test]
+fn binary_deleted_and_replaced_right_after_exec_hashes_what_ran() {
+    let images = require_containers!();
+    let c = debian(&images, "replaced");
+    // The intel feed names the image's `sleep`, which the test runs from a copy that it then
+    // deletes and replaces with `true` while the process runs.
+    let sum = c.exec_ok(&["sha256sum", "/usr/bin/sleep"]).unwrap();
+    let sleep_sha = sum.split_whitespace().next().unwrap().to_string();
+    let true_sum = c.exec_ok(&["sha256sum", "/usr/bin/true"]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    std::fs::write(&feed, format!("{sleep_sha};sleep from the test image\n")).unwrap();
+    let sock = podman_api();
+    let agent = Agent::start_with_feed(
+        &images,
+        &feed,
+        &format!("docker_sockets = [\"{}\"]", sock.display()),
+        false,
+    );
+    c.exec_ok(&[
+        "sh",
+        "-c",
+        "cp /usr/bin/sleep /tmp/s; /tmp/s 2 & sleep 0.05; rm /tmp/s; cp /usr/bin/true /tmp/s; wait",
+    ])
+    .unwrap();
+    let f = agent.wait_for(c.id(), ADDED, |f| binary(f) == "/tmp/s");
+    assert_eq!(
+        sha(&f),
+        sleep_sha,
+        "hashed what ran, not what the path holds now"
+    );
+    assert_ne!(sha(&f), true_sum.split_whitespace().next().unwrap());
+    assert_eq!(args(&f), ["/tmp/s", "2"]);
+    assert_container(&f, &c);
+    let (status, _) = agent.stop();
+    assert!(status.success());
 }
 
 #[test]
