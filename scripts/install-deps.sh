@@ -16,6 +16,8 @@ APT_PACKAGES=(
   chromium chromium-driver
   # ward-bench-agent: bpftrace's execsnoop.bt as the reference tracer, bpftool for BPF run-time stats
   bpftrace bpftool
+  # ward-enrich (feature cri): cri_live test talks to a real containerd on a private socket
+  containerd
 )
 
 missing=()

@@ -6,6 +6,8 @@
 //!   the cgroup id → path map.
 //! * [`runtime`]: container metadata from the Docker Engine API on a unix socket (docker,
 //!   podman), fetched on a worker thread.
+//! * `cri` (cargo feature `cri`, off by default: it adds hyper/tokio/prost): containerd and
+//!   CRI-O metadata through the CRI gRPC API (ContainerStatus, PodSandboxStatus).
 //! * [`hash`]: binary SHA-256 through a handle taken at exec, on worker threads, cached by
 //!   file identity, large files partially hashed.
 //! * [`script`]: captures the script an interpreter runs — a file (read through the
@@ -13,6 +15,8 @@
 //!   literal — with its size, SHA-256 of the whole script and size-capped contents.
 
 pub mod cgroup;
+#[cfg(feature = "cri")]
+pub mod cri;
 pub mod enricher;
 pub mod hash;
 pub mod runtime;

@@ -210,6 +210,9 @@ pub fn docker_inspect(
 pub struct MetadataConfig {
     /// Docker Engine API sockets, tried in order (docker, podman).
     pub docker_sockets: Vec<PathBuf>,
+    /// CRI sockets (containerd, CRI-O), tried first for containers whose cgroup names a CRI
+    /// runtime; used only when built with the `cri` feature.
+    pub cri_sockets: Vec<PathBuf>,
     /// Per-request timeout.
     pub request_timeout: Duration,
     /// A container whose metadata could not be had is asked again after this long.
@@ -224,6 +227,10 @@ impl Default for MetadataConfig {
             docker_sockets: vec![
                 PathBuf::from("/run/docker.sock"),
                 PathBuf::from("/run/podman/podman.sock"),
+            ],
+            cri_sockets: vec![
+                PathBuf::from("/run/containerd/containerd.sock"),
+                PathBuf::from("/run/crio/crio.sock"),
             ],
             request_timeout: Duration::from_secs(2),
             retry_after: Duration::from_secs(30),
@@ -383,6 +390,33 @@ impl Drop for MetadataService {
 /// One request: the first socket that knows the container answers.
 fn fetch(cfg: &MetadataConfig, c: &ContainerRef) -> (ContainerMeta, bool) {
     let mut problems = Vec::new();
+    let cri_runtime = matches!(
+        c.runtime,
+        crate::cgroup::Runtime::Containerd
+            | crate::cgroup::Runtime::CriO
+            | crate::cgroup::Runtime::Cri
+    );
+    if cri_runtime {
+        for sock in &cfg.cri_sockets {
+            if !sock.exists() {
+                problems.push(format!("{}: no such socket", sock.display()));
+                continue;
+            }
+            #[cfg(feature = "cri")]
+            match crate::cri::cri_inspect(sock, &c.id, cfg.request_timeout) {
+                Ok(meta) => return (meta, true),
+                Err(e) if e.is_not_found() => {
+                    problems.push(format!("{}: container not found", sock.display()))
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+            #[cfg(not(feature = "cri"))]
+            problems.push(format!(
+                "{}: this build has no CRI client (cargo feature `cri`)",
+                sock.display()
+            ));
+        }
+    }
     for sock in &cfg.docker_sockets {
         if !sock.exists() {
             problems.push(format!("{}: no such socket", sock.display()));

@@ -137,6 +137,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
         cgroup_root: None,
         metadata: MetadataConfig {
             docker_sockets: a.docker_sockets.clone(),
+            cri_sockets: a.cri_sockets.clone(),
             request_timeout: a.metadata_timeout,
             retry_after: a.metadata_retry,
             ..MetadataConfig::default()

@@ -16,6 +16,9 @@ pub struct AgentConfig {
     pub health_log_interval: Duration,
     /// Docker Engine API sockets (docker, `podman system service`), tried in order.
     pub docker_sockets: Vec<PathBuf>,
+    /// CRI sockets (containerd, CRI-O), asked first for containers whose cgroup names a CRI
+    /// runtime; needs a build with the `cri` feature.
+    pub cri_sockets: Vec<PathBuf>,
     /// Longest an exec waits for container metadata being fetched.
     #[serde(with = "humantime_serde")]
     pub metadata_wait: Duration,
@@ -56,6 +59,10 @@ impl Default for AgentConfig {
             docker_sockets: vec![
                 PathBuf::from("/run/docker.sock"),
                 PathBuf::from("/run/podman/podman.sock"),
+            ],
+            cri_sockets: vec![
+                PathBuf::from("/run/containerd/containerd.sock"),
+                PathBuf::from("/run/crio/crio.sock"),
             ],
             metadata_wait: Duration::from_millis(200),
             metadata_timeout: Duration::from_secs(2),
