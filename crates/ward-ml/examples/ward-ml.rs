@@ -130,6 +130,32 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
+        "inject" => {
+            // Appends fresh runtime-template variants, in memory, to each benign file given and
+            // scores the result: measures dilution of a small payload inside a large benign script.
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            let ts = ward_ml::templates::load_templates(
+                &opts.templates_dir.join("runtime-templates.tpl.gz"),
+            )?;
+            for p in &paths {
+                let base = std::fs::read(p)?;
+                let (mut hit, mut n) = (0, 0);
+                for t in &ts {
+                    for v in ward_ml::templates::variants(t, 4, 99, true) {
+                        let mut b = base.clone();
+                        b.extend_from_slice(b"\n");
+                        b.extend_from_slice(v.text.as_bytes());
+                        n += 1;
+                        hit += scan(&m, &b).malicious as usize;
+                    }
+                }
+                println!(
+                    "{}\t{} bytes\t{hit}/{n} injected variants flagged",
+                    p.display(),
+                    base.len()
+                );
+            }
+        }
         _ => return Err("usage: ward-ml train|eval|scan|probe [options]".into()),
     }
     Ok(())

@@ -47,6 +47,34 @@ impl Default for Limits {
     }
 }
 
+/// Window size for [`Extractor::windows`].
+pub const WINDOW: usize = 16 << 10;
+/// Most windows scored per script.
+pub const MAX_WINDOWS: usize = 16;
+
+/// Groups whose presence makes a window worth scoring on its own.
+const STRONG_GROUPS: &[&str] = &[
+    "exec",
+    "decode",
+    "socket",
+    "dup2",
+    "shell",
+    "download",
+    "metadata",
+    "k8s_token",
+    "mining",
+    "webhook",
+    "cron",
+    "ssh_keys",
+    "systemd",
+    "shellrc",
+    "pipe_shell",
+    "ps_evasive",
+    "memfd",
+    "dyn_builtins",
+    "creds",
+];
+
 /// Pattern groups searched (ASCII case-insensitively) in the script and every decoded layer.
 /// The group name is the dense signal name `g:<name>`.
 const GROUPS: &[(&str, &str, &[&str])] = &[
@@ -605,7 +633,10 @@ fn compute_feature_set_hash() -> String {
         h.update(n.as_bytes());
     }
     let l = Limits::default();
-    h.update(format!("{l:?}").as_bytes());
+    h.update(format!("{l:?} window={WINDOW} max_windows={MAX_WINDOWS}").as_bytes());
+    for g in STRONG_GROUPS {
+        h.update(g.as_bytes());
+    }
     // Behaviour, not just declarations: the exact features of canary scripts that exercise the
     // lexer, every decoder and every feature family. A code change that alters extraction changes
     // this hash, so a stale model is refused even if nobody bumped FEATURE_SET_VERSION.
@@ -890,6 +921,65 @@ impl Extractor {
     /// Analyses `bytes`: sniffs for binary data, decodes layers, and computes the features.
     pub fn analyze(&self, bytes: &[u8]) -> Analysis {
         self.run(bytes, None)
+    }
+
+    /// Windows of a long script worth scoring on their own, so that a small payload inside a large
+    /// benign file is not diluted: a head and a tail window of [`WINDOW`]/4 bytes, then
+    /// line-aligned windows of [`WINDOW`] bytes every [`WINDOW`]/2 bytes, each only if it contains
+    /// a strong pattern (sockets, shells, downloads, metadata, exec/decode, ...); at most
+    /// [`MAX_WINDOWS`] in total. Empty for scripts up to [`WINDOW`]/2 bytes and non-Python input.
+    pub fn windows(&self, bytes: &[u8]) -> Vec<(std::ops::Range<usize>, FeatureVector)> {
+        if bytes.len() <= WINDOW / 2 || sniff_not_python(bytes).is_some() {
+            return Vec::new();
+        }
+        let text = &bytes[..bytes.len().min(self.limits.max_input)];
+        let strong: u64 = STRONG_GROUPS.iter().fold(0, |m, g| m | (1u64 << group(g)));
+        let p = patterns();
+        let mut hits: Vec<usize> = Vec::new();
+        for m in p.ac.find_iter(text) {
+            if strong & (1u64 << p.group_of[m.pattern().as_usize()]) != 0 {
+                hits.push(m.start());
+            }
+        }
+        let mut out = Vec::new();
+        // Payloads are most often prepended or appended: small head and tail windows first.
+        let edge = WINDOW / 4;
+        let head_end = memchr::memchr(b'\n', &text[edge.min(text.len())..])
+            .map_or(text.len(), |i| edge + i + 1);
+        if hits.first().is_some_and(|&h| h < head_end) {
+            out.push((0..head_end, self.analyze(&text[..head_end]).features));
+        }
+        let tail_start = text.len().saturating_sub(edge);
+        let tail_start = memchr::memrchr(b'\n', &text[..tail_start]).map_or(0, |i| i + 1);
+        if hits.last().is_some_and(|&h| h >= tail_start) {
+            out.push((
+                tail_start..text.len(),
+                self.analyze(&text[tail_start..]).features,
+            ));
+        }
+        let mut start = 0usize;
+        let mut next_hit = 0usize;
+        while start < text.len() && out.len() < MAX_WINDOWS {
+            let mut end = (start + WINDOW).min(text.len());
+            if end < text.len() {
+                end = memchr::memchr(b'\n', &text[end..])
+                    .map_or(text.len(), |i| (end + i + 1).min(text.len()));
+            }
+            while next_hit < hits.len() && hits[next_hit] < start {
+                next_hit += 1;
+            }
+            if next_hit < hits.len() && hits[next_hit] < end {
+                let a = self.analyze(&text[start..end]);
+                out.push((start..end, a.features));
+            }
+            if end >= text.len() {
+                break;
+            }
+            let mut s = start + WINDOW / 2;
+            s = memchr::memchr(b'\n', &text[s..]).map_or(text.len(), |i| s + i + 1);
+            start = s.max(start + 1);
+        }
+        out
     }
 
     /// Like [`Extractor::analyze`], but also records the readable names of the hashed features

@@ -112,10 +112,35 @@ fn scan_with(model: &Model, ex: &Extractor, bytes: &[u8], always_explain: bool) 
             truncated: false,
         };
     }
-    let score = model.score(&a.features);
+    let mut score = model.score(&a.features);
+    // A payload inside a large benign file is diluted in the whole-file vector: also score the
+    // windows around strong patterns and keep the maximum.
+    let mut best: Option<(std::ops::Range<usize>, features::FeatureVector)> = None;
+    if score < threshold {
+        for (r, fv) in ex.windows(bytes) {
+            let s = model.score(&fv);
+            if s > score {
+                score = s;
+                best = Some((r, fv));
+            }
+        }
+    }
     let malicious = score >= threshold;
     let top_reasons = if always_explain || malicious {
-        reasons(model, ex, bytes, &a.features)
+        match &best {
+            Some((r, fv)) => {
+                let mut v = vec![format!(
+                    "suspicious region at bytes {}..{} of {}",
+                    r.start,
+                    r.end,
+                    bytes.len()
+                )];
+                v.extend(reasons(model, ex, &bytes[r.clone()], fv));
+                v.truncate(TOP_REASONS + 1);
+                v
+            }
+            None => reasons(model, ex, bytes, &a.features),
+        }
     } else {
         Vec::new()
     };

