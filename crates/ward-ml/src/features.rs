@@ -38,7 +38,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_input: 1 << 20,
+            max_input: 512 << 10,
             max_depth: 5,
             max_layers: 64,
             max_decoded: 512 << 10,
@@ -1553,7 +1553,7 @@ impl Extractor {
                 continue;
             }
             count += 1;
-            if count > 256 {
+            if count > 128 {
                 break;
             }
             if w.len() > 24 {
