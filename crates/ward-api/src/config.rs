@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -97,13 +97,6 @@ impl Default for ApiConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{origin}:{line}:{column}: {message}")]
-    Parse {
-        origin: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
     #[error("cannot read {what} {}: {source}", path.display())]
     Read {
         what: &'static str,
@@ -129,39 +122,7 @@ pub enum ConfigError {
     BodyLimit(usize),
 }
 
-/// The `[api]` table of a Ward configuration file; other tables are ignored here (they belong
-/// to other components).
-#[derive(Debug, Default, Deserialize)]
-struct FileWithApi {
-    #[serde(default)]
-    api: Option<ApiConfig>,
-}
-
 impl ApiConfig {
-    /// Reads the `[api]` table from TOML text (other tables are ignored). Errors name
-    /// `origin` and the line and column at fault.
-    pub fn from_toml(text: &str, origin: &str) -> Result<ApiConfig, ConfigError> {
-        let file: FileWithApi = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            ConfigError::Parse {
-                origin: origin.to_string(),
-                line,
-                column,
-                message: e.message().to_string(),
-            }
-        })?;
-        Ok(file.api.unwrap_or_default())
-    }
-
-    pub fn load(path: &Path) -> Result<ApiConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            what: "config file",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
-    }
-
     /// Adds tokens from `WARD_API_READ_TOKEN` and `WARD_API_WRITE_TOKEN` when set.
     pub fn add_env_tokens(&mut self) {
         for (var, scope) in [
@@ -199,66 +160,26 @@ impl ApiConfig {
     }
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_api_table_and_ignores_others() {
-        let text = r#"
-[engine]
-whatever = 1
-
-[api]
-listen = "0.0.0.0:9443"
-max_body_bytes = 4096
-
-[[api.tokens]]
-name = "ci"
-scope = "read"
-token = "0123456789abcdef-read"
-
-[api.tls]
-cert = "/c.pem"
-key = "/k.pem"
-"#;
-        let c = ApiConfig::from_toml(text, "w.toml").unwrap();
+    fn deserializes_with_defaults_and_rejects_unknown_keys() {
+        let c: ApiConfig = toml::from_str(
+            "listen = \"0.0.0.0:9443\"\nmax_body_bytes = 4096\n[[tokens]]\nname = \"ci\"\nscope = \"read\"\ntoken = \"0123456789abcdef-read\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+        )
+        .unwrap();
         assert_eq!(c.listen, "0.0.0.0:9443".parse().unwrap());
         assert_eq!(c.max_body_bytes, 4096);
-        assert_eq!(c.tokens.len(), 1);
         assert_eq!(c.tokens[0].scope, Scope::Read);
         assert_eq!(c.tls.as_ref().unwrap().cert, PathBuf::from("/c.pem"));
         c.validate().unwrap();
-        assert_eq!(ApiConfig::from_toml("", "e").unwrap(), ApiConfig::default());
-    }
-
-    #[test]
-    fn unknown_keys_and_bad_values_are_errors_with_positions() {
-        let e = ApiConfig::from_toml("[api]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n", "x.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("x.toml:3:1:"), "{e}");
-        assert!(e.contains("lisen"), "{e}");
-        let e = ApiConfig::from_toml("[api]\nlisten = \"nowhere\"\n", "x.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("x.toml"), "{e}");
-        let e = ApiConfig::from_toml("[api\n", "y.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("y.toml:1:"), "{e}");
+        assert_eq!(
+            toml::from_str::<ApiConfig>("").unwrap(),
+            ApiConfig::default()
+        );
+        assert!(toml::from_str::<ApiConfig>("lisen = 2").is_err());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct WardConfig {
     pub detectors: DetectorsConfig,
     /// `ward agent`: metrics, runtime sockets, waits, hashing.
     pub agent: crate::cmd::agent::config::AgentConfig,
+    /// `ward serve` (and the API inside the agent): listen address, tokens, TLS, limits.
+    pub api: ward_api::ApiConfig,
 }
 
 impl WardConfig {
@@ -72,6 +74,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("x.toml:2:"), "{e}");
+        let e = WardConfig::parse("[api]\nlisten = \"127.0.0.1:1\"\nlisen = 2\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.toml:3:1:") && e.contains("lisen"), "{e}");
+        let api = WardConfig::parse(
+            "[api]\nlisten = \"0.0.0.0:9443\"\n[[api.tokens]]\nname = \"ci\"\nscope = \"read\"\ntoken = \"0123456789abcdef-read\"\n[api.tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+            "a.toml",
+        )
+        .unwrap()
+        .api;
+        assert_eq!(api.listen.port(), 9443);
+        assert_eq!(api.tokens.len(), 1);
+        api.validate().unwrap();
         let partial = WardConfig::parse("[detectors.added_binary]\nenabled = true\n", "p").unwrap();
         assert!(partial.detectors.added_binary.enabled);
         assert!(

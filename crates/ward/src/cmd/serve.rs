@@ -26,10 +26,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    let mut cfg = match &args.config {
-        Some(p) => ApiConfig::load(p)?,
-        None => ApiConfig::default(),
-    };
+    let mut cfg: ApiConfig =
+        crate::config::WardConfig::load_or_default(args.config.as_deref())?.api;
     cfg.add_env_tokens();
     if let Some(l) = args.listen {
         cfg.listen = l;
