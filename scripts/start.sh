@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing (as root on Debian), builds Ward, and starts its main job on the
-# embedded defaults.
+# embedded defaults: the live eBPF agent, storing findings in /var/lib/ward/ward.db, printing
+# them as JSON Lines, with the findings API and web console on http://127.0.0.1:8080 (the URL
+# with its one-off write token is printed at start) and Prometheus metrics on 127.0.0.1:9464.
 #
-# Until the live agent lands, the main job replays the bundled example traces (reverse shells,
-# compilers, malicious binaries, benign controls) through the detectors into the findings store
-# and lists the findings.
+# Extra arguments go to `ward agent` (e.g. `--intel feed.csv`). Stop with Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
@@ -12,12 +12,5 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 scripts/install-deps.sh
-cargo build --release --locked -p ward
-WARD=target/release/ward
-DB="${WARD_DB:-/var/lib/ward/ward.db}"
-mkdir -p "$(dirname "$DB")"
-for trace in testdata/traces/*.jsonl; do
-  case "$trace" in *.expected.jsonl) continue ;; esac
-  "$WARD" replay --quiet --intel testdata/intel/example-feed.txt --db "$DB" "$trace"
-done
-"$WARD" findings list --db "$DB"
+cargo build --release -p ward
+exec target/release/ward agent --serve "$@"

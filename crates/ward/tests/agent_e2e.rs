@@ -136,6 +136,8 @@ impl Agent {
             .arg(feed)
             .arg("--config")
             .arg(&cfg)
+            .arg("--serve")
+            .arg("127.0.0.1:0")
             .env_remove("WARD_DB")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -512,6 +514,51 @@ fn mkfifo_cat_pipeline_reverse_shell() {
     });
     assert_container(&f, &c);
     assert_peer(&f, port);
+}
+
+/// `ward agent --serve`: the API inside the agent serves what the agent just found.
+#[test]
+fn the_agent_serves_its_findings_over_the_api() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "ward-e2e-api");
+    c.exec_ok(&[
+        "sh",
+        "-c",
+        "echo 'int main(){return 0;}' > /tmp/a.c && tcc -o /tmp/a /tmp/a.c",
+    ])
+    .unwrap();
+    let f = agent.wait_for(c.id(), COMPILER, |_| true);
+    let log = agent.log();
+    let url = log
+        .lines()
+        .find_map(|l| l.strip_prefix("ward agent: console: "))
+        .unwrap_or_else(|| panic!("no console URL in the agent log:\n{log}"));
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    let query = format!("containerId=\"{}\"", c.id());
+    let path = format!(
+        "/v1/findings?filter={}",
+        query
+            .bytes()
+            .map(|b| format!("%{b:02X}"))
+            .collect::<String>()
+    );
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    assert!(
+        r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
+        "{r}"
+    );
+    let body: Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let names: Vec<&str> = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&f["name"].as_str().unwrap()), "{body}");
 }
 
 #[test]

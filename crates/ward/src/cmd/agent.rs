@@ -45,6 +45,10 @@ pub struct AgentArgs {
     /// Serve Prometheus metrics on ADDR (overrides `agent.metrics_addr`; `none` disables).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// Also serve the findings API and web console from the agent's database, as `ward serve`
+    /// does (`[api]` settings; ADDR overrides `api.listen`).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
+    pub serve: Option<String>,
 }
 
 /// Set by SIGINT/SIGTERM.
@@ -337,6 +341,23 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             .with_context(|| format!("serving metrics on {metrics_addr}"))?;
         format!("http://{a}/metrics")
     };
+    let api = match &args.serve {
+        Some(addr) => {
+            let mut api_cfg = cfg.api.clone();
+            if !addr.is_empty() {
+                api_cfg.listen = addr.parse().with_context(|| {
+                    format!("--serve {addr:?} is not an address like 127.0.0.1:8080")
+                })?;
+            }
+            api_cfg.add_env_tokens();
+            let (url, handle) = crate::cmd::serve::spawn_background(api_cfg, &db_path, || {
+                STOP.load(Ordering::SeqCst)
+            })?;
+            eprintln!("ward agent: console: {url}");
+            Some(handle)
+        }
+        None => None,
+    };
     eprintln!(
         "ward agent: ready: node {node}, {n_seeds} running processes seeded, metrics {metrics_where}, findings to {}, store {}{}",
         args.output,
@@ -411,6 +432,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let finished = pipe.finish();
     fill_health(&mut health, sensor.stats(), &enricher, &pipe, started);
     eprintln!("{}", health.log_line());
+    STOP.store(true, Ordering::SeqCst);
+    if let Some(h) = api {
+        let _ = h.join();
+    }
     result?;
     drained?;
     finished?;

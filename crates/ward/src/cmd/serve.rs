@@ -79,3 +79,49 @@ async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
 }
+
+/// Serves the API and console from `db` on a background thread (used by `ward agent --serve`),
+/// until `stop()` returns true. Returns the console URL once listening.
+pub fn spawn_background(
+    cfg: ApiConfig,
+    db: &std::path::Path,
+    stop: fn() -> bool,
+) -> Result<(String, std::thread::JoinHandle<()>)> {
+    // A connection of its own: the agent writes through another one (SQLite WAL).
+    let store =
+        SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    let server = Server::new(cfg, Arc::new(store))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let (tx, rx) = std::sync::mpsc::channel::<Result<String>>();
+    let handle = std::thread::Builder::new()
+        .name("ward-api".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let bound = match server.bind().await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let _ = tx.send(Ok(bound.console_url()));
+                let stopped = async move {
+                    while !stop() {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                };
+                if let Err(e) = bound.run(stopped).await {
+                    tracing::error!("findings API stopped: {e}");
+                }
+            })
+        })
+        .context("starting the API thread")?;
+    let url = rx
+        .recv()
+        .context("the API thread ended before listening")??;
+    Ok((url, handle))
+}
