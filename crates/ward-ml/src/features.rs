@@ -52,6 +52,16 @@ pub const WINDOW: usize = 16 << 10;
 /// Most windows scored per script.
 pub const MAX_WINDOWS: usize = 16;
 
+/// Limits used for each window of [`Extractor::windows`].
+pub fn window_limits(l: Limits) -> Limits {
+    Limits {
+        max_depth: l.max_depth.min(3),
+        max_layers: l.max_layers.min(8),
+        max_decoded: l.max_decoded.min(32 << 10),
+        ..l
+    }
+}
+
 /// Groups whose presence makes a window worth scoring on its own.
 const STRONG_GROUPS: &[&str] = &[
     "exec",
@@ -633,7 +643,13 @@ fn compute_feature_set_hash() -> String {
         h.update(n.as_bytes());
     }
     let l = Limits::default();
-    h.update(format!("{l:?} window={WINDOW} max_windows={MAX_WINDOWS}").as_bytes());
+    h.update(
+        format!(
+            "{l:?} window={WINDOW} max_windows={MAX_WINDOWS} {:?}",
+            window_limits(l)
+        )
+        .as_bytes(),
+    );
     for g in STRONG_GROUPS {
         h.update(g.as_bytes());
     }
@@ -941,13 +957,18 @@ impl Extractor {
                 hits.push(m.start());
             }
         }
+        // Windows get a small decode budget of their own: the whole-file pass already followed
+        // the encodings, and 18 full budgets would multiply the worst case.
+        let wex = Extractor {
+            limits: window_limits(self.limits),
+        };
         let mut out = Vec::new();
         // Payloads are most often prepended or appended: small head and tail windows first.
         let edge = WINDOW / 4;
         let head_end = memchr::memchr(b'\n', &text[edge.min(text.len())..])
             .map_or(text.len(), |i| edge + i + 1);
         if hits.first().is_some_and(|&h| h < head_end) {
-            out.push((0..head_end, self.analyze(&text[..head_end]).features));
+            out.push((0..head_end, wex.analyze(&text[..head_end]).features));
         }
         let tail_start = text.len().saturating_sub(edge);
         let tail_start = memchr::memrchr(b'\n', &text[..tail_start]).map_or(0, |i| i + 1);
@@ -969,7 +990,7 @@ impl Extractor {
                 next_hit += 1;
             }
             if next_hit < hits.len() && hits[next_hit] < end {
-                let a = self.analyze(&text[start..end]);
+                let a = wex.analyze(&text[start..end]);
                 out.push((start..end, a.features));
             }
             if end >= text.len() {

@@ -7,8 +7,22 @@ use std::time::{Duration, Instant};
 use ward_ml::features::{Extractor, DIM};
 use ward_ml::templates::{base64_encode, Rng};
 
+fn zero_model() -> &'static ward_ml::Model {
+    static M: std::sync::OnceLock<ward_ml::Model> = std::sync::OnceLock::new();
+    // Threshold above any zero-weight score, so `scan` also scores every window.
+    M.get_or_init(|| {
+        ward_ml::Model::new(
+            ward_ml::model::blank_manifest("zero", 0.99),
+            0.0,
+            vec![0.0; DIM],
+        )
+    })
+}
+
 fn check(input: &[u8], budget: Duration) {
     let t0 = Instant::now();
+    let r = ward_ml::scan(zero_model(), input);
+    assert!(!r.malicious && r.score.is_finite());
     let a = Extractor::new().analyze(input);
     let dt = t0.elapsed();
     assert!(dt < budget, "took {dt:?} for {} bytes", input.len());
