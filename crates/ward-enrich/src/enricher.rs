@@ -105,7 +105,7 @@ pub struct Enricher {
     queue: VecDeque<Parked>,
     /// Live processes by mount namespace: their root resolves exe paths of processes in the
     /// same namespace that exited before their exec was read.
-    roots: HashMap<u32, Vec<u32>>,
+    roots: Roots,
     /// The agent's own mount namespace inode.
     own_mnt_ns: u32,
     stats: EnrichStats,
@@ -146,7 +146,7 @@ impl Enricher {
             meta: MetadataService::start(cfg.metadata.clone()),
             hasher: HashService::start(&cfg.hash),
             queue: VecDeque::new(),
-            roots: HashMap::new(),
+            roots: Roots::default(),
             own_mnt_ns: std::fs::metadata("/proc/self/ns/mnt")
                 .map(|m| m.ino() as u32)
                 .unwrap_or(0),
@@ -216,18 +216,22 @@ impl Enricher {
                     None,
                 )
             }
-            RawEvent::Exit(x) => (
-                Event::Exit(ExitEvent {
-                    time: self.wall_ns(x.ktime_boot_ns),
-                    pid: x.tgid,
-                    code: x
-                        .exit_status()
-                        .or_else(|| x.signal().map(|s| 128 + s))
-                        .unwrap_or(0),
-                }),
-                None,
-                None,
-            ),
+            RawEvent::Exit(x) => {
+                // A dead process's root can no longer reopen anything.
+                self.roots.forget(x.tgid);
+                (
+                    Event::Exit(ExitEvent {
+                        time: self.wall_ns(x.ktime_boot_ns),
+                        pid: x.tgid,
+                        code: x
+                            .exit_status()
+                            .or_else(|| x.signal().map(|s| 128 + s))
+                            .unwrap_or(0),
+                    }),
+                    None,
+                    None,
+                )
+            }
             RawEvent::FdReplaced(f) => (
                 Event::Fd(FdEvent {
                     time: self.wall_ns(f.ktime_boot_ns),
@@ -344,6 +348,18 @@ impl Enricher {
             f.metadata()
                 .is_ok_and(|m| m.ino() == key.ino && (key.dev == 0 || m.dev() == key.dev))
         };
+        // Through another process's root, an overlay file stats with the overlay's device and
+        // inode numbers, not the ones the kernel reported for the executed (real) inode; the
+        // same size, mtime and ctime (ns) then identify it (a replaced file has a new ctime).
+        let same_file = |f: &File| {
+            matches(f)
+                || f.metadata().is_ok_and(|m| {
+                    key.ctime != 0
+                        && m.len() == key.size
+                        && ts_ns((m.mtime(), m.mtime_nsec() as u32)) == key.mtime
+                        && ts_ns((m.ctime(), m.ctime_nsec() as u32)) == key.ctime
+                })
+        };
         let submit = self.hasher.submit(key, || {
             match File::open(format!("/proc/{pid}/exe")) {
                 Ok(f) if matches(&f) => return Some(f),
@@ -351,23 +367,28 @@ impl Enricher {
                 Err(_) => why = Some("gone"),
             }
             if detached || path.is_empty() {
+                tracing::debug!(pid, detached, path = %path, "exe gone; no path to reopen");
                 return None;
             }
             if mnt_ns == own_ns {
                 // Our own namespace: our root resolves the path.
                 return open_in_root(std::process::id(), &path)
                     .ok()
-                    .filter(|f| matches(f));
+                    .filter(|f| same_file(f));
             }
-            let pids = roots.get_mut(&mnt_ns)?;
+            let Some(pids) = roots.by_ns.get_mut(&mnt_ns) else {
+                tracing::debug!(pid, mnt_ns, path = %path, "exe gone; no live process known in its mount namespace");
+                return None;
+            };
             let mut found = None;
+            let before = pids.clone();
             pids.retain(|&other| {
                 if found.is_some() || other == pid {
                     return true;
                 }
                 match open_in_root(other, &path) {
                     Ok(f) => {
-                        if matches(&f) {
+                        if same_file(&f) {
                             found = Some(f);
                         }
                         true
@@ -377,10 +398,13 @@ impl Enricher {
                     Err(OpenErr::NoFile) => true,
                 }
             });
+            if found.is_none() {
+                tracing::debug!(pid, mnt_ns, path = %path, before = ?before, candidates = ?pids, "exe gone; not found (or not the same file) through the known roots");
+            }
             found
         });
         if !detached && mnt_ns != 0 && mnt_ns != self.own_mnt_ns {
-            remember_root(&mut self.roots, mnt_ns, pid);
+            self.roots.remember(mnt_ns, pid);
         }
         let hash = match submit {
             Submit::Cached(h) => {
@@ -503,7 +527,7 @@ impl Enricher {
         let mut asked = HashSet::new();
         for s in snaps.iter().filter(|s| !s.kernel_thread) {
             if let Some(ns) = s.mnt_ns.filter(|&ns| ns != self.own_mnt_ns) {
-                remember_root(&mut self.roots, ns, s.pid);
+                self.roots.remember(ns, s.pid);
             }
             let container = self.cgroups.resolve(s.cgroup_id.unwrap_or(0), s.pid);
             if let Some(c) = &container {
@@ -602,21 +626,45 @@ fn open_in_root(pid: u32, path: &str) -> Result<File, OpenErr> {
     }
 }
 
-/// Keeps up to 4 pids per mount namespace without a syscall: the first three seen stay (a
-/// container's init and early processes live longest), the last slot follows the newest exec.
-/// Dead pids are dropped when a lookup finds their root gone.
-fn remember_root(roots: &mut HashMap<u32, Vec<u32>>, mnt_ns: u32, pid: u32) {
-    if roots.len() > 4096 && !roots.contains_key(&mnt_ns) {
-        roots.clear();
+/// Live processes per mount namespace, to reopen a binary through their root when the
+/// process that ran it is already gone. Up to 4 pids per namespace without a syscall: the first
+/// three seen stay (a container's init and early processes live longest), the last slot follows
+/// the newest exec. A pid is forgotten at its exit, which matters because namespace inode
+/// numbers are reused: a new container can get the number of a dead one.
+#[derive(Debug, Default)]
+struct Roots {
+    by_ns: HashMap<u32, Vec<u32>>,
+    ns_of: HashMap<u32, u32>,
+}
+
+impl Roots {
+    fn remember(&mut self, mnt_ns: u32, pid: u32) {
+        if self.by_ns.len() > 4096 && !self.by_ns.contains_key(&mnt_ns) {
+            self.by_ns.clear();
+            self.ns_of.clear();
+        }
+        let v = self.by_ns.entry(mnt_ns).or_default();
+        if v.contains(&pid) {
+            return;
+        }
+        if v.len() >= 4 {
+            let old = std::mem::replace(&mut v[3], pid);
+            self.ns_of.remove(&old);
+        } else {
+            v.push(pid);
+        }
+        self.ns_of.insert(pid, mnt_ns);
     }
-    let v = roots.entry(mnt_ns).or_default();
-    if v.contains(&pid) {
-        return;
-    }
-    if v.len() >= 4 {
-        v[3] = pid;
-    } else {
-        v.push(pid);
+
+    fn forget(&mut self, pid: u32) {
+        if let Some(ns) = self.ns_of.remove(&pid) {
+            if let Some(v) = self.by_ns.get_mut(&ns) {
+                v.retain(|p| *p != pid);
+                if v.is_empty() {
+                    self.by_ns.remove(&ns);
+                }
+            }
+        }
     }
 }
 
@@ -761,5 +809,37 @@ mod tests {
             .unwrap()
             .as_nanos() as u64;
         assert!(me.time <= now && me.time > now - 3600 * 1_000_000_000 * 24 * 365);
+    }
+}
+
+#[cfg(test)]
+mod roots_tests {
+    use super::Roots;
+
+    #[test]
+    fn exited_pids_free_their_slot_for_a_reused_namespace_number() {
+        let mut r = Roots::default();
+        // A first container in mount namespace 7 runs four processes, then exits.
+        for pid in [10, 11, 12, 13] {
+            r.remember(7, pid);
+        }
+        for pid in [10, 11, 12, 13] {
+            r.forget(pid);
+        }
+        assert!(!r.by_ns.contains_key(&7));
+        // A new container gets the same namespace number: its init is remembered and stays
+        // while later short-lived execs come and go.
+        r.remember(7, 20);
+        for pid in 21..40 {
+            r.remember(7, pid);
+            r.forget(pid);
+        }
+        assert_eq!(r.by_ns[&7], vec![20]);
+        // The last slot follows the newest exec once the first three are taken.
+        for pid in [41, 42, 43, 44] {
+            r.remember(7, pid);
+        }
+        assert_eq!(r.by_ns[&7], vec![20, 41, 42, 44]);
+        assert!(!r.ns_of.contains_key(&43), "a replaced pid is forgotten");
     }
 }

@@ -55,6 +55,15 @@ enum Command {
     /// reads are open and writes (mark inactive, mute) need the printed one-time token,
     /// carried in the URL fragment. See docs/api.md.
     Serve(cmd::serve::ServeArgs),
+    /// Score Python files with the Malicious Python model.
+    ///
+    /// Prints, for each file, the verdict, score and the strongest reasons (--format json:
+    /// {path, sha256, score, malicious, top_reasons}). Binary or non-Python input gets a "not
+    /// Python" result. Exits 1 when any file is malicious.
+    ScanScript(cmd::model::ScanArgs),
+    /// Train, evaluate or inspect the Malicious Python model.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
 }
 
 /// Where findings are stored unless --db says otherwise.
@@ -73,6 +82,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => cmd::replay::run(args),
+        Command::ScanScript(args) => cmd::model::scan_script(args),
+        Command::Model(c) => cmd::model::run(c),
         Command::Findings(c) => cmd::findings::run(c),
         Command::Intel(c) => cmd::intel::run(c),
         Command::Config(c) => cmd::config::run(c),

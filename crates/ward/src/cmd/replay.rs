@@ -27,6 +27,9 @@ pub struct ReplayArgs {
     /// Configuration file (TOML); see `ward config default`.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Malicious Python model file (default: the model shipped in the binary).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
     /// Print each finding once, in its final aggregated state, when the trace ends (instead
     /// of each new finding as it is found).
     #[arg(long = "final")]
@@ -90,7 +93,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let trace_name = args.trace.display().to_string();
     let reader = TraceReader::new(input).with_context(|| format!("reading {trace_name}"))?;
 
-    let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), None);
+    let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
+    let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut updates: Vec<FindingUpdate> = Vec::new();

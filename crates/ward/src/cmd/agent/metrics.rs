@@ -312,7 +312,8 @@ impl Health {
         let e = &self.enrich;
         format!(
             "ward agent: health: events {} ({:.1}/s), kernel drops {}, user-space drops {}, \
-             metadata misses {} (timeout {}, unavailable {}), hash misses {}, findings {} \
+             metadata misses {} (timeout {}, unavailable {}), hash misses {} (exe gone {}, \
+             identity mismatch {}, queue full {}, timeout {}), findings {} \
              (+{} repeats), detection latency p99 {}, parked {}, rss {} MiB",
             self.sensor.events_total,
             self.events_per_sec,
@@ -322,6 +323,10 @@ impl Health {
             e.metadata_timeouts,
             e.metadata_unavailable,
             e.hash_misses,
+            e.hash_exe_gone,
+            e.hash_identity_mismatch,
+            e.hash_queue_full,
+            e.hash_timeouts,
             self.engine.findings_new,
             self.engine.findings_repeated,
             self.latency
