@@ -413,60 +413,47 @@ impl<'a> Parser<'a> {
         self
     }
 
+    /// Feeds every line of `reader` to [`Parser::line`] until the end or until `done`.
+    fn read_all<R: BufRead + ?Sized>(
+        &mut self,
+        reader: &mut R,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<(), IntelError> {
+        let mut buf = Vec::with_capacity(256);
+        while !done(self) {
+            let line_no = self.report.lines + 1;
+            let total = match read_line_capped(reader, &mut buf, MAX_LINE_LEN) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(IntelError::Read {
+                        feed: self.label.to_owned(),
+                        line: line_no,
+                        source,
+                    })
+                }
+            };
+            self.report.lines = line_no;
+            let mut line = &buf[..];
+            if line_no == 1 {
+                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+            }
+            self.line(line_no, line, total)?;
+        }
+        Ok(())
+    }
+
     /// Runs the second pass; returns the duplicate lines found.
     pub(crate) fn find_duplicates<R: BufRead + ?Sized>(
         mut self,
         reader: &mut R,
     ) -> Result<Vec<DuplicateLine>, IntelError> {
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            let line_no = self.report.lines + 1;
-            let total = match read_line_capped(reader, &mut buf, MAX_LINE_LEN) {
-                Ok(Some(t)) => t,
-                Ok(None) => break,
-                Err(source) => {
-                    return Err(IntelError::Read {
-                        feed: self.label.to_owned(),
-                        line: line_no,
-                        source,
-                    })
-                }
-            };
-            self.report.lines = line_no;
-            let mut line = &buf[..];
-            if line_no == 1 {
-                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-            }
-            self.line(line_no, line, total)?;
-            if self.duplicate_lines.len() >= MAX_PROBLEMS {
-                break;
-            }
-        }
+        self.read_all(reader, |p| p.duplicate_lines.len() >= MAX_PROBLEMS)?;
         Ok(self.duplicate_lines)
     }
 
     pub(crate) fn run<R: BufRead + ?Sized>(mut self, reader: &mut R) -> Result<Parsed, IntelError> {
-        let mut buf = Vec::with_capacity(256);
-        loop {
-            let line_no = self.report.lines + 1;
-            let total = match read_line_capped(reader, &mut buf, MAX_LINE_LEN) {
-                Ok(Some(t)) => t,
-                Ok(None) => break,
-                Err(source) => {
-                    return Err(IntelError::Read {
-                        feed: self.label.to_owned(),
-                        line: line_no,
-                        source,
-                    })
-                }
-            };
-            self.report.lines = line_no;
-            let mut line = &buf[..];
-            if line_no == 1 {
-                line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
-            }
-            self.line(line_no, line, total)?;
-        }
+        self.read_all(reader, |_| false)?;
         self.finish()
     }
 
