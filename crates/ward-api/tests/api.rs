@@ -763,6 +763,9 @@ async fn a_locked_database_is_never_a_500() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 store2.upsert_many(&fs).unwrap();
                 n += 1;
+                // Like the agent, which flushes batches: a writer that re-takes the lock in a
+                // tight loop starves others (SQLite's busy handler is not fair).
+                std::thread::sleep(Duration::from_millis(2));
             }
             n
         })
