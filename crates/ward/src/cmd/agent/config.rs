@@ -52,21 +52,17 @@ pub struct AgentConfig {
 
 impl Default for AgentConfig {
     fn default() -> Self {
+        // Runtime sockets and request timing: the enrichment crate's defaults.
+        let meta = ward_enrich::MetadataConfig::default();
         AgentConfig {
             node_name: String::new(),
             metrics_addr: "127.0.0.1:9464".into(),
             health_log_interval: Duration::from_secs(60),
-            docker_sockets: vec![
-                PathBuf::from("/run/docker.sock"),
-                PathBuf::from("/run/podman/podman.sock"),
-            ],
-            cri_sockets: vec![
-                PathBuf::from("/run/containerd/containerd.sock"),
-                PathBuf::from("/run/crio/crio.sock"),
-            ],
+            docker_sockets: meta.docker_sockets,
+            cri_sockets: meta.cri_sockets,
             metadata_wait: Duration::from_millis(200),
-            metadata_timeout: Duration::from_secs(2),
-            metadata_retry: Duration::from_secs(30),
+            metadata_timeout: meta.request_timeout,
+            metadata_retry: meta.retry_after,
             hash_wait: Duration::from_millis(250),
             hash_max_bytes: 64 << 20,
             hash_workers: 1,
