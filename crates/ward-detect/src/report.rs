@@ -275,7 +275,8 @@ fn script(s: &ScriptInfo, with_contents: bool, max: usize) -> File {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

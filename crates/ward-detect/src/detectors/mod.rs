@@ -23,11 +23,7 @@ pub(crate) fn command_line(exec: &ExecEvent) -> String {
         s = exec.filename.clone();
     }
     if s.len() > 512 {
-        let mut cut = 512;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+        s = crate::report::truncate(&s, 512);
         s.push('…');
     }
     s
