@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -324,9 +324,29 @@ impl Enricher {
             container_id: container.as_ref().map(|c| c.id.clone()),
             container: None,
         };
-        // The script, read through the process's own root (container paths resolve).
+        // The script, read through the process's own root (container paths resolve); when the
+        // process is already gone (a short script), through the root of another live process
+        // of its mount namespace, or ours for our own namespace.
         let root = PathBuf::from(format!("/proc/{}/root", e.tgid));
-        match crate::script::capture(&ev, &root, &self.cfg.script) {
+        let mut captured = crate::script::capture(&ev, &root, &self.cfg.script);
+        if matches!(captured, Err(crate::script::CaptureError::NoRoot { .. })) {
+            if e.mnt_ns == self.own_mnt_ns {
+                captured = crate::script::capture(&ev, Path::new("/"), &self.cfg.script);
+            } else if let Some(pids) = self.roots.by_ns.get_mut(&e.mnt_ns) {
+                pids.retain(|&other| {
+                    if other == e.tgid
+                        || !matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
+                    {
+                        return true;
+                    }
+                    let root = PathBuf::from(format!("/proc/{other}/root"));
+                    captured = crate::script::capture(&ev, &root, &self.cfg.script);
+                    // That process is gone too: forget it.
+                    !matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
+                });
+            }
+        }
+        match captured {
             Ok(s) => ev.script = s,
             Err(err) => {
                 self.stats.script_errors += 1;

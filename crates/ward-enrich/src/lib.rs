@@ -19,6 +19,7 @@ pub mod cgroup;
 pub mod cri;
 pub mod enricher;
 pub mod hash;
+pub mod layer;
 pub mod runtime;
 pub mod script;
 

@@ -41,6 +41,12 @@ pub enum CaptureError {
         path: String,
         source: std::io::Error,
     },
+    /// The root directory itself could not be opened (live: the process is gone).
+    #[error("opening root {root}: {source}")]
+    NoRoot {
+        root: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a regular file")]
     NotAFile { path: String },
 }
@@ -99,7 +105,10 @@ pub fn read_file(
         rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     )
-    .map_err(|e| open_err(e.into()))?;
+    .map_err(|e| CaptureError::NoRoot {
+        root: root.to_path_buf(),
+        source: e.into(),
+    })?;
     let fd = rustix::fs::openat2(
         &root_fd,
         full.trim_start_matches('/'),
@@ -149,6 +158,20 @@ pub fn read_file(
         }
     }
     let (contents, cut) = cap_text(&kept, cfg.contents_max);
+    // The process's own mount table when `root` is `/proc/PID/root`; else `root` is a
+    // directory in our own namespace.
+    let layer = match root.strip_prefix("/proc").ok().and_then(|r| {
+        let mut c = r.components();
+        let pid = c.next()?;
+        (c.as_path() == Path::new("root")).then(|| Path::new("/proc").join(pid).join("mountinfo"))
+    }) {
+        Some(info) => crate::layer::layer_of(&file, &full, &info),
+        None => crate::layer::layer_of(
+            &file,
+            &root.join(full.trim_start_matches('/')).to_string_lossy(),
+            Path::new("/proc/self/mountinfo"),
+        ),
+    };
     Ok(ScriptInfo {
         kind,
         path: Some(path.to_string()),
@@ -156,7 +179,7 @@ pub fn read_file(
         sha256: (total <= cfg.hash_max).then(|| Sha256(hasher.finalize().into())),
         contents: Some(contents),
         contents_truncated: cut || total as usize > kept.len().min(cfg.contents_max),
-        layer: None,
+        layer: Some(layer),
     })
 }
 

@@ -698,6 +698,51 @@ fn modified_malicious_binary() {
     assert_container(&f, &c);
 }
 
+/// A script matching intel gets the category of its own layer: read from the image
+/// (Built in), copied in (Added), an image script overwritten (Modified). The layer comes from
+/// the container's overlay mount (upperdir/lowerdir) as the agent sees it.
+#[test]
+fn malicious_script_category_follows_its_layer() {
+    let images = require_containers!();
+    let c = debian(&images, "script-layer");
+    let script = "/usr/bin/which.debianutils";
+    let sum = c.exec_ok(&["sha256sum", script]).unwrap();
+    let script_sha = sum.split_whitespace().next().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    std::fs::write(&feed, format!("{script_sha};which from the test image\n")).unwrap();
+    let sock = podman_api();
+    let agent = Agent::start_with_feed(
+        &images,
+        &feed,
+        &format!("docker_sockets = [\"{}\"]", sock.display()),
+        false,
+    );
+    let matched = |f: &Value, path: &str| {
+        f["sourceProperties"]["Matched_File"] == "script"
+            && f["sourceProperties"]["Matched_Sha256"] == script_sha.as_str()
+            && args(f).iter().any(|a| a == path)
+    };
+    // Built in: the image's script, through its shebang.
+    c.exec_ok(&[script, "ls"]).unwrap();
+    let f = agent.wait_for(c.id(), BUILT_IN, |f| matched(f, script));
+    assert_eq!(f["sourceProperties"]["File_Layer"], "image");
+    assert_container(&f, &c);
+    // Added: a copy in the upper layer, run by an interpreter.
+    c.exec_ok(&["cp", script, "/tmp/w.sh"]).unwrap();
+    c.exec_ok(&["sh", "/tmp/w.sh", "ls"]).unwrap();
+    let f = agent.wait_for(c.id(), ADDED, |f| matched(f, "/tmp/w.sh"));
+    assert_eq!(f["sourceProperties"]["File_Layer"], "added");
+    // Modified: the image's script rewritten in place (copied up, same contents).
+    c.exec_ok(&["sh", "-c", &format!("cat /tmp/w.sh > {script}")])
+        .unwrap();
+    c.exec_ok(&[script, "cat"]).unwrap();
+    let f = agent.wait_for(c.id(), MODIFIED, |f| matched(f, script));
+    assert_eq!(f["sourceProperties"]["File_Layer"], "modified");
+    let (status, _) = agent.stop();
+    assert!(status.success());
+}
+
 /// Runs a compiler in `c` and waits for its finding: everything `c` did before has then been
 /// processed. Returns the container's other findings.
 fn after_sentinel(agent: &Agent, c: &Container) -> Vec<Value> {

@@ -1,0 +1,290 @@
+//! Overlay layer of a file opened from user space (script files; the executed binary's layer
+//! comes from the kernel, see `ward_sensor`).
+//!
+//! The file's own mount (by `statx` mount id) is looked up in the process's `mountinfo`; for an
+//! overlay mount its `upperdir` and `lowerdir` options are host paths. The file's path
+//! relative to the mount point is then looked up in them: present in the upper directory
+//! and in a lower one → [`Layer::Modified`] (copied up), only in the upper one →
+//! [`Layer::Added`], only in a lower one → [`Layer::Image`].
+//!
+//! Paths are compared lexically: a script reached through a symlink whose target lies in
+//! another directory may be looked up under the wrong name, which yields `Unknown` (reported
+//! like `Added`: not proven to come from the image), never `Image` for a file that is not in
+//! a lower layer.
+
+use std::fs::File;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Component, Path, PathBuf};
+
+use ward_event::Layer;
+
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// One overlay mount's directories, from a `mountinfo` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayMount {
+    /// Where it is mounted, as the process sees it.
+    pub mount_point: String,
+    pub upper: Option<PathBuf>,
+    pub lowers: Vec<PathBuf>,
+}
+
+/// The layer of `file`, which the process sees at `path` (absolute, in its own root), using
+/// `mountinfo` (the process's `/proc/PID/mountinfo`).
+pub fn layer_of(file: &File, path: &str, mountinfo: &Path) -> Layer {
+    // `f_type`'s width differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    match rustix::fs::fstatfs(file) {
+        Ok(st) if st.f_type as i64 == OVERLAYFS_SUPER_MAGIC => {}
+        Ok(_) => return Layer::NotOverlay,
+        Err(_) => return Layer::Unknown,
+    }
+    let Ok(stx) = rustix::fs::statx(
+        file,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::MNT_ID,
+    ) else {
+        return Layer::Unknown;
+    };
+    let Ok(text) = std::fs::read_to_string(mountinfo) else {
+        return Layer::Unknown;
+    };
+    let Some(m) = overlay_mount(&text, stx.stx_mnt_id) else {
+        return Layer::Unknown;
+    };
+    let Some(rel) = relative_to(path, &m.mount_point) else {
+        return Layer::Unknown;
+    };
+    classify(&m, &rel)
+}
+
+/// The layer of `rel` (relative to the mount point) in the overlay `m`.
+pub fn classify(m: &OverlayMount, rel: &Path) -> Layer {
+    let present = |dir: &Path| {
+        std::fs::symlink_metadata(dir.join(rel)).is_ok_and(|md| {
+            // A whiteout (0/0 character device) hides the lower file.
+            !(md.file_type().is_char_device() && std::os::unix::fs::MetadataExt::rdev(&md) == 0)
+        })
+    };
+    let in_lower = m.lowers.iter().any(|l| present(l));
+    match (m.upper.as_deref().is_some_and(present), in_lower) {
+        (true, true) => Layer::Modified,
+        (true, false) => Layer::Added,
+        (false, true) => Layer::Image,
+        (false, false) => Layer::Unknown,
+    }
+}
+
+/// The overlay mount with id `mnt_id` in a `mountinfo` text.
+pub fn overlay_mount(mountinfo: &str, mnt_id: u64) -> Option<OverlayMount> {
+    for line in mountinfo.lines() {
+        let mut f = line.split(' ');
+        if f.next().and_then(|id| id.parse::<u64>().ok()) != Some(mnt_id) {
+            continue;
+        }
+        let mount_point = unescape(f.nth(3)?);
+        // Optional fields end at " - ", then fstype, source, super options.
+        let rest = line.split_once(" - ")?.1;
+        let mut r = rest.split(' ');
+        if r.next()? != "overlay" {
+            return None;
+        }
+        let opts = r.nth(1)?;
+        let mut m = OverlayMount {
+            mount_point,
+            upper: None,
+            lowers: Vec::new(),
+        };
+        for o in split_unescaped(opts, ',') {
+            if let Some(v) = o.strip_prefix("upperdir=") {
+                m.upper = Some(PathBuf::from(unescape(v)));
+            } else if let Some(v) = o.strip_prefix("lowerdir=") {
+                m.lowers.extend(
+                    split_unescaped(v, ':')
+                        .iter()
+                        .map(|l| PathBuf::from(unescape(l))),
+                );
+            } else if let Some(v) = o.strip_prefix("lowerdir+=") {
+                m.lowers.push(PathBuf::from(unescape(v)));
+            }
+        }
+        return Some(m);
+    }
+    None
+}
+
+/// `path` relative to `mount_point`, normalised lexically; `None` when outside it.
+fn relative_to(path: &str, mount_point: &str) -> Option<PathBuf> {
+    let mut norm: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(s) => norm.push(s),
+            Component::ParentDir => {
+                norm.pop();
+            }
+            _ => {}
+        }
+    }
+    let abs: PathBuf = std::iter::once(std::ffi::OsStr::new("/"))
+        .chain(norm)
+        .collect();
+    let rel = abs.strip_prefix(mount_point).ok()?;
+    (!rel.as_os_str().is_empty()).then(|| rel.to_path_buf())
+}
+
+/// Splits at `sep` not preceded by a backslash (overlay escapes `:` and `,` in paths so).
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    if n != sep {
+                        out.last_mut().unwrap().push('\\');
+                    }
+                    out.last_mut().unwrap().push(n);
+                }
+            }
+            c if c == sep => out.push(String::new()),
+            c => out.last_mut().unwrap().push(c),
+        }
+    }
+    out
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|d| (b'0'..=b'7').contains(d))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INFO: &str = "81 51 0:40 / / rw,relatime - overlay overlay rw,lowerdir=/s/l/A:/s/l/B,upperdir=/s/c1/diff,workdir=/s/c1/work,uuid=on\n\
+        90 81 0:41 / /data rw - ext4 /dev/vda rw\n\
+        91 81 0:42 / /my\\040dir rw - overlay overlay rw,lowerdir+=/x/low,upperdir=/x/up\n";
+
+    #[test]
+    fn parses_overlay_lines() {
+        let m = overlay_mount(INFO, 81).unwrap();
+        assert_eq!(m.mount_point, "/");
+        assert_eq!(m.upper.as_deref(), Some(Path::new("/s/c1/diff")));
+        assert_eq!(
+            m.lowers,
+            vec![PathBuf::from("/s/l/A"), PathBuf::from("/s/l/B")]
+        );
+        assert_eq!(overlay_mount(INFO, 90), None, "not an overlay");
+        assert_eq!(overlay_mount(INFO, 7), None, "unknown id");
+        let m = overlay_mount(INFO, 91).unwrap();
+        assert_eq!(m.mount_point, "/my dir");
+        assert_eq!(m.lowers, vec![PathBuf::from("/x/low")]);
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_to("/app/./x/../run.py", "/"),
+            Some("app/run.py".into())
+        );
+        assert_eq!(relative_to("/my dir/a.py", "/my dir"), Some("a.py".into()));
+        assert_eq!(relative_to("/other/a.py", "/my dir"), None);
+    }
+
+    #[test]
+    fn classifies_by_presence_in_upper_and_lower() {
+        let d = tempfile::tempdir().unwrap();
+        let (up, lo) = (d.path().join("up"), d.path().join("lo"));
+        std::fs::create_dir_all(up.join("app")).unwrap();
+        std::fs::create_dir_all(lo.join("app")).unwrap();
+        std::fs::write(lo.join("app/image.py"), "").unwrap();
+        std::fs::write(lo.join("app/changed.py"), "").unwrap();
+        std::fs::write(up.join("app/changed.py"), "").unwrap();
+        std::fs::write(up.join("app/new.py"), "").unwrap();
+        let m = OverlayMount {
+            mount_point: "/".into(),
+            upper: Some(up),
+            lowers: vec![d.path().join("missing"), lo],
+        };
+        for (f, want) in [
+            ("app/image.py", Layer::Image),
+            ("app/changed.py", Layer::Modified),
+            ("app/new.py", Layer::Added),
+            ("app/none.py", Layer::Unknown),
+        ] {
+            assert_eq!(classify(&m, Path::new(f)), want, "{f}");
+        }
+    }
+
+    /// A real overlay mount (needs root; skipped otherwise).
+    #[test]
+    fn real_overlay_mount() {
+        if std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").unwrap()) != 0 {
+            eprintln!("SKIP real_overlay_mount: needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = |s: &str| d.path().join(s);
+        for s in ["lo", "up", "work", "merged"] {
+            std::fs::create_dir(p(s)).unwrap();
+        }
+        std::fs::write(p("lo/image.py"), "print(1)").unwrap();
+        std::fs::write(p("lo/changed.py"), "print(2)").unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            p("lo").display(),
+            p("up").display(),
+            p("work").display()
+        );
+        let st = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(p("merged"))
+            .status()
+            .unwrap();
+        if !st.success() {
+            eprintln!("SKIP real_overlay_mount: mount -t overlay failed");
+            return;
+        }
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let _u = Unmount(p("merged"));
+        std::fs::write(p("merged/changed.py"), "print(3)").unwrap();
+        std::fs::write(p("merged/new.py"), "print(4)").unwrap();
+        let info = Path::new("/proc/self/mountinfo");
+        for (f, want) in [
+            ("image.py", Layer::Image),
+            ("changed.py", Layer::Modified),
+            ("new.py", Layer::Added),
+        ] {
+            let path = p("merged").join(f);
+            let file = File::open(&path).unwrap();
+            assert_eq!(layer_of(&file, path.to_str().unwrap(), info), want, "{f}");
+        }
+        let plain = File::open(p("lo/image.py")).unwrap();
+        assert_eq!(
+            layer_of(&plain, p("lo/image.py").to_str().unwrap(), info),
+            Layer::NotOverlay
+        );
+    }
+}
