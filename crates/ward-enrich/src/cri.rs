@@ -321,6 +321,26 @@ async fn inspect_async(socket: &Path, id: &str) -> Result<ContainerMeta, ApiErro
 
 /// Asks the CRI runtime on `socket` about container `id` (blocking, bounded by `timeout`).
 pub fn cri_inspect(socket: &Path, id: &str, timeout: Duration) -> Result<ContainerMeta, ApiError> {
+    block_on_timeout(socket, timeout, inspect_async(socket, id))
+}
+
+/// One unary call of any `runtime.v1` method, e.g. `/runtime.v1.RuntimeService/RunPodSandbox`,
+/// with messages the caller declares (blocking, bounded by `timeout`). Ward itself only reads;
+/// this is for tests that drive a real runtime (`tests/cri_live.rs` starts a pod with it).
+pub fn cri_call<Req: Message, Resp: Message + Default>(
+    socket: &Path,
+    method: &str,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Resp, ApiError> {
+    block_on_timeout(socket, timeout, call(socket, method, req))
+}
+
+fn block_on_timeout<T>(
+    socket: &Path,
+    timeout: Duration,
+    fut: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -329,7 +349,7 @@ pub fn cri_inspect(socket: &Path, id: &str, timeout: Duration) -> Result<Contain
             source,
         })?;
     rt.block_on(async {
-        match tokio::time::timeout(timeout, inspect_async(socket, id)).await {
+        match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(ApiError::Io {
                 socket: socket.to_path_buf(),
