@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p ward-enrich --features cri --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast
 cargo test -p ward-enrich --features cri --no-fail-fast   # CRI client + live containerd pod (cri_live), off by default
