@@ -31,6 +31,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let cmd = args.next().unwrap_or_default();
     let mut opts = TrainOptions::default();
     let mut model: Option<PathBuf> = None;
+    let mut dump: Option<PathBuf> = None;
     let mut paths = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -55,6 +56,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--l2" => opts.l2 = args.next().ok_or("--l2 X")?.parse()?,
             "--tcap" => opts.template_cap = args.next().ok_or("--tcap X")?.parse()?,
             "--cap" => opts.cluster_cap = args.next().ok_or("--cap X")?.parse()?,
+            "--dump" => dump = Some(args.next().ok_or("--dump FILE")?.into()),
             "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
             _ => paths.push(PathBuf::from(a)),
         }
@@ -64,10 +66,47 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let r = train(&opts)?;
             println!("{}", serde_json::to_string_pretty(&r)?);
         }
-        "eval" => {
-            let r = evaluate(&opts)?;
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        }
+        "eval" => match &dump {
+            None => {
+                let r = evaluate(&opts)?;
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Some(path) => {
+                // Out-of-fold scores per script (ids, groups and scores only, never text).
+                let ds = ward_ml::train::load_dataset(&opts)?;
+                let o = ward_ml::train::oof_eval(&ds, &opts);
+                let mut s = String::from("id\tgroup\tcategory\tlabel\tscore\tthreshold\tsignals\n");
+                for (i, e) in ds.examples.iter().enumerate() {
+                    let sig: Vec<String> =
+                        e.fv.idx
+                            .iter()
+                            .zip(&e.fv.val)
+                            .filter(|(&j, _)| (j as usize) < ward_ml::features::N_SIGNALS)
+                            .map(|(&j, v)| {
+                                let n = ward_ml::features::signal_name(j as usize);
+                                if *v == 1.0 {
+                                    n
+                                } else {
+                                    format!("{n}={v:.2}")
+                                }
+                            })
+                            .collect();
+                    s.push_str(&format!(
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                        e.id,
+                        e.group,
+                        e.category,
+                        e.label,
+                        o.score[i],
+                        o.threshold[i],
+                        sig.join(" ")
+                    ));
+                }
+                std::fs::write(path, s)?;
+                let r = ward_ml::train::evaluate_report(&ds, &o, &opts);
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+        },
         "scan" => {
             let m = Model::load(&model.ok_or("--model FILE")?)?;
             for p in paths {
@@ -128,6 +167,31 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "{}\t{:.4}\tlayers={}\t{:?}",
                     d.id, r.score, r.decoded_layers, r.top_reasons
                 );
+            }
+        }
+        "variants" => {
+            // Prints generated variants of one template (our own templates; for review).
+            let id = paths
+                .first()
+                .ok_or("variants TEMPLATE_ID")?
+                .display()
+                .to_string();
+            for f in ["runtime-templates.tpl.gz", "benign-templates.tpl.gz"] {
+                let ts = ward_ml::templates::load_templates(&opts.templates_dir.join(f))?;
+                for t in ts.iter().filter(|t| t.id == id) {
+                    let mal = f.starts_with("runtime");
+                    let n = if mal {
+                        opts.variants_per_template
+                    } else {
+                        opts.benign_variants_per_template
+                    };
+                    for (k, v) in ward_ml::templates::variants(t, n, opts.seed, mal)
+                        .iter()
+                        .enumerate()
+                    {
+                        println!("----- #{k} {}\n{}", v.wrapper, v.text);
+                    }
+                }
             }
         }
         "inject" => {

@@ -546,8 +546,36 @@ pub struct EvalReport {
     pub weakest_clusters: Vec<(String, usize, f64)>,
 }
 
+/// Out-of-fold scores of the grouped cross-validation: per example the held-out score and the
+/// threshold of its fold, and the per-fold thresholds.
+#[derive(Debug, Clone, Default)]
+pub struct OofScores {
+    /// Held-out score per example.
+    pub score: Vec<f32>,
+    /// Threshold that applied to each example (its fold's).
+    pub threshold: Vec<f32>,
+    /// Per-fold thresholds.
+    pub fold_thresholds: Vec<f32>,
+}
+
 /// Runs the grouped cross-validation on a loaded data set.
 pub fn evaluate_dataset(ds: &Dataset, opts: &TrainOptions) -> EvalReport {
+    evaluate_report(ds, &oof_eval(ds, opts), opts)
+}
+
+/// The report of out-of-fold scores computed by [`oof_eval`].
+pub fn evaluate_report(ds: &Dataset, o: &OofScores, opts: &TrainOptions) -> EvalReport {
+    report(
+        &ds.examples,
+        &o.score,
+        &o.threshold,
+        opts.folds.max(2),
+        o.fold_thresholds.clone(),
+    )
+}
+
+/// The grouped cross-validation's out-of-fold scores (what [`evaluate_dataset`] reports on).
+pub fn oof_eval(ds: &Dataset, opts: &TrainOptions) -> OofScores {
     let ex = &ds.examples;
     let k = opts.folds.max(2);
     let all: Vec<usize> = (0..ex.len()).collect();
@@ -577,7 +605,11 @@ pub fn evaluate_dataset(ds: &Dataset, opts: &TrainOptions) -> EvalReport {
         pb.inc(1);
     }
     pb.finish_and_clear();
-    report(ex, &score, &thr, k, fold_thresholds)
+    OofScores {
+        score,
+        threshold: thr,
+        fold_thresholds,
+    }
 }
 
 fn is_plain(id: &str) -> bool {
