@@ -4,7 +4,13 @@
 //!
 //! Environment: `WARD_BENCH_N` (findings, default 1000000), `WARD_BENCH_DB` (database path,
 //! default `target/ward-store-bench/list-<N>.db`; reused when it already holds N findings),
-//! `WARD_BENCH_ITERS` (samples per query, default 50).
+//! `WARD_BENCH_ITERS` (samples per query, default 50), `WARD_BENCH_INSERT_N` (findings for the
+//! write-throughput part, default 200000; 0 skips it).
+//!
+//! The write part runs first, on a fresh database (`target/ward-store-bench/insert.db`,
+//! recreated every run): new findings in `upsert_many` batches of 1000 (the agent's path),
+//! updates of existing findings (aggregation: later eventTime, higher count) in batches of
+//! 1000, and single-finding upserts, one transaction each.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -125,6 +131,69 @@ fn measure(label: &str, iters: usize, mut f: impl FnMut() -> usize) {
     );
 }
 
+/// `synthetic(i, n)` seen again later: the aggregation update the agent writes.
+fn repeated(i: u64, n: u64, k: u64) -> Finding {
+    let mut f = synthetic(i, n);
+    let t = ward_event::time::parse_rfc3339(&f.event_time).unwrap_or(T0) + k * 60 * SEC;
+    f.event_time = format_rfc3339(t);
+    f.source_properties
+        .insert("Count".to_string(), serde_json::json!(1 + i % 7 + k));
+    f
+}
+
+fn bench_writes(dir: &std::path::Path, n: u64) {
+    let path = dir.join("insert.db");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    let store = SqliteStore::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    println!("\n-- writes: fresh database {} --", path.display());
+    let rate = |label: &str, count: u64, t: Instant| {
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "{label:<58} {count:>7} in {s:>6.2} s  {:>8.0} findings/s",
+            count as f64 / s
+        );
+    };
+    let batch = 1000u64;
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let fs: Vec<Finding> = (i..(i + batch).min(n)).map(|j| synthetic(j, n)).collect();
+        store.upsert_many(&fs).expect("insert");
+        i += batch;
+    }
+    rate("insert new, upsert_many batches of 1000", n, t);
+    let m = (n / 10).max(1);
+    let t = Instant::now();
+    let mut i = 0;
+    while i < m {
+        // Every 10th finding, so updates touch the whole table.
+        let fs: Vec<Finding> = (i..(i + batch).min(m))
+            .map(|j| repeated(j * 10, n, 1))
+            .collect();
+        let sum = store.upsert_many(&fs).expect("update");
+        assert_eq!(sum.updated, fs.len());
+        i += batch;
+    }
+    rate("update existing, upsert_many batches of 1000", m, t);
+    let k = (n / 100).max(1);
+    let t = Instant::now();
+    for j in 0..k {
+        store.upsert(&synthetic(n + j, n)).expect("insert one");
+    }
+    rate("insert new, one upsert (transaction) each", k, t);
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(format!("{}-wal", path.display()))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "database with {} findings: {:.0} MiB (with WAL)",
+        n + k,
+        size as f64 / 1048576.0
+    );
+}
+
 fn main() {
     let n: u64 = std::env::var("WARD_BENCH_N")
         .ok()
@@ -140,6 +209,19 @@ fn main() {
             env!("CARGO_MANIFEST_DIR")
         )
     });
+    let insert_n: u64 = std::env::var("WARD_BENCH_INSERT_N")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200_000);
+    if insert_n > 0 {
+        let dir = std::path::Path::new(&path)
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        let _ = std::fs::create_dir_all(&dir);
+        bench_writes(&dir, insert_n);
+    }
+    let opened = Instant::now();
     let store = match SqliteStore::open(&path) {
         Ok(s) => s,
         Err(e) => {
@@ -147,6 +229,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    println!(
+        "\nopened {path} in {:.2} s (includes migrating an older schema)",
+        opened.elapsed().as_secs_f64()
+    );
     let have = store.count("").unwrap_or(0);
     if have != n {
         println!("building {path} with {n} findings (has {have})");
@@ -231,6 +317,18 @@ fn main() {
             r#"containerName:"web-1230""#.into(),
         ),
         ("category contains", "category:shell".into()),
+        (
+            "category+state+containerName contains",
+            "category=REVERSE_SHELL state=ACTIVE containerName:web".into(),
+        ),
+        (
+            "ns AND containerName contains",
+            "ns=ns-7 containerName:web".into(),
+        ),
+        (
+            "ns AND node (two resource fields)",
+            "ns=ns-7 node=node-7".into(),
+        ),
         ("count>=7 (unindexed)", "count>=7".into()),
     ];
     println!("\n-- list, first page (100), default order eventTime desc --");

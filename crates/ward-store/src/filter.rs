@@ -16,6 +16,13 @@
 //! [`parse`] checks fields, operators and values (severity names, times, numbers) and returns a
 //! typed AST; [`compile`] turns it into a SQL `WHERE` fragment with `?` placeholders and the
 //! values to bind. Values are never interpolated into the SQL text.
+//!
+//! The SQL is written over the store's key table under the alias `k` (`finding_keys AS k`,
+//! see `sqlite.rs`): severity, state, mute, category, times and count are its columns; the
+//! resource fields (container, pod, namespace, node, image, resource name) are matched in the
+//! small `resources` table and select `k.resource_id`s; `name` is looked up in `findings`.
+//! A filter over severity, state, mute and category only ([`Expr::counts_by_summary`]) also
+//! runs unchanged over the per-class counts table (`finding_counts AS k`).
 
 use std::fmt;
 use ward_event::finding::{Mute, Severity, State};
@@ -121,7 +128,23 @@ impl Field {
             .find(|f| norm(f.as_str()) == want || f.aliases().iter().any(|a| norm(a) == want))
     }
 
-    /// The store column this field is compared against.
+    /// Where the store keeps this field: the key table, the resources table, or (for the
+    /// unique name) the findings table.
+    pub fn home(self) -> Home {
+        match self {
+            Field::Name => Home::Findings,
+            Field::ResourceName
+            | Field::ContainerName
+            | Field::ContainerId
+            | Field::Image
+            | Field::PodName
+            | Field::Namespace
+            | Field::Node => Home::Resources,
+            _ => Home::Keys,
+        }
+    }
+
+    /// The store column this field is compared against, in its [`home`](Self::home) table.
     pub fn column(self) -> &'static str {
         match self {
             Field::Name => "name",
@@ -161,6 +184,18 @@ impl fmt::Display for Field {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The table a [`Field`] lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Home {
+    /// `finding_keys` (alias `k`): one narrow row per finding.
+    Keys,
+    /// `resources`: one row per distinct (container id, name, image, pod, namespace, node,
+    /// resource name); `finding_keys.resource_id` points at it.
+    Resources,
+    /// `findings`: the record itself.
+    Findings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +267,22 @@ pub enum Expr {
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    /// True when every comparison is on severity, state, mute or category: then the number of
+    /// matches is a sum over the store's per-(category, severity, state, mute) counts instead
+    /// of a count over findings.
+    pub fn counts_by_summary(&self) -> bool {
+        match self {
+            Expr::Cmp { field, .. } => matches!(
+                field,
+                Field::Severity | Field::State | Field::Mute | Field::Category
+            ),
+            Expr::Not(e) => e.counts_by_summary(),
+            Expr::And(a, b) | Expr::Or(a, b) => a.counts_by_summary() && b.counts_by_summary(),
+        }
+    }
 }
 
 /// A value bound to a `?` placeholder.
@@ -734,17 +785,35 @@ fn contains_pattern(s: &str) -> String {
     p
 }
 
+/// `likelihood(term, p)`: the SQL term, with a hint for SQLite's query planner of the
+/// fraction of findings it matches. Equality on the few-valued columns (state, mute,
+/// severity, category) would otherwise look as selective as a container name, and the
+/// planner, without `ANALYZE` statistics, would walk e.g. every ACTIVE finding instead of one
+/// container's. The hint changes no result.
+fn likely(term: String, p: f64) -> String {
+    format!("likelihood({term}, {p})")
+}
+
 fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
-    let col = field.column();
+    let col = format!("k.{}", field.column());
     match value {
         Value::Text(s) => {
-            if op == Op::Has {
-                out.sql.push_str(&format!("({col} LIKE ? ESCAPE '\\')"));
-                out.params.push(SqlParam::Text(contains_pattern(s)));
+            let (cmp, param) = if op == Op::Has {
+                (
+                    format!("{} LIKE ? ESCAPE '\\'", field.column()),
+                    contains_pattern(s),
+                )
             } else {
-                out.sql.push_str(&format!("({col} {} ?)", op.sql()));
-                out.params.push(SqlParam::Text(s.clone()));
-            }
+                (format!("{} = ?", field.column()), s.clone())
+            };
+            // `!=` is NOT of `=`: the columns are never NULL, so that is the same rows.
+            let not = if op == Op::Ne { "NOT " } else { "" };
+            let sub = match field.home() {
+                Home::Findings => format!("k.seq IN (SELECT seq FROM findings WHERE {cmp})"),
+                _ => format!("k.resource_id IN (SELECT id FROM resources WHERE {cmp})"),
+            };
+            out.sql.push_str(&format!("({not}{sub})"));
+            out.params.push(SqlParam::Text(param));
         }
         Value::Category(s, known) => match op {
             Op::Has => {
@@ -772,23 +841,33 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
             }
             _ => {
                 let v = known.map(|c| c.display_name().to_string());
-                out.sql.push_str(&format!("({col} {} ?)", op.sql()));
+                let term = format!("{col} {} ?", op.sql());
+                out.sql.push_str(&format!(
+                    "({})",
+                    if op == Op::Eq {
+                        likely(term, 0.1)
+                    } else {
+                        term
+                    }
+                ));
                 out.params
                     .push(SqlParam::Text(v.unwrap_or_else(|| s.clone())));
             }
         },
         Value::Severity(sev) => {
-            out.sql.push_str(&format!("({col} {} ?)", op.sql()));
+            let term = format!("{col} {} ?", op.sql());
+            out.sql.push_str(&format!(
+                "({})",
+                if matches!(op, Op::Eq | Op::Has) {
+                    likely(term, 0.25)
+                } else {
+                    term
+                }
+            ));
             out.params.push(SqlParam::Int(severity_rank(*sev)));
         }
-        Value::State(st) => {
-            out.sql.push_str(&format!("({col} {} ?)", op.sql()));
-            out.params.push(SqlParam::Text(st.as_str().to_string()));
-        }
-        Value::Mute(m) => {
-            out.sql.push_str(&format!("({col} {} ?)", op.sql()));
-            out.params.push(SqlParam::Text(m.as_str().to_string()));
-        }
+        Value::State(st) => emit_two_valued(&col, op, st.as_str(), out),
+        Value::Mute(m) => emit_two_valued(&col, op, m.as_str(), out),
         Value::Int(n) => {
             out.sql.push_str(&format!("({col} {} ?)", op.sql()));
             out.params.push(SqlParam::Int(*n));
@@ -820,6 +899,20 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
             }
         }
     }
+}
+
+/// State or mute: a handful of values, each typically shared by many findings.
+fn emit_two_valued(col: &str, op: Op, v: &str, out: &mut SqlFilter) {
+    let term = format!("{col} {} ?", op.sql());
+    out.sql.push_str(&format!(
+        "({})",
+        if matches!(op, Op::Eq | Op::Has) {
+            likely(term, 0.5)
+        } else {
+            term
+        }
+    ));
+    out.params.push(SqlParam::Text(v.to_string()));
 }
 
 /// The numeric rank stored for ordering: LOW=1 < MEDIUM=2 < HIGH=3 < CRITICAL=4.

@@ -43,18 +43,20 @@ impl OrderField {
         }
     }
 
+    /// The column sorted on, qualified: `k.` is the store's key table, `f.` the findings
+    /// table (only the name lives there).
     pub fn column(self) -> &'static str {
         match self {
-            OrderField::EventTime => "event_time_ns",
-            OrderField::CreateTime => "create_time_ns",
-            OrderField::Severity => "severity_rank",
-            OrderField::Category => "category",
-            OrderField::Count => "count",
-            OrderField::Name => "name",
+            OrderField::EventTime => "k.event_time_ns",
+            OrderField::CreateTime => "k.create_time_ns",
+            OrderField::Severity => "k.severity_rank",
+            OrderField::Category => "k.category",
+            OrderField::Count => "k.count",
+            OrderField::Name => "f.name",
         }
     }
 
-    fn is_text(self) -> bool {
+    pub(crate) fn is_text(self) -> bool {
         matches!(self, OrderField::Category | OrderField::Name)
     }
 
@@ -149,6 +151,11 @@ impl OrderBy {
             .join(", ")
     }
 
+    /// Whether sorting needs the findings table (`f`) joined to the key table (`k`).
+    pub(crate) fn needs_findings(&self) -> bool {
+        self.keys.iter().any(|(f, _)| *f == OrderField::Name)
+    }
+
     fn tiebreak_desc(&self) -> bool {
         self.keys.last().map(|(_, d)| *d).unwrap_or(true)
     }
@@ -161,7 +168,7 @@ impl OrderBy {
             .map(|(f, d)| format!("{} {}", f.column(), if *d { "DESC" } else { "ASC" }))
             .collect();
         parts.push(format!(
-            "seq {}",
+            "k.seq {}",
             if self.tiebreak_desc() { "DESC" } else { "ASC" }
         ));
         parts.join(", ")
@@ -193,7 +200,7 @@ impl OrderBy {
         }
         vals.push(SqlParam::Int(c.s));
         let mut cols: Vec<&str> = self.key_columns();
-        cols.push("seq");
+        cols.push("k.seq");
         let mut dirs: Vec<bool> = self.keys.iter().map(|(_, d)| *d).collect();
         dirs.push(self.tiebreak_desc());
 

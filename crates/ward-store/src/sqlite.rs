@@ -67,6 +67,153 @@ CREATE INDEX findings_namespace_time ON findings(namespace, event_time_ns);
 CREATE INDEX findings_node_time      ON findings(node, event_time_ns);
 CREATE INDEX findings_resource_time  ON findings(resource_name, event_time_ns);
 "#,
+    // 2: what lists, filters and counts read moves out of the wide `findings` rows (whose JSON
+    // makes every row visit a page read) into tables kept by triggers, so `findings` stays
+    // the one place a finding is written:
+    // * `resources`: each distinct (container id, container name, image, pod, namespace,
+    //   node, resource name) once. A filter on any of these fields (`=`, `!=`, contains)
+    //   selects resource ids here, in a table of one row per container rather than per
+    //   finding.
+    // * `finding_keys`: one narrow row per finding (resource id, times, severity, state, mute,
+    //   category, count) with covering indexes, so a page or a count is an index range plus
+    //   a top-N sort, not a walk over findings.
+    // * `finding_counts`: the number of findings per (category, severity, state, mute), so a
+    //   filter over those four fields alone (and the unfiltered total) is counted by summing
+    //   a few hundred rows.
+    // The per-column indexes of `findings` go; `name` (unique) and `id` stay.
+    r#"
+CREATE TABLE resources (
+    id             INTEGER PRIMARY KEY,
+    container_id   TEXT    NOT NULL,
+    container_name TEXT    NOT NULL,
+    image          TEXT    NOT NULL,
+    pod            TEXT    NOT NULL,
+    namespace      TEXT    NOT NULL,
+    node           TEXT    NOT NULL,
+    resource_name  TEXT    NOT NULL,
+    UNIQUE (container_id, container_name, image, pod, namespace, node, resource_name)
+);
+CREATE TABLE finding_keys (
+    seq            INTEGER PRIMARY KEY,
+    resource_id    INTEGER NOT NULL,
+    event_time_ns  INTEGER NOT NULL,
+    create_time_ns INTEGER NOT NULL,
+    severity_rank  INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    mute           TEXT    NOT NULL,
+    category       TEXT    NOT NULL,
+    count          INTEGER NOT NULL
+);
+CREATE TABLE finding_counts (
+    category       TEXT    NOT NULL,
+    severity_rank  INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    mute           TEXT    NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (category, severity_rank, state, mute)
+) WITHOUT ROWID;
+
+INSERT OR IGNORE INTO resources
+    (container_id, container_name, image, pod, namespace, node, resource_name)
+    SELECT container_id, container_name, image, pod, namespace, node, resource_name
+    FROM findings ORDER BY seq;
+INSERT INTO finding_keys
+    SELECT f.seq, r.id, f.event_time_ns, f.create_time_ns, f.severity_rank, f.state, f.mute,
+           f.category, f.count
+    FROM findings AS f JOIN resources AS r
+      ON r.container_id = f.container_id AND r.container_name = f.container_name
+     AND r.image = f.image AND r.pod = f.pod AND r.namespace = f.namespace
+     AND r.node = f.node AND r.resource_name = f.resource_name
+    ORDER BY f.seq;
+INSERT INTO finding_counts
+    SELECT category, severity_rank, state, mute, COUNT(*) FROM findings
+    GROUP BY category, severity_rank, state, mute;
+
+CREATE INDEX resources_container_name ON resources(container_name, node);
+CREATE INDEX resources_image          ON resources(image);
+CREATE INDEX resources_pod            ON resources(pod, namespace);
+CREATE INDEX resources_namespace      ON resources(namespace);
+CREATE INDEX resources_node           ON resources(node);
+CREATE INDEX resources_resource_name  ON resources(resource_name);
+
+-- The explicit `seq` after the time keeps each index in (key, time, seq) order, the order
+-- pages use; the columns after it let a filter be checked without leaving the index.
+CREATE INDEX keys_time     ON finding_keys(event_time_ns);
+CREATE INDEX keys_create   ON finding_keys(create_time_ns);
+CREATE INDEX keys_resource ON finding_keys(resource_id, event_time_ns, seq,
+                                           severity_rank, state, mute, category, count);
+CREATE INDEX keys_severity ON finding_keys(severity_rank, event_time_ns, seq,
+                                           resource_id, state, mute, category);
+CREATE INDEX keys_category ON finding_keys(category, event_time_ns, seq,
+                                           resource_id, severity_rank, state, mute);
+CREATE INDEX keys_state    ON finding_keys(state, event_time_ns);
+CREATE INDEX keys_mute     ON finding_keys(mute, event_time_ns);
+CREATE INDEX keys_count    ON finding_keys(count, event_time_ns);
+
+DROP INDEX findings_event_time;
+DROP INDEX findings_create_time;
+DROP INDEX findings_severity_time;
+DROP INDEX findings_category_time;
+DROP INDEX findings_state_time;
+DROP INDEX findings_mute_time;
+DROP INDEX findings_cid_time;
+DROP INDEX findings_container_time;
+DROP INDEX findings_image_time;
+DROP INDEX findings_pod_time;
+DROP INDEX findings_namespace_time;
+DROP INDEX findings_node_time;
+DROP INDEX findings_resource_time;
+
+CREATE TRIGGER findings_keys_insert AFTER INSERT ON findings BEGIN
+    INSERT OR IGNORE INTO resources
+        (container_id, container_name, image, pod, namespace, node, resource_name)
+        VALUES (NEW.container_id, NEW.container_name, NEW.image, NEW.pod, NEW.namespace,
+                NEW.node, NEW.resource_name);
+    INSERT INTO finding_keys VALUES (
+        NEW.seq,
+        (SELECT id FROM resources
+          WHERE container_id = NEW.container_id AND container_name = NEW.container_name
+            AND image = NEW.image AND pod = NEW.pod AND namespace = NEW.namespace
+            AND node = NEW.node AND resource_name = NEW.resource_name),
+        NEW.event_time_ns, NEW.create_time_ns, NEW.severity_rank, NEW.state, NEW.mute,
+        NEW.category, NEW.count);
+    INSERT INTO finding_counts VALUES (NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER findings_keys_update AFTER UPDATE ON findings BEGIN
+    INSERT OR IGNORE INTO resources
+        (container_id, container_name, image, pod, namespace, node, resource_name)
+        VALUES (NEW.container_id, NEW.container_name, NEW.image, NEW.pod, NEW.namespace,
+                NEW.node, NEW.resource_name);
+    UPDATE finding_keys SET
+        seq = NEW.seq,
+        resource_id = (SELECT id FROM resources
+          WHERE container_id = NEW.container_id AND container_name = NEW.container_name
+            AND image = NEW.image AND pod = NEW.pod AND namespace = NEW.namespace
+            AND node = NEW.node AND resource_name = NEW.resource_name),
+        event_time_ns = NEW.event_time_ns, create_time_ns = NEW.create_time_ns,
+        severity_rank = NEW.severity_rank, state = NEW.state, mute = NEW.mute,
+        category = NEW.category, count = NEW.count
+    WHERE seq = OLD.seq;
+END;
+CREATE TRIGGER findings_counts_update AFTER UPDATE OF category, severity_rank, state, mute
+    ON findings
+    WHEN OLD.category IS NOT NEW.category OR OLD.severity_rank IS NOT NEW.severity_rank
+      OR OLD.state IS NOT NEW.state OR OLD.mute IS NOT NEW.mute
+BEGIN
+    UPDATE finding_counts SET n = n - 1
+     WHERE category = OLD.category AND severity_rank = OLD.severity_rank
+       AND state = OLD.state AND mute = OLD.mute;
+    INSERT INTO finding_counts VALUES (NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER findings_keys_delete AFTER DELETE ON findings BEGIN
+    DELETE FROM finding_keys WHERE seq = OLD.seq;
+    UPDATE finding_counts SET n = n - 1
+     WHERE category = OLD.category AND severity_rank = OLD.severity_rank
+       AND state = OLD.state AND mute = OLD.mute;
+END;
+"#,
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`).
@@ -511,6 +658,60 @@ impl SqliteStore {
         }
     }
 
+    /// The (name, JSON) of each finding, in the order given.
+    fn documents(
+        &self,
+        conn: &Connection,
+        seqs: impl Iterator<Item = i64>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut st = conn
+            .prepare_cached("SELECT name, json FROM findings WHERE seq = ?1")
+            .map_err(self.err("cannot read findings"))?;
+        let mut out = Vec::new();
+        for seq in seqs {
+            // A key row always has its finding (same transaction, kept by triggers).
+            if let Some(doc) = st
+                .query_row([seq], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .map_err(self.err("cannot read findings"))?
+            {
+                out.push(doc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of findings matching a parsed filter. Filters over category, severity, state
+    /// and mute only (and no filter) sum the per-class counts; others count key rows.
+    fn count_in(
+        &self,
+        conn: &Connection,
+        expr: Option<&filter::Expr>,
+        compiled: Option<&filter::SqlFilter>,
+    ) -> Result<u64, StoreError> {
+        let by_summary = expr.is_none_or(|e| e.counts_by_summary());
+        let sql = format!(
+            "{}{}",
+            if by_summary {
+                "SELECT COALESCE(SUM(k.n), 0) FROM finding_counts AS k"
+            } else {
+                "SELECT COUNT(*) FROM finding_keys AS k"
+            },
+            compiled
+                .map(|c| format!(" WHERE {}", c.sql))
+                .unwrap_or_default()
+        );
+        let no_params: Vec<SqlParam> = Vec::new();
+        let params = compiled.map(|c| &c.params).unwrap_or(&no_params);
+        let n: i64 = conn
+            .prepare_cached(&sql)
+            .and_then(|mut st| {
+                st.query_row(rusqlite::params_from_iter(params.iter()), |r| r.get(0))
+            })
+            .map_err(self.err("cannot count findings"))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     fn set_user_field(
         &self,
         name_or_id: &str,
@@ -536,6 +737,14 @@ impl SqliteStore {
         tx.commit().map_err(self.err("cannot commit"))?;
         info!(name = %name, column, value, "user changed finding");
         Ok(f)
+    }
+}
+
+fn where_sql(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
     }
 }
 
@@ -611,7 +820,8 @@ impl FindingStore for SqliteStore {
     }
 
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        let compiled = filter::parse_to_sql(&query.filter)?;
+        let expr = filter::parse(&query.filter)?;
+        let compiled = expr.as_ref().map(filter::compile);
         let order = OrderBy::parse(&query.order_by)?;
         let digest = query_digest(&query.filter, &order);
         let page_size = match query.page_size {
@@ -625,60 +835,53 @@ impl FindingStore for SqliteStore {
             conds.push(c.sql.clone());
             params.extend(c.params.iter().cloned());
         }
-        let filter_conds = conds.clone();
-        let filter_params = params.clone();
         if !query.page_token.trim().is_empty() {
             let cursor = Cursor::decode(&query.page_token, &digest)?;
             let (sql, p) = order.after_sql(&cursor)?;
             conds.push(sql);
             params.extend(p);
         }
-        let where_sql = |c: &[String]| {
-            if c.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", c.join(" AND "))
-            }
+        let join = if order.needs_findings() {
+            " JOIN findings AS f ON f.seq = k.seq"
+        } else {
+            ""
         };
-        let key_cols = order.key_columns();
+        // Only the sequence number and the sort keys: the sort (a top-N heap) and whatever
+        // index the planner walks never carry a finding's JSON.
         let sql = format!(
-            "SELECT seq, name, json, {} FROM findings{} ORDER BY {} LIMIT {}",
-            key_cols.join(", "),
+            "SELECT k.seq, {} FROM finding_keys AS k{join}{} ORDER BY {} LIMIT {}",
+            order.key_columns().join(", "),
             where_sql(&conds),
             order.order_sql(),
             page_size + 1
         );
-        let text_key: Vec<bool> = order
-            .keys
-            .iter()
-            .map(|(f, _)| matches!(f.column(), "category" | "name"))
-            .collect();
+        let text_key: Vec<bool> = order.keys.iter().map(|(f, _)| f.is_text()).collect();
 
         let mut conn = lock(&self.reader);
-        // One read transaction so the page and the total see the same snapshot.
+        // One read transaction so the page, its records and the total see the same snapshot.
         let tx = conn
             .transaction()
             .map_err(self.err("cannot begin read transaction"))?;
-        let mut rows: Vec<(i64, String, String, Vec<SortKey>)> = tx
+        let mut rows: Vec<(i64, Vec<SortKey>)> = tx
             .prepare_cached(&sql)
             .and_then(|mut st| {
                 st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
                     let mut keys = Vec::with_capacity(text_key.len());
                     for (i, is_text) in text_key.iter().enumerate() {
                         keys.push(if *is_text {
-                            SortKey::Text(r.get(3 + i)?)
+                            SortKey::Text(r.get(1 + i)?)
                         } else {
-                            SortKey::Int(r.get(3 + i)?)
+                            SortKey::Int(r.get(1 + i)?)
                         });
                     }
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, keys))
+                    Ok((r.get(0)?, keys))
                 })?
                 .collect()
             })
             .map_err(self.err("cannot list findings"))?;
         let next_page_token = if rows.len() > page_size {
             rows.truncate(page_size);
-            rows.last().map(|(seq, _, _, keys)| {
+            rows.last().map(|(seq, keys)| {
                 Cursor {
                     v: 1,
                     q: digest.clone(),
@@ -690,26 +893,16 @@ impl FindingStore for SqliteStore {
         } else {
             None
         };
+        let docs = self.documents(&tx, rows.iter().map(|(seq, _)| *seq))?;
         let total_size = if query.include_total {
-            let n: i64 = tx
-                .prepare_cached(&format!(
-                    "SELECT COUNT(*) FROM findings{}",
-                    where_sql(&filter_conds)
-                ))
-                .and_then(|mut st| {
-                    st.query_row(rusqlite::params_from_iter(filter_params.iter()), |r| {
-                        r.get(0)
-                    })
-                })
-                .map_err(self.err("cannot count findings"))?;
-            Some(u64::try_from(n).unwrap_or(0))
+            Some(self.count_in(&tx, expr.as_ref(), compiled.as_ref())?)
         } else {
             None
         };
         drop(tx);
-        let findings = rows
+        let findings = docs
             .iter()
-            .map(|(_, name, json, _)| from_json(name, json))
+            .map(|(name, json)| from_json(name, json))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
             findings,
@@ -719,27 +912,22 @@ impl FindingStore for SqliteStore {
     }
 
     fn count(&self, filter_text: &str) -> Result<u64, StoreError> {
-        let compiled = filter::parse_to_sql(filter_text)?;
+        let expr = filter::parse(filter_text)?;
+        let compiled = expr.as_ref().map(filter::compile);
         let conn = lock(&self.reader);
-        let n: i64 = match &compiled {
-            None => conn.query_row("SELECT COUNT(*) FROM findings", [], |r| r.get(0)),
-            Some(c) => conn
-                .prepare_cached(&format!("SELECT COUNT(*) FROM findings WHERE {}", c.sql))
-                .and_then(|mut st| {
-                    st.query_row(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))
-                }),
-        }
-        .map_err(self.err("cannot count findings"))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.count_in(&conn, expr.as_ref(), compiled.as_ref())
     }
 
     fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError> {
-        let conn = lock(&self.reader);
+        let mut conn = lock(&self.reader);
+        let tx = conn
+            .transaction()
+            .map_err(self.err("cannot begin read transaction"))?;
         let (seq, name, _) = self
-            .resolve(&conn, name_or_id)?
+            .resolve(&tx, name_or_id)?
             .ok_or_else(|| StoreError::NotFound(name_or_id.to_string()))?;
         type Anchor = (String, String, String, String, String, i64);
-        let (cid, cname, node, ns, pod, t): Anchor = conn
+        let (cid, cname, node, ns, pod, t): Anchor = tx
             .query_row(
                 "SELECT container_id, container_name, node, namespace, pod, event_time_ns \
                  FROM findings WHERE seq = ?1",
@@ -758,11 +946,7 @@ impl FindingStore for SqliteStore {
             .map_err(self.err("cannot look up finding"))?;
         let w = i64::try_from(window_ns).unwrap_or(i64::MAX);
         let mut branches: Vec<String> = Vec::new();
-        let mut p: Vec<SqlParam> = vec![
-            SqlParam::Int(seq),
-            SqlParam::Int(t.saturating_sub(w)),
-            SqlParam::Int(t.saturating_add(w)),
-        ];
+        let mut p: Vec<SqlParam> = Vec::new();
         if !cid.is_empty() {
             branches.push("container_id = ?".into());
             p.push(SqlParam::Text(cid.clone()));
@@ -786,28 +970,32 @@ impl FindingStore for SqliteStore {
         if branches.is_empty() {
             return Ok(Vec::new());
         }
+        p.extend([
+            SqlParam::Int(seq),
+            SqlParam::Int(t.saturating_sub(w)),
+            SqlParam::Int(t.saturating_add(w)),
+        ]);
         let sql = format!(
-            "SELECT name, json FROM findings WHERE seq != ? AND event_time_ns BETWEEN ? AND ? \
-             AND ({}) ORDER BY event_time_ns ASC, seq ASC LIMIT {}",
+            "SELECT k.seq FROM finding_keys AS k \
+             WHERE k.resource_id IN (SELECT id FROM resources WHERE {}) \
+             AND k.seq != ? AND k.event_time_ns BETWEEN ? AND ? \
+             ORDER BY k.event_time_ns ASC, k.seq ASC LIMIT {}",
             branches.join(" OR "),
             RELATED_LIMIT + 1
         );
-        let rows: Vec<(String, String)> = conn
+        let seqs: Vec<i64> = tx
             .prepare_cached(&sql)
             .and_then(|mut st| {
-                st.query_map(rusqlite::params_from_iter(p.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect()
+                st.query_map(rusqlite::params_from_iter(p.iter()), |r| r.get(0))?
+                    .collect()
             })
             .map_err(self.err("cannot query related findings"))?;
-        if rows.len() > RELATED_LIMIT {
+        if seqs.len() > RELATED_LIMIT {
             warn!(name = %name, limit = RELATED_LIMIT, "related findings truncated");
         }
-        rows.iter()
-            .take(RELATED_LIMIT)
-            .map(|(n, j)| from_json(n, j))
-            .collect()
+        let docs = self.documents(&tx, seqs.into_iter().take(RELATED_LIMIT))?;
+        drop(tx);
+        docs.iter().map(|(n, j)| from_json(n, j)).collect()
     }
 
     fn set_state(&self, name_or_id: &str, state: State) -> Result<Finding, StoreError> {
