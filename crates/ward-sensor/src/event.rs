@@ -423,10 +423,7 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
         });
     }
     match hdr.kind {
-        abi::WARD_EV_EXEC => {
-            let r: abi::ward_exec_event = record(bytes, &hdr, "exec")?;
-            decode_exec(&r).map(|e| RawEvent::Exec(Box::new(e)))
-        }
+        abi::WARD_EV_EXEC => decode_exec(bytes, &hdr).map(|e| RawEvent::Exec(Box::new(e))),
         abi::WARD_EV_FORK => {
             let r: abi::ward_fork_event = record(bytes, &hdr, "fork")?;
             Ok(RawEvent::Fork(ForkEvent {
@@ -492,23 +489,58 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     }
 }
 
-fn decode_exec(r: &abi::ward_exec_event) -> Result<ExecEvent, DecodeError> {
-    let filename = r
-        .filename
-        .get(..r.filename_len as usize)
-        .ok_or(DecodeError::Length("filename"))?;
-    let exe_path = r
-        .exe_path
-        .get(..r.exe_path_len as usize)
-        .ok_or(DecodeError::Length("exe_path"))?;
-    let cwd = r
-        .cwd
-        .get(..r.cwd_len as usize)
-        .ok_or(DecodeError::Length("cwd"))?;
-    let argv = r
-        .argv
-        .get(..r.argv_len as usize)
-        .ok_or(DecodeError::Length("argv"))?;
+/// Decodes an exec record reading only its head and the used bytes of its string buffers.
+fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, DecodeError> {
+    use std::mem::{offset_of, size_of};
+    let size = size_of::<abi::ward_exec_event>();
+    if hdr.size as usize != size {
+        return Err(DecodeError::Size {
+            kind: hdr.kind,
+            size: hdr.size,
+            expected: size,
+        });
+    }
+    if bytes.len() < size {
+        return Err(DecodeError::Short {
+            len: bytes.len(),
+            what: "exec",
+        });
+    }
+    let r: abi::ward_exec_head = read_pod(bytes).ok_or(DecodeError::Short {
+        len: bytes.len(),
+        what: "exec",
+    })?;
+    // The used part of the buffer at `off` of capacity `cap`.
+    let buf = |off: usize, cap: usize, len: usize, what: &'static str| {
+        if len > cap {
+            return Err(DecodeError::Length(what));
+        }
+        bytes.get(off..off + len).ok_or(DecodeError::Length(what))
+    };
+    let filename = buf(
+        offset_of!(abi::ward_exec_event, filename),
+        abi::WARD_FILENAME_MAX,
+        r.filename_len as usize,
+        "filename",
+    )?;
+    let exe_path = buf(
+        offset_of!(abi::ward_exec_event, exe_path),
+        abi::WARD_PATH_BUF,
+        r.exe_path_len as usize,
+        "exe_path",
+    )?;
+    let cwd = buf(
+        offset_of!(abi::ward_exec_event, cwd),
+        abi::WARD_PATH_BUF,
+        r.cwd_len as usize,
+        "cwd",
+    )?;
+    let argv = buf(
+        offset_of!(abi::ward_exec_event, argv),
+        abi::WARD_ARGV_MAX,
+        r.argv_len as usize,
+        "argv",
+    )?;
     let overlay = match r.ovl_layer {
         abi::WARD_OVL_NONE => OverlayLayer::NotOverlay,
         abi::WARD_OVL_LOWER => OverlayLayer::Lower,
