@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers]"
+        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace]"
     );
     std::process::exit(2)
 }
@@ -37,6 +37,10 @@ struct Opts {
     findings: usize,
     bpftrace: bool,
     containers: bool,
+    /// Only the exec-cost comparison (part 1).
+    cost_only: bool,
+    /// Exec-cost modes, by short name.
+    modes: Vec<String>,
 }
 
 fn parse() -> Opts {
@@ -49,6 +53,10 @@ fn parse() -> Opts {
         findings: 300,
         bpftrace: true,
         containers: true,
+        cost_only: false,
+        modes: ["none", "ward", "ward-stopped", "bpftrace"]
+            .map(String::from)
+            .to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -61,6 +69,8 @@ fn parse() -> Opts {
             "--findings" => o.findings = val().parse().unwrap_or_else(|_| usage()),
             "--no-bpftrace" => o.bpftrace = false,
             "--no-containers" => o.containers = false,
+            "--cost-only" => o.cost_only = true,
+            "--modes" => o.modes = val().split(',').map(String::from).collect(),
             _ => usage(),
         }
     }
@@ -194,6 +204,9 @@ impl Agent {
 enum Tracer {
     None,
     Ward(Agent),
+    /// The agent with its process stopped (SIGSTOP): the BPF programs run and fill the ring
+    /// buffer, nothing in user space reads it. Isolates the kernel-side cost.
+    WardStopped(Agent),
     /// The tracer and the file its output goes to (kept until it stops).
     Bpftrace(Child, Option<tempfile::NamedTempFile>),
 }
@@ -202,7 +215,7 @@ impl Tracer {
     fn pid(&self) -> Option<u32> {
         match self {
             Tracer::None => None,
-            Tracer::Ward(a) => Some(a.pid()),
+            Tracer::Ward(a) | Tracer::WardStopped(a) => Some(a.pid()),
             Tracer::Bpftrace(c, _) => Some(c.id()),
         }
     }
@@ -211,6 +224,11 @@ impl Tracer {
         match self {
             Tracer::None => {}
             Tracer::Ward(a) => a.stop(),
+            Tracer::WardStopped(a) => {
+                // SAFETY: kill(2) on our child.
+                unsafe { libc::kill(a.pid() as i32, libc::SIGCONT) };
+                a.stop()
+            }
             Tracer::Bpftrace(mut c, out) => {
                 // SAFETY: kill(2) on our child.
                 unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
@@ -241,9 +259,9 @@ fn start_bpftrace() -> Tracer {
     Tracer::Bpftrace(child, Some(out))
 }
 
-/// N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process + children +
-/// the tracer).
-fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64) {
+/// N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process + children,
+/// CPU seconds of the tracer).
+fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64, f64) {
     std::thread::sleep(Duration::from_millis(300));
     let t0 = tracer.map(proc_cpu).unwrap_or(0.0);
     let c0 = self_and_children_cpu();
@@ -253,10 +271,11 @@ fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64) {
         assert!(st.success());
     }
     let wall = w0.elapsed().as_secs_f64();
+    let work = self_and_children_cpu() - c0;
     // Let the tracer catch up with the last events before sampling its CPU.
     std::thread::sleep(Duration::from_millis(100));
-    let cpu = self_and_children_cpu() - c0 + tracer.map(proc_cpu).unwrap_or(0.0) - t0;
-    (wall, cpu)
+    let traced = tracer.map(proc_cpu).unwrap_or(0.0) - t0;
+    (wall, work, traced)
 }
 
 /// (id, name, run count, run time ns) of every loaded BPF program named `ward_*`.
@@ -382,46 +401,77 @@ fn main() {
     );
 
     // 1. Exec cost, interleaved rounds.
-    let modes: Vec<&str> = if have_bpftrace {
-        vec!["none", "ward agent", "bpftrace execsnoop.bt"]
-    } else {
-        vec!["none", "ward agent"]
-    };
+    let modes: Vec<&str> = o
+        .modes
+        .iter()
+        .filter_map(|m| match m.as_str() {
+            "none" => Some("none"),
+            "ward" => Some("ward agent"),
+            "ward-stopped" => Some("ward agent, stopped"),
+            "bpftrace" if have_bpftrace => Some("bpftrace execsnoop.bt"),
+            "bpftrace" => None,
+            _ => usage(),
+        })
+        .collect();
+    if modes.first() != Some(&"none") {
+        eprintln!("ward-bench-agent: --modes must start with none (the baseline)");
+        std::process::exit(2);
+    }
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut work_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut tracer_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 0..o.rounds {
         for (i, m) in modes.iter().enumerate() {
             let tracer = match *m {
                 "none" => Tracer::None,
                 "ward agent" => Tracer::Ward(Agent::start(&o.ward, "")),
+                "ward agent, stopped" => {
+                    let a = Agent::start(&o.ward, "");
+                    std::thread::sleep(Duration::from_millis(300));
+                    // SAFETY: kill(2) on our child.
+                    unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
+                    Tracer::WardStopped(a)
+                }
                 _ => start_bpftrace(),
             };
-            let (w, c) = exec_round(o.execs, tracer.pid());
+            let (w, work, traced) = exec_round(o.execs, tracer.pid());
+            let c = work + traced;
+            work_cpu[i].push(work / o.execs as f64 * 1e6);
+            tracer_cpu[i].push(traced / o.execs as f64 * 1e6);
             tracer.stop();
             cpu[i].push(c / o.execs as f64 * 1e6);
             wall[i].push(w / o.execs as f64 * 1e6);
             eprintln!(
-                "  round {} {:<22} {:>7.1} us CPU/exec {:>7.1} us wall/exec",
+                "  round {} {:<22} {:>7.1} us CPU/exec ({:.1} workload + {:.1} tracer) {:>7.1} us wall/exec",
                 round + 1,
                 m,
                 c / o.execs as f64 * 1e6,
+                work / o.execs as f64 * 1e6,
+                traced / o.execs as f64 * 1e6,
                 w / o.execs as f64 * 1e6
             );
         }
     }
     println!("\n## exec cost (medians of {} rounds)", o.rounds);
-    println!("| tracer | CPU per exec (workload + tracer) | added | wall per exec | added |");
-    println!("|---|---|---|---|---|");
+    println!("| tracer | CPU per exec (workload + tracer) | added | workload alone | tracer alone | wall per exec | added |");
+    println!("|---|---|---|---|---|---|---|");
     let base_c = median(&mut cpu[0].clone());
     let base_w = median(&mut wall[0].clone());
     for (i, m) in modes.iter().enumerate() {
         let c = median(&mut cpu[i]);
         let w = median(&mut wall[i]);
+        let wk = median(&mut work_cpu[i]);
+        let tr = median(&mut tracer_cpu[i]);
         println!(
-            "| {m} | {c:.1} us | {:+.1}% | {w:.1} us | {:+.1}% |",
+            "| {m} | {c:.1} us | {:+.1}% | {wk:.1} us | {tr:.1} us | {w:.1} us | {:+.1}% |",
             (c - base_c) / base_c * 100.0,
             (w - base_w) / base_w * 100.0
         );
+    }
+
+    if o.cost_only {
+        return;
     }
 
     // 1b. Kernel-side cost: run time of the agent's own BPF programs (kernel.bpf_stats_enabled).
