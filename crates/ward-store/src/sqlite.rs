@@ -1012,3 +1012,7 @@ impl FindingStore for SqliteStore {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;

@@ -1,0 +1,332 @@
+//! Schema tests that need the store's internals: a database written by schema 1 migrates,
+//! and the trigger-kept tables (`finding_keys`, `resources`, `finding_counts`) always agree
+//! with `findings`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use super::*;
+use crate::{FindingStore, ListQuery};
+use common::*;
+use ward_event::finding::Severity;
+use ward_event::Category;
+
+const WEB: Place = Place {
+    container: "web-frontend",
+    container_id: "c-web",
+    image: "registry.example/shop/web:1.2",
+    ns: "shop",
+    pod: "web-7d9",
+    node: "node-a",
+};
+const API: Place = Place {
+    container: "api",
+    container_id: "c-api",
+    image: "registry.example/shop/api:3",
+    ns: "shop",
+    pod: "api-5f",
+    node: "node-b",
+};
+const DB: Place = Place {
+    container: "postgres",
+    container_id: "c-db",
+    image: "docker.io/library/postgres:16",
+    ns: "data",
+    pod: "pg-0",
+    node: "node-a",
+};
+const HOST: Place = Place {
+    container: "",
+    container_id: "",
+    image: "",
+    ns: "",
+    pod: "",
+    node: "host-1",
+};
+
+/// A store whose file has only the first `version` migrations, written by the same upsert
+/// and user-decision code (which has touched only the `findings` table since schema 1).
+fn store_at_version(path: &Path, version: usize) -> SqliteStore {
+    let mut w = SqliteStore::connect(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .unwrap();
+    let _: String = w
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
+    let tx = w.transaction().unwrap();
+    for sql in &MIGRATIONS[..version] {
+        tx.execute_batch(sql).unwrap();
+    }
+    tx.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    tx.commit().unwrap();
+    let r = SqliteStore::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    SqliteStore {
+        path: path.to_path_buf(),
+        writer: Some(Mutex::new(w)),
+        reader: Mutex::new(r),
+    }
+}
+
+/// The same history for any store: inserts in several places, repeats (one moving to
+/// another container, one changing category and severity), a stale copy, user decisions.
+fn history(store: &SqliteStore) {
+    let mut fs = Vec::new();
+    let places = [&WEB, &API, &DB, &HOST];
+    let cats = [
+        Category::ReverseShell,
+        Category::PossibleRemoteCommandExecutionDetected,
+        Category::AddedBinaryExecuted,
+        Category::MaliciousPythonExecuted,
+        Category::LaunchCodeCompilerToolInContainer,
+    ];
+    for i in 0..60u64 {
+        fs.push(finding(
+            &format!("f{i:02}"),
+            cats[(i % 5) as usize],
+            T0 + i * 37 * SEC,
+            places[(i % 4) as usize],
+        ));
+    }
+    store.upsert_many(&fs).unwrap();
+    store.upsert(&repeat(&fs[3], 4, T0 + 5000 * SEC)).unwrap();
+    let mut moved = repeat(&fs[5], 2, T0 + 5001 * SEC);
+    moved.containers[0].name = "web-canary".into();
+    moved
+        .source_properties
+        .insert("Container_Id".into(), serde_json::json!("c-canary"));
+    assert_eq!(store.upsert(&moved).unwrap(), Upserted::Updated);
+    let recat = with_severity(repeat(&fs[6], 3, T0 + 5002 * SEC), Severity::High);
+    store.upsert(&recat).unwrap();
+    assert_eq!(
+        store.upsert(&repeat(&fs[3], 2, T0)).unwrap(),
+        Upserted::Stale
+    );
+    store.set_state("f07", State::Inactive).unwrap();
+    store.set_state("f08", State::Inactive).unwrap();
+    store.set_state("f08", State::Active).unwrap();
+    store.set_mute("f09", Mute::Muted).unwrap();
+    store.set_mute("f10", Mute::Unmuted).unwrap();
+    // A repeat keeps the user's decisions (state and mute columns unchanged).
+    store.upsert(&repeat(&fs[9], 8, T0 + 5003 * SEC)).unwrap();
+}
+
+/// Every finding has exactly one key row with its values, the resource row it points at
+/// holds its resource fields, and the per-class counts are the GROUP BY of findings.
+fn assert_derived_tables_agree(store: &SqliteStore) {
+    let conn = lock(&store.reader);
+    let q = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        q("SELECT COUNT(*) FROM findings"),
+        q("SELECT COUNT(*) FROM finding_keys"),
+        "one key row per finding"
+    );
+    let wrong = q("SELECT COUNT(*) FROM findings AS f
+         LEFT JOIN finding_keys AS k ON k.seq = f.seq
+         LEFT JOIN resources AS r ON r.id = k.resource_id
+         WHERE k.seq IS NULL OR r.id IS NULL
+            OR k.event_time_ns != f.event_time_ns OR k.create_time_ns != f.create_time_ns
+            OR k.severity_rank != f.severity_rank OR k.state != f.state OR k.mute != f.mute
+            OR k.category != f.category OR k.count != f.count
+            OR r.container_id != f.container_id OR r.container_name != f.container_name
+            OR r.image != f.image OR r.pod != f.pod OR r.namespace != f.namespace
+            OR r.node != f.node OR r.resource_name != f.resource_name");
+    assert_eq!(wrong, 0, "key rows disagree with findings");
+    let counts_off = q("SELECT COUNT(*) FROM
+           (SELECT category, severity_rank, state, mute, COUNT(*) AS n FROM findings
+             GROUP BY category, severity_rank, state, mute) AS g
+         FULL OUTER JOIN (SELECT * FROM finding_counts WHERE n != 0) AS c
+           USING (category, severity_rank, state, mute)
+         WHERE g.n IS NOT c.n");
+    assert_eq!(counts_off, 0, "finding_counts disagree with findings");
+    assert_eq!(q("SELECT COUNT(*) FROM finding_counts WHERE n < 0"), 0);
+}
+
+const FILTERS: &[&str] = &[
+    "",
+    "severity=CRITICAL",
+    "severity>=HIGH",
+    "state=INACTIVE",
+    "mute=MUTED",
+    "-mute=MUTED",
+    "category:shell",
+    "category=ADDED_BINARY_EXECUTED state=ACTIVE",
+    "containerName:web",
+    "containerName:WEB-",
+    "containerName=web-canary",
+    "containerName!=api",
+    "containerId=c-canary",
+    "ns=shop severity=CRITICAL",
+    "ns=shop containerName:web",
+    "ns=\"\"",
+    "node=host-1 OR pod:pg",
+    "NOT (ns=shop OR ns=data)",
+    "image:\"registry.example/\" count>=2",
+    "resourceName:postgres",
+    "name:f1",
+    "name=\"organizations/0/sources/ward/findings/f20\"",
+    "eventTime>=2026-11-21T00:10:00Z severity=CRITICAL",
+];
+
+/// Everything a reader sees: all pages of every filter in two orders, counts, records,
+/// related findings.
+fn observe(store: &SqliteStore) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in FILTERS {
+        for order in ["", "severity desc", "name", "count desc, createTime"] {
+            let mut token = String::new();
+            let mut seen = Vec::new();
+            loop {
+                let page = store
+                    .list(&ListQuery {
+                        filter: f.to_string(),
+                        order_by: order.into(),
+                        page_size: 7,
+                        page_token: token.clone(),
+                        include_total: true,
+                    })
+                    .unwrap_or_else(|e| panic!("{f}: {e}"));
+                assert_eq!(
+                    page.total_size,
+                    Some(store.count(f).unwrap()),
+                    "total of {f}"
+                );
+                seen.extend(page.findings.iter().map(|x| x.id().to_string()));
+                match page.next_page_token {
+                    Some(t) => token = t,
+                    None => break,
+                }
+            }
+            assert_eq!(seen.len() as u64, store.count(f).unwrap(), "count({f})");
+            out.push(format!("{f} | {order} | {}", seen.join(",")));
+        }
+    }
+    for i in 0..60 {
+        let id = format!("f{i:02}");
+        let rel = store.related(&id, 600 * SEC).unwrap();
+        out.push(format!("related {id}: {}", ids(&rel).join(",")));
+        out.push(format!("{:?}", store.get(&id).unwrap()));
+    }
+    out
+}
+
+#[test]
+fn a_schema_1_database_migrates_and_reads_the_same_as_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_path = dir.path().join("v1.db");
+    {
+        let v1 = store_at_version(&old_path, 1);
+        history(&v1);
+        let n: i64 = lock(&v1.reader)
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'finding_keys'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0, "really schema 1");
+    }
+    assert!(matches!(
+        SqliteStore::open_read_only(&old_path).unwrap_err(),
+        StoreError::SchemaTooOld { found: 1, .. }
+    ));
+    let migrated = SqliteStore::open(&old_path).unwrap();
+    let v: i64 = lock(&migrated.reader)
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    assert_derived_tables_agree(&migrated);
+
+    let fresh = SqliteStore::open(dir.path().join("new.db")).unwrap();
+    history(&fresh);
+    assert_derived_tables_agree(&fresh);
+    let (a, b) = (observe(&migrated), observe(&fresh));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+
+    // The migrated store keeps working: writes reach the derived tables.
+    history_after(&migrated);
+    history_after(&fresh);
+    assert_derived_tables_agree(&migrated);
+    assert_eq!(observe(&migrated), observe(&fresh));
+    drop(migrated);
+    // Reopening does not migrate again.
+    let again = SqliteStore::open(&old_path).unwrap();
+    assert_derived_tables_agree(&again);
+}
+
+fn history_after(store: &SqliteStore) {
+    store
+        .upsert(&finding(
+            "f99",
+            Category::ReverseShell,
+            T0 + 9000 * SEC,
+            &DB,
+        ))
+        .unwrap();
+    store.set_state("f00", State::Inactive).unwrap();
+}
+
+#[test]
+fn derived_tables_follow_every_kind_of_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert_derived_tables_agree(&store);
+    history(&store);
+    assert_derived_tables_agree(&store);
+    // A failed batch leaves nothing behind in any table.
+    let mut bad = finding("bad", Category::ReverseShell, T0, &WEB);
+    bad.event_time = "never".into();
+    let good = finding("good", Category::ReverseShell, T0, &HOST);
+    assert!(store.upsert_many(&[good, bad]).is_err());
+    assert_derived_tables_agree(&store);
+    assert_eq!(store.count("").unwrap(), 60);
+    // Deleting (no API does yet; an operator might, with sqlite3) keeps them too.
+    {
+        let w = store.writer("test").unwrap();
+        w.execute("DELETE FROM findings WHERE id IN ('f01', 'f02', 'f09')", [])
+            .unwrap();
+    }
+    assert_derived_tables_agree(&store);
+    assert_eq!(store.count("").unwrap(), 57);
+    assert_eq!(store.count("mute=MUTED").unwrap(), 0);
+}
+
+/// The plans the key table was built for, without `ANALYZE` statistics (what a real
+/// database has): a resource filter is driven by the resource index, never by the walk of
+/// every ACTIVE finding, and sorting by severity within a namespace needs no table visit.
+#[test]
+fn resource_filters_drive_the_plan_without_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("p.db")).unwrap();
+    history(&store);
+    let conn = lock(&store.reader);
+    let plan = |filter: &str, order: &str| -> String {
+        let f = filter::parse_to_sql(filter).unwrap().unwrap();
+        let o = OrderBy::parse(order).unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT k.seq, {} FROM finding_keys AS k WHERE {} ORDER BY {} LIMIT 101",
+            o.key_columns().join(", "),
+            f.sql,
+            o.order_sql()
+        );
+        let mut st = conn.prepare(&sql).unwrap();
+        let rows: Vec<String> = st
+            .query_map(rusqlite::params_from_iter(f.params.iter()), |r| r.get(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        rows.join("\n")
+    };
+    let p = plan("category=REVERSE_SHELL state=ACTIVE containerName:web", "");
+    assert!(p.contains("keys_resource"), "{p}");
+    let p = plan("ns=shop", "severity desc");
+    assert!(p.contains("COVERING INDEX keys_resource"), "{p}");
+    let p = plan("state=ACTIVE severity=CRITICAL", "");
+    assert!(!p.contains("SCAN k\n") && !p.ends_with("SCAN k"), "{p}");
+}
