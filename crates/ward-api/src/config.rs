@@ -4,6 +4,10 @@
 //! [api]
 //! listen = "0.0.0.0:8443"      # default 127.0.0.1:8080
 //! max_body_bytes = 65536       # larger request bodies are refused with 413
+//! header_timeout = "10s"       # a request's headers must arrive within this (slow-loris)
+//! body_timeout = "10s"         # a request body must arrive within this, else 408
+//! max_connections_per_client = 64   # per client IP address; more are closed at once
+//! max_requests_per_client = 16      # served at once per client IP address; more get 429
 //!
 //! [[api.tokens]]
 //! name = "console"             # shown in logs, never the secret
@@ -21,6 +25,7 @@
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -28,6 +33,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 /// Shortest accepted token (characters).
 pub const MIN_TOKEN_LEN: usize = 16;
+/// Default time a client has to send a request's method, path and headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time a client has to send a request's body.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default most open connections per client IP address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+/// Default most requests served at once per client IP address.
+pub const DEFAULT_MAX_REQUESTS_PER_CLIENT: usize = 16;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -81,6 +94,20 @@ pub struct ApiConfig {
     pub console: bool,
     pub tokens: Vec<TokenConfig>,
     pub tls: Option<TlsConfig>,
+    /// A client must send a request's method, path and headers within this, counted from
+    /// when the server starts waiting for them; an idle keep-alive connection is closed after
+    /// it too. Stops slow-loris clients from holding connections open.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A request body must arrive completely within this, else 408.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+    /// Most connections one client IP address may hold open; further ones are closed as soon
+    /// as they are accepted.
+    pub max_connections_per_client: usize,
+    /// Most requests of one client IP address served at the same time; further ones are
+    /// answered 429 with `Retry-After: 1`.
+    pub max_requests_per_client: usize,
 }
 
 impl Default for ApiConfig {
@@ -91,6 +118,10 @@ impl Default for ApiConfig {
             console: true,
             tokens: Vec::new(),
             tls: None,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            max_requests_per_client: DEFAULT_MAX_REQUESTS_PER_CLIENT,
         }
     }
 }
@@ -120,6 +151,11 @@ pub enum ConfigError {
     Random(String),
     #[error("max_body_bytes must be at least 1024 (got {0})")]
     BodyLimit(usize),
+    #[error("{key} must be {what}")]
+    Limit {
+        key: &'static str,
+        what: &'static str,
+    },
 }
 
 impl ApiConfig {
@@ -147,6 +183,32 @@ impl ApiConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::BodyLimit(self.max_body_bytes));
+        }
+        let between = Duration::from_millis(10)..=Duration::from_secs(3600);
+        for (key, d) in [
+            ("header_timeout", self.header_timeout),
+            ("body_timeout", self.body_timeout),
+        ] {
+            if !between.contains(&d) {
+                return Err(ConfigError::Limit {
+                    key,
+                    what: "between 10ms and 1h",
+                });
+            }
+        }
+        for (key, n) in [
+            (
+                "max_connections_per_client",
+                self.max_connections_per_client,
+            ),
+            ("max_requests_per_client", self.max_requests_per_client),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::Limit {
+                    key,
+                    what: "at least 1",
+                });
+            }
         }
         if !self.listen.ip().is_loopback() && self.tokens.is_empty() {
             return Err(ConfigError::TokensRequired {
@@ -179,6 +241,26 @@ mod tests {
             toml::from_str::<ApiConfig>("").unwrap(),
             ApiConfig::default()
         );
+        let c: ApiConfig = toml::from_str(
+            "header_timeout = \"2s\"\nbody_timeout = \"500ms\"\nmax_connections_per_client = 8\nmax_requests_per_client = 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.header_timeout, Duration::from_secs(2));
+        assert_eq!(c.body_timeout, Duration::from_millis(500));
+        assert_eq!(
+            (c.max_connections_per_client, c.max_requests_per_client),
+            (8, 2)
+        );
+        c.validate().unwrap();
+        for bad in [
+            "header_timeout = \"0s\"",
+            "body_timeout = \"2h\"",
+            "max_requests_per_client = 0",
+        ] {
+            let c: ApiConfig = toml::from_str(bad).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{e}");
+        }
         assert!(toml::from_str::<ApiConfig>("lisen = 2").is_err());
     }
 

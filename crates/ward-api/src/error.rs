@@ -43,10 +43,12 @@ pub fn status_name(s: StatusCode) -> &'static str {
         403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
         405 => "METHOD_NOT_ALLOWED",
+        408 => "DEADLINE_EXCEEDED",
         409 => "FAILED_PRECONDITION",
         413 => "PAYLOAD_TOO_LARGE",
         414 => "URI_TOO_LONG",
         415 => "UNSUPPORTED_MEDIA_TYPE",
+        429 => "RESOURCE_EXHAUSTED",
         503 => "UNAVAILABLE",
         _ if s.is_server_error() => "INTERNAL",
         _ => "UNKNOWN",
@@ -150,7 +152,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Bearer realm=\"ward\""),
                 );
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

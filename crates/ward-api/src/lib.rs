@@ -15,13 +15,15 @@ mod auth;
 mod config;
 mod console;
 mod error;
+mod limits;
 mod metrics;
 mod v1;
 
 pub use auth::{Auth, Denied};
 pub use config::{
-    ApiConfig, ConfigError, Scope, TlsConfig, TokenConfig, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    MIN_TOKEN_LEN,
+    ApiConfig, ConfigError, Scope, TlsConfig, TokenConfig, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT, DEFAULT_MAX_REQUESTS_PER_CLIENT, MIN_TOKEN_LEN,
 };
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -55,29 +57,47 @@ pub struct AppState {
     pub(crate) auth: Auth,
     pub(crate) metrics: Metrics,
     pub(crate) tls: bool,
-    /// `totalSize` per filter, for [`COUNT_CACHE_TTL`]; cleared by writes through the API.
+    /// `totalSize` per filter, for `count_ttl`; cleared by writes through the API.
     pub(crate) counts: std::sync::Mutex<std::collections::HashMap<String, (Instant, u64)>>,
+    /// How long a count is reused, in milliseconds ([`COUNT_CACHE_TTL`] unless changed with
+    /// [`Server::set_count_cache_ttl`]); 0 disables the cache.
+    pub(crate) count_ttl_ms: std::sync::atomic::AtomicU64,
+    /// Requests in progress per client address (`max_requests_per_client`).
+    pub(crate) requests: Arc<limits::PerClient>,
+    pub(crate) body_timeout: std::time::Duration,
+    pub(crate) max_body_bytes: usize,
 }
 
-/// How long a filter's `totalSize` is reused. Counting every match of a broad filter over a
-/// million findings costs tens of milliseconds; pages themselves stay exact (keyset), only the
-/// total may lag writes made outside this server (the agent) by this much.
+/// How long a filter's `totalSize` is reused by default. Counts are exact and, at a million
+/// findings, take from microseconds (filters on severity, state, mute and category, summed from
+/// per-class counts) to tens of milliseconds (a contains filter matching a fifth of them);
+/// the cache spares repeated counts while someone pages. Pages themselves stay exact (keyset);
+/// only the total may lag writes made outside this server (the agent) by this much.
 pub const COUNT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 /// Most filters whose counts are kept.
 const COUNT_CACHE_MAX: usize = 256;
 
 impl AppState {
+    fn count_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.count_ttl_ms.load(Ordering::Relaxed))
+    }
+
     pub(crate) fn cached_count(&self, filter: &str) -> Option<u64> {
+        let ttl = self.count_ttl();
         let c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         c.get(filter)
-            .filter(|(at, _)| at.elapsed() < COUNT_CACHE_TTL)
+            .filter(|(at, _)| at.elapsed() < ttl)
             .map(|(_, n)| *n)
     }
 
     pub(crate) fn store_count(&self, filter: &str, n: u64) {
+        let ttl = self.count_ttl();
+        if ttl.is_zero() {
+            return;
+        }
         let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         if c.len() >= COUNT_CACHE_MAX {
-            c.retain(|_, (at, _)| at.elapsed() < COUNT_CACHE_TTL);
+            c.retain(|_, (at, _)| at.elapsed() < ttl);
             if c.len() >= COUNT_CACHE_MAX {
                 c.clear();
             }
@@ -145,6 +165,10 @@ impl Server {
                 metrics: Metrics::default(),
                 tls: config.tls.is_some(),
                 counts: Default::default(),
+                count_ttl_ms: std::sync::atomic::AtomicU64::new(COUNT_CACHE_TTL.as_millis() as u64),
+                requests: limits::PerClient::new(config.max_requests_per_client),
+                body_timeout: config.body_timeout,
+                max_body_bytes: config.max_body_bytes,
             }),
             config,
             ephemeral_token,
@@ -158,6 +182,16 @@ impl Server {
 
     pub fn config(&self) -> &ApiConfig {
         &self.config
+    }
+
+    /// How long a filter's `totalSize` is reused ([`COUNT_CACHE_TTL`] by default); zero counts
+    /// on every request (the benchmark measures that).
+    pub fn set_count_cache_ttl(&self, ttl: std::time::Duration) {
+        self.state.count_ttl_ms.store(
+            u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.state.forget_counts();
     }
 
     /// The whole app: `/v1`, `/healthz`, `/metrics` and (unless disabled) the console.
@@ -178,6 +212,9 @@ impl Server {
             listener,
             tls: self.config.tls.clone(),
             ephemeral_token: self.ephemeral_token,
+            state: self.state,
+            connections: limits::PerClient::new(self.config.max_connections_per_client),
+            header_timeout: self.config.header_timeout,
         })
     }
 }
@@ -189,6 +226,10 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     tls: Option<TlsConfig>,
     ephemeral_token: Option<String>,
+    state: Arc<AppState>,
+    /// Open connections per client address (`max_connections_per_client`).
+    connections: Arc<limits::PerClient>,
+    header_timeout: std::time::Duration,
 }
 
 impl Bound {
@@ -214,20 +255,25 @@ impl Bound {
         url
     }
 
-    /// Serves until `shutdown` completes, then drains open requests.
+    /// Serves until `shutdown` completes, then lets open requests finish (at most 10 s).
+    /// Every connection gets `header_timeout` to send each request's headers and counts
+    /// against its client address's `max_connections_per_client`.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
         match self.tls {
             None => {
                 tracing::info!(addr = %self.local, "serving HTTP");
-                axum::serve(self.listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await?;
+                limits::serve_http(
+                    self.listener,
+                    self.router,
+                    self.state,
+                    self.connections,
+                    self.header_timeout,
+                    shutdown,
+                )
+                .await?;
                 Ok(())
             }
             #[cfg(feature = "tls")]
@@ -246,13 +292,27 @@ impl Bound {
                 let h = handle.clone();
                 tokio::spawn(async move {
                     shutdown.await;
-                    h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                    h.graceful_shutdown(Some(limits::DRAIN_TIMEOUT));
                 });
                 tracing::info!(addr = %self.local, "serving HTTPS");
                 let std_listener = self.listener.into_std()?;
-                axum_server::from_tcp_rustls(std_listener, cfg)
-                    .handle(handle)
-                    .serve(app)
+                let limit = limits::LimitAcceptor {
+                    connections: self.connections,
+                    st: self.state,
+                };
+                let mut server = axum_server::from_tcp_rustls(std_listener, cfg)
+                    .map(|tls| tls.acceptor(limit))
+                    .handle(handle);
+                server
+                    .http_builder()
+                    .http1()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(self.header_timeout);
+                server
+                    .serve(
+                        self.router
+                            .into_make_service_with_connect_info::<SocketAddr>(),
+                    )
                     .await?;
                 Ok(())
             }
@@ -284,6 +344,10 @@ fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::limit_requests,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }

@@ -28,6 +28,8 @@ pub struct Metrics {
     in_flight: AtomicI64,
     pub(crate) store_busy_retries: AtomicU64,
     pub(crate) auth_failures: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
+    pub(crate) requests_limited: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,10 +119,18 @@ impl Metrics {
              ward_api_store_busy_retries_total {}\n\
              # HELP ward_api_auth_failures_total Requests refused with 401 or 403.\n\
              # TYPE ward_api_auth_failures_total counter\n\
-             ward_api_auth_failures_total {}\n",
+             ward_api_auth_failures_total {}\n\
+             # HELP ward_api_connections_refused_total Connections closed at once: their client address had max_connections_per_client open.\n\
+             # TYPE ward_api_connections_refused_total counter\n\
+             ward_api_connections_refused_total {}\n\
+             # HELP ward_api_requests_limited_total Requests answered 429: their client address had max_requests_per_client in progress.\n\
+             # TYPE ward_api_requests_limited_total counter\n\
+             ward_api_requests_limited_total {}\n",
             self.in_flight.load(Ordering::Relaxed),
             self.store_busy_retries.load(Ordering::Relaxed),
             self.auth_failures.load(Ordering::Relaxed),
+            self.connections_refused.load(Ordering::Relaxed),
+            self.requests_limited.load(Ordering::Relaxed),
         );
         out
     }
