@@ -100,7 +100,15 @@ fn database(n: u64) -> Arc<SqliteStore> {
         .join("ward-api-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("api-{n}.db"));
+    let opened = Instant::now();
     let store = SqliteStore::open(&path).unwrap();
+    if opened.elapsed() > Duration::from_secs(1) {
+        eprintln!(
+            "opened {} in {:.1} s (migrated an older schema)",
+            path.display(),
+            opened.elapsed().as_secs_f64()
+        );
+    }
     let have = store.count("").unwrap();
     if have != n {
         drop(store);

@@ -329,6 +329,12 @@ fn main() {
             "ns AND node (two resource fields)",
             "ns=ns-7 node=node-7".into(),
         ),
+        ("containerName contains (3 in 5)", "containerName:e".into()),
+        ("NOT ns (negated resource field)", "NOT ns=ns-7".into()),
+        (
+            "severity AND NOT containerName contains",
+            "severity=CRITICAL -containerName:web".into(),
+        ),
         ("count>=7 (unindexed)", "count>=7".into()),
     ];
     println!("\n-- list, first page (100), default order eventTime desc --");

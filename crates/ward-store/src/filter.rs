@@ -21,8 +21,9 @@
 //! see `sqlite.rs`): severity, state, mute, category, times and count are its columns; the
 //! resource fields (container, pod, namespace, node, image, resource name) are matched in the
 //! small `resources` table and select `k.resource_id`s; `name` is looked up in `findings`.
-//! A filter over severity, state, mute and category only ([`Expr::counts_by_summary`]) also
-//! runs unchanged over the per-class counts table (`finding_counts AS k`).
+//! A filter without times, count or name ([`Expr::countable`]) also runs unchanged over the
+//! per-class and per-resource-class counts tables (`finding_counts AS k`,
+//! `finding_resource_counts AS k`), which is how such filters are counted.
 
 use std::fmt;
 use ward_event::finding::{Mute, Severity, State};
@@ -269,18 +270,30 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
 }
 
+/// How the store can count a filter's matches, cheapest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Countable {
+    /// Only severity, state, mute and category: a sum over the per-class counts.
+    ByClass,
+    /// Those and the resource fields: a sum over the per-resource-class counts.
+    ByResourceClass,
+    /// Times, count or name too: a count of the matching findings.
+    ByRow,
+}
+
 impl Expr {
-    /// True when every comparison is on severity, state, mute or category: then the number of
-    /// matches is a sum over the store's per-(category, severity, state, mute) counts instead
-    /// of a count over findings.
-    pub fn counts_by_summary(&self) -> bool {
+    /// How this filter's matches can be counted.
+    pub fn countable(&self) -> Countable {
         match self {
-            Expr::Cmp { field, .. } => matches!(
-                field,
-                Field::Severity | Field::State | Field::Mute | Field::Category
-            ),
-            Expr::Not(e) => e.counts_by_summary(),
-            Expr::And(a, b) | Expr::Or(a, b) => a.counts_by_summary() && b.counts_by_summary(),
+            Expr::Cmp { field, .. } => match (field, field.home()) {
+                (Field::Severity | Field::State | Field::Mute | Field::Category, _) => {
+                    Countable::ByClass
+                }
+                (_, Home::Resources) => Countable::ByResourceClass,
+                _ => Countable::ByRow,
+            },
+            Expr::Not(e) => e.countable(),
+            Expr::And(a, b) | Expr::Or(a, b) => a.countable().max(b.countable()),
         }
     }
 }

@@ -77,9 +77,9 @@ CREATE INDEX findings_resource_time  ON findings(resource_name, event_time_ns);
     // * `finding_keys`: one narrow row per finding (resource id, times, severity, state, mute,
     //   category, count) with covering indexes, so a page or a count is an index range plus
     //   a top-N sort, not a walk over findings.
-    // * `finding_counts`: the number of findings per (category, severity, state, mute), so a
-    //   filter over those four fields alone (and the unfiltered total) is counted by summing
-    //   a few hundred rows.
+    // * `finding_counts`: findings per (category, severity, state, mute), and
+    //   `finding_resource_counts`: the same per resource. A filter over those fields and the
+    //   resource fields (not times, count or name) is counted by summing these rows.
     // The per-column indexes of `findings` go; `name` (unique) and `id` stay.
     r#"
 CREATE TABLE resources (
@@ -112,6 +112,15 @@ CREATE TABLE finding_counts (
     n              INTEGER NOT NULL,
     PRIMARY KEY (category, severity_rank, state, mute)
 ) WITHOUT ROWID;
+CREATE TABLE finding_resource_counts (
+    resource_id    INTEGER NOT NULL,
+    category       TEXT    NOT NULL,
+    severity_rank  INTEGER NOT NULL,
+    state          TEXT    NOT NULL,
+    mute           TEXT    NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (resource_id, category, severity_rank, state, mute)
+) WITHOUT ROWID;
 
 INSERT OR IGNORE INTO resources
     (container_id, container_name, image, pod, namespace, node, resource_name)
@@ -126,8 +135,11 @@ INSERT INTO finding_keys
      AND r.node = f.node AND r.resource_name = f.resource_name
     ORDER BY f.seq;
 INSERT INTO finding_counts
-    SELECT category, severity_rank, state, mute, COUNT(*) FROM findings
+    SELECT category, severity_rank, state, mute, COUNT(*) FROM finding_keys
     GROUP BY category, severity_rank, state, mute;
+INSERT INTO finding_resource_counts
+    SELECT resource_id, category, severity_rank, state, mute, COUNT(*) FROM finding_keys
+    GROUP BY resource_id, category, severity_rank, state, mute;
 
 CREATE INDEX resources_container_name ON resources(container_name, node);
 CREATE INDEX resources_image          ON resources(image);
@@ -164,6 +176,7 @@ DROP INDEX findings_namespace_time;
 DROP INDEX findings_node_time;
 DROP INDEX findings_resource_time;
 
+-- findings -> resources, finding_keys
 CREATE TRIGGER findings_keys_insert AFTER INSERT ON findings BEGIN
     INSERT OR IGNORE INTO resources
         (container_id, container_name, image, pod, namespace, node, resource_name)
@@ -177,8 +190,6 @@ CREATE TRIGGER findings_keys_insert AFTER INSERT ON findings BEGIN
             AND node = NEW.node AND resource_name = NEW.resource_name),
         NEW.event_time_ns, NEW.create_time_ns, NEW.severity_rank, NEW.state, NEW.mute,
         NEW.category, NEW.count);
-    INSERT INTO finding_counts VALUES (NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
-        ON CONFLICT DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER findings_keys_update AFTER UPDATE ON findings BEGIN
     INSERT OR IGNORE INTO resources
@@ -196,22 +207,57 @@ CREATE TRIGGER findings_keys_update AFTER UPDATE ON findings BEGIN
         category = NEW.category, count = NEW.count
     WHERE seq = OLD.seq;
 END;
-CREATE TRIGGER findings_counts_update AFTER UPDATE OF category, severity_rank, state, mute
-    ON findings
-    WHEN OLD.category IS NOT NEW.category OR OLD.severity_rank IS NOT NEW.severity_rank
-      OR OLD.state IS NOT NEW.state OR OLD.mute IS NOT NEW.mute
+CREATE TRIGGER findings_keys_delete AFTER DELETE ON findings BEGIN
+    DELETE FROM finding_keys WHERE seq = OLD.seq;
+END;
+
+-- finding_keys -> finding_counts, finding_resource_counts (rows at zero are removed)
+CREATE TRIGGER keys_count_insert AFTER INSERT ON finding_keys BEGIN
+    INSERT INTO finding_counts VALUES (NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+    INSERT INTO finding_resource_counts
+        VALUES (NEW.resource_id, NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER keys_count_update
+    AFTER UPDATE OF resource_id, category, severity_rank, state, mute ON finding_keys
+    WHEN OLD.resource_id IS NOT NEW.resource_id OR OLD.category IS NOT NEW.category
+      OR OLD.severity_rank IS NOT NEW.severity_rank OR OLD.state IS NOT NEW.state
+      OR OLD.mute IS NOT NEW.mute
 BEGIN
     UPDATE finding_counts SET n = n - 1
      WHERE category = OLD.category AND severity_rank = OLD.severity_rank
        AND state = OLD.state AND mute = OLD.mute;
+    DELETE FROM finding_counts
+     WHERE category = OLD.category AND severity_rank = OLD.severity_rank
+       AND state = OLD.state AND mute = OLD.mute AND n = 0;
     INSERT INTO finding_counts VALUES (NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
         ON CONFLICT DO UPDATE SET n = n + 1;
+    UPDATE finding_resource_counts SET n = n - 1
+     WHERE resource_id = OLD.resource_id AND category = OLD.category
+       AND severity_rank = OLD.severity_rank AND state = OLD.state AND mute = OLD.mute;
+    DELETE FROM finding_resource_counts
+     WHERE resource_id = OLD.resource_id AND category = OLD.category
+       AND severity_rank = OLD.severity_rank AND state = OLD.state AND mute = OLD.mute
+       AND n = 0;
+    INSERT INTO finding_resource_counts
+        VALUES (NEW.resource_id, NEW.category, NEW.severity_rank, NEW.state, NEW.mute, 1)
+        ON CONFLICT DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER findings_keys_delete AFTER DELETE ON findings BEGIN
-    DELETE FROM finding_keys WHERE seq = OLD.seq;
+CREATE TRIGGER keys_count_delete AFTER DELETE ON finding_keys BEGIN
     UPDATE finding_counts SET n = n - 1
      WHERE category = OLD.category AND severity_rank = OLD.severity_rank
        AND state = OLD.state AND mute = OLD.mute;
+    DELETE FROM finding_counts
+     WHERE category = OLD.category AND severity_rank = OLD.severity_rank
+       AND state = OLD.state AND mute = OLD.mute AND n = 0;
+    UPDATE finding_resource_counts SET n = n - 1
+     WHERE resource_id = OLD.resource_id AND category = OLD.category
+       AND severity_rank = OLD.severity_rank AND state = OLD.state AND mute = OLD.mute;
+    DELETE FROM finding_resource_counts
+     WHERE resource_id = OLD.resource_id AND category = OLD.category
+       AND severity_rank = OLD.severity_rank AND state = OLD.state AND mute = OLD.mute
+       AND n = 0;
 END;
 "#,
 ];
@@ -681,22 +727,25 @@ impl SqliteStore {
         Ok(out)
     }
 
-    /// Number of findings matching a parsed filter. Filters over category, severity, state
-    /// and mute only (and no filter) sum the per-class counts; others count key rows.
+    /// Number of findings matching a parsed filter: a sum over the per-class counts (no
+    /// filter, or one over category, severity, state and mute), over the per-resource-class
+    /// counts (those fields and the resource fields), or a count of key rows (filters on
+    /// times, count or name). The compiled filter reads the same column names in all three.
     fn count_in(
         &self,
         conn: &Connection,
         expr: Option<&filter::Expr>,
         compiled: Option<&filter::SqlFilter>,
     ) -> Result<u64, StoreError> {
-        let by_summary = expr.is_none_or(|e| e.counts_by_summary());
+        let from = match expr.map_or(filter::Countable::ByClass, |e| e.countable()) {
+            filter::Countable::ByClass => "SELECT COALESCE(SUM(k.n), 0) FROM finding_counts AS k",
+            filter::Countable::ByResourceClass => {
+                "SELECT COALESCE(SUM(k.n), 0) FROM finding_resource_counts AS k"
+            }
+            filter::Countable::ByRow => "SELECT COUNT(*) FROM finding_keys AS k",
+        };
         let sql = format!(
-            "{}{}",
-            if by_summary {
-                "SELECT COALESCE(SUM(k.n), 0) FROM finding_counts AS k"
-            } else {
-                "SELECT COUNT(*) FROM finding_keys AS k"
-            },
+            "{from}{}",
             compiled
                 .map(|c| format!(" WHERE {}", c.sql))
                 .unwrap_or_default()
@@ -756,6 +805,21 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
             source,
         }
     };
+    let too_new = |found: i64| StoreError::SchemaTooNew {
+        path: path.to_path_buf(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    // Up to date (the usual case): no need to wait for the write lock a busy agent holds.
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err("cannot read schema version"))?;
+    if version > SCHEMA_VERSION {
+        return Err(too_new(version));
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err("cannot begin migration"))?;
@@ -763,15 +827,18 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(err("cannot read schema version"))?;
     if version > SCHEMA_VERSION {
-        return Err(StoreError::SchemaTooNew {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(too_new(version));
     }
     if version == SCHEMA_VERSION {
         return Ok(());
     }
+    let start = std::time::Instant::now();
+    // Index builds sort in memory up to the page cache size: give them room, once.
+    let cache: i64 = tx
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .map_err(err("cannot read the cache size"))?;
+    tx.execute_batch("PRAGMA cache_size = -131072;")
+        .map_err(err("cannot size the cache for migration"))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
         info!(path = %path.display(), to = i + 1, "migrating finding store schema");
         tx.execute_batch(sql)
@@ -779,7 +846,24 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(err("cannot set schema version"))?;
-    tx.commit().map_err(err("cannot commit migration"))
+    tx.commit().map_err(err("cannot commit migration"))?;
+    conn.pragma_update(None, "cache_size", cache)
+        .map_err(err("cannot reset the cache size"))?;
+    if version > 0 {
+        info!(
+            path = %path.display(),
+            from = version,
+            to = SCHEMA_VERSION,
+            seconds = start.elapsed().as_secs_f64(),
+            "finding store migrated"
+        );
+        // The migration went through the WAL; give that space back (best effort: a reader
+        // may still hold old pages).
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            debug!(error = %e, "checkpoint after migration");
+        }
+    }
+    Ok(())
 }
 
 impl FindingStore for SqliteStore {

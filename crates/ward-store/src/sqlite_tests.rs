@@ -137,11 +137,20 @@ fn assert_derived_tables_agree(store: &SqliteStore) {
     let counts_off = q("SELECT COUNT(*) FROM
            (SELECT category, severity_rank, state, mute, COUNT(*) AS n FROM findings
              GROUP BY category, severity_rank, state, mute) AS g
-         FULL OUTER JOIN (SELECT * FROM finding_counts WHERE n != 0) AS c
+         FULL OUTER JOIN finding_counts AS c
            USING (category, severity_rank, state, mute)
          WHERE g.n IS NOT c.n");
     assert_eq!(counts_off, 0, "finding_counts disagree with findings");
-    assert_eq!(q("SELECT COUNT(*) FROM finding_counts WHERE n < 0"), 0);
+    let resource_counts_off = q("SELECT COUNT(*) FROM
+           (SELECT resource_id, category, severity_rank, state, mute, COUNT(*) AS n
+              FROM finding_keys GROUP BY resource_id, category, severity_rank, state, mute) AS g
+         FULL OUTER JOIN finding_resource_counts AS c
+           USING (resource_id, category, severity_rank, state, mute)
+         WHERE g.n IS NOT c.n");
+    assert_eq!(
+        resource_counts_off, 0,
+        "finding_resource_counts disagree with findings"
+    );
 }
 
 const FILTERS: &[&str] = &[
