@@ -17,10 +17,10 @@
 //!    flushed to the JSON Lines file).
 //! 4. **Agent RSS** at steady state and its peak (VmHWM).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use ward_testkit::agent::{status_kb, AgentOptions, WardAgent};
 
 fn usage() -> ! {
     eprintln!(
@@ -108,95 +108,30 @@ fn self_and_children_cpu() -> f64 {
     total
 }
 
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-struct Agent {
-    child: Child,
-    dir: tempfile::TempDir,
-    metrics: String,
-}
+/// `ward agent` with its defaults plus `extra_toml` (not tied to this process: the bench
+/// stops it itself; a stopped agent must stay stopped, not die with a thread).
+struct Agent(WardAgent);
 
 impl Agent {
     fn start(ward: &Path, extra_toml: &str) -> Agent {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = dir.path().join("ward.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "{extra_toml}\n[agent]\nmetrics_addr = \"127.0.0.1:0\"\nhealth_log_interval = \"0s\"\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(ward)
-            .arg("agent")
-            .arg("--db")
-            .arg(dir.path().join("ward.db"))
-            .arg("--output")
-            .arg(format!(
-                "jsonl:{}",
-                dir.path().join("findings.jsonl").display()
-            ))
-            .arg("--config")
-            .arg(&cfg)
-            .env_remove("WARD_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", ward.display()));
-        let mut a = Agent {
-            child,
-            dir,
-            metrics: String::new(),
+        let opts = AgentOptions {
+            toml: extra_toml.to_string(),
+            tied: false,
+            ..AgentOptions::default()
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = std::fs::read_to_string(a.dir.path().join("agent.log")).unwrap_or_default();
-            if let Some(l) = log.lines().find(|l| l.starts_with("ward agent: ready")) {
-                a.metrics = l
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("http://"))
-                    .and_then(|w| w.split('/').next())
-                    .unwrap_or_default()
-                    .to_string();
-                return a;
-            }
-            if let Ok(Some(st)) = a.child.try_wait() {
-                panic!("ward agent exited ({st}):\n{log}");
-            }
-            assert!(Instant::now() < deadline, "agent not ready:\n{log}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Agent(WardAgent::start(ward, &opts).unwrap_or_else(|e| panic!("{e}")))
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.0.pid()
     }
 
     fn metric(&self, name: &str) -> f64 {
-        let mut s = std::net::TcpStream::connect(&self.metrics).expect("metrics");
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r.lines()
-            .filter_map(|l| l.strip_prefix(name))
-            .filter_map(|rest| rest.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+        self.0.metric(name)
     }
 
-    fn stop(mut self) {
-        // SAFETY: kill(2) on our child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+    fn stop(self) {
+        let _ = self.0.stop();
     }
 }
 

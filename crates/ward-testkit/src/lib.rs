@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent;
 mod container;
 mod error;
 mod images;

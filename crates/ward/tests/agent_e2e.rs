@@ -15,11 +15,11 @@
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use ward_testkit::agent::{AgentOptions, WardAgent};
 use ward_testkit::{require_containers, Container, Images, Network, ShellListener};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -31,40 +31,6 @@ const BUILT_IN: &str = "Execution: Built in Malicious Binary Executed";
 const ADDED: &str = "Execution: Added Malicious Binary Executed";
 const MODIFIED: &str = "Execution: Modified Malicious Binary Executed";
 const MALICIOUS_PYTHON: &str = "Execution: Malicious Python executed";
-
-type SpawnRequest = (Command, mpsc::Sender<Child>);
-
-/// Spawns children from one thread that never exits, so `PR_SET_PDEATHSIG` (which fires when
-/// the *thread* that forked the child exits) kills them only when the test process ends.
-fn spawn_forever(mut cmd: Command) -> Child {
-    static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
-    let tx = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<SpawnRequest>();
-        std::thread::spawn(move || {
-            for (mut cmd, back) in rx {
-                // SAFETY: prctl is async-signal-safe; nothing else runs in pre_exec.
-                unsafe {
-                    cmd.pre_exec(|| {
-                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                        Ok(())
-                    });
-                }
-                let child = cmd.spawn().expect("spawn");
-                let _ = back.send(child);
-            }
-            loop {
-                std::thread::park();
-            }
-        });
-        Mutex::new(tx)
-    });
-    let (back, rx) = mpsc::channel();
-    tx.lock()
-        .unwrap()
-        .send((std::mem::replace(&mut cmd, Command::new("true")), back))
-        .unwrap();
-    rx.recv().expect("spawner thread")
-}
 
 /// `podman system service` on a fresh socket, alive until the test process exits.
 fn podman_api() -> &'static Path {
@@ -83,7 +49,7 @@ fn podman_api() -> &'static Path {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // Lives (and is killed by PDEATHSIG) with the test process; never waited for.
-        std::mem::forget(spawn_forever(cmd));
+        std::mem::forget(ward_testkit::agent::spawn_tied(cmd).expect("spawn"));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
@@ -104,11 +70,8 @@ fn podman_api() -> &'static Path {
     })
 }
 
-struct Agent {
-    child: Child,
-    dir: tempfile::TempDir,
-    metrics: String,
-}
+/// The agent under test: ward-testkit's process plus this file's waiting helpers.
+struct Agent(WardAgent);
 
 impl Agent {
     fn start(images: &Images, agent_toml: &str, record: bool) -> Agent {
@@ -117,71 +80,27 @@ impl Agent {
 
     fn start_with_feed(images: &Images, feed: &Path, agent_toml: &str, record: bool) -> Agent {
         let _ = images;
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("ward.toml");
-        std::fs::write(
-            &cfg,
-            format!("[agent]\nmetrics_addr = \"127.0.0.1:0\"\nhealth_log_interval = \"5s\"\n{agent_toml}\n"),
-        )
-        .unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
-        cmd.arg("agent")
-            .arg("--db")
-            .arg(dir.path().join("ward.db"))
-            .arg("--output")
-            .arg(format!(
-                "jsonl:{}",
-                dir.path().join("findings.jsonl").display()
-            ))
-            .arg("--intel")
-            .arg(feed)
-            .arg("--config")
-            .arg(&cfg)
-            .arg("--serve")
-            .arg("127.0.0.1:0")
-            .env_remove("WARD_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("agent.log")).unwrap());
-        if record {
-            cmd.arg("--record").arg(dir.path().join("recording.jsonl"));
-        }
-        let child = spawn_forever(cmd);
-        let mut agent = Agent {
-            child,
-            dir,
-            metrics: String::new(),
+        let opts = AgentOptions {
+            feeds: vec![feed.to_path_buf()],
+            toml: agent_toml.to_string(),
+            agent_keys: true,
+            health_log_interval: "5s".into(),
+            serve: true,
+            record,
+            ..AgentOptions::default()
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = agent.log();
-            if let Some(line) = log.lines().find(|l| l.starts_with("ward agent: ready")) {
-                agent.metrics = line
-                    .split_whitespace()
-                    .find(|w| w.starts_with("http://"))
-                    .unwrap_or_default()
-                    .trim_end_matches(',')
-                    .to_string();
-                return agent;
-            }
-            if let Ok(Some(st)) = agent.child.try_wait() {
-                panic!("ward agent exited with {st} before it was ready:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "agent not ready in 30 s:\n{log}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Agent(
+            WardAgent::start(Path::new(env!("CARGO_BIN_EXE_ward")), &opts)
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+        self.0.log()
     }
 
     fn findings(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("findings.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.0.findings()
     }
 
     fn for_container(&self, id: &str) -> Vec<Value> {
@@ -220,26 +139,11 @@ impl Agent {
     }
 
     fn scrape(&self) -> String {
-        let addr = self.metrics.trim_start_matches("http://");
-        let host = addr.split('/').next().unwrap();
-        let mut s = std::net::TcpStream::connect(host).unwrap();
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
-        let mut r = String::new();
-        s.read_to_string(&mut r).unwrap();
-        r
+        self.0.scrape().unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn stop(mut self) -> (std::process::ExitStatus, tempfile::TempDir) {
-        // SAFETY: plain kill(2) on our child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return (st, self.dir);
-            }
-            assert!(Instant::now() < deadline, "agent did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn stop(self) -> (std::process::ExitStatus, tempfile::TempDir) {
+        self.0.stop().unwrap_or_else(|e| panic!("{e}"))
     }
 }
 
