@@ -151,6 +151,24 @@ impl OrderBy {
             .join(", ")
     }
 
+    /// The key-table index whose order is exactly this order (all keys in one direction, as
+    /// the index lists them, then `seq`), if there is one.
+    pub(crate) fn scan_index(&self) -> Option<&'static str> {
+        let desc = self.keys.first()?.1;
+        if self.keys.iter().any(|(_, d)| *d != desc) {
+            return None;
+        }
+        let fields: Vec<OrderField> = self.keys.iter().map(|(f, _)| *f).collect();
+        use OrderField::*;
+        match fields.as_slice() {
+            [EventTime] => Some("keys_time"),
+            [Severity, EventTime] => Some("keys_severity"),
+            [Category, EventTime] => Some("keys_category"),
+            [Count, EventTime] => Some("keys_count"),
+            _ => None,
+        }
+    }
+
     /// Whether sorting needs the findings table (`f`) joined to the key table (`k`).
     pub(crate) fn needs_findings(&self) -> bool {
         self.keys.iter().any(|(f, _)| *f == OrderField::Name)

@@ -15,7 +15,8 @@ use crate::{
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tracing::{debug, info, warn};
 use ward_event::finding::{Mute, State};
@@ -150,7 +151,8 @@ CREATE INDEX resources_resource_name  ON resources(resource_name);
 
 -- The explicit `seq` after the time keeps each index in (key, time, seq) order, the order
 -- pages use; the columns after it let a filter be checked without leaving the index.
-CREATE INDEX keys_time     ON finding_keys(event_time_ns);
+CREATE INDEX keys_time     ON finding_keys(event_time_ns, seq,
+                                           resource_id, severity_rank, state, mute, category, count);
 CREATE INDEX keys_create   ON finding_keys(create_time_ns);
 CREATE INDEX keys_resource ON finding_keys(resource_id, event_time_ns, seq,
                                            severity_rank, state, mute, category, count);
@@ -160,7 +162,8 @@ CREATE INDEX keys_category ON finding_keys(category, event_time_ns, seq,
                                            resource_id, severity_rank, state, mute);
 CREATE INDEX keys_state    ON finding_keys(state, event_time_ns);
 CREATE INDEX keys_mute     ON finding_keys(mute, event_time_ns);
-CREATE INDEX keys_count    ON finding_keys(count, event_time_ns);
+CREATE INDEX keys_count    ON finding_keys(count, event_time_ns, seq,
+                                           resource_id, severity_rank, state, mute, category);
 
 DROP INDEX findings_event_time;
 DROP INDEX findings_create_time;
@@ -262,6 +265,56 @@ END;
 "#,
 ];
 
+/// SQLite virtual-machine steps between two calls of the read connection's progress handler.
+const STEP_BATCH: i32 = 1000;
+/// Step batches an ordered scan may take before `list` gives up on it (about 5 million
+/// steps: a few milliseconds, some 100k index entries).
+const SCAN_BUDGET: i64 = 5000;
+
+/// Counts down step batches while armed; the progress handler interrupts the statement when
+/// it reaches zero.
+#[derive(Debug)]
+struct StepBudget {
+    /// Batches an ordered scan gets ([`SCAN_BUDGET`]; 0 never tries one).
+    batches: AtomicI64,
+    armed: AtomicBool,
+    left: AtomicI64,
+    /// Ordered scans given up.
+    interrupted: std::sync::atomic::AtomicU64,
+}
+
+impl Default for StepBudget {
+    fn default() -> Self {
+        StepBudget {
+            batches: AtomicI64::new(SCAN_BUDGET),
+            armed: AtomicBool::new(false),
+            left: AtomicI64::new(0),
+            interrupted: Default::default(),
+        }
+    }
+}
+
+impl StepBudget {
+    /// Called by SQLite every [`STEP_BATCH`] steps; true interrupts the statement.
+    fn spend(&self) -> bool {
+        let out =
+            self.armed.load(Ordering::Relaxed) && self.left.fetch_sub(1, Ordering::Relaxed) <= 1;
+        if out {
+            self.interrupted.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+
+    fn arm(&self, batches: i64) {
+        self.left.store(batches, Ordering::Relaxed);
+        self.armed.store(true, Ordering::Relaxed);
+    }
+
+    fn disarm(&self) {
+        self.armed.store(false, Ordering::Relaxed);
+    }
+}
+
 /// The schema version this code writes (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -269,6 +322,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// `None` for a store opened read-only.
     writer: Option<Mutex<Connection>>,
+    /// Bounds the ordered scans `list` tries first for filters matching many findings.
+    budget: Arc<StepBudget>,
     reader: Mutex<Connection>,
 }
 
@@ -442,15 +497,13 @@ impl SqliteStore {
             .execute_batch("PRAGMA synchronous=NORMAL;")
             .map_err(err("cannot set synchronous"))?;
         migrate(&mut writer, &path)?;
-        let reader = Self::connect(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let (reader, budget) = Self::connect_reader(&path)?;
         info!(path = %path.display(), version = SCHEMA_VERSION, "finding store open");
         Ok(SqliteStore {
             path,
             writer: Some(Mutex::new(writer)),
             reader: Mutex::new(reader),
+            budget,
         })
     }
 
@@ -458,10 +511,7 @@ impl SqliteStore {
     /// schema is not [`SCHEMA_VERSION`].
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let reader = Self::connect(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let (reader, budget) = Self::connect_reader(&path)?;
         let version: i64 = reader
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(|source| StoreError::Sqlite {
@@ -487,6 +537,7 @@ impl SqliteStore {
             path,
             writer: None,
             reader: Mutex::new(reader),
+            budget,
         })
     }
 
@@ -504,6 +555,24 @@ impl SqliteStore {
         let conn = self.writer("optimize")?;
         conn.execute_batch("PRAGMA optimize=0x10002;")
             .map_err(self.err("cannot optimize"))
+    }
+
+    /// The read connection, with a progress handler that interrupts a statement once the
+    /// armed [`StepBudget`] runs out (and never while it is disarmed).
+    fn connect_reader(path: &Path) -> Result<(Connection, Arc<StepBudget>), StoreError> {
+        let mut conn = Self::connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        let budget = Arc::new(StepBudget::default());
+        let b = budget.clone();
+        conn.progress_handler(STEP_BATCH, Some(move || b.spend()))
+            .map_err(|source| StoreError::Sqlite {
+                context: "cannot install the progress handler".into(),
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok((conn, budget))
     }
 
     fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
@@ -932,37 +1001,84 @@ impl FindingStore for SqliteStore {
         };
         // Only the sequence number and the sort keys: the sort (a top-N heap) and whatever
         // index the planner walks never carry a finding's JSON.
-        let sql = format!(
-            "SELECT k.seq, {} FROM finding_keys AS k{join}{} ORDER BY {} LIMIT {}",
-            order.key_columns().join(", "),
-            where_sql(&conds),
-            order.order_sql(),
-            page_size + 1
-        );
+        let sql = |indexed_by: &str| {
+            format!(
+                "SELECT k.seq, {} FROM finding_keys AS k{indexed_by}{join}{} ORDER BY {} LIMIT {}",
+                order.key_columns().join(", "),
+                where_sql(&conds),
+                order.order_sql(),
+                page_size + 1
+            )
+        };
         let text_key: Vec<bool> = order.keys.iter().map(|(f, _)| f.is_text()).collect();
+        let read_page =
+            |conn: &Connection, sql: &str| -> rusqlite::Result<Vec<(i64, Vec<SortKey>)>> {
+                conn.prepare_cached(sql).and_then(|mut st| {
+                    st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                        let mut keys = Vec::with_capacity(text_key.len());
+                        for (i, is_text) in text_key.iter().enumerate() {
+                            keys.push(if *is_text {
+                                SortKey::Text(r.get(1 + i)?)
+                            } else {
+                                SortKey::Int(r.get(1 + i)?)
+                            });
+                        }
+                        Ok((r.get(0)?, keys))
+                    })?
+                    .collect()
+                })
+            };
 
         let mut conn = lock(&self.reader);
         // One read transaction so the page, its records and the total see the same snapshot.
         let tx = conn
             .transaction()
             .map_err(self.err("cannot begin read transaction"))?;
-        let mut rows: Vec<(i64, Vec<SortKey>)> = tx
-            .prepare_cached(&sql)
-            .and_then(|mut st| {
-                st.query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    let mut keys = Vec::with_capacity(text_key.len());
-                    for (i, is_text) in text_key.iter().enumerate() {
-                        keys.push(if *is_text {
-                            SortKey::Text(r.get(1 + i)?)
-                        } else {
-                            SortKey::Int(r.get(1 + i)?)
-                        });
-                    }
-                    Ok((r.get(0)?, keys))
-                })?
-                .collect()
-            })
-            .map_err(self.err("cannot list findings"))?;
+        let total_size = if query.include_total {
+            Some(self.count_in(&tx, expr.as_ref(), compiled.as_ref())?)
+        } else {
+            None
+        };
+        // Many matches: walking the index of the sort order and keeping the first matches
+        // beats fetching every match and sorting them, but SQLite cannot tell (it takes an
+        // `IN (subquery)` for a few rows). When the count is known, or cheap, and matches
+        // are at least sqrt(page * findings), walk the order's index, within a step budget
+        // in case the matches sit at the far end of the order; then let SQLite choose.
+        let matches = match (total_size, expr.as_ref().map(|e| e.countable())) {
+            (Some(m), _) => Some(m),
+            (None, Some(c)) if c != filter::Countable::ByRow => {
+                Some(self.count_in(&tx, expr.as_ref(), compiled.as_ref())?)
+            }
+            _ => None,
+        };
+        let budget = self.budget.batches.load(Ordering::Relaxed);
+        let ordered_scan = match (order.scan_index(), matches) {
+            (Some(index), Some(m)) if m > 0 && budget > 0 => {
+                let all = self.count_in(&tx, None, None)?;
+                let page = (page_size + 1) as u64;
+                (m.saturating_mul(m) >= page.saturating_mul(all)).then_some(index)
+            }
+            _ => None,
+        };
+        let mut rows = None;
+        if let Some(index) = ordered_scan {
+            self.budget.arm(budget);
+            let r = read_page(&tx, &sql(&format!(" INDEXED BY {index}")));
+            self.budget.disarm();
+            match r {
+                Ok(r) => rows = Some(r),
+                Err(e)
+                    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+                {
+                    debug!(index, "ordered scan over budget; letting SQLite choose");
+                }
+                Err(e) => return Err(self.err("cannot list findings")(e)),
+            }
+        }
+        let mut rows = match rows {
+            Some(r) => r,
+            None => read_page(&tx, &sql("")).map_err(self.err("cannot list findings"))?,
+        };
         let next_page_token = if rows.len() > page_size {
             rows.truncate(page_size);
             rows.last().map(|(seq, keys)| {
@@ -978,11 +1094,6 @@ impl FindingStore for SqliteStore {
             None
         };
         let docs = self.documents(&tx, rows.iter().map(|(seq, _)| *seq))?;
-        let total_size = if query.include_total {
-            Some(self.count_in(&tx, expr.as_ref(), compiled.as_ref())?)
-        } else {
-            None
-        };
         drop(tx);
         let findings = docs
             .iter()

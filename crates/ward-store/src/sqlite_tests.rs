@@ -62,11 +62,12 @@ fn store_at_version(path: &Path, version: usize) -> SqliteStore {
     tx.pragma_update(None, "user_version", version as i64)
         .unwrap();
     tx.commit().unwrap();
-    let r = SqliteStore::connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let (r, budget) = SqliteStore::connect_reader(path).unwrap();
     SqliteStore {
         path: path.to_path_buf(),
         writer: Some(Mutex::new(w)),
         reader: Mutex::new(r),
+        budget,
     }
 }
 
@@ -338,4 +339,25 @@ fn resource_filters_drive_the_plan_without_statistics() {
     assert!(p.contains("COVERING INDEX keys_resource"), "{p}");
     let p = plan("state=ACTIVE severity=CRITICAL", "");
     assert!(!p.contains("SCAN k\n") && !p.ends_with("SCAN k"), "{p}");
+}
+
+/// Lists walk the sort order's index for filters with many matches and give up on that walk
+/// after a step budget; every path gives the same pages.
+#[test]
+fn ordered_scans_and_their_fallback_list_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+    history(&store);
+    let set = |b: i64| store.budget.batches.store(b, Ordering::Relaxed);
+    set(0);
+    let plain = observe(&store);
+    set(SCAN_BUDGET);
+    assert_eq!(observe(&store), plain);
+    assert_eq!(store.budget.interrupted.load(Ordering::Relaxed), 0);
+    // A budget of one batch: every ordered scan that runs long enough is cut off.
+    set(1);
+    assert_eq!(observe(&store), plain);
+    assert!(store.budget.interrupted.load(Ordering::Relaxed) > 0);
+    // The budget is disarmed outside those scans: counts and related never stop.
+    assert_eq!(store.count("").unwrap(), 60);
 }
