@@ -54,6 +54,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .exclude_groups
                 .push(args.next().ok_or("--exclude GROUP")?),
             "--l2" => opts.l2 = args.next().ok_or("--l2 X")?.parse()?,
+            "--hard" => opts.hard_negative_weight = args.next().ok_or("--hard X")?.parse()?,
+            "--plain" => opts.plain_variant_weight = args.next().ok_or("--plain X")?.parse()?,
             "--tcap" => opts.template_cap = args.next().ok_or("--tcap X")?.parse()?,
             "--cap" => opts.cluster_cap = args.next().ok_or("--cap X")?.parse()?,
             "--dump" => dump = Some(args.next().ok_or("--dump FILE")?.into()),
@@ -167,6 +169,88 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     "{}\t{:.4}\tlayers={}\t{:?}",
                     d.id, r.score, r.decoded_layers, r.top_reasons
                 );
+            }
+        }
+        "weights" => {
+            // Dense-signal weights of a model, largest first.
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            let mut w: Vec<(usize, f32)> = (0..ward_ml::features::N_SIGNALS)
+                .map(|i| (i, m.weights[i]))
+                .collect();
+            w.sort_by(|a, b| b.1.total_cmp(&a.1));
+            println!("bias {:.3}", m.bias);
+            for (i, x) in w {
+                println!("{x:8.3}  {}", ward_ml::features::signal_name(i));
+            }
+        }
+        "explain" => {
+            // Scores the plain variants of a template and splits the margin into its parts.
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            let id = paths
+                .first()
+                .ok_or("explain TEMPLATE_ID|FILE")?
+                .display()
+                .to_string();
+            let ex = ward_ml::Extractor::new();
+            let mut texts: Vec<Vec<u8>> = Vec::new();
+            if let Ok(b) = std::fs::read(&id) {
+                texts.push(b);
+            }
+            for f in ["runtime-templates.tpl.gz", "benign-templates.tpl.gz"] {
+                let ts = ward_ml::templates::load_templates(&opts.templates_dir.join(f))?;
+                for t in ts.iter().filter(|t| t.id == id) {
+                    let mal = f.starts_with("runtime");
+                    for v in ward_ml::templates::variants(t, 8, opts.seed, mal)
+                        .iter()
+                        .filter(|v| v.wrapper == "plain" || v.wrapper == "oneliner")
+                    {
+                        texts.push(v.text.clone().into_bytes());
+                    }
+                }
+            }
+            {
+                {
+                    for text in &texts {
+                        let a = ex.analyze(text);
+                        let z = m.margin(&a.features);
+                        let zs: f32 = a
+                            .features
+                            .idx
+                            .iter()
+                            .zip(&a.features.val)
+                            .filter(|(&i, _)| i as usize >= ward_ml::features::N_SIGNALS)
+                            .map(|(&i, &x)| m.weights[i as usize] * x)
+                            .sum();
+                        let mut c: Vec<(u32, f32)> = a
+                            .features
+                            .idx
+                            .iter()
+                            .zip(&a.features.val)
+                            .map(|(&i, &x)| (i, m.weights[i as usize] * x))
+                            .collect();
+                        c.sort_by(|a, b| a.1.total_cmp(&b.1));
+                        let want: Vec<u32> = c.iter().map(|x| x.0).collect();
+                        let names = ex.analyze_named(text, &want).names;
+                        let nm = |i: u32| {
+                            names
+                                .get(&i)
+                                .cloned()
+                                .unwrap_or_else(|| ward_ml::features::signal_name(i as usize))
+                        };
+                        let neg: Vec<String> = c
+                            .iter()
+                            .take(8)
+                            .map(|(i, x)| format!("{}={x:.2}", nm(*i)))
+                            .collect();
+                        let pos: Vec<String> = c
+                            .iter()
+                            .rev()
+                            .take(8)
+                            .map(|(i, x)| format!("{}={x:.2}", nm(*i)))
+                            .collect();
+                        println!("score {:.4} z {z:.2} dense {:.2} sparse {zs:.2} nnz {}\n  - {}\n  + {}", m.score(&a.features), z - zs - m.bias, a.features.idx.len(), neg.join(" "), pos.join(" "));
+                    }
+                }
             }
         }
         "variants" => {

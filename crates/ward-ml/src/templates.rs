@@ -3,7 +3,8 @@
 //! Templates live gzip-compressed in `data/*.tpl.gz` (never as loose `.py` files) in a block
 //! format: a header line `%% id=<id> category=<category>` followed by the body. Placeholders:
 //! `{HOST}`, `{PORT}`, `{URL}`, `{WALLET}`, `{WORD}`, `{N}`, `{V1}`..`{V9}` (identifiers).
-//! Variants differ in names, hosts, quoting, statement joining and (for malicious templates)
+//! Variants differ in names, hosts, quoting, statement joining, structure ([`mutate`]: header
+//! lines, import style, body in a function or `try` block, comments) and (for malicious templates)
 //! obfuscation wrappers: base64, reversed base64, hex, zlib+base64, `chr()` joins, integer
 //! lists, `\x` escapes, `exec(compile(...))`, `getattr(__builtins__, ...)` and double wrapping.
 //! Variants exist only in memory; nothing here executes them.
@@ -368,7 +369,10 @@ pub fn wrap(w: &str, s: &str, rng: &mut Rng) -> String {
 
 /// Joins a script into one `;`-separated line when it has no indented blocks.
 pub fn oneliner(s: &str) -> Option<String> {
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .collect();
     if lines
         .iter()
         .any(|l| l.starts_with([' ', '\t']) || l.trim_end().ends_with(':') || l.contains("\"\"\""))
@@ -376,6 +380,111 @@ pub fn oneliner(s: &str) -> Option<String> {
         return None;
     }
     Some(lines.join(";"))
+}
+
+/// Splits `import a, b` lines into one import per line.
+fn split_imports(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 32);
+    for line in s.split_inclusive('\n') {
+        match line.trim_end().strip_prefix("import ") {
+            Some(rest) if !rest.contains(" as ") && rest.contains(',') => {
+                for m in rest.split(',') {
+                    out.push_str("import ");
+                    out.push_str(m.trim());
+                    out.push('\n');
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// Indents the non-import part of `s` into a block opened by `head` and closed by `tail`
+/// (imports stay at the top). `None` when the script has multi-line strings.
+fn indent_body(s: &str, head: &str, tail: &str) -> Option<String> {
+    if s.contains("\"\"\"") || s.contains("'''") {
+        return None;
+    }
+    let lines: Vec<&str> = s.lines().collect();
+    let n_imports = lines
+        .iter()
+        .take_while(|l| l.starts_with("import ") || l.starts_with("from ") || l.trim().is_empty())
+        .count();
+    if n_imports == lines.len() {
+        return None;
+    }
+    let mut out = String::with_capacity(s.len() * 2);
+    for l in &lines[..n_imports] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(head);
+    for l in &lines[n_imports..] {
+        if !l.trim().is_empty() {
+            out.push_str("    ");
+        }
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push_str(tail);
+    Some(out)
+}
+
+/// Meaning-preserving structural changes, applied with the same probabilities to malicious and
+/// benign templates (so that none of them marks a class): a shebang / coding line / docstring
+/// header, one import per line, the body inside a function called from a `__main__` guard or
+/// inside `try/except`, comment lines. `block = false` keeps the script free of indented
+/// blocks (one-liner variants).
+pub fn mutate(s: &str, rng: &mut Rng, block: bool) -> String {
+    let mut s = s.to_string();
+    if rng.below(3) == 0 {
+        s = split_imports(&s);
+    }
+    if block {
+        match rng.below(6) {
+            0 | 1 => {
+                let f = ident(rng);
+                let head = format!("def {f}():\n");
+                let tail = if rng.below(2) == 0 {
+                    format!("if __name__ == '__main__':\n    {f}()\n")
+                } else {
+                    format!("{f}()\n")
+                };
+                if let Some(t) = indent_body(&s, &head, &tail) {
+                    s = t;
+                }
+            }
+            2 => {
+                let tail = *rng.pick(&[
+                    "except Exception:\n    pass\n",
+                    "except Exception as e:\n    print(e)\n",
+                    "except KeyboardInterrupt:\n    raise SystemExit(0)\n",
+                ]);
+                if let Some(t) = indent_body(&s, "try:\n", tail) {
+                    s = t;
+                }
+            }
+            _ => {}
+        }
+    }
+    if rng.below(3) == 0 {
+        let c = format!("# {} {}\n", rng.pick(WORDS), rng.pick(WORDS));
+        match s.find('\n') {
+            Some(i) if rng.below(2) == 0 => s.insert_str(i + 1, &c),
+            _ => s.push_str(&c),
+        }
+    }
+    match rng.below(5) {
+        0 => s.insert_str(0, "#!/usr/bin/env python3\n"),
+        1 => s.insert_str(0, "# -*- coding: utf-8 -*-\n"),
+        2 if block => s.insert_str(
+            0,
+            &format!("\"\"\"{} {}.\"\"\"\n", rng.pick(WORDS), rng.pick(WORDS)),
+        ),
+        _ => {}
+    }
+    s
 }
 
 /// Generates `n` variants of a template. Malicious templates (`obfuscate`): even variants are
@@ -397,6 +506,7 @@ pub fn variants(t: &Template, n: usize, seed: u64, obfuscate: bool) -> Vec<Varia
         } else {
             ["plain", "oneliner"][k % 2]
         };
+        let body = mutate(&body, &mut rng, w != "oneliner");
         let text = wrap(w, &body, &mut rng);
         out.push(Variant {
             template: t.id.clone(),
@@ -429,6 +539,29 @@ mod tests {
             "deterministic"
         );
         assert!(parse_templates("%% id=a\n%% id=a\n").is_err());
+    }
+
+    #[test]
+    fn mutations_keep_the_script() {
+        let body = "import os, socket\nx = socket.socket()\nif x:\n    os.system('id')\n";
+        let mut rng = Rng::new(3);
+        let mut wrapped_in_def = false;
+        for _ in 0..200 {
+            let m = mutate(body, &mut rng, true);
+            assert!(
+                m.contains("socket.socket()") && m.contains("os.system('id')"),
+                "{m}"
+            );
+            wrapped_in_def |= m.contains("def ") && m.contains("    x = socket.socket()");
+            // One-liner mutations never add indented blocks.
+            let o = mutate("import os\nos.system('id')\n", &mut rng, false);
+            assert!(oneliner(&o).is_some(), "{o}");
+        }
+        assert!(wrapped_in_def);
+        assert_eq!(
+            split_imports("import a, b\nx = 1\n"),
+            "import a\nimport b\nx = 1\n"
+        );
     }
 
     #[test]

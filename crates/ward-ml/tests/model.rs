@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use ward_ml::templates::{self, variants};
+
 use ward_ml::{features, scan, Model, PythonClassifier, ScriptClassifier, MODEL_FORMAT_VERSION};
 
 fn root() -> PathBuf {
@@ -108,22 +109,26 @@ fn loader_refuses_tampering() {
 
 #[test]
 fn payload_inside_large_benign_file_is_found() {
-    // ~60 KB of benign template code with a reverse shell appended: the whole-file vector is
-    // diluted, the tail window is not.
+    // ~60 KB of library-style benign code with a reverse shell appended: the whole-file vector
+    // is diluted, the tail window is not. (Not the benign templates back to back: many of them
+    // are hard negatives on purpose - installers that download and chmod, metric beacons, chat
+    // alerts - and dozens of unrelated scripts in a row are not what a benign module looks like.)
     let m = model();
-    let dir = root().join("data");
-    let ben = templates::load_templates(&dir.join("benign-templates.tpl.gz")).unwrap();
-    let mut text = String::new();
-    'outer: for k in 0..50 {
-        for t in &ben {
-            for v in variants(t, 1, 1000 + k, false) {
-                text.push_str(&v.text);
-                text.push('\n');
-                if text.len() > 60_000 {
-                    break 'outer;
-                }
-            }
-        }
+    let mut text = String::from(
+        "import json\nimport logging\nimport os\n\nlog = logging.getLogger(__name__)\n\n",
+    );
+    let mut i = 0;
+    while text.len() < 60_000 {
+        text.push_str(&format!(
+            "\nclass Store{i}:\n    \"\"\"Key/value store number {i}, persisted as JSON.\"\"\"\n\n    \
+             def __init__(self, path):\n        self.path = path\n        self.items = {{}}\n\n    \
+             def load(self):\n        if os.path.exists(self.path):\n            with open(self.path) as f:\n                \
+             self.items = json.load(f)\n        log.debug('loaded %d items', len(self.items))\n\n    \
+             def get(self, key, default=None):\n        return self.items.get(key, default)\n\n    \
+             def put(self, key, value):\n        self.items[key] = value\n        with open(self.path, 'w') as f:\n            \
+             json.dump(self.items, f, indent=2)\n"
+        ));
+        i += 1;
     }
     let clean = scan(&m, text.as_bytes());
     assert!(!clean.malicious, "{clean:?}");
