@@ -267,9 +267,14 @@ END;
 
 /// SQLite virtual-machine steps between two calls of the read connection's progress handler.
 const STEP_BATCH: i32 = 1000;
-/// Step batches an ordered scan may take before `list` gives up on it (about 5 million
-/// steps: a few milliseconds, some 100k index entries).
+/// Most step batches an ordered scan may take before `list` gives up on it (5 million steps:
+/// a few milliseconds, some 100k index entries). It gets four times what its expected length
+/// needs, at least [`SCAN_BUDGET_MIN`].
 const SCAN_BUDGET: i64 = 5000;
+const SCAN_BUDGET_MIN: i64 = 1000;
+/// Generous VM steps per index entry of an ordered scan (reading the entry, testing a
+/// filter), to size its budget.
+const STEPS_PER_ENTRY: u64 = 64;
 
 /// Counts down step batches while armed; the progress handler interrupts the statement when
 /// it reaches zero.
@@ -1051,17 +1056,26 @@ impl FindingStore for SqliteStore {
             }
             _ => None,
         };
-        let budget = self.budget.batches.load(Ordering::Relaxed);
+        let max_budget = self.budget.batches.load(Ordering::Relaxed);
         let ordered_scan = match (order.scan_index(), matches) {
-            (Some(index), Some(m)) if m > 0 && budget > 0 => {
+            (Some(index), Some(m)) if m > 0 && max_budget > 0 => {
                 let all = self.count_in(&tx, None, None)?;
                 let page = (page_size + 1) as u64;
-                (m.saturating_mul(m) >= page.saturating_mul(all)).then_some(index)
+                // Matches spread evenly over the order: the walk reads page * all / m entries.
+                let expected = page.saturating_mul(all) / m;
+                let budget =
+                    i64::try_from(expected.saturating_mul(4 * STEPS_PER_ENTRY) / STEP_BATCH as u64)
+                        .unwrap_or(i64::MAX)
+                        .clamp(SCAN_BUDGET_MIN.min(max_budget), max_budget);
+                (m.saturating_mul(m) >= page.saturating_mul(all)).then_some((index, budget))
             }
             _ => None,
         };
         let mut rows = None;
-        if let Some(index) = ordered_scan {
+        if matches == Some(0) {
+            // Nothing matches (the count says so, in this snapshot): no page to look for.
+            rows = Some(Vec::new());
+        } else if let Some((index, budget)) = ordered_scan {
             self.budget.arm(budget);
             let r = read_page(&tx, &sql(&format!(" INDEXED BY {index}")));
             self.budget.disarm();
