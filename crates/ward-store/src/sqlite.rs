@@ -271,10 +271,13 @@ const STEP_BATCH: i32 = 1000;
 /// a few milliseconds, some 100k index entries). It gets four times what its expected length
 /// needs, at least [`SCAN_BUDGET_MIN`].
 const SCAN_BUDGET: i64 = 5000;
-const SCAN_BUDGET_MIN: i64 = 1000;
-/// Generous VM steps per index entry of an ordered scan (reading the entry, testing a
-/// filter), to size its budget.
-const STEPS_PER_ENTRY: u64 = 64;
+const SCAN_BUDGET_MIN: i64 = 300;
+/// VM steps per index entry of an ordered scan (reading the entry, testing a filter), to
+/// size its budget.
+const STEPS_PER_ENTRY: u64 = 20;
+/// An ordered scan is tried when its expected length is at most this fraction of the
+/// matches (which the other plan reads and sorts): matches >= sqrt(10 * page * findings).
+const SCAN_ADVANTAGE: u64 = 10;
 
 /// Counts down step batches while armed; the progress handler interrupts the statement when
 /// it reaches zero.
@@ -1046,9 +1049,10 @@ impl FindingStore for SqliteStore {
         };
         // Many matches: walking the index of the sort order and keeping the first matches
         // beats fetching every match and sorting them, but SQLite cannot tell (it takes an
-        // `IN (subquery)` for a few rows). When the count is known, or cheap, and matches
-        // are at least sqrt(page * findings), walk the order's index, within a step budget
-        // in case the matches sit at the far end of the order; then let SQLite choose.
+        // `IN (subquery)` for a few rows). When the count is known, or cheap, and the walk
+        // should read a tenth of the matches or less, walk the order's index, within a step
+        // budget in case the matches sit at the far end of the order; then let SQLite
+        // choose.
         let matches = match (total_size, expr.as_ref().map(|e| e.countable())) {
             (Some(m), _) => Some(m),
             (None, Some(c)) if c != filter::Countable::ByRow => {
@@ -1067,7 +1071,8 @@ impl FindingStore for SqliteStore {
                     i64::try_from(expected.saturating_mul(4 * STEPS_PER_ENTRY) / STEP_BATCH as u64)
                         .unwrap_or(i64::MAX)
                         .clamp(SCAN_BUDGET_MIN.min(max_budget), max_budget);
-                (m.saturating_mul(m) >= page.saturating_mul(all)).then_some((index, budget))
+                (m.saturating_mul(m) >= SCAN_ADVANTAGE.saturating_mul(page).saturating_mul(all))
+                    .then_some((index, budget))
             }
             _ => None,
         };
