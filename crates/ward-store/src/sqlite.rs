@@ -1067,10 +1067,24 @@ impl FindingStore for SqliteStore {
                 let page = (page_size + 1) as u64;
                 // Matches spread evenly over the order: the walk reads page * all / m entries.
                 let expected = page.saturating_mul(all) / m;
-                let budget =
-                    i64::try_from(expected.saturating_mul(4 * STEPS_PER_ENTRY) / STEP_BATCH as u64)
-                        .unwrap_or(i64::MAX)
-                        .clamp(SCAN_BUDGET_MIN.min(max_budget), max_budget);
+                // A resource filter first selects its resource ids (a pass over resources).
+                let resources: u64 = if expr.as_ref().map(|e| e.countable())
+                    == Some(filter::Countable::ByResourceClass)
+                {
+                    tx.query_row("SELECT COALESCE(MAX(id), 0) FROM resources", [], |r| {
+                        r.get::<_, i64>(0)
+                    })
+                    .map_err(self.err("cannot list findings"))?
+                    .max(0) as u64
+                } else {
+                    0
+                };
+                let batches =
+                    |steps: u64| i64::try_from(steps / STEP_BATCH as u64).unwrap_or(i64::MAX);
+                let extra = batches(resources.saturating_mul(STEPS_PER_ENTRY));
+                let budget = batches(expected.saturating_mul(4 * STEPS_PER_ENTRY))
+                    .clamp(SCAN_BUDGET_MIN.min(max_budget), max_budget)
+                    .saturating_add(extra);
                 (m.saturating_mul(m) >= SCAN_ADVANTAGE.saturating_mul(page).saturating_mul(all))
                     .then_some((index, budget))
             }
