@@ -8,7 +8,7 @@
 //! write-throughput part, default 200000; 0 skips it).
 //!
 //! The write part runs first, on a fresh database (`target/ward-store-bench/insert.db`,
-//! recreated every run): new findings in `upsert_many` batches of 1000 (the agent's path),
+//! removed afterwards): new findings in `upsert_many` batches of 1000 (the agent's path),
 //! updates of existing findings (aggregation: later eventTime, higher count) in batches of
 //! 1000, and single-finding upserts, one transaction each.
 
@@ -192,6 +192,10 @@ fn bench_writes(dir: &std::path::Path, n: u64) {
         n + k,
         size as f64 / 1048576.0
     );
+    drop(store);
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
 }
 
 fn main() {
