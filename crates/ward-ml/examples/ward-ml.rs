@@ -59,6 +59,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--tcap" => opts.template_cap = args.next().ok_or("--tcap X")?.parse()?,
             "--cap" => opts.cluster_cap = args.next().ok_or("--cap X")?.parse()?,
             "--dump" => dump = Some(args.next().ok_or("--dump FILE")?.into()),
+            "--templates" => opts.templates_dir = args.next().ok_or("--templates DIR")?.into(),
             "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
             _ => paths.push(PathBuf::from(a)),
         }

