@@ -216,6 +216,15 @@ impl Sensor {
             .load(BPF_OBJECT)
             .map_err(SensorError::Object)?;
 
+        // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_ATTACH=ward_exec,...
+        // loads every program but attaches only the ones named.
+        let only: Option<Vec<String>> = std::env::var("WARD_SENSOR_ATTACH")
+            .ok()
+            .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+        let wanted = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
+        if let Some(o) = &only {
+            warn!(programs = ?o, "WARD_SENSOR_ATTACH set: attaching only these programs");
+        }
         for (name, tp) in BTF_PROGRAMS {
             let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
@@ -227,6 +236,9 @@ impl Sensor {
                 .map_err(|e| program_error(name, tp, e))?;
             prog.load(tp, &btf)
                 .map_err(|e| program_error(name, tp, e))?;
+            if !wanted(name) {
+                continue;
+            }
             prog.attach().map_err(|e| program_error(name, tp, e))?;
             debug!(program = name, tracepoint = tp, "attached tp_btf");
         }
@@ -240,6 +252,9 @@ impl Sensor {
                 .try_into()
                 .map_err(|e| program_error(name, event, e))?;
             prog.load().map_err(|e| program_error(name, event, e))?;
+            if !wanted(name) {
+                continue;
+            }
             prog.attach("syscalls", event)
                 .map_err(|e| program_error(name, event, e))?;
             debug!(program = name, tracepoint = event, "attached tracepoint");

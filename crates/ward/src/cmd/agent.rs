@@ -393,7 +393,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             let timeout = if enricher.parked() > 0 {
                 Duration::from_millis(1)
             } else {
-                Duration::from_millis(10)
+                // Bounded: 0 would spin, a long one would hold findings back.
+                cfg.agent
+                    .poll_interval
+                    .clamp(Duration::from_millis(1), Duration::from_secs(1))
             };
             if let Err(e) = sensor.poll(&mut raw, timeout) {
                 poll_errors += 1;

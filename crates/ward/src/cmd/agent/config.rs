@@ -48,6 +48,11 @@ pub struct AgentConfig {
     /// Store writes are batched for at most this long.
     #[serde(with = "humantime_serde")]
     pub store_flush_interval: Duration,
+    /// How often the agent reads the ring buffer when nothing wakes it (the kernel wakes it
+    /// early once 1 MiB is pending; events waiting for metadata or a hash are looked at every
+    /// millisecond). Longer = fewer wake-ups, later findings.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
 }
 
 impl Default for AgentConfig {
@@ -71,6 +76,7 @@ impl Default for AgentConfig {
             hash_cache_entries: 16384,
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_millis(10),
         }
     }
 }
