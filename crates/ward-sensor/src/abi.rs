@@ -86,42 +86,7 @@ pub struct ward_fd_info {
     pub remote: ward_sockaddr,
 }
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ward_exec_event {
-    pub hdr: ward_event_header,
-    pub ppid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub flags: u32,
-    pub cgroup_id: u64,
-    pub pid_ns: u32,
-    pub mnt_ns: u32,
-    pub argc: u32,
-    pub argv_len: u32,
-    pub filename_len: u16,
-    pub exe_path_len: u16,
-    pub cwd_len: u16,
-    pub ovl_layer: u8,
-    pub _pad0: u8,
-    pub exe_dev: u32,
-    pub exe_nlink: u32,
-    pub exe_ino: u64,
-    pub exe_size: u64,
-    pub exe_mtime_sec: i64,
-    pub exe_ctime_sec: i64,
-    pub exe_mtime_nsec: u32,
-    pub exe_ctime_nsec: u32,
-    pub exe_fs_magic: u64,
-    pub fds: [ward_fd_info; 3],
-    pub comm: [u8; WARD_COMM_LEN],
-    pub filename: [u8; WARD_FILENAME_MAX],
-    pub exe_path: [u8; WARD_PATH_BUF],
-    pub cwd: [u8; WARD_PATH_BUF],
-    pub argv: [u8; WARD_ARGV_MAX],
-}
-
-/// The fixed-size start of [`ward_exec_event`] (everything before the string buffers). The
+/// The fixed-size start of `struct ward_exec_event` (everything before the string buffers). The
 /// decoder reads this and then only the used bytes of each buffer, instead of copying the
 /// whole 7.5 KB record out of the ring buffer (most of it never written for a given exec).
 #[repr(C)]
@@ -153,6 +118,17 @@ pub struct ward_exec_head {
     pub exe_fs_magic: u64,
     pub fds: [ward_fd_info; 3],
     pub comm: [u8; WARD_COMM_LEN],
+}
+
+/// `struct ward_exec_event` of `bpf/ward_abi.h`: the fixed head, then the string buffers.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ward_exec_event {
+    pub head: ward_exec_head,
+    pub filename: [u8; WARD_FILENAME_MAX],
+    pub exe_path: [u8; WARD_PATH_BUF],
+    pub cwd: [u8; WARD_PATH_BUF],
+    pub argv: [u8; WARD_ARGV_MAX],
 }
 
 #[repr(C)]
@@ -202,21 +178,15 @@ macro_rules! assert_layout {
 assert_layout!(ward_event_header, size 24, kind @ 0, abi_version @ 2, size @ 4, ktime_boot_ns @ 8, pid @ 16, tgid @ 20);
 assert_layout!(ward_sockaddr, size 24, family @ 0, port @ 2, addr @ 8);
 assert_layout!(ward_fd_info, size 64, kind @ 0, sock_type @ 1, sock_state @ 2, rdev @ 4, ino @ 8, local @ 16, remote @ 40);
-assert_layout!(ward_exec_event, size 7504,
-    ppid @ 24, uid @ 28, gid @ 32, flags @ 36, cgroup_id @ 40, pid_ns @ 48, mnt_ns @ 52,
-    argc @ 56, argv_len @ 60, filename_len @ 64, exe_path_len @ 66, cwd_len @ 68,
-    ovl_layer @ 70, exe_dev @ 72, exe_nlink @ 76, exe_ino @ 80, exe_size @ 88,
-    exe_mtime_sec @ 96, exe_ctime_sec @ 104, exe_mtime_nsec @ 112, exe_ctime_nsec @ 116,
-    exe_fs_magic @ 120, fds @ 128, comm @ 320, filename @ 336, exe_path @ 848, cwd @ 2128,
+assert_layout!(ward_exec_event, size 7504, head @ 0, filename @ 336, exe_path @ 848, cwd @ 2128,
     argv @ 3408);
-// The head is exactly the record's prefix, field for field.
+// The C struct's fixed fields, at the offsets `bpf/ward_abi.h` gives them.
 assert_layout!(ward_exec_head, size 336,
     ppid @ 24, uid @ 28, gid @ 32, flags @ 36, cgroup_id @ 40, pid_ns @ 48, mnt_ns @ 52,
     argc @ 56, argv_len @ 60, filename_len @ 64, exe_path_len @ 66, cwd_len @ 68,
     ovl_layer @ 70, exe_dev @ 72, exe_nlink @ 76, exe_ino @ 80, exe_size @ 88,
     exe_mtime_sec @ 96, exe_ctime_sec @ 104, exe_mtime_nsec @ 112, exe_ctime_nsec @ 116,
     exe_fs_magic @ 120, fds @ 128, comm @ 320);
-const _: () = assert!(size_of::<ward_exec_head>() == offset_of!(ward_exec_event, filename));
 assert_layout!(ward_fork_event, size 56, parent_pid @ 24, parent_tgid @ 28, cgroup_id @ 32, comm @ 40);
 assert_layout!(ward_exit_event, size 48, exit_code @ 24, ppid @ 28, comm @ 32);
 assert_layout!(ward_fd_event, size 96, fd @ 24, syscall @ 28, info @ 32);
