@@ -228,26 +228,26 @@ fn synthetic_exec_record() -> Vec<u8> {
     use ward_sensor::abi::*;
     // SAFETY: all-zero is a valid ward_exec_event (integers and arrays).
     let mut e: ward_exec_event = unsafe { std::mem::zeroed() };
-    e.hdr.kind = WARD_EV_EXEC;
-    e.hdr.abi_version = WARD_ABI_VERSION;
-    e.hdr.size = std::mem::size_of::<ward_exec_event>() as u32;
+    e.head.hdr.kind = WARD_EV_EXEC;
+    e.head.hdr.abi_version = WARD_ABI_VERSION;
+    e.head.hdr.size = std::mem::size_of::<ward_exec_event>() as u32;
     let put = |dst: &mut [u8], src: &[u8]| {
         dst[..src.len()].copy_from_slice(src);
         src.len()
     };
-    e.filename_len = put(&mut e.filename, b"/usr/local/bin/python3") as u16;
-    e.exe_path_len = put(&mut e.exe_path, b"python3.11\0bin\0local\0usr\0") as u16;
-    e.cwd_len = put(&mut e.cwd, b"app\0srv\0") as u16;
+    e.head.filename_len = put(&mut e.filename, b"/usr/local/bin/python3") as u16;
+    e.head.exe_path_len = put(&mut e.exe_path, b"python3.11\0bin\0local\0usr\0") as u16;
+    e.head.cwd_len = put(&mut e.cwd, b"app\0srv\0") as u16;
     let argv: Vec<u8> = (0..20)
         .flat_map(|i| format!("--option-{i}=value\0").into_bytes())
         .collect();
-    e.argv_len = put(&mut e.argv, &argv) as u32;
-    e.argc = 20;
-    e.fds[0].kind = WARD_FD_INET;
-    e.fds[0].sock_type = 1;
-    e.fds[0].local.family = 2;
-    e.fds[0].remote.family = 2;
-    put(&mut e.comm, b"python3");
+    e.head.argv_len = put(&mut e.argv, &argv) as u32;
+    e.head.argc = 20;
+    e.head.fds[0].kind = WARD_FD_INET;
+    e.head.fds[0].sock_type = 1;
+    e.head.fds[0].local.family = 2;
+    e.head.fds[0].remote.family = 2;
+    put(&mut e.head.comm, b"python3");
     // SAFETY: reading the bytes of a repr(C) struct without padding.
     unsafe {
         std::slice::from_raw_parts(
