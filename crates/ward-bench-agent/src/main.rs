@@ -27,7 +27,7 @@ use ward_testkit::agent::{status_kb, AgentOptions, WardAgent};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace]"
+        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace] (ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs)"
     );
     std::process::exit(2)
 }
@@ -117,9 +117,17 @@ struct Agent(WardAgent);
 
 impl Agent {
     fn start(ward: &Path, extra_toml: &str) -> Agent {
+        Self::start_attaching(ward, extra_toml, None)
+    }
+
+    /// With `attach`, only those sensor programs are attached (`WARD_SENSOR_ATTACH`).
+    fn start_attaching(ward: &Path, extra_toml: &str, attach: Option<&str>) -> Agent {
         let opts = AgentOptions {
             toml: extra_toml.to_string(),
             tied: false,
+            env: attach
+                .map(|a| vec![("WARD_SENSOR_ATTACH".to_string(), a.to_string())])
+                .unwrap_or_default(),
             ..AgentOptions::default()
         };
         Agent(WardAgent::start(ward, &opts).unwrap_or_else(|e| panic!("{e}")))
@@ -339,19 +347,32 @@ fn main() {
     );
 
     // 1. Exec cost, interleaved rounds.
-    let modes: Vec<&str> = o
+    // (label, kind, programs to attach): "ward-stopped=ward_exec,ward_fork" attaches only those.
+    let modes: Vec<(String, &str, Option<String>)> = o
         .modes
         .iter()
-        .filter_map(|m| match m.as_str() {
-            "none" => Some("none"),
-            "ward" => Some("ward agent"),
-            "ward-stopped" => Some("ward agent, stopped"),
-            "bpftrace" if have_bpftrace => Some("bpftrace execsnoop.bt"),
-            "bpftrace" => None,
-            _ => usage(),
+        .filter_map(|m| {
+            let (name, attach) = match m.split_once('=') {
+                Some((n, a)) => (n, Some(a.replace('+', ","))),
+                None => (m.as_str(), None),
+            };
+            let label = |base: &str| match &attach {
+                Some(a) => format!("{base} [{a}]"),
+                None => base.to_string(),
+            };
+            match name {
+                "none" => Some(("none".to_string(), "none", None)),
+                "ward" => Some((label("ward agent"), "ward", attach)),
+                "ward-stopped" => Some((label("ward agent, stopped"), "ward-stopped", attach)),
+                "bpftrace" if have_bpftrace => {
+                    Some(("bpftrace execsnoop.bt".to_string(), "bpftrace", None))
+                }
+                "bpftrace" => None,
+                _ => usage(),
+            }
         })
         .collect();
-    if modes.first() != Some(&"none") {
+    if modes.first().map(|m| m.1) != Some("none") {
         eprintln!("ward-bench-agent: --modes must start with none (the baseline)");
         std::process::exit(2);
     }
@@ -360,12 +381,12 @@ fn main() {
     let mut tracer_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 0..o.rounds {
-        for (i, m) in modes.iter().enumerate() {
-            let tracer = match *m {
+        for (i, (m, kind, attach)) in modes.iter().enumerate() {
+            let tracer = match *kind {
                 "none" => Tracer::None,
-                "ward agent" => Tracer::Ward(Agent::start(&o.ward, "")),
-                "ward agent, stopped" => {
-                    let a = Agent::start(&o.ward, "");
+                "ward" => Tracer::Ward(Agent::start_attaching(&o.ward, "", attach.as_deref())),
+                "ward-stopped" => {
+                    let a = Agent::start_attaching(&o.ward, "", attach.as_deref());
                     std::thread::sleep(Duration::from_millis(300));
                     // SAFETY: kill(2) on our child.
                     unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
@@ -397,7 +418,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|---|");
     let base_c = median(&mut cpu[0].clone());
     let base_w = median(&mut wall[0].clone());
-    for (i, m) in modes.iter().enumerate() {
+    for (i, (m, _, _)) in modes.iter().enumerate() {
         let mut paired: Vec<f64> = cpu[i]
             .iter()
             .zip(&cpu[0])

@@ -31,6 +31,8 @@ pub struct AgentOptions {
     pub tied: bool,
     /// How long to wait for "ward agent: ready".
     pub ready_timeout: Duration,
+    /// Extra environment variables for the agent.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for AgentOptions {
@@ -44,6 +46,7 @@ impl Default for AgentOptions {
             record: false,
             tied: true,
             ready_timeout: Duration::from_secs(30),
+            env: Vec::new(),
         }
     }
 }
@@ -89,6 +92,9 @@ impl WardAgent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
         for f in &opts.feeds {
             cmd.arg("--intel").arg(f);
         }
