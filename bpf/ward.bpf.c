@@ -54,6 +54,11 @@ struct {
  * a short timer. Set by the loader. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/* Diagnostics (cost breakdowns, docs/agent.md): non-zero makes the sched programs return at
+ * once, so their attachment can be measured apart from their bodies. Set by the loader from
+ * WARD_SENSOR_NOOP; 0 in normal use. */
+const volatile __u32 noop = 0;
+
 /* Layout of the per-syscall tracepoints' sys_exit_* records (see the
  * events/syscalls/sys_exit_dup2/format file in tracefs). */
 struct sys_exit_args {
@@ -350,6 +355,8 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	long n;
 	int i;
 
+	if (noop)
+		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop(WARD_EV_EXEC);
@@ -453,9 +460,12 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(ward_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct ward_fork_event *e;
-	__u32 pid = BPF_CORE_READ(child, pid);
-	__u32 tgid = BPF_CORE_READ(child, tgid);
+	__u32 pid, tgid;
 
+	if (noop)
+		return 0;
+	pid = BPF_CORE_READ(child, pid);
+	tgid = BPF_CORE_READ(child, tgid);
 	if (pid != tgid)
 		return 0; /* a new thread, not a new process */
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -477,6 +487,8 @@ int BPF_PROG(ward_exit, struct task_struct *task, bool group_dead)
 {
 	struct ward_exit_event *e;
 
+	if (noop)
+		return 0;
 	if (!group_dead)
 		return 0; /* other threads of the process live on */
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -27,7 +27,7 @@ use ward_testkit::agent::{status_kb, AgentOptions, WardAgent};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace] (ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs)"
+        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace] (ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs; =noop: sched programs return at once)"
     );
     std::process::exit(2)
 }
@@ -125,9 +125,12 @@ impl Agent {
         let opts = AgentOptions {
             toml: extra_toml.to_string(),
             tied: false,
-            env: attach
-                .map(|a| vec![("WARD_SENSOR_ATTACH".to_string(), a.to_string())])
-                .unwrap_or_default(),
+            // "noop": every program attached, the sched ones returning at once.
+            env: match attach {
+                Some("noop") => vec![("WARD_SENSOR_NOOP".to_string(), "1".to_string())],
+                Some(a) => vec![("WARD_SENSOR_ATTACH".to_string(), a.to_string())],
+                None => Vec::new(),
+            },
             ..AgentOptions::default()
         };
         Agent(WardAgent::start(ward, &opts).unwrap_or_else(|e| panic!("{e}")))

@@ -209,10 +209,17 @@ impl Sensor {
         }
 
         let wakeup = config.wakeup_bytes;
+        // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_NOOP=1 makes the sched
+        // programs return at once (attached, doing nothing).
+        let noop: u32 = u32::from(std::env::var("WARD_SENSOR_NOOP").is_ok_and(|v| v == "1"));
+        if noop != 0 {
+            warn!("WARD_SENSOR_NOOP=1: the sched programs are attached but do nothing");
+        }
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", config.ring_buffer_bytes)
             .override_global("wakeup_bytes", &wakeup, true)
+            .override_global("noop", &noop, true)
             .load(BPF_OBJECT)
             .map_err(SensorError::Object)?;
 
