@@ -11,30 +11,6 @@ use common::*;
 use ward_event::finding::Severity;
 use ward_event::Category;
 
-const WEB: Place = Place {
-    container: "web-frontend",
-    container_id: "c-web",
-    image: "registry.example/shop/web:1.2",
-    ns: "shop",
-    pod: "web-7d9",
-    node: "node-a",
-};
-const API: Place = Place {
-    container: "api",
-    container_id: "c-api",
-    image: "registry.example/shop/api:3",
-    ns: "shop",
-    pod: "api-5f",
-    node: "node-b",
-};
-const DB: Place = Place {
-    container: "postgres",
-    container_id: "c-db",
-    image: "docker.io/library/postgres:16",
-    ns: "data",
-    pod: "pg-0",
-    node: "node-a",
-};
 const HOST: Place = Place {
     container: "",
     container_id: "",

@@ -8,30 +8,6 @@ use ward_event::finding::{Mute, Severity, State};
 use ward_event::Category;
 use ward_store::{FindingStore, ListQuery, SqliteStore, StoreError, Upserted, SCHEMA_VERSION};
 
-const WEB: Place = Place {
-    container: "web-frontend",
-    container_id: "c-web",
-    image: "registry.example/shop/web:1.2",
-    ns: "shop",
-    pod: "web-7d9",
-    node: "node-a",
-};
-const API: Place = Place {
-    container: "api",
-    container_id: "c-api",
-    image: "registry.example/shop/api:3",
-    ns: "shop",
-    pod: "api-5f",
-    node: "node-b",
-};
-const DB: Place = Place {
-    container: "postgres",
-    container_id: "c-db",
-    image: "docker.io/library/postgres:16",
-    ns: "data",
-    pod: "pg-0",
-    node: "node-a",
-};
 const BUILDER: Place = Place {
     container: "builder",
     container_id: "c-build",

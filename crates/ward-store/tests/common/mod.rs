@@ -20,6 +20,32 @@ pub struct Place {
     pub node: &'static str,
 }
 
+/// Three containers the store tests place findings in.
+pub const WEB: Place = Place {
+    container: "web-frontend",
+    container_id: "c-web",
+    image: "registry.example/shop/web:1.2",
+    ns: "shop",
+    pod: "web-7d9",
+    node: "node-a",
+};
+pub const API: Place = Place {
+    container: "api",
+    container_id: "c-api",
+    image: "registry.example/shop/api:3",
+    ns: "shop",
+    pod: "api-5f",
+    node: "node-b",
+};
+pub const DB: Place = Place {
+    container: "postgres",
+    container_id: "c-db",
+    image: "docker.io/library/postgres:16",
+    ns: "data",
+    pod: "pg-0",
+    node: "node-a",
+};
+
 pub fn finding(id: &str, cat: Category, event_ns: u64, place: &Place) -> Finding {
     let parent = "organizations/0/sources/ward";
     let mut sp = BTreeMap::new();
