@@ -887,25 +887,25 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         found,
         supported: SCHEMA_VERSION,
     };
+    // The schema version; one newer than this code is an error.
+    let read_version = |c: &Connection| -> Result<i64, StoreError> {
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err("cannot read schema version"))?;
+        if version > SCHEMA_VERSION {
+            return Err(too_new(version));
+        }
+        Ok(version)
+    };
     // Up to date (the usual case): no need to wait for the write lock a busy agent holds.
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err("cannot read schema version"))?;
-    if version > SCHEMA_VERSION {
-        return Err(too_new(version));
-    }
-    if version == SCHEMA_VERSION {
+    if read_version(conn)? == SCHEMA_VERSION {
         return Ok(());
     }
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(err("cannot begin migration"))?;
-    let version: i64 = tx
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err("cannot read schema version"))?;
-    if version > SCHEMA_VERSION {
-        return Err(too_new(version));
-    }
+    // Again under the lock: another process may have migrated meanwhile.
+    let version = read_version(&tx)?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }
