@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::TestkitError;
 
-/// A `podman system service --time=0 unix://<socket>` process, killed on drop.
+/// A `podman system service --time=0 unix://<socket>` process, killed on drop or when the
+/// test process exits.
 #[derive(Debug)]
 pub struct PodmanService {
     child: Child,
@@ -33,13 +34,15 @@ impl PodmanService {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_file(&socket);
-        let child = Command::new("podman")
-            .args(["system", "service", "--time=0"])
+        let mut cmd = Command::new("podman");
+        cmd.args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+            .stderr(Stdio::null());
+        // Tied to the test process too, so a service kept in a `static` (never dropped) still
+        // ends with it.
+        let child = crate::agent::spawn_tied(cmd)
             .map_err(|e| TestkitError::io("spawning podman system service", e))?;
         let service = PodmanService { child, socket };
         let timeout = Duration::from_secs(20);

@@ -15,12 +15,12 @@
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use ward_testkit::agent::{AgentOptions, WardAgent};
-use ward_testkit::{require_containers, Container, Images, Network, ShellListener};
+use ward_testkit::{require_containers, Container, Images, Network, PodmanService, ShellListener};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -34,40 +34,10 @@ const MALICIOUS_PYTHON: &str = "Execution: Malicious Python executed";
 
 /// `podman system service` on a fresh socket, alive until the test process exits.
 fn podman_api() -> &'static Path {
-    static SOCK: OnceLock<PathBuf> = OnceLock::new();
-    SOCK.get_or_init(|| {
-        std::fs::create_dir_all("/run/ward-test").unwrap();
-        let sock = PathBuf::from(format!(
-            "/run/ward-test/agent-e2e-{}.sock",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&sock);
-        let mut cmd = Command::new("podman");
-        cmd.args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Lives (and is killed by PDEATHSIG) with the test process; never waited for.
-        std::mem::forget(ward_testkit::agent::spawn_tied(cmd).expect("spawn"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
-                let _ = s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
-                let mut r = String::new();
-                let _ = s.read_to_string(&mut r);
-                if r.ends_with("OK") {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "podman system service did not answer"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        sock
-    })
+    static SERVICE: OnceLock<PodmanService> = OnceLock::new();
+    SERVICE
+        .get_or_init(|| PodmanService::start().unwrap_or_else(|e| panic!("{e}")))
+        .socket_path()
 }
 
 /// The agent under test: ward-testkit's process plus this file's waiting helpers.
