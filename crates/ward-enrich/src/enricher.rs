@@ -332,18 +332,18 @@ impl Enricher {
         if matches!(captured, Err(crate::script::CaptureError::NoRoot { .. })) {
             if e.mnt_ns == self.own_mnt_ns {
                 captured = crate::script::capture(&ev, Path::new("/"), &self.cfg.script);
-            } else if let Some(pids) = self.roots.by_ns.get_mut(&e.mnt_ns) {
-                pids.retain(|&other| {
-                    if other == e.tgid
-                        || !matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
-                    {
-                        return true;
-                    }
+            } else {
+                let cfg = &self.cfg.script;
+                let ev = &ev;
+                if let Some(c) = self.roots.find_through(e.mnt_ns, e.tgid, |other| {
                     let root = PathBuf::from(format!("/proc/{other}/root"));
-                    captured = crate::script::capture(&ev, &root, &self.cfg.script);
-                    // That process is gone too: forget it.
-                    !matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
-                });
+                    match crate::script::capture(ev, &root, cfg) {
+                        Err(crate::script::CaptureError::NoRoot { .. }) => Through::Gone,
+                        c => Through::Found(c),
+                    }
+                }) {
+                    captured = c;
+                }
             }
         }
         match captured {
@@ -396,30 +396,17 @@ impl Enricher {
                     .ok()
                     .filter(|f| same_file(f));
             }
-            let Some(pids) = roots.by_ns.get_mut(&mnt_ns) else {
+            let Some(before) = roots.by_ns.get(&mnt_ns).cloned() else {
                 tracing::debug!(pid, mnt_ns, path = %path, "exe gone; no live process known in its mount namespace");
                 return None;
             };
-            let mut found = None;
-            let before = pids.clone();
-            pids.retain(|&other| {
-                if found.is_some() || other == pid {
-                    return true;
-                }
-                match open_in_root(other, &path) {
-                    Ok(f) => {
-                        if same_file(&f) {
-                            found = Some(f);
-                        }
-                        true
-                    }
-                    // The other process is gone too: forget it.
-                    Err(OpenErr::NoRoot) => false,
-                    Err(OpenErr::NoFile) => true,
-                }
+            let found = roots.find_through(mnt_ns, pid, |other| match open_in_root(other, &path) {
+                Ok(f) if same_file(&f) => Through::Found(f),
+                Ok(_) | Err(OpenErr::NoFile) => Through::Missing,
+                Err(OpenErr::NoRoot) => Through::Gone,
             });
             if found.is_none() {
-                tracing::debug!(pid, mnt_ns, path = %path, before = ?before, candidates = ?pids, "exe gone; not found (or not the same file) through the known roots");
+                tracing::debug!(pid, mnt_ns, path = %path, before = ?before, candidates = ?roots.by_ns.get(&mnt_ns), "exe gone; not found (or not the same file) through the known roots");
             }
             found
         });
@@ -646,7 +633,16 @@ fn open_in_root(pid: u32, path: &str) -> Result<File, OpenErr> {
     }
 }
 
-/// Live processes per mount namespace, to reopen a binary through their root when the
+/// What trying a file through one live process's root gave.
+enum Through<T> {
+    Found(T),
+    /// That process is gone (its root cannot be opened).
+    Gone,
+    /// Its root opened, but the file is not there (or not the same file).
+    Missing,
+}
+
+/// Live processes per mount namespace, to reopen a binary or script through their root when the
 /// process that ran it is already gone. Up to 4 pids per namespace without a syscall: the first
 /// three seen stay (a container's init and early processes live longest), the last slot follows
 /// the newest exec. A pid is forgotten at its exit, which matters because namespace inode
@@ -676,14 +672,44 @@ impl Roots {
         self.ns_of.insert(pid, mnt_ns);
     }
 
-    fn forget(&mut self, pid: u32) {
-        if let Some(ns) = self.ns_of.remove(&pid) {
-            if let Some(v) = self.by_ns.get_mut(&ns) {
-                v.retain(|p| *p != pid);
-                if v.is_empty() {
-                    self.by_ns.remove(&ns);
-                }
+    /// Tries `attempt` on the live processes remembered for `mnt_ns` (except `skip`), in
+    /// order, until one finds; those found gone are forgotten. `None` when none found.
+    fn find_through<T>(
+        &mut self,
+        mnt_ns: u32,
+        skip: u32,
+        mut attempt: impl FnMut(u32) -> Through<T>,
+    ) -> Option<T> {
+        let pids = self.by_ns.get(&mnt_ns)?.clone();
+        for other in pids {
+            if other == skip {
+                continue;
             }
+            match attempt(other) {
+                Through::Found(t) => return Some(t),
+                Through::Gone => self.forget_in(mnt_ns, other),
+                Through::Missing => {}
+            }
+        }
+        None
+    }
+
+    /// Forgets `pid` as a live process of `mnt_ns`.
+    fn forget_in(&mut self, mnt_ns: u32, pid: u32) {
+        if let Some(v) = self.by_ns.get_mut(&mnt_ns) {
+            v.retain(|p| *p != pid);
+            if v.is_empty() {
+                self.by_ns.remove(&mnt_ns);
+            }
+        }
+        if self.ns_of.get(&pid) == Some(&mnt_ns) {
+            self.ns_of.remove(&pid);
+        }
+    }
+
+    fn forget(&mut self, pid: u32) {
+        if let Some(&ns) = self.ns_of.get(&pid) {
+            self.forget_in(ns, pid);
         }
     }
 }
