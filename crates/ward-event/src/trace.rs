@@ -38,6 +38,15 @@ pub struct TraceHeader {
     /// What wrote it (`ward agent --record`, a test, a generator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The first `seeds` exec events after the header are processes that were already running
+    /// when recording began: a replay seeds them (lineage and identity, no detection), as the
+    /// live agent did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seeds: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl TraceHeader {
@@ -48,6 +57,7 @@ impl TraceHeader {
             version: TRACE_VERSION,
             node,
             source: Some(source.into()),
+            seeds: 0,
         }
     }
 }

@@ -666,3 +666,38 @@ fn scan_script_scores_files_and_says_what_is_not_python() {
     assert_eq!(row["malicious"], true);
     assert_eq!(row["path"], "-");
 }
+
+/// A recording's header counts the processes that were already running when the agent started
+/// (`"seeds": N`); a replay seeds those N exec records without running detectors on them, as
+/// the live agent did. Every exec of the compiler trace declared a seed: nothing is reported.
+#[test]
+fn seeded_execs_in_the_header_are_not_detected_on() {
+    let text = std::fs::read_to_string(repo().join("testdata/traces/compiler.jsonl")).unwrap();
+    let execs = text
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"exec""#))
+        .count();
+    assert!(execs > 0);
+    let seeded = text.replacen(
+        r#""source":"testdata/traces/gen.py"}"#,
+        &format!(r#""source":"testdata/traces/gen.py","seeds":{execs}}}"#),
+        1,
+    );
+    assert_ne!(seeded, text, "the header was rewritten");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seeded.jsonl");
+    std::fs::write(&path, seeded).unwrap();
+    let plain = ward(&["replay", "testdata/traces/compiler.jsonl"]);
+    assert!(plain.status.success());
+    assert!(
+        !findings(&plain.stdout).is_empty(),
+        "the trace has findings"
+    );
+    let out = ward(&["replay", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(findings(&out.stdout), Vec::<serde_json::Value>::new());
+}

@@ -321,12 +321,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let snaps = ward_sensor::snapshot_processes().context("reading /proc to seed")?;
     let seeds = enricher.seed(&snaps);
     if let Some(r) = pipe.record.as_mut() {
-        let header = TraceHeader::new(Some(node.clone()), "ward agent");
+        let mut header = TraceHeader::new(Some(node.clone()), "ward agent");
+        header.seeds = seeds.len() as u64;
         writeln!(r, "{}", ward_event::trace::to_line(&header)).context("writing the recording")?;
     }
     let n_seeds = seeds.len();
     for s in seeds {
-        // Recorded as exec events so a replay knows the lineage (see docs/agent.md).
+        // Recorded as exec events, counted in the header, so a replay seeds them too.
         let ev = Event::Exec(Box::new(s));
         pipe.record(&ev);
         if let Event::Exec(e) = ev {

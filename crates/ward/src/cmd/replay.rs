@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 use ward_detect::{Engine, FindingUpdate};
-use ward_event::{Finding, TraceReader};
+use ward_event::{Event, Finding, TraceReader};
 use ward_intel::IntelSet;
 use ward_store::{FindingStore, SqliteStore};
 
@@ -92,6 +92,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     };
     let trace_name = args.trace.display().to_string();
     let reader = TraceReader::new(input).with_context(|| format!("reading {trace_name}"))?;
+    // Processes already running when a recording began: seeded, not detected on (as live).
+    let mut seeds_left = reader.header().map_or(0, |h| h.seeds);
 
     let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
     let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
@@ -105,6 +107,10 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
     for item in reader {
         match item {
+            Ok(Event::Exec(e)) if seeds_left > 0 => {
+                seeds_left -= 1;
+                engine.seed(*e);
+            }
             Ok(event) => engine.process(event, &mut updates),
             Err(e) if e.is_recoverable() => {
                 bad_lines += 1;
