@@ -2,7 +2,7 @@
 /*
  * ward.bpf.c - Ward's kernel programs (CO-RE, tracepoints only).
  *
- * tp_btf/sched_process_exec    -> struct ward_exec_event
+ * tp_btf/sched_process_exec    -> struct ward_exec_event, packed (ward_abi.h)
  * tp_btf/sched_process_fork    -> struct ward_fork_event (new thread groups only)
  * tp_btf/sched_process_exit    -> struct ward_exit_event (last thread of a group)
  * tracepoint/syscalls/sys_exit_{dup,dup2,dup3,fcntl} -> struct ward_fd_event (fd 0-2)
@@ -42,6 +42,18 @@ struct {
 	__uint(max_entries, 16 << 20); /* overridden by the loader */
 } events SEC(".maps");
 
+/* The exec record is built here (one slot per CPU: tracepoint programs run with
+ * preemption disabled and do not nest), then only its used bytes go to the ring
+ * buffer (ward_abi.h: packed exec records). A fixed 7.5 KB reservation per exec
+ * spread every exec over three ring pages and filled an 8 MiB ring after ~1100
+ * execs; packed, a typical exec takes a few hundred bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ward_exec_event);
+} exec_scratch SEC(".maps");
+
 /* Reserve failures per CPU, index = event kind. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -54,10 +66,24 @@ struct {
  * a short timer. Set by the loader. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
-/* Diagnostics (cost breakdowns, docs/agent.md): non-zero makes the sched programs return at
- * once, so their attachment can be measured apart from their bodies. Set by the loader from
- * WARD_SENSOR_NOOP; 0 in normal use. */
-const volatile __u32 noop = 0;
+/* Diagnostics (cost measurement, docs/agent.md): while ward_pause[0] is non-zero
+ * every program returns at once. ward-bench-agent flips it to interleave short
+ * blocks with and without the sensor's work in one agent's lifetime; the loader
+ * sets it from WARD_SENSOR_NOOP=1. 0 in normal use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} ward_pause SEC(".maps");
+
+static __always_inline int paused(void)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&ward_pause, &zero);
+
+	return v && *v;
+}
 
 /* Layout of the per-syscall tracepoints' sys_exit_* records (see the
  * events/syscalls/sys_exit_dup2/format file in tracefs). */
@@ -82,11 +108,26 @@ static __always_inline void count_drop(__u32 kind)
 		*v += 1;
 }
 
-static __always_inline void submit(void *rec)
+/* The reader polls on a timer (50 ms by default: every wake-up costs the node
+ * CPU). It is woken at once when wakeup_bytes are pending, or for an urgent
+ * record: a network socket on a process's stdin/stdout/stderr (exec with one, or
+ * dup'ed onto 0-2), the shape of a remote shell, which should not wait for the
+ * timer. Those are rare on a normal node. */
+static __always_inline __u64 wakeup_flag(void)
 {
 	__u64 pending = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 
-	bpf_ringbuf_submit(rec, pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return pending >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline __u64 urgent_wakeup_flag(int urgent)
+{
+	return urgent ? BPF_RB_FORCE_WAKEUP : wakeup_flag();
+}
+
+static __always_inline void submit(void *rec)
+{
+	bpf_ringbuf_submit(rec, wakeup_flag());
 }
 
 static __always_inline void fill_hdr(struct ward_event_header *h, __u16 kind, __u32 size,
@@ -351,18 +392,18 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	unsigned long as, ae, len;
 	const unsigned char *dname;
 	char prefix[6] = {};
-	__u32 flags = 0;
+	__u32 flags = 0, zero = 0, fl, xl, cl, al;
+	struct bpf_dynptr out;
 	long n;
 	int i;
 
-	if (noop)
+	if (paused())
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_drop(WARD_EV_EXEC);
+	e = bpf_map_lookup_elem(&exec_scratch, &zero);
+	if (!e)
 		return 0;
-	}
-	fill_hdr(&e->hdr, WARD_EV_EXEC, sizeof(*e), BPF_CORE_READ(task, pid),
+	/* (hdr.size is set once the lengths are known) */
+	fill_hdr(&e->hdr, WARD_EV_EXEC, 0, BPF_CORE_READ(task, pid),
 		 BPF_CORE_READ(task, tgid));
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	uid_gid = bpf_get_current_uid_gid();
@@ -452,7 +493,33 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	}
 
 	e->flags = flags;
-	submit(e);
+
+	/* Packed: the head, then the used bytes of each buffer. The lengths were
+	 * bounded when written; the verifier needs to see it again: masks that keep
+	 * every valid length (filename <= 511, paths <= 1280; reading past a path
+	 * buffer stays inside the map value), and an asm clamp for argv (<= 4096,
+	 * the end of the value). */
+	fl = e->filename_len & (WARD_FILENAME_MAX - 1);
+	xl = e->exe_path_len & 2047;
+	cl = e->cwd_len & 2047;
+	al = e->argv_len;
+	asm volatile("if %[v] <= %[max] goto +1; %[v] = %[max]"
+		     : [v] "+r"(al)
+		     : [max] "i"(WARD_ARGV_MAX));
+	e->hdr.size = WARD_EXEC_HEAD_SIZE + fl + xl + cl + al;
+	if (bpf_ringbuf_reserve_dynptr(&events, e->hdr.size, 0, &out)) {
+		bpf_ringbuf_discard_dynptr(&out, 0);
+		count_drop(WARD_EV_EXEC);
+		return 0;
+	}
+	bpf_dynptr_write(&out, 0, e, WARD_EXEC_HEAD_SIZE, 0);
+	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE, e->filename, fl, 0);
+	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
+	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
+	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
+	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag(e->fds[0].kind == WARD_FD_INET ||
+							    e->fds[1].kind == WARD_FD_INET ||
+							    e->fds[2].kind == WARD_FD_INET));
 	return 0;
 }
 
@@ -462,7 +529,7 @@ int BPF_PROG(ward_fork, struct task_struct *parent, struct task_struct *child)
 	struct ward_fork_event *e;
 	__u32 pid, tgid;
 
-	if (noop)
+	if (paused())
 		return 0;
 	pid = BPF_CORE_READ(child, pid);
 	tgid = BPF_CORE_READ(child, tgid);
@@ -487,7 +554,7 @@ int BPF_PROG(ward_exit, struct task_struct *task, bool group_dead)
 {
 	struct ward_exit_event *e;
 
-	if (noop)
+	if (paused())
 		return 0;
 	if (!group_dead)
 		return 0; /* other threads of the process live on */
@@ -512,7 +579,7 @@ static __always_inline int emit_fd(long ret, __u32 sys)
 	struct ward_fd_event *e;
 	__u64 pid_tgid;
 
-	if (ret < 0 || ret > 2)
+	if (ret < 0 || ret > 2 || paused())
 		return 0;
 	classify_file(task_fd_file(task, (__u32)ret), &info);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -525,7 +592,7 @@ static __always_inline int emit_fd(long ret, __u32 sys)
 	e->fd = (__u32)ret;
 	e->syscall = sys;
 	__builtin_memcpy(&e->info, &info, sizeof(info));
-	submit(e);
+	bpf_ringbuf_submit(e, urgent_wakeup_flag(info.kind == WARD_FD_INET));
 	return 0;
 }
 
@@ -536,7 +603,7 @@ static __always_inline int emit_conn(__u16 kind, long fd, long ret)
 	struct ward_conn_event *e;
 	__u64 pid_tgid;
 
-	if (fd < 0 || fd > 0xffff)
+	if (fd < 0 || fd > 0xffff || paused())
 		return 0;
 	classify_file(task_fd_file(task, (__u32)fd), &info);
 	if (info.kind != WARD_FD_INET || info.sock_type != SOCK_STREAM)

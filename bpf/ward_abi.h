@@ -8,6 +8,11 @@
  *  - every record starts with struct ward_event_header;
  *  - every struct is fixed-size, naturally aligned, with explicit padding
  *    (no implicit holes), sizes a multiple of 8;
+ *  - one exception: an exec record is sent packed. Its first
+ *    WARD_EXEC_HEAD_SIZE bytes are struct ward_exec_event's fixed fields; then
+ *    come only the used bytes of filename, exe_path, cwd and argv, in that
+ *    order (filename_len, exe_path_len, cwd_len, argv_len), and hdr.size is
+ *    the total;
  *  - any layout change bumps WARD_ABI_VERSION and is mirrored in abi.rs,
  *    whose compile-time assertions check every size and offset below.
  *
@@ -16,7 +21,7 @@
 #ifndef WARD_ABI_H
 #define WARD_ABI_H
 
-#define WARD_ABI_VERSION 1
+#define WARD_ABI_VERSION 2
 
 /* ward_event_header.kind */
 #define WARD_EV_EXEC    1
@@ -128,7 +133,10 @@ struct ward_exec_event {
 	char exe_path[WARD_PATH_BUF];
 	char cwd[WARD_PATH_BUF]; /* 2128: same encoding */
 	char argv[WARD_ARGV_MAX]; /* 3408: NUL separated */
-}; /* 7504 */
+}; /* 7504: the BPF side's scratch layout; see WARD_EXEC_HEAD_SIZE */
+
+/* Bytes of struct ward_exec_event sent before the packed strings. */
+#define WARD_EXEC_HEAD_SIZE 336
 
 struct ward_fork_event {
 	struct ward_event_header hdr; /* child pid / tgid */
@@ -182,7 +190,7 @@ WARD_ABI_ASSERT_OFF(ward_exec_event, exe_mtime_sec, 96);
 WARD_ABI_ASSERT_OFF(ward_exec_event, exe_fs_magic, 120);
 WARD_ABI_ASSERT_OFF(ward_exec_event, fds, 128);
 WARD_ABI_ASSERT_OFF(ward_exec_event, comm, 320);
-WARD_ABI_ASSERT_OFF(ward_exec_event, filename, 336);
+WARD_ABI_ASSERT_OFF(ward_exec_event, filename, WARD_EXEC_HEAD_SIZE);
 WARD_ABI_ASSERT_OFF(ward_exec_event, exe_path, 848);
 WARD_ABI_ASSERT_OFF(ward_exec_event, cwd, 2128);
 WARD_ABI_ASSERT_OFF(ward_exec_event, argv, 3408);

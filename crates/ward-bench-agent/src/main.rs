@@ -5,13 +5,21 @@
 //! cargo run --release -p ward-bench-agent -- [--ward target/release/ward] [--rounds 21] [--execs 3000]
 //! ```
 //!
-//! 1. **Exec cost**: fork+exec of `/bin/true`, N times per round, with no tracer, with
-//!    `ward agent`, and with bpftrace's `execsnoop.bt` (Debian's bpftrace) as a reference, in
-//!    interleaved rounds; CPU per exec = (this process + its children + the tracer) CPU time /
-//!    N; medians over rounds; overhead relative to no tracer, both as a ratio of medians and as
-//!    the median of per-round paired ratios (rounds are back to back, so drift cancels). A
-//!    "stopped" agent (SIGSTOP: BPF runs, nothing reads) isolates the kernel side. On these
-//!    VMs a single round varies by about +-3%, so 21 rounds is the default.
+//! 1. **Exec cost**: fork+exec of `/bin/true`; CPU per exec = (this process + its children +
+//!    the tracer) CPU time / execs, the tracer's from its threads' nanosecond run times.
+//!    Measured two ways:
+//!    - **interleaved blocks** (the headline figure): one `ward agent`; blocks of M execs
+//!      alternate between *on* (the agent running, its programs working) and *off* (the agent
+//!      SIGSTOPped and its programs paused through the `ward_pause` map, so they return at
+//!      once: attached, they cost nothing measurable), in ABBA order. Per pair: (workload +
+//!      agent CPU, on) / (workload CPU, off); the median over pairs and the mean with its 95%
+//!      interval. Blocks a fraction of a second apart pair far more tightly than whole runs;
+//!      `--kernel-only-blocks` adds the same with the agent kept stopped (BPF cost alone);
+//!    - **interleaved rounds**: N execs per round with no tracer, `ward agent` (a new one per
+//!      round), a stopped agent, bpftrace's `execsnoop.bt` (Debian's bpftrace) as a reference,
+//!      or another build/setting (`alt`); medians over rounds, and the median of per-round
+//!      ratios against the baseline interpolated between the baseline runs before and after.
+//!      A round varies by several percent on these VMs, so this is the coarser figure.
 //! 2. **Drops at the highest exec rate**: one `/bin/true` loop per CPU for a few seconds under
 //!    the agent; kernel drops and exec events from its metrics.
 //! 3. **Exec → finding latency**: a compiler run repeatedly in a container (podman, image
@@ -27,21 +35,33 @@ use ward_testkit::agent::{status_kb, AgentOptions, WardAgent};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-bench-agent [--ward PATH] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--modes none,ward,ward-stopped,bpftrace] (ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs; =noop: sched programs return at once)"
+        "usage: ward-bench-agent [--ward PATH] [--alt PATH] [--toml TOML] [--alt-toml TOML] [--pin CPU] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--pairs N] [--block-execs M] [--kernel-only-blocks] [--modes none,ward,ward-stopped,bpftrace,alt,alt-stopped] (alt: the --alt binary with --alt-toml, to compare two builds or settings in one run; ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs; =noop: sched programs return at once)"
     );
     std::process::exit(2)
 }
 
 struct Opts {
     ward: PathBuf,
+    /// A second `ward` binary (modes `alt`, `alt-stopped`); defaults to `ward`.
+    alt: Option<PathBuf>,
+    /// Extra agent configuration (TOML) for the `ward` modes and for the `alt` modes.
+    toml: String,
+    alt_toml: String,
+    /// Run the exec loop (and so its children) on this CPU only; tracers stay unpinned.
+    pin: Option<usize>,
     rounds: usize,
     execs: usize,
     flood_secs: u64,
     findings: usize,
     bpftrace: bool,
     containers: bool,
-    /// Only the exec-cost comparison (part 1).
+    /// Only the exec-cost comparisons (part 1).
     cost_only: bool,
+    /// Interleaved blocks (part 1a): on/off pairs, execs per block (0 pairs: skip).
+    pairs: usize,
+    block_execs: usize,
+    /// Part 1a also with the agent kept stopped in the on blocks (BPF cost alone).
+    kernel_only_blocks: bool,
     /// Exec-cost modes, by short name.
     modes: Vec<String>,
 }
@@ -50,6 +70,10 @@ fn parse() -> Opts {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut o = Opts {
         ward: root.join("target/release/ward"),
+        alt: None,
+        toml: String::new(),
+        alt_toml: String::new(),
+        pin: None,
         rounds: 21,
         execs: 3000,
         flood_secs: 5,
@@ -57,6 +81,9 @@ fn parse() -> Opts {
         bpftrace: true,
         containers: true,
         cost_only: false,
+        pairs: 100,
+        block_execs: 300,
+        kernel_only_blocks: false,
         modes: ["none", "ward", "ward-stopped", "bpftrace"]
             .map(String::from)
             .to_vec(),
@@ -66,6 +93,10 @@ fn parse() -> Opts {
         let mut val = || args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--ward" => o.ward = PathBuf::from(val()),
+            "--alt" => o.alt = Some(PathBuf::from(val())),
+            "--toml" => o.toml = val(),
+            "--alt-toml" => o.alt_toml = val(),
+            "--pin" => o.pin = Some(val().parse().unwrap_or_else(|_| usage())),
             "--rounds" => o.rounds = val().parse().unwrap_or_else(|_| usage()),
             "--execs" => o.execs = val().parse().unwrap_or_else(|_| usage()),
             "--flood-secs" => o.flood_secs = val().parse().unwrap_or_else(|_| usage()),
@@ -73,6 +104,9 @@ fn parse() -> Opts {
             "--no-bpftrace" => o.bpftrace = false,
             "--no-containers" => o.containers = false,
             "--cost-only" => o.cost_only = true,
+            "--pairs" => o.pairs = val().parse().unwrap_or_else(|_| usage()),
+            "--block-execs" => o.block_execs = val().parse().unwrap_or_else(|_| usage()),
+            "--kernel-only-blocks" => o.kernel_only_blocks = true,
             "--modes" => o.modes = val().split(',').map(String::from).collect(),
             _ => usage(),
         }
@@ -80,22 +114,25 @@ fn parse() -> Opts {
     o
 }
 
-fn clk_tck() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
-}
-
-/// utime + stime of a process, seconds.
+/// CPU time of a process, seconds: the nanosecond run times of its threads
+/// (`/proc/PID/task/*/schedstat`). utime + stime in `/proc/PID/stat` count in clock ticks
+/// (10 ms), as much as the whole difference being measured in a round; a thread that exits
+/// takes its time along, which is why every tracer measured here keeps its threads.
 fn proc_cpu(pid: u32) -> f64 {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0.0;
     };
-    let Some(close) = s.rfind(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = s[close + 1..].split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (t(11) + t(12)) / clk_tck()
+    let mut ns = 0u64;
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    ns as f64 / 1e9
 }
 
 /// CPU seconds of this process plus its waited-for children.
@@ -111,7 +148,7 @@ fn self_and_children_cpu() -> f64 {
     total
 }
 
-/// `ward agent` with its defaults plus `extra_toml` (not tied to this process: the bench
+/// `ward agent` with its defaults plus `extra_toml` (sections, or `[agent]` keys alone) (not tied to this process: the bench
 /// stops it itself; a stopped agent must stay stopped, not die with a thread).
 struct Agent(WardAgent);
 
@@ -124,6 +161,8 @@ impl Agent {
     fn start_attaching(ward: &Path, extra_toml: &str, attach: Option<&str>) -> Agent {
         let opts = AgentOptions {
             toml: extra_toml.to_string(),
+            // `key = value` lines without a section are [agent] keys.
+            agent_keys: !extra_toml.trim_start().starts_with('['),
             tied: false,
             // "noop": every program attached, the sched ones returning at once.
             env: match attach {
@@ -210,7 +249,10 @@ fn start_bpftrace() -> Tracer {
 
 /// N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process + children,
 /// CPU seconds of the tracer).
-fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64, f64) {
+fn exec_round(n: usize, tracer: Option<u32>, pin: Option<usize>) -> (f64, f64, f64) {
+    if let Some(cpu) = pin {
+        set_affinity(&[cpu]);
+    }
     std::thread::sleep(Duration::from_millis(300));
     let t0 = tracer.map(proc_cpu).unwrap_or(0.0);
     let c0 = self_and_children_cpu();
@@ -224,7 +266,113 @@ fn exec_round(n: usize, tracer: Option<u32>) -> (f64, f64, f64) {
     // Let the tracer catch up with the last events before sampling its CPU.
     std::thread::sleep(Duration::from_millis(100));
     let traced = tracer.map(proc_cpu).unwrap_or(0.0) - t0;
+    if pin.is_some() {
+        let all: Vec<usize> =
+            (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+        set_affinity(&all);
+    }
     (wall, work, traced)
+}
+
+/// The `ward_pause` switch of the (one) running agent's BPF programs.
+fn pause_switch() -> aya::maps::Array<aya::maps::MapData, u32> {
+    for info in aya::maps::loaded_maps().flatten() {
+        if info.name_as_str() == Some("ward_pause") {
+            let data = aya::maps::MapData::from_id(info.id()).expect("opening ward_pause");
+            return aya::maps::Array::try_from(aya::maps::Map::Array(data))
+                .expect("ward_pause is an array");
+        }
+    }
+    panic!("no loaded BPF map named ward_pause: is the agent running?");
+}
+
+/// Part 1a: interleaved on/off blocks in one agent's lifetime. Returns per-pair added CPU (%)
+/// and the medians of (workload on, agent on, workload off) in us per exec.
+fn interleaved(o: &Opts, kernel_only: bool) -> (Vec<f64>, f64, f64, f64) {
+    let agent = Agent::start(&o.ward, &o.toml);
+    let pid = agent.pid() as i32;
+    let mut pause = pause_switch();
+    std::thread::sleep(Duration::from_millis(500));
+    let n = o.block_execs;
+    let mut run = |on: bool| -> (f64, f64) {
+        pause.set(0, u32::from(!on), 0).expect("setting ward_pause");
+        let agent_runs = on && !kernel_only;
+        // SAFETY: kill(2) on our child.
+        unsafe {
+            libc::kill(
+                pid,
+                if agent_runs {
+                    libc::SIGCONT
+                } else {
+                    libc::SIGSTOP
+                },
+            )
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        if let Some(cpu) = o.pin {
+            set_affinity(&[cpu]);
+        }
+        let a0 = proc_cpu(pid as u32);
+        let c0 = self_and_children_cpu();
+        for _ in 0..n {
+            let st = Command::new("/bin/true").status().expect("/bin/true");
+            assert!(st.success());
+        }
+        let work = self_and_children_cpu() - c0;
+        if o.pin.is_some() {
+            let all: Vec<usize> =
+                (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
+            set_affinity(&all);
+        }
+        // Let the agent read and process the block (it polls every poll_interval).
+        std::thread::sleep(Duration::from_millis(if agent_runs { 40 } else { 0 }));
+        let traced = if agent_runs {
+            proc_cpu(pid as u32) - a0
+        } else {
+            0.0
+        };
+        (work / n as f64 * 1e6, traced / n as f64 * 1e6)
+    };
+    let (mut added, mut won, mut aon, mut woff) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for p in 0..o.pairs {
+        // ABBA: the order alternates, so a trend within a pair cancels over pairs.
+        let (on, off) = if p % 2 == 0 {
+            let on = run(true);
+            (on, run(false))
+        } else {
+            let off = run(false);
+            (run(true), off)
+        };
+        if kernel_only {
+            // Let the stopped agent drain the ring between pairs (not measured).
+            // SAFETY: kill(2) on our child.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        added.push(((on.0 + on.1) / off.0 - 1.0) * 100.0);
+        won.push(on.0);
+        aon.push(on.1);
+        woff.push(off.0);
+    }
+    pause.set(0, 0, 0).expect("setting ward_pause");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    agent.stop();
+    (added, median(&mut won), median(&mut aon), median(&mut woff))
+}
+
+/// Restricts this thread (and the children it starts from now on) to `cpus`.
+fn set_affinity(cpus: &[usize]) {
+    // SAFETY: cpu_set_t is plain data; sched_setaffinity reads the set we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            panic!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
 }
 
 /// (id, name, run count, run time ns) of every loaded BPF program named `ward_*`.
@@ -348,6 +496,48 @@ fn main() {
         o.rounds,
         o.execs
     );
+    if let Some(alt) = &o.alt {
+        println!("alt: {}", alt.display());
+    }
+    if let Some(cpu) = o.pin {
+        println!("exec loop pinned to CPU {cpu} (tracers unpinned)");
+    }
+    for (what, t) in [("ward", &o.toml), ("alt", &o.alt_toml)] {
+        if !t.is_empty() {
+            println!("{what} config: {}", t.replace('\n', "; "));
+        }
+    }
+
+    // 1a. Exec cost, interleaved blocks.
+    if o.pairs > 0 {
+        println!(
+            "\n## exec cost, interleaved blocks ({} on/off pairs x {} execs, one agent)",
+            o.pairs, o.block_execs
+        );
+        println!("On: the agent running, its BPF programs working. Off: the agent stopped (SIGSTOP) and its programs paused (ward_pause: they return at once). Added per pair = (workload + agent CPU, on) / (workload CPU, off) - 1. Kernel side only: the agent stays stopped in the on blocks too (it drains the ring between pairs, unmeasured).");
+        println!("| measured | added CPU per exec: median over pairs | mean (95% CI) | pairs higher | workload on | agent on | workload off |");
+        println!("|---|---|---|---|---|---|---|");
+        let kinds: &[bool] = if o.kernel_only_blocks {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &kernel_only in kinds {
+            let (mut added, won, aon, woff) = interleaved(&o, kernel_only);
+            let higher = added.iter().filter(|d| **d > 0.0).count();
+            let mean = added.iter().sum::<f64>() / added.len() as f64;
+            let sd = (added.iter().map(|d| (d - mean).powi(2)).sum::<f64>()
+                / (added.len().max(2) - 1) as f64)
+                .sqrt();
+            let pm = median(&mut added);
+            println!(
+                "| {} | **{pm:+.2}%** | {mean:+.2}% (+-{:.2}%) | {higher}/{} | {won:.1} us | {aon:.2} us | {woff:.1} us |",
+                if kernel_only { "kernel side only (BPF programs)" } else { "`ward agent` (BPF + user space)" },
+                1.96 * sd / (added.len() as f64).sqrt(),
+                added.len()
+            );
+        }
+    }
 
     // 1. Exec cost, interleaved rounds.
     // (label, kind, programs to attach): "ward-stopped=ward_exec,ward_fork" attaches only those.
@@ -367,6 +557,8 @@ fn main() {
                 "none" => Some(("none".to_string(), "none", None)),
                 "ward" => Some((label("ward agent"), "ward", attach)),
                 "ward-stopped" => Some((label("ward agent, stopped"), "ward-stopped", attach)),
+                "alt" => Some((label("alt agent"), "alt", attach)),
+                "alt-stopped" => Some((label("alt agent, stopped"), "alt-stopped", attach)),
                 "bpftrace" if have_bpftrace => {
                     Some(("bpftrace execsnoop.bt".to_string(), "bpftrace", None))
                 }
@@ -383,13 +575,22 @@ fn main() {
     let mut work_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut tracer_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    // When each run happened (seconds since the first), to interpolate the baseline.
+    let mut at: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let t_start = Instant::now();
     for round in 0..o.rounds {
         for (i, (m, kind, attach)) in modes.iter().enumerate() {
+            let alt = o.alt.as_deref().unwrap_or(&o.ward);
             let tracer = match *kind {
                 "none" => Tracer::None,
-                "ward" => Tracer::Ward(Agent::start_attaching(&o.ward, "", attach.as_deref())),
-                "ward-stopped" => {
-                    let a = Agent::start_attaching(&o.ward, "", attach.as_deref());
+                "ward" => Tracer::Ward(Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())),
+                "alt" => Tracer::Ward(Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())),
+                "ward-stopped" | "alt-stopped" => {
+                    let a = if *kind == "ward-stopped" {
+                        Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())
+                    } else {
+                        Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())
+                    };
                     std::thread::sleep(Duration::from_millis(300));
                     // SAFETY: kill(2) on our child.
                     unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
@@ -397,7 +598,9 @@ fn main() {
                 }
                 _ => start_bpftrace(),
             };
-            let (w, work, traced) = exec_round(o.execs, tracer.pid());
+            let t_run = t_start.elapsed().as_secs_f64();
+            let (w, work, traced) = exec_round(o.execs, tracer.pid(), o.pin);
+            at[i].push(t_run + w / 2.0);
             let c = work + traced;
             work_cpu[i].push(work / o.execs as f64 * 1e6);
             tracer_cpu[i].push(traced / o.execs as f64 * 1e6);
@@ -415,8 +618,27 @@ fn main() {
             );
         }
     }
+    // One more baseline run closes the last round, so that every tracer run sits between two.
+    let t_run = t_start.elapsed().as_secs_f64();
+    let (w_end, work_end, _) = exec_round(o.execs, None, o.pin);
+    let base_end = (t_run + w_end / 2.0, work_end / o.execs as f64 * 1e6);
+    // The baseline at time t of round r: linear between that round's baseline run and the next.
+    let (base_at, base_cpu) = (at[0].clone(), cpu[0].clone());
+    let baseline = |r: usize, t: f64| {
+        let (t0, b0) = (base_at[r], base_cpu[r]);
+        let (t1, b1) = if r + 1 < base_cpu.len() {
+            (base_at[r + 1], base_cpu[r + 1])
+        } else {
+            base_end
+        };
+        if t1 > t0 {
+            b0 + (b1 - b0) * ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
+        } else {
+            b0
+        }
+    };
     println!("\n## exec cost (medians of {} rounds)", o.rounds);
-    println!("Paired: per round, CPU per exec against that round's no-tracer run (the modes run back to back, so machine drift cancels); the median of those ratios, and in how many rounds the tracer cost more.");
+    println!("Paired: per round, CPU per exec against the no-tracer baseline at that moment (linear between the baseline runs just before and just after it, so that machine drift cancels); the median of those ratios, and in how many rounds the tracer cost more.");
     println!("| tracer | CPU per exec (workload + tracer) | added (medians) | added (paired median) | rounds higher | workload alone | tracer alone | wall per exec | added |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let base_c = median(&mut cpu[0].clone());
@@ -424,8 +646,8 @@ fn main() {
     for (i, (m, _, _)) in modes.iter().enumerate() {
         let mut paired: Vec<f64> = cpu[i]
             .iter()
-            .zip(&cpu[0])
-            .map(|(c, b)| (c / b - 1.0) * 100.0)
+            .enumerate()
+            .map(|(r, c)| (c / baseline(r, at[i][r]) - 1.0) * 100.0)
             .collect();
         let higher = paired.iter().filter(|d| **d > 0.0).count();
         let pm = median(&mut paired);

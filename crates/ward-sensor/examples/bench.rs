@@ -226,34 +226,38 @@ fn main() {
 
 fn synthetic_exec_record() -> Vec<u8> {
     use ward_sensor::abi::*;
-    // SAFETY: all-zero is a valid ward_exec_event (integers and arrays).
-    let mut e: ward_exec_event = unsafe { std::mem::zeroed() };
-    e.head.hdr.kind = WARD_EV_EXEC;
-    e.head.hdr.abi_version = WARD_ABI_VERSION;
-    e.head.hdr.size = std::mem::size_of::<ward_exec_event>() as u32;
-    let put = |dst: &mut [u8], src: &[u8]| {
-        dst[..src.len()].copy_from_slice(src);
-        src.len()
-    };
-    e.head.filename_len = put(&mut e.filename, b"/usr/local/bin/python3") as u16;
-    e.head.exe_path_len = put(&mut e.exe_path, b"python3.11\0bin\0local\0usr\0") as u16;
-    e.head.cwd_len = put(&mut e.cwd, b"app\0srv\0") as u16;
+    // SAFETY: all-zero is a valid ward_exec_head (integers and arrays).
+    let mut h: ward_exec_head = unsafe { std::mem::zeroed() };
+    h.hdr.kind = WARD_EV_EXEC;
+    h.hdr.abi_version = WARD_ABI_VERSION;
+    let filename: &[u8] = b"/usr/local/bin/python3";
+    let exe_path: &[u8] = b"python3.11\0bin\0local\0usr\0";
+    let cwd: &[u8] = b"app\0srv\0";
     let argv: Vec<u8> = (0..20)
         .flat_map(|i| format!("--option-{i}=value\0").into_bytes())
         .collect();
-    e.head.argv_len = put(&mut e.argv, &argv) as u32;
-    e.head.argc = 20;
-    e.head.fds[0].kind = WARD_FD_INET;
-    e.head.fds[0].sock_type = 1;
-    e.head.fds[0].local.family = 2;
-    e.head.fds[0].remote.family = 2;
-    put(&mut e.head.comm, b"python3");
+    h.filename_len = filename.len() as u16;
+    h.exe_path_len = exe_path.len() as u16;
+    h.cwd_len = cwd.len() as u16;
+    h.argv_len = argv.len() as u32;
+    h.hdr.size =
+        (WARD_EXEC_HEAD_SIZE + filename.len() + exe_path.len() + cwd.len() + argv.len()) as u32;
+    h.argc = 20;
+    h.fds[0].kind = WARD_FD_INET;
+    h.fds[0].sock_type = 1;
+    h.fds[0].local.family = 2;
+    h.fds[0].remote.family = 2;
+    h.comm[..7].copy_from_slice(b"python3");
     // SAFETY: reading the bytes of a repr(C) struct without padding.
-    unsafe {
+    let mut rec = unsafe {
         std::slice::from_raw_parts(
-            (&e as *const ward_exec_event).cast::<u8>(),
-            std::mem::size_of_val(&e),
+            (&h as *const ward_exec_head).cast::<u8>(),
+            std::mem::size_of_val(&h),
         )
     }
-    .to_vec()
+    .to_vec();
+    for part in [filename, exe_path, cwd, &argv[..]] {
+        rec.extend_from_slice(part);
+    }
+    rec
 }

@@ -6,7 +6,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const WARD_ABI_VERSION: u16 = 1;
+pub const WARD_ABI_VERSION: u16 = 2;
 
 pub const WARD_EV_EXEC: u16 = 1;
 pub const WARD_EV_FORK: u16 = 2;
@@ -22,6 +22,8 @@ pub const WARD_NAME_MAX: usize = 256;
 pub const WARD_PATH_BUF: usize = WARD_PATH_MAX + WARD_NAME_MAX;
 pub const WARD_ARGV_MAX: usize = 4096;
 pub const WARD_PATH_DEPTH: usize = 48;
+/// Bytes of a packed exec record before its strings (`size_of::<ward_exec_head>()`).
+pub const WARD_EXEC_HEAD_SIZE: usize = 336;
 
 pub const WARD_EXEC_ARGV_TRUNCATED: u32 = 1 << 0;
 pub const WARD_EXEC_FILENAME_TRUNCATED: u32 = 1 << 1;
@@ -86,9 +88,9 @@ pub struct ward_fd_info {
     pub remote: ward_sockaddr,
 }
 
-/// The fixed-size start of `struct ward_exec_event` (everything before the string buffers). The
-/// decoder reads this and then only the used bytes of each buffer, instead of copying the
-/// whole 7.5 KB record out of the ring buffer (most of it never written for a given exec).
+/// The fixed-size start of `struct ward_exec_event` (everything before the string buffers): the
+/// first [`WARD_EXEC_HEAD_SIZE`] bytes of a packed exec record, which go on with the used bytes
+/// of filename, exe_path, cwd and argv, in that order.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ward_exec_head {
@@ -187,6 +189,7 @@ assert_layout!(ward_exec_head, size 336,
     ovl_layer @ 70, exe_dev @ 72, exe_nlink @ 76, exe_ino @ 80, exe_size @ 88,
     exe_mtime_sec @ 96, exe_ctime_sec @ 104, exe_mtime_nsec @ 112, exe_ctime_nsec @ 116,
     exe_fs_magic @ 120, fds @ 128, comm @ 320);
+const _: () = assert!(size_of::<ward_exec_head>() == WARD_EXEC_HEAD_SIZE);
 assert_layout!(ward_fork_event, size 56, parent_pid @ 24, parent_tgid @ 28, cgroup_id @ 32, comm @ 40);
 assert_layout!(ward_exit_event, size 48, exit_code @ 24, ppid @ 28, comm @ 32);
 assert_layout!(ward_fd_event, size 96, fd @ 24, syscall @ 28, info @ 32);

@@ -489,15 +489,16 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     }
 }
 
-/// Decodes an exec record reading only its head and the used bytes of its string buffers.
+/// Decodes a packed exec record: its head, then the used bytes of filename, exe_path, cwd and
+/// argv back to back (`bpf/ward_abi.h`).
 fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, DecodeError> {
-    use std::mem::{offset_of, size_of};
-    let size = size_of::<abi::ward_exec_event>();
-    if hdr.size as usize != size {
+    let head = abi::WARD_EXEC_HEAD_SIZE;
+    let size = hdr.size as usize;
+    if size < head {
         return Err(DecodeError::Size {
             kind: hdr.kind,
             size: hdr.size,
-            expected: size,
+            expected: head,
         });
     }
     if bytes.len() < size {
@@ -510,37 +511,25 @@ fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, 
         len: bytes.len(),
         what: "exec",
     })?;
-    // The used part of the buffer at `off` of capacity `cap`.
-    let buf = |off: usize, cap: usize, len: usize, what: &'static str| {
-        if len > cap {
+    let lens = [
+        (r.filename_len as usize, abi::WARD_FILENAME_MAX, "filename"),
+        (r.exe_path_len as usize, abi::WARD_PATH_BUF, "exe_path"),
+        (r.cwd_len as usize, abi::WARD_PATH_BUF, "cwd"),
+        (r.argv_len as usize, abi::WARD_ARGV_MAX, "argv"),
+    ];
+    let mut parts: [&[u8]; 4] = [&[]; 4];
+    let mut off = head;
+    for (i, (len, cap, what)) in lens.into_iter().enumerate() {
+        if len > cap || off + len > size {
             return Err(DecodeError::Length(what));
         }
-        bytes.get(off..off + len).ok_or(DecodeError::Length(what))
-    };
-    let filename = buf(
-        offset_of!(abi::ward_exec_event, filename),
-        abi::WARD_FILENAME_MAX,
-        r.filename_len as usize,
-        "filename",
-    )?;
-    let exe_path = buf(
-        offset_of!(abi::ward_exec_event, exe_path),
-        abi::WARD_PATH_BUF,
-        r.exe_path_len as usize,
-        "exe_path",
-    )?;
-    let cwd = buf(
-        offset_of!(abi::ward_exec_event, cwd),
-        abi::WARD_PATH_BUF,
-        r.cwd_len as usize,
-        "cwd",
-    )?;
-    let argv = buf(
-        offset_of!(abi::ward_exec_event, argv),
-        abi::WARD_ARGV_MAX,
-        r.argv_len as usize,
-        "argv",
-    )?;
+        parts[i] = &bytes[off..off + len];
+        off += len;
+    }
+    if off != size {
+        return Err(DecodeError::Length("exec record size"));
+    }
+    let [filename, exe_path, cwd, argv] = parts;
     let overlay = match r.ovl_layer {
         abi::WARD_OVL_NONE => OverlayLayer::NotOverlay,
         abi::WARD_OVL_LOWER => OverlayLayer::Lower,
@@ -687,7 +676,7 @@ mod tests {
         b[4] = 100;
         assert!(matches!(decode(&b), Err(DecodeError::Size { .. })));
         // Right declared size, truncated record.
-        b[4..8].copy_from_slice(&7504u32.to_ne_bytes());
+        b[4..8].copy_from_slice(&400u32.to_ne_bytes());
         assert!(matches!(decode(&b), Err(DecodeError::Short { .. })));
         // Every prefix of every length never panics.
         for len in 0..b.len() {
@@ -695,16 +684,64 @@ mod tests {
         }
     }
 
-    #[test]
-    fn exec_lengths_out_of_range_are_errors() {
-        let mut b = vec![0u8; std::mem::size_of::<abi::ward_exec_event>()];
+    /// A packed exec record with these strings (exe_path/cwd leaf first, NUL separated).
+    fn packed_exec(filename: &[u8], exe_path: &[u8], cwd: &[u8], argv: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; abi::WARD_EXEC_HEAD_SIZE];
         b[0..2].copy_from_slice(&abi::WARD_EV_EXEC.to_ne_bytes());
         b[2..4].copy_from_slice(&abi::WARD_ABI_VERSION.to_ne_bytes());
+        b[60..64].copy_from_slice(&(argv.len() as u32).to_ne_bytes());
+        b[64..66].copy_from_slice(&(filename.len() as u16).to_ne_bytes());
+        b[66..68].copy_from_slice(&(exe_path.len() as u16).to_ne_bytes());
+        b[68..70].copy_from_slice(&(cwd.len() as u16).to_ne_bytes());
+        for part in [filename, exe_path, cwd, argv] {
+            b.extend_from_slice(part);
+        }
         let n = b.len() as u32;
         b[4..8].copy_from_slice(&n.to_ne_bytes());
-        assert!(decode(&b).is_ok());
-        b[60..64].copy_from_slice(&9999u32.to_ne_bytes()); // argv_len
+        b
+    }
+
+    #[test]
+    fn packed_exec_record_decodes() {
+        let b = packed_exec(b"/bin/sh", b"dash\0bin\0usr\0", b"tmp\0", b"sh\0-c\0id\0");
+        let Ok(RawEvent::Exec(e)) = decode(&b) else {
+            panic!("{:?}", decode(&b));
+        };
+        assert_eq!(e.filename, "/bin/sh");
+        assert_eq!(e.exe_path, "/usr/bin/dash");
+        assert_eq!(e.cwd, "/tmp");
+        assert_eq!(e.argv, vec!["sh", "-c", "id"]);
+        // Empty strings.
+        let b = packed_exec(b"", b"", b"", b"");
+        let Ok(RawEvent::Exec(e)) = decode(&b) else {
+            panic!("{:?}", decode(&b));
+        };
+        assert_eq!((e.exe_path.as_str(), e.argv.len()), ("/", 0));
+    }
+
+    #[test]
+    fn exec_lengths_out_of_range_are_errors() {
+        let good = packed_exec(b"/bin/true", b"true\0bin\0", b"", b"true\0");
+        assert!(decode(&good).is_ok());
+        // A length past its buffer's capacity.
+        let mut b = good.clone();
+        b[60..64].copy_from_slice(&9999u32.to_ne_bytes());
         assert_eq!(decode(&b), Err(DecodeError::Length("argv")));
+        // Lengths that overrun the declared size.
+        let mut b = good.clone();
+        b[68..70].copy_from_slice(&200u16.to_ne_bytes());
+        assert_eq!(decode(&b), Err(DecodeError::Length("cwd")));
+        // Lengths that leave bytes over.
+        let mut b = good.clone();
+        b[64..66].copy_from_slice(&1u16.to_ne_bytes());
+        assert_eq!(decode(&b), Err(DecodeError::Length("exec record size")));
+        // Declared size past the bytes received, and smaller than the head.
+        let mut b = good.clone();
+        b.truncate(good.len() - 1);
+        assert!(matches!(decode(&b), Err(DecodeError::Short { .. })));
+        let mut b = good;
+        b[4..8].copy_from_slice(&100u32.to_ne_bytes());
+        assert!(matches!(decode(&b), Err(DecodeError::Size { .. })));
     }
 
     #[test]

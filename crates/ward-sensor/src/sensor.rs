@@ -5,7 +5,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, MapData, PerCpuArray, RingBuf};
 use aya::programs::{BtfTracePoint, ProgramError, TracePoint};
 use aya::{Btf, Ebpf, EbpfLoader};
 use tracing::{debug, info, warn};
@@ -209,20 +209,31 @@ impl Sensor {
         }
 
         let wakeup = config.wakeup_bytes;
-        // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_NOOP=1 makes the sched
-        // programs return at once (attached, doing nothing).
-        let noop: u32 = u32::from(std::env::var("WARD_SENSOR_NOOP").is_ok_and(|v| v == "1"));
-        if noop != 0 {
-            warn!("WARD_SENSOR_NOOP=1: the sched programs are attached but do nothing");
-        }
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", config.ring_buffer_bytes)
             .override_global("wakeup_bytes", &wakeup, true)
-            .override_global("noop", &noop, true)
             .load(BPF_OBJECT)
             .map_err(SensorError::Object)?;
 
+        // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_NOOP=1 starts with the
+        // `ward_pause` switch on: every program attached, returning at once.
+        if std::env::var("WARD_SENSOR_NOOP").is_ok_and(|v| v == "1") {
+            let map = ebpf.map_mut("ward_pause").ok_or(SensorError::Missing {
+                what: "map",
+                name: "ward_pause",
+            })?;
+            let mut pause: Array<_, u32> =
+                Array::try_from(map).map_err(|source| SensorError::Map {
+                    name: "ward_pause",
+                    source,
+                })?;
+            pause.set(0, 1, 0).map_err(|source| SensorError::Map {
+                name: "ward_pause",
+                source,
+            })?;
+            warn!("WARD_SENSOR_NOOP=1: the programs are attached but paused (return at once)");
+        }
         // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_ATTACH=ward_exec,...
         // loads every program but attaches only the ones named.
         let only: Option<Vec<String>> = std::env::var("WARD_SENSOR_ATTACH")

@@ -49,7 +49,8 @@ pub struct AgentConfig {
     #[serde(with = "humantime_serde")]
     pub store_flush_interval: Duration,
     /// How often the agent reads the ring buffer when nothing wakes it (the kernel wakes it
-    /// early once 1 MiB is pending; events waiting for metadata or a hash are looked at every
+    /// early once 1 MiB is pending, and at once for a network socket on a process's stdio: the
+    /// shape of a remote shell; events waiting for metadata or a hash are looked at every
     /// millisecond). Longer = fewer wake-ups, later findings.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -76,7 +77,7 @@ impl Default for AgentConfig {
             hash_cache_entries: 16384,
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
-            poll_interval: Duration::from_millis(10),
+            poll_interval: Duration::from_millis(50),
         }
     }
 }
