@@ -53,6 +53,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--exclude" => opts
                 .exclude_groups
                 .push(args.next().ok_or("--exclude GROUP")?),
+            "--tokl2" => opts.token_l2_mult = args.next().ok_or("--tokl2 X")?.parse()?,
+            "--stage" => opts.signal_stage = args.next().ok_or("--stage N")?.parse()?,
+            "--stage-scale" => {
+                opts.signal_stage_scale = args.next().ok_or("--stage-scale X")?.parse()?
+            }
             "--l2" => opts.l2 = args.next().ok_or("--l2 X")?.parse()?,
             "--hard" => opts.hard_negative_weight = args.next().ok_or("--hard X")?.parse()?,
             "--plain" => opts.plain_variant_weight = args.next().ok_or("--plain X")?.parse()?,

