@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release -p ward
-//! cargo run --release -p ward-bench-agent -- [--ward target/release/ward] [--rounds 21] [--execs 3000]
+//! cargo run --release -p ward-bench-agent -- [--ward target/release/ward] [--rounds 31] [--execs 3000] [--pairs 200] [--kernel-only-blocks]
 //! ```
 //!
 //! 1. **Exec cost**: fork+exec of `/bin/true`; CPU per exec = (this process + its children +
@@ -35,7 +35,7 @@ use ward_testkit::agent::{status_kb, AgentOptions, WardAgent};
 
 fn usage() -> ! {
     eprintln!(
-        "usage: ward-bench-agent [--ward PATH] [--alt PATH] [--toml TOML] [--alt-toml TOML] [--pin CPU] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--pairs N] [--block-execs M] [--kernel-only-blocks] [--modes none,ward,ward-stopped,bpftrace,alt,alt-stopped] (alt: the --alt binary with --alt-toml, to compare two builds or settings in one run; ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs; =noop: sched programs return at once)"
+        "usage: ward-bench-agent [--ward PATH] [--alt PATH] [--toml TOML] [--alt-toml TOML] [--pin CPU] [--rounds N] [--execs N] [--flood-secs S] [--findings N] [--no-bpftrace] [--no-containers] [--cost-only] [--pairs N] [--block-execs M] [--kernel-only-blocks] [--settle-ms MS] [--modes none,ward,ward-stopped,bpftrace,alt,alt-stopped] (alt: the --alt binary with --alt-toml, to compare two builds or settings in one run; ward=P1+P2 / ward-stopped=P1+P2: attach only those sensor programs; =noop: every program attached but paused, returning at once)"
     );
     std::process::exit(2)
 }
@@ -60,6 +60,8 @@ struct Opts {
     /// Interleaved blocks (part 1a): on/off pairs, execs per block (0 pairs: skip).
     pairs: usize,
     block_execs: usize,
+    /// Wait after a tracer is ready before its round.
+    settle: Duration,
     /// Part 1a also with the agent kept stopped in the on blocks (BPF cost alone).
     kernel_only_blocks: bool,
     /// Exec-cost modes, by short name.
@@ -74,19 +76,18 @@ fn parse() -> Opts {
         toml: String::new(),
         alt_toml: String::new(),
         pin: None,
-        rounds: 21,
+        rounds: 31,
         execs: 3000,
         flood_secs: 5,
         findings: 300,
         bpftrace: true,
         containers: true,
         cost_only: false,
-        pairs: 100,
+        pairs: 200,
         block_execs: 300,
         kernel_only_blocks: false,
-        modes: ["none", "ward", "ward-stopped", "bpftrace"]
-            .map(String::from)
-            .to_vec(),
+        settle: Duration::from_secs(2),
+        modes: ["none", "ward", "bpftrace"].map(String::from).to_vec(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -107,6 +108,9 @@ fn parse() -> Opts {
             "--pairs" => o.pairs = val().parse().unwrap_or_else(|_| usage()),
             "--block-execs" => o.block_execs = val().parse().unwrap_or_else(|_| usage()),
             "--kernel-only-blocks" => o.kernel_only_blocks = true,
+            "--settle-ms" => {
+                o.settle = Duration::from_millis(val().parse().unwrap_or_else(|_| usage()))
+            }
             "--modes" => o.modes = val().split(',').map(String::from).collect(),
             _ => usage(),
         }
@@ -598,6 +602,12 @@ fn main() {
                 }
                 _ => start_bpftrace(),
             };
+            if !matches!(tracer, Tracer::None) {
+                // A tracer's start-up (the agent parses the kernel's BTF, reads /proc, loads
+                // its model and gives that memory back) disturbs the machine for a while after
+                // it says it is ready; measure the steady state.
+                std::thread::sleep(o.settle);
+            }
             let t_run = t_start.elapsed().as_secs_f64();
             let (w, work, traced) = exec_round(o.execs, tracer.pid(), o.pin);
             at[i].push(t_run + w / 2.0);
