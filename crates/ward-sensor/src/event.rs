@@ -592,25 +592,22 @@ fn cstr(b: &[u8]) -> String {
     String::from_utf8_lossy(cstr_bytes(b)).into_owned()
 }
 
-/// Leaf-first NUL-terminated components -> "/a/b/c".
+/// Leaf-first NUL-terminated components -> "/a/b/c" (one allocation for valid UTF-8).
 fn components_to_path(buf: &[u8]) -> String {
-    let comps: Vec<&[u8]> = buf.split(|&c| c == 0).filter(|c| !c.is_empty()).collect();
-    if comps.is_empty() {
-        return "/".to_string();
-    }
     let mut out = Vec::with_capacity(buf.len() + 1);
-    for c in comps.iter().rev() {
-        // A root dentry named "/" (e.g. an internal mount's root) adds nothing.
-        if *c == b"/" {
-            continue;
-        }
+    // A root dentry named "/" (e.g. an internal mount's root) adds nothing.
+    for c in buf
+        .split(|&c| c == 0)
+        .rev()
+        .filter(|c| !c.is_empty() && *c != b"/")
+    {
         out.push(b'/');
         out.extend_from_slice(c);
     }
     if out.is_empty() {
         out.push(b'/');
     }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn split_argv(buf: &[u8]) -> Vec<String> {
@@ -749,6 +746,7 @@ mod tests {
         assert_eq!(components_to_path(b"true\0bin\0usr\0"), "/usr/bin/true");
         assert_eq!(components_to_path(b""), "/");
         assert_eq!(components_to_path(b"memfd:x\0/\0"), "/memfd:x");
+        assert_eq!(components_to_path(b"b\xff\0a\0"), "/a/b\u{fffd}");
         assert_eq!(split_argv(b"a\0bb\0\0c\0"), vec!["a", "bb", "", "c"]);
         assert_eq!(split_argv(b"a\0trunc"), vec!["a", "trunc"]);
     }
