@@ -253,30 +253,36 @@ fn start_bpftrace() -> Tracer {
     Tracer::Bpftrace(child, Some(out))
 }
 
-/// N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process + children,
-/// CPU seconds of the tracer).
-fn exec_round(n: usize, tracer: Option<u32>, pin: Option<usize>) -> (f64, f64, f64) {
+/// N fork+execs of /bin/true, on CPU `pin` only if given; returns (wall seconds, CPU seconds
+/// of this process + its children).
+fn true_execs(n: usize, pin: Option<usize>) -> (f64, f64) {
     if let Some(cpu) = pin {
         set_affinity(&[cpu]);
     }
-    std::thread::sleep(Duration::from_millis(300));
-    let t0 = tracer.map(proc_cpu).unwrap_or(0.0);
     let c0 = self_and_children_cpu();
     let w0 = Instant::now();
     for _ in 0..n {
         let st = Command::new("/bin/true").status().expect("/bin/true");
         assert!(st.success());
     }
-    let wall = w0.elapsed().as_secs_f64();
-    let work = self_and_children_cpu() - c0;
-    // Let the tracer catch up with the last events before sampling its CPU.
-    std::thread::sleep(Duration::from_millis(100));
-    let traced = tracer.map(proc_cpu).unwrap_or(0.0) - t0;
+    let r = (w0.elapsed().as_secs_f64(), self_and_children_cpu() - c0);
     if pin.is_some() {
         let all: Vec<usize> =
             (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
         set_affinity(&all);
     }
+    r
+}
+
+/// A round of N fork+execs of /bin/true; returns (wall seconds, CPU seconds of this process +
+/// children, CPU seconds of the tracer).
+fn exec_round(n: usize, tracer: Option<u32>, pin: Option<usize>) -> (f64, f64, f64) {
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = tracer.map(proc_cpu).unwrap_or(0.0);
+    let (wall, work) = true_execs(n, pin);
+    // Let the tracer catch up with the last events before sampling its CPU.
+    std::thread::sleep(Duration::from_millis(100));
+    let traced = tracer.map(proc_cpu).unwrap_or(0.0) - t0;
     (wall, work, traced)
 }
 
@@ -376,22 +382,11 @@ fn interleaved(o: &Opts, kernel_only: bool) -> (Vec<f64>, f64, f64, f64) {
             )
         };
         std::thread::sleep(Duration::from_millis(50));
-        if let Some(cpu) = o.pin {
-            set_affinity(&[cpu]);
-        }
         let a0 = proc_cpu(pid as u32);
-        let c0 = self_and_children_cpu();
-        for _ in 0..n {
-            let st = Command::new("/bin/true").status().expect("/bin/true");
-            assert!(st.success());
-        }
-        let work = self_and_children_cpu() - c0;
-        if o.pin.is_some() {
-            let all: Vec<usize> =
-                (0..std::thread::available_parallelism().map_or(1, |n| n.get())).collect();
-            set_affinity(&all);
-        }
-        // Let the agent read and process the block (it polls every poll_interval).
+        let (_, work) = true_execs(n, o.pin);
+        // Give the agent a moment with the block's events. What it has not read when it is
+        // stopped for an off block (it polls every poll_interval) it reads, and is counted
+        // for, in a later on block.
         std::thread::sleep(Duration::from_millis(if agent_runs { 40 } else { 0 }));
         let traced = if agent_runs {
             proc_cpu(pid as u32) - a0

@@ -223,15 +223,12 @@ impl Sensor {
                 what: "map",
                 name: "ward_pause",
             })?;
-            let mut pause: Array<_, u32> =
-                Array::try_from(map).map_err(|source| SensorError::Map {
-                    name: "ward_pause",
-                    source,
-                })?;
-            pause.set(0, 1, 0).map_err(|source| SensorError::Map {
+            let map_error = |source| SensorError::Map {
                 name: "ward_pause",
                 source,
-            })?;
+            };
+            let mut pause: Array<_, u32> = Array::try_from(map).map_err(map_error)?;
+            pause.set(0, 1, 0).map_err(map_error)?;
             warn!("WARD_SENSOR_NOOP=1: the programs are attached but paused (return at once)");
         }
         // Diagnostics for cost breakdowns (docs/agent.md): WARD_SENSOR_ATTACH=ward_exec,...
