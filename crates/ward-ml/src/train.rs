@@ -1299,6 +1299,15 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("  x10): 0.937-0.940 (plain 0.877-0.884) with 0 real false positives, but 33-41 of the 2,700 benign-\n");
     s.push_str("  template variants (a Telegram alert, an embedded base64 asset) became false positives and recall at\n");
     s.push_str("  FPR 1e-4 fell to 0.55-0.64, so it is off.\n");
+    s.push_str("- Also tried and not used, with feature set 5: a stacked fit (the dense signals refitted with a\n");
+    s.push_str("  Newton-fitted logistic regression on grouped out-of-fold margins of the training part, folded back\n");
+    s.push_str("  into one linear model): 0.866-0.902 at the fold thresholds, the real-benign tail rose (6-17 real\n");
+    s.push_str("  scripts above 0.85); a floor on the weights of combinations that the training part shows only in\n");
+    s.push_str("  malicious groups: 0.844 with every combination (a download-chmod-exec installer and an SSH fan-out\n");
+    s.push_str("  admin template rose to 0.96-0.99), 0.926 (plain 0.855) with intent-only combinations (shells on\n");
+    s.push_str("  sockets, ransom, wipers, miners, clippers, DNS tunnels, backdoor accounts) at a floor of 2, but pack\n");
+    s.push_str("  recall at the threshold fell from 0.953 to 0.945, and that list was drawn up after seeing the first\n");
+    s.push_str("  result.\n");
     s.push_str("- Plain variants of some templates are still missed when held out, and for several the behaviour is\n");
     s.push_str("  close to legitimate admin code or belongs to a family whose every template falls in one fold (the\n");
     s.push_str("  three HTTP command servers share a fold, so the webshell combination has no training example when\n");
