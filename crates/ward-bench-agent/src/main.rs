@@ -154,8 +154,9 @@ fn self_and_children_cpu() -> f64 {
     total
 }
 
-/// `ward agent` with its defaults plus `extra_toml` (sections, or `[agent]` keys alone) (not tied to this process: the bench
-/// stops it itself; a stopped agent must stay stopped, not die with a thread).
+/// `ward agent` with its defaults plus `extra_toml` (sections, or `[agent]` keys alone), not tied
+/// to this process: the bench stops it itself; a stopped agent must stay stopped, not die with a
+/// thread.
 struct Agent(WardAgent);
 
 impl Agent {
@@ -170,7 +171,7 @@ impl Agent {
             // `key = value` lines without a section are [agent] keys.
             agent_keys: !extra_toml.trim_start().starts_with('['),
             tied: false,
-            // "noop": every program attached, the sched ones returning at once.
+            // "noop": every program attached, paused by `ward_pause` (returning at once).
             env: match attach {
                 Some("noop") => vec![("WARD_SENSOR_NOOP".to_string(), "1".to_string())],
                 Some(a) => vec![("WARD_SENSOR_ATTACH".to_string(), a.to_string())],
@@ -219,18 +220,22 @@ impl Tracer {
             Tracer::None => {}
             Tracer::Ward(a) => a.stop(),
             Tracer::WardStopped(a) => {
-                // SAFETY: kill(2) on our child.
-                unsafe { libc::kill(a.pid() as i32, libc::SIGCONT) };
+                signal(a.pid(), libc::SIGCONT);
                 a.stop()
             }
             Tracer::Bpftrace(mut c, out) => {
-                // SAFETY: kill(2) on our child.
-                unsafe { libc::kill(c.id() as i32, libc::SIGINT) };
+                signal(c.id(), libc::SIGINT);
                 let _ = c.wait();
                 drop(out);
             }
         }
     }
+}
+
+/// Sends `sig` to our child `pid`.
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as libc::pid_t, sig) };
 }
 
 fn start_bpftrace() -> Tracer {
@@ -363,36 +368,29 @@ fn pause_switch() -> aya::maps::Array<aya::maps::MapData, u32> {
 /// and the medians of (workload on, agent on, workload off) in us per exec.
 fn interleaved(o: &Opts, kernel_only: bool) -> (Vec<f64>, f64, f64, f64) {
     let agent = Agent::start(&o.ward, &o.toml);
-    let pid = agent.pid() as i32;
+    let pid = agent.pid();
     let mut pause = pause_switch();
     std::thread::sleep(Duration::from_millis(500));
     let n = o.block_execs;
     let mut run = |on: bool| -> (f64, f64) {
         pause.set(0, u32::from(!on), 0).expect("setting ward_pause");
         let agent_runs = on && !kernel_only;
-        // SAFETY: kill(2) on our child.
-        unsafe {
-            libc::kill(
-                pid,
-                if agent_runs {
-                    libc::SIGCONT
-                } else {
-                    libc::SIGSTOP
-                },
-            )
-        };
+        signal(
+            pid,
+            if agent_runs {
+                libc::SIGCONT
+            } else {
+                libc::SIGSTOP
+            },
+        );
         std::thread::sleep(Duration::from_millis(50));
-        let a0 = proc_cpu(pid as u32);
+        let a0 = proc_cpu(pid);
         let (_, work) = true_execs(n, o.pin);
         // Give the agent a moment with the block's events. What it has not read when it is
         // stopped for an off block (it polls every poll_interval) it reads, and is counted
         // for, in a later on block.
         std::thread::sleep(Duration::from_millis(if agent_runs { 40 } else { 0 }));
-        let traced = if agent_runs {
-            proc_cpu(pid as u32) - a0
-        } else {
-            0.0
-        };
+        let traced = if agent_runs { proc_cpu(pid) - a0 } else { 0.0 };
         (work / n as f64 * 1e6, traced / n as f64 * 1e6)
     };
     let (mut added, mut won, mut aon, mut woff) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -407,8 +405,7 @@ fn interleaved(o: &Opts, kernel_only: bool) -> (Vec<f64>, f64, f64, f64) {
         };
         if kernel_only {
             // Let the stopped agent drain the ring between pairs (not measured).
-            // SAFETY: kill(2) on our child.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
+            signal(pid, libc::SIGCONT);
             std::thread::sleep(Duration::from_millis(100));
         }
         added.push(((on.0 + on.1) / off.0 - 1.0) * 100.0);
@@ -417,8 +414,7 @@ fn interleaved(o: &Opts, kernel_only: bool) -> (Vec<f64>, f64, f64, f64) {
         woff.push(off.0);
     }
     pause.set(0, 0, 0).expect("setting ward_pause");
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(pid, libc::SIGCONT) };
+    signal(pid, libc::SIGCONT);
     agent.stop();
     (added, median(&mut won), median(&mut aon), median(&mut woff))
 }
@@ -643,24 +639,21 @@ fn main() {
         let t_start = Instant::now();
         for round in 0..o.rounds {
             for (i, (m, kind, attach)) in modes.iter().enumerate() {
-                let alt = o.alt.as_deref().unwrap_or(&o.ward);
+                // The `alt` modes run the --alt binary with --alt-toml.
+                let (bin, toml) = if kind.starts_with("alt") {
+                    (o.alt.as_deref().unwrap_or(&o.ward), &o.alt_toml)
+                } else {
+                    (o.ward.as_path(), &o.toml)
+                };
                 let tracer = match *kind {
                     "none" => Tracer::None,
-                    "ward" => {
-                        Tracer::Ward(Agent::start_attaching(&o.ward, &o.toml, attach.as_deref()))
-                    }
-                    "alt" => {
-                        Tracer::Ward(Agent::start_attaching(alt, &o.alt_toml, attach.as_deref()))
+                    "ward" | "alt" => {
+                        Tracer::Ward(Agent::start_attaching(bin, toml, attach.as_deref()))
                     }
                     "ward-stopped" | "alt-stopped" => {
-                        let a = if *kind == "ward-stopped" {
-                            Agent::start_attaching(&o.ward, &o.toml, attach.as_deref())
-                        } else {
-                            Agent::start_attaching(alt, &o.alt_toml, attach.as_deref())
-                        };
+                        let a = Agent::start_attaching(bin, toml, attach.as_deref());
                         std::thread::sleep(Duration::from_millis(300));
-                        // SAFETY: kill(2) on our child.
-                        unsafe { libc::kill(a.pid() as i32, libc::SIGSTOP) };
+                        signal(a.pid(), libc::SIGSTOP);
                         Tracer::WardStopped(a)
                     }
                     _ => start_bpftrace(),

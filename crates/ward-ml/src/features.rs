@@ -2793,7 +2793,7 @@ const FILE_CONTEXT_SIGNALS: &[&str] =
 /// Replaces the file-context signals of a window's vector by those of the whole file.
 pub fn with_file_context(window: &mut FeatureVector, whole: &FeatureVector) {
     for name in FILE_CONTEXT_SIGNALS {
-        let i = signal_index(name);
+        let i = combo(name) as u32;
         let v = whole.idx.binary_search(&i).map_or(0.0, |k| whole.val[k]);
         match window.idx.binary_search(&i) {
             Ok(k) if v != 0.0 => window.val[k] = v,
