@@ -3,6 +3,7 @@
 use crate::aggregate::{Aggregator, Outcome};
 use crate::config::{DetectorsConfig, EngineConfig};
 use crate::{build_detectors, report, Ctx, Detection, Detector, SharedClassifier, SharedIntel};
+use ward_event::time::IdClock;
 use ward_event::{Event, Finding};
 use ward_proctable::{ProcessTable, TableConfig, TableStats};
 
@@ -34,6 +35,7 @@ pub struct Engine {
     agg: Aggregator,
     stats: EngineStats,
     scratch: Vec<Detection>,
+    id_clock: Option<IdClock>,
 }
 
 impl Engine {
@@ -66,7 +68,15 @@ impl Engine {
             ),
             stats: EngineStats::default(),
             scratch: Vec::new(),
+            id_clock: None,
         }
+    }
+
+    /// Names findings by the kernel's boot-time stamps on `clock`'s boot rather than by
+    /// wall-clock times (see [`report::finding_id`]). The live agent sets it; a replay sets
+    /// the one its recording's header names.
+    pub fn set_id_clock(&mut self, clock: Option<IdClock>) {
+        self.id_clock = clock;
     }
 
     pub fn table(&self) -> &ProcessTable {
@@ -140,8 +150,8 @@ impl Engine {
         let node = exec.map(|e| e.node.as_str()).unwrap_or("");
         let scope = report::scope_of(proc, node);
         let command = exec.map(crate::detectors::command_line);
-        let (table, cfg) = (&self.table, &self.cfg);
-        let build = |scope: &str| report::build(&d, scope, table, cfg);
+        let (table, cfg, clock) = (&self.table, &self.cfg, self.id_clock.as_ref());
+        let build = |scope: &str| report::build(&d, scope, table, cfg, clock);
         match self
             .agg
             .record(d.category, scope, d.key.clone(), d.time, command, build)

@@ -5,12 +5,16 @@ use crate::Detection;
 use sha2::{Digest, Sha256 as Hasher};
 use std::collections::BTreeMap;
 use ward_event::finding::*;
-use ward_event::time::format_rfc3339;
+use ward_event::time::{format_rfc3339, IdClock};
 use ward_event::{ContainerMeta, ExecEvent, ScriptInfo};
 use ward_proctable::{Proc, ProcessTable};
 
 /// The deterministic finding id: the same events give the same names in replay and live.
-pub fn finding_id(d: &Detection, scope: &str) -> String {
+///
+/// With an [`IdClock`] (live events, and replays of recordings that name one) the time hashed
+/// is the kernel's boot-time stamp on that boot, not the wall-clock `time` derived from it
+/// with a per-process offset: two agents seeing the same event name it the same way.
+pub fn finding_id(d: &Detection, scope: &str, clock: Option<&IdClock>) -> String {
     let mut h = Hasher::new();
     h.update(d.category.api_name().as_bytes());
     h.update([0]);
@@ -18,7 +22,15 @@ pub fn finding_id(d: &Detection, scope: &str) -> String {
     h.update([0]);
     h.update(d.key.as_bytes());
     h.update([0]);
-    h.update(d.time.to_le_bytes());
+    match clock {
+        Some(c) => {
+            h.update(b"boot\0");
+            h.update(c.boot_id.as_bytes());
+            h.update([0]);
+            h.update(c.boot_ns(d.time).to_le_bytes());
+        }
+        None => h.update(d.time.to_le_bytes()),
+    }
     hex::encode(&h.finalize()[..16])
 }
 
@@ -31,11 +43,17 @@ pub fn scope_of(proc: Option<&Proc>, node: &str) -> String {
 }
 
 /// Builds the finding; `scope` is [`scope_of`] the triggering process.
-pub fn build(d: &Detection, scope: &str, table: &ProcessTable, cfg: &EngineConfig) -> Finding {
+pub fn build(
+    d: &Detection,
+    scope: &str,
+    table: &ProcessTable,
+    cfg: &EngineConfig,
+    clock: Option<&IdClock>,
+) -> Finding {
     let proc = table.get(d.pid);
     let exec = proc.and_then(|p| p.exec.as_deref());
     let node = exec.map(|e| e.node.as_str()).unwrap_or("");
-    let id = finding_id(d, scope);
+    let id = finding_id(d, scope, clock);
     let name = format!("{}/findings/{}", cfg.finding_parent, id);
     let time = format_rfc3339(d.time);
 
@@ -285,4 +303,58 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
         cut -= 1;
     }
     s[..cut].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ward_event::Category;
+
+    fn detection(time: u64) -> Detection {
+        Detection::new(
+            Category::ReverseShell,
+            "test",
+            time,
+            42,
+            "10.0.0.9:4444".into(),
+        )
+    }
+
+    #[test]
+    fn ids_do_not_depend_on_the_per_process_clock_offset() {
+        // The same kernel stamp, converted by two agents whose offsets differ by 1.234 us.
+        let boot_ns = 5_000_000_123u64;
+        let a = IdClock {
+            boot_id: "b1".into(),
+            offset_ns: 1_795_255_200_000_000_000,
+        };
+        let b = IdClock {
+            offset_ns: a.offset_ns + 1234,
+            ..a.clone()
+        };
+        let (ta, tb) = (boot_ns + a.offset_ns as u64, boot_ns + b.offset_ns as u64);
+        let scope = "container:abc";
+        assert_eq!(
+            finding_id(&detection(ta), scope, Some(&a)),
+            finding_id(&detection(tb), scope, Some(&b))
+        );
+        // Without the clock the wall times differ, and so did the ids (the bug this fixes).
+        assert_ne!(
+            finding_id(&detection(ta), scope, None),
+            finding_id(&detection(tb), scope, None)
+        );
+        // Another boot, or another kernel stamp, is another finding.
+        let other_boot = IdClock {
+            boot_id: "b2".into(),
+            ..a.clone()
+        };
+        assert_ne!(
+            finding_id(&detection(ta), scope, Some(&a)),
+            finding_id(&detection(ta), scope, Some(&other_boot))
+        );
+        assert_ne!(
+            finding_id(&detection(ta), scope, Some(&a)),
+            finding_id(&detection(ta + 1), scope, Some(&a))
+        );
+    }
 }

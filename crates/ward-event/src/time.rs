@@ -1,6 +1,26 @@
 //! Timestamps: nanoseconds since the Unix epoch, rendered as RFC 3339 UTC
 //! (`2026-11-21T23:04:33.123456789Z`), the form SCC uses for `eventTime`/`createTime`.
 
+/// What a finding id says about time when events come from a live kernel: the boot they were
+/// seen on and the offset that turned the kernel's boot-time stamp into wall-clock `time`.
+///
+/// Each process samples that offset itself (`ward_sensor::BootClock`), so two agents (or an
+/// agent and its restart) differ by a few hundred ns; a finding id hashes `(boot_id, time -
+/// offset_ns)`, the kernel's own stamp, so the same event gets the same id whoever saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdClock {
+    pub boot_id: String,
+    /// Wall clock minus boot time, ns.
+    pub offset_ns: i64,
+}
+
+impl IdClock {
+    /// The kernel's boot-time stamp of an event whose wall-clock `time` this clock produced.
+    pub fn boot_ns(&self, time: u64) -> i128 {
+        time as i128 - self.offset_ns as i128
+    }
+}
+
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with nanosecond precision.
 pub fn format_rfc3339(ns: u64) -> String {
     let secs = ns / 1_000_000_000;

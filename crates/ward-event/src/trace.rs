@@ -43,6 +43,14 @@ pub struct TraceHeader {
     /// live agent did.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seeds: u64,
+    /// The recording node's boot id (`/proc/sys/kernel/random/boot_id`) and the offset the
+    /// recorder used to turn the kernel's boot-time stamps into `time` (wall clock minus boot
+    /// time, ns). Together they let a replay name findings exactly as the live agent did
+    /// ([`crate::time::IdClock`]); absent in hand-written traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_ns: Option<i64>,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -58,7 +66,17 @@ impl TraceHeader {
             node,
             source: Some(source.into()),
             seeds: 0,
+            boot_id: None,
+            clock_offset_ns: None,
         }
+    }
+
+    /// The id clock this header names, when it names both parts.
+    pub fn id_clock(&self) -> Option<crate::time::IdClock> {
+        Some(crate::time::IdClock {
+            boot_id: self.boot_id.clone()?,
+            offset_ns: self.clock_offset_ns?,
+        })
     }
 }
 

@@ -54,6 +54,11 @@ impl BootClock {
         }
     }
 
+    /// Wall clock minus boot time, ns, as sampled at creation.
+    pub fn offset_ns(&self) -> i128 {
+        self.offset_ns
+    }
+
     /// Unix time in ns of a CLOCK_BOOTTIME timestamp.
     pub fn to_unix_ns(&self, boot_ns: u64) -> i128 {
         boot_ns as i128 + self.offset_ns

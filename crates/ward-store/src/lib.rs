@@ -8,10 +8,12 @@
 //! * [`order`]: `order_by` parsing and opaque keyset page tokens.
 
 pub mod filter;
+pub mod lock;
 pub mod order;
 mod sqlite;
 
 pub use filter::FilterError;
+pub use lock::{LockError, WriterLock};
 pub use order::{OrderBy, OrderField, SortKey};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 

@@ -91,32 +91,103 @@ fn parse_output(s: &str) -> Result<Output> {
     }
 }
 
-/// The store with batched writes: findings repeat as they aggregate, only the last state of
-/// each is written.
+/// The store, written first: a finding reaches any other output only once its batch is
+/// committed, so a finding visible anywhere is in the store (SIGKILL included: WAL commits
+/// survive the process). New findings are committed at once (one transaction per poll of the
+/// ring, a group commit); repeats of known findings are batched for `store_flush_interval`.
 struct StoreSink {
     store: SqliteStore,
     pending: BTreeMap<String, Finding>,
     last_flush: Instant,
+    /// Failed batches (each counted once).
     errors: u64,
+    /// Finding updates given up because `pending` was full while the store kept failing.
+    dropped: u64,
+    /// After a failure, no new attempt before this (backoff 100 ms doubling to 5 s).
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// The last error printed, so a store that keeps failing for one cause says so once.
+    last_error: Option<String>,
 }
 
+/// Most finding updates held for a failing store (each is the last state of one finding).
+const STORE_PENDING_MAX: usize = 65_536;
+
 impl StoreSink {
-    fn flush(&mut self) {
-        self.last_flush = Instant::now();
-        if self.pending.is_empty() {
-            return;
-        }
-        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
-        if let Err(e) = self.store.upsert_many(&batch) {
-            self.errors += 1;
-            tracing::error!(error = %e, db = %self.store.path().display(), findings = batch.len(), "storing findings failed");
-            eprintln!(
-                "ward agent: error: storing {} findings in {}: {e}",
-                batch.len(),
-                self.store.path().display()
-            );
+    fn new(store: SqliteStore) -> Self {
+        StoreSink {
+            store,
+            pending: BTreeMap::new(),
+            last_flush: Instant::now(),
+            errors: 0,
+            dropped: 0,
+            retry_at: None,
+            backoff: Duration::from_millis(100),
+            last_error: None,
         }
     }
+
+    fn push(&mut self, f: Finding) {
+        if self.pending.len() >= STORE_PENDING_MAX && !self.pending.contains_key(&f.name) {
+            self.dropped += 1;
+            return;
+        }
+        self.pending.insert(f.name.clone(), f);
+    }
+
+    /// Commits what is pending. Returns whether the store holds everything pushed so far.
+    fn flush(&mut self) -> bool {
+        self.last_flush = Instant::now();
+        if self.pending.is_empty() {
+            return true;
+        }
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
+        match self.store.upsert_many(&batch) {
+            Ok(_) => {
+                if self.retry_at.take().is_some() {
+                    eprintln!(
+                        "ward agent: storing findings in {} works again ({} failed attempts)",
+                        self.store.path().display(),
+                        self.errors
+                    );
+                    self.last_error = None;
+                    self.backoff = Duration::from_millis(100);
+                }
+                true
+            }
+            Err(e) => {
+                self.errors += 1;
+                let msg = e.to_string();
+                if self.last_error.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(error = %msg, db = %self.store.path().display(), findings = batch.len(), "storing findings failed");
+                    eprintln!(
+                        "ward agent: error: storing {} findings in {}: {msg} (kept, retrying; findings still go to the other outputs)",
+                        batch.len(),
+                        self.store.path().display()
+                    );
+                    self.last_error = Some(msg);
+                }
+                self.retry_at = Some(Instant::now() + self.backoff);
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
+                // Back into pending; nothing newer can be there (flush runs on this thread).
+                for f in batch {
+                    self.push(f);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`); empty when unreadable, which still
+/// names findings by boot time, just without telling boots apart.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn wall_now_ns() -> u64 {
@@ -175,6 +246,9 @@ struct Pipeline {
     record_path: Option<PathBuf>,
     record_errors: u64,
     updates: Vec<FindingUpdate>,
+    /// New findings serialised for `out`, written once the store has them.
+    out_buf: Vec<u8>,
+    new_findings: usize,
     latencies: Vec<u64>,
     findings_written: u64,
     latency: metrics::Latency,
@@ -205,28 +279,39 @@ impl Pipeline {
     }
 
     fn process(&mut self, events: &mut Vec<Event>) -> Result<()> {
-        let mut wrote = false;
         for ev in events.drain(..) {
             self.record(&ev);
             let t = ev.time();
             self.engine.process(ev, &mut self.updates);
             for u in self.updates.drain(..) {
                 if u.is_new {
-                    if let Some(out) = self.out.as_mut() {
-                        serde_json::to_writer(&mut *out, &u.finding)?;
-                        out.write_all(b"\n")?;
-                        wrote = true;
+                    if self.out.is_some() {
+                        serde_json::to_writer(&mut self.out_buf, &u.finding)?;
+                        self.out_buf.push(b'\n');
                     }
                     self.latencies.push(t);
+                    self.new_findings += 1;
                     self.findings_written += 1;
                 }
-                self.store.pending.insert(u.finding.name.clone(), u.finding);
+                self.store.push(u.finding);
             }
         }
-        if wrote {
+        // The store first: new findings are committed before any other output sees them.
+        if self.new_findings > 0
+            || (!self.store.pending.is_empty()
+                && (self.store.pending.len() >= 512
+                    || self.store.last_flush.elapsed() >= self.flush_interval))
+        {
+            self.store.flush();
+        }
+        self.new_findings = 0;
+        if !self.out_buf.is_empty() {
             if let Some(out) = self.out.as_mut() {
-                out.flush().context("writing findings")?;
+                out.write_all(&self.out_buf)
+                    .and_then(|_| out.flush())
+                    .context("writing findings")?;
             }
+            self.out_buf.clear();
         }
         if !self.latencies.is_empty() {
             let now = wall_now_ns();
@@ -234,16 +319,11 @@ impl Pipeline {
                 self.latency.observe(now.saturating_sub(t) as f64 / 1e9);
             }
         }
-        if !self.store.pending.is_empty()
-            && (self.store.pending.len() >= 512
-                || self.store.last_flush.elapsed() >= self.flush_interval)
-        {
-            self.store.flush();
-        }
         Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
+        self.store.retry_at = None;
         self.store.flush();
         if let Some(out) = self.out.as_mut() {
             out.flush().context("writing findings")?;
@@ -263,6 +343,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
+    // One writer per store, taken before anything else so a second agent fails at once.
+    let _writer_lock = ward_store::WriterLock::acquire(&db_path, "ward agent")?;
     let store = SqliteStore::open(&db_path)
         .with_context(|| format!("opening database {}", db_path.display()))?;
     let out: Option<Box<dyn Write>> = match &output {
@@ -291,6 +373,12 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut enricher = Enricher::new(enrich_config(&cfg), *sensor.clock());
     let node = enricher.node().to_string();
+    // Finding ids hash the kernel's boot-time stamps on this boot, not wall-clock times from
+    // this process's own offset (`ward_event::time::IdClock`).
+    let id_clock = ward_event::time::IdClock {
+        boot_id: boot_id(),
+        offset_ns: sensor.clock().offset_ns() as i64,
+    };
 
     let mut pipe = Pipeline {
         engine: Engine::new(
@@ -300,21 +388,20 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?,
         ),
         out,
-        store: StoreSink {
-            store,
-            pending: BTreeMap::new(),
-            last_flush: Instant::now(),
-            errors: 0,
-        },
+        store: StoreSink::new(store),
         record,
         record_path: args.record.clone(),
         record_errors: 0,
         updates: Vec::new(),
+        out_buf: Vec::new(),
+        new_findings: 0,
         latencies: Vec::new(),
         findings_written: 0,
         latency: metrics::Latency::default(),
         flush_interval: cfg.agent.store_flush_interval,
     };
+
+    pipe.engine.set_id_clock(Some(id_clock.clone()));
 
     // What already runs: lineage and container identity. Loaded after the sensor, so nothing
     // started in between is missed (it may be seen twice, which the table tolerates).
@@ -323,6 +410,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     if let Some(r) = pipe.record.as_mut() {
         let mut header = TraceHeader::new(Some(node.clone()), "ward agent");
         header.seeds = seeds.len() as u64;
+        header.boot_id = Some(id_clock.boot_id.clone());
+        header.clock_offset_ns = Some(id_clock.offset_ns);
         writeln!(r, "{}", ward_event::trace::to_line(&header)).context("writing the recording")?;
     }
     let n_seeds = seeds.len();
@@ -471,6 +560,8 @@ fn fill_health(
     h.parked = enricher.parked();
     h.findings_written = pipe.findings_written;
     h.store_errors = pipe.store.errors;
+    h.store_pending = pipe.store.pending.len() as u64;
+    h.store_dropped = pipe.store.dropped;
     h.latency = pipe.latency.clone();
     let (rss, cpu) = metrics::self_usage();
     h.rss_bytes = rss;

@@ -74,6 +74,11 @@ impl StoreSink {
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let cfg = WardConfig::load_or_default(args.config.as_deref())?;
     let intel = load_intel(&args.intel)?;
+    // One writer per store: a replay into an agent's live database is refused.
+    let _writer_lock = match &args.db {
+        Some(path) => Some(ward_store::WriterLock::acquire(path, "ward replay")?),
+        None => None,
+    };
     let mut sink = match &args.db {
         Some(path) => Some(StoreSink {
             store: SqliteStore::open(path)
@@ -97,6 +102,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
     let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
     let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
+    // A recording names the boot and clock offset it was made with: same finding ids as live.
+    engine.set_id_clock(reader.header().and_then(|h| h.id_clock()));
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut updates: Vec<FindingUpdate> = Vec::new();

@@ -72,6 +72,10 @@ pub struct Health {
     pub events_per_sec: f64,
     pub findings_written: u64,
     pub store_errors: u64,
+    /// Finding updates not yet committed to the store (waiting for a batch or a retry).
+    pub store_pending: u64,
+    /// Finding updates given up while the store was failing (pending full).
+    pub store_dropped: u64,
     pub latency: Latency,
     pub rss_bytes: u64,
     pub cpu_seconds: f64,
@@ -241,6 +245,18 @@ impl Health {
             "counter",
             "Failed writes to the finding store.",
             &one(self.store_errors.to_string()),
+        );
+        metric(
+            "ward_store_pending_findings",
+            "gauge",
+            "Finding updates not yet committed to the store.",
+            &one(self.store_pending.to_string()),
+        );
+        metric(
+            "ward_store_dropped_total",
+            "counter",
+            "Finding updates given up while the store kept failing.",
+            &one(self.store_dropped.to_string()),
         );
         metric(
             "ward_process_table_size",
