@@ -435,7 +435,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let metrics_where = if metrics_addr.is_empty() || metrics_addr == "none" {
         "disabled".to_string()
     } else {
-        let a = metrics::serve(&metrics_addr, metrics_text.clone())
+        let a = ward_api::prometheus::serve(&metrics_addr, metrics_text.clone())
             .with_context(|| format!("serving metrics on {metrics_addr}"))?;
         format!("http://{a}/metrics")
     };

@@ -1,10 +1,7 @@
-//! Health of the agent: counters gathered by the main loop, served as Prometheus text on a
-//! local port (`GET /metrics`) and summarised in a periodic log line.
+//! Health of the agent: counters gathered by the main loop, rendered as Prometheus text (served
+//! on a local port by `ward_api::prometheus`) and summarised in a periodic log line.
 
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ward_detect::EngineStats;
@@ -376,50 +373,6 @@ pub fn self_usage() -> (u64, f64) {
         .map(|t| t / tck)
         .unwrap_or(0.0);
     (rss, cpu)
-}
-
-/// Serves the latest rendered text on `GET /metrics` from a background thread.
-pub fn serve(addr: &str, text: Arc<Mutex<String>>) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr)?;
-    let local = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("ward-metrics".into())
-        .spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                let _ = conn.set_write_timeout(Some(Duration::from_secs(2)));
-                let mut req = Vec::with_capacity(1024);
-                let mut buf = [0u8; 1024];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16384 {
-                    match conn.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&req);
-                let mut parts = line.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let (status, ctype, body) = if method == "GET"
-                    && (path == "/metrics" || path.starts_with("/metrics?"))
-                {
-                    let body = text.lock().map(|t| t.clone()).unwrap_or_default();
-                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", body)
-                } else {
-                    (
-                        "404 Not Found",
-                        "text/plain; charset=utf-8",
-                        "not found: try /metrics\n".to_string(),
-                    )
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        })?;
-    Ok(local)
 }
 
 #[cfg(test)]

@@ -190,13 +190,10 @@ fn podman_api(guard: &mut Guard) -> Result<PathBuf> {
     guard.socket = Some(sock.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) {
-            let _ = s.write_all(b"GET /_ping HTTP/1.0\r\n\r\n");
-            let mut r = String::new();
-            let _ = s.read_to_string(&mut r);
-            if r.ends_with("OK") {
-                return Ok(sock);
-            }
+        if ward_enrich::runtime::http_get(&sock, "/_ping", Duration::from_secs(2))
+            .is_ok_and(|body| body == b"OK")
+        {
+            return Ok(sock);
         }
         if Instant::now() >= deadline {
             bail!("podman system service did not answer on {}", sock.display());
