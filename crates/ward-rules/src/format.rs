@@ -1,0 +1,247 @@
+//! The rule file format (TOML), as read. See `docs/rules.md` for the reference.
+//!
+//! ```toml
+//! [[rule]]
+//! id = "UNEXPECTED_CHILD_SHELL"            # the SCC module name
+//! category = "Execution: Unexpected Child Shell"
+//! severity = "LOW"
+//! tactic = "EXECUTION"
+//! techniques = ["T1059.004"]
+//! description = "A shell was started by a process that normally never starts one."
+//! next_steps = "Find what made the server start a shell: a web shell, an injection."
+//! key = "parent_exe"                       # aggregation key within (category, container)
+//! sources = ["Google CTD docs", "Falco: Run shell untrusted"]
+//!
+//! [rule.when]                              # every condition given must hold
+//! scope = "container"
+//! basename = ["sh", "bash", "dash"]
+//! parent = { basename = ["nginx", "httpd", "php-fpm"] }
+//!
+//! [[rule.exception]]                       # scoped, with a reason
+//! reason = "the image's entrypoint script"
+//! when = { image = { prefix = ["registry.example/shop/web:"] } }
+//!
+//! [[rule.test]]                            # the rule's own tests
+//! expect = "fire"
+//! exec = { exe = "/bin/sh", argv = ["sh"], parent = { exe = "/usr/sbin/nginx" } }
+//! ```
+//!
+//! Every table rejects unknown fields, so a misspelt condition is an error, not a condition
+//! that silently never holds.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+use ward_event::finding::Severity;
+use ward_event::{FdKind, Layer};
+
+/// One file under `rules/`: rules, and exceptions to rules defined elsewhere.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    #[serde(default)]
+    pub rule: Vec<Spanned<RawRule>>,
+    /// Exceptions for rules of other files (a user's own directory).
+    #[serde(default)]
+    pub exception: Vec<Spanned<RawFileException>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    /// The detector module name, `A-Z0-9_` (Google's module names, e.g. `UNEXPECTED_CHILD_SHELL`).
+    pub id: Spanned<String>,
+    /// The exact SCC `category` string of findings this rule makes.
+    pub category: String,
+    pub severity: Severity,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// ATT&CK tactic in SCC's enum form (`EXECUTION`, `DEFENSE_EVASION`, ...).
+    pub tactic: String,
+    /// ATT&CK technique ids (`T1059.004`).
+    #[serde(default)]
+    pub techniques: Vec<String>,
+    pub description: String,
+    pub next_steps: String,
+    /// What repeats aggregate on within (category, container).
+    #[serde(default)]
+    pub key: KeyField,
+    /// Replaces a rule with the same id from an earlier directory (shipped rules) on purpose;
+    /// without it a second rule with a known id is an error.
+    #[serde(default, rename = "override")]
+    pub override_: bool,
+    /// Where the tool lists and patterns come from (public sources), for reviewers.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    pub when: Spanned<Cond>,
+    #[serde(default)]
+    pub exception: Vec<Spanned<RawException>>,
+    #[serde(default)]
+    pub test: Vec<Spanned<RawTest>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The aggregation key of a rule's findings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyField {
+    /// The executable's path (default).
+    #[default]
+    Exe,
+    /// The parent's executable path.
+    ParentExe,
+    /// The whole command line.
+    Cmdline,
+    /// The rule alone: one finding per container and window.
+    Rule,
+}
+
+/// Conditions: every field given must hold (AND); values listed inside a field are
+/// alternatives (OR). `any` is an OR of sub-conditions, `not` a negation.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cond {
+    /// `container` or `host`.
+    pub scope: Option<Scope>,
+    /// The resolved path of what runs (`binary.path`, inside the container).
+    pub exe: Option<StrSpec>,
+    /// The last component of the path as exec'd (`filename`) or of the resolved binary: a
+    /// `/bin/nc` link to busybox matches both `nc` and `busybox`.
+    pub basename: Option<StrSpec>,
+    /// Provenance of the executable: `image`, `added`, `modified`, `memfd`, `deleted`, ...
+    pub layer: Option<Vec<Layer>>,
+    pub argv: Option<ArgvCond>,
+    pub uid: Option<Vec<u32>>,
+    /// Kind of fd 0 / fd 1 at exec: `pipe`, `inetSocket`, `tty`, `file`, ...
+    pub stdin: Option<Vec<FdKind>>,
+    pub stdout: Option<Vec<FdKind>>,
+    /// The container's image reference.
+    pub image: Option<StrSpec>,
+    /// The pod's namespace.
+    pub namespace: Option<StrSpec>,
+    /// Container or pod labels: each named label must exist and match.
+    pub labels: Option<BTreeMap<String, StrSpec>>,
+    /// The direct parent's exec must satisfy this.
+    pub parent: Option<Box<Spanned<Cond>>>,
+    /// Some ancestor (parent, grandparent, ... up to 16) must satisfy this.
+    pub ancestor: Option<Box<Spanned<Cond>>>,
+    pub any: Option<Vec<Spanned<Cond>>>,
+    pub not: Option<Box<Spanned<Cond>>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Container,
+    Host,
+}
+
+/// Conditions on the arguments.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgvCond {
+    /// Some argument after argv[0] matches.
+    pub any: Option<StrSpec>,
+    /// No argument after argv[0] matches.
+    pub none: Option<StrSpec>,
+    /// The command line (argv joined with single spaces) matches.
+    pub cmdline: Option<StrSpec>,
+    /// Some argument, or a base64 run inside one (at least 16 characters), decodes to bytes
+    /// containing one of these strings (`echo Y3VybC... | base64 -d`, `bash -c "$(echo ...)"`).
+    pub base64_contains: Option<Vec<String>>,
+    /// At least this many arguments after argv[0].
+    pub min_args: Option<usize>,
+}
+
+/// A string condition. A list (or one string) means `equals`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StrSpec {
+    One(String),
+    List(Vec<String>),
+    Detailed(StrDetailed),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrDetailed {
+    #[serde(default)]
+    pub equals: Vec<String>,
+    #[serde(default)]
+    pub prefix: Vec<String>,
+    #[serde(default)]
+    pub suffix: Vec<String>,
+    #[serde(default)]
+    pub contains: Vec<String>,
+    /// Regular expressions (Rust `regex` syntax, unanchored unless written with `^`/`$`).
+    #[serde(default)]
+    pub regex: Vec<String>,
+    /// Compare ASCII case-insensitively (equals, prefix, suffix, contains; write `(?i)` in a
+    /// regex).
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+/// An exception inside its rule: when `when` holds, the rule does not fire.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawException {
+    /// Why this is not an attack; shown by `ward rules check` and kept with the rule.
+    pub reason: String,
+    pub when: Spanned<Cond>,
+}
+
+/// An exception in a file of its own: names the rule it applies to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileException {
+    pub rule: Spanned<String>,
+    pub reason: String,
+    pub when: Spanned<Cond>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expect {
+    Fire,
+    Quiet,
+}
+
+/// One of a rule's own tests: an exec (with its ancestry) and whether the rule fires on it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTest {
+    pub expect: Expect,
+    /// What the test shows, printed when it fails.
+    #[serde(default)]
+    pub name: String,
+    pub exec: TestExec,
+}
+
+/// A compact exec for tests; what is left out takes an ordinary value (uid 0, image layer,
+/// stdio on a tty, in a container of image `registry.example/app:1`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestExec {
+    /// The resolved binary path.
+    pub exe: String,
+    /// The path as exec'd (default: `exe`).
+    pub filename: Option<String>,
+    /// Default: `[basename of filename]`.
+    pub argv: Option<Vec<String>>,
+    #[serde(default)]
+    pub uid: u32,
+    pub layer: Option<Layer>,
+    /// Default true.
+    pub container: Option<bool>,
+    pub image: Option<String>,
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub stdin: Option<FdKind>,
+    pub stdout: Option<FdKind>,
+    pub parent: Option<Box<TestExec>>,
+}

@@ -1,0 +1,600 @@
+//! Detection rules as data.
+//!
+//! Rules are TOML files (`rules/*.toml`, format in [`format`] and `docs/rules.md`): each names
+//! its SCC category, severity, ATT&CK mapping, guidance and aggregation key, a condition tree
+//! over the typed fields of an exec and its ancestry, scoped exceptions with reasons, and its
+//! own tests. [`RuleSet::load`] reads one or more directories (shipped rules, then the user's),
+//! compiles every pattern once, and reports *every* problem with its file and line; nothing is
+//! ignored silently (unknown fields, bad patterns, empty conditions, a second rule with a known
+//! id, an exception for an unknown rule, a rule without tests).
+//!
+//! [`RuleSet::eval`] judges one exec: rules whose top-level `basename` is a plain list are
+//! looked up by the exec's basenames, the rest are tried in order; a check allocates nothing
+//! until a rule fires (the `cmdline` and `base64_contains` conditions build their text only
+//! for rules that got that far). [`RuleSet::evidence`] then says which conditions held.
+//!
+//! This crate does no IO beyond reading rule files in [`RuleSet::load`]; it depends on
+//! `ward-event` only. The engine side (a detector that turns firings into findings) lives in
+//! `ward-detect`.
+
+pub mod compile;
+pub mod format;
+mod testing;
+
+/// The rules shipped with Ward, embedded at build time from `rules/` (see `build.rs`).
+pub mod shipped {
+    include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
+}
+
+pub use compile::{Evidence, PatternError, MAX_ANCESTORS};
+pub use format::{Expect, KeyField};
+pub use testing::{TestFailure, TestReport};
+
+use compile::{basename, Matcher};
+use format::{RawRule, RuleFile, TestExec};
+use rustc_hash::FxHashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use ward_event::finding::Severity;
+use ward_event::ExecEvent;
+
+/// The exec being judged and its ancestry.
+pub trait ExecView {
+    /// 0 = the exec itself, 1 = its parent's (last) exec, 2 = the grandparent's, ...
+    fn at(&self, depth: usize) -> Option<&ExecEvent>;
+}
+
+/// A chain `[exec, parent, grandparent, ...]`.
+impl ExecView for Vec<ExecEvent> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.get(depth)
+    }
+}
+
+impl ExecView for Vec<&ExecEvent> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.get(depth).copied()
+    }
+}
+
+/// Where something was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Place {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// One problem in the rule files.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{place}: {message}")]
+    Syntax { place: Place, message: String },
+    #[error("{place}: rule {rule}: {message}")]
+    Invalid {
+        place: Place,
+        rule: String,
+        message: String,
+    },
+    #[error("{place}: rule {rule} is already defined at {first}; set `override = true` in a later directory to replace it on purpose")]
+    Shadowed {
+        place: Place,
+        rule: String,
+        first: Place,
+    },
+    #[error("{place}: exception for unknown rule {rule}")]
+    UnknownRule { place: Place, rule: String },
+}
+
+/// Every problem found while loading, in file order.
+#[derive(Debug, thiserror::Error)]
+pub struct RuleErrors(pub Vec<RuleError>);
+
+impl fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An exception with its reason and place.
+#[derive(Debug)]
+pub struct Exception {
+    pub reason: String,
+    pub place: Place,
+    when: Matcher,
+}
+
+/// One of a rule's tests.
+#[derive(Debug)]
+pub struct RuleTest {
+    pub expect: Expect,
+    pub name: String,
+    pub place: Place,
+    pub(crate) chain: Vec<ExecEvent>,
+}
+
+impl RuleTest {
+    /// The exec and its ancestry the test describes.
+    pub fn chain(&self) -> &Vec<ExecEvent> {
+        &self.chain
+    }
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+pub struct Rule {
+    pub id: String,
+    pub category: String,
+    pub severity: Severity,
+    pub enabled: bool,
+    pub tactic: String,
+    pub techniques: Vec<String>,
+    pub description: String,
+    pub next_steps: String,
+    pub key: KeyField,
+    pub sources: Vec<String>,
+    pub place: Place,
+    pub exceptions: Vec<Exception>,
+    pub tests: Vec<RuleTest>,
+    /// Replaces a rule of an earlier directory (`override = true`).
+    pub overrides: bool,
+    when: Matcher,
+}
+
+impl Rule {
+    /// Whether the rule fires on `view` (conditions hold, no exception does).
+    pub fn fires(&self, view: &dyn ExecView) -> bool {
+        self.when.eval(view, 0, &mut None, "")
+            && !self
+                .exceptions
+                .iter()
+                .any(|x| x.when.eval(view, 0, &mut None, ""))
+    }
+
+    /// The aggregation key of a firing on `view`.
+    pub fn key_of(&self, view: &dyn ExecView) -> String {
+        let e = view.at(0);
+        match self.key {
+            KeyField::Exe => e.map(|e| e.binary.path.clone()).unwrap_or_default(),
+            KeyField::ParentExe => view
+                .at(1)
+                .map(|p| p.binary.path.clone())
+                .unwrap_or_default(),
+            KeyField::Cmdline => e.map(|e| e.argv.join(" ")).unwrap_or_default(),
+            KeyField::Rule => self.id.clone(),
+        }
+    }
+}
+
+/// Rules loaded and compiled.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// Enabled rules gated by a plain top-level `basename` list, by name.
+    by_name: FxHashMap<Box<str>, Vec<u32>>,
+    /// Enabled rules tried on every exec.
+    ungated: Vec<u32>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+impl RuleSet {
+    /// Loads every `*.toml` under each directory (not recursive), directories in order (the
+    /// shipped rules first, then the user's), files by name.
+    pub fn load(dirs: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for (d, dir) in dirs.iter().enumerate() {
+            match read_dir_texts(dir) {
+                Ok(mut v) => files.extend(v.drain(..).map(|(p, t)| (d, p, t))),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        match Self::from_texts(&files) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(RuleErrors(errors)),
+            Err(mut e) => {
+                errors.append(&mut e.0);
+                Err(RuleErrors(errors))
+            }
+        }
+    }
+
+    /// The shipped rules (embedded), then every `*.toml` of each of `user_dirs`.
+    pub fn shipped_and(user_dirs: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
+        let mut files: Vec<(usize, PathBuf, String)> = shipped::SHIPPED
+            .iter()
+            .map(|(name, text)| (0, PathBuf::from(name), text.to_string()))
+            .collect();
+        let mut errors = Vec::new();
+        for (d, dir) in user_dirs.iter().enumerate() {
+            match read_dir_texts(dir) {
+                Ok(mut v) => files.extend(v.drain(..).map(|(p, t)| (d + 1, p, t))),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        match Self::from_texts(&files) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(RuleErrors(errors)),
+            Err(mut e) => {
+                errors.append(&mut e.0);
+                Err(RuleErrors(errors))
+            }
+        }
+    }
+
+    /// Builds a set from `(directory index, path, text)` triples; a rule may replace one of
+    /// an earlier directory only with `override = true`.
+    pub fn from_texts(files: &[(usize, PathBuf, String)]) -> Result<RuleSet, RuleErrors> {
+        let mut errors = Vec::new();
+        let mut rules: Vec<(usize, Rule)> = Vec::new();
+        let mut file_exceptions = Vec::new();
+        for (dir, path, text) in files {
+            let place = |offset: usize| Place {
+                file: path.clone(),
+                line: line_of(text, offset),
+            };
+            let parsed: RuleFile = match toml::from_str(text) {
+                Ok(p) => p,
+                Err(e) => {
+                    errors.push(RuleError::Syntax {
+                        place: place(e.span().map_or(0, |s| s.start)),
+                        message: e.message().to_string(),
+                    });
+                    continue;
+                }
+            };
+            for raw in parsed.rule {
+                let at = place(raw.span().start);
+                let raw = raw.into_inner();
+                match compile_rule(raw, at.clone(), &place) {
+                    Ok(rule) => {
+                        if let Some(pos) = rules.iter().position(|(_, r)| r.id == rule.id) {
+                            let (first_dir, first) = &rules[pos];
+                            if rule.overrides && *first_dir < *dir {
+                                rules[pos] = (*dir, rule);
+                            } else {
+                                errors.push(RuleError::Shadowed {
+                                    place: rule.place.clone(),
+                                    rule: rule.id.clone(),
+                                    first: first.place.clone(),
+                                });
+                            }
+                        } else {
+                            rules.push((*dir, rule));
+                        }
+                    }
+                    Err(mut e) => errors.append(&mut e),
+                }
+            }
+            for x in parsed.exception {
+                let at = place(x.span().start);
+                let x = x.into_inner();
+                match Matcher::compile(x.when.get_ref()) {
+                    Ok(m) => file_exceptions.push((
+                        x.rule.into_inner(),
+                        Exception {
+                            reason: x.reason,
+                            place: at,
+                            when: m,
+                        },
+                    )),
+                    Err(e) => errors.push(RuleError::Invalid {
+                        place: place(x.when.span().start),
+                        rule: x.rule.into_inner(),
+                        message: format!("exception: {e}"),
+                    }),
+                }
+            }
+        }
+        let mut rules: Vec<Rule> = rules.into_iter().map(|(_, r)| r).collect();
+        for (id, x) in file_exceptions {
+            match rules.iter_mut().find(|r| r.id == id) {
+                Some(r) => r.exceptions.push(x),
+                None => errors.push(RuleError::UnknownRule {
+                    place: x.place,
+                    rule: id,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(RuleErrors(errors));
+        }
+        Ok(Self::index(rules))
+    }
+
+    fn index(rules: Vec<Rule>) -> RuleSet {
+        let mut by_name: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
+        let mut ungated = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            if !r.enabled {
+                continue;
+            }
+            let names = r.when.basename.as_ref().and_then(|b| b.exact_only());
+            match names {
+                Some(names) => {
+                    for n in names {
+                        by_name.entry(n.into()).or_default().push(i as u32);
+                    }
+                }
+                None => ungated.push(i as u32),
+            }
+        }
+        RuleSet {
+            rules,
+            by_name,
+            ungated,
+        }
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, index: u32) -> &Rule {
+        &self.rules[index as usize]
+    }
+
+    /// Turns rules on or off by id (configuration); unknown ids are returned.
+    pub fn set_enabled<'a>(
+        &mut self,
+        switches: impl IntoIterator<Item = (&'a str, bool)>,
+    ) -> Vec<String> {
+        let mut unknown = Vec::new();
+        for (id, on) in switches {
+            match self.rules.iter_mut().find(|r| r.id == id) {
+                Some(r) => r.enabled = on,
+                None => unknown.push(id.to_string()),
+            }
+        }
+        let rules = std::mem::take(&mut self.rules);
+        *self = Self::index(rules);
+        unknown
+    }
+
+    /// Appends the indices of the enabled rules that fire on `view` to `out`.
+    pub fn eval(&self, view: &dyn ExecView, out: &mut Vec<u32>) {
+        let Some(e) = view.at(0) else { return };
+        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        let try_rule = |i: u32, out: &mut Vec<u32>| {
+            if self.rules[i as usize].fires(view) {
+                out.push(i);
+            }
+        };
+        if let Some(list) = self.by_name.get(f) {
+            for &i in list {
+                try_rule(i, out);
+            }
+        }
+        if r != f {
+            if let Some(list) = self.by_name.get(r) {
+                for &i in list {
+                    // Listed under both names: already tried.
+                    if self.by_name.get(f).is_some_and(|l| l.contains(&i)) {
+                        continue;
+                    }
+                    try_rule(i, out);
+                }
+            }
+        }
+        for &i in &self.ungated {
+            try_rule(i, out);
+        }
+    }
+
+    /// The conditions of rule `index` that held on `view` (after [`eval`](Self::eval) fired).
+    pub fn evidence(&self, index: u32, view: &dyn ExecView) -> Vec<Evidence> {
+        let mut v = Vec::new();
+        self.rules[index as usize]
+            .when
+            .eval(view, 0, &mut Some(&mut v), "");
+        v
+    }
+
+    /// Runs every rule's own tests.
+    pub fn run_tests(&self) -> TestReport {
+        testing::run(self)
+    }
+}
+
+/// The `*.toml` files of `dir`, by name.
+fn read_dir_texts(dir: &Path) -> Result<Vec<(PathBuf, String)>, Vec<RuleError>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| {
+        vec![RuleError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }]
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p) {
+            Ok(text) => out.push((p, text)),
+            Err(source) => errors.push(RuleError::Io { path: p, source }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_uppercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn valid_technique(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    (b.len() == 5 && b[0] == b'T' && digits(1..5))
+        || (b.len() == 9 && b[0] == b'T' && digits(1..5) && b[5] == b'.' && digits(6..9))
+}
+
+fn compile_rule(
+    raw: RawRule,
+    at: Place,
+    place: &dyn Fn(usize) -> Place,
+) -> Result<Rule, Vec<RuleError>> {
+    let mut errors = Vec::new();
+    let id = raw.id.get_ref().clone();
+    let invalid = |place: Place, message: String| RuleError::Invalid {
+        place,
+        rule: id.clone(),
+        message,
+    };
+    if !valid_id(&id) {
+        errors.push(invalid(
+            place(raw.id.span().start),
+            "id must be A-Z, 0-9 and _ (an SCC module name like UNEXPECTED_CHILD_SHELL)".into(),
+        ));
+    }
+    for (what, v) in [
+        ("category", &raw.category),
+        ("tactic", &raw.tactic),
+        ("description", &raw.description),
+        ("next_steps", &raw.next_steps),
+    ] {
+        if v.trim().is_empty() {
+            errors.push(invalid(at.clone(), format!("{what} is empty")));
+        }
+    }
+    if !raw
+        .tactic
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c == '_')
+    {
+        errors.push(invalid(
+            at.clone(),
+            format!(
+                "tactic {:?}: use SCC's enum form, e.g. EXECUTION",
+                raw.tactic
+            ),
+        ));
+    }
+    for t in &raw.techniques {
+        if !valid_technique(t) {
+            errors.push(invalid(
+                at.clone(),
+                format!("technique {t:?} is not an ATT&CK id like T1059 or T1059.004"),
+            ));
+        }
+    }
+    let when = match Matcher::compile(raw.when.get_ref()) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(invalid(place(raw.when.span().start), format!("when: {e}")));
+            None
+        }
+    };
+    let mut exceptions = Vec::new();
+    for x in raw.exception {
+        let xat = place(x.span().start);
+        let x = x.into_inner();
+        if x.reason.trim().is_empty() {
+            errors.push(invalid(xat.clone(), "exception without a reason".into()));
+        }
+        match Matcher::compile(x.when.get_ref()) {
+            Ok(m) => exceptions.push(Exception {
+                reason: x.reason,
+                place: xat,
+                when: m,
+            }),
+            Err(e) => errors.push(invalid(
+                place(x.when.span().start),
+                format!("exception: {e}"),
+            )),
+        }
+    }
+    let mut tests = Vec::new();
+    for t in raw.test {
+        let tat = place(t.span().start);
+        let t = t.into_inner();
+        tests.push(RuleTest {
+            expect: t.expect,
+            name: t.name,
+            place: tat,
+            chain: chain_of(&t.exec),
+        });
+    }
+    for (expect, word) in [(Expect::Fire, "fire"), (Expect::Quiet, "quiet")] {
+        if !tests.iter().any(|t| t.expect == expect) {
+            errors.push(invalid(
+                at.clone(),
+                format!("no test with expect = \"{word}\": every rule carries at least one exec it fires on and one it stays quiet on"),
+            ));
+        }
+    }
+    match when {
+        Some(when) if errors.is_empty() => Ok(Rule {
+            id,
+            category: raw.category,
+            severity: raw.severity,
+            enabled: raw.enabled,
+            tactic: raw.tactic,
+            techniques: raw.techniques,
+            description: raw.description,
+            next_steps: raw.next_steps,
+            key: raw.key,
+            sources: raw.sources,
+            place: at,
+            exceptions,
+            tests,
+            when,
+            overrides: raw.override_,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// The exec chain `[exec, parent, ...]` a test describes.
+fn chain_of(t: &TestExec) -> Vec<ExecEvent> {
+    let mut out = Vec::new();
+    let mut cur = Some(t);
+    let mut pid = 1000;
+    while let Some(t) = cur {
+        out.push(testing::exec_of(t, pid));
+        pid -= 1;
+        cur = t.parent.as_deref();
+    }
+    out
+}
+
+impl Rule {
+    /// Where the rule file is.
+    pub fn file(&self) -> &Path {
+        &self.place.file
+    }
+}

@@ -1,0 +1,131 @@
+//! Each rule's own tests: compact execs (with their ancestry) that it must fire on or stay
+//! quiet on, run through the same [`crate::RuleSet::eval`] path as live events, so a test also
+//! catches a rule that an index or another rule's exception hides.
+
+use crate::format::TestExec;
+use crate::{Expect, Place, RuleSet};
+use ward_event::{BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta};
+
+/// A test that did not give what it expects.
+#[derive(Debug, Clone)]
+pub struct TestFailure {
+    pub rule: String,
+    pub place: Place,
+    pub name: String,
+    pub expect: Expect,
+}
+
+impl std::fmt::Display for TestFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let want = match self.expect {
+            Expect::Fire => "should fire but stayed quiet",
+            Expect::Quiet => "should stay quiet but fired",
+        };
+        write!(f, "{}: rule {}: test", self.place, self.rule)?;
+        if !self.name.is_empty() {
+            write!(f, " {:?}", self.name)?;
+        }
+        write!(f, " {want}")
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TestReport {
+    pub passed: usize,
+    pub failures: Vec<TestFailure>,
+}
+
+pub(crate) fn run(set: &RuleSet) -> TestReport {
+    let mut report = TestReport::default();
+    let mut fired = Vec::new();
+    for (i, rule) in set.rules().iter().enumerate() {
+        for t in &rule.tests {
+            fired.clear();
+            // A disabled rule is tested on its own (it is shipped; users may turn it on).
+            let hit = if rule.enabled {
+                set.eval(&t.chain, &mut fired);
+                fired.contains(&(i as u32))
+            } else {
+                rule.fires(&t.chain)
+            };
+            let ok = hit == (t.expect == Expect::Fire);
+            if ok {
+                report.passed += 1;
+            } else {
+                report.failures.push(TestFailure {
+                    rule: rule.id.clone(),
+                    place: t.place.clone(),
+                    name: t.name.clone(),
+                    expect: t.expect,
+                });
+            }
+        }
+    }
+    report
+}
+
+fn fd(kind: FdKind) -> FdInfo {
+    FdInfo {
+        kind,
+        ..FdInfo::default()
+    }
+}
+
+pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
+    let filename = t.filename.clone().unwrap_or_else(|| t.exe.clone());
+    let argv = t
+        .argv
+        .clone()
+        .unwrap_or_else(|| vec![crate::compile::basename(&filename).to_string()]);
+    let in_container = t.container.unwrap_or(true);
+    let container = in_container.then(|| ContainerMeta {
+        name: "test".into(),
+        image: t
+            .image
+            .clone()
+            .unwrap_or_else(|| "registry.example/app:1".into()),
+        labels: t.labels.clone(),
+        pod: t.namespace.as_ref().map(|ns| PodMeta {
+            name: "test-pod".into(),
+            namespace: ns.clone(),
+            labels: t.labels.clone(),
+        }),
+        ..ContainerMeta::default()
+    });
+    let tty = fd(FdKind::Tty);
+    ExecEvent {
+        time: 0,
+        node: "test-node".into(),
+        pid,
+        tgid: None,
+        ppid: pid.saturating_sub(1),
+        uid: t.uid,
+        gid: 0,
+        comm: crate::compile::basename(&filename)
+            .chars()
+            .take(15)
+            .collect(),
+        filename,
+        binary: BinaryInfo {
+            path: t.exe.clone(),
+            layer: t.layer.unwrap_or(if in_container {
+                Layer::Image
+            } else {
+                Layer::NotOverlay
+            }),
+            ..BinaryInfo::default()
+        },
+        argv,
+        argv_truncated: false,
+        cwd: "/".into(),
+        script: None,
+        stdio: [
+            t.stdin.map(fd).unwrap_or_else(|| tty.clone()),
+            t.stdout.map(fd).unwrap_or_else(|| tty.clone()),
+            tty,
+        ],
+        cgroup_id: 0,
+        container_id: in_container.then(|| "c0ffee".repeat(10) + "c0ff"),
+        container,
+    }
+}

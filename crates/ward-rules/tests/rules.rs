@@ -1,0 +1,189 @@
+//! The shipped rules load and pass their own tests; the loader names every problem with its
+//! file and line.
+
+use std::path::{Path, PathBuf};
+use ward_rules::{RuleError, RuleSet};
+
+fn shipped() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")
+}
+
+fn load_text(text: &str) -> Result<RuleSet, String> {
+    RuleSet::from_texts(&[(0, PathBuf::from("t.toml"), text.to_string())])
+        .map_err(|e| e.to_string())
+}
+
+const GOOD: &str = r#"
+[[rule]]
+id = "TEST_RULE"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1059"]
+description = "d"
+next_steps = "n"
+[rule.when]
+basename = ["nc"]
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/nc" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/ls" }
+"#;
+
+#[test]
+fn shipped_rules_load_and_pass_their_tests() {
+    let set = RuleSet::load(&[shipped()]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(set.rules().len() >= 10, "{} rules", set.rules().len());
+    let report = set.run_tests();
+    let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(report.passed >= 2 * set.rules().len());
+}
+
+#[test]
+fn a_good_rule_fires_through_the_index_and_gives_evidence() {
+    let set = load_text(GOOD).unwrap();
+    let report = set.run_tests();
+    assert_eq!((report.passed, report.failures.len()), (2, 0));
+
+    // Evidence of a shipped rule with nested conditions: which field held, with what value.
+    let set = RuleSet::load(&[shipped()]).unwrap();
+    let (i, rule) = set
+        .rules()
+        .iter()
+        .enumerate()
+        .find(|(_, r)| r.id == "UNEXPECTED_CHILD_SHELL")
+        .unwrap();
+    let chain = &rule.tests[0];
+    assert_eq!(chain.expect, ward_rules::Expect::Fire);
+    let mut fired = Vec::new();
+    set.eval(chain.chain(), &mut fired);
+    assert_eq!(fired, vec![i as u32]);
+    let ev: Vec<(String, String)> = set
+        .evidence(i as u32, chain.chain())
+        .into_iter()
+        .map(|e| (e.field, e.value))
+        .collect();
+    assert_eq!(
+        ev,
+        vec![
+            ("basename".to_string(), "sh".to_string()),
+            ("parent.basename".to_string(), "nginx".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn unknown_fields_are_errors_with_their_line() {
+    let bad = GOOD.replace(
+        "basename = [\"nc\"]",
+        "basename = [\"nc\"]\nbasenme = [\"x\"]",
+    );
+    let e = load_text(&bad).unwrap_err();
+    assert!(e.contains("t.toml:"), "{e}");
+    assert!(e.contains("basenme"), "{e}");
+}
+
+#[test]
+fn bad_patterns_empty_conditions_and_missing_tests_are_errors() {
+    let bad_regex = GOOD.replace(
+        "basename = [\"nc\"]",
+        "basename = [\"nc\"]\nargv = { any = { regex = ['(unclosed'] } }",
+    );
+    let e = load_text(&bad_regex).unwrap_err();
+    assert!(
+        e.contains("t.toml:10: rule TEST_RULE: when: invalid regex"),
+        "{e}"
+    );
+
+    let empty = GOOD.replace("basename = [\"nc\"]", "basename = []");
+    let e = load_text(&empty).unwrap_err();
+    assert!(e.contains("empty condition: basename"), "{e}");
+
+    let no_quiet = GOOD.replace("expect = \"quiet\"", "expect = \"fire\"");
+    let e = load_text(&no_quiet).unwrap_err();
+    assert!(e.contains("no test with expect = \"quiet\""), "{e}");
+
+    let bad_id = GOOD.replace("TEST_RULE", "test-rule");
+    let e = load_text(&bad_id).unwrap_err();
+    assert!(e.contains("t.toml:3: rule test-rule: id must be"), "{e}");
+
+    let bad_technique = GOOD.replace("T1059", "1059");
+    assert!(load_text(&bad_technique)
+        .unwrap_err()
+        .contains("not an ATT&CK id"));
+}
+
+#[test]
+fn a_second_rule_with_a_known_id_is_refused_unless_it_overrides_a_shipped_one() {
+    let files = |second: &str, dir: usize| {
+        RuleSet::from_texts(&[
+            (0, PathBuf::from("shipped.toml"), GOOD.to_string()),
+            (dir, PathBuf::from("mine.toml"), second.to_string()),
+        ])
+    };
+    let err = files(GOOD, 1).unwrap_err();
+    assert!(matches!(err.0[0], RuleError::Shadowed { .. }));
+    assert!(
+        err.to_string()
+            .contains("mine.toml:2: rule TEST_RULE is already defined at shipped.toml:2"),
+        "{err}"
+    );
+    let over = GOOD.replace("id = \"TEST_RULE\"", "id = \"TEST_RULE\"\noverride = true");
+    let set = files(&over, 1).unwrap();
+    assert_eq!(set.rules().len(), 1);
+    assert_eq!(set.rules()[0].place.file, PathBuf::from("mine.toml"));
+    // Overriding within the same directory is still a duplicate.
+    assert!(files(&over, 0).is_err());
+}
+
+#[test]
+fn exceptions_from_a_users_file_apply_and_unknown_rules_are_named() {
+    let user = r#"
+[[exception]]
+rule = "TEST_RULE"
+reason = "our health check uses nc"
+when = { image = { prefix = ["registry.example/app:"] } }
+"#;
+    let set = RuleSet::from_texts(&[
+        (0, PathBuf::from("shipped.toml"), GOOD.to_string()),
+        (1, PathBuf::from("mine.toml"), user.to_string()),
+    ])
+    .unwrap();
+    // The rule's own fire test runs in image registry.example/app:1: now excepted.
+    let report = set.run_tests();
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert_eq!(
+        set.rules()[0].exceptions[0].reason,
+        "our health check uses nc"
+    );
+
+    let e = RuleSet::from_texts(&[
+        (0, PathBuf::from("shipped.toml"), GOOD.to_string()),
+        (
+            1,
+            PathBuf::from("mine.toml"),
+            user.replace("TEST_RULE", "NO_SUCH"),
+        ),
+    ])
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("mine.toml:2: exception for unknown rule NO_SUCH"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let two = format!(
+        "{}\n{}",
+        GOOD.replace("T1059", "x"),
+        GOOD.replace("TEST_RULE", "OTHER")
+            .replace("basename = [\"nc\"]", "basename = []")
+    );
+    let err = RuleSet::from_texts(&[(0, PathBuf::from("t.toml"), two)]).unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+}
