@@ -443,6 +443,19 @@ fn bad_intel_and_config_exit_non_zero_naming_file_and_line() {
     );
     let out = ward(&["config", "check", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    // A value the docs rule out (issue 16, item 9): named with its key and line.
+    std::fs::write(
+        &cfg,
+        "[agent]\nhash_workers = 2\nring_buffer_bytes = 3000000\n",
+    )
+    .unwrap();
+    let out = ward(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ward.toml:3:1: agent.ring_buffer_bytes = 3000000 is out of range"),
+        "{err}"
+    );
     let out = ward(&["config", "default"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[detectors.remote_command_execution]"));
 }
