@@ -29,6 +29,10 @@ pub struct AgentArgs {
     /// Store findings in this SQLite database (created if missing) [default: /var/lib/ward/ward.db].
     #[arg(long, value_name = "PATH", env = "WARD_DB")]
     pub db: Option<PathBuf>,
+    /// If the database is corrupt, move it aside (to PATH.corrupt-<UTC time>) and start with
+    /// an empty one instead of refusing to start.
+    #[arg(long)]
+    pub recreate_corrupt_db: bool,
     /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
@@ -263,8 +267,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let store = SqliteStore::open(&db_path)
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+    let store = crate::cmd::db::open_store(&db_path, args.recreate_corrupt_db)?;
     let out: Option<Box<dyn Write>> = match &output {
         Output::Stdout => Some(Box::new(BufWriter::new(std::io::stdout()))),
         Output::Jsonl(p) => Some(Box::new(BufWriter::new(open_append(p)?))),
