@@ -893,3 +893,74 @@ fn load_failure_without_privileges_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Issue 11, section 4: compiler internals and the `cc`/`c++` alternatives started directly,
+/// by full path, are each reported like `gcc`. The test image has no gcc; detection is by name
+/// and path, so a harmless binary (`true`) is copied to each tool's real location (and `cc` /
+/// `c++` reach it through Debian's alternatives symlinks).
+#[test]
+fn compiler_internals_started_by_path() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "cc-internals");
+    let lib = "/usr/lib/gcc/x86_64-linux-gnu/12";
+    c.exec_ok(&[
+        "sh",
+        "-ec",
+        &format!(
+            "mkdir -p {lib}
+             for t in cc1 cc1plus lto1 collect2; do cp /bin/true {lib}/$t; done
+             cp /bin/true /usr/bin/x86_64-linux-gnu-ld.bfd; ln -sf x86_64-linux-gnu-ld.bfd /usr/bin/ld
+             cp /bin/true /usr/bin/x86_64-linux-gnu-as; ln -sf x86_64-linux-gnu-as /usr/bin/as
+             cp /bin/true /usr/bin/x86_64-linux-gnu-gcc-12; cp /bin/true /usr/bin/x86_64-linux-gnu-g++-12
+             ln -sf /usr/bin/x86_64-linux-gnu-gcc-12 /etc/alternatives/cc; ln -sf /etc/alternatives/cc /usr/bin/cc
+             ln -sf /usr/bin/x86_64-linux-gnu-g++-12 /etc/alternatives/c++; ln -sf /etc/alternatives/c++ /usr/bin/c++"
+        ),
+    ])
+    .unwrap();
+    let cases = [
+        (format!("{lib}/cc1"), format!("{lib}/cc1"), "cc1"),
+        (
+            format!("{lib}/cc1plus"),
+            format!("{lib}/cc1plus"),
+            "cc1plus",
+        ),
+        (format!("{lib}/lto1"), format!("{lib}/lto1"), "lto1"),
+        (
+            format!("{lib}/collect2"),
+            format!("{lib}/collect2"),
+            "collect2",
+        ),
+        (
+            "/usr/bin/ld".into(),
+            "/usr/bin/x86_64-linux-gnu-ld.bfd".into(),
+            "ld",
+        ),
+        (
+            "/usr/bin/as".into(),
+            "/usr/bin/x86_64-linux-gnu-as".into(),
+            "as",
+        ),
+        (
+            "/usr/bin/cc".into(),
+            "/usr/bin/x86_64-linux-gnu-gcc-12".into(),
+            "cc",
+        ),
+        (
+            "/usr/bin/c++".into(),
+            "/usr/bin/x86_64-linux-gnu-g++-12".into(),
+            "c++",
+        ),
+    ];
+    for (path, _, _) in &cases {
+        c.exec_ok(&[path.as_str(), "-quiet", "/tmp/x.c"]).unwrap();
+    }
+    for (path, resolved, tool) in &cases {
+        let f = agent.wait_for(c.id(), COMPILER, |f| {
+            f["sourceProperties"]["Compiler_Tool"] == *tool
+        });
+        assert_eq!(args(&f), [path.as_str(), "-quiet", "/tmp/x.c"], "{tool}");
+        assert_eq!(binary(&f), resolved, "{tool}");
+        assert_container(&f, &c);
+    }
+}
