@@ -844,7 +844,7 @@ fn metadata_unavailable_still_reports_the_container_id() {
     let images = require_containers!();
     let agent = Agent::start(
         &images,
-        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]",
+        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]\npodman_storage = []",
         false,
     );
     let c = debian(&images, "nometa");
@@ -963,4 +963,33 @@ fn compiler_internals_started_by_path() {
         assert_eq!(binary(&f), resolved, "{tool}");
         assert_container(&f, &c);
     }
+}
+
+/// Issue 11, section 4: on a podman host without podman's API service, names and images come
+/// from podman's on-disk container store. No socket is configured that exists; the default
+/// `podman_storage` is read.
+#[test]
+fn podman_names_from_disk_without_the_api_service() {
+    let images = require_containers!();
+    let agent = Agent::start(
+        &images,
+        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]",
+        false,
+    );
+    let c = debian(&images, "diskmeta");
+    c.exec_ok(&["tcc", "-v"]).unwrap();
+    let f = agent.wait_for(c.id(), COMPILER, |_| true);
+    assert_container(&f, &c);
+    assert!(
+        f["sourceProperties"]["Container_Metadata_Note"].is_null(),
+        "{f:#}"
+    );
+    assert!(
+        f["containers"][0]["imageId"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha256:") && i.len() == 71),
+        "{f:#}"
+    );
+    let (status, _dir) = agent.stop();
+    assert!(status.success());
 }

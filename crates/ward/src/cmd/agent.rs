@@ -149,6 +149,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
         metadata: MetadataConfig {
             docker_sockets: a.docker_sockets.clone(),
             cri_sockets: a.cri_sockets.clone(),
+            podman_storage: a.podman_storage.clone(),
             request_timeout: a.metadata_timeout,
             retry_after: a.metadata_retry,
             ..MetadataConfig::default()
