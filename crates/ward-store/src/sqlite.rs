@@ -473,7 +473,18 @@ impl SqliteStore {
     /// writing, and migrates its schema to [`SCHEMA_VERSION`]. Fails if the database was
     /// written by a newer Ward.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Like [`SqliteStore::open`] without `PRAGMA quick_check` (which reads the whole file):
+    /// for a further handle on a store this process has just opened with [`SqliteStore::open`]
+    /// (`ward agent --serve` opens one for its API).
+    pub fn open_again(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, check: bool) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
                 path: parent.to_path_buf(),
@@ -495,7 +506,9 @@ impl SqliteStore {
                 source,
             }
         };
-        quick_check(&writer, &path)?;
+        if check {
+            quick_check(&writer, &path)?;
+        }
         let mode: String = writer
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(err("cannot enable WAL"))?;

@@ -90,8 +90,9 @@ pub fn spawn_background(
     db: &std::path::Path,
     stop: fn() -> bool,
 ) -> Result<(String, std::thread::JoinHandle<()>)> {
-    // A connection of its own: the agent writes through another one (SQLite WAL).
-    let store = SqliteStore::open(db)?;
+    // A connection of its own: the agent writes through another one (SQLite WAL). The agent
+    // has checked the file when it opened it.
+    let store = SqliteStore::open_again(db)?;
     let server = Server::new(cfg, Arc::new(store))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
