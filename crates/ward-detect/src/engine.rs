@@ -3,9 +3,47 @@
 use crate::aggregate::{Aggregator, Outcome};
 use crate::config::{DetectorsConfig, EngineConfig};
 use crate::{build_detectors, report, Ctx, Detection, Detector, SharedClassifier, SharedIntel};
+use ward_event::script::{script_target, ScriptTarget};
 use ward_event::time::IdClock;
-use ward_event::{Event, Finding};
+use ward_event::{Event, ExecEvent, Finding, ScriptInfo, ScriptKind, Sha256};
 use ward_proctable::{ProcessTable, TableConfig, TableStats};
+
+/// A `-c` literal is its own script, known from argv alone: when the exec record lacks it or
+/// its hash (a trace written without it, or an enrichment that did not run), it is filled in
+/// here, so a finding always carries `script.sha256` of the literal. Not when argv was cut
+/// short: the literal may be incomplete, and a hash of part of it would mislead.
+fn complete_inline_script(e: &mut ExecEvent, contents_max: usize) {
+    if e.argv_truncated
+        || e.script
+            .as_ref()
+            .is_some_and(|s| s.sha256.is_some() || s.kind != ScriptKind::Inline)
+    {
+        return;
+    }
+    let Some(ScriptTarget::Inline { code }) = script_target(&e.filename, &e.binary.path, &e.argv)
+    else {
+        return;
+    };
+    let sha256 = {
+        use sha2::Digest;
+        Sha256(sha2::Sha256::digest(code.as_bytes()).into())
+    };
+    match &mut e.script {
+        Some(s) => s.sha256 = Some(sha256),
+        None => {
+            let contents = report::truncate(&code, contents_max);
+            e.script = Some(ScriptInfo {
+                kind: ScriptKind::Inline,
+                path: None,
+                size: code.len() as u64,
+                sha256: Some(sha256),
+                contents_truncated: contents.len() < code.len(),
+                contents: Some(contents),
+                layer: None,
+            });
+        }
+    }
+}
 
 /// A finding to emit: new, or an existing finding updated by a repeat.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,8 +136,11 @@ impl Engine {
     }
 
     /// Applies one event and appends the findings it produced (new or updated) to `out`.
-    pub fn process(&mut self, event: Event, out: &mut Vec<FindingUpdate>) {
+    pub fn process(&mut self, mut event: Event, out: &mut Vec<FindingUpdate>) {
         self.stats.events += 1;
+        if let Event::Exec(e) = &mut event {
+            complete_inline_script(e, self.cfg.script_contents_max);
+        }
         let time = event.time();
         let exec_pid = match &event {
             Event::Exec(e) => Some(e.pid),

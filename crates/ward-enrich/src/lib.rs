@@ -5,7 +5,8 @@
 //! * [`cgroup`]: container ids from cgroup paths (docker, containerd/CRI, CRI-O, podman) and
 //!   the cgroup id → path map.
 //! * [`runtime`]: container metadata from the Docker Engine API on a unix socket (docker,
-//!   podman), fetched on a worker thread.
+//!   podman), fetched on a worker thread; [`podman_store`] reads podman's on-disk container
+//!   store when no socket answers.
 //! * `cri` (cargo feature `cri`, off by default: it adds hyper/tokio/prost): containerd and
 //!   CRI-O metadata through the CRI gRPC API (ContainerStatus, PodSandboxStatus).
 //! * [`hash`]: binary SHA-256 through a handle taken at exec, on worker threads, cached by
@@ -20,6 +21,7 @@ pub mod cri;
 pub mod enricher;
 pub mod hash;
 pub mod layer;
+pub mod podman_store;
 pub mod runtime;
 pub mod script;
 

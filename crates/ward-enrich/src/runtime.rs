@@ -205,6 +205,9 @@ pub fn docker_inspect(
     Ok(meta_from_docker_inspect(&v))
 }
 
+/// Root podman's container store (`podman info --format '{{.Store.GraphRoot}}'`).
+pub const DEFAULT_PODMAN_STORAGE: &str = "/var/lib/containers/storage";
+
 /// Where and how to ask for metadata.
 #[derive(Debug, Clone)]
 pub struct MetadataConfig {
@@ -219,6 +222,9 @@ pub struct MetadataConfig {
     pub retry_after: Duration,
     /// Pending requests beyond this are refused (counted).
     pub queue: usize,
+    /// Podman container stores (containers/storage roots), read when no API socket knows a
+    /// docker/podman container: name, image, image id and creation time, without labels.
+    pub podman_storage: Vec<PathBuf>,
 }
 
 impl Default for MetadataConfig {
@@ -235,6 +241,7 @@ impl Default for MetadataConfig {
             request_timeout: Duration::from_secs(2),
             retry_after: Duration::from_secs(30),
             queue: 256,
+            podman_storage: vec![PathBuf::from(DEFAULT_PODMAN_STORAGE)],
         }
     }
 }
@@ -432,6 +439,22 @@ fn fetch(cfg: &MetadataConfig, c: &ContainerRef) -> (ContainerMeta, bool) {
     }
     if cfg.docker_sockets.is_empty() {
         problems.push("no runtime API socket configured".into());
+    }
+    // No socket answered: podman keeps names and images on disk.
+    if !cri_runtime {
+        for root in &cfg.podman_storage {
+            match crate::podman_store::lookup(root, &c.id) {
+                Ok(Some(meta)) => {
+                    tracing::debug!(container = %c.id, store = %root.display(), "metadata from podman's container store");
+                    return (meta, true);
+                }
+                Ok(None) => problems.push(format!(
+                    "{}: container not in podman's store",
+                    root.display()
+                )),
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
     }
     let note = format!(
         "container metadata unavailable ({} container): {}",

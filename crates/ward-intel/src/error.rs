@@ -55,4 +55,18 @@ pub enum IntelError {
         /// What is wrong with that line.
         reason: String,
     },
+
+    /// The feed loaded but holds no SHA-256 hash at all (empty, only comments, or only
+    /// SHA-1 / MD5 lines). Not returned by loading (an empty feed loads); see
+    /// [`Feed::require_hashes`](crate::Feed::require_hashes).
+    #[error(
+        "threat-intel feed {feed}: no SHA-256 hash in {lines} line(s) \
+         ({skipped_sha1} SHA-1 and {skipped_md5} MD5 skipped, the rest blank or comments)"
+    )]
+    NoHashes {
+        feed: String,
+        lines: u64,
+        skipped_sha1: u64,
+        skipped_md5: u64,
+    },
 }

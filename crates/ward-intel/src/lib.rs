@@ -42,8 +42,10 @@
 //! valid SHA-256 at all (names the first bad line and what is wrong).
 //! Otherwise malformed lines (bad hash, invalid UTF-8, longer than
 //! [`MAX_LINE_LEN`], broken CSV row) are counted in the [`FeedReport`] and
-//! the first [`MAX_PROBLEMS`] are listed with line numbers. An empty feed is
-//! not an error (a warning is logged).
+//! the first [`MAX_PROBLEMS`] are listed with line numbers. An empty feed loads
+//! (a warning is logged; the agent runs with it); [`Feed::require_hashes`] turns
+//! it into [`IntelError::NoHashes`], which `ward intel check` reports and exits 1
+//! for, as for a feed of garbage.
 //!
 //! # Memory design
 //!
@@ -217,6 +219,21 @@ impl Feed {
 
     pub fn is_empty(&self) -> bool {
         self.index.len() == 0
+    }
+
+    /// An error naming why when the feed holds no SHA-256 hash: what `ward intel check`
+    /// treats like a feed of garbage ([`IntelError::NoValidHashes`]), since it can never match.
+    pub fn require_hashes(&self) -> Result<(), IntelError> {
+        if !self.is_empty() {
+            return Ok(());
+        }
+        let r = &self.report;
+        Err(IntelError::NoHashes {
+            feed: r.feed.clone(),
+            lines: r.lines,
+            skipped_sha1: r.skipped_sha1,
+            skipped_md5: r.skipped_md5,
+        })
     }
 
     /// Looks up a SHA-256 digest in this feed.

@@ -338,6 +338,16 @@ fn empty_feeds_are_not_errors() {
     assert!(feed.is_empty());
     assert_eq!(feed.report().skipped_md5, 1);
     assert_eq!(feed.report().skipped_sha1, 1);
+    // ... but `require_hashes` (what `ward intel check` applies) says why it is useless.
+    let e = feed.require_hashes().unwrap_err().to_string();
+    assert!(
+        e.ends_with(": no SHA-256 hash in 2 line(s) (1 SHA-1 and 1 MD5 skipped, the rest blank or comments)"),
+        "{e}"
+    );
+    parse(&format!("{}\n", "a".repeat(64)))
+        .unwrap()
+        .require_hashes()
+        .unwrap();
 }
 
 #[test]

@@ -80,7 +80,9 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{context} ({}): {source}", path.display())]
+    /// SQLite failed. The message is whole (what, which file, why in plain words: read-only
+    /// directory, disk full, corrupt, ...); `source` is kept for matching on the code.
+    #[error("{context} {}: {}", path.display(), crate::sqlite::explain(source, path))]
     Sqlite {
         context: String,
         path: PathBuf,
@@ -98,6 +100,17 @@ pub enum StoreError {
         path: PathBuf,
         found: i64,
         supported: i64,
+    },
+    /// `PRAGMA quick_check` found damage, or SQLite said the file is corrupt or not a
+    /// database, when the store was opened.
+    #[error("database {} is corrupt: {detail}", path.display())]
+    CorruptDatabase { path: PathBuf, detail: String },
+    #[error("cannot move corrupt database {} aside to {}: {source}", path.display(), to.display())]
+    MoveAside {
+        path: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
     #[error("database {} was opened read-only; cannot {operation}", path.display())]
     ReadOnly {

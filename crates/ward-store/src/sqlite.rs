@@ -473,7 +473,18 @@ impl SqliteStore {
     /// writing, and migrates its schema to [`SCHEMA_VERSION`]. Fails if the database was
     /// written by a newer Ward.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_with(path.as_ref(), true)
+    }
+
+    /// Like [`SqliteStore::open`] without `PRAGMA quick_check` (which reads the whole file):
+    /// for a further handle on a store this process has just opened with [`SqliteStore::open`]
+    /// (`ward agent --serve` opens one for its API).
+    pub fn open_again(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        Self::open_with(path.as_ref(), false)
+    }
+
+    fn open_with(path: &Path, check: bool) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
                 path: parent.to_path_buf(),
@@ -495,6 +506,9 @@ impl SqliteStore {
                 source,
             }
         };
+        if check {
+            quick_check(&writer, &path)?;
+        }
         let mode: String = writer
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
             .map_err(err("cannot enable WAL"))?;
@@ -513,6 +527,25 @@ impl SqliteStore {
             reader: Mutex::new(reader),
             budget,
         })
+    }
+
+    /// Like [`SqliteStore::open`], but a corrupt database (see
+    /// [`StoreError::CorruptDatabase`]) is moved aside, with its `-wal` and `-shm` files, to
+    /// `<file>.corrupt-<UTC time>` (e.g. `findings.db.corrupt-20261201T223000Z`) and an empty
+    /// store is created in its place. Returns the store and, when it moved one, the corrupt
+    /// file's new path and what was wrong with it.
+    pub fn open_or_recreate(
+        path: impl AsRef<Path>,
+    ) -> Result<(SqliteStore, Option<(PathBuf, String)>), StoreError> {
+        let path = path.as_ref();
+        match Self::open(path) {
+            Err(StoreError::CorruptDatabase { detail, .. }) => {
+                let to = move_aside(path)?;
+                info!(path = %path.display(), moved_to = %to.display(), detail, "corrupt finding store moved aside");
+                Ok((Self::open(path)?, Some((to, detail))))
+            }
+            other => other.map(|s| (s, None)),
+        }
     }
 
     /// Opens an existing store for reading only. Fails if the file does not exist or its
@@ -872,6 +905,169 @@ fn where_sql(conds: &[String]) -> String {
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     }
+}
+
+/// `PRAGMA quick_check` (every page and b-tree checked, not index contents): a damaged store
+/// is refused when it is opened rather than failing writes later.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mut problems: Vec<String> = Vec::new();
+    let run = conn.prepare("PRAGMA quick_check(5)").and_then(|mut st| {
+        let mut rows = st.query([])?;
+        while let Some(row) = rows.next()? {
+            problems.push(row.get(0)?);
+        }
+        Ok(())
+    });
+    let detail = match run {
+        Ok(()) if problems.iter().all(|p| p == "ok") => return Ok(()),
+        // One line: SQLite's rows may hold several lines under a "*** in database main ***"
+        // heading.
+        Ok(()) => format!(
+            "quick_check: {}",
+            problems
+                .iter()
+                .flat_map(|p| p.lines())
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("***"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        Err(e) if is_corrupt(&e) => sqlite_message(&e, path),
+        Err(source) => {
+            return Err(StoreError::Sqlite {
+                context: "cannot check the integrity of database".into(),
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    Err(StoreError::CorruptDatabase {
+        path: path.to_path_buf(),
+        detail,
+    })
+}
+
+fn is_corrupt(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
+/// SQLite's own message, without the file name it sometimes appends.
+fn sqlite_message(e: &rusqlite::Error, path: &Path) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => {
+            let suffix = format!(": {}", path.display());
+            m.strip_suffix(&suffix).unwrap_or(m).to_string()
+        }
+        rusqlite::Error::SqliteFailure(f, None) => f.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Why a SQLite call on `path` failed, in plain words (the caller names the file).
+pub(crate) fn explain(e: &rusqlite::Error, path: &Path) -> String {
+    use rusqlite::ErrorCode as C;
+    let msg = sqlite_message(e, path);
+    match e.sqlite_error_code() {
+        Some(C::DiskFull) => format!("the disk is full ({msg})"),
+        Some(C::DatabaseCorrupt | C::NotADatabase) => format!("the file is corrupt ({msg})"),
+        Some(C::ReadOnly | C::CannotOpen | C::SystemIoFailure | C::PermissionDenied) => {
+            match probe_dir(path) {
+                Some(why) => format!("{why} ({msg})"),
+                None => msg,
+            }
+        }
+        _ => msg,
+    }
+}
+
+/// After an open or write failure: is the directory missing, read-only, not writable to us,
+/// or full? Creates and removes a probe file to find out (only on this error path).
+fn probe_dir(path: &Path) -> Option<String> {
+    use std::io::ErrorKind as K;
+    let dir = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(d) => d,
+        None => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Some(format!("the directory {} does not exist", dir.display()));
+    }
+    let probe = dir.join(format!(".ward-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, &[0u8; 4096]).and_then(|_| f.sync_all())
+        }) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            match std::fs::metadata(path) {
+                Ok(m) if m.permissions().readonly() => Some("the file is read-only".into()),
+                _ => None,
+            }
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&probe);
+            Some(match e.kind() {
+                K::ReadOnlyFilesystem => {
+                    format!(
+                        "the directory {} is on a read-only file system",
+                        dir.display()
+                    )
+                }
+                K::PermissionDenied => format!("no permission to write in {}", dir.display()),
+                K::StorageFull | K::QuotaExceeded => "the disk is full".to_string(),
+                _ => format!("cannot write in {}: {e}", dir.display()),
+            })
+        }
+    }
+}
+
+/// Moves `path` and its `-wal` / `-shm` files to `<path>.corrupt-<UTC time>[-N]`.
+fn move_aside(path: &Path) -> Result<PathBuf, StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    // 2026-12-01T22:30:00.123456789Z -> 20261201T223000Z
+    let stamp: String = ward_event::time::format_rfc3339(now)
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let with = |suffix: &str| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let mut to = with(&format!(".corrupt-{stamp}Z"));
+    let mut n = 1;
+    while to.exists() {
+        to = with(&format!(".corrupt-{stamp}Z-{n}"));
+        n += 1;
+    }
+    let rename = |from: &Path, dest: &Path| {
+        std::fs::rename(from, dest).map_err(|source| StoreError::MoveAside {
+            path: from.to_path_buf(),
+            to: dest.to_path_buf(),
+            source,
+        })
+    };
+    rename(path, &to)?;
+    for side in ["-wal", "-shm"] {
+        let from = with(side);
+        if from.exists() {
+            let mut dest = to.as_os_str().to_owned();
+            dest.push(side);
+            rename(&from, Path::new(&dest))?;
+        }
+    }
+    Ok(to)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -98,8 +98,28 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ward: error: {e:#}");
+            eprintln!("ward: error: {}", error_text(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes, each said once: a cause whose text is already in the message is
+/// left out, and a store error's message is whole (it names the file and the cause), so the
+/// SQLite errors beneath it are not repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        if cause.is::<ward_store::StoreError>() {
+            break;
+        }
+    }
+    out
 }

@@ -844,7 +844,7 @@ fn metadata_unavailable_still_reports_the_container_id() {
     let images = require_containers!();
     let agent = Agent::start(
         &images,
-        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]",
+        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]\npodman_storage = []",
         false,
     );
     let c = debian(&images, "nometa");
@@ -892,4 +892,104 @@ fn load_failure_without_privileges_is_a_clear_error() {
         err.contains("loading the eBPF sensor") && err.contains("CAP_BPF"),
         "{err}"
     );
+}
+
+/// Issue 11, section 4: compiler internals and the `cc`/`c++` alternatives started directly,
+/// by full path, are each reported like `gcc`. The test image has no gcc; detection is by name
+/// and path, so a harmless binary (`true`) is copied to each tool's real location (and `cc` /
+/// `c++` reach it through Debian's alternatives symlinks).
+#[test]
+fn compiler_internals_started_by_path() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "cc-internals");
+    let lib = "/usr/lib/gcc/x86_64-linux-gnu/12";
+    c.exec_ok(&[
+        "sh",
+        "-ec",
+        &format!(
+            "mkdir -p {lib}
+             for t in cc1 cc1plus lto1 collect2; do cp /bin/true {lib}/$t; done
+             cp /bin/true /usr/bin/x86_64-linux-gnu-ld.bfd; ln -sf x86_64-linux-gnu-ld.bfd /usr/bin/ld
+             cp /bin/true /usr/bin/x86_64-linux-gnu-as; ln -sf x86_64-linux-gnu-as /usr/bin/as
+             cp /bin/true /usr/bin/x86_64-linux-gnu-gcc-12; cp /bin/true /usr/bin/x86_64-linux-gnu-g++-12
+             ln -sf /usr/bin/x86_64-linux-gnu-gcc-12 /etc/alternatives/cc; ln -sf /etc/alternatives/cc /usr/bin/cc
+             ln -sf /usr/bin/x86_64-linux-gnu-g++-12 /etc/alternatives/c++; ln -sf /etc/alternatives/c++ /usr/bin/c++"
+        ),
+    ])
+    .unwrap();
+    let cases = [
+        (format!("{lib}/cc1"), format!("{lib}/cc1"), "cc1"),
+        (
+            format!("{lib}/cc1plus"),
+            format!("{lib}/cc1plus"),
+            "cc1plus",
+        ),
+        (format!("{lib}/lto1"), format!("{lib}/lto1"), "lto1"),
+        (
+            format!("{lib}/collect2"),
+            format!("{lib}/collect2"),
+            "collect2",
+        ),
+        (
+            "/usr/bin/ld".into(),
+            "/usr/bin/x86_64-linux-gnu-ld.bfd".into(),
+            "ld",
+        ),
+        (
+            "/usr/bin/as".into(),
+            "/usr/bin/x86_64-linux-gnu-as".into(),
+            "as",
+        ),
+        (
+            "/usr/bin/cc".into(),
+            "/usr/bin/x86_64-linux-gnu-gcc-12".into(),
+            "cc",
+        ),
+        (
+            "/usr/bin/c++".into(),
+            "/usr/bin/x86_64-linux-gnu-g++-12".into(),
+            "c++",
+        ),
+    ];
+    for (path, _, _) in &cases {
+        c.exec_ok(&[path.as_str(), "-quiet", "/tmp/x.c"]).unwrap();
+    }
+    for (path, resolved, tool) in &cases {
+        let f = agent.wait_for(c.id(), COMPILER, |f| {
+            f["sourceProperties"]["Compiler_Tool"] == *tool
+        });
+        assert_eq!(args(&f), [path.as_str(), "-quiet", "/tmp/x.c"], "{tool}");
+        assert_eq!(binary(&f), resolved, "{tool}");
+        assert_container(&f, &c);
+    }
+}
+
+/// Issue 11, section 4: on a podman host without podman's API service, names and images come
+/// from podman's on-disk container store. No socket is configured that exists; the default
+/// `podman_storage` is read.
+#[test]
+fn podman_names_from_disk_without_the_api_service() {
+    let images = require_containers!();
+    let agent = Agent::start(
+        &images,
+        "docker_sockets = [\"/run/ward-test/no-such-runtime.sock\"]",
+        false,
+    );
+    let c = debian(&images, "diskmeta");
+    c.exec_ok(&["tcc", "-v"]).unwrap();
+    let f = agent.wait_for(c.id(), COMPILER, |_| true);
+    assert_container(&f, &c);
+    assert!(
+        f["sourceProperties"]["Container_Metadata_Note"].is_null(),
+        "{f:#}"
+    );
+    assert!(
+        f["containers"][0]["imageId"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("sha256:") && i.len() == 71),
+        "{f:#}"
+    );
+    let (status, _dir) = agent.stop();
+    assert!(status.success());
 }

@@ -1,9 +1,9 @@
 //! `ward serve` as a process: refuses non-loopback without tokens, serves a replayed database.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
@@ -50,32 +50,10 @@ fn serve_answers_on_loopback_after_a_replay() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut url = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(u) = line.strip_prefix("ward: console: ") {
-            url = u.to_string();
-            break;
-        }
-    }
+    let url = common::console_url(BufReader::new(child.stderr.take().unwrap()).lines());
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(url.contains("/#token="), "{url}");
-    let addr = url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut s = TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET /v1/findings?pageSize=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
+    let resp = common::get(&url, "/v1/findings?pageSize=1");
     let _ = child.kill();
     let _ = child.wait();
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");

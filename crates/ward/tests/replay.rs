@@ -443,6 +443,19 @@ fn bad_intel_and_config_exit_non_zero_naming_file_and_line() {
     );
     let out = ward(&["config", "check", cfg.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+    // A value the docs rule out (issue 16, item 9): named with its key and line.
+    std::fs::write(
+        &cfg,
+        "[agent]\nhash_workers = 2\nring_buffer_bytes = 3000000\n",
+    )
+    .unwrap();
+    let out = ward(&["config", "check", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ward.toml:3:1: agent.ring_buffer_bytes = 3000000 is out of range"),
+        "{err}"
+    );
     let out = ward(&["config", "default"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("[detectors.remote_command_execution]"));
 }
@@ -476,6 +489,38 @@ fn intel_check_reports_formats_counts_and_problems() {
     );
     assert!(text.to_lowercase().contains("duplicate"), "{text}");
     assert!(text.contains("example-feed.txt"), "{text}");
+}
+
+/// Issue 16, item 11: an empty feed and an all-garbage feed are both unusable; `intel check`
+/// exits 1 for each, naming why on an ERROR line.
+#[test]
+fn intel_check_fails_alike_for_empty_and_garbage_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("empty.txt", String::new(), "no SHA-256 hash in 0 line(s)"),
+        (
+            "comments.txt",
+            format!("# feed\n\n{}\n", "c".repeat(40)),
+            "no SHA-256 hash in 3 line(s) (1 SHA-1 and 0 MD5 skipped",
+        ),
+        (
+            "garbage.txt",
+            "<html>\n<body>not a feed</body>\n".to_string(),
+            "no valid SHA-256 hash, 2 malformed line(s); first at line 1",
+        ),
+    ];
+    for (name, text, why) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = ward(&["intel", "check", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        let error = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{}: ERROR: ", path.display())))
+            .unwrap_or_else(|| panic!("{name}: no ERROR line: {stdout}"));
+        assert!(error.contains(why), "{name}: {error}");
+    }
 }
 
 #[test]

@@ -29,6 +29,10 @@ pub struct AgentArgs {
     /// Store findings in this SQLite database (created if missing) [default: /var/lib/ward/ward.db].
     #[arg(long, value_name = "PATH", env = "WARD_DB")]
     pub db: Option<PathBuf>,
+    /// If the database is corrupt, move it aside (to PATH.corrupt-<UTC time>) and start with
+    /// an empty one instead of refusing to start.
+    #[arg(long)]
+    pub recreate_corrupt_db: bool,
     /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
@@ -216,6 +220,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
         metadata: MetadataConfig {
             docker_sockets: a.docker_sockets.clone(),
             cri_sockets: a.cri_sockets.clone(),
+            podman_storage: a.podman_storage.clone(),
             request_timeout: a.metadata_timeout,
             retry_after: a.metadata_retry,
             ..MetadataConfig::default()
@@ -345,8 +350,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     }
     // One writer per store, taken before anything else so a second agent fails at once.
     let _writer_lock = ward_store::WriterLock::acquire(&db_path, "ward agent")?;
-    let store = SqliteStore::open(&db_path)
-        .with_context(|| format!("opening database {}", db_path.display()))?;
+    let store = crate::cmd::db::open_store(&db_path, args.recreate_corrupt_db)?;
     let out: Option<Box<dyn Write>> = match &output {
         Output::Stdout => Some(Box::new(BufWriter::new(std::io::stdout()))),
         Output::Jsonl(p) => Some(Box::new(BufWriter::new(open_append(p)?))),

@@ -1,6 +1,6 @@
 //! `ward findings list|show`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -56,8 +56,8 @@ fn open(db: Option<PathBuf>) -> Result<SqliteStore> {
             path.display()
         );
     }
-    SqliteStore::open_read_only(&path)
-        .with_context(|| format!("opening database {}", path.display()))
+    // The store's errors name the file and the cause.
+    Ok(SqliteStore::open_read_only(&path)?)
 }
 
 pub fn run(cmd: FindingsCommand) -> Result<ExitCode> {

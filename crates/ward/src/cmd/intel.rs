@@ -9,8 +9,9 @@ use std::process::ExitCode;
 pub enum IntelCommand {
     /// Validate feeds: print the detected format, counts and the problems with line numbers.
     ///
-    /// Exits 0 when every feed loads (malformed lines are reported, not fatal), 1 when a
-    /// feed cannot be used at all.
+    /// Exits 0 when every feed loads with at least one SHA-256 (malformed lines are reported,
+    /// not fatal), 1 when a feed cannot be used at all: unreadable, all lines malformed, or
+    /// no SHA-256 hash (empty, only comments, only SHA-1/MD5).
     Check {
         /// Feed files: one sha256 per line, HASH;COMMENT lines, or CSV with a sha256 column.
         #[arg(required = true, value_name = "FILE")]
@@ -28,6 +29,11 @@ pub fn run(cmd: IntelCommand) -> Result<ExitCode> {
                 let mut report = feed.report().clone();
                 report.feed = path.display().to_string();
                 println!("{report}");
+                // An empty feed can never match: as unusable as one of garbage.
+                if let Err(e) = feed.require_hashes() {
+                    failed += 1;
+                    println!("{}: ERROR: {e}", path.display());
+                }
             }
             Err(e) => {
                 failed += 1;

@@ -81,8 +81,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     };
     let mut sink = match &args.db {
         Some(path) => Some(StoreSink {
-            store: SqliteStore::open(path)
-                .with_context(|| format!("opening database {}", path.display()))?,
+            // The store's errors name the file and the cause.
+            store: SqliteStore::open(path)?,
             pending: BTreeMap::new(),
             written: 0,
         }),

@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// Serve only the API, not the web console.
     #[arg(long)]
     pub no_console: bool,
+    /// If the database is corrupt, move it aside (to PATH.corrupt-<UTC time>) and start with
+    /// an empty one instead of refusing to start.
+    #[arg(long)]
+    pub recreate_corrupt_db: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
@@ -36,8 +40,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         cfg.console = false;
     }
     let db = args.db.unwrap_or_else(crate::default_db);
-    let store =
-        SqliteStore::open(&db).with_context(|| format!("opening database {}", db.display()))?;
+    let store = crate::cmd::db::open_store(&db, args.recreate_corrupt_db)?;
     let server = Server::new(cfg, Arc::new(store))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -87,9 +90,9 @@ pub fn spawn_background(
     db: &std::path::Path,
     stop: fn() -> bool,
 ) -> Result<(String, std::thread::JoinHandle<()>)> {
-    // A connection of its own: the agent writes through another one (SQLite WAL).
-    let store =
-        SqliteStore::open(db).with_context(|| format!("opening database {}", db.display()))?;
+    // A connection of its own: the agent writes through another one (SQLite WAL). The agent
+    // has checked the file when it opened it.
+    let store = SqliteStore::open_again(db)?;
     let server = Server::new(cfg, Arc::new(store))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

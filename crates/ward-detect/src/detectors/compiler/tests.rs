@@ -120,3 +120,52 @@ fn go_build_tcc_and_host_and_allowlist() {
         .findings
         .is_empty());
 }
+
+/// Issue 11, section 4: compiler internals and the `cc`/`c++` alternatives started directly
+/// (by full path, as a build system or an attacker may) are each reported, like `gcc`.
+#[test]
+fn internals_and_alternatives_started_directly_are_each_reported() {
+    let cases = [
+        ("/usr/lib/gcc/x86_64-linux-gnu/12/cc1", "", "cc1"),
+        (
+            "/usr/libexec/gcc/x86_64-linux-gnu/12/cc1plus",
+            "",
+            "cc1plus",
+        ),
+        ("/usr/lib/gcc/x86_64-linux-gnu/12/lto1", "", "lto1"),
+        ("/usr/lib/gcc/x86_64-linux-gnu/12/collect2", "", "collect2"),
+        ("/usr/bin/ld", "/usr/bin/x86_64-linux-gnu-ld.bfd", "ld"),
+        ("/usr/bin/as", "/usr/bin/x86_64-linux-gnu-as", "as"),
+        // Debian's alternatives: /usr/bin/cc -> /etc/alternatives/cc -> gcc-12 -> triplet.
+        ("/usr/bin/cc", "/usr/bin/x86_64-linux-gnu-gcc-12", "cc"),
+        ("/usr/bin/c++", "/usr/bin/x86_64-linux-gnu-g++-12", "c++"),
+        // Relative, as `execvp` of a bare name in the cwd would pass it: folds into the
+        // first `cc1` finding (same tool, same container).
+        ("./cc1", "/tmp/build/cc1", "cc1"),
+    ];
+    let ev: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (filename, binary, _))| {
+            let pid = 20 + i as u32;
+            let mut b = ExecBuilder::new(i as u64 + 1, pid, 1, filename).args(&[filename, "-v"]);
+            if !binary.is_empty() {
+                b = b.binary_path(binary);
+            }
+            in_c(b).event()
+        })
+        .collect();
+    let r = run(ev);
+    let tools: Vec<_> = r
+        .findings
+        .iter()
+        .map(|f| f.source_str("Compiler_Tool").unwrap().to_string())
+        .collect();
+    let want: Vec<_> = cases[..8].iter().map(|c| c.2.to_string()).collect();
+    assert_eq!(tools, want);
+    for (f, (filename, _, _)) in r.findings.iter().zip(&cases) {
+        assert_eq!(f.processes[0].args[0], *filename);
+    }
+    let counts: Vec<_> = r.findings.iter().map(|f| f.count()).collect();
+    assert_eq!(counts, [2, 1, 1, 1, 1, 1, 1, 1]);
+}

@@ -158,3 +158,56 @@ fn script_contents_are_capped_in_the_finding() {
         true
     );
 }
+
+/// Issue 11, section 4: a `python -c` finding carries `script.sha256` of the literal, also
+/// when the exec record has no `script` object or one without a hash (traces written so).
+#[test]
+fn a_python_c_literal_always_carries_its_sha256() {
+    use sha2::Digest;
+    let code = "import socket,os # MARKER";
+    let want = Sha256(sha2::Sha256::digest(code.as_bytes()).into()).to_hex();
+    let exec = |with_unhashed_script: bool| {
+        let mut e = ExecBuilder::new(20, 20, 1, "/usr/bin/python3")
+            .binary_path("/usr/bin/python3.11")
+            .container(CID, "app", "img")
+            .args(&["python3", "-c", code]);
+        if with_unhashed_script {
+            e = e.script(ScriptInfo {
+                kind: ScriptKind::Inline,
+                path: None,
+                size: code.len() as u64,
+                sha256: None,
+                contents: Some(code.into()),
+                contents_truncated: false,
+                layer: None,
+            });
+        }
+        e.build()
+    };
+    let bare = exec(false);
+    assert!(bare.script.is_none());
+    let mut unhashed = exec(true);
+    for ev in [bare, unhashed.clone()] {
+        let r = run_with(
+            &DetectorsConfig::default(),
+            Default::default(),
+            model(),
+            vec![ward_event::Event::Exec(Box::new(ev))],
+        );
+        let f = r.only(Category::MaliciousPythonExecuted);
+        let s = f.processes[0].script.as_ref().unwrap();
+        assert_eq!(s.sha256.as_deref(), Some(want.as_str()));
+        assert_eq!(s.contents.as_deref(), Some(code));
+        assert_eq!(s.size, Some(code.len() as u64));
+    }
+    // argv cut short: the literal may be incomplete, so no hash is claimed for it.
+    unhashed.argv_truncated = true;
+    let r = run_with(
+        &DetectorsConfig::default(),
+        Default::default(),
+        model(),
+        vec![ward_event::Event::Exec(Box::new(unhashed))],
+    );
+    let f = r.only(Category::MaliciousPythonExecuted);
+    assert_eq!(f.processes[0].script.as_ref().unwrap().sha256, None);
+}

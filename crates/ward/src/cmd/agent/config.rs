@@ -19,6 +19,8 @@ pub struct AgentConfig {
     /// CRI sockets (containerd, CRI-O), asked first for containers whose cgroup names a CRI
     /// runtime; needs a build with the `cri` feature.
     pub cri_sockets: Vec<PathBuf>,
+    /// Podman container stores read for names and images when no runtime socket answers.
+    pub podman_storage: Vec<PathBuf>,
     /// Longest an exec waits for container metadata being fetched.
     #[serde(with = "humantime_serde")]
     pub metadata_wait: Duration,
@@ -66,6 +68,7 @@ impl Default for AgentConfig {
             health_log_interval: Duration::from_secs(60),
             docker_sockets: meta.docker_sockets,
             cri_sockets: meta.cri_sockets,
+            podman_storage: meta.podman_storage,
             metadata_wait: Duration::from_millis(200),
             metadata_timeout: meta.request_timeout,
             metadata_retry: meta.retry_after,
