@@ -91,9 +91,7 @@ impl Default for RemoteCommandConfig {
     }
 }
 
-pub const DEFAULT_SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "fish", "tcsh", "csh", "yash",
-];
+pub const DEFAULT_SHELLS: &[&str] = ward_proctable::DEFAULT_SHELLS;
 
 pub const DEFAULT_COMMANDS: &[&str] = &[
     // shells

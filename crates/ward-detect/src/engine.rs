@@ -51,6 +51,7 @@ impl Engine {
                 .iter()
                 .cloned()
                 .collect(),
+            shells: detectors.reverse_shell.shells.iter().cloned().collect(),
             ..TableConfig::default()
         });
         Engine {

@@ -62,6 +62,8 @@ impl Default for EnrichConfig {
 /// Counters of the enricher (all monotonic).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EnrichStats {
+    /// Shell execs with a pipe on stdin whose parent's fds were looked at (interpreter relays).
+    pub stdin_writer_lookups: u64,
     pub events_in: u64,
     pub events_out: u64,
     pub execs: u64,
@@ -320,10 +322,21 @@ impl Enricher {
                 fd_info(&e.stdio[1]),
                 fd_info(&e.stdio[2]),
             ],
+            stdin_writer: None,
             cgroup_id: e.cgroup_id,
             container_id: container.as_ref().map(|c| c.id.clone()),
             container: None,
         };
+        // A shell reading a pipe: does its parent hold the write end (an interpreter relay)?
+        if ev.stdio[0].kind == FdKind::Pipe
+            && ev.interpreter() == Some(ward_event::script::Interpreter::Shell)
+        {
+            self.stats.stdin_writer_lookups += 1;
+            if crate::stdin::pipe_writer_fd(Path::new("/proc"), e.ppid, ev.stdio[0].inode).is_some()
+            {
+                ev.stdin_writer = Some(e.ppid);
+            }
+        }
         // The script, read through the process's own root (container paths resolve); when the
         // process is already gone (a short script), through the root of another live process
         // of its mount namespace, or ours for our own namespace.
@@ -580,6 +593,7 @@ impl Enricher {
                     fd_info(&s.stdio[1]),
                     fd_info(&s.stdio[2]),
                 ],
+                stdin_writer: None,
                 cgroup_id: s.cgroup_id.unwrap_or(0),
                 container_id: container.map(|c| c.id),
                 container: None,
