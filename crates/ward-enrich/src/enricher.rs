@@ -332,9 +332,10 @@ impl Enricher {
             && ev.interpreter() == Some(ward_event::script::Interpreter::Shell)
         {
             self.stats.stdin_writer_lookups += 1;
-            if crate::stdin::pipe_writer_fd(Path::new("/proc"), e.ppid, ev.stdio[0].inode).is_some()
-            {
-                ev.stdin_writer = Some(e.ppid);
+            use crate::stdin::{pipe_writer, PipeWriter};
+            match pipe_writer(Path::new("/proc"), e.ppid, ev.stdio[0].inode) {
+                PipeWriter::Holds(_) | PipeWriter::Gone => ev.stdin_writer = Some(e.ppid),
+                PipeWriter::NotHeld => {}
             }
         }
         // The script, read through the process's own root (container paths resolve); when the

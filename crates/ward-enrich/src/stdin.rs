@@ -15,15 +15,30 @@
 
 use std::path::Path;
 
-/// The fd on which `parent` holds the *write* end of the pipe with inode `pipe_inode`, if it
-/// does. `proc` is the procfs mount (`/proc`). Errors (process gone, no permission) are `None`.
-pub fn pipe_writer_fd(proc: &Path, parent: u32, pipe_inode: u64) -> Option<u32> {
+/// What the lookup of a shell's stdin pipe in its parent found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeWriter {
+    /// The parent holds the write end on this fd.
+    Holds(u32),
+    /// The parent is alive and does not hold it (a pipeline's shell has closed its copies).
+    NotHeld,
+    /// The parent's fds could not be read: it is gone (or not ours to read). A relay that ended
+    /// its session before the agent looked; the process table still requires the parent to
+    /// have held a remote connection.
+    Gone,
+}
+
+/// Looks for the *write* end of the pipe with inode `pipe_inode` among `parent`'s fds. `proc`
+/// is the procfs mount (`/proc`).
+pub fn pipe_writer(proc: &Path, parent: u32, pipe_inode: u64) -> PipeWriter {
     if parent == 0 || pipe_inode == 0 {
-        return None;
+        return PipeWriter::NotHeld;
     }
     let dir = proc.join(parent.to_string());
     let want = format!("pipe:[{pipe_inode}]");
-    let entries = std::fs::read_dir(dir.join("fd")).ok()?;
+    let Ok(entries) = std::fs::read_dir(dir.join("fd")) else {
+        return PipeWriter::Gone;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(fd) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -32,14 +47,19 @@ pub fn pipe_writer_fd(proc: &Path, parent: u32, pipe_inode: u64) -> Option<u32> 
         let Ok(target) = std::fs::read_link(entry.path()) else {
             continue;
         };
-        if target.as_os_str() != want.as_str() {
-            continue;
-        }
-        if writable(&dir, fd) {
-            return Some(fd);
+        if target.as_os_str() == want.as_str() && writable(&dir, fd) {
+            return PipeWriter::Holds(fd);
         }
     }
-    None
+    PipeWriter::NotHeld
+}
+
+/// The fd on which `parent` holds the write end of the pipe, if it does.
+pub fn pipe_writer_fd(proc: &Path, parent: u32, pipe_inode: u64) -> Option<u32> {
+    match pipe_writer(proc, parent, pipe_inode) {
+        PipeWriter::Holds(fd) => Some(fd),
+        _ => None,
+    }
 }
 
 /// `flags:` of `/proc/PID/fdinfo/FD` (octal) has O_WRONLY or O_RDWR.
@@ -80,9 +100,10 @@ mod tests {
         assert_eq!(pipe_writer_fd(proc, me, ino), None);
         drop(reader);
         assert_eq!(pipe_writer_fd(proc, me, ino), None);
-        // Gone processes and unknown inodes are None, not errors.
-        assert_eq!(pipe_writer_fd(proc, u32::MAX - 1, ino), None);
-        assert_eq!(pipe_writer_fd(proc, me, 0), None);
+        assert_eq!(pipe_writer(proc, me, ino), PipeWriter::NotHeld);
+        // Gone processes are told apart; unknown inodes are not held.
+        assert_eq!(pipe_writer(proc, u32::MAX - 1, ino), PipeWriter::Gone);
+        assert_eq!(pipe_writer(proc, me, 0), PipeWriter::NotHeld);
     }
 
     /// A real shell whose stdin is a pipe this process writes: found through the shell's
