@@ -327,9 +327,11 @@ impl Enricher {
             container_id: container.as_ref().map(|c| c.id.clone()),
             container: None,
         };
-        // A shell reading a pipe: does its parent hold the write end (an interpreter relay)?
+        // An interactive shell (no -c, no script) reading a pipe: does its parent hold the
+        // write end (an interpreter relay)?
         if ev.stdio[0].kind == FdKind::Pipe
             && ev.interpreter() == Some(ward_event::script::Interpreter::Shell)
+            && ward_event::script::script_target(&ev.filename, &ev.binary.path, &ev.argv).is_none()
         {
             self.stats.stdin_writer_lookups += 1;
             use crate::stdin::{pipe_writer, PipeWriter};
