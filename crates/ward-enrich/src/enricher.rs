@@ -327,15 +327,21 @@ impl Enricher {
             container_id: container.as_ref().map(|c| c.id.clone()),
             container: None,
         };
-        // An interactive shell (no -c, no script) reading a pipe: does its parent hold the
-        // write end (an interpreter relay)?
-        if ev.stdio[0].kind == FdKind::Pipe
+        // An interactive shell (no -c, no script) reading a pipe or a socketpair: does its
+        // parent hold the other end (an interpreter relay)?
+        if matches!(ev.stdio[0].kind, FdKind::Pipe | FdKind::UnixSocket)
             && ev.interpreter() == Some(ward_event::script::Interpreter::Shell)
             && ward_event::script::script_target(&ev.filename, &ev.binary.path, &ev.argv).is_none()
         {
             self.stats.stdin_writer_lookups += 1;
-            use crate::stdin::{pipe_writer, PipeWriter};
-            match pipe_writer(Path::new("/proc"), e.ppid, ev.stdio[0].inode) {
+            use crate::stdin::{pipe_writer, socketpair_holder, PipeWriter};
+            let proc = Path::new("/proc");
+            let found = if ev.stdio[0].kind == FdKind::Pipe {
+                pipe_writer(proc, e.ppid, ev.stdio[0].inode)
+            } else {
+                socketpair_holder(proc, e.ppid, ev.stdio[0].inode)
+            };
+            match found {
                 PipeWriter::Holds(_) | PipeWriter::Gone => ev.stdin_writer = Some(e.ppid),
                 PipeWriter::NotHeld => {}
             }

