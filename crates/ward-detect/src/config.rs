@@ -242,7 +242,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
 #[serde(default, deny_unknown_fields)]
 pub struct ReverseShellConfig {
     pub enabled: bool,
-    /// Program names of shells.
+    /// Program names of shells (the process table also binds an interactive one whose stdin
+    /// pipe is written by a process holding a remote connection).
     pub shells: Vec<String>,
 }
 
