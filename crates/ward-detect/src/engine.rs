@@ -91,6 +91,7 @@ impl Engine {
                 .iter()
                 .cloned()
                 .collect(),
+            shells: detectors.reverse_shell.shells.iter().cloned().collect(),
             ..TableConfig::default()
         });
         Engine {

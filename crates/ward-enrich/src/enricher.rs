@@ -62,6 +62,8 @@ impl Default for EnrichConfig {
 /// Counters of the enricher (all monotonic).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct EnrichStats {
+    /// Shell execs with a pipe on stdin whose parent's fds were looked at (interpreter relays).
+    pub stdin_writer_lookups: u64,
     pub events_in: u64,
     pub events_out: u64,
     pub execs: u64,
@@ -320,10 +322,30 @@ impl Enricher {
                 fd_info(&e.stdio[1]),
                 fd_info(&e.stdio[2]),
             ],
+            stdin_writer: None,
             cgroup_id: e.cgroup_id,
             container_id: container.as_ref().map(|c| c.id.clone()),
             container: None,
         };
+        // An interactive shell (no -c, no script) reading a pipe or a socketpair: does its
+        // parent hold the other end (an interpreter relay)?
+        if matches!(ev.stdio[0].kind, FdKind::Pipe | FdKind::UnixSocket)
+            && ev.interpreter() == Some(ward_event::script::Interpreter::Shell)
+            && ward_event::script::script_target(&ev.filename, &ev.binary.path, &ev.argv).is_none()
+        {
+            self.stats.stdin_writer_lookups += 1;
+            use crate::stdin::{pipe_writer, socketpair_holder, PipeWriter};
+            let proc = Path::new("/proc");
+            let found = if ev.stdio[0].kind == FdKind::Pipe {
+                pipe_writer(proc, e.ppid, ev.stdio[0].inode)
+            } else {
+                socketpair_holder(proc, e.ppid, ev.stdio[0].inode)
+            };
+            match found {
+                PipeWriter::Holds(_) | PipeWriter::Gone => ev.stdin_writer = Some(e.ppid),
+                PipeWriter::NotHeld => {}
+            }
+        }
         // The script, read through the process's own root (container paths resolve); when the
         // process is already gone (a short script), through the root of another live process
         // of its mount namespace, or ours for our own namespace.
@@ -580,6 +602,7 @@ impl Enricher {
                     fd_info(&s.stdio[1]),
                     fd_info(&s.stdio[2]),
                 ],
+                stdin_writer: None,
                 cgroup_id: s.cgroup_id.unwrap_or(0),
                 container_id: container.map(|c| c.id),
                 container: None,

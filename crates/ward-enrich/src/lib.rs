@@ -14,6 +14,7 @@
 //! * [`script`]: captures the script an interpreter runs — a file (read through the
 //!   process's own root and cwd, so container paths resolve), a shebang script, or a `-c`
 //!   literal — with its size, SHA-256 of the whole script and size-capped contents.
+//! * [`stdin`]: who holds the write end of a shell's stdin pipe (interpreter relays).
 
 pub mod cgroup;
 #[cfg(feature = "cri")]
@@ -24,6 +25,7 @@ pub mod layer;
 pub mod podman_store;
 pub mod runtime;
 pub mod script;
+pub mod stdin;
 
 pub use cgroup::{container_from_path, CgroupResolver, ContainerRef, Runtime};
 pub use enricher::{host_name, EnrichConfig, EnrichStats, Enricher};

@@ -33,6 +33,7 @@ impl ExecBuilder {
             cwd: "/".into(),
             script: None,
             stdio: [fd(FdKind::Tty, 3), fd(FdKind::Tty, 3), fd(FdKind::Tty, 3)],
+            stdin_writer: None,
             cgroup_id: 0,
             container_id: None,
             container: None,
@@ -68,6 +69,12 @@ impl ExecBuilder {
 
     pub fn stdio(mut self, fd: usize, info: FdInfo) -> Self {
         self.0.stdio[fd] = info;
+        self
+    }
+
+    /// The process holding the write end of the stdin pipe (see [`ExecEvent::stdin_writer`]).
+    pub fn stdin_writer(mut self, pid: Pid) -> Self {
+        self.0.stdin_writer = Some(pid);
         self
     }
 
@@ -127,6 +134,15 @@ pub fn tcp(inode: u64, local: &str, remote: &str) -> FdInfo {
         path: None,
         socket: Some(socket(local, remote)),
     }
+}
+
+/// A connected UDP socket from `local` to `remote` (`"ip:port"`).
+pub fn udp(inode: u64, local: &str, remote: &str) -> FdInfo {
+    let mut f = tcp(inode, local, remote);
+    if let Some(s) = f.socket.as_mut() {
+        s.protocol = Protocol::Udp;
+    }
+    f
 }
 
 /// Parses `ip:port` / `[v6]:port` pairs into a TCP [`SocketInfo`]. Panics on bad input: for

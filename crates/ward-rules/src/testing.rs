@@ -126,6 +126,7 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         ],
         cgroup_id: 0,
         container_id: in_container.then(|| "c0ffee".repeat(10) + "c0ff"),
+        stdin_writer: None,
         container,
     }
 }

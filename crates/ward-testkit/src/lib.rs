@@ -33,7 +33,7 @@ mod sys;
 pub use container::{Container, ContainerBuilder, Network, OverlayDirs};
 pub use error::TestkitError;
 pub use images::{ensure_images, repo_root, Images};
-pub use listener::{PendingSession, ShellListener, ShellSession};
+pub use listener::{PendingSession, ShellListener, ShellSession, UdpShellListener};
 pub use service::PodmanService;
 pub use sys::{cgroup2_mount, cgroup_id_of_dir, podman_available, root_available};
 

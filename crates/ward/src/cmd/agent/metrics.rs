@@ -157,6 +157,12 @@ impl Health {
             &one(e.container_execs.to_string()),
         );
         metric(
+            "ward_enrich_stdin_writer_lookups_total",
+            "counter",
+            "Interactive shell execs on a pipe whose parent's fds were read (interpreter relays).",
+            &one(e.stdin_writer_lookups.to_string()),
+        );
+        metric(
             "ward_enrich_metadata_misses_total",
             "counter",
             "Container execs emitted without runtime metadata, by reason.",
