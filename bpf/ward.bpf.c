@@ -66,6 +66,20 @@ struct {
  * a short timer. Set by the loader. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/* Non-zero: an exec of a memfd stops its process (SIGSTOP) and wakes the reader,
+ * which opens /proc/PID/exe and resumes it (SIGCONT). A memfd cannot be marked by
+ * fanotify and is gone with its process, so only a synchronous hold lets user
+ * space hash it. Set by the loader (agent.hold_memfd_execs). */
+const volatile __u32 hold_memfd = 0;
+#define WARD_SIGSTOP 19
+
+static __always_inline __u32 hold_exec(__u32 flags)
+{
+	if (hold_memfd && (flags & WARD_EXEC_EXE_MEMFD) && bpf_send_signal(WARD_SIGSTOP) == 0)
+		return WARD_EXEC_HELD;
+	return 0;
+}
+
 /* Diagnostics (cost measurement, docs/agent.md): while ward_pause[0] is non-zero
  * every program returns at once. ward-bench-agent flips it to interleave short
  * blocks with and without the sensor's work in one agent's lifetime; the loader
@@ -492,6 +506,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 		classify_file(task_fd_file(task, i), fi);
 	}
 
+	flags |= hold_exec(flags);
 	e->flags = flags;
 
 	/* Packed: the head, then the used bytes of each buffer. The lengths were
@@ -517,7 +532,8 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
-	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag(e->fds[0].kind == WARD_FD_INET ||
+	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
+							    e->fds[0].kind == WARD_FD_INET ||
 							    e->fds[1].kind == WARD_FD_INET ||
 							    e->fds[2].kind == WARD_FD_INET));
 	return 0;

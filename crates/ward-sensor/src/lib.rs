@@ -52,6 +52,7 @@ pub mod abi;
 mod clock;
 mod error;
 mod event;
+pub mod exec_files;
 mod procfs;
 mod sensor;
 
@@ -62,6 +63,7 @@ pub use event::{
     ExitEvent, FdEvent, FdInfo, FdKind, FileIdentity, ForkEvent, InetSocket, OverlayLayer,
     RawEvent, SockType,
 };
+pub use exec_files::{resume_held, ExecFile, ExecFiles, ExecFilesStats};
 pub use procfs::{
     cgroup2_mount, cgroup_id_of, snapshot_process, snapshot_processes, ProcessSnapshot,
 };

@@ -48,6 +48,10 @@ pub struct SensorConfig {
     pub wakeup_bytes: u64,
     /// Mount tracefs on /sys/kernel/tracing if it is not mounted. Default true.
     pub mount_tracefs: bool,
+    /// Stop a process that execs a memfd (SIGSTOP from the exec program) until user space
+    /// resumes it ([`crate::exec_files::resume_held`]) after taking a handle on the file.
+    /// Default false; the agent turns it on (`agent.hold_memfd_execs`).
+    pub hold_memfd: bool,
 }
 
 impl Default for SensorConfig {
@@ -56,6 +60,7 @@ impl Default for SensorConfig {
             ring_buffer_bytes: 16 << 20,
             wakeup_bytes: 1 << 20,
             mount_tracefs: true,
+            hold_memfd: false,
         }
     }
 }
@@ -209,10 +214,12 @@ impl Sensor {
         }
 
         let wakeup = config.wakeup_bytes;
+        let hold_memfd = u32::from(config.hold_memfd);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", config.ring_buffer_bytes)
             .override_global("wakeup_bytes", &wakeup, true)
+            .override_global("hold_memfd", &hold_memfd, true)
             .load(BPF_OBJECT)
             .map_err(SensorError::Object)?;
 

@@ -158,6 +158,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
             cache_entries: a.hash_cache_entries,
         },
         hash_wait: a.hash_wait,
+        exec_fanotify: a.exec_fanotify,
         script: ward_enrich::script::CaptureConfig {
             contents_max: cfg.engine.script_contents_max,
             ..ward_enrich::script::CaptureConfig::default()
@@ -285,6 +286,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     install_signal_handlers();
     let mut sensor = Sensor::load(&SensorConfig {
         ring_buffer_bytes: cfg.agent.ring_buffer_bytes,
+        hold_memfd: cfg.agent.hold_memfd_execs,
         ..SensorConfig::default()
     })
     .context("loading the eBPF sensor")?;
@@ -466,6 +468,7 @@ fn fill_health(
     h.sensor = sensor;
     h.enrich = enricher.stats();
     h.hash = enricher.hash_stats();
+    h.exec_files = enricher.exec_files_stats();
     h.metadata = enricher.metadata_stats();
     h.engine = pipe.engine.stats();
     h.parked = enricher.parked();

@@ -66,6 +66,8 @@ pub struct Health {
     pub sensor: SensorStats,
     pub enrich: EnrichStats,
     pub hash: HashStats,
+    /// fanotify exec watch; `None` when not running.
+    pub exec_files: Option<ward_sensor::ExecFilesStats>,
     pub metadata: MetadataStats,
     pub engine: EngineStats,
     pub parked: usize,
@@ -186,6 +188,47 @@ impl Health {
                 ),
                 ("{reason=\"timeout\"}".into(), e.hash_timeouts.to_string()),
             ],
+        );
+        metric(
+            "ward_enrich_exec_files_total",
+            "counter",
+            "Hashed execs by where the file handle came from: fanotify FAN_OPEN_EXEC, /proc/PID/exe, another process's root.",
+            &[
+                (
+                    "{source=\"fanotify\"}".into(),
+                    e.exe_from_fanotify.to_string(),
+                ),
+                ("{source=\"proc_exe\"}".into(), e.exe_from_proc.to_string()),
+                (
+                    "{source=\"other_root\"}".into(),
+                    e.exe_from_other_root.to_string(),
+                ),
+            ],
+        );
+        let f = self.exec_files.unwrap_or_default();
+        metric(
+            "ward_fanotify_up",
+            "gauge",
+            "1 when the fanotify exec watch runs (agent.exec_fanotify and CAP_SYS_ADMIN).",
+            &one(u8::from(self.exec_files.is_some()).to_string()),
+        );
+        metric(
+            "ward_fanotify_events_total",
+            "counter",
+            "FAN_OPEN_EXEC events read (an exec of a dynamic ELF gives two: the program and ld.so).",
+            &one(f.events.to_string()),
+        );
+        metric(
+            "ward_fanotify_overflows_total",
+            "counter",
+            "Times the kernel's fanotify queue overflowed (those execs fall back to /proc/PID/exe).",
+            &one(f.overflows.to_string()),
+        );
+        metric(
+            "ward_fanotify_marked_filesystems",
+            "gauge",
+            "File systems marked for FAN_OPEN_EXEC.",
+            &one(f.marked.to_string()),
         );
         metric(
             "ward_enrich_script_errors_total",
