@@ -53,6 +53,9 @@ pub struct ExecFilesStats {
     pub marked: u64,
     /// Mounts whose file system could not be marked.
     pub mark_errors: u64,
+    /// Reads that failed (other than "nothing queued"), e.g. out of file descriptors: the
+    /// event at the head is lost.
+    pub read_errors: u64,
 }
 
 /// A fanotify group watching executions on every real file system; see the module docs.
@@ -111,6 +114,19 @@ impl ExecFiles {
         }
         // SAFETY: fanotify_init returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Every event read is an open fd, held until its exec record is read: lift the soft
+        // open-files limit to the hard one (1024 soft is a common default).
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: valid out pointer / in pointer.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max;
+                let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+        }
         let mountinfo = File::open("/proc/self/mountinfo")?;
         let mut me = ExecFiles {
             fd,
@@ -209,6 +225,9 @@ impl ExecFiles {
                 )
             };
             if n <= 0 {
+                if n < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+                    self.stats.read_errors += 1;
+                }
                 return;
             }
             let n = n as usize;

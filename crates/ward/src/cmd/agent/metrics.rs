@@ -225,10 +225,28 @@ impl Health {
             &one(f.overflows.to_string()),
         );
         metric(
+            "ward_fanotify_read_errors_total",
+            "counter",
+            "fanotify reads that failed (e.g. out of file descriptors; the event is lost).",
+            &one(f.read_errors.to_string()),
+        );
+        metric(
             "ward_fanotify_marked_filesystems",
             "gauge",
             "File systems marked for FAN_OPEN_EXEC.",
             &one(f.marked.to_string()),
+        );
+        metric(
+            "ward_enrich_scripts_from_host_mount_total",
+            "counter",
+            "Scripts read through the container's root mounted on the host: no process of the container was left.",
+            &one(e.scripts_from_host_mount.to_string()),
+        );
+        metric(
+            "ward_enrich_held_execs_total",
+            "counter",
+            "memfd execs stopped at exec until the agent opened their exe (agent.hold_memfd_execs).",
+            &one(e.held_execs.to_string()),
         );
         metric(
             "ward_enrich_script_errors_total",
