@@ -71,11 +71,37 @@ const volatile __u64 wakeup_bytes = 1 << 20;
  * fanotify and is gone with its process, so only a synchronous hold lets user
  * space hash it. Set by the loader (agent.hold_memfd_execs). */
 const volatile __u32 hold_memfd = 0;
+/* Non-zero: the same hold for python running a script file (`python3 FILE ...`,
+ * `#!` python scripts: comm "python*", argv[1] not an option), so that user
+ * space reads the script through the live process's root even when it runs for
+ * a few ms only. Set by the loader (agent.hold_python_script_execs). */
+const volatile __u32 hold_scripts = 0;
 #define WARD_SIGSTOP 19
 
-static __always_inline __u32 hold_exec(__u32 flags)
+static __always_inline int python_script_exec(struct ward_exec_event *e)
 {
-	if (hold_memfd && (flags & WARD_EXEC_EXE_MEMFD) && bpf_send_signal(WARD_SIGSTOP) == 0)
+	__u32 i;
+
+	if (!hold_scripts || e->argc < 2 || e->argv_len < 2)
+		return 0;
+	if (e->comm[0] != 'p' || e->comm[1] != 'y' || e->comm[2] != 't' || e->comm[3] != 'h' ||
+	    e->comm[4] != 'o' || e->comm[5] != 'n')
+		return 0;
+	/* argv[1]: after argv[0]'s NUL, within the first 128 bytes */
+	for (i = 0; i < 127; i++) {
+		if (i + 1 >= e->argv_len)
+			return 0;
+		if (e->argv[i] == 0)
+			return e->argv[i + 1] != '-' && e->argv[i + 1] != 0;
+	}
+	return 0;
+}
+
+static __always_inline __u32 hold_exec(struct ward_exec_event *e, __u32 flags)
+{
+	int hold = (hold_memfd && (flags & WARD_EXEC_EXE_MEMFD)) || python_script_exec(e);
+
+	if (hold && bpf_send_signal(WARD_SIGSTOP) == 0)
 		return WARD_EXEC_HELD;
 	return 0;
 }
@@ -506,7 +532,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 		classify_file(task_fd_file(task, i), fi);
 	}
 
-	flags |= hold_exec(flags);
+	flags |= hold_exec(e, flags);
 	e->flags = flags;
 
 	/* Packed: the head, then the used bytes of each buffer. The lengths were

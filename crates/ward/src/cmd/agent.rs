@@ -287,6 +287,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let mut sensor = Sensor::load(&SensorConfig {
         ring_buffer_bytes: cfg.agent.ring_buffer_bytes,
         hold_memfd: cfg.agent.hold_memfd_execs,
+        hold_scripts: cfg.agent.hold_python_script_execs,
         ..SensorConfig::default()
     })
     .context("loading the eBPF sensor")?;

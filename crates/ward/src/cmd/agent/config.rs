@@ -51,6 +51,10 @@ pub struct AgentConfig {
     /// the only way to hash a memfd binary that exits at once. If the agent is killed hard
     /// (SIGKILL) in that window, the process stays stopped until sent SIGCONT.
     pub hold_memfd_execs: bool,
+    /// The same hold for python running a script file (`python3 FILE`, `#!` python scripts):
+    /// its script is read through the live process's root even if it runs for a few ms.
+    /// Costs each such exec one agent wake-up before python starts (measured in docs/agent.md).
+    pub hold_python_script_execs: bool,
     /// BPF ring buffer size (power of two, multiple of the page size). The agent maps it twice,
     /// so it counts double in RSS.
     pub ring_buffer_bytes: u32,
@@ -86,6 +90,7 @@ impl Default for AgentConfig {
             hash_cache_entries: 16384,
             exec_fanotify: true,
             hold_memfd_execs: true,
+            hold_python_script_execs: true,
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
