@@ -153,25 +153,27 @@ pub fn host_name() -> String {
 }
 
 impl Enricher {
-    /// Starts the worker threads. `clock` converts the sensor's boot-time stamps.
+    /// Starts the worker threads. `clock` converts the sensor's boot-time stamps. With
+    /// `exec_fanotify`, the fanotify watch is opened here; to miss no exec, open it before the
+    /// sensor with [`open_exec_files`] and pass it to [`Enricher::with_exec_files`].
     pub fn new(cfg: EnrichConfig, clock: BootClock) -> Enricher {
+        let exec_files = open_exec_files(&cfg);
+        Enricher::with_exec_files(cfg, clock, exec_files)
+    }
+
+    /// [`Enricher::new`] with a fanotify watch opened by the caller (before the sensor was
+    /// loaded, so that every exec record read has its event).
+    pub fn with_exec_files(
+        cfg: EnrichConfig,
+        clock: BootClock,
+        exec_files: Option<ward_sensor::ExecFiles>,
+    ) -> Enricher {
         let node = cfg
             .node_name
             .clone()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(host_name);
         let root = cfg.cgroup_root.clone().or_else(ward_sensor::cgroup2_mount);
-        let exec_files = if cfg.exec_fanotify {
-            match ward_sensor::ExecFiles::open() {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    tracing::warn!(error = %e, "fanotify FAN_OPEN_EXEC unavailable: binaries of processes that exit before their exec is read cannot be hashed");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         Enricher {
             exec_files,
             held: HeldFiles::default(),
@@ -790,6 +792,21 @@ impl HeldFiles {
         });
         self.count -= n;
         n as u64
+    }
+}
+
+/// The fanotify exec watch if `cfg.exec_fanotify` asks for it and the kernel grants it (a
+/// warning is logged when not).
+pub fn open_exec_files(cfg: &EnrichConfig) -> Option<ward_sensor::ExecFiles> {
+    if !cfg.exec_fanotify {
+        return None;
+    }
+    match ward_sensor::ExecFiles::open() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "fanotify FAN_OPEN_EXEC unavailable: binaries of processes that exit before their exec is read cannot be hashed");
+            None
+        }
     }
 }
 

@@ -54,29 +54,41 @@ fn which_sha(images: &Images) -> &'static str {
 
 fn agent(images: &Images) -> &'static WardAgent {
     static AGENT: OnceLock<(WardAgent, tempfile::TempDir)> = OnceLock::new();
+    &AGENT.get_or_init(|| start_agent(images, "")).0
+}
+
+/// An agent that reads the ring buffer only every second: whatever it does not hold at exec
+/// is long gone when it looks.
+fn late_agent(images: &Images) -> &'static WardAgent {
+    static AGENT: OnceLock<(WardAgent, tempfile::TempDir)> = OnceLock::new();
     &AGENT
-        .get_or_init(|| {
-            let dir = tempfile::tempdir().unwrap();
-            let feed = dir.path().join("feed.txt");
-            let mut text = std::fs::read_to_string(&images.intel_feed).unwrap();
-            text.push_str(&format!(
-                "{};which from the test image\n",
-                which_sha(images)
-            ));
-            std::fs::write(&feed, text).unwrap();
-            let opts = AgentOptions {
-                feeds: vec![feed],
-                toml: format!("docker_sockets = [\"{}\"]", podman_api().display()),
-                agent_keys: true,
-                health_log_interval: "5s".into(),
-                env: vec![("WARD_LOG".into(), "ward_enrich=debug".into())],
-                ..AgentOptions::default()
-            };
-            let a = WardAgent::start(Path::new(env!("CARGO_BIN_EXE_ward")), &opts)
-                .unwrap_or_else(|e| panic!("{e}"));
-            (a, dir)
-        })
+        .get_or_init(|| start_agent(images, "poll_interval = \"1s\"\n"))
         .0
+}
+
+fn start_agent(images: &Images, extra_toml: &str) -> (WardAgent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    let mut text = std::fs::read_to_string(&images.intel_feed).unwrap();
+    text.push_str(&format!(
+        "{};which from the test image\n",
+        which_sha(images)
+    ));
+    std::fs::write(&feed, text).unwrap();
+    let opts = AgentOptions {
+        feeds: vec![feed],
+        toml: format!(
+            "docker_sockets = [\"{}\"]\n{extra_toml}",
+            podman_api().display()
+        ),
+        agent_keys: true,
+        health_log_interval: "5s".into(),
+        env: vec![("WARD_LOG".into(), "ward_enrich=debug".into())],
+        ..AgentOptions::default()
+    };
+    let a = WardAgent::start(Path::new(env!("CARGO_BIN_EXE_ward")), &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (a, dir)
 }
 
 fn for_container(agent: &WardAgent, id: &str) -> Vec<Value> {
@@ -294,11 +306,12 @@ fn image_script_as_entrypoint_is_built_in() {
 }
 
 /// A Python dropper script file whose connection fails at once (nothing listens): it runs for
-/// a few milliseconds, and its contents are still captured and scored.
+/// a few milliseconds, and its contents are still captured and scored, by an agent that reads
+/// the ring only every second (the exec is held until the script is read).
 #[test]
 fn short_lived_python_script_file_is_scored() {
     let images = require_containers!();
-    let agent = agent(&images);
+    let agent = late_agent(&images);
     // A closed port on 127.0.0.1: connect() is refused at once and the script dies.
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

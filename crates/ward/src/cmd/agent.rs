@@ -284,6 +284,9 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| cfg.agent.metrics_addr.clone());
 
     install_signal_handlers();
+    // The fanotify watch before the sensor: every exec record then has its event.
+    let enrich_cfg = enrich_config(&cfg);
+    let exec_files = ward_enrich::enricher::open_exec_files(&enrich_cfg);
     let mut sensor = Sensor::load(&SensorConfig {
         ring_buffer_bytes: cfg.agent.ring_buffer_bytes,
         hold_memfd: cfg.agent.hold_memfd_execs,
@@ -292,7 +295,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     })
     .context("loading the eBPF sensor")?;
     let started = Instant::now();
-    let mut enricher = Enricher::new(enrich_config(&cfg), *sensor.clock());
+    let mut enricher = Enricher::with_exec_files(enrich_cfg, *sensor.clock(), exec_files);
     let node = enricher.node().to_string();
 
     let mut pipe = Pipeline {
