@@ -130,6 +130,8 @@ pub struct Enricher {
     /// fanotify `FAN_OPEN_EXEC` handles, and those read but not yet paired with an exec.
     exec_files: Option<ward_sensor::ExecFiles>,
     held: HeldFiles,
+    /// How often each file's (dev, ino) handle went unused.
+    unused_files: HashMap<(u64, u64), u8>,
     stats: EnrichStats,
 }
 
@@ -177,6 +179,7 @@ impl Enricher {
         Enricher {
             exec_files,
             held: HeldFiles::default(),
+            unused_files: HashMap::new(),
             node,
             clock,
             cgroups: CgroupResolver::new(root),
@@ -226,7 +229,31 @@ impl Enricher {
         let now = Instant::now();
         let held = &mut self.held;
         ef.drain(|f| held.add(f, now));
-        self.stats.exec_handles_unused += self.held.expire(now);
+        let dropped = self.held.expire(now);
+        self.unused(dropped);
+    }
+
+    /// Handles nobody claimed: a file whose handle went unused [`UNUSED_BEFORE_IGNORE`] times
+    /// (an `ld.so`, which every dynamic exec opens for exec too) gets an ignore mark, so the
+    /// kernel stops reporting it: half the events of a dynamic exec. Modifying the file
+    /// clears the mark (no `FAN_MARK_IGNORED_SURV_MODIFY`).
+    fn unused(&mut self, dropped: Vec<ward_sensor::ExecFile>) {
+        self.stats.exec_handles_unused += dropped.len() as u64;
+        let Some(ef) = self.exec_files.as_mut() else {
+            return;
+        };
+        for f in dropped {
+            let id = (f.identity.dev, f.identity.ino);
+            if self.unused_files.len() >= 4096 {
+                self.unused_files.clear();
+            }
+            let n = self.unused_files.entry(id).or_insert(0);
+            *n += 1;
+            if *n == UNUSED_BEFORE_IGNORE {
+                ef.ignore(&f.file);
+                self.unused_files.remove(&id);
+            }
+        }
     }
 
     /// Events waiting for a hash or metadata.
@@ -274,7 +301,8 @@ impl Enricher {
                 // A dead process's root can no longer reopen anything.
                 self.roots.forget(x.tgid);
                 // Handles of its execs not paired by now never will be (its ld.so's).
-                self.stats.exec_handles_unused += self.held.forget(x.tgid);
+                let dropped = self.held.forget(x.tgid);
+                self.unused(dropped);
                 (
                     Event::Exit(ExitEvent {
                         time: self.wall_ns(x.ktime_boot_ns),
@@ -433,10 +461,13 @@ impl Enricher {
         let pid = e.tgid;
         // fanotify's handle on the very file this exec opened (queued before the exec record,
         // so one drain here finds it if the kernel reported it).
-        let mut handle = self.held.take(pid, &key);
+        let (mut handle, dropped) = self.held.take(pid, &key);
+        self.unused(dropped);
         if handle.is_none() && self.exec_files.is_some() {
             self.drain_exec_files();
-            handle = self.held.take(pid, &key);
+            let (h, dropped) = self.held.take(pid, &key);
+            self.unused(dropped);
+            handle = h;
         }
         let from_handle = handle.is_some();
         let mut from_proc = false;
@@ -716,6 +747,8 @@ const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 const HELD_TTL: Duration = Duration::from_secs(2);
 /// At most this many handles (open fds) are held; beyond it the oldest pid's go.
 const HELD_MAX: usize = 4096;
+/// A file whose exec handle went unused this many times is ignored by the kernel from then on.
+const UNUSED_BEFORE_IGNORE: u8 = 3;
 
 /// fanotify handles read but not yet paired with an exec record, per pid in event order.
 #[derive(Debug, Default)]
@@ -746,52 +779,53 @@ impl HeldFiles {
     /// ones before it belong to this exec (a `#!` script) or to earlier ones (their `ld.so`)
     /// and are dropped. Identity: the inode and size, or size, mtime and ctime (an overlay
     /// file's inode number may be mapped; its times are the real file's).
-    fn take(&mut self, pid: u32, key: &FileKey) -> Option<File> {
-        let q = self.by_pid.get_mut(&pid)?;
+    fn take(&mut self, pid: u32, key: &FileKey) -> (Option<File>, Vec<ward_sensor::ExecFile>) {
+        let Some(q) = self.by_pid.get_mut(&pid) else {
+            return (None, Vec::new());
+        };
         let is = |id: &ward_sensor::FileIdentity| {
             id.size == key.size
                 && (id.ino == key.ino
                     || (ts_ns(id.mtime) == key.mtime && ts_ns(id.ctime) == key.ctime))
         };
-        let pos = q.iter().position(|(f, _)| is(&f.identity))?;
-        let mut found = None;
-        for _ in 0..=pos {
-            if let Some((f, _)) = q.pop_front() {
-                self.count -= 1;
-                found = Some(f.file);
-            }
-        }
+        let Some(pos) = q.iter().position(|(f, _)| is(&f.identity)) else {
+            return (None, Vec::new());
+        };
+        let mut dropped: Vec<ward_sensor::ExecFile> = q.drain(..=pos).map(|(f, _)| f).collect();
+        self.count -= pos + 1;
+        let found = dropped.pop().map(|f| f.file);
         if q.is_empty() {
             self.by_pid.remove(&pid);
         }
-        found
+        (found, dropped)
     }
 
-    /// Drops `pid`'s handles; how many.
-    fn forget(&mut self, pid: u32) -> u64 {
-        let n = self.by_pid.remove(&pid).map_or(0, |q| q.len());
-        self.count -= n;
-        n as u64
+    /// Drops `pid`'s handles, returned.
+    fn forget(&mut self, pid: u32) -> Vec<ward_sensor::ExecFile> {
+        let q = self.by_pid.remove(&pid).unwrap_or_default();
+        self.count -= q.len();
+        q.into_iter().map(|(f, _)| f).collect()
     }
 
-    /// Drops handles older than [`HELD_TTL`]; how many.
-    fn expire(&mut self, now: Instant) -> u64 {
+    /// Drops handles older than [`HELD_TTL`], returned.
+    fn expire(&mut self, now: Instant) -> Vec<ward_sensor::ExecFile> {
+        let mut out = Vec::new();
         if self.count == 0 {
-            return 0;
+            return out;
         }
-        let mut n = 0usize;
         self.by_pid.retain(|_, q| {
             while q
                 .front()
                 .is_some_and(|(_, t)| now.saturating_duration_since(*t) > HELD_TTL)
             {
-                q.pop_front();
-                n += 1;
+                if let Some((f, _)) = q.pop_front() {
+                    out.push(f);
+                }
             }
             !q.is_empty()
         });
-        self.count -= n;
-        n as u64
+        self.count -= out.len();
+        out
     }
 }
 

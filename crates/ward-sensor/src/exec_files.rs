@@ -53,6 +53,8 @@ pub struct ExecFilesStats {
     pub marked: u64,
     /// Mounts whose file system could not be marked.
     pub mark_errors: u64,
+    /// Files given an ignore mark ([`ExecFiles::ignore`]).
+    pub ignored: u64,
     /// Reads that failed (other than "nothing queued"), e.g. out of file descriptors: the
     /// event at the head is lost.
     pub read_errors: u64,
@@ -210,6 +212,26 @@ impl ExecFiles {
                 self.stats.mark_errors += 1;
                 tracing::debug!(mount = %point, fstype, devno, error = %io::Error::last_os_error(), "fanotify: cannot mark");
             }
+        }
+    }
+
+    /// Stops reporting executions of `file`'s inode (an ignore mask on an inode mark) until
+    /// the file is modified. For files whose events are never wanted (an `ld.so`).
+    pub fn ignore(&mut self, file: &File) {
+        // SAFETY: valid fds; a NULL path marks the inode of `file` itself.
+        let r = unsafe {
+            libc::fanotify_mark(
+                self.fd.as_raw_fd(),
+                libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK,
+                libc::FAN_OPEN_EXEC,
+                file.as_raw_fd(),
+                std::ptr::null(),
+            )
+        };
+        if r == 0 {
+            self.stats.ignored += 1;
+        } else {
+            tracing::debug!(error = %io::Error::last_os_error(), "fanotify: cannot add an ignore mark");
         }
     }
 
@@ -376,5 +398,43 @@ mod tests {
         f.read_to_end(&mut bytes).unwrap();
         assert_eq!(bytes, std::fs::read("/bin/true").unwrap());
         assert!(ef.stats().marked > 0);
+    }
+
+    /// An ignored file is no longer reported, until it is modified (root only).
+    #[test]
+    fn ignored_until_modified() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP ignored_until_modified: not root");
+            return;
+        }
+        let mut ef = ExecFiles::open().expect("fanotify");
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("ignored");
+        std::fs::copy("/bin/true", &exe).unwrap();
+        let ino = std::fs::metadata(&exe).unwrap().ino();
+        let run_and_count = |ef: &mut ExecFiles| {
+            assert!(std::process::Command::new(&exe).status().unwrap().success());
+            let mut n = 0;
+            let mut handle = None;
+            ef.drain(|e| {
+                if e.identity.ino == ino {
+                    n += 1;
+                    handle = Some(e.file);
+                }
+            });
+            (n, handle)
+        };
+        let (n, handle) = run_and_count(&mut ef);
+        assert_eq!(n, 1);
+        ef.ignore(&handle.unwrap());
+        assert_eq!(run_and_count(&mut ef).0, 0, "ignored");
+        // Rewriting the contents clears the ignore mask.
+        let bytes = std::fs::read(&exe).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&exe)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+            .unwrap();
+        assert_eq!(run_and_count(&mut ef).0, 1, "reported again after a write");
     }
 }

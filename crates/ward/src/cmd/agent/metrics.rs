@@ -231,6 +231,12 @@ impl Health {
             &one(f.read_errors.to_string()),
         );
         metric(
+            "ward_fanotify_ignored_files",
+            "gauge",
+            "Files whose exec events are ignored: their handle went unused 3 times (an ld.so); a write to the file clears it.",
+            &one(f.ignored.to_string()),
+        );
+        metric(
             "ward_fanotify_marked_filesystems",
             "gauge",
             "File systems marked for FAN_OPEN_EXEC.",
