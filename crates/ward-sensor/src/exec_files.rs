@@ -60,6 +60,9 @@ pub struct ExecFilesStats {
     pub read_errors: u64,
 }
 
+/// Most files [`ExecFiles::ignore`] marks.
+pub const MAX_IGNORED: u64 = 4096;
+
 /// A fanotify group watching executions on every real file system; see the module docs.
 #[derive(Debug)]
 pub struct ExecFiles {
@@ -217,7 +220,13 @@ impl ExecFiles {
 
     /// Stops reporting executions of `file`'s inode (an ignore mask on an inode mark) until
     /// the file is modified. For files whose events are never wanted (an `ld.so`).
+    ///
+    /// An inode mark pins its inode in memory (until the file is deleted or its file system
+    /// unmounted), so at most [`MAX_IGNORED`] files are ignored over the group's lifetime.
     pub fn ignore(&mut self, file: &File) {
+        if self.stats.ignored >= MAX_IGNORED {
+            return;
+        }
         // SAFETY: valid fds; a NULL path marks the inode of `file` itself.
         let r = unsafe {
             libc::fanotify_mark(
