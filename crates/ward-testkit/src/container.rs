@@ -107,6 +107,24 @@ impl ContainerBuilder {
         self
     }
 
+    /// `podman run` arguments: `mode` (`-d`, `--rm ...`), name, network, owner and other labels,
+    /// env, extra arguments, the image and `cmd`.
+    fn run_args(&self, mode: &[String], name: &str, cmd: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(mode.iter().cloned());
+        args.extend([
+            format!("--name={name}"),
+            self.network.podman_arg().into(),
+            format!("--label={OWNER_LABEL}={}", std::process::id()),
+        ]);
+        args.extend(self.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
+        args.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
+        args.extend(self.extra_args.iter().cloned());
+        args.push(self.image.clone());
+        args.extend(cmd.iter().map(|s| s.to_string()));
+        args
+    }
+
     /// Runs `cmd` as the container's only process in the foreground (`podman run --rm`) and
     /// returns once the container is gone: the short-lived entrypoint case. The id comes from
     /// `--cidfile`; stdout is what the entrypoint printed.
@@ -114,19 +132,11 @@ impl ContainerBuilder {
         let name = unique_name(&self.name_prefix);
         let dir = std::env::temp_dir().join(format!("ward-testkit-cid-{name}"));
         let _ = std::fs::remove_file(&dir);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "--rm".into(),
-            format!("--name={name}"),
-            format!("--cidfile={}", dir.display()),
-            self.network.podman_arg().into(),
-            format!("--label={OWNER_LABEL}={}", std::process::id()),
-        ];
-        args.extend(self.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
-        args.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
-        args.extend(self.extra_args.iter().cloned());
-        args.push(self.image.clone());
-        args.extend(cmd.iter().map(|s| s.to_string()));
+        let args = self.run_args(
+            &["--rm".into(), format!("--cidfile={}", dir.display())],
+            &name,
+            cmd,
+        );
         let out = podman(&args);
         let id = std::fs::read_to_string(&dir).unwrap_or_default();
         let _ = std::fs::remove_file(&dir);
@@ -152,18 +162,7 @@ impl ContainerBuilder {
     /// Starts the container detached with `cmd` as its init process (e.g. `["sleep", "600"]`).
     pub fn run(self, cmd: &[&str]) -> Result<Container, TestkitError> {
         let name = unique_name(&self.name_prefix);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "-d".into(),
-            format!("--name={name}"),
-            self.network.podman_arg().into(),
-            format!("--label={OWNER_LABEL}={}", std::process::id()),
-        ];
-        args.extend(self.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
-        args.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
-        args.extend(self.extra_args.iter().cloned());
-        args.push(self.image.clone());
-        args.extend(cmd.iter().map(|s| s.to_string()));
+        let args = self.run_args(&["-d".into()], &name, cmd);
         let out = podman_ok(&args)?;
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !is_full_id(&id) {
