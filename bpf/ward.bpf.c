@@ -97,13 +97,21 @@ static __always_inline int python_script_exec(struct ward_exec_event *e)
 	return 0;
 }
 
+/* WARD_EXEC_HELD when this exec is to be held. The signal itself is sent only
+ * once the record is in the ring (hold_now): a process stopped without a record
+ * would never be resumed. */
 static __always_inline __u32 hold_exec(struct ward_exec_event *e, __u32 flags)
 {
-	int hold = (hold_memfd && (flags & WARD_EXEC_EXE_MEMFD)) || python_script_exec(e);
-
-	if (hold && bpf_send_signal(WARD_SIGSTOP) == 0)
+	if ((hold_memfd && (flags & WARD_EXEC_EXE_MEMFD)) || python_script_exec(e))
 		return WARD_EXEC_HELD;
 	return 0;
+}
+
+static __always_inline void hold_now(__u32 flags)
+{
+	/* A failure leaves the process running; user space's SIGCONT is then a no-op. */
+	if (flags & WARD_EXEC_HELD)
+		bpf_send_signal(WARD_SIGSTOP);
 }
 
 /* Diagnostics (cost measurement, docs/agent.md): while ward_pause[0] is non-zero
@@ -558,6 +566,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
+	hold_now(flags);
 	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
 							    e->fds[0].kind == WARD_FD_INET ||
 							    e->fds[1].kind == WARD_FD_INET ||
