@@ -226,6 +226,8 @@ impl Enricher {
         let Some(ef) = self.exec_files.as_mut() else {
             return;
         };
+        // A file system mounted since (a container's /dev/shm) gets its mark.
+        ef.refresh();
         let now = Instant::now();
         let held = &mut self.held;
         ef.drain(|f| held.add(f, now));

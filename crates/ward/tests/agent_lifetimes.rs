@@ -288,6 +288,54 @@ fn memfd_exec_is_reported() {
     assert_no_lost_files(agent);
 }
 
+/// The payload copied to the host's /dev/shm (a tmpfs; podman mounts a container's /dev/shm
+/// `noexec`) and run from there by a process that exits at once: not from an image, Added.
+#[test]
+fn binary_run_from_dev_shm_is_added() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let path = format!("/dev/shm/ward-test-payload-{}", std::process::id());
+    std::fs::copy(&images.payload_host_copy, &path).unwrap();
+    let out = std::process::Command::new(&path).output().unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("WARD-TEST-PAYLOAD"));
+    let deadline = Instant::now() + WAIT;
+    let f = loop {
+        let found = agent
+            .findings()
+            .into_iter()
+            .find(|f| f["category"] == ADDED && proc0(f, "path") == path.as_str());
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Added finding for {path}; agent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_no_lost_files(agent);
+}
+
+/// A deleted binary run through an fd that still holds it (`/proc/self/fd/3`): layer
+/// `deleted`, Added.
+#[test]
+fn deleted_binary_is_added() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!(
+        "cp {} /tmp/d && exec 3</tmp/d && rm /tmp/d && exec /proc/self/fd/3",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "deleted", &["bash", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| sha(f) == images.payload_sha256);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "deleted", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
 /// A script from the image whose hash is in intel, as the entrypoint: Built in (the layer is
 /// found without the process).
 #[test]
