@@ -295,9 +295,15 @@ fn binary_run_from_dev_shm_is_added() {
     let images = require_containers!();
     let agent = agent(&images);
     let path = format!("/dev/shm/ward-test-payload-{}", std::process::id());
-    std::fs::copy(&images.payload_host_copy, &path).unwrap();
-    let out = std::process::Command::new(&path).output().unwrap();
-    let _ = std::fs::remove_file(&path);
+    // Copied and run by one shell: a copy written by this (multi-threaded) test process could
+    // be open in a child another test forks at that moment (ETXTBSY at exec).
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cp \"$0\" \"$1\" && \"$1\"; rc=$?; rm -f \"$1\"; exit $rc")
+        .arg(&images.payload_host_copy)
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("WARD-TEST-PAYLOAD"));
     let deadline = Instant::now() + WAIT;
     let f = loop {
