@@ -66,6 +66,54 @@ struct {
  * a short timer. Set by the loader. */
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/* Non-zero: an exec of a memfd stops its process (SIGSTOP) and wakes the reader,
+ * which opens /proc/PID/exe and resumes it (SIGCONT). A memfd cannot be marked by
+ * fanotify and is gone with its process, so only a synchronous hold lets user
+ * space hash it. Set by the loader (agent.hold_memfd_execs). */
+const volatile __u32 hold_memfd = 0;
+/* Non-zero: the same hold for python running a script file (`python3 FILE ...`,
+ * `#!` python scripts: comm "python*", argv[1] not an option), so that user
+ * space reads the script through the live process's root even when it runs for
+ * a few ms only. Set by the loader (agent.hold_python_script_execs). */
+const volatile __u32 hold_scripts = 0;
+#define WARD_SIGSTOP 19
+
+static __always_inline int python_script_exec(struct ward_exec_event *e)
+{
+	__u32 i;
+
+	if (!hold_scripts || e->argc < 2 || e->argv_len < 2)
+		return 0;
+	if (e->comm[0] != 'p' || e->comm[1] != 'y' || e->comm[2] != 't' || e->comm[3] != 'h' ||
+	    e->comm[4] != 'o' || e->comm[5] != 'n')
+		return 0;
+	/* argv[1]: after argv[0]'s NUL, within the first 128 bytes */
+	for (i = 0; i < 127; i++) {
+		if (i + 1 >= e->argv_len)
+			return 0;
+		if (e->argv[i] == 0)
+			return e->argv[i + 1] != '-' && e->argv[i + 1] != 0;
+	}
+	return 0;
+}
+
+/* WARD_EXEC_HELD when this exec is to be held. The signal itself is sent only
+ * once the record is in the ring (hold_now): a process stopped without a record
+ * would never be resumed. */
+static __always_inline __u32 hold_exec(struct ward_exec_event *e, __u32 flags)
+{
+	if ((hold_memfd && (flags & WARD_EXEC_EXE_MEMFD)) || python_script_exec(e))
+		return WARD_EXEC_HELD;
+	return 0;
+}
+
+static __always_inline void hold_now(__u32 flags)
+{
+	/* A failure leaves the process running; user space's SIGCONT is then a no-op. */
+	if (flags & WARD_EXEC_HELD)
+		bpf_send_signal(WARD_SIGSTOP);
+}
+
 /* Diagnostics (cost measurement, docs/agent.md): while ward_pause[0] is non-zero
  * every program returns at once. ward-bench-agent flips it to interleave short
  * blocks with and without the sensor's work in one agent's lifetime; the loader
@@ -492,6 +540,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 		classify_file(task_fd_file(task, i), fi);
 	}
 
+	flags |= hold_exec(e, flags);
 	e->flags = flags;
 
 	/* Packed: the head, then the used bytes of each buffer. The lengths were
@@ -517,7 +566,9 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
-	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag(e->fds[0].kind == WARD_FD_INET ||
+	hold_now(flags);
+	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
+							    e->fds[0].kind == WARD_FD_INET ||
 							    e->fds[1].kind == WARD_FD_INET ||
 							    e->fds[2].kind == WARD_FD_INET));
 	return 0;

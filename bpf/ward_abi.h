@@ -50,6 +50,10 @@
 #define WARD_EXEC_EXE_DETACHED       (1u << 5) /* walk ended on a mount outside the task root */
 #define WARD_EXEC_CWD_DETACHED       (1u << 6)
 #define WARD_EXEC_EXE_MEMFD          (1u << 7) /* file name starts with "memfd:" and nlink == 0 */
+/* the process was stopped (SIGSTOP from the program: hold_memfd, hold_scripts)
+ * so that user space can open /proc/PID/exe or the script before it runs; user
+ * space sends SIGCONT */
+#define WARD_EXEC_HELD               (1u << 8)
 
 /* ward_exec_event.ovl_layer */
 #define WARD_OVL_NONE        0 /* exe is not on overlayfs */

@@ -141,6 +141,8 @@ pub struct CgroupStats {
     pub hits: u64,
     /// Lookups answered by `/proc/PID/cgroup`.
     pub proc_reads: u64,
+    /// Lookups answered by opening the cgroup by its id (`open_by_handle_at`).
+    pub handle_lookups: u64,
     /// cgroup ids that could not be mapped to a path.
     pub unresolved: u64,
 }
@@ -149,8 +151,10 @@ pub struct CgroupStats {
 ///
 /// At creation it walks the cgroup2 hierarchy (inode of each directory → its path). A cgroup
 /// id it does not know is looked up through `/proc/PID/cgroup` of the process that carried it
-/// (checked: the directory's inode must equal the id), then by a new walk (at most one per
-/// 20 ms, or per 10x the duration of the last walk on big hierarchies).
+/// (checked: the directory's inode must equal the id), then by opening the directory by its id
+/// (a kernfs file handle: works after the process is gone, while the cgroup exists), then by a
+/// new walk (at most one per 20 ms, or per 10x the duration of the last walk on big
+/// hierarchies).
 #[derive(Debug)]
 pub struct CgroupResolver {
     root: Option<PathBuf>,
@@ -256,6 +260,19 @@ impl CgroupResolver {
             self.stats.unresolved += 1;
             return None;
         }
+        // The process is gone (a container's only process that exited at once): the cgroup
+        // directory is still there until the runtime cleans up. Its id is a kernfs file
+        // handle: open it directly, no walk (and no rate limit to fall foul of).
+        if let Some(rel) = self.root.as_deref().and_then(|r| path_of_id(r, cgroup_id)) {
+            self.stats.handle_lookups += 1;
+            let c = if rel.is_empty() {
+                None
+            } else {
+                container_from_path(&rel)
+            };
+            self.insert(cgroup_id, c.clone());
+            return c;
+        }
         if self
             .last_scan
             .is_none_or(|t| t.elapsed() >= self.rescan_interval)
@@ -280,6 +297,53 @@ impl CgroupResolver {
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }
+}
+
+/// The path (relative to `root`, the cgroup2 mount; `""` for the root itself) of the cgroup
+/// whose id is `id`: cgroup ids are kernfs file handles (`FILEID_KERNFS`, the 8-byte id that
+/// `name_to_handle_at` returns for a cgroup directory), so `open_by_handle_at` on the mount
+/// opens the directory without walking the tree. Needs CAP_DAC_READ_SEARCH; `None` when the
+/// cgroup is gone or the handle is refused.
+fn path_of_id(root: &Path, id: u64) -> Option<String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    #[repr(C)]
+    struct Handle {
+        handle_bytes: libc::c_uint,
+        handle_type: libc::c_int,
+        f_handle: [u8; 8],
+    }
+    const FILEID_KERNFS: libc::c_int = 0xfe;
+    let dir = fs::File::open(root).ok()?;
+    let mut h = Handle {
+        handle_bytes: 8,
+        handle_type: FILEID_KERNFS,
+        f_handle: id.to_ne_bytes(),
+    };
+    // SAFETY: `h` is a file_handle with room for its `handle_bytes`; the fd returned is owned
+    // below.
+    let fd = unsafe {
+        libc::open_by_handle_at(
+            dir.as_raw_fd(),
+            (&mut h as *mut Handle).cast::<libc::file_handle>(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a new fd nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let f = fs::File::from(fd);
+    if f.metadata().ok()?.ino() != id {
+        return None;
+    }
+    let full = fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()?;
+    let rel = full.strip_prefix(root).ok()?;
+    Some(if rel.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("/{}", rel.to_string_lossy())
+    })
 }
 
 #[cfg(test)]
@@ -391,5 +455,30 @@ mod tests {
         let path = proc_cgroup_v2_path(me).unwrap();
         assert_eq!(r.resolve(id, me), container_from_path(&path));
         assert!(r.stats().scans >= 1);
+    }
+
+    /// A container cgroup whose process is already gone, created after the resolver's walk:
+    /// found by its id alone (root only: creates a cgroup).
+    #[test]
+    fn gone_process_cgroup_is_opened_by_its_id() {
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP gone_process_cgroup_is_opened_by_its_id: not root");
+            return;
+        }
+        let Some(root) = ward_sensor::cgroup2_mount() else {
+            return;
+        };
+        let mut r = CgroupResolver::new(Some(root.clone()));
+        let parent = root.join(format!("ward-test-{}", std::process::id()));
+        let cid = "ab".repeat(32);
+        let dir = parent.join(format!("libpod-{cid}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let id = std::fs::metadata(&dir).unwrap().ino();
+        // A pid that does not exist: /proc/PID/cgroup cannot answer.
+        let got = r.resolve(id, u32::MAX - 7);
+        let _ = std::fs::remove_dir(&dir);
+        let _ = std::fs::remove_dir(&parent);
+        assert_eq!(got.map(|c| c.id), Some(cid));
+        assert_eq!(r.stats().handle_lookups, 1);
     }
 }

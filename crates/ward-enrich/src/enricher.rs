@@ -42,6 +42,11 @@ pub struct EnrichConfig {
     pub script: CaptureConfig,
     /// Events parked beyond this are released at once (counted in `forced_releases`).
     pub max_parked: usize,
+    /// Take a handle on each executed file from fanotify `FAN_OPEN_EXEC`
+    /// (`ward_sensor::ExecFiles`), so that a process that exited before its exec was read is
+    /// still hashed. Needs CAP_SYS_ADMIN; without it the enricher falls back to
+    /// `/proc/PID/exe` only (logged once).
+    pub exec_fanotify: bool,
 }
 
 impl Default for EnrichConfig {
@@ -55,6 +60,7 @@ impl Default for EnrichConfig {
             hash_wait: Duration::from_millis(250),
             script: CaptureConfig::default(),
             max_parked: 65536,
+            exec_fanotify: true,
         }
     }
 }
@@ -87,6 +93,19 @@ pub struct EnrichStats {
     pub script_errors: u64,
     /// Events released before their wait ended because too many were parked.
     pub forced_releases: u64,
+    /// Hashed execs whose file came from a fanotify handle (the exec's own event).
+    pub exe_from_fanotify: u64,
+    /// ... from `/proc/PID/exe` (the process still ran).
+    pub exe_from_proc: u64,
+    /// ... through another live process's root (the same path, checked identity).
+    pub exe_from_other_root: u64,
+    /// fanotify handles dropped unused (the `ld.so` of each dynamic exec, failed execs).
+    pub exec_handles_unused: u64,
+    /// memfd execs the kernel held (stopped) until their exe was opened, then resumed.
+    pub held_execs: u64,
+    /// Scripts read through the container's root file system mounted on the host, because
+    /// no process of the container was left.
+    pub scripts_from_host_mount: u64,
 }
 
 struct Parked {
@@ -110,6 +129,11 @@ pub struct Enricher {
     roots: Roots,
     /// The agent's own mount namespace inode.
     own_mnt_ns: u32,
+    /// fanotify `FAN_OPEN_EXEC` handles, and those read but not yet paired with an exec.
+    exec_files: Option<ward_sensor::ExecFiles>,
+    held: HeldFiles,
+    /// How often each file's (dev, ino) handle went unused.
+    unused_files: HashMap<(u64, u64), u8>,
     stats: EnrichStats,
 }
 
@@ -133,8 +157,21 @@ pub fn host_name() -> String {
 }
 
 impl Enricher {
-    /// Starts the worker threads. `clock` converts the sensor's boot-time stamps.
+    /// Starts the worker threads. `clock` converts the sensor's boot-time stamps. With
+    /// `exec_fanotify`, the fanotify watch is opened here; to miss no exec, open it before the
+    /// sensor with [`open_exec_files`] and pass it to [`Enricher::with_exec_files`].
     pub fn new(cfg: EnrichConfig, clock: BootClock) -> Enricher {
+        let exec_files = open_exec_files(&cfg);
+        Enricher::with_exec_files(cfg, clock, exec_files)
+    }
+
+    /// [`Enricher::new`] with a fanotify watch opened by the caller (before the sensor was
+    /// loaded, so that every exec record read has its event).
+    pub fn with_exec_files(
+        cfg: EnrichConfig,
+        clock: BootClock,
+        exec_files: Option<ward_sensor::ExecFiles>,
+    ) -> Enricher {
         let node = cfg
             .node_name
             .clone()
@@ -142,6 +179,9 @@ impl Enricher {
             .unwrap_or_else(host_name);
         let root = cfg.cgroup_root.clone().or_else(ward_sensor::cgroup2_mount);
         Enricher {
+            exec_files,
+            held: HeldFiles::default(),
+            unused_files: HashMap::new(),
             node,
             clock,
             cgroups: CgroupResolver::new(root),
@@ -175,6 +215,49 @@ impl Enricher {
 
     pub fn cgroup_stats(&self) -> crate::cgroup::CgroupStats {
         self.cgroups.stats()
+    }
+
+    /// Counters of the fanotify exec watch; `None` when it is not running.
+    pub fn exec_files_stats(&self) -> Option<ward_sensor::ExecFilesStats> {
+        self.exec_files.as_ref().map(|f| f.stats())
+    }
+
+    /// Reads the fanotify events queued now into the held handles, and drops handles
+    /// nobody claimed for [`HELD_TTL`].
+    fn drain_exec_files(&mut self) {
+        let Some(ef) = self.exec_files.as_mut() else {
+            return;
+        };
+        // A file system mounted since (a container's /dev/shm) gets its mark.
+        ef.refresh();
+        let now = Instant::now();
+        let held = &mut self.held;
+        ef.drain(|f| held.add(f, now));
+        let dropped = self.held.expire(now);
+        self.unused(dropped);
+    }
+
+    /// Handles nobody claimed: a file whose handle went unused [`UNUSED_BEFORE_IGNORE`] times
+    /// (an `ld.so`, which every dynamic exec opens for exec too) gets an ignore mark, so the
+    /// kernel stops reporting it: half the events of a dynamic exec. Modifying the file
+    /// clears the mark (no `FAN_MARK_IGNORED_SURV_MODIFY`).
+    fn unused(&mut self, dropped: Vec<ward_sensor::ExecFile>) {
+        self.stats.exec_handles_unused += dropped.len() as u64;
+        let Some(ef) = self.exec_files.as_mut() else {
+            return;
+        };
+        for f in dropped {
+            let id = (f.identity.dev, f.identity.ino);
+            if self.unused_files.len() >= 4096 {
+                self.unused_files.clear();
+            }
+            let n = self.unused_files.entry(id).or_insert(0);
+            *n += 1;
+            if *n == UNUSED_BEFORE_IGNORE {
+                ef.ignore(&f.file);
+                self.unused_files.remove(&id);
+            }
+        }
     }
 
     /// Events waiting for a hash or metadata.
@@ -221,6 +304,9 @@ impl Enricher {
             RawEvent::Exit(x) => {
                 // A dead process's root can no longer reopen anything.
                 self.roots.forget(x.tgid);
+                // Handles of its execs not paired by now never will be (its ld.so's).
+                let dropped = self.held.forget(x.tgid);
+                self.unused(dropped);
                 (
                     Event::Exit(ExitEvent {
                         time: self.wall_ns(x.ktime_boot_ns),
@@ -278,6 +364,7 @@ impl Enricher {
         e: ward_sensor::ExecEvent,
     ) -> (ExecEvent, Option<FileKey>, Option<ContainerRef>) {
         self.stats.execs += 1;
+        let held = e.held();
         let container = self.cgroups.resolve(e.cgroup_id, e.tgid);
         if let Some(c) = &container {
             self.stats.container_execs += 1;
@@ -368,6 +455,22 @@ impl Enricher {
                 }
             }
         }
+        // No process of its mount namespace is left (a container's only process, a short
+        // script as the entrypoint): the container's root file system as the runtime mounted
+        // it on the host, found by the super block of the interpreter the kernel reported (a
+        // binary of the container's own root). It stays mounted until the runtime cleans
+        // the container up, after its last process exited.
+        if matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
+            && e.exe.fs_magic == OVERLAYFS_SUPER_MAGIC
+        {
+            if let Some(mp) = crate::layer::host_mount_of(e.exe.dev) {
+                let c = crate::script::capture(&ev, &mp, &self.cfg.script);
+                if c.is_ok() {
+                    self.stats.scripts_from_host_mount += 1;
+                }
+                captured = c;
+            }
+        }
         match captured {
             Ok(s) => ev.script = s,
             Err(err) => {
@@ -380,6 +483,18 @@ impl Enricher {
         // live process of its mount namespace. Either way the handle must be the inode the
         // kernel reported.
         let pid = e.tgid;
+        // fanotify's handle on the very file this exec opened (queued before the exec record,
+        // so one drain here finds it if the kernel reported it).
+        let (mut handle, dropped) = self.held.take(pid, &key);
+        self.unused(dropped);
+        if handle.is_none() && self.exec_files.is_some() {
+            self.drain_exec_files();
+            let (h, dropped) = self.held.take(pid, &key);
+            self.unused(dropped);
+            handle = h;
+        }
+        let from_handle = handle.is_some();
+        let mut from_proc = false;
         let mnt_ns = e.mnt_ns;
         let path = ev.binary.path.clone();
         let detached = e.exe_detached || e.exe_memfd || e.exe_deleted;
@@ -403,8 +518,14 @@ impl Enricher {
                 })
         };
         let submit = self.hasher.submit(key, || {
+            if let Some(f) = handle.take() {
+                return Some(f);
+            }
             match File::open(format!("/proc/{pid}/exe")) {
-                Ok(f) if matches(&f) => return Some(f),
+                Ok(f) if matches(&f) => {
+                    from_proc = true;
+                    return Some(f);
+                }
                 Ok(_) => why = Some("mismatch"),
                 Err(_) => why = Some("gone"),
             }
@@ -435,6 +556,14 @@ impl Enricher {
         if !detached && mnt_ns != 0 && mnt_ns != self.own_mnt_ns {
             self.roots.remember(mnt_ns, pid);
         }
+        if held {
+            // Stopped by the exec program so that /proc/PID/exe could be opened (above, unless
+            // the hash was cached): let it run.
+            self.stats.held_execs += 1;
+            if let Err(err) = ward_sensor::resume_held(pid) {
+                tracing::warn!(pid, error = %err, "cannot resume a process held at exec");
+            }
+        }
         let hash = match submit {
             Submit::Cached(h) => {
                 ev.binary.sha256 = Some(h.sha256);
@@ -442,7 +571,16 @@ impl Enricher {
                 ev.binary.partially_hashed = h.partial;
                 None
             }
-            Submit::Pending => Some(key),
+            Submit::Pending => {
+                if from_handle {
+                    self.stats.exe_from_fanotify += 1;
+                } else if from_proc {
+                    self.stats.exe_from_proc += 1;
+                } else {
+                    self.stats.exe_from_other_root += 1;
+                }
+                Some(key)
+            }
             Submit::Refused => {
                 self.stats.hash_misses += 1;
                 match why {
@@ -475,6 +613,8 @@ impl Enricher {
 
     /// Appends the events that are ready, in arrival order.
     pub fn release(&mut self, out: &mut Vec<Event>) {
+        // Also bounds the handles held: the kernel's queue is read every loop.
+        self.drain_exec_files();
         self.hasher.drain();
         self.meta.drain();
         let now = Instant::now();
@@ -621,6 +761,111 @@ impl Enricher {
             out[i].container = Some(m);
         }
         out
+    }
+}
+
+const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
+
+/// How long a fanotify handle waits for its exec record. The event is queued before the
+/// record, and both are read within one poll interval; what is left after this is an `ld.so`
+/// or a failed exec.
+const HELD_TTL: Duration = Duration::from_secs(2);
+/// At most this many handles (open fds) are held; beyond it the oldest pid's go.
+const HELD_MAX: usize = 4096;
+/// A file whose exec handle went unused this many times is ignored by the kernel from then on.
+const UNUSED_BEFORE_IGNORE: u8 = 3;
+
+/// fanotify handles read but not yet paired with an exec record, per pid in event order.
+#[derive(Debug, Default)]
+struct HeldFiles {
+    by_pid: HashMap<u32, VecDeque<(ward_sensor::ExecFile, Instant)>>,
+    count: usize,
+}
+
+impl HeldFiles {
+    fn add(&mut self, f: ward_sensor::ExecFile, now: Instant) {
+        if self.count >= HELD_MAX {
+            // Full: drop the pid whose oldest handle is the oldest.
+            if let Some(pid) = self
+                .by_pid
+                .iter()
+                .filter_map(|(p, q)| q.front().map(|(_, t)| (*p, *t)))
+                .min_by_key(|(_, t)| *t)
+                .map(|(p, _)| p)
+            {
+                self.forget(pid);
+            }
+        }
+        self.count += 1;
+        self.by_pid.entry(f.pid).or_default().push_back((f, now));
+    }
+
+    /// The handle of `pid`'s exec of `key`: the first of its handles that is that file. The
+    /// ones before it belong to this exec (a `#!` script) or to earlier ones (their `ld.so`)
+    /// and are dropped. Identity: the inode and size, or size, mtime and ctime (an overlay
+    /// file's inode number may be mapped; its times are the real file's).
+    fn take(&mut self, pid: u32, key: &FileKey) -> (Option<File>, Vec<ward_sensor::ExecFile>) {
+        let Some(q) = self.by_pid.get_mut(&pid) else {
+            return (None, Vec::new());
+        };
+        let is = |id: &ward_sensor::FileIdentity| {
+            id.size == key.size
+                && (id.ino == key.ino
+                    || (ts_ns(id.mtime) == key.mtime && ts_ns(id.ctime) == key.ctime))
+        };
+        let Some(pos) = q.iter().position(|(f, _)| is(&f.identity)) else {
+            return (None, Vec::new());
+        };
+        let mut dropped: Vec<ward_sensor::ExecFile> = q.drain(..=pos).map(|(f, _)| f).collect();
+        self.count -= pos + 1;
+        let found = dropped.pop().map(|f| f.file);
+        if q.is_empty() {
+            self.by_pid.remove(&pid);
+        }
+        (found, dropped)
+    }
+
+    /// Drops `pid`'s handles, returned.
+    fn forget(&mut self, pid: u32) -> Vec<ward_sensor::ExecFile> {
+        let q = self.by_pid.remove(&pid).unwrap_or_default();
+        self.count -= q.len();
+        q.into_iter().map(|(f, _)| f).collect()
+    }
+
+    /// Drops handles older than [`HELD_TTL`], returned.
+    fn expire(&mut self, now: Instant) -> Vec<ward_sensor::ExecFile> {
+        let mut out = Vec::new();
+        if self.count == 0 {
+            return out;
+        }
+        self.by_pid.retain(|_, q| {
+            while q
+                .front()
+                .is_some_and(|(_, t)| now.saturating_duration_since(*t) > HELD_TTL)
+            {
+                if let Some((f, _)) = q.pop_front() {
+                    out.push(f);
+                }
+            }
+            !q.is_empty()
+        });
+        self.count -= out.len();
+        out
+    }
+}
+
+/// The fanotify exec watch if `cfg.exec_fanotify` asks for it and the kernel grants it (a
+/// warning is logged when not).
+pub fn open_exec_files(cfg: &EnrichConfig) -> Option<ward_sensor::ExecFiles> {
+    if !cfg.exec_fanotify {
+        return None;
+    }
+    match ward_sensor::ExecFiles::open() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::warn!(error = %e, "fanotify FAN_OPEN_EXEC unavailable: binaries of processes that exit before their exec is read cannot be hashed");
+            None
+        }
     }
 }
 

@@ -17,6 +17,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
 use ward_event::Layer;
+use ward_sensor::exec_files::unescape_mountinfo as unescape;
 
 const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
 
@@ -154,24 +155,21 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
     out
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space, ...).
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|d| (b'0'..=b'7').contains(d))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Where the overlay super block `dev` (user-space `st_dev` of a file on it, e.g. a
+/// container's executed binary) is mounted at its root in *our* mount namespace: a container
+/// runtime mounts each container's root file system on the host (podman and docker under
+/// their storage directory, `.../merged`), and that mount outlives the container's processes
+/// until the runtime cleans the container up. `None` when no such mount is there.
+pub fn host_mount_of(dev: u64) -> Option<PathBuf> {
+    let want = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    text.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mut f = left.split(' ');
+        let (_, _, devno, root, point) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
+        (devno == want && root == "/" && right.split(' ').next() == Some("overlay"))
+            .then(|| PathBuf::from(unescape(point)))
+    })
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub const WARD_EXEC_EXE_DELETED: u32 = 1 << 4;
 pub const WARD_EXEC_EXE_DETACHED: u32 = 1 << 5;
 pub const WARD_EXEC_CWD_DETACHED: u32 = 1 << 6;
 pub const WARD_EXEC_EXE_MEMFD: u32 = 1 << 7;
+/// The process was stopped at exec (`hold_memfd`); user space must send SIGCONT.
+pub const WARD_EXEC_HELD: u32 = 1 << 8;
 
 pub const WARD_OVL_NONE: u8 = 0;
 pub const WARD_OVL_LOWER: u8 = 1;

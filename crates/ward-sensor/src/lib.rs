@@ -6,7 +6,8 @@
 //! `tp_btf/sched_process_fork`, `tp_btf/sched_process_exit`,
 //! `tracepoint/syscalls/sys_exit_{dup,dup2,dup3,fcntl,connect,accept,accept4}`),
 //! reads their records from one BPF ring buffer and decodes them into owned
-//! [`RawEvent`]s.
+//! [`RawEvent`]s. [`ExecFiles`] (fanotify `FAN_OPEN_EXEC`) gives an open handle on
+//! every executed file, so a binary is hashed even when its process is gone.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -52,6 +53,7 @@ pub mod abi;
 mod clock;
 mod error;
 mod event;
+pub mod exec_files;
 mod procfs;
 mod sensor;
 
@@ -62,6 +64,7 @@ pub use event::{
     ExitEvent, FdEvent, FdInfo, FdKind, FileIdentity, ForkEvent, InetSocket, OverlayLayer,
     RawEvent, SockType,
 };
+pub use exec_files::{resume_held, ExecFile, ExecFiles, ExecFilesStats};
 pub use procfs::{
     cgroup2_mount, cgroup_id_of, snapshot_process, snapshot_processes, ProcessSnapshot,
 };

@@ -48,6 +48,14 @@ pub struct SensorConfig {
     pub wakeup_bytes: u64,
     /// Mount tracefs on /sys/kernel/tracing if it is not mounted. Default true.
     pub mount_tracefs: bool,
+    /// Stop a process that execs a memfd (SIGSTOP from the exec program) until user space
+    /// resumes it ([`crate::exec_files::resume_held`]) after taking a handle on the file.
+    /// Default false; the agent turns it on (`agent.hold_memfd_execs`).
+    pub hold_memfd: bool,
+    /// The same hold for python running a script file (comm `python*`, argv[1] not an
+    /// option), so that a script that runs for a few ms is still read through its process's
+    /// root. Default false; the agent turns it on (`agent.hold_python_script_execs`).
+    pub hold_scripts: bool,
 }
 
 impl Default for SensorConfig {
@@ -56,6 +64,8 @@ impl Default for SensorConfig {
             ring_buffer_bytes: 16 << 20,
             wakeup_bytes: 1 << 20,
             mount_tracefs: true,
+            hold_memfd: false,
+            hold_scripts: false,
         }
     }
 }
@@ -209,10 +219,14 @@ impl Sensor {
         }
 
         let wakeup = config.wakeup_bytes;
+        let hold_memfd = u32::from(config.hold_memfd);
+        let hold_scripts = u32::from(config.hold_scripts);
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", config.ring_buffer_bytes)
             .override_global("wakeup_bytes", &wakeup, true)
+            .override_global("hold_memfd", &hold_memfd, true)
+            .override_global("hold_scripts", &hold_scripts, true)
             .load(BPF_OBJECT)
             .map_err(SensorError::Object)?;
 

@@ -107,21 +107,62 @@ impl ContainerBuilder {
         self
     }
 
-    /// Starts the container detached with `cmd` as its init process (e.g. `["sleep", "600"]`).
-    pub fn run(self, cmd: &[&str]) -> Result<Container, TestkitError> {
-        let name = unique_name(&self.name_prefix);
-        let mut args: Vec<String> = vec![
-            "run".into(),
-            "-d".into(),
+    /// `podman run` arguments: `mode` (`-d`, `--rm ...`), name, network, owner and other labels,
+    /// env, extra arguments, the image and `cmd`.
+    fn run_args(&self, mode: &[String], name: &str, cmd: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = vec!["run".into()];
+        args.extend(mode.iter().cloned());
+        args.extend([
             format!("--name={name}"),
             self.network.podman_arg().into(),
             format!("--label={OWNER_LABEL}={}", std::process::id()),
-        ];
+        ]);
         args.extend(self.labels.iter().map(|(k, v)| format!("--label={k}={v}")));
         args.extend(self.env.iter().map(|(k, v)| format!("--env={k}={v}")));
         args.extend(self.extra_args.iter().cloned());
         args.push(self.image.clone());
         args.extend(cmd.iter().map(|s| s.to_string()));
+        args
+    }
+
+    /// Runs `cmd` as the container's only process in the foreground (`podman run --rm`) and
+    /// returns once the container is gone: the short-lived entrypoint case. The id comes from
+    /// `--cidfile`; stdout is what the entrypoint printed.
+    pub fn run_to_exit(self, cmd: &[&str]) -> Result<Exited, TestkitError> {
+        let name = unique_name(&self.name_prefix);
+        let dir = std::env::temp_dir().join(format!("ward-testkit-cid-{name}"));
+        let _ = std::fs::remove_file(&dir);
+        let args = self.run_args(
+            &["--rm".into(), format!("--cidfile={}", dir.display())],
+            &name,
+            cmd,
+        );
+        let out = podman(&args);
+        let id = std::fs::read_to_string(&dir).unwrap_or_default();
+        let _ = std::fs::remove_file(&dir);
+        let out = out?;
+        // 125-127: podman itself or the runtime failed; anything else is the entrypoint's.
+        if matches!(out.status.code(), Some(125..=127) | None) {
+            check(&format!("podman {}", args.join(" ")), &out)?;
+        }
+        let id = id.trim().to_string();
+        if !is_full_id(&id) {
+            return Err(TestkitError::unexpected(
+                "`podman run --cidfile` file",
+                format!("{id:?} is not a 64-hex container id"),
+            ));
+        }
+        Ok(Exited {
+            id,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            code: out.status.code().unwrap_or(-1),
+        })
+    }
+
+    /// Starts the container detached with `cmd` as its init process (e.g. `["sleep", "600"]`).
+    pub fn run(self, cmd: &[&str]) -> Result<Container, TestkitError> {
+        let name = unique_name(&self.name_prefix);
+        let args = self.run_args(&["-d".into()], &name, cmd);
         let out = podman_ok(&args)?;
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if !is_full_id(&id) {
@@ -161,6 +202,17 @@ pub struct OverlayDirs {
     pub upper: PathBuf,
     /// The merged view (the container's `/`).
     pub merged: PathBuf,
+}
+
+/// A container that ran to completion and is gone ([`ContainerBuilder::run_to_exit`]).
+#[derive(Debug, Clone)]
+pub struct Exited {
+    /// The 64-hex container id.
+    pub id: String,
+    /// What the container printed on stdout.
+    pub stdout: String,
+    /// The entrypoint's exit code.
+    pub code: i32,
 }
 
 /// A running podman container; `Drop` removes it (`podman rm -f -t 0`).

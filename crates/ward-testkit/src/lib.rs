@@ -30,7 +30,7 @@ mod listener;
 mod service;
 mod sys;
 
-pub use container::{Container, ContainerBuilder, Network, OverlayDirs};
+pub use container::{Container, ContainerBuilder, Exited, Network, OverlayDirs};
 pub use error::TestkitError;
 pub use images::{ensure_images, repo_root, Images};
 pub use listener::{PendingSession, ShellListener, ShellSession, UdpShellListener};

@@ -234,6 +234,7 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
             cache_entries: a.hash_cache_entries,
         },
         hash_wait: a.hash_wait,
+        exec_fanotify: a.exec_fanotify,
         script: ward_enrich::script::CaptureConfig {
             contents_max: cfg.engine.script_contents_max,
             ..ward_enrich::script::CaptureConfig::default()
@@ -369,13 +370,18 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| cfg.agent.metrics_addr.clone());
 
     install_signal_handlers();
+    // The fanotify watch before the sensor: every exec record then has its event.
+    let enrich_cfg = enrich_config(&cfg);
+    let exec_files = ward_enrich::enricher::open_exec_files(&enrich_cfg);
     let mut sensor = Sensor::load(&SensorConfig {
         ring_buffer_bytes: cfg.agent.ring_buffer_bytes,
+        hold_memfd: cfg.agent.hold_memfd_execs,
+        hold_scripts: cfg.agent.hold_python_script_execs,
         ..SensorConfig::default()
     })
     .context("loading the eBPF sensor")?;
     let started = Instant::now();
-    let mut enricher = Enricher::new(enrich_config(&cfg), *sensor.clock());
+    let mut enricher = Enricher::with_exec_files(enrich_cfg, *sensor.clock(), exec_files);
     let node = enricher.node().to_string();
     // Finding ids hash the kernel's boot-time stamps on this boot, not wall-clock times from
     // this process's own offset (`ward_event::time::IdClock`).
@@ -559,6 +565,7 @@ fn fill_health(
     h.sensor = sensor;
     h.enrich = enricher.stats();
     h.hash = enricher.hash_stats();
+    h.exec_files = enricher.exec_files_stats();
     h.metadata = enricher.metadata_stats();
     h.engine = pipe.engine.stats();
     h.parked = enricher.parked();

