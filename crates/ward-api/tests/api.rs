@@ -135,6 +135,8 @@ async fn filters_and_order_match_the_store() {
         "severity>=HIGH state=ACTIVE",
         "NOT category=REVERSE_SHELL",
         "ns=shop (severity=LOW OR category:compiler)",
+        "-severity=LOW",
+        "-category:compiler -state=INACTIVE",
     ] {
         let url = format!(
             "{}/v1/findings?pageSize=1000&filter={}",
@@ -192,6 +194,8 @@ async fn bad_input_is_a_400_with_details() {
         ("name=\"abc", 5),
         ("state=ACTIVE AND", 13),
         ("containerName>web", 14),
+        ("createTime=2026-02-30", 11),
+        ("eventTime>2026-11-21T00:00:00+99:99", 10),
     ] {
         let (s, v) = get(
             &c,
@@ -210,6 +214,32 @@ async fn bad_input_is_a_400_with_details() {
             .unwrap()
             .contains(&format!("column {}", position + 1)));
     }
+    // Invalid UTF-8 in a filter is an error at its position, not a search for U+FFFD.
+    let (s, v) = get(
+        &c,
+        &format!("{b}/v1/findings?filter=ns%3D%C3%A9%FF"),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], json!("filter"), "{v}");
+    assert_eq!(v["error"]["position"], json!(4), "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("invalid UTF-8 at byte 5"), "{m}");
+    let (s, v) = get(
+        &c,
+        &format!("{b}/v1/findings?orderBy=%FF"),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'orderBy'"),
+        "{v}"
+    );
     for (q, what) in [
         ("colour=red", "unknown query parameter"),
         ("pageSize=ten", "non-numeric pageSize"),
