@@ -31,7 +31,7 @@ fn escape_where(s: &str, hide: impl Fn(char) -> bool) -> Cow<'_, str> {
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         if hide(c) {
-            out.push_str(&format!("\\u{:04x}", c as u32));
+            out.push_str(&format!("\\u{:04X}", c as u32));
         } else {
             out.push(c);
         }
@@ -62,11 +62,11 @@ mod tests {
         assert!(matches!(for_terminal("plain"), Cow::Borrowed(_)));
         assert_eq!(
             for_terminal("a\x1b[2J\x1b]0;pwned\x07b"),
-            "a\\u001b[2J\\u001b]0;pwned\\u0007b"
+            "a\\u001B[2J\\u001B]0;pwned\\u0007b"
         );
-        assert_eq!(for_terminal("evil\u{202e}gnp.exe"), "evil\\u202egnp.exe");
-        assert_eq!(for_terminal("x\ny\tz\u{7f}"), "x\\u000ay\\u0009z\\u007f");
-        assert_eq!(for_terminal("\u{9b}31m"), "\\u009b31m");
+        assert_eq!(for_terminal("evil\u{202e}gnp.exe"), "evil\\u202Egnp.exe");
+        assert_eq!(for_terminal("x\ny\tz\u{7f}"), "x\\u000Ay\\u0009z\\u007F");
+        assert_eq!(for_terminal("\u{9b}31m"), "\\u009B31m");
         for c in [
             '\u{61c}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{202a}',
             '\u{202b}', '\u{202c}', '\u{202d}', '\u{2060}', '\u{2066}', '\u{2067}', '\u{2068}',
