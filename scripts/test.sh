@@ -8,3 +8,4 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p ward-enrich --features cri --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast
 cargo test -p ward-enrich --features cri --no-fail-fast   # CRI client + live containerd pod (cri_live), off by default
+scripts/schemathesis.sh   # bounded schemathesis pass (all checks) against a real ward serve on 127.0.0.1

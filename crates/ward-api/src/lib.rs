@@ -43,8 +43,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use ward_store::FindingStore;
 
-/// Longest request URI accepted (bytes); longer ones get 414.
-pub const MAX_URI_LEN: usize = 8 * 1024;
+/// Longest request URI accepted (bytes); longer ones get 414. A filter of the longest length
+/// accepted (4096 bytes), every byte percent-encoded, plus a page token fits, so an overlong
+/// filter gets the filter's own 400 rather than a 414.
+pub const MAX_URI_LEN: usize = 16 * 1024;
 
 /// The Content-Security-Policy sent with every response: scripts, styles and connections only
 /// from this origin, no inline script or style, no eval, no framing, no plugins.
@@ -461,6 +463,29 @@ pub(crate) fn security_headers(
     }))
 }
 
+/// True for `/v1/findings/{id}:setState` and `:setMute` (axum routes them as `/v1/findings/{id}`).
+pub(crate) fn is_custom_method_path(path: &str) -> bool {
+    path.strip_prefix("/v1/findings/")
+        .is_some_and(|rest| !rest.contains('/') && rest.rsplit_once(':').is_some())
+}
+
+/// A 405 names the methods the resource has (RFC 9110 section 15.5.6): `POST` on a custom
+/// method, `GET, HEAD` on a finding (whose POST needs a custom method); elsewhere axum's own.
+fn set_allow(path: &str, resp: &mut Response) {
+    let allow = if is_custom_method_path(path) {
+        "POST"
+    } else if path
+        .strip_prefix("/v1/findings/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    {
+        "GET,HEAD"
+    } else {
+        return;
+    };
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+}
+
 /// RFC 9112 section 3.2: exactly one `Host` on HTTP/1.1, at most one on HTTP/1.0.
 fn host_error(req: &Request) -> Option<ApiError> {
     let hosts = req.headers().get_all(header::HOST).iter().count();
@@ -508,6 +533,7 @@ async fn as_json_error(resp: Response) -> Response {
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -534,6 +560,9 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     } else {
         as_json_error(next.run(req).await).await
     };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        set_allow(&path, &mut resp);
+    }
     let route = route
         .or_else(|| {
             resp.extensions()

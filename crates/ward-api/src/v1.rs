@@ -130,7 +130,7 @@ where
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(ApiError::bad_request("invalid finding id").with_field("id"));
     }
     Ok(())
@@ -197,6 +197,13 @@ pub async fn get_finding(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Finding>, ApiError> {
+    if id.rsplit_once(':').is_some() {
+        // `/v1/findings/{id}:setState` and `:setMute` take POST only (ids have no ':').
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a custom method takes POST",
+        ));
+    }
     let _: NoParams = parse_query(q)?;
     check_id(&id)?;
     let key = id.clone();
