@@ -52,6 +52,18 @@ pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
     escape_where(json, |c| c >= '\u{7f}' && is_hidden(c))
 }
 
+/// Writes `value` as one JSON line through [`json_for_terminal`]: what `ward replay`,
+/// `ward agent` (stdout and `jsonl:` sinks) and `ward findings list --format json` print, safe
+/// on a terminal and the same JSON values for a program.
+pub fn write_json_line(
+    out: &mut impl std::io::Write,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
+    let json = serde_json::to_string(value).map_err(std::io::Error::other)?;
+    out.write_all(json_for_terminal(&json).as_bytes())?;
+    out.write_all(b"\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

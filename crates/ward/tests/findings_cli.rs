@@ -88,3 +88,38 @@ fn a_filter_may_start_with_a_negation() {
         assert!(neg.contains(&id), "{neg}");
     }
 }
+
+/// `ward replay` prints findings as JSON Lines: on a terminal they carry no raw control, bidi
+/// or invisible character (serde_json leaves DEL, C1 and U+202E raw), and parse back to the
+/// same values.
+#[test]
+fn replay_json_lines_are_inert_on_a_terminal() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let trace = std::fs::read_to_string(repo.join("testdata/traces/compiler.jsonl")).unwrap();
+    // The container's name, as a JSON string escape, in every event of the trace.
+    let hostile = serde_json::to_string(HOSTILE).unwrap();
+    let trace = trace.replace("\"name\":\"web\"", &format!("\"name\":{hostile}"));
+    assert!(trace.contains("\\u202e") || trace.contains('\u{202e}'));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hostile.jsonl");
+    std::fs::write(&path, trace).unwrap();
+    let out = Command::new(WARD)
+        .arg("replay")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.is_empty());
+    assert_inert("replay", &stdout);
+    let names: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Finding>(l).unwrap())
+        .filter_map(|f| f.source_str("Container_Name").map(str::to_string))
+        .collect();
+    assert!(names.iter().any(|n| n == HOSTILE), "{names:?}");
+}

@@ -213,8 +213,7 @@ impl Pipeline {
             for u in self.updates.drain(..) {
                 if u.is_new {
                     if let Some(out) = self.out.as_mut() {
-                        serde_json::to_writer(&mut *out, &u.finding)?;
-                        out.write_all(b"\n")?;
+                        crate::display::write_json_line(&mut *out, &u.finding)?;
                         wrote = true;
                     }
                     self.latencies.push(t);

@@ -83,9 +83,7 @@ pub fn run(cmd: FindingsCommand) -> Result<ExitCode> {
             match format {
                 Format::Json => {
                     for f in &findings {
-                        let json = serde_json::to_string(f)?;
-                        out.write_all(crate::display::json_for_terminal(&json).as_bytes())?;
-                        out.write_all(b"\n")?;
+                        crate::display::write_json_line(&mut out, f)?;
                     }
                 }
                 Format::Table => write_table(&mut out, &findings)?,
