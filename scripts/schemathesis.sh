@@ -26,7 +26,7 @@ trap cleanup EXIT
 
 for t in testdata/traces/*.jsonl; do
   case "$t" in *.expected.jsonl) continue ;; esac
-  "$WARD" replay -q --final --intel testdata/intel/example-feed.txt --db "$dir/w.db" "$t"
+  "$WARD" replay -q --final --intel testdata/intel/example-feed.txt --db "$dir/w.db" "$t" 2>>"$dir/replay.log"
 done
 
 WARD_API_READ_TOKEN=$READ WARD_API_WRITE_TOKEN=$WRITE \
