@@ -301,11 +301,12 @@ impl Bound {
                 let std_listener = self.listener.into_std()?;
                 let limit = limits::LimitAcceptor {
                     connections: self.connections,
-                    st: self.state,
+                    st: self.state.clone(),
                 };
                 let mut server = axum_server::from_tcp_rustls(std_listener, cfg)
                     .map(|tls| wire::JsonErrorsAcceptor {
                         inner: tls.acceptor(limit),
+                        st: self.state,
                     })
                     .handle(handle);
                 server

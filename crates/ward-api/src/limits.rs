@@ -201,13 +201,14 @@ pub(crate) async fn serve_http(
         let service = hyper_util::service::TowerToHyperService::new(app);
         let mut stop = stop_rx.clone();
         let live = live_tx.clone();
+        let conn_st = st.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _live = live;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout);
-            let stream = crate::wire::JsonErrors::new(stream, false);
+            let stream = crate::wire::JsonErrors::new(stream, conn_st);
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

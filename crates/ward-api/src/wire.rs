@@ -14,9 +14,12 @@
 //! a write.
 
 use crate::error::ApiError;
+use crate::AppState;
 use axum::http::StatusCode;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -30,17 +33,18 @@ const HYPER_STATUSES: [StatusCode; 3] = [
 /// A connection's byte stream whose hyper-made error heads are replaced by JSON errors.
 pub(crate) struct JsonErrors<S> {
     inner: S,
-    tls: bool,
+    /// For `tls` (HSTS) and the `requests_unparsed` counter.
+    st: Arc<AppState>,
     /// The replacement response, and how much of it is written.
     pending: Vec<u8>,
     sent: usize,
 }
 
 impl<S> JsonErrors<S> {
-    pub(crate) fn new(inner: S, tls: bool) -> JsonErrors<S> {
+    pub(crate) fn new(inner: S, st: Arc<AppState>) -> JsonErrors<S> {
         JsonErrors {
             inner,
-            tls,
+            st,
             pending: Vec::new(),
             sent: 0,
         }
@@ -111,7 +115,11 @@ impl<S: AsyncWrite + Unpin> JsonErrors<S> {
         match hypers_own(first) {
             Some(status) => {
                 tracing::debug!(status = status.as_u16(), "hyper refused a request head");
-                self.pending = replacement(status, self.tls);
+                self.st
+                    .metrics
+                    .requests_unparsed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.pending = replacement(status, self.st.tls);
                 self.sent = 0;
                 true
             }
@@ -181,6 +189,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
 #[derive(Clone)]
 pub(crate) struct JsonErrorsAcceptor<A> {
     pub(crate) inner: A,
+    pub(crate) st: Arc<AppState>,
 }
 
 #[cfg(feature = "tls")]
@@ -199,9 +208,10 @@ where
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
         let accepted = self.inner.accept(stream, service);
+        let st = self.st.clone();
         Box::pin(async move {
             let (stream, service) = accepted.await?;
-            Ok((JsonErrors::new(stream, true), service))
+            Ok((JsonErrors::new(stream, st), service))
         })
     }
 }

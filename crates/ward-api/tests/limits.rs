@@ -349,8 +349,22 @@ async fn malformed_requests_get_json_errors() {
         );
         assert_json_error(cl, &raw(&a, req.as_bytes()).await, 400);
     }
-    // The server still serves.
+    // The server still serves, and counted what hyper refused (URI above 64 KiB, two heads
+    // too large, four request lines, two Content-Lengths) apart from routed requests.
     assert_eq!(status_of(&a, HEALTH).await, 200);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("ward_api_requests_unparsed_total 9\n"),
+        "{metrics}"
+    );
     s.stop().await;
 }
 
