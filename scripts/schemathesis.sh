@@ -41,6 +41,9 @@ done
 [ -n "$addr" ] || { cat "$dir/serve.log" >&2; echo "schemathesis.sh: ward serve did not start" >&2; exit 1; }
 base="http://$addr"
 
-timeout "$SECONDS_CAP" "$ST" --no-color --config-file scripts/schemathesis.toml run \
+# From the temp dir: schemathesis keeps a cache (.schemathesis/) in its working directory.
+config=$PWD/scripts/schemathesis.toml
+cd "$dir"
+timeout "$SECONDS_CAP" "$ST" --no-color --config-file "$config" run \
   "$base/v1/openapi.json" --url "$base" -H "Authorization: Bearer $WRITE" \
   --max-examples "$EXAMPLES" --seed "$SEED" --request-timeout 15
