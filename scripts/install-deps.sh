@@ -18,6 +18,8 @@ APT_PACKAGES=(
   bpftrace bpftool
   # ward-enrich (feature cri): cri_live test talks to a real containerd on a private socket
   containerd
+  # ward-api: schemathesis (from PyPI, below) runs in a venv
+  python3-venv
 )
 
 missing=()
@@ -29,4 +31,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ward-api: the bounded schemathesis pass of scripts/schemathesis.sh, pinned, in its own venv.
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_VENV=/opt/ward-schemathesis
+if ! "$SCHEMATHESIS_VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $SCHEMATHESIS_VERSION\$"; then
+  echo "install-deps: installing schemathesis $SCHEMATHESIS_VERSION in $SCHEMATHESIS_VENV" >&2
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi

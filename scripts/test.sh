@@ -9,3 +9,4 @@ cargo clippy -p ward-enrich --features cri --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast
 cargo run -q -p ward -- rules test --no-shipped rules   # every shipped rule's own tests (docs/rules.md)
 cargo test -p ward-enrich --features cri --no-fail-fast   # CRI client + live containerd pod (cri_live), off by default
+scripts/schemathesis.sh   # bounded schemathesis pass (all checks) against a real ward serve on 127.0.0.1

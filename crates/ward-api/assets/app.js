@@ -58,8 +58,36 @@
       if (c === undefined || c === null || c === false) continue;
       if (Array.isArray(c)) append(el, c);
       else if (c instanceof Node) el.appendChild(c);
-      else el.appendChild(document.createTextNode(String(c)));
+      else el.appendChild(textOf(String(c)));
     }
+  }
+
+  // Characters that are shown, not obeyed: C0 controls but tab, newline and CR, DEL, C1
+  // controls, the bidirectional formatting characters (U+061C, U+200E/F, U+202A-202E,
+  // U+2066-2069: "evil\u202Egnp.exe" would read "evilexe.png") and the invisible ones
+  // (U+200B-200D, U+2060, U+FEFF). The same list as the CLI's (ward/src/display.rs).
+  const HIDDEN = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F\u061C\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]/g;
+
+  // Text as nodes: plain text nodes, with each hidden character replaced by a marked
+  // escape (<span class="esc">\u202E</span>), itself a text node.
+  const HAS_HIDDEN = new RegExp(HIDDEN.source); // not global: test() keeps no state
+
+  function textOf(s) {
+    if (!HAS_HIDDEN.test(s)) return document.createTextNode(s);
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    for (const m of s.matchAll(HIDDEN)) {
+      if (m.index > last) frag.appendChild(document.createTextNode(s.slice(last, m.index)));
+      const hex = m[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+      const esc = document.createElement("span");
+      esc.className = "esc";
+      esc.title = "hidden character U+" + hex + " shown as an escape";
+      esc.appendChild(document.createTextNode("\\u" + hex));
+      frag.appendChild(esc);
+      last = m.index + m[0].length;
+    }
+    if (last < s.length) frag.appendChild(document.createTextNode(s.slice(last)));
+    return frag;
   }
 
   // Only our own hash routes and https links to the two reference sites we build.

@@ -49,6 +49,7 @@ pub fn status_name(s: StatusCode) -> &'static str {
         414 => "URI_TOO_LONG",
         415 => "UNSUPPORTED_MEDIA_TYPE",
         429 => "RESOURCE_EXHAUSTED",
+        431 => "REQUEST_HEADER_FIELDS_TOO_LARGE",
         503 => "UNAVAILABLE",
         _ if s.is_server_error() => "INTERNAL",
         _ => "UNKNOWN",
@@ -127,8 +128,9 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The JSON body of this error (the documented shape).
+    pub(crate) fn body_json(&self) -> Vec<u8> {
         let body = Body {
             error: Inner {
                 code: self.status.as_u16(),
@@ -139,7 +141,13 @@ impl IntoResponse for ApiError {
                 column: self.position.map(|p| p + 1),
             },
         };
-        let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+        serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let json = self.body_json();
         let mut r = (self.status, json).into_response();
         r.headers_mut().insert(
             header::CONTENT_TYPE,

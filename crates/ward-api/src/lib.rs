@@ -19,6 +19,7 @@ mod limits;
 mod metrics;
 pub mod prometheus;
 mod v1;
+mod wire;
 
 pub use auth::{Auth, Denied};
 pub use config::{
@@ -43,8 +44,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use ward_store::FindingStore;
 
-/// Longest request URI accepted (bytes); longer ones get 414.
-pub const MAX_URI_LEN: usize = 8 * 1024;
+/// Longest request URI accepted (bytes); longer ones get 414. A filter of the longest length
+/// accepted (4096 bytes), every byte percent-encoded, plus a page token fits, so an overlong
+/// filter gets the filter's own 400 rather than a 414.
+pub const MAX_URI_LEN: usize = 16 * 1024;
 
 /// The Content-Security-Policy sent with every response: scripts, styles and connections only
 /// from this origin, no inline script or style, no eval, no framing, no plugins.
@@ -299,10 +302,13 @@ impl Bound {
                 let std_listener = self.listener.into_std()?;
                 let limit = limits::LimitAcceptor {
                     connections: self.connections,
-                    st: self.state,
+                    st: self.state.clone(),
                 };
                 let mut server = axum_server::from_tcp_rustls(std_listener, cfg)
-                    .map(|tls| tls.acceptor(limit))
+                    .map(|tls| wire::JsonErrorsAcceptor {
+                        inner: tls.acceptor(limit),
+                        st: self.state,
+                    })
                     .handle(handle);
                 server
                     .http_builder()
@@ -422,10 +428,114 @@ fn is_loopback_host(host: &str) -> bool {
             .unwrap_or(false)
 }
 
-/// Outermost layer: URI length, DNS-rebinding guard, security headers, metrics.
+/// The security headers every response carries (HSTS only over TLS); `Cache-Control` is
+/// added separately, only where a response sets none.
+pub(crate) fn security_headers(
+    tls: bool,
+) -> impl Iterator<Item = (header::HeaderName, HeaderValue)> {
+    [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+        (
+            header::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        ),
+    ]
+    .into_iter()
+    .chain(tls.then(|| {
+        (
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    }))
+}
+
+/// True for `/v1/findings/{id}:setState` and `:setMute` (axum routes them as `/v1/findings/{id}`).
+pub(crate) fn is_custom_method_path(path: &str) -> bool {
+    path.strip_prefix("/v1/findings/")
+        .is_some_and(|rest| !rest.contains('/') && rest.rsplit_once(':').is_some())
+}
+
+/// A 405 names the methods the resource has (RFC 9110 section 15.5.6): `POST` on a custom
+/// method, `GET, HEAD` on a finding (whose POST needs a custom method); elsewhere axum's own.
+fn set_allow(path: &str, resp: &mut Response) {
+    let allow = if is_custom_method_path(path) {
+        "POST"
+    } else if path
+        .strip_prefix("/v1/findings/")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+    {
+        "GET,HEAD"
+    } else {
+        return;
+    };
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+}
+
+/// RFC 9112 section 3.2: exactly one `Host` on HTTP/1.1, at most one on HTTP/1.0.
+fn host_error(req: &Request) -> Option<ApiError> {
+    let hosts = req.headers().get_all(header::HOST).iter().count();
+    if hosts > 1 {
+        Some(ApiError::bad_request(format!(
+            "{hosts} Host header fields; a request carries exactly one"
+        )))
+    } else if hosts == 0 && req.version() >= axum::http::Version::HTTP_11 {
+        Some(ApiError::bad_request(
+            "an HTTP/1.1 request must carry a Host header field",
+        ))
+    } else {
+        None
+    }
+}
+
+/// Longest error body read back from a non-JSON error response (axum's extractor rejections
+/// are one line of text).
+const MAX_REJECTION_BYTES: usize = 4096;
+
+/// An error response that is not JSON yet (an axum extractor's rejection: a path segment
+/// that is not UTF-8, say) rewritten into the documented error shape, its text as the message.
+async fn as_json_error(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let text = match axum::body::to_bytes(resp.into_body(), MAX_REJECTION_BYTES).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).trim().to_string(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string(),
+    };
+    ApiError::new(status, text).into_response()
+}
+
+/// Outermost layer: URI length, `Host` rules, DNS-rebinding guard, error shape, security
+/// headers, metrics.
 async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
+    let path = req.uri().path().to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -433,6 +543,8 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
     st.metrics.start();
     let mut resp = if req.uri().to_string().len() > MAX_URI_LEN {
         ApiError::new(StatusCode::URI_TOO_LONG, "request URI too long").into_response()
+    } else if let Some(e) = host_error(&req) {
+        e.into_response()
     } else if !st.auth.reads_need_token()
         && req
             .headers()
@@ -448,8 +560,11 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         )
         .into_response()
     } else {
-        next.run(req).await
+        as_json_error(next.run(req).await).await
     };
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED {
+        set_allow(&path, &mut resp);
+    }
     let route = route
         .or_else(|| {
             resp.extensions()
@@ -458,32 +573,8 @@ async fn guard(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Res
         })
         .unwrap_or_else(|| "unmatched".to_string());
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    if st.tls {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
+    for (name, value) in security_headers(st.tls) {
+        h.insert(name, value);
     }
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -119,7 +119,21 @@ pub(crate) async fn limit_requests(
         },
         None => None,
     };
-    if req.body().size_hint().exact() == Some(0) {
+    let hint = req.body().size_hint();
+    if hint.lower() > st.max_body_bytes as u64 {
+        // A Content-Length above the limit: refused before any of the body is read, not
+        // after waiting for it.
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes is above the limit of {} bytes",
+                hint.lower(),
+                st.max_body_bytes
+            ),
+        )
+        .into_response();
+    }
+    if hint.exact() == Some(0) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
@@ -187,12 +201,14 @@ pub(crate) async fn serve_http(
         let service = hyper_util::service::TowerToHyperService::new(app);
         let mut stop = stop_rx.clone();
         let live = live_tx.clone();
+        let conn_st = st.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let _live = live;
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout);
+            let stream = crate::wire::JsonErrors::new(stream, conn_st);
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {

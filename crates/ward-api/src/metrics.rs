@@ -30,6 +30,8 @@ pub struct Metrics {
     pub(crate) auth_failures: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
     pub(crate) requests_limited: AtomicU64,
+    /// Requests hyper could not parse, answered before routing (src/wire.rs).
+    pub(crate) requests_unparsed: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -125,12 +127,16 @@ impl Metrics {
              ward_api_connections_refused_total {}\n\
              # HELP ward_api_requests_limited_total Requests answered 429: their client address had max_requests_per_client in progress.\n\
              # TYPE ward_api_requests_limited_total counter\n\
-             ward_api_requests_limited_total {}\n",
+             ward_api_requests_limited_total {}\n\
+             # HELP ward_api_requests_unparsed_total Requests that could not be parsed (request line, header, Content-Length, size), answered 400, 414 or 431 before routing.\n\
+             # TYPE ward_api_requests_unparsed_total counter\n\
+             ward_api_requests_unparsed_total {}\n",
             self.in_flight.load(Ordering::Relaxed),
             self.store_busy_retries.load(Ordering::Relaxed),
             self.auth_failures.load(Ordering::Relaxed),
             self.connections_refused.load(Ordering::Relaxed),
             self.requests_limited.load(Ordering::Relaxed),
+            self.requests_unparsed.load(Ordering::Relaxed),
         );
         out
     }

@@ -25,12 +25,41 @@ const BUSY_ATTEMPTS: u32 = 3;
 /// Longest finding id or name accepted in a path.
 const MAX_ID_LEN: usize = 512;
 
+/// Refuses a query parameter that is not UTF-8 once percent-decoded (serde_urlencoded would
+/// replace the bad bytes with U+FFFD and search for something else). A bad `filter` is a
+/// filter error with its position; any other parameter is named.
+fn check_query_utf8(q: &str) -> Result<(), ApiError> {
+    for pair in q.split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key_bytes: Vec<u8> = percent_encoding::percent_decode_str(key).collect();
+        let Ok(key) = std::str::from_utf8(&key_bytes) else {
+            return Err(ApiError::bad_request(
+                "a query parameter name is not valid UTF-8 once percent-decoded",
+            ));
+        };
+        let bytes: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
+        if key == "filter" {
+            ward_store::filter::from_utf8(&bytes)
+                .map_err(|e| ApiError::from_store(StoreError::Filter(e)))?;
+        } else if let Err(e) = std::str::from_utf8(&bytes) {
+            return Err(ApiError::bad_request(format!(
+                "query parameter '{key}': invalid UTF-8 at byte {} once percent-decoded",
+                e.valid_up_to()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parses a query string into `T` (which denies unknown fields); errors are 400s.
 fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
     match raw.as_deref() {
         None | Some("") => Ok(T::default()),
-        Some(q) => serde_urlencoded::from_str(q)
-            .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}"))),
+        Some(q) => {
+            check_query_utf8(q)?;
+            serde_urlencoded::from_str(q)
+                .map_err(|e| ApiError::bad_request(format!("invalid query parameters: {e}")))
+        }
     }
 }
 
@@ -101,7 +130,7 @@ where
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+    if id.is_empty() || id.chars().count() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err(ApiError::bad_request("invalid finding id").with_field("id"));
     }
     Ok(())
@@ -168,6 +197,13 @@ pub async fn get_finding(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Finding>, ApiError> {
+    if id.rsplit_once(':').is_some() {
+        // `/v1/findings/{id}:setState` and `:setMute` take POST only (ids have no ':').
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "a custom method takes POST",
+        ));
+    }
     let _: NoParams = parse_query(q)?;
     check_id(&id)?;
     let key = id.clone();

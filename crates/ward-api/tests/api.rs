@@ -135,6 +135,8 @@ async fn filters_and_order_match_the_store() {
         "severity>=HIGH state=ACTIVE",
         "NOT category=REVERSE_SHELL",
         "ns=shop (severity=LOW OR category:compiler)",
+        "-severity=LOW",
+        "-category:compiler -state=INACTIVE",
     ] {
         let url = format!(
             "{}/v1/findings?pageSize=1000&filter={}",
@@ -192,6 +194,8 @@ async fn bad_input_is_a_400_with_details() {
         ("name=\"abc", 5),
         ("state=ACTIVE AND", 13),
         ("containerName>web", 14),
+        ("createTime=2026-02-30", 11),
+        ("eventTime>2026-11-21T00:00:00+99:99", 10),
     ] {
         let (s, v) = get(
             &c,
@@ -210,6 +214,32 @@ async fn bad_input_is_a_400_with_details() {
             .unwrap()
             .contains(&format!("column {}", position + 1)));
     }
+    // Invalid UTF-8 in a filter is an error at its position, not a search for U+FFFD.
+    let (s, v) = get(
+        &c,
+        &format!("{b}/v1/findings?filter=ns%3D%C3%A9%FF"),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], json!("filter"), "{v}");
+    assert_eq!(v["error"]["position"], json!(4), "{v}");
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(m.contains("invalid UTF-8 at byte 5"), "{m}");
+    let (s, v) = get(
+        &c,
+        &format!("{b}/v1/findings?orderBy=%FF"),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'orderBy'"),
+        "{v}"
+    );
     for (q, what) in [
         ("colour=red", "unknown query parameter"),
         ("pageSize=ten", "non-numeric pageSize"),
@@ -267,10 +297,21 @@ async fn bad_input_is_a_400_with_details() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
-    // An over-long URI.
+    // An over-long filter is the filter's own error while the URI fits (16 KiB); beyond, 414.
     let (s, v) = get(
         &c,
         &format!("{b}/v1/findings?filter={}", "a".repeat(10_000)),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("too long"),
+        "{v}"
+    );
+    let (s, v) = get(
+        &c,
+        &format!("{b}/v1/findings?filter={}", "a".repeat(17_000)),
         Some(READ_TOKEN),
     )
     .await;
@@ -711,6 +752,93 @@ async fn every_openapi_route_answers() {
     srv.stop().await;
 }
 
+/// The OpenAPI document lists every status an operation can answer: the ones any request can
+/// get before a handler runs (malformed: 400, DNS-rebinding guard: 403, body deadline and size:
+/// 408/413, URI and head size: 414/431, per-client cap: 429), 401 behind the token, the store's
+/// 500/503, 404 on a finding, and 409/415 on the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_status_and_405s_name_the_methods() {
+    let doc: Value = serde_json::from_str(ward_api::OPENAPI_JSON).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let documented: BTreeSet<&str> = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut want = vec!["200", "400", "403", "408", "413", "414", "429", "431"];
+            if op["security"] != json!([{}]) {
+                want.push("401");
+            }
+            if path.starts_with("/v1/findings") {
+                want.extend(["500", "503"]);
+            }
+            if path.contains("{id}") {
+                want.push("404");
+            }
+            if method == "post" {
+                want.extend(["409", "415"]);
+            }
+            for s in want {
+                assert!(documented.contains(s), "{method} {path} does not list {s}");
+            }
+        }
+    }
+    // A 405 says what the resource takes (RFC 9110 15.5.6).
+    let (_d, store, findings) = example_store();
+    let srv = TestServer::start(authed(), store).await;
+    let c = client();
+    let id = findings[0].id();
+    for (method, path, allow) in [
+        (
+            reqwest::Method::POST,
+            format!("/v1/findings/{id}"),
+            "GET,HEAD",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("/v1/findings/{id}:setState"),
+            "POST",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/v1/findings/{id}:setMute"),
+            "POST",
+        ),
+        (
+            reqwest::Method::OPTIONS,
+            format!("/v1/findings/{id}:setMute"),
+            "POST",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/v1/findings".to_string(),
+            "GET,HEAD",
+        ),
+    ] {
+        let r = c
+            .request(method.clone(), format!("{}{path}", srv.base))
+            .bearer_auth(WRITE_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let got = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().replace(' ', ""));
+        assert_eq!(got.as_deref(), Some(allow), "{method} {path}");
+        let (_, v) = json_of(r).await;
+        assert_eq!(v["error"]["code"], json!(405), "{method} {path}: {v}");
+    }
+    srv.stop().await;
+}
+
 /// A writer holding SQLite's write lock (another process, e.g. the agent) never turns into a
 /// 500: reads go on (WAL), writes wait for the lock (busy timeout) and then succeed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -828,6 +956,23 @@ async fn serves_https_with_configured_cert_and_key() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("strict-transport-security").is_some());
+    // hyper's own answers are JSON over TLS too: more header fields than it takes is its 431,
+    // rewritten under the TLS stream (src/wire.rs) with the security headers and HSTS.
+    let mut rq = c.get(format!("{}/healthz", srv.base));
+    for i in 0..150 {
+        rq = rq.header(format!("x-f{i}"), "v");
+    }
+    let r = rq.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 431);
+    for h in [
+        "content-security-policy",
+        "strict-transport-security",
+        "x-frame-options",
+    ] {
+        assert!(r.headers().get(h).is_some(), "no {h}: {:?}", r.headers());
+    }
+    let (_, v) = json_of(r).await;
+    assert_eq!(v["error"]["code"], json!(431), "{v}");
     // Plain HTTP on the TLS port gets no answer.
     let plain = srv.base.replace("https://", "http://");
     assert!(client()

@@ -377,3 +377,129 @@ async fn hostile_strings_render_as_inert_text() {
     b.close().await;
     srv.stop().await;
 }
+
+/// A finding whose pod name reverses its tail with U+202E (`evil\u{202e}gnp.exe` would read
+/// `evilexe.png`), whose container name hides zero-width and control characters, and whose
+/// argv carries a 500-character word without a break opportunity.
+fn spoofing_finding() -> Finding {
+    let mut v = serde_json::to_value(python_finding()).unwrap();
+    let id = "5b0f5b0f5b0f5b0f5b0f5b0f5b0f5b0f";
+    let name = format!("projects/local/sources/ward/locations/global/findings/{id}");
+    v["name"] = json!(name);
+    v["canonicalName"] = json!(name);
+    v["kubernetes"]["pods"][0]["name"] = json!(POD);
+    v["sourceProperties"]["Pod_Name"] = json!(POD);
+    v["containers"][0]["name"] = json!(CONTAINER);
+    v["sourceProperties"]["Container_Name"] = json!(CONTAINER);
+    // The long word wherever a finding carries free text.
+    let long = LONG_WORD.as_str();
+    v["processes"][0]["args"] = json!(["python3", long]);
+    v["processes"][0]["script"]["path"] = json!(format!("/tmp/{long}.py"));
+    v["processes"][1]["binary"]["path"] = json!(format!("/bin/{long}"));
+    v["description"] = json!(format!("description {long}"));
+    v["nextSteps"] = json!(format!("1. {long} 2. next"));
+    v["containers"][0]["uri"] = json!(format!("registry.example/{long}:1"));
+    v["containers"][0]["labels"][0]["value"] = json!(long);
+    v["kubernetes"]["pods"][0]["labels"][0]["value"] = json!(long);
+    v["sourceProperties"]["Model_Top_Reasons"] = json!([long]);
+    v["sourceProperties"]["Intel_Comment"] = json!(long);
+    serde_json::from_value(v).unwrap()
+}
+
+const POD: &str = "evil\u{202e}gnp.exe";
+const CONTAINER: &str = "web\u{200b}\u{2066}\u{1b}[31m\u{feff}";
+static LONG_WORD: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "A".repeat(500));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bidi_and_invisible_characters_are_shown_and_long_tokens_wrap() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("w.db")).unwrap());
+    let f = spoofing_finding();
+    store.upsert(&f).unwrap();
+    let srv = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let b = Browser::start().await;
+    // Every text node of the page, and the escapes shown.
+    let probe = "const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT); \
+                 let raw = []; for (let n = w.nextNode(); n; n = w.nextNode()) { \
+                   for (const ch of n.data) { const c = ch.codePointAt(0); \
+                     if ((c < 32 && c !== 9 && c !== 10 && c !== 13) || (c >= 0x7f && c <= 0x9f) || c === 0x61c || \
+                         (c >= 0x200b && c <= 0x200f) || (c >= 0x202a && c <= 0x202e) || c === 0x2060 || \
+                         (c >= 0x2066 && c <= 0x2069) || c === 0xfeff) raw.push(c.toString(16)); } } \
+                 return {raw, escapes: Array.from(document.querySelectorAll('.esc')).map(e => e.textContent), \
+                         text: document.body.innerText};";
+
+    b.goto(&format!("{}/#/", srv.base)).await;
+    b.wait_ready("list").await;
+    let v = b.js(probe).await;
+    assert_eq!(
+        v["raw"],
+        json!([]),
+        "raw hidden characters in the list: {v}"
+    );
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains("evil\\u202Egnp.exe"), "{text}");
+    assert!(!text.contains("exe.png"), "{text}");
+    assert!(
+        text.contains("web\\u200B\\u2066\\u001B[31m\\uFEFF"),
+        "{text}"
+    );
+
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/findings/{}", srv.base, f.id())).await;
+    b.wait_ready("finding-summary").await;
+    let v = b.js(probe).await;
+    assert_eq!(
+        v["raw"],
+        json!([]),
+        "raw hidden characters on the finding page: {v}"
+    );
+    let escapes = v["escapes"].as_array().unwrap();
+    assert!(escapes.contains(&json!("\\u202E")), "{v}");
+    assert!(escapes.contains(&json!("\\u001B")), "{v}");
+    // The escape is styled (visible as such), and values are bidi-isolated.
+    let style = b
+        .js("const e = document.querySelector('.esc'); const s = getComputedStyle(e); \
+             const arg = document.querySelector('#card-detected .args code'); \
+             const pname = document.querySelector('.pname'); \
+             return {bg: s.backgroundColor, border: s.borderStyle, bidi: s.unicodeBidi, \
+                     arg: getComputedStyle(arg).unicodeBidi, pname: getComputedStyle(pname).unicodeBidi, \
+                     w: e.getBoundingClientRect().width};")
+        .await;
+    assert_ne!(style["bg"], json!("rgba(0, 0, 0, 0)"), "{style}");
+    assert_eq!(style["border"], json!("dashed"), "{style}");
+    // Inline value elements (block ones are isolated by the browser's own style sheet).
+    assert_eq!(style["arg"], json!("isolate"), "{style}");
+    assert_eq!(style["pname"], json!("isolate"), "{style}");
+    assert_eq!(style["bidi"], json!("isolate"), "{style}");
+    assert!(style["w"].as_f64().unwrap() > 10.0, "{style}");
+    // The 500-character word is shown whole, and no card is wider than its box.
+    let text = v["text"].as_str().unwrap();
+    assert!(text.contains(LONG_WORD.as_str()), "long argument not shown");
+    let cards = b
+        .js(
+            "return Array.from(document.querySelectorAll('.card, .fhead')).map(c => \
+             ({id: c.id || c.className, sw: c.scrollWidth, cw: c.clientWidth}))",
+        )
+        .await;
+    let cards = cards.as_array().unwrap();
+    assert!(cards.len() >= 3, "{cards:?}");
+    for c in cards {
+        assert!(
+            c["sw"].as_u64().unwrap() <= c["cw"].as_u64().unwrap(),
+            "card overflows: {c}"
+        );
+    }
+    let page = b
+        .js("return {sw: document.documentElement.scrollWidth, cw: document.documentElement.clientWidth}")
+        .await;
+    assert!(
+        page["sw"].as_u64() <= page["cw"].as_u64(),
+        "page scrolls sideways: {page}"
+    );
+    b.screenshot("09-bidi-and-long-token").await;
+    b.close().await;
+    srv.stop().await;
+}

@@ -52,7 +52,7 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         return None;
     }
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo as u32) {
         return None;
     }
     let mut secs = days_from_civil(y, mo as u32, d as u32) * 86_400;
@@ -85,9 +85,16 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         }
         match &s[i..] {
             "Z" | "z" => {}
-            off if off.len() == 6 && (off.starts_with('+') || off.starts_with('-')) => {
+            off if off.len() == 6
+                && (off.starts_with('+') || off.starts_with('-'))
+                && off.as_bytes()[3] == b':' =>
+            {
                 let oh = num(i + 1..i + 3)?;
                 let om = num(i + 4..i + 6)?;
+                // RFC 3339: time-numoffset = ("+" / "-") time-hour ":" time-minute.
+                if oh > 23 || om > 59 {
+                    return None;
+                }
                 let o = oh * 3600 + om * 60;
                 secs -= if off.starts_with('+') { o } else { -o };
             }
@@ -98,6 +105,16 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
         return None;
     }
     Some(secs as u64 * 1_000_000_000 + nanos as u64)
+}
+
+/// Days in month `m` (1-12) of year `y` (proleptic Gregorian).
+fn days_in_month(y: i64, m: u32) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 // Howard Hinnant's civil calendar algorithms.
@@ -159,12 +176,26 @@ mod tests {
             parse_rfc3339("2026-11-21T23:04:33.5Z"),
             Some(1_795_302_273_500_000_000)
         );
+        assert_eq!(
+            parse_rfc3339("2024-02-29"),
+            Some(1_709_164_800 * 1_000_000_000)
+        );
+        assert!(parse_rfc3339("2000-02-29T00:00:00-23:59").is_some());
         for bad in [
             "",
             "yesterday",
             "2026-13-01",
             "2026-11-21T25:00:00Z",
             "2026-11-21T23:04:33",
+            // Days the month does not have; offsets out of range or without ':'.
+            "2026-02-30",
+            "2026-02-29",
+            "2026-04-31",
+            "1900-02-29T00:00:00Z",
+            "2026-11-21T23:04:33+99:99",
+            "2026-11-21T23:04:33+24:00",
+            "2026-11-21T23:04:33-01:60",
+            "2026-11-21T23:04:33+01x00",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }

@@ -43,6 +43,23 @@ pub struct FilterError {
     pub message: String,
 }
 
+/// A filter that arrived as bytes (a percent-decoded query parameter), as text; invalid
+/// UTF-8 is an error naming its byte offset (its `position` is the character offset of the
+/// first bad byte, like every other filter error), never silently replaced.
+pub fn from_utf8(bytes: &[u8]) -> Result<&str, FilterError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let valid = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+        FilterError {
+            position: valid.chars().count(),
+            message: format!(
+                "invalid UTF-8 at byte {at} (0x{:02X}): a filter is UTF-8 text",
+                bytes[at]
+            ),
+        }
+    })
+}
+
 /// A filterable field. Each maps to one indexed column of the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -1005,5 +1022,27 @@ mod tests {
         let deep = format!("{}state=ACTIVE{}", "(".repeat(40), ")".repeat(40));
         assert_eq!(err(&deep).position, 32);
         assert!(err(&"x".repeat(5000)).message.contains("too long"));
+        // Dates the calendar does not have and offsets out of range are errors, at the value.
+        for (bad, at) in [
+            ("createTime=2026-02-30", 11),
+            ("createTime>=2026-04-31T00:00:00Z", 12),
+            ("eventTime<2026-11-21T23:04:33+99:99", 10),
+        ] {
+            let e = err(bad);
+            assert_eq!(e.position, at, "{bad}");
+            assert!(e.message.contains("bad time value"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_byte() {
+        assert_eq!(from_utf8("ns=é".as_bytes()), Ok("ns=é"));
+        let e = from_utf8(b"ns=\xc3\xa9x\xff").unwrap_err();
+        assert_eq!(e.position, 5, "characters before the bad byte");
+        assert_eq!(
+            e.message,
+            "invalid UTF-8 at byte 6 (0xFF): a filter is UTF-8 text"
+        );
+        assert_eq!(from_utf8(b"\xc3").unwrap_err().position, 0);
     }
 }

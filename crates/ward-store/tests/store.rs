@@ -339,6 +339,28 @@ fn filters_of_every_kind() {
         ("-category:execution -state=INACTIVE", &["f1"]),
         ("((((ns=data))))", &["f5", "f6"]),
     ];
+    // '-' and NOT negate any condition: the complement of the plain one, on every field kind.
+    let all = matching(&store, "");
+    for plain in [
+        "severity=LOW",
+        "severity>=HIGH",
+        "state=ACTIVE",
+        "mute=MUTED",
+        "category:execution",
+        "count>=3",
+        "createTime<\"2026-11-21T00:00:21Z\"",
+        "ns=shop",
+        "name:\"findings/f1\"",
+    ] {
+        let hit = matching(&store, plain);
+        let rest: Vec<String> = all.iter().filter(|i| !hit.contains(i)).cloned().collect();
+        assert_eq!(matching(&store, &format!("-{plain}")), rest, "-{plain}");
+        assert_eq!(
+            matching(&store, &format!("NOT {plain}")),
+            rest,
+            "NOT {plain}"
+        );
+    }
     for (filter, want) in cases {
         let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
         assert_eq!(matching(&store, filter), want, "filter: {filter}");

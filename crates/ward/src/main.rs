@@ -2,6 +2,7 @@
 
 mod cmd;
 mod config;
+mod display;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -292,8 +292,7 @@ impl Pipeline {
             for u in self.updates.drain(..) {
                 if u.is_new {
                     if self.out.is_some() {
-                        serde_json::to_writer(&mut self.out_buf, &u.finding)?;
-                        self.out_buf.push(b'\n');
+                        crate::display::write_json_line(&mut self.out_buf, &u.finding)?;
                     }
                     self.latencies.push(t);
                     self.new_findings += 1;

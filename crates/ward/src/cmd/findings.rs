@@ -20,7 +20,14 @@ pub enum FindingsCommand {
         #[arg(long, value_name = "PATH", env = "WARD_DB")]
         db: Option<PathBuf>,
         /// SCC-style filter: field OP value joined with AND / OR / NOT and parentheses.
-        #[arg(long, short, value_name = "EXPR", default_value = "")]
+        /// A filter may start with '-' (negation): `--filter -severity=LOW`.
+        #[arg(
+            long,
+            short,
+            value_name = "EXPR",
+            default_value = "",
+            allow_hyphen_values = true
+        )]
         filter: String,
         /// Sort order, e.g. "eventTime desc" or "severity desc, eventTime desc".
         #[arg(long, value_name = "ORDER", default_value = "")]
@@ -76,8 +83,7 @@ pub fn run(cmd: FindingsCommand) -> Result<ExitCode> {
             match format {
                 Format::Json => {
                     for f in &findings {
-                        serde_json::to_writer(&mut out, f)?;
-                        out.write_all(b"\n")?;
+                        crate::display::write_json_line(&mut out, f)?;
                     }
                 }
                 Format::Table => write_table(&mut out, &findings)?,
@@ -89,7 +95,8 @@ pub fn run(cmd: FindingsCommand) -> Result<ExitCode> {
             let store = open(db)?;
             match store.get(&name)? {
                 Some(f) => {
-                    println!("{}", serde_json::to_string_pretty(&f)?);
+                    let json = serde_json::to_string_pretty(&f)?;
+                    println!("{}", crate::display::json_for_terminal(&json));
                     Ok(ExitCode::SUCCESS)
                 }
                 None => anyhow::bail!(
@@ -131,6 +138,8 @@ pub fn list(
     Ok(out)
 }
 
+/// One line per finding; every cell passes through [`crate::display::for_terminal`], so no
+/// finding data reaches the terminal as a control or bidi character.
 fn write_table(out: &mut impl Write, findings: &[Finding]) -> Result<()> {
     let rows: Vec<[String; 6]> = findings
         .iter()
@@ -155,6 +164,7 @@ fn write_table(out: &mut impl Write, findings: &[Finding]) -> Result<()> {
                 f.count().to_string(),
                 f.id().to_string(),
             ]
+            .map(|cell| crate::display::for_terminal(&cell).into_owned())
         })
         .collect();
     let header = [

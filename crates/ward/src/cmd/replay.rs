@@ -141,8 +141,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
                     .and_modify(|e| e.1 = u.finding.clone())
                     .or_insert((order, u.finding));
             } else if u.is_new && !args.quiet {
-                serde_json::to_writer(&mut out, &u.finding)?;
-                out.write_all(b"\n")?;
+                crate::display::write_json_line(&mut out, &u.finding)?;
             }
         }
     }
@@ -151,8 +150,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         let mut list: Vec<(usize, Finding)> = finals.into_values().collect();
         list.sort_by_key(|(order, _)| *order);
         for (_, f) in list {
-            serde_json::to_writer(&mut out, &f)?;
-            out.write_all(b"\n")?;
+            crate::display::write_json_line(&mut out, &f)?;
         }
     }
     out.flush()?;
