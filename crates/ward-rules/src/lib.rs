@@ -205,34 +205,28 @@ impl RuleSet {
     /// Loads every `*.toml` under each directory (not recursive), directories in order (the
     /// shipped rules first, then the user's), files by name.
     pub fn load(dirs: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
-        let mut files = Vec::new();
-        let mut errors = Vec::new();
-        for (d, dir) in dirs.iter().enumerate() {
-            match read_dir_texts(dir) {
-                Ok(mut v) => files.extend(v.drain(..).map(|(p, t)| (d, p, t))),
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        match Self::from_texts(&files) {
-            Ok(set) if errors.is_empty() => Ok(set),
-            Ok(_) => Err(RuleErrors(errors)),
-            Err(mut e) => {
-                errors.append(&mut e.0);
-                Err(RuleErrors(errors))
-            }
-        }
+        Self::with_dirs(Vec::new(), dirs, 0)
     }
 
     /// The shipped rules (embedded), then every `*.toml` of each of `user_dirs`.
     pub fn shipped_and(user_dirs: &[PathBuf]) -> Result<RuleSet, RuleErrors> {
-        let mut files: Vec<(usize, PathBuf, String)> = shipped::SHIPPED
+        let shipped = shipped::SHIPPED
             .iter()
             .map(|(name, text)| (0, PathBuf::from(name), text.to_string()))
             .collect();
+        Self::with_dirs(shipped, user_dirs, 1)
+    }
+
+    /// `files`, then the files of `dirs` numbered from `first`; every problem of both kinds.
+    fn with_dirs(
+        mut files: Vec<(usize, PathBuf, String)>,
+        dirs: &[PathBuf],
+        first: usize,
+    ) -> Result<RuleSet, RuleErrors> {
         let mut errors = Vec::new();
-        for (d, dir) in user_dirs.iter().enumerate() {
+        for (d, dir) in dirs.iter().enumerate() {
             match read_dir_texts(dir) {
-                Ok(mut v) => files.extend(v.drain(..).map(|(p, t)| (d + 1, p, t))),
+                Ok(mut v) => files.extend(v.drain(..).map(|(p, t)| (first + d, p, t))),
                 Err(mut e) => errors.append(&mut e),
             }
         }

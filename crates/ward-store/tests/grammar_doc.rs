@@ -46,7 +46,14 @@ fn documented_errors_match() {
             input_cell.trim_matches('`').to_string()
         };
         let want = cells[1].trim_end_matches(" |").trim_matches('`');
-        let got = filter::parse(&input).expect_err(&input).to_string();
+        // Bytes that are not UTF-8 cannot stand in a table cell: the row names them.
+        let got = if input_cell.starts_with("`ns=é` then byte 0xFF") {
+            filter::from_utf8(b"ns=\xC3\xA9\xFF")
+                .expect_err("not UTF-8")
+                .to_string()
+        } else {
+            filter::parse(&input).expect_err(&input).to_string()
+        };
         let prefix = want.split('…').next().unwrap_or(want);
         assert!(
             got.starts_with(prefix),
@@ -54,5 +61,5 @@ fn documented_errors_match() {
         );
         n += 1;
     }
-    assert_eq!(n, 11);
+    assert_eq!(n, 14);
 }

@@ -173,7 +173,12 @@ impl WardAgent {
     pub fn scrape(&self) -> Result<String, TestkitError> {
         let io = |e| TestkitError::io(format!("GET http://{}/metrics", self.metrics_addr), e);
         let mut s = std::net::TcpStream::connect(&self.metrics_addr).map_err(io)?;
-        write!(s, "GET /metrics HTTP/1.0\r\n\r\n").map_err(io)?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.metrics_addr
+        )
+        .map_err(io)?;
         let mut r = String::new();
         s.read_to_string(&mut r).map_err(io)?;
         Ok(r)

@@ -1004,12 +1004,20 @@ fn metrics_endpoint_reports_health() {
     ] {
         assert!(text.contains(m), "missing {m:?} in\n{text}");
     }
-    let findings: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("ward_findings_total "))
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    assert!(findings >= 1.0, "{text}");
+    // The text is refreshed once a second: the sentinel's finding shows within a refresh.
+    let findings = |text: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("ward_findings_total "))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut text = text;
+    while findings(&text) < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        text = agent.scrape();
+    }
+    assert!(findings(&text) >= 1.0, "{text}");
 }
 
 #[test]

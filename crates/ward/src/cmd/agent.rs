@@ -465,6 +465,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    // /metrics answers with real figures from the moment the agent says it is ready, not
+    // empty until the first one-second refresh.
+    let mut health = metrics::Health {
+        node: node.clone(),
+        ..metrics::Health::default()
+    };
+    fill_health(&mut health, sensor.stats(), &enricher, &pipe, started);
+    if let Ok(mut t) = metrics_text.lock() {
+        *t = health.prometheus();
+    }
     eprintln!(
         "ward agent: ready: node {node}, {n_seeds} running processes seeded, metrics {metrics_where}, findings to {}, store {}{}",
         args.output,
@@ -480,10 +490,6 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let mut last_metrics = Instant::now();
     let mut last_log = Instant::now();
     let mut last_events = 0u64;
-    let mut health = metrics::Health {
-        node: node.clone(),
-        ..metrics::Health::default()
-    };
     let mut poll_errors = 0u64;
     let log_every = cfg.agent.health_log_interval;
 
