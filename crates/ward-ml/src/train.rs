@@ -28,6 +28,14 @@ pub struct TrainOptions {
     /// Malicious pack (`malicious.jsonl.gz`). `None`: `$WARD_ML_DATASET`, else the shared
     /// dataset directory if present, else no pack (templates only).
     pub malicious: Option<PathBuf>,
+    /// Second malicious source (`registry.jsonl.gz`). `None`: `$WARD_ML_REGISTRY`, else the
+    /// shared dataset directory if present, else none (no cross-source evaluation).
+    #[serde(default)]
+    pub registry: Option<PathBuf>,
+    /// Train the shipped model on the registry source too (both sources). The cross-source
+    /// evaluation always trains on one source and tests on the other, whatever this says.
+    #[serde(default = "yes")]
+    pub train_on_registry: bool,
     /// Pinned benign wheel list (`NAME==VERSION` lines). `None`: no wheels.
     pub benign_packages: Option<PathBuf>,
     /// Cache directory for wheels (`<cache>/wheels`).
@@ -107,6 +115,8 @@ impl Default for TrainOptions {
         TrainOptions {
             out: manifest_dir.join("../../models/python"),
             malicious: None,
+            registry: None,
+            train_on_registry: true,
             benign_packages: Some(manifest_dir.join("../../models/python/benign-packages.txt")),
             cache_dir: crate::default_cache_dir(),
             fetch: false,
@@ -143,6 +153,24 @@ impl Default for TrainOptions {
 
 fn one() -> f32 {
     1.0
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where the registry source is looked for when `registry` is `None`.
+pub fn default_registry_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WARD_ML_REGISTRY") {
+        return Some(PathBuf::from(p));
+    }
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    [
+        manifest_dir.join("../../../shared/datasets/python-scripts/registry.jsonl.gz"),
+        PathBuf::from("/work/shared/datasets/python-scripts/registry.jsonl.gz"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
 }
 
 /// Where the shared malicious pack is looked for when `malicious` is `None`.
@@ -190,7 +218,7 @@ pub struct Dataset {
     pub sources: Vec<DataSource>,
 }
 
-fn bar(n: u64, msg: &'static str, show: bool) -> ProgressBar {
+pub(crate) fn bar(n: u64, msg: &'static str, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
@@ -217,6 +245,12 @@ pub fn load_dataset(opts: &TrainOptions) -> Result<Dataset, MlError> {
         sources.push(s);
     } else {
         tracing::warn!("no malicious pack found; training on templates only");
+    }
+    if let Some(p) = opts.registry.clone().or_else(default_registry_path) {
+        let (d, s) = data::load_registry(&p, step)?;
+        tracing::info!(n = d.len(), "registry source loaded");
+        docs.extend(d);
+        sources.push(s);
     }
     let (d, s) = data::load_template_docs(
         &opts.templates_dir.join("runtime-templates.tpl.gz"),
@@ -266,7 +300,7 @@ pub fn load_dataset(opts: &TrainOptions) -> Result<Dataset, MlError> {
     }
     let examples = extract_all(docs, opts.threads.max(1), opts.progress);
     let mut ds = Dataset { examples, sources };
-    assign_weights(&mut ds.examples, opts);
+    assign_weights_where(&mut ds.examples, opts, &|e| trains_shipped(e, opts));
     Ok(ds)
 }
 
@@ -329,17 +363,32 @@ fn extract_all(docs: Vec<Doc>, threads: usize, progress: bool) -> Vec<Example> {
         .collect()
 }
 
-fn assign_weights(ex: &mut [Example], opts: &TrainOptions) {
+/// Whether an example trains the shipped model (the registry source only with
+/// `train_on_registry`).
+pub fn trains_shipped(e: &Example, opts: &TrainOptions) -> bool {
+    opts.train_on_registry || e.origin != Origin::Registry
+}
+
+/// Assigns training weights over the examples `include` accepts (caps per group, emphasis,
+/// class balance, mean 1); the others get weight 0 and count nowhere.
+pub fn assign_weights_where(
+    ex: &mut [Example],
+    opts: &TrainOptions,
+    include: &dyn Fn(&Example) -> bool,
+) {
     let mut sizes: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in ex.iter() {
+    for e in ex.iter().filter(|e| include(e)) {
         *sizes.entry(e.group.as_str()).or_insert(0) += 1;
     }
     let w: Vec<f32> = ex
         .iter()
         .map(|e| {
-            let n = sizes[e.group.as_str()] as f32;
+            let Some(&n) = sizes.get(e.group.as_str()).filter(|_| include(e)) else {
+                return 0.0;
+            };
+            let n = n as f32;
             match e.origin {
-                Origin::Pack => (opts.cluster_cap / n).min(1.0),
+                Origin::Pack | Origin::Registry => (opts.cluster_cap / n).min(1.0),
                 Origin::Runtime => (opts.template_cap / n).min(1.0),
                 Origin::Benign => (opts.benign_group_cap / n).min(1.0),
                 Origin::BenignTemplate => opts.benign_template_cap / n,
@@ -367,7 +416,7 @@ fn assign_weights(ex: &mut [Example], opts: &TrainOptions) {
         }
     }
     let total: f32 = ex.iter().map(|e| e.weight).sum();
-    let mean = total / ex.len().max(1) as f32;
+    let mean = total / ex.iter().filter(|e| include(e)).count().max(1) as f32;
     if mean > 0.0 {
         for e in ex.iter_mut() {
             e.weight /= mean;
@@ -386,7 +435,7 @@ pub struct Linear {
 
 impl Linear {
     /// Score of an example: maximum over the whole file and its windows (as `scan` does).
-    fn score_example(&self, e: &Example) -> f32 {
+    pub fn score_example(&self, e: &Example) -> f32 {
         e.windows
             .iter()
             .map(|w| self.score(w))
@@ -479,7 +528,7 @@ fn fit_pass(
     }
 }
 
-fn fold_of(group: &str, k: usize, salt: u64) -> usize {
+pub(crate) fn fold_of(group: &str, k: usize, salt: u64) -> usize {
     (hash64(group) ^ salt).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize % k.max(1)
 }
 
@@ -637,6 +686,10 @@ pub struct EvalReport {
     /// The same for plain / one-liner variants only.
     #[serde(default)]
     pub runtime_family_holdout_plain_recall: Option<f64>,
+    /// The headline: train on one malicious source, test on the other ([`crate::crosseval`]).
+    /// `None` when the registry source is absent.
+    #[serde(default)]
+    pub cross_source: Option<crate::crosseval::CrossSourceReport>,
 }
 
 /// Out-of-fold scores of the grouped cross-validation: per example the held-out score and the
@@ -705,7 +758,7 @@ pub fn oof_eval(ds: &Dataset, opts: &TrainOptions) -> OofScores {
     }
 }
 
-fn is_plain(id: &str) -> bool {
+pub(crate) fn is_plain(id: &str) -> bool {
     id.ends_with(":plain") || id.ends_with(":oneliner")
 }
 
@@ -867,6 +920,7 @@ fn report(
         weakest_clusters: weakest,
         runtime_family_holdout_recall: None,
         runtime_family_holdout_plain_recall: None,
+        cross_source: None,
     }
 }
 
@@ -905,6 +959,10 @@ pub fn evaluate_full(ds: &mut Dataset, opts: &TrainOptions) -> EvalReport {
     };
     r.runtime_family_holdout_recall = rate(false);
     r.runtime_family_holdout_plain_recall = rate(true);
+    if ds.examples.iter().any(|e| e.origin == Origin::Registry) {
+        r.cross_source = Some(crate::crosseval::cross_source_eval(ds, opts));
+        assign_weights_where(&mut ds.examples, opts, &|e| trains_shipped(e, opts));
+    }
     r
 }
 
@@ -938,7 +996,9 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, MlError> {
     let mut ds = load_dataset(opts)?;
     tracing::info!(examples = ds.examples.len(), "data set ready");
     let eval = opts.evaluate.then(|| evaluate_full(&mut ds, opts));
-    let all: Vec<usize> = (0..ds.examples.len()).collect();
+    let all: Vec<usize> = (0..ds.examples.len())
+        .filter(|&i| trains_shipped(&ds.examples[i], opts))
+        .collect();
     let threshold = choose_threshold(
         &ds.examples,
         &all,
@@ -968,6 +1028,7 @@ pub fn train(opts: &TrainOptions) -> Result<TrainReport, MlError> {
             "progress",
             "benign_packages",
             "malicious",
+            "registry",
         ] {
             o.remove(k);
         }
@@ -1059,6 +1120,20 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
         m.threshold,
         m.threshold_rule
     ));
+    if let Some(cs) = eval.and_then(|e| e.cross_source.as_ref()) {
+        s.push_str("## Headline: cross-source evaluation\n\n");
+        s.push_str(
+            "What predicts the field is malware from a slice of the population the model never saw. \
+             The model is trained on one malicious source and tested on the other, in both \
+             directions: the main pack (`malicious.jsonl.gz`, malwi-samples) and the registry \
+             source (`registry.jsonl.gz`, 440 pypi_malregistry packages the pack never saw). Benign \
+             data and the runtime templates are held out by group in the same folds. The main \
+             pack's dominant PowerShell campaign is reported on its own line, never in the \
+             headline.\n\n",
+        );
+        s.push_str(&crate::crosseval::markdown(cs));
+        s.push('\n');
+    }
     s.push_str("## What it is\n\n");
     s.push_str(&format!(
         "L2-regularised logistic regression (AdaGrad SGD, fixed seed, single-threaded, deterministic order) over\n\
