@@ -5,6 +5,7 @@
 //! ward-ml eval  [--fetch] [--quick N] [--extra-benign DIR]...
 //! ward-ml scan  --model FILE PATH...
 //! ward-ml score-source --model FILE SOURCE.jsonl.gz
+//! ward-ml card --model DIR/model.bin [--extra-benign DIR]...   (re-render DIR/MODEL_CARD.md)
 //! ```
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,16 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let r = scan(&m, &b);
                 println!("{}\t{}", p.display(), serde_json::to_string(&r)?);
             }
+        }
+        "card" => {
+            // Re-renders MODEL_CARD.md from a trained model and its eval.json (after editing the
+            // card's Markdown notes in crates/ward-ml/card/), without retraining.
+            let path = model.ok_or("--model FILE")?;
+            let m = Model::load(&path)?;
+            let dir = path.parent().ok_or("model path has no directory")?;
+            let e = ward_ml::train::read_eval(&dir.join("eval.json"))?;
+            let card = ward_ml::train::model_card(&m, Some(&e), &opts);
+            std::fs::write(dir.join("MODEL_CARD.md"), card)?;
         }
         "score-source" => {
             // Scores a whole malicious source (pack or registry .jsonl.gz, in memory) with a

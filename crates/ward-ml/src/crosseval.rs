@@ -28,6 +28,12 @@ use crate::data::Origin;
 use crate::metrics;
 use crate::train::{assign_weights_where, choose_threshold, fit, fold_of, Dataset, TrainOptions};
 
+/// JSON has no NaN: serde_json writes it as `null`; read `null` back as NaN (a figure with
+/// nothing to measure, e.g. recall over no `other` files).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
 /// A test-source cluster holding more than this share of the source's files is its dominant
 /// campaign: reported separately, never mixed into the headline.
 pub const DOMINANT_SHARE: f64 = 0.2;
@@ -42,8 +48,10 @@ pub struct SliceRecall {
     /// Clusters.
     pub clusters: usize,
     /// Recall per file.
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall: f64,
     /// Recall macro-averaged over clusters.
+    #[serde(deserialize_with = "nan_if_null")]
     pub macro_cluster_recall: f64,
 }
 
@@ -76,10 +84,13 @@ pub struct DirectionReport {
     /// more than [`DOMINANT_SHARE`] of the files).
     pub dominant_campaign: Option<SliceRecall>,
     /// ROC AUC, headline test files vs held-out real benign scripts.
+    #[serde(deserialize_with = "nan_if_null")]
     pub roc_auc: f64,
     /// Ranking: headline recall at a real-benign FPR of 1e-3 (pooled out-of-fold scores).
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall_at_fpr_1e3: f64,
     /// Ranking: headline recall at a real-benign FPR of 1e-4.
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall_at_fpr_1e4: f64,
     /// Per-fold thresholds (inner grouped 3-fold CV on the fold's training part).
     pub fold_thresholds: Vec<f32>,
@@ -90,6 +101,7 @@ pub struct DirectionReport {
     /// Of which at or above their fold's threshold.
     pub real_benign_false_positives: usize,
     /// `real_benign_false_positives / real_benign_scripts`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_benign_fpr: f64,
     /// Real benign groups with a false positive, most first.
     pub fp_by_group: Vec<GroupFp>,
@@ -103,18 +115,25 @@ pub struct DirectionReport {
     pub benign_templates_with_fp: Vec<String>,
     /// Precision at a prevalence of 1 malicious script in 1,000 (headline recall, real-benign
     /// FPR). With no false positive it is 1 by construction; see `real_benign_fpr_upper_95`.
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision_at_1_in_1000: f64,
     /// Precision at 1 in 10,000.
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision_at_1_in_10000: f64,
     /// One-sided 95% upper bound of the real-benign FPR (Clopper-Pearson; `3 / n` at zero).
+    #[serde(deserialize_with = "nan_if_null")]
     pub real_benign_fpr_upper_95: f64,
     /// Precision at 1 in 1,000 with the FPR at its 95% upper bound (the pessimistic figure).
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision_at_1_in_1000_pessimistic: f64,
     /// Precision at 1 in 10,000, pessimistic.
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision_at_1_in_10000_pessimistic: f64,
     /// Runtime-template variants held out by template: recall at the threshold.
+    #[serde(deserialize_with = "nan_if_null")]
     pub runtime_recall: f64,
     /// Of which plain / one-liner variants.
+    #[serde(deserialize_with = "nan_if_null")]
     pub runtime_plain_recall: f64,
     /// Runtime variants scored.
     pub runtime_variants: usize,

@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/5";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/6";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -821,6 +821,10 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "pynput",
             "keyboard.listener",
             "on_press",
+            "on_release",
+            "keyboard.hook(",
+            "keyboard.record(",
+            "keyboard.read_event(",
             "getasynckeystate",
             "setwindowshookex",
             "pyhook",
@@ -3046,5 +3050,16 @@ mod tests {
               exec(base64.b64decode(b''.join(t[0].strings)))\n",
         );
         assert!(has_signal(&d, "c:dns_exec"));
+    }
+
+    #[test]
+    fn keyboard_module_hooks_are_spying() {
+        for t in [
+            &b"import keyboard\nkeyboard.on_release(lambda e: log.append(e.name))\n"[..],
+            b"import keyboard\nev = keyboard.record(until='esc')\n",
+            b"import keyboard\nkeyboard.hook(cb)\n",
+        ] {
+            assert!(has_signal(&Extractor::new().analyze(t), "g:spy"));
+        }
     }
 }

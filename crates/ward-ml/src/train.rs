@@ -1103,6 +1103,10 @@ fn f(x: f64) -> String {
     }
 }
 
+/// Hand-written part of the model card's headline section (`crates/ward-ml/card/`): edit the
+/// Markdown, then retrain (or re-render) to update the card.
+const CROSS_SOURCE_NOTES: &str = include_str!("../card/cross-source-notes.md");
+
 /// Renders MODEL_CARD.md.
 pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions) -> String {
     let m = &model.manifest;
@@ -1132,6 +1136,9 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
              headline.\n\n",
         );
         s.push_str(&crate::crosseval::markdown(cs));
+        s.push('\n');
+        // Hand-written notes (baseline, trade-offs, what was tried) live in Markdown, not here.
+        s.push_str(CROSS_SOURCE_NOTES);
         s.push('\n');
     }
     s.push_str("## What it is\n\n");
@@ -1186,7 +1193,7 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
         ));
     }
     s.push_str(&format!(
-        "\nWeights: pack files weigh min(1, {}/cluster size); runtime variants min(1, {}/template size); benign \
+        "\nWeights: pack and registry files weigh min(1, {}/cluster size); runtime variants min(1, {}/template size); benign \
          files min(1, {}/group size); benign scripts that show a behaviour combination (hard negatives: cloud SDKs \
          reading metadata credentials, deploy tools writing systemd units, ...) x{}; plain / one-liner runtime \
          variants x{} (the obfuscated ones are easy); then benign total = {} x malicious total. Exact duplicates \
@@ -1218,7 +1225,9 @@ pub fn model_card(model: &Model, eval: Option<&EvalReport>, opts: &TrainOptions)
     if let Some(r) = eval {
         s.push_str("## Evaluation (grouped, out-of-fold)\n\n");
         s.push_str(&format!(
-            "Grouped {}-fold cross-validation: malicious pack by `cluster`, wheels by package, stdlib by top-level \
+            "Secondary figures (the recipe's own data, both malicious sources in training; optimistic \
+             against the cross-source headline above). \
+             Grouped {}-fold cross-validation: malicious pack by `cluster`, wheels by package, stdlib by top-level \
              module, templates by template id; no group on both sides. Each fold's threshold comes from an inner \
              grouped 3-fold CV on that fold's training part only. {} pack scripts in {} clusters, {} runtime variants \
              of {} templates, {} benign scripts in {} groups.\n\n",
