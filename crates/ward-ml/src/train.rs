@@ -161,27 +161,26 @@ fn yes() -> bool {
 
 /// Where the registry source is looked for when `registry` is `None`.
 pub fn default_registry_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WARD_ML_REGISTRY") {
-        return Some(PathBuf::from(p));
-    }
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        manifest_dir.join("../../../shared/datasets/python-scripts/registry.jsonl.gz"),
-        PathBuf::from("/work/shared/datasets/python-scripts/registry.jsonl.gz"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
+    shared_dataset("WARD_ML_REGISTRY", "registry.jsonl.gz")
 }
 
 /// Where the shared malicious pack is looked for when `malicious` is `None`.
 pub fn default_pack_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("WARD_ML_DATASET") {
+    shared_dataset("WARD_ML_DATASET", "malicious.jsonl.gz")
+}
+
+/// `$env` if set, else `file` in the shared dataset directory (beside the checkout, or under
+/// /work/shared) if present.
+fn shared_dataset(env: &str, file: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p));
     }
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     [
-        manifest_dir.join("../../../shared/datasets/python-scripts/malicious.jsonl.gz"),
-        PathBuf::from("/work/shared/datasets/python-scripts/malicious.jsonl.gz"),
+        manifest_dir
+            .join("../../../shared/datasets/python-scripts")
+            .join(file),
+        PathBuf::from("/work/shared/datasets/python-scripts").join(file),
     ]
     .into_iter()
     .find(|p| p.is_file())

