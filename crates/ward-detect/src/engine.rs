@@ -38,6 +38,9 @@ fn complete_inline_script(e: &mut ExecEvent, contents_max: usize) {
                 size: code.len() as u64,
                 sha256: Some(sha256),
                 contents_truncated: contents.len() < code.len(),
+                // The model scores the whole literal, not the display cap.
+                scoring_text: (contents.len() < code.len())
+                    .then(|| std::sync::Arc::from(code.as_bytes())),
                 contents: Some(contents),
                 layer: None,
             });

@@ -13,8 +13,11 @@ use ward_event::{ExecEvent, ScriptInfo, ScriptKind, Sha256};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CaptureConfig {
-    /// Bytes of script text kept (64 KiB by default).
+    /// Bytes of script text kept for display (64 KiB by default).
     pub contents_max: usize,
+    /// Bytes of script kept for scoring (`ScriptInfo::scoring_text`, 16 MiB by default): the
+    /// classifier sees the whole script up to this cap, whatever the display cap.
+    pub scoring_max: usize,
     /// Scripts larger than this are not hashed (their `sha256` is absent).
     pub hash_max: u64,
 }
@@ -23,6 +26,7 @@ impl Default for CaptureConfig {
     fn default() -> Self {
         CaptureConfig {
             contents_max: 64 * 1024,
+            scoring_max: 16 << 20,
             hash_max: 64 << 20,
         }
     }
@@ -71,6 +75,8 @@ pub fn capture(
 pub fn inline(code: &str, cfg: &CaptureConfig) -> ScriptInfo {
     let bytes = code.as_bytes();
     let (contents, truncated) = cap_text(bytes, cfg.contents_max);
+    let scoring_text = (truncated && cfg.scoring_max > cfg.contents_max)
+        .then(|| bytes[..bytes.len().min(cfg.scoring_max)].into());
     ScriptInfo {
         kind: ScriptKind::Inline,
         path: None,
@@ -79,6 +85,7 @@ pub fn inline(code: &str, cfg: &CaptureConfig) -> ScriptInfo {
         contents: Some(contents),
         contents_truncated: truncated,
         layer: None,
+        scoring_text,
     }
 }
 
@@ -129,7 +136,8 @@ pub fn read_file(
         return Err(CaptureError::NotAFile { path: full });
     }
     let mut hasher = Hasher::new();
-    let mut kept: Vec<u8> = Vec::with_capacity(cfg.contents_max.min(meta.len() as usize) + 4);
+    let keep_max = cfg.contents_max.max(cfg.scoring_max) + 3;
+    let mut kept: Vec<u8> = Vec::with_capacity(keep_max.min(meta.len() as usize + 4));
     let mut buf = vec![0u8; 64 * 1024];
     let mut total: u64 = 0;
     loop {
@@ -148,16 +156,19 @@ pub fn read_file(
         if total <= cfg.hash_max {
             hasher.update(&buf[..n]);
         }
-        // Keep up to 3 bytes past the cap so a character cut at the cap can be completed.
-        let room = (cfg.contents_max + 3).saturating_sub(kept.len());
+        // Keep up to 3 bytes past the cap so a character cut at the cap can be completed, and
+        // up to the scoring cap for the classifier.
+        let room = keep_max.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
-        if total > cfg.hash_max && kept.len() >= cfg.contents_max {
+        if total > cfg.hash_max && kept.len() + 3 >= keep_max {
             // Unhashable anyway: count the rest from the size.
             total = total.max(meta.len());
             break;
         }
     }
     let (contents, cut) = cap_text(&kept, cfg.contents_max);
+    let scoring_text = (kept.len() > cfg.contents_max && cfg.scoring_max > cfg.contents_max)
+        .then(|| kept[..kept.len().min(cfg.scoring_max)].into());
     // The process's own mount table when `root` is `/proc/PID/root`; else `root` is a
     // directory in our own namespace.
     let layer = match root.strip_prefix("/proc").ok().and_then(|r| {
@@ -180,6 +191,7 @@ pub fn read_file(
         contents: Some(contents),
         contents_truncated: cut || total as usize > kept.len().min(cfg.contents_max),
         layer: Some(layer),
+        scoring_text,
     })
 }
 
@@ -204,6 +216,7 @@ mod tests {
     fn cfg(max: usize) -> CaptureConfig {
         CaptureConfig {
             contents_max: max,
+            scoring_max: 0,
             hash_max: 1 << 20,
         }
     }
@@ -271,6 +284,41 @@ mod tests {
             "cut before a split character"
         );
         assert!(s.contents_truncated);
+        assert!(
+            s.scoring_text.is_none(),
+            "no scoring cap above the display cap"
+        );
+    }
+
+    #[test]
+    fn scoring_text_holds_the_script_past_the_display_cap() {
+        let root = tempfile::tempdir().unwrap();
+        let body: String = (0..2000).map(|i| format!("X_{i} = {i}\n")).collect();
+        std::fs::write(root.path().join("big.py"), &body).unwrap();
+        let e = ExecBuilder::new(1, 10, 1, "/usr/bin/python3")
+            .args(&["python3", "/big.py"])
+            .build();
+        let c = CaptureConfig {
+            scoring_max: 10_000,
+            ..cfg(100)
+        };
+        let s = capture(&e, root.path(), &c).unwrap().unwrap();
+        assert_eq!(s.contents.as_deref().unwrap().len(), 100);
+        assert_eq!(s.scoring_text.as_deref(), Some(&body.as_bytes()[..10_000]));
+        assert_eq!(s.sha256, Some(sha(body.as_bytes())), "hashes everything");
+        let all = CaptureConfig {
+            scoring_max: 1 << 20,
+            ..cfg(100)
+        };
+        let s = capture(&e, root.path(), &all).unwrap().unwrap();
+        assert_eq!(s.scoring_text.as_deref(), Some(body.as_bytes()));
+        let code = "x".repeat(300);
+        let i = inline(&code, &c);
+        assert_eq!(i.contents.as_deref().map(str::len), Some(100));
+        assert_eq!(i.scoring_text.as_deref(), Some(code.as_bytes()));
+        // Short scripts carry no second copy.
+        let i = inline("print(1)", &c);
+        assert!(i.scoring_text.is_none());
     }
 
     #[test]

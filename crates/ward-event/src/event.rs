@@ -204,6 +204,11 @@ pub struct ScriptInfo {
     /// Provenance of the script file, like [`BinaryInfo::layer`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<Layer>,
+    /// The whole script, up to the enricher's scoring cap, when it is longer than `contents`:
+    /// what the Malicious Python model scores. In memory only, never serialised: findings and
+    /// traces keep the display-capped `contents`.
+    #[serde(skip)]
+    pub scoring_text: Option<std::sync::Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

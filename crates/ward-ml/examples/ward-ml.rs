@@ -4,6 +4,8 @@
 //! ward-ml train [--out DIR] [--fetch] [--quick N] [--no-eval] [--extra-benign DIR]...
 //! ward-ml eval  [--fetch] [--quick N] [--extra-benign DIR]...
 //! ward-ml scan  --model FILE PATH...
+//! ward-ml score-source --model FILE SOURCE.jsonl.gz
+//! ward-ml card --model DIR/model.bin [--extra-benign DIR]...   (re-render DIR/MODEL_CARD.md)
 //! ```
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--no-wheels" => opts.benign_packages = None,
             "--quick" => opts.subsample = args.next().ok_or("--quick N")?.parse()?,
             "--malicious" => opts.malicious = Some(args.next().ok_or("--malicious FILE")?.into()),
+            "--registry" => opts.registry = Some(args.next().ok_or("--registry FILE")?.into()),
+            "--pack-only" => opts.train_on_registry = false,
             "--extra-benign" => opts
                 .extra_benign_dirs
                 .push(args.next().ok_or("--extra-benign DIR")?.into()),
@@ -77,6 +81,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         "eval" => match &dump {
             None => {
                 let r = evaluate(&opts)?;
+                if let Some(cs) = &r.cross_source {
+                    eprintln!("{}", ward_ml::crosseval::markdown(cs));
+                }
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
             Some(path) => {
@@ -122,6 +129,60 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let r = scan(&m, &b);
                 println!("{}\t{}", p.display(), serde_json::to_string(&r)?);
             }
+        }
+        "card" => {
+            // Re-renders MODEL_CARD.md from a trained model and its eval.json (after editing the
+            // card's Markdown notes in crates/ward-ml/card/), without retraining.
+            let path = model.ok_or("--model FILE")?;
+            let m = Model::load(&path)?;
+            let dir = path.parent().ok_or("model path has no directory")?;
+            let e = ward_ml::train::read_eval(&dir.join("eval.json"))?;
+            let card = ward_ml::train::model_card(&m, Some(&e), &opts);
+            std::fs::write(dir.join("MODEL_CARD.md"), card)?;
+        }
+        "score-source" => {
+            // Scores a whole malicious source (pack or registry .jsonl.gz, in memory) with a
+            // model at its threshold: recall per file, macro per cluster, per file name, and the
+            // dominant campaign apart (a model that never saw the source: its cross-source figure).
+            let m = Model::load(&model.ok_or("--model FILE")?)?;
+            let src = paths.first().ok_or("score-source FILE.jsonl.gz")?;
+            let (docs, _) = ward_ml::data::load_registry(src, 1)?;
+            let c = ward_ml::PythonClassifier::new(m);
+            let hits: Vec<bool> = docs.iter().map(|d| c.scan(&d.text).malicious).collect();
+            let mut sizes = std::collections::BTreeMap::<&str, usize>::new();
+            for d in &docs {
+                *sizes.entry(d.group.as_str()).or_insert(0) += 1;
+            }
+            let dom = sizes
+                .iter()
+                .max_by_key(|x| *x.1)
+                .filter(|x| *x.1 as f64 > ward_ml::crosseval::DOMINANT_SHARE * docs.len() as f64)
+                .map(|x| x.0.to_string());
+            let hit = |i: usize| hits[i];
+            let part = |f: &dyn Fn(&ward_ml::data::Doc) -> bool| -> Vec<(usize, &str)> {
+                docs.iter()
+                    .enumerate()
+                    .filter(|(_, d)| f(d))
+                    .map(|(i, d)| (i, d.group.as_str()))
+                    .collect()
+            };
+            let not_dom = |d: &ward_ml::data::Doc| Some(&d.group) != dom.as_ref();
+            let mut out = vec![ward_ml::crosseval::slice("all", &part(&not_dom), &hit)];
+            for n in ["setup.py", "__init__.py", "other"] {
+                out.push(ward_ml::crosseval::slice(
+                    n,
+                    &part(&|d| not_dom(d) && ward_ml::crosseval::file_name(&d.category) == n),
+                    &hit,
+                ));
+            }
+            if let Some(d) = &dom {
+                out.push(ward_ml::crosseval::slice(
+                    d,
+                    &part(&|x| &x.group == d),
+                    &hit,
+                ));
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
         }
         "probe" => {
             // Scores pack records of one cluster in memory (prints ids and reasons, never text).

@@ -16,8 +16,11 @@ use crate::MlError;
 /// Where a document came from (drives metrics sections, never features).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub enum Origin {
-    /// The malicious pack.
+    /// The malicious pack (`malicious.jsonl.gz`, malwi-samples).
     Pack,
+    /// The second malicious source (`registry.jsonl.gz`, pypi_malregistry packages the pack
+    /// never saw).
+    Registry,
     /// Generated malicious runtime-template variants.
     Runtime,
     /// Real benign code (stdlib, wheels, extra dirs).
@@ -80,6 +83,25 @@ fn keep(i: usize, step: usize) -> bool {
 
 /// Reads the malicious pack. `step` keeps every step-th record (1 = all).
 pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+    load_malicious(path, step, Origin::Pack)
+}
+
+/// Reads the second malicious source (`registry.jsonl.gz`: same record format as the pack,
+/// `path` is `<package>/<version>/<archive>::<member>`). Its groups are `registry:<cluster>`,
+/// so a cluster id never joins a pack cluster of the same id.
+pub fn load_registry(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+    load_malicious(path, step, Origin::Registry)
+}
+
+fn load_malicious(
+    path: &Path,
+    step: usize,
+    origin: Origin,
+) -> Result<(Vec<Doc>, DataSource), MlError> {
+    let (tag, kind, gtag) = match origin {
+        Origin::Registry => ("registry", "malicious-registry", "registry"),
+        _ => ("pack", "malicious-pack", "cluster"),
+    };
     let f = std::fs::File::open(path).map_err(|e| MlError::io("open", path, e))?;
     let rd = BufReader::new(flate2::read::MultiGzDecoder::new(f));
     let mut docs = Vec::new();
@@ -92,13 +114,15 @@ pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlE
             path: path.to_path_buf(),
             why: format!("line {}: {e}", i + 1),
         })?;
+        // Registry paths end in `<archive>::<member>`: the member names the file.
+        let member = r.path.rsplit("::").next().unwrap_or(&r.path);
         docs.push(Doc {
-            category: format!("pack:{}", basename_category(&r.path)),
+            category: format!("{tag}:{}", basename_category(member)),
             text: r.text.into_bytes(),
             label: 1,
-            group: format!("cluster:{}", r.cluster),
+            group: format!("{gtag}:{}", r.cluster),
             id: r.path,
-            origin: Origin::Pack,
+            origin,
         });
     }
     let shown = path.display().to_string();
@@ -106,7 +130,7 @@ pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlE
         .find("shared/")
         .map_or(shown.clone(), |i| shown[i..].to_string());
     let src = DataSource {
-        kind: "malicious-pack".into(),
+        kind: kind.into(),
         name: shown,
         sha256: file_sha(path)?,
         scripts: docs.len(),

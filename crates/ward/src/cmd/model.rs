@@ -57,7 +57,9 @@ pub enum ModelCommand {
         #[arg(long)]
         no_eval: bool,
     },
-    /// Evaluate the training recipe with grouped cross-validation and print the figures.
+    /// Evaluate the training recipe and print the figures. Headline: the cross-source
+    /// evaluation (train on the main pack, test on the registry source, and the reverse; a
+    /// Markdown table on stderr), then the grouped cross-validation (JSON on stdout).
     Eval {
         #[command(flatten)]
         data: DataArgs,
@@ -75,6 +77,11 @@ pub struct DataArgs {
     /// The malicious pack (`malicious.jsonl.gz`).
     #[arg(long, value_name = "FILE")]
     malicious: Option<PathBuf>,
+    /// The second malicious source (`registry.jsonl.gz`) [default: $WARD_ML_REGISTRY or the
+    /// shared dataset directory]. Drives the cross-source evaluation (the headline) and is
+    /// trained on for the shipped model.
+    #[arg(long, value_name = "FILE")]
+    registry: Option<PathBuf>,
     /// Pinned benign wheels (`NAME==VERSION` lines); `none` to skip wheels.
     #[arg(
         long,
@@ -107,6 +114,7 @@ impl DataArgs {
         let defaults = TrainOptions::default();
         TrainOptions {
             malicious: self.malicious,
+            registry: self.registry,
             benign_packages: (self.benign_packages != "none")
                 .then(|| PathBuf::from(&self.benign_packages)),
             fetch: self.fetch,
@@ -131,6 +139,10 @@ pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
         }
         ModelCommand::Eval { data } => {
             let report = ward_ml::evaluate(&data.options())?;
+            // The headline (cross-source) as a table on stderr; the full report on stdout.
+            if let Some(cs) = &report.cross_source {
+                eprintln!("{}", ward_ml::crosseval::markdown(cs));
+            }
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         ModelCommand::Info { model } => {

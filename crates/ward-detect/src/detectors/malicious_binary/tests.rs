@@ -89,6 +89,7 @@ fn scripts_are_checked_too() {
         contents: Some("#!/bin/sh\nwget ...".into()),
         contents_truncated: false,
         layer: Some(Layer::Added),
+        scoring_text: None,
     };
     let ev = ExecBuilder::new(1, 10, 1, "/tmp/drop.sh")
         .binary_path("/bin/dash")

@@ -43,7 +43,13 @@ impl Detector for MaliciousPython {
         let Some(contents) = &script.contents else {
             return;
         };
-        let verdict = model.classify(contents.as_bytes());
+        // The whole script up to the enricher's scoring cap, not just what a finding displays.
+        let verdict = model.classify(
+            script
+                .scoring_text
+                .as_deref()
+                .unwrap_or(contents.as_bytes()),
+        );
         let threshold = self.threshold.unwrap_or(verdict.threshold);
         if verdict.score < threshold {
             return;

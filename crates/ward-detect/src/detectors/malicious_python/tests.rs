@@ -45,6 +45,7 @@ fn python(
             contents: Some(code.into()),
             contents_truncated: truncated,
             layer: None,
+            scoring_text: None,
         })
         .event()
 }
@@ -124,6 +125,7 @@ fn no_model_means_no_finding_and_threshold_override() {
             contents: Some("MARKER".into()),
             contents_truncated: false,
             layer: None,
+            scoring_text: None,
         })
         .event();
     assert!(run_with(
@@ -179,6 +181,7 @@ fn a_python_c_literal_always_carries_its_sha256() {
                 sha256: None,
                 contents: Some(code.into()),
                 contents_truncated: false,
+                scoring_text: None,
                 layer: None,
             });
         }
