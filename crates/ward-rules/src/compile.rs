@@ -38,23 +38,24 @@ pub enum PatternError {
 
 impl StrMatcher {
     pub fn compile(spec: &StrSpec, what: &'static str) -> Result<StrMatcher, PatternError> {
-        let d = match spec {
-            StrSpec::One(s) => StrDetailed {
-                equals: vec![s.clone()],
-                ..StrDetailed::default()
-            },
-            StrSpec::List(v) => StrDetailed {
-                equals: v.clone(),
-                ..StrDetailed::default()
-            },
-            StrSpec::Detailed(d) => StrDetailed {
-                equals: d.equals.clone(),
-                prefix: d.prefix.clone(),
-                suffix: d.suffix.clone(),
-                contains: d.contains.clone(),
-                regex: d.regex.clone(),
-                ignore_case: d.ignore_case,
-            },
+        // A plain string or list is an `equals` list; a table is used as written.
+        let plain;
+        let d: &StrDetailed = match spec {
+            StrSpec::Detailed(d) => d,
+            StrSpec::One(s) => {
+                plain = StrDetailed {
+                    equals: vec![s.clone()],
+                    ..StrDetailed::default()
+                };
+                &plain
+            }
+            StrSpec::List(v) => {
+                plain = StrDetailed {
+                    equals: v.clone(),
+                    ..StrDetailed::default()
+                };
+                &plain
+            }
         };
         if d.equals.is_empty()
             && d.prefix.is_empty()
@@ -354,7 +355,7 @@ impl Matcher {
         }
         if let Some(p) = &self.parent {
             let pre = format!("{prefix}parent.");
-            if !p.eval_sub(view, depth + 1, ev, &pre) {
+            if !p.eval(view, depth + 1, ev, &pre) {
                 return false;
             }
         }
@@ -388,16 +389,6 @@ impl Matcher {
             }
         }
         true
-    }
-
-    fn eval_sub(
-        &self,
-        view: &dyn ExecView,
-        depth: usize,
-        ev: &mut Option<&mut Vec<Evidence>>,
-        prefix: &str,
-    ) -> bool {
-        self.eval(view, depth, ev, prefix)
     }
 }
 

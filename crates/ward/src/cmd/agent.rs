@@ -254,7 +254,6 @@ struct Pipeline {
     updates: Vec<FindingUpdate>,
     /// New findings serialised for `out`, written once the store has them.
     out_buf: Vec<u8>,
-    new_findings: usize,
     latencies: Vec<u64>,
     findings_written: u64,
     latency: metrics::Latency,
@@ -295,21 +294,20 @@ impl Pipeline {
                         crate::display::write_json_line(&mut self.out_buf, &u.finding)?;
                     }
                     self.latencies.push(t);
-                    self.new_findings += 1;
                     self.findings_written += 1;
                 }
                 self.store.push(u.finding);
             }
         }
-        // The store first: new findings are committed before any other output sees them.
-        if self.new_findings > 0
+        // The store first: new findings (one latency sample each) are committed before any
+        // other output sees them.
+        if !self.latencies.is_empty()
             || (!self.store.pending.is_empty()
                 && (self.store.pending.len() >= 512
                     || self.store.last_flush.elapsed() >= self.flush_interval))
         {
             self.store.flush();
         }
-        self.new_findings = 0;
         if !self.out_buf.is_empty() {
             if let Some(out) = self.out.as_mut() {
                 out.write_all(&self.out_buf)
@@ -403,7 +401,6 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         record_errors: 0,
         updates: Vec::new(),
         out_buf: Vec::new(),
-        new_findings: 0,
         latencies: Vec::new(),
         findings_written: 0,
         latency: metrics::Latency::default(),
