@@ -101,6 +101,11 @@ pub struct EnrichStats {
     pub exe_from_other_root: u64,
     /// fanotify handles dropped unused (the `ld.so` of each dynamic exec, failed execs).
     pub exec_handles_unused: u64,
+    /// Execs of an ignored executable hashed again through the handle kept on it (its
+    /// identity changed without a write, or its hash left the cache).
+    pub exe_from_kept: u64,
+    /// Executables the kernel no longer reports, with a handle kept on each (now).
+    pub executables_ignored: u64,
     /// memfd execs the kernel held (stopped) until their exe was opened, then resumed.
     pub held_execs: u64,
     /// Scripts read through the container's root file system mounted on the host, because
@@ -134,6 +139,18 @@ pub struct Enricher {
     held: HeldFiles,
     /// How often each file's (dev, ino) handle went unused.
     unused_files: HashMap<(u64, u64), u8>,
+    /// Executables the kernel no longer reports (an ignore mark, added once their hash was
+    /// cached), by the real file's (dev, ino), with a handle kept on each: see
+    /// [`Enricher::keep_ignored`].
+    kept: HashMap<(u64, u64), File>,
+    /// The same, by (size, mtime, ctime): an exec of a container's overlay file reports the
+    /// overlay's device (one per container) and possibly a mapped inode number, but the real
+    /// file's size and times. `None`: two kept files share them (never guessed between).
+    kept_by_content: HashMap<(u64, u64, u64), Option<(u64, u64)>>,
+    /// Most entries of `kept` (a quarter of the open-files limit at most).
+    kept_max: usize,
+    /// When `kept` was last pruned of deleted files.
+    kept_pruned: Instant,
     stats: EnrichStats,
 }
 
@@ -182,6 +199,10 @@ impl Enricher {
             exec_files,
             held: HeldFiles::default(),
             unused_files: HashMap::new(),
+            kept: HashMap::new(),
+            kept_by_content: HashMap::new(),
+            kept_max: kept_max(),
+            kept_pruned: Instant::now(),
             node,
             clock,
             cgroups: CgroupResolver::new(root),
@@ -235,12 +256,96 @@ impl Enricher {
         ef.drain(|f| held.add(f, now));
         let dropped = self.held.expire(now);
         self.unused(dropped);
+        self.prune_kept(now);
     }
 
     /// Handles nobody claimed: a file whose handle went unused [`UNUSED_BEFORE_IGNORE`] times
     /// (an `ld.so`, which every dynamic exec opens for exec too) gets an ignore mark, so the
     /// kernel stops reporting it: half the events of a dynamic exec. Modifying the file
     /// clears the mark (no `FAN_MARK_IGNORED_SURV_MODIFY`).
+    /// `file` was executed again after its hash was cached: adds an ignore mark, so the
+    /// kernel stops queueing an event (and an open file) for each of its execs, and keeps the
+    /// handle, so that an exec the kernel no longer reports can still be hashed when its
+    /// identity changes without a write (which the mark survives) or its hash leaves the
+    /// cache. A write or truncate clears the mark: the next exec is reported again with a
+    /// handle on the new contents. At most `kept_max` files; deleted ones are dropped (and
+    /// their mark removed) every [`KEPT_PRUNE_EVERY`].
+    fn keep_ignored(&mut self, file: File) {
+        let Some(ef) = self.exec_files.as_mut() else {
+            return;
+        };
+        let Ok(m) = file.metadata() else {
+            return;
+        };
+        let real = (m.dev(), m.ino());
+        // Already kept and reported again: written since (the write cleared the mark).
+        let known = self.kept.contains_key(&real);
+        if (known || self.kept.len() < self.kept_max) && ef.ignore(&file) {
+            self.kept.insert(real, file);
+            if self.kept_by_content.len() >= 4 * self.kept_max {
+                let kept = &self.kept;
+                self.kept_by_content
+                    .retain(|_, r| r.is_some_and(|r| kept.contains_key(&r)));
+            }
+            let content = (
+                m.len(),
+                ts_ns((m.mtime(), m.mtime_nsec() as u32)),
+                ts_ns((m.ctime(), m.ctime_nsec() as u32)),
+            );
+            let e = self.kept_by_content.entry(content).or_insert(Some(real));
+            if *e != Some(real) {
+                *e = None;
+            }
+        } else if known {
+            self.kept.remove(&real);
+        }
+        self.stats.executables_ignored = self.kept.len() as u64;
+    }
+
+    /// A new handle on the kept file `key` ran, if any: the same (dev, ino) (a host file, also
+    /// after a `touch`), or, for an overlay file, the one kept file whose size and times are
+    /// the exec's (and still are: it was not written since).
+    ///
+    /// Only asked when the kernel reported no handle for the exec, which (short of a queue
+    /// overflow, counted) means the file really executed carries an ignore mark.
+    fn kept_handle(&self, key: &FileKey) -> Option<File> {
+        if let Some(f) = self.kept.get(&(key.dev, key.ino)) {
+            return f.try_clone().ok();
+        }
+        let real = (*self
+            .kept_by_content
+            .get(&(key.size, key.mtime, key.ctime))?)?;
+        let f = self.kept.get(&real)?;
+        let m = f.metadata().ok()?;
+        let same = m.len() == key.size
+            && ts_ns((m.mtime(), m.mtime_nsec() as u32)) == key.mtime
+            && ts_ns((m.ctime(), m.ctime_nsec() as u32)) == key.ctime;
+        same.then(|| f.try_clone().ok()).flatten()
+    }
+
+    /// Drops kept handles of deleted files (an upgraded package's old binary), removing their
+    /// marks: a kept handle would keep the file's blocks allocated.
+    fn prune_kept(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.kept_pruned) < KEPT_PRUNE_EVERY {
+            return;
+        }
+        self.kept_pruned = now;
+        let Some(ef) = self.exec_files.as_mut() else {
+            return;
+        };
+        self.kept.retain(|_, f| {
+            let live = f.metadata().is_ok_and(|m| m.nlink() > 0);
+            if !live {
+                ef.unignore(f);
+            }
+            live
+        });
+        let kept = &self.kept;
+        self.kept_by_content
+            .retain(|_, r| r.is_none_or(|r| kept.contains_key(&r)));
+        self.stats.executables_ignored = self.kept.len() as u64;
+    }
+
     fn unused(&mut self, dropped: Vec<ward_sensor::ExecFile>) {
         self.stats.exec_handles_unused += dropped.len() as u64;
         let Some(ef) = self.exec_files.as_mut() else {
@@ -487,11 +592,29 @@ impl Enricher {
         // so one drain here finds it if the kernel reported it).
         let (mut handle, dropped) = self.held.take(pid, &key);
         self.unused(dropped);
-        if handle.is_none() && self.exec_files.is_some() {
+        let cached = self.hasher.cached(&key).is_some();
+        if handle.is_none() && !cached && self.exec_files.is_some() {
             self.drain_exec_files();
             let (h, dropped) = self.held.take(pid, &key);
             self.unused(dropped);
             handle = h;
+        }
+        if cached {
+            // Hashed before and reported again: the kernel need not report it any more.
+            if let Some(h) = handle.take() {
+                self.keep_ignored(h);
+            }
+        }
+        let mut from_kept = false;
+        if !cached && handle.is_none() {
+            // Not reported because ignored, and its identity changed without a write (a
+            // `touch`, a `chmod`) or its hash left the cache: hash it again through the kept
+            // handle, which is the very inode (a write would have cleared the mark, and the
+            // kernel would have reported this exec).
+            if let Some(f) = self.kept_handle(&key) {
+                from_kept = true;
+                handle = Some(f);
+            }
         }
         let from_handle = handle.is_some();
         let mut from_proc = false;
@@ -572,7 +695,9 @@ impl Enricher {
                 None
             }
             Submit::Pending => {
-                if from_handle {
+                if from_kept {
+                    self.stats.exe_from_kept += 1;
+                } else if from_handle {
                     self.stats.exe_from_fanotify += 1;
                 } else if from_proc {
                     self.stats.exe_from_proc += 1;
@@ -772,6 +897,25 @@ const OVERLAYFS_SUPER_MAGIC: u64 = 0x794c_7630;
 const HELD_TTL: Duration = Duration::from_secs(2);
 /// At most this many handles (open fds) are held; beyond it the oldest pid's go.
 const HELD_MAX: usize = 4096;
+/// How often kept handles of ignored executables are checked for deleted files.
+const KEPT_PRUNE_EVERY: Duration = Duration::from_secs(30);
+
+/// Most ignored executables with a kept handle: 2048, or a quarter of the open-files limit
+/// when that is lower (every fanotify event read is an open file too).
+fn kept_max() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer.
+    let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur as usize
+    } else {
+        1024
+    };
+    (cur / 4).min(2048)
+}
+
 /// A file whose exec handle went unused this many times is ignored by the kernel from then on.
 const UNUSED_BEFORE_IGNORE: u8 = 3;
 

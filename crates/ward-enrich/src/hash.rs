@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256 as Hasher};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::File;
-use std::io::Read;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Condvar, Mutex};
 use ward_event::Sha256;
@@ -279,15 +278,17 @@ impl Drop for HashService {
     }
 }
 
-/// SHA-256 of the first `max` bytes of `file`.
-pub fn hash_file(mut file: File, max: u64) -> std::io::Result<HashResult> {
+/// SHA-256 of the first `max` bytes of `file`, read by offset (`pread`): the handle's own
+/// offset is neither used nor moved, so a duplicate of a handle kept elsewhere hashes right.
+pub fn hash_file(file: File, max: u64) -> std::io::Result<HashResult> {
+    use std::os::unix::fs::FileExt;
     let size = file.metadata()?.len();
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut done: u64 = 0;
     while done < max {
         let want = (max - done).min(buf.len() as u64) as usize;
-        let n = match file.read(&mut buf[..want]) {
+        let n = match file.read_at(&mut buf[..want], done) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

@@ -53,7 +53,7 @@ pub struct ExecFilesStats {
     pub marked: u64,
     /// Mounts whose file system could not be marked.
     pub mark_errors: u64,
-    /// Files given an ignore mark ([`ExecFiles::ignore`]).
+    /// Ignore marks added ([`ExecFiles::ignore`]).
     pub ignored: u64,
     /// Reads that failed (other than "nothing queued"), e.g. out of file descriptors: the
     /// event at the head is lost.
@@ -72,6 +72,9 @@ pub struct ExecFiles {
     /// Super blocks (`major:minor` of mountinfo) already marked or refused.
     seen: HashSet<String>,
     stats: ExecFilesStats,
+    /// Ignore marks added and not removed (an upper bound: the kernel drops the marks of
+    /// evicted inodes silently).
+    ignores_live: u64,
     buf: Vec<u8>,
 }
 
@@ -138,6 +141,7 @@ impl ExecFiles {
             mountinfo,
             seen: HashSet::new(),
             stats: ExecFilesStats::default(),
+            ignores_live: 0,
             buf: vec![0u8; 64 * 1024],
         };
         me.mark_mounts();
@@ -219,29 +223,50 @@ impl ExecFiles {
     }
 
     /// Stops reporting executions of `file`'s inode (an ignore mask on an inode mark) until
-    /// the file is modified. For files whose events are never wanted (an `ld.so`).
+    /// the file is written (a write or truncate clears the mask: no
+    /// `FAN_MARK_IGNORED_SURV_MODIFY`). For files whose events are not needed: an `ld.so`,
+    /// or a binary whose hash the agent already has (and keeps a handle on, to hash it again
+    /// if its identity changes without a write).
     ///
     /// An inode mark pins its inode in memory (until the file is deleted or its file system
-    /// unmounted), so at most [`MAX_IGNORED`] files are ignored over the group's lifetime.
-    pub fn ignore(&mut self, file: &File) {
-        if self.stats.ignored >= MAX_IGNORED {
-            return;
+    /// unmounted), so at most [`MAX_IGNORED`] marks are added and not removed again
+    /// ([`ExecFiles::unignore`]). Returns whether the mark was added.
+    pub fn ignore(&mut self, file: &File) -> bool {
+        if self.ignores_live >= MAX_IGNORED {
+            return false;
         }
+        if self.mark_ignore(file, libc::FAN_MARK_ADD) {
+            self.stats.ignored += 1;
+            self.ignores_live += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes an ignore mark added by [`ExecFiles::ignore`]: the kernel reports the file's
+    /// executions again.
+    pub fn unignore(&mut self, file: &File) {
+        if self.mark_ignore(file, libc::FAN_MARK_REMOVE) {
+            self.ignores_live = self.ignores_live.saturating_sub(1);
+        }
+    }
+
+    fn mark_ignore(&mut self, file: &File, op: libc::c_uint) -> bool {
         // SAFETY: valid fds; a NULL path marks the inode of `file` itself.
         let r = unsafe {
             libc::fanotify_mark(
                 self.fd.as_raw_fd(),
-                libc::FAN_MARK_ADD | libc::FAN_MARK_IGNORED_MASK,
+                op | libc::FAN_MARK_IGNORED_MASK,
                 libc::FAN_OPEN_EXEC,
                 file.as_raw_fd(),
                 std::ptr::null(),
             )
         };
-        if r == 0 {
-            self.stats.ignored += 1;
-        } else {
-            tracing::debug!(error = %io::Error::last_os_error(), "fanotify: cannot add an ignore mark");
+        if r != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "fanotify: cannot change an ignore mark");
         }
+        r == 0
     }
 
     /// Reads the events queued now (never blocks) and hands each to `f`.

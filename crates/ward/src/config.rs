@@ -251,6 +251,9 @@ pub fn bounds() -> Vec<Bound> {
         dur!("agent.poll_interval", ms(1), secs(1), |c| c
             .agent
             .poll_interval),
+        dur!("agent.batch_interval", ms(0), ms(100), |c| c
+            .agent
+            .batch_interval),
         int!("api.max_body_bytes", KIB, 64 * MIB, |c| c
             .api
             .max_body_bytes),

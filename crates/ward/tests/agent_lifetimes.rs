@@ -399,3 +399,65 @@ fn short_lived_python_script_file_is_scored() {
     assert_eq!(script["contents"], body.as_str(), "{f:#}");
     assert_no_lost_files(agent);
 }
+
+/// The agent's `ward_enrich_exec_files_total{source="kept"}`.
+fn kept_hashes(agent: &WardAgent) -> f64 {
+    for _ in 0..50 {
+        if let Ok(t) = agent.scrape() {
+            if t.starts_with("HTTP/1.1 200") && t.contains("ward_fanotify_up") {
+                return metric(&t, "ward_enrich_exec_files_total{source=\"kept\"}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("cannot scrape the agent's metrics");
+}
+
+/// A binary run again after its hash was cached gets an ignore mark (the kernel stops
+/// reporting it, for cost): `touch` then changes its identity without a write, which the mark
+/// survives, so the kernel reports nothing for the last exec; the agent hashes it again
+/// through the handle it kept, and loses nothing.
+#[test]
+fn ignored_binary_touched_is_hashed_through_the_kept_handle() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let before = kept_hashes(agent);
+    let cmd = format!(
+        "cp {} /tmp/t && for i in 1 2 3 4 5 6; do /tmp/t >/dev/null; sleep 0.2; done; \
+         touch -d 2001-01-01 /tmp/t && exec /tmp/t",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "touched", &["sh", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| proc0(f, "path") == "/tmp/t");
+    assert_eq!(sha(&f), images.payload_sha256);
+    let deadline = Instant::now() + WAIT;
+    while kept_hashes(agent) < before + 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the touched binary was not hashed through the kept handle; agent log:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_no_lost_files(agent);
+}
+
+/// A binary the kernel no longer reports (ignored after its hash was cached) rewritten in
+/// place (same inode) with the payload and run: the write clears the mark, and the new
+/// contents are hashed.
+#[test]
+fn ignored_binary_rewritten_in_place_is_hashed_anew() {
+    let images = require_containers!();
+    let agent = agent(&images);
+    let cmd = format!(
+        "cp /bin/true /tmp/r && for i in 1 2 3 4 5 6; do /tmp/r; sleep 0.2; done; \
+         cat {} > /tmp/r && exec /tmp/r",
+        images.payload_path
+    );
+    let x = run_to_exit(&images.debian, "rewritten", &["sh", "-c", &cmd]);
+    assert!(x.stdout.contains("WARD-TEST-PAYLOAD"), "{x:?}");
+    let f = wait_for(agent, &x.id, ADDED, |f| proc0(f, "path") == "/tmp/r");
+    assert_eq!(sha(&f), images.payload_sha256);
+    assert_no_lost_files(agent);
+}

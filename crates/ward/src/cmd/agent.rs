@@ -490,8 +490,20 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let mut poll_errors = 0u64;
     let log_every = cfg.agent.health_log_interval;
 
+    let batch = cfg.agent.batch_interval;
+    let mut pass_started = Instant::now();
+    let mut last_pass_busy = false;
     let result: Result<()> = (|| {
         while !STOP.load(Ordering::SeqCst) {
+            // Events kept coming: let a batch gather (the ring buffer is readable as soon as
+            // one record is in it, so poll alone would return at once, pass after pass).
+            if last_pass_busy {
+                let since = pass_started.elapsed();
+                if since < batch {
+                    std::thread::sleep(batch - since);
+                }
+            }
+            pass_started = Instant::now();
             let timeout = if enricher.parked() > 0 {
                 Duration::from_millis(1)
             } else {
@@ -507,6 +519,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            last_pass_busy = !raw.is_empty();
             for r in raw.drain(..) {
                 enricher.push(r);
             }

@@ -69,6 +69,12 @@ pub struct AgentConfig {
     /// millisecond). Longer = fewer wake-ups, later findings.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// While events keep coming, the loop reads the ring buffer at most this often, so each
+    /// pass handles a batch rather than one or two records (a pass has a fixed cost: reading
+    /// fanotify, the hash and metadata replies, clocks). 0 = at once. Adds at most this much
+    /// to a finding's latency.
+    #[serde(with = "humantime_serde")]
+    pub batch_interval: Duration,
 }
 
 impl Default for AgentConfig {
@@ -97,6 +103,7 @@ impl Default for AgentConfig {
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
+            batch_interval: Duration::from_millis(5),
         }
     }
 }

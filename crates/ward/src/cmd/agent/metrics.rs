@@ -199,12 +199,13 @@ impl Health {
         metric(
             "ward_enrich_exec_files_total",
             "counter",
-            "Hashed execs by where the file handle came from: fanotify FAN_OPEN_EXEC, /proc/PID/exe, another process's root.",
+            "Hashed execs by where the file handle came from: fanotify FAN_OPEN_EXEC, the handle kept on an executable fanotify no longer reports, /proc/PID/exe, another process's root.",
             &[
                 (
                     "{source=\"fanotify\"}".into(),
                     e.exe_from_fanotify.to_string(),
                 ),
+                ("{source=\"kept\"}".into(), e.exe_from_kept.to_string()),
                 ("{source=\"proc_exe\"}".into(), e.exe_from_proc.to_string()),
                 (
                     "{source=\"other_root\"}".into(),
@@ -240,8 +241,14 @@ impl Health {
         metric(
             "ward_fanotify_ignored_files",
             "gauge",
-            "Files whose exec events are ignored: their handle went unused 3 times (an ld.so); a write to the file clears it.",
+            "Ignore marks added (exec events no longer queued): an ld.so whose handle went unused 3 times, or an executable run again after its hash was cached; a write to the file clears its mark.",
             &one(f.ignored.to_string()),
+        );
+        metric(
+            "ward_enrich_ignored_executables",
+            "gauge",
+            "Executables fanotify no longer reports, with a handle kept on each to hash them again if their identity changes without a write (at most 2048; deleted ones are dropped every 30 s).",
+            &one(e.executables_ignored.to_string()),
         );
         metric(
             "ward_fanotify_marked_filesystems",
