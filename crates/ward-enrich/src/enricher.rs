@@ -541,8 +541,15 @@ impl Enricher {
         // The script, read through the process's own root (container paths resolve); when the
         // process is already gone (a short script), through the root of another live process
         // of its mount namespace, or ours for our own namespace.
-        let root = PathBuf::from(format!("/proc/{}/root", e.tgid));
-        let mut captured = crate::script::capture(&ev, &root, &self.cfg.script);
+        // (Most execs run no script: no path is built for them.)
+        let has_script =
+            ward_event::script::script_target(&ev.filename, &ev.binary.path, &ev.argv).is_some();
+        let mut captured = if has_script {
+            let root = PathBuf::from(format!("/proc/{}/root", e.tgid));
+            crate::script::capture(&ev, &root, &self.cfg.script)
+        } else {
+            Ok(None)
+        };
         if matches!(captured, Err(crate::script::CaptureError::NoRoot { .. })) {
             if e.mnt_ns == self.own_mnt_ns {
                 captured = crate::script::capture(&ev, Path::new("/"), &self.cfg.script);

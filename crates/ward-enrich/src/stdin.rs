@@ -93,7 +93,26 @@ fn holder(proc: &Path, parent: u32, link: &str, write: bool) -> PipeWriter {
             return PipeWriter::Holds(fd);
         }
     }
+    // An exited parent not yet reaped (a zombie) has no fds left, but its directory is still
+    // there: the relay ended its session before the agent looked. That is gone, not "alive and
+    // not holding it".
+    if exited(&dir) {
+        return PipeWriter::Gone;
+    }
     PipeWriter::NotHeld
+}
+
+/// Whether the process of `/proc/PID` `dir` has exited (zombie `Z`, dead `X`, or its stat
+/// unreadable).
+fn exited(dir: &Path) -> bool {
+    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+        return true;
+    };
+    // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X' | 'x') | None)
 }
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -225,6 +244,40 @@ mod tests {
         // Gone processes are told apart; unknown inodes are not held.
         assert_eq!(pipe_writer(proc, u32::MAX - 1, ino), PipeWriter::Gone);
         assert_eq!(pipe_writer(proc, me, 0), PipeWriter::NotHeld);
+    }
+
+    /// A parent that exited but is not reaped yet (a zombie: its fds are closed, its /proc
+    /// directory remains) is gone, not "alive and not holding the pipe".
+    #[test]
+    fn an_unreaped_parent_is_gone() {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let ino = pipe_inode(&reader);
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exit 0")
+            .stdout(writer)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Exited, not waited for: a zombie.
+        let dir = Path::new("/proc").join(pid.to_string());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !exited(&dir) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child did not exit"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(dir.exists(), "a zombie keeps its /proc directory");
+        assert_eq!(pipe_writer(Path::new("/proc"), pid, ino), PipeWriter::Gone);
+        child.wait().unwrap();
+        // A live process that does not hold it.
+        assert_eq!(
+            pipe_writer(Path::new("/proc"), std::process::id(), ino),
+            PipeWriter::NotHeld
+        );
+        drop(reader);
     }
 
     #[test]
