@@ -1,11 +1,50 @@
 //! `ward rules check` and `ward rules test`: the detection rules as data (`rules/`,
 //! docs/rules.md).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use ward_detect::config::{RulesConfig, DEFAULT_RULES_DIR};
 use ward_rules::RuleSet;
+
+/// The rules `[detectors.rules]` configures (the agent and `ward replay`): the shipped rules,
+/// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
+/// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
+/// the default user directory when it does not exist.
+pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let dirs: Vec<PathBuf> = cfg
+        .dirs
+        .iter()
+        .filter(|d| d.as_path() != std::path::Path::new(DEFAULT_RULES_DIR) || d.exists())
+        .cloned()
+        .collect();
+    let mut set = match RuleSet::shipped_and(&dirs) {
+        Ok(s) => s,
+        Err(errors) => bail!(
+            "detection rules do not load ({} problems; fix them, or set [detectors.rules] enabled = false):\n{errors}",
+            errors.0.len()
+        ),
+    };
+    let unknown = set.set_enabled(cfg.rules.iter().map(|(id, on)| (id.as_str(), *on)));
+    if !unknown.is_empty() {
+        bail!(
+            "[detectors.rules.rules] names rules that no loaded rule file defines: {}",
+            unknown.join(", ")
+        );
+    }
+    tracing::info!(
+        rules = set.rules().len(),
+        enabled = set.rules().iter().filter(|r| r.enabled).count(),
+        dirs = ?dirs,
+        "detection rules loaded"
+    );
+    Ok(Some(Arc::new(set)))
+}
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
