@@ -13,6 +13,29 @@ use ward_rules::RuleSet;
 /// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
 /// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
 /// the default user directory when it does not exist.
+/// Registers the categories of the rules `cfg` names (even when it turns them off) in the
+/// category table, for commands that read findings (`ward serve`, `ward findings`): filters
+/// like `category=UNEXPECTED_CHILD_SHELL` and `/v1/categories` then know them. A finding
+/// whose rule is not loaded still lists and shows by its stored text, so a problem here is a
+/// warning, not a failure.
+pub fn register_categories(cfg: &RulesConfig, who: &str) {
+    let cfg = RulesConfig {
+        enabled: true,
+        ..cfg.clone()
+    };
+    match configured(&cfg) {
+        Ok(Some(set)) => {
+            if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
+                eprintln!("{who}: warning: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "{who}: warning: {e:#}\n{who}: rule categories are not known to filters; findings show as stored"
+        ),
+    }
+}
+
 pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
     if !cfg.enabled {
         return Ok(None);

@@ -31,23 +31,8 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let ward_cfg = crate::config::WardConfig::load_or_default(args.config.as_deref())?;
-    // Filters and /v1/categories know the categories of the configured rules (even when the
-    // agent runs them off); a finding whose rule is gone still lists and shows by its text.
-    let rules_cfg = ward_detect::config::RulesConfig {
-        enabled: true,
-        ..ward_cfg.detectors.rules.clone()
-    };
-    match crate::cmd::rules::configured(&rules_cfg) {
-        Ok(Some(set)) => {
-            if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
-                eprintln!("ward serve: warning: {e}");
-            }
-        }
-        Ok(None) => {}
-        Err(e) => eprintln!(
-            "ward serve: warning: {e:#}\nward serve: rule categories are not listed; findings show as stored"
-        ),
-    }
+    // Filters and /v1/categories know the categories of the configured rules.
+    crate::cmd::rules::register_categories(&ward_cfg.detectors.rules, "ward serve");
     let mut cfg: ApiConfig = ward_cfg.api;
     cfg.add_env_tokens();
     if let Some(l) = args.listen {
