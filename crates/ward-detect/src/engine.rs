@@ -127,7 +127,7 @@ impl Engine {
     pub fn set_rules(
         &mut self,
         rules: std::sync::Arc<ward_rules::RuleSet>,
-    ) -> Result<(), ward_event::category::CategoryError> {
+    ) -> Result<(), crate::detectors::rules::RuleCategoryError> {
         let name = crate::detectors::rules::NAME;
         self.detectors.retain(|d| d.name() != name);
         self.detectors

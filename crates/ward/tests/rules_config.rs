@@ -148,6 +148,38 @@ fn every_problem_stops_replay_with_its_place() {
     }
 }
 
+/// A rule may not take a built-in category's name: `ward rules check` and the loader of
+/// `ward replay` (and the agent) say which rule, where.
+#[test]
+fn a_rule_naming_a_built_in_category_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let rules = d.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("mine.toml"),
+        OWN_RULE.replace("Mine: Shell Under The Container's Init", "Reverse Shell"),
+    )
+    .unwrap();
+    let place = format!(
+        "{}:2: rule MY_SHELL_UNDER_CATATONIT",
+        rules.join("mine.toml").display()
+    );
+    let check = ward(&["rules", "check", rules.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&place) && err.contains("REVERSE_SHELL"),
+        "{err}"
+    );
+    let out = replay(
+        &format!("[detectors.rules]\ndirs = [\"{}\"]\n", rules.display()),
+        d.path(),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains(&place), "{err}");
+}
+
 #[test]
 fn findings_filter_by_a_rule_categorys_api_name() {
     let d = tempfile::tempdir().unwrap();

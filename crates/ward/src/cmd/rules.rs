@@ -94,13 +94,19 @@ fn load(a: &RulesArgs) -> Result<RuleSet, ExitCode> {
     } else {
         RuleSet::shipped_and(&a.dirs)
     };
-    set.map_err(|errors| {
+    let set = set.map_err(|errors| {
         for e in &errors.0 {
             eprintln!("ward rules: error: {e}");
         }
         eprintln!("ward rules: {} problems; no rule loaded", errors.0.len());
         ExitCode::from(1)
-    })
+    })?;
+    // What the agent checks next: every rule's category can join the category table.
+    if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
+        eprintln!("ward rules: error: {e}");
+        return Err(ExitCode::from(1));
+    }
+    Ok(set)
 }
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode> {

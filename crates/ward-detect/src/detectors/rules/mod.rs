@@ -52,7 +52,7 @@ pub struct Rules {
 impl Rules {
     /// Registers every rule's category in the category table (enabled or not, so findings of
     /// a rule switched off later still name a known category) and builds the detector.
-    pub fn new(set: Arc<RuleSet>) -> Result<Rules, CategoryError> {
+    pub fn new(set: Arc<RuleSet>) -> Result<Rules, RuleCategoryError> {
         let categories = set
             .rules()
             .iter()
@@ -70,8 +70,18 @@ impl Rules {
     }
 }
 
+/// A rule whose category cannot join the category table, with the rule's place.
+#[derive(Debug, thiserror::Error)]
+#[error("{place}: rule {rule}: {source}")]
+pub struct RuleCategoryError {
+    pub rule: String,
+    pub place: ward_rules::Place,
+    #[source]
+    pub source: CategoryError,
+}
+
 /// The category-table row of a rule: its id is the API (module) name.
-fn register(r: &Rule) -> Result<Category, CategoryError> {
+fn register(r: &Rule) -> Result<Category, RuleCategoryError> {
     Category::register(&RuleCategory {
         api_name: &r.id,
         display_name: &r.category,
@@ -82,11 +92,16 @@ fn register(r: &Rule) -> Result<Category, CategoryError> {
         next_steps: &r.next_steps,
         enabled_by_default: r.enabled,
     })
+    .map_err(|source| RuleCategoryError {
+        rule: r.id.clone(),
+        place: r.place.clone(),
+        source,
+    })
 }
 
 /// Registers the categories of `set` without building a detector (`ward serve`: filters and
 /// `/v1/categories` know the rule categories of the configured rules).
-pub fn register_categories(set: &RuleSet) -> Result<(), CategoryError> {
+pub fn register_categories(set: &RuleSet) -> Result<(), RuleCategoryError> {
     for r in set.rules() {
         register(r)?;
     }

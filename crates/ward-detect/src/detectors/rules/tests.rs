@@ -269,5 +269,10 @@ fn a_rule_cannot_redefine_a_built_in_category() {
         None,
     );
     let e = engine.set_rules(Arc::new(set)).unwrap_err();
-    assert!(e.to_string().contains("REVERSE_SHELL"), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("REVERSE_SHELL"), "{msg}");
+    assert!(
+        msg.starts_with("bad.toml:2: rule TEST_DETECT_TOOL_UNDER_CRON"),
+        "{msg}"
+    );
 }
