@@ -250,11 +250,18 @@ static REGISTERED: RwLock<Vec<&'static CategoryInfo>> = RwLock::new(Vec::new());
 /// Why a rule's category could not join the table.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CategoryError {
-    #[error("category {api_name}: its name {display_name:?} is the built-in category {builtin}'s; a rule cannot redefine a built-in category")]
+    #[error("category {api_name}: its name {display_name:?} is the built-in category {builtin}'s; a rule cannot redefine a built-in category (a rule takes one over only with the built-in's API name as its id and its exact category string)")]
     BuiltIn {
         api_name: String,
         display_name: String,
         builtin: &'static str,
+    },
+    #[error("category {api_name} is built in with {field} {builtin}; the rule says {rule}")]
+    BuiltInMismatch {
+        api_name: String,
+        field: &'static str,
+        builtin: String,
+        rule: String,
     },
 }
 
@@ -336,6 +343,31 @@ impl Category {
     /// replaces it for [`parse`](Self::parse) and [`all`](Self::all); handles to the old row
     /// stay valid.
     pub fn register(c: &RuleCategory<'_>) -> Result<Category, CategoryError> {
+        // A rule that takes over a built-in detector's category (issue 13: detectors migrated
+        // to rules) names it exactly: its id is the API name, its category the display name.
+        // Its findings then use the built-in row, which must agree on severity and tactic.
+        if let Some(b) = BUILT_IN
+            .iter()
+            .find(|b| b.api_name == c.api_name && b.display_name == c.display_name)
+        {
+            let mismatch = |field, builtin: String, rule: String| CategoryError::BuiltInMismatch {
+                api_name: c.api_name.to_string(),
+                field,
+                builtin,
+                rule,
+            };
+            if b.severity != c.severity {
+                return Err(mismatch(
+                    "severity",
+                    b.severity.as_str().into(),
+                    c.severity.as_str().into(),
+                ));
+            }
+            if b.tactic != c.tactic {
+                return Err(mismatch("tactic", b.tactic.into(), c.tactic.into()));
+            }
+            return Ok(Category(b));
+        }
         if let Some(b) = BUILT_IN.iter().find(|b| {
             b.display_name.eq_ignore_ascii_case(c.display_name)
                 || b.api_name.eq_ignore_ascii_case(c.api_name)
@@ -654,5 +686,40 @@ mod tests {
             ));
         }
         assert_eq!(Category::parse("MY_SHELL"), None);
+    }
+
+    #[test]
+    fn a_rule_takes_over_a_built_in_category_by_its_exact_names() {
+        let same = RuleCategory {
+            tactic: "DEFENSE_EVASION",
+            ..rule(
+                "LAUNCH_CODE_COMPILER_TOOL_IN_CONTAINER",
+                "Defense Evasion: Launch Code Compiler Tool In Container",
+                Severity::Low,
+            )
+        };
+        let c = Category::register(&same).unwrap();
+        assert_eq!(c, Category::LaunchCodeCompilerToolInContainer);
+        assert_eq!(c.origin(), Origin::BuiltIn);
+        assert!(matches!(
+            Category::register(&RuleCategory {
+                severity: Severity::High,
+                ..same.clone()
+            }),
+            Err(CategoryError::BuiltInMismatch {
+                field: "severity",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Category::register(&RuleCategory {
+                tactic: "EXECUTION",
+                ..same
+            }),
+            Err(CategoryError::BuiltInMismatch {
+                field: "tactic",
+                ..
+            })
+        ));
     }
 }

@@ -77,7 +77,7 @@ pub struct RuleCategoryError {
     pub rule: String,
     pub place: ward_rules::Place,
     #[source]
-    pub source: CategoryError,
+    pub source: Box<CategoryError>,
 }
 
 /// The category-table row of a rule: its id is the API (module) name.
@@ -95,7 +95,7 @@ fn register(r: &Rule) -> Result<Category, RuleCategoryError> {
     .map_err(|source| RuleCategoryError {
         rule: r.id.clone(),
         place: r.place.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 
