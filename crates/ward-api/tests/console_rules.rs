@@ -152,3 +152,50 @@ async fn rule_findings_show_their_rule_and_evidence() {
     b.close().await;
     srv.stop().await;
 }
+
+/// `/v1/categories` lists the loaded rules' categories beside the built-in ones, with their
+/// severity and ATT&CK ids; `category=RULE_ID` filters the list API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_lists_and_filters_rule_categories() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("ward.db")).unwrap());
+    store.upsert_many(&rule_findings()).unwrap();
+    let srv = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let c = reqwest::Client::new();
+    let cats: serde_json::Value = c
+        .get(format!("{}/v1/categories", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = cats["categories"].as_array().unwrap();
+    let ucs = list
+        .iter()
+        .find(|c| c["apiName"] == "UNEXPECTED_CHILD_SHELL")
+        .unwrap_or_else(|| panic!("{cats:#}"));
+    assert_eq!(ucs["category"], "Unexpected Child Shell");
+    assert_eq!(ucs["severity"], "CRITICAL");
+    assert_eq!(
+        ucs["techniques"],
+        json!([{"id": "T1059.004", "name": "UNIX_SHELL"}, {"id": "T1190", "name": "EXPLOIT_PUBLIC_FACING_APPLICATION"}])
+    );
+    assert!(list.iter().any(|c| c["apiName"] == "REVERSE_SHELL"));
+    let page: serde_json::Value = c
+        .get(format!("{}/v1/findings", srv.base))
+        .query(&[("filter", "category=SUDO_POTENTIAL_PRIVILEGE_ESCALATION")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let found = page["findings"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{page:#}");
+    assert_eq!(
+        found[0]["sourceProperties"]["Evidence"],
+        json!([{"field": "basename", "value": "sudoedit"}, {"field": "argv", "value": "AAAAAAAA\\"}])
+    );
+    srv.stop().await;
+}
