@@ -9,10 +9,6 @@ use std::sync::Arc;
 use ward_detect::config::{RulesConfig, DEFAULT_RULES_DIR};
 use ward_rules::RuleSet;
 
-/// The rules `[detectors.rules]` configures (the agent and `ward replay`): the shipped rules,
-/// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
-/// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
-/// the default user directory when it does not exist.
 /// Registers the categories of the rules `cfg` names (even when it turns them off) in the
 /// category table, for commands that read findings (`ward serve`, `ward findings`): filters
 /// like `category=UNEXPECTED_CHILD_SHELL` and `/v1/categories` then know them. A finding
@@ -36,6 +32,10 @@ pub fn register_categories(cfg: &RulesConfig, who: &str) {
     }
 }
 
+/// The rules `[detectors.rules]` configures (the agent and `ward replay`): the shipped rules,
+/// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
+/// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
+/// the default user directory when it does not exist.
 pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
     if !cfg.enabled {
         return Ok(None);
