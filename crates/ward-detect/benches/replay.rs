@@ -4,7 +4,11 @@
 //! few compilers and reverse shells so detectors and aggregation do work), then, each in a
 //! fresh child process so peak RSS is its own:
 //! * baseline: read and parse the trace only;
-//! * replay: parse + process table + every detector (ML off), one thread.
+//! * replay: parse + process table + every built-in detector (ML off), one thread;
+//! * rules: the same plus every shipped detection rule (`rules/*.toml`), as the agent runs.
+//!
+//! Then the engine's own rate (parse time taken out): execs / (mode secs - parse secs), for
+//! replay and rules side by side (issue 13: rules within 20% of the rule-less engine).
 //!
 //! Prints events/s, exec events/s and peak RSS. Memory must be flat in trace length: the 2M
 //! run's peak should match the 1M run's.
@@ -143,6 +147,10 @@ fn child(mode: &str, path: &Path) {
         Arc::new(Default::default()),
         None,
     );
+    if mode == "rules" {
+        let rules = ward_rules::RuleSet::shipped_and(&[]).expect("shipped rules load");
+        engine.set_rules(Arc::new(rules)).unwrap();
+    }
     let mut out = Vec::new();
     let (mut events, mut execs, mut findings) = (0u64, 0u64, 0u64);
     let start = Instant::now();
@@ -152,7 +160,7 @@ fn child(mode: &str, path: &Path) {
         if matches!(ev, ward_event::Event::Exec(_)) {
             execs += 1;
         }
-        if mode == "replay" {
+        if mode != "parse" {
             engine.process(ev, &mut out);
             findings += out.iter().filter(|u| u.is_new).count() as u64;
             out.clear();
@@ -207,8 +215,12 @@ fn main() {
         let (path, _) = generate(&dir, size);
         let bytes = std::fs::metadata(&path).unwrap().len();
         println!("-- trace of {size} events, {:.0} MB", bytes as f64 / 1e6);
-        for mode in ["parse", "replay"] {
+        let mut secs_of = std::collections::BTreeMap::new();
+        let mut execs_seen = 0;
+        for mode in ["parse", "replay", "rules"] {
             let (events, execs, findings, secs, peak) = run_child(mode, &path);
+            secs_of.insert(mode, secs);
+            execs_seen = execs;
             println!(
                 "{mode:<10} {events:>9} {execs:>9} {findings:>8} {secs:>8.3} {:>12.0} {:>12.0} {:>7.1} MB",
                 events as f64 / secs,
@@ -216,6 +228,12 @@ fn main() {
                 peak as f64 / 1024.0
             );
         }
+        let engine_rate = |m: &str| execs_seen as f64 / (secs_of[m] - secs_of["parse"]).max(1e-9);
+        let (plain, with_rules) = (engine_rate("replay"), engine_rate("rules"));
+        println!(
+            "engine only (parse time taken out): {plain:.0} execs/s without rules, {with_rules:.0} with every shipped rule ({:+.1}%)",
+            (with_rules / plain - 1.0) * 100.0
+        );
         if keep {
             println!("kept {}", path.display());
         } else {

@@ -59,6 +59,35 @@ pub struct DetectorsConfig {
     pub malicious_binary: MaliciousBinaryConfig,
     pub added_binary: AddedBinaryConfig,
     pub malicious_python: MaliciousPythonConfig,
+    pub rules: RulesConfig,
+}
+
+/// `[detectors.rules]`: the detection rules as data (`ward-rules`, docs/rules.md), the rules
+/// shipped in the binary plus the user's rule directories.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    pub enabled: bool,
+    /// The user's rule directories (`*.toml`), layered over the shipped rules in order. A
+    /// listed directory that does not exist is an error, except the default
+    /// [`DEFAULT_RULES_DIR`] (absent on most hosts).
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Per-rule switches by rule id (`UNEXPECTED_CHILD_SHELL = false`), over each rule's own
+    /// `enabled`. An id no loaded rule has is an error.
+    pub rules: std::collections::BTreeMap<String, bool>,
+}
+
+/// The user rule directory looked at by default.
+pub const DEFAULT_RULES_DIR: &str = "/etc/ward/rules.d";
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            enabled: true,
+            dirs: vec![DEFAULT_RULES_DIR.into()],
+            rules: Default::default(),
+        }
+    }
 }
 
 /// `[detectors.remote_command_execution]`: standard UNIX commands run with stdin/stdout bound

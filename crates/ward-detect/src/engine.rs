@@ -121,6 +121,20 @@ impl Engine {
         self.id_clock = clock;
     }
 
+    /// Adds the detection rules (`[detectors.rules]`, loaded by the caller) as one more
+    /// detector; their categories join the category table. Fails when a rule's category
+    /// would redefine a built-in one.
+    pub fn set_rules(
+        &mut self,
+        rules: std::sync::Arc<ward_rules::RuleSet>,
+    ) -> Result<(), crate::detectors::rules::RuleCategoryError> {
+        let name = crate::detectors::rules::NAME;
+        self.detectors.retain(|d| d.name() != name);
+        self.detectors
+            .push(Box::new(crate::detectors::rules::Rules::new(rules)?));
+        Ok(())
+    }
+
     pub fn table(&self) -> &ProcessTable {
         &self.table
     }

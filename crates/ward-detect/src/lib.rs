@@ -1,6 +1,9 @@
 //! Detection: the [`Engine`] applies events to the process table, runs each [`Detector`] and
 //! turns what they report into SCC findings, aggregating repeats.
 //!
+//! The built-in detectors are code; the detection rules (`ward-rules`, docs/rules.md) run as
+//! one more detector, [`detectors::rules::Rules`], added with [`Engine::set_rules`].
+//!
 //! Detectors are pure: they see an enriched event, the process table and the values they were
 //! given (threat intel, a classifier) and do no IO. Each lives in its own module under
 //! `detectors/` with its tests.
@@ -15,6 +18,7 @@ pub use config::{DetectorsConfig, EngineConfig};
 pub use engine::{Engine, EngineStats, FindingUpdate};
 
 use std::sync::Arc;
+use ward_event::finding::Evidence;
 use ward_event::{Category, ExecEvent, Pid, ScriptClassifier, Sha256, SocketInfo};
 use ward_intel::IntelSet;
 use ward_proctable::{Proc, ProcessTable};
@@ -59,6 +63,8 @@ pub struct Detection {
     pub script_contents: bool,
     /// Detector-specific `sourceProperties`.
     pub properties: Vec<(&'static str, serde_json::Value)>,
+    /// Typed evidence (`sourceProperties.Evidence`): the conditions that held.
+    pub evidence: Vec<Evidence>,
 }
 
 impl Detection {
@@ -80,6 +86,7 @@ impl Detection {
             hashes: vec![],
             script_contents: false,
             properties: vec![],
+            evidence: vec![],
         }
     }
 

@@ -146,6 +146,12 @@ pub fn build(
     if cut_here {
         props.insert("Script_Contents_Truncated".into(), true.into());
     }
+    if !d.evidence.is_empty() {
+        props.insert(
+            EVIDENCE_KEY.into(),
+            serde_json::to_value(&d.evidence).unwrap_or_default(),
+        );
+    }
     for (k, v) in &d.properties {
         props.insert((*k).into(), v.clone());
     }

@@ -121,6 +121,15 @@ impl Finding {
         self.source_properties.get(key).and_then(|v| v.as_str())
     }
 
+    /// The typed evidence of the finding (`sourceProperties.Evidence`): which conditions
+    /// held, on which field, with which value. Empty when the finding carries none.
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.source_properties
+            .get(EVIDENCE_KEY)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+
     /// How many events this finding aggregates (1 when never repeated).
     pub fn count(&self) -> u64 {
         self.source_properties
@@ -128,6 +137,24 @@ impl Finding {
             .and_then(|v| v.as_u64())
             .unwrap_or(1)
     }
+}
+
+/// The `sourceProperties` key of a finding's [`Evidence`] list.
+pub const EVIDENCE_KEY: &str = "Evidence";
+
+/// One reason a finding was raised: a condition that held, the field it looked at and the
+/// value it saw there. Rule findings list every condition of the rule that held
+/// (`parent.basename` = `nginx`); the console shows the list for any category, without
+/// knowing the detector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Evidence {
+    /// The field, with the process it was read from as a prefix: `basename`, `exe`, `argv`,
+    /// `argv.cmdline`, `argv.base64`, `layer`, `image`, `parent.basename`,
+    /// `ancestor[2].exe`, ...
+    pub field: String,
+    /// The value seen there (an argument, a path, a decoded excerpt).
+    pub value: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

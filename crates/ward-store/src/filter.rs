@@ -849,7 +849,7 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
             Op::Has => {
                 // Contains (case-insensitive) on the display name, or on the API name of
                 // the known categories.
-                let api_matches: Vec<&'static str> = Category::ALL
+                let api_matches: Vec<&'static str> = Category::all()
                     .into_iter()
                     .filter(|c| c.api_name().contains(&s.to_ascii_uppercase()))
                     .map(|c| c.display_name())

@@ -367,6 +367,52 @@ fn filters_of_every_kind() {
     }
 }
 
+/// Categories of detection rules join the category table when the rules load; a finding
+/// stored by a rule that is no longer loaded still lists, shows and filters by its text.
+#[test]
+fn rule_categories_filter_like_built_in_ones_and_unknown_ones_still_list() {
+    use ward_event::category::RuleCategory;
+    let (_d, store) = filter_fixture();
+    let techniques = ["T1059.004".to_string()];
+    let child_shell = Category::register(&RuleCategory {
+        api_name: "STORE_TEST_CHILD_SHELL",
+        display_name: "Store Test: Unexpected Child Shell",
+        severity: Severity::Critical,
+        tactic: "EXECUTION",
+        techniques: &techniques,
+        description: "A shell under a server.",
+        next_steps: "Look.",
+        enabled_by_default: true,
+    })
+    .unwrap();
+    store
+        .upsert(&finding("r1", child_shell, T0 + 40 * SEC, &WEB))
+        .unwrap();
+    // A finding whose rule is gone: its category text is in no table.
+    let mut gone = finding("r2", Category::ReverseShell, T0 + 50 * SEC, &WEB);
+    gone.category = "Store Test: Retired Rule Category".into();
+    store.upsert(&gone).unwrap();
+    assert_eq!(Category::parse("Store Test: Retired Rule Category"), None);
+    for (filter, want) in [
+        ("category=STORE_TEST_CHILD_SHELL", &["r1"][..]),
+        ("category=store_test_child_shell", &["r1"]),
+        (r#"category="Store Test: Unexpected Child Shell""#, &["r1"]),
+        ("category:TEST_CHILD", &["r1"]),
+        (r#"category:"child shell""#, &["r1"]),
+        (r#"category="Store Test: Retired Rule Category""#, &["r2"]),
+        ("category:retired", &["r2"]),
+        (r#"category:"store test""#, &["r1", "r2"]),
+        ("severity=CRITICAL ns=shop", &["f1", "f3", "r1", "r2"]),
+    ] {
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(matching(&store, filter), want, "filter: {filter}");
+    }
+    let all = matching(&store, "");
+    assert!(all.contains(&"r2".to_string()), "{all:?}");
+    let got = store.get("r2").unwrap().expect("the finding shows");
+    assert_eq!(got.category, "Store Test: Retired Rule Category");
+}
+
 #[test]
 fn sql_injection_looking_values_are_just_values() {
     let (_d, store) = filter_fixture();
@@ -489,7 +535,7 @@ fn walk(store: &SqliteStore, filter: &str, order: &str, page_size: u32) -> Vec<S
 #[test]
 fn pagination_has_no_duplicates_and_no_gaps_even_with_ties() {
     let (_d, store) = temp_store();
-    let cats = Category::ALL;
+    let cats = Category::BUILT_IN;
     let mut all = Vec::new();
     for i in 0..253u64 {
         // Many findings share each eventTime (ties), in several places.
@@ -665,7 +711,7 @@ fn readers_never_see_busy_while_a_writer_loops() {
                     .map(|i| {
                         finding(
                             &format!("w{}", (n * 50 + i) % 700),
-                            Category::ALL[(i % 8) as usize],
+                            Category::BUILT_IN[(i % 8) as usize],
                             T0 + n * SEC + i,
                             &WEB,
                         )

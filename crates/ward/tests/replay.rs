@@ -35,8 +35,13 @@ type Want = (&'static str, &'static str, u64);
 
 /// What each trace must produce — written by hand.
 const EXPECTED: &[(&str, &[Want])] = &[
-    // A health check and a download over bash's /dev/tcp, a server's `sh -c` on pipes.
-    ("benign-dev-tcp-transfers", &[]),
+    // A health check and a download over bash's /dev/tcp, a server's `sh -c` on pipes: no
+    // remote command execution; the node server's `sh -c` is an Unexpected Child Shell (a rule,
+    // as Google's detector and Falco's "Run shell untrusted" report it).
+    (
+        "benign-dev-tcp-transfers",
+        &[("Unexpected Child Shell", "sh", 1)],
+    ),
     ("benign-sessions", &[]),
     (
         "compiler",
@@ -64,6 +69,11 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ("Execution: Added Binary Executed", "ash", 1),
             (
                 "Execution: Added Binary Executed",
+                "memfd:payload (deleted)",
+                1,
+            ),
+            (
+                "Execution: Fileless Execution in /memfd:",
                 "memfd:payload (deleted)",
                 1,
             ),
@@ -210,6 +220,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-relay-java",
         &[
+            ("Unexpected Child Shell", "sh", 1),
             ("Reverse Shell", "sh", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
@@ -221,6 +232,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-relay-node",
         &[
+            ("Unexpected Child Shell", "sh", 1),
             ("Reverse Shell", "sh", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
@@ -265,6 +277,7 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-socat",
         &[
+            ("Execution: Socat Reverse Shell Detected", "bash", 1),
             ("Reverse Shell", "bash", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
@@ -282,6 +295,48 @@ const EXPECTED: &[(&str, &[Want])] = &[
                 3,
             ),
             ("Reverse Shell", "sh", 1),
+        ],
+    ),
+    // Detection rules (rules/*.toml): eight rule categories; the look-alikes stay quiet.
+    (
+        "rules",
+        &[
+            ("Unexpected Child Shell", "sh", 2),
+            (
+                "Defense Evasion: Base64 Encoded Shell Script Executed",
+                "bash",
+                1,
+            ),
+            (
+                "Impact: Suspicious crypto mining activity using the Stratum Protocol",
+                "xmrig",
+                1,
+            ),
+            (
+                "Execution: Fileless Execution in /memfd:",
+                "memfd:kthreadd (deleted)",
+                1,
+            ),
+            (
+                "Privilege Escalation: Fileless Execution in /dev/shm",
+                ".x",
+                1,
+            ),
+            (
+                "Privilege Escalation: Abuse of Sudo For Privilege Escalation (CVE-2019-14287)",
+                "sudo",
+                1,
+            ),
+            (
+                "Privilege Escalation: Sudo Potential Privilege Escalation (CVE-2021-3156)",
+                "sudoedit",
+                1,
+            ),
+            (
+                "Execution: Suspicious OpenSSL Shared Object Loaded",
+                "openssl",
+                1,
+            ),
         ],
     ),
 ];

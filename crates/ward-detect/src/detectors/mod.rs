@@ -5,6 +5,7 @@ pub mod compiler;
 pub mod malicious_binary;
 pub mod malicious_python;
 pub mod remote_command;
+pub mod rules;
 
 use ward_event::ExecEvent;
 

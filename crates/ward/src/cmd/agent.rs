@@ -342,6 +342,8 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let cfg = WardConfig::load_or_default(args.config.as_deref())?;
     let output = parse_output(&args.output)?;
     let intel = load_intel(&args.intel)?;
+    // Rule files that do not load stop the agent here, with every problem's file and line.
+    let rules = crate::cmd::rules::configured(&cfg.detectors.rules)?;
     let db_path = args.db.clone().unwrap_or_else(crate::default_db);
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -408,6 +410,9 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     };
 
     pipe.engine.set_id_clock(Some(id_clock.clone()));
+    if let Some(r) = rules {
+        pipe.engine.set_rules(r)?;
+    }
 
     // What already runs: lineage and container identity. Loaded after the sensor, so nothing
     // started in between is missed (it may be seen twice, which the table tolerates).

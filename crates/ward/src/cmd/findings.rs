@@ -64,7 +64,10 @@ fn open(db: Option<PathBuf>) -> Result<SqliteStore> {
         );
     }
     // The store's errors name the file and the cause.
-    Ok(SqliteStore::open_read_only(&path)?)
+    let store = SqliteStore::open_read_only(&path)?;
+    // `category=RULE_ID` knows the shipped rules and those of the default rule directory.
+    crate::cmd::rules::register_categories(&Default::default(), "ward findings");
+    Ok(store)
 }
 
 pub fn run(cmd: FindingsCommand) -> Result<ExitCode> {

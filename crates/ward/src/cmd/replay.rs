@@ -102,6 +102,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
     let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
     let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
+    if let Some(r) = crate::cmd::rules::configured(&cfg.detectors.rules)? {
+        engine.set_rules(r)?;
+    }
     // A recording names the boot and clock offset it was made with: same finding ids as live.
     engine.set_id_clock(reader.header().and_then(|h| h.id_clock()));
     let stdout = std::io::stdout();

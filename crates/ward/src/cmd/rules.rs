@@ -1,11 +1,73 @@
 //! `ward rules check` and `ward rules test`: the detection rules as data (`rules/`,
 //! docs/rules.md).
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use ward_detect::config::{RulesConfig, DEFAULT_RULES_DIR};
 use ward_rules::RuleSet;
+
+/// Registers the categories of the rules `cfg` names (even when it turns them off) in the
+/// category table, for commands that read findings (`ward serve`, `ward findings`): filters
+/// like `category=UNEXPECTED_CHILD_SHELL` and `/v1/categories` then know them. A finding
+/// whose rule is not loaded still lists and shows by its stored text, so a problem here is a
+/// warning, not a failure.
+pub fn register_categories(cfg: &RulesConfig, who: &str) {
+    let cfg = RulesConfig {
+        enabled: true,
+        ..cfg.clone()
+    };
+    match configured(&cfg) {
+        Ok(Some(set)) => {
+            if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
+                eprintln!("{who}: warning: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!(
+            "{who}: warning: {e:#}\n{who}: rule categories are not known to filters; findings show as stored"
+        ),
+    }
+}
+
+/// The rules `[detectors.rules]` configures (the agent and `ward replay`): the shipped rules,
+/// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
+/// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
+/// the default user directory when it does not exist.
+pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
+    if !cfg.enabled {
+        return Ok(None);
+    }
+    let dirs: Vec<PathBuf> = cfg
+        .dirs
+        .iter()
+        .filter(|d| d.as_path() != std::path::Path::new(DEFAULT_RULES_DIR) || d.exists())
+        .cloned()
+        .collect();
+    let mut set = match RuleSet::shipped_and(&dirs) {
+        Ok(s) => s,
+        Err(errors) => bail!(
+            "detection rules do not load ({} problems; fix them, or set [detectors.rules] enabled = false):\n{errors}",
+            errors.0.len()
+        ),
+    };
+    let unknown = set.set_enabled(cfg.rules.iter().map(|(id, on)| (id.as_str(), *on)));
+    if !unknown.is_empty() {
+        bail!(
+            "[detectors.rules.rules] names rules that no loaded rule file defines: {}",
+            unknown.join(", ")
+        );
+    }
+    tracing::info!(
+        rules = set.rules().len(),
+        enabled = set.rules().iter().filter(|r| r.enabled).count(),
+        dirs = ?dirs,
+        "detection rules loaded"
+    );
+    Ok(Some(Arc::new(set)))
+}
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
@@ -32,13 +94,19 @@ fn load(a: &RulesArgs) -> Result<RuleSet, ExitCode> {
     } else {
         RuleSet::shipped_and(&a.dirs)
     };
-    set.map_err(|errors| {
+    let set = set.map_err(|errors| {
         for e in &errors.0 {
             eprintln!("ward rules: error: {e}");
         }
         eprintln!("ward rules: {} problems; no rule loaded", errors.0.len());
         ExitCode::from(1)
-    })
+    })?;
+    // What the agent checks next: every rule's category can join the category table.
+    if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
+        eprintln!("ward rules: error: {e}");
+        return Err(ExitCode::from(1));
+    }
+    Ok(set)
 }
 
 pub fn run(cmd: RulesCommand) -> Result<ExitCode> {

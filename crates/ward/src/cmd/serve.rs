@@ -30,8 +30,10 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    let mut cfg: ApiConfig =
-        crate::config::WardConfig::load_or_default(args.config.as_deref())?.api;
+    let ward_cfg = crate::config::WardConfig::load_or_default(args.config.as_deref())?;
+    // Filters and /v1/categories know the categories of the configured rules.
+    crate::cmd::rules::register_categories(&ward_cfg.detectors.rules, "ward serve");
+    let mut cfg: ApiConfig = ward_cfg.api;
     cfg.add_env_tokens();
     if let Some(l) = args.listen {
         cfg.listen = l;

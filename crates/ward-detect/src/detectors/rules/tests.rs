@@ -1,0 +1,278 @@
+use crate::testing::CID;
+use crate::{DetectorsConfig, Engine, EngineConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use ward_event::build::*;
+use ward_event::finding::{Evidence, Severity};
+use ward_event::{Category, Event, Finding, Layer};
+use ward_intel::IntelSet;
+use ward_rules::RuleSet;
+
+fn shipped() -> Arc<RuleSet> {
+    Arc::new(RuleSet::shipped_and(&[]).expect("the shipped rules load"))
+}
+
+fn run_rules(rules: Arc<RuleSet>, events: Vec<Event>) -> Vec<Finding> {
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    engine.set_rules(rules).expect("categories register");
+    let mut out = Vec::new();
+    for e in events {
+        engine.process(e, &mut out);
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    for u in out {
+        match findings.iter_mut().find(|f| f.name == u.finding.name) {
+            Some(f) => *f = u.finding,
+            None => findings.push(u.finding),
+        }
+    }
+    findings
+}
+
+fn in_c(b: ExecBuilder) -> ExecBuilder {
+    b.container(CID, "web", "registry.example/web:1")
+}
+
+/// nginx master, a worker forked from it, and a shell the worker runs.
+fn nginx_shell(t: u64, pid: u32, argv: &[&str]) -> Vec<Event> {
+    vec![
+        fork(t, pid, 100),
+        in_c(ExecBuilder::new(t + 1, pid, 100, "/bin/sh").binary_path("/usr/bin/dash"))
+            .args(argv)
+            .event(),
+    ]
+}
+
+fn nginx() -> Vec<Event> {
+    vec![
+        in_c(ExecBuilder::new(1, 100, 1, "/usr/sbin/nginx").args(&["nginx", "-g", "daemon off;"]))
+            .event(),
+    ]
+}
+
+#[test]
+fn a_shell_under_a_web_server_is_an_unexpected_child_shell() {
+    let mut ev = nginx();
+    ev.extend(nginx_shell(10, 200, &["sh", "-c", "id"]));
+    let f = run_rules(shipped(), ev);
+    assert_eq!(
+        f.len(),
+        1,
+        "{:?}",
+        f.iter().map(|f| &f.category).collect::<Vec<_>>()
+    );
+    let f = &f[0];
+    assert_eq!(f.category, "Unexpected Child Shell");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.source_str("Rule_Id"), Some("UNEXPECTED_CHILD_SHELL"));
+    assert_eq!(f.source_str("Detector"), Some("rules"));
+    assert_eq!(f.mitre_attack.primary_tactic, "EXECUTION");
+    assert_eq!(
+        f.mitre_attack.primary_techniques,
+        vec!["UNIX_SHELL", "EXPLOIT_PUBLIC_FACING_APPLICATION"]
+    );
+    assert_eq!(
+        f.source_properties["Mitre_Technique_Ids"],
+        serde_json::json!(["T1059.004", "T1190"])
+    );
+    assert!(f.next_steps.contains("web shell"), "{}", f.next_steps);
+    assert!(f
+        .description
+        .contains("Rule UNEXPECTED_CHILD_SHELL matched"));
+    let ev = f.evidence();
+    assert!(
+        ev.contains(&Evidence {
+            field: "parent.basename".into(),
+            value: "nginx".into()
+        }),
+        "{ev:?}"
+    );
+    assert!(ev.contains(&Evidence {
+        field: "basename".into(),
+        value: "sh".into()
+    }));
+    // The process tree: the shell, then nginx.
+    assert_eq!(f.processes[0].pid, 200);
+    assert_eq!(f.processes[1].pid, 100);
+    // The category is in the table, for filters and the API.
+    let c = Category::parse("UNEXPECTED_CHILD_SHELL").expect("registered");
+    assert_eq!(c.display_name(), "Unexpected Child Shell");
+}
+
+#[test]
+fn repeats_aggregate_by_the_rules_key() {
+    // key = parent_exe: every shell nginx starts is one finding with a count.
+    let mut ev = nginx();
+    ev.extend(nginx_shell(10, 200, &["sh", "-c", "id"]));
+    ev.extend(nginx_shell(20, 201, &["sh", "-c", "uname -a"]));
+    let f = run_rules(shipped(), ev);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].count(), 2);
+    assert_eq!(
+        f[0].source_properties["Commands"],
+        serde_json::json!(["sh -c id", "sh -c uname -a"])
+    );
+}
+
+#[test]
+fn look_alikes_stay_quiet() {
+    let ev = vec![
+        // An entrypoint's shell under the container's init.
+        in_c(ExecBuilder::new(1, 50, 1, "/usr/bin/catatonit")).event(),
+        fork(2, 51, 50),
+        in_c(ExecBuilder::new(3, 51, 50, "/bin/bash").args(&["bash", "/entrypoint.sh"])).event(),
+        // A shell under nginx on the host (the rule is for containers).
+        ExecBuilder::new(4, 60, 1, "/usr/sbin/nginx").event(),
+        fork(5, 61, 60),
+        ExecBuilder::new(6, 61, 60, "/bin/sh")
+            .args(&["sh", "-c", "logrotate"])
+            .event(),
+        // A plain base64 decode and an ordinary program from /tmp's image layer.
+        in_c(ExecBuilder::new(7, 70, 51, "/usr/bin/base64").args(&["base64", "-d", "in.txt"]))
+            .event(),
+    ];
+    let f = run_rules(shipped(), ev);
+    assert!(
+        f.is_empty(),
+        "{:?}",
+        f.iter().map(|f| &f.category).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn several_categories_from_the_shipped_rules() {
+    let mut ev = nginx();
+    ev.extend([
+        fork(10, 300, 100),
+        in_c(
+            ExecBuilder::new(11, 300, 100, "/memfd:x (deleted)")
+                .binary_path("/memfd:x (deleted)")
+                .layer(Layer::Memfd),
+        )
+        .args(&["x"])
+        .event(),
+        fork(12, 301, 100),
+        in_c(ExecBuilder::new(13, 301, 100, "/tmp/xmrig"))
+            .args(&["xmrig", "-o", "stratum+tcp://pool.example:3333", "-u", "w"])
+            .event(),
+        fork(14, 302, 100),
+        in_c(ExecBuilder::new(15, 302, 100, "/usr/bin/sudo"))
+            .args(&["sudo", "-u#-1", "/bin/bash"])
+            .event(),
+    ]);
+    let f = run_rules(shipped(), ev);
+    let mut ids: Vec<&str> = f.iter().filter_map(|f| f.source_str("Rule_Id")).collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec![
+            "ABUSE_SUDO_FOR_PRIVILEGE_ESCALATION",
+            "FILELESS_EXECUTION_DETECTION_MEMFD",
+            "SUSPICIOUS_CRYPTO_MINING_ACTIVITY_USING_STRATUM_PROTOCOL",
+        ]
+    );
+    let miner = f
+        .iter()
+        .find(|f| {
+            f.source_str("Rule_Id")
+                == Some("SUSPICIOUS_CRYPTO_MINING_ACTIVITY_USING_STRATUM_PROTOCOL")
+        })
+        .unwrap();
+    assert_eq!(miner.severity, Severity::High);
+    assert_eq!(
+        miner.mitre_attack.primary_techniques,
+        vec!["RESOURCE_HIJACKING"]
+    );
+}
+
+const OWN: &str = r#"
+[[rule]]
+id = "TEST_DETECT_TOOL_UNDER_CRON"
+category = "Test: Tool Under Cron"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1053"]
+description = "A tool ran somewhere under cron."
+next_steps = "Look at the crontab."
+key = "rule"
+[rule.when]
+basename = ["curl"]
+ancestor = { basename = ["cron"] }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/usr/bin/curl", parent = { exe = "/bin/sh", parent = { exe = "/usr/sbin/cron" } } }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/usr/bin/curl", parent = { exe = "/bin/sh" } }
+"#;
+
+fn own() -> RuleSet {
+    RuleSet::from_texts(&[(0, PathBuf::from("own.toml"), OWN.to_string())]).expect("loads")
+}
+
+fn cron_curl() -> Vec<Event> {
+    vec![
+        in_c(ExecBuilder::new(1, 10, 1, "/usr/sbin/cron")).event(),
+        fork(2, 11, 10),
+        in_c(ExecBuilder::new(3, 11, 10, "/bin/sh"))
+            .args(&["sh", "-c", "job"])
+            .event(),
+        fork(4, 12, 11),
+        in_c(ExecBuilder::new(5, 12, 11, "/usr/bin/curl"))
+            .args(&["curl", "x"])
+            .event(),
+    ]
+}
+
+#[test]
+fn ancestry_comes_from_the_process_table() {
+    let f = run_rules(Arc::new(own()), cron_curl());
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].category, "Test: Tool Under Cron");
+    assert_eq!(f[0].severity, Severity::Low);
+    assert!(
+        f[0].evidence().contains(&Evidence {
+            field: "ancestor[2].basename".into(),
+            value: "cron".into()
+        }),
+        "{:?}",
+        f[0].evidence()
+    );
+    // Without the cron ancestor (the shell's parent unknown to the table): quiet.
+    let f = run_rules(Arc::new(own()), cron_curl().split_off(2));
+    assert!(f.is_empty());
+}
+
+#[test]
+fn a_rule_switched_off_reports_nothing() {
+    let mut set = own();
+    assert!(set
+        .set_enabled([("TEST_DETECT_TOOL_UNDER_CRON", false)])
+        .is_empty());
+    let f = run_rules(Arc::new(set), cron_curl());
+    assert!(f.is_empty());
+}
+
+#[test]
+fn a_rule_cannot_redefine_a_built_in_category() {
+    let text = OWN.replace("Test: Tool Under Cron", "Reverse Shell");
+    let set = RuleSet::from_texts(&[(0, PathBuf::from("bad.toml"), text)]).unwrap();
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    let e = engine.set_rules(Arc::new(set)).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("REVERSE_SHELL"), "{msg}");
+    assert!(
+        msg.starts_with("bad.toml:2: rule TEST_DETECT_TOOL_UNDER_CRON"),
+        "{msg}"
+    );
+}
