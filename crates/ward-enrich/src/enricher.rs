@@ -657,7 +657,10 @@ impl Enricher {
                     return Some(f);
                 }
                 Ok(_) => why = Some("mismatch"),
-                Err(_) => why = Some("gone"),
+                Err(err) => {
+                    tracing::debug!(pid, error = %err, "cannot open /proc/PID/exe");
+                    why = Some("gone");
+                }
             }
             if detached || path.is_empty() {
                 tracing::debug!(pid, detached, path = %path, "exe gone; no path to reopen");
@@ -690,6 +693,7 @@ impl Enricher {
             // Stopped by the exec program so that /proc/PID/exe could be opened (above, unless
             // the hash was cached): let it run.
             self.stats.held_execs += 1;
+            tracing::debug!(pid, path = %path, "resuming a process held at exec");
             if let Err(err) = ward_sensor::resume_held(pid) {
                 tracing::warn!(pid, error = %err, "cannot resume a process held at exec");
             }
