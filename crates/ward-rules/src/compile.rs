@@ -143,6 +143,7 @@ pub struct ArgvMatcher {
     cmdline: Option<StrMatcher>,
     base64: Option<AhoCorasick>,
     min_args: Option<usize>,
+    max_argc: Option<usize>,
 }
 
 /// A compiled condition tree.
@@ -416,12 +417,14 @@ fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
             .transpose()?,
         base64,
         min_args: a.min_args,
+        max_argc: a.max_argc,
     };
     if m.any.is_none()
         && m.none.is_none()
         && m.cmdline.is_none()
         && m.base64.is_none()
         && m.min_args.is_none()
+        && m.max_argc.is_none()
     {
         return Err(PatternError::Empty("argv"));
     }
@@ -434,6 +437,12 @@ fn eval_argv(a: &ArgvMatcher, e: &ExecEvent, note: &mut dyn FnMut(&str, &str)) -
         if args.len() < n {
             return false;
         }
+    }
+    if let Some(n) = a.max_argc {
+        if e.argv.len() > n {
+            return false;
+        }
+        note("argc", &e.argv.len().to_string());
     }
     if let Some(m) = &a.any {
         match args.iter().find(|x| m.is_match(x)) {

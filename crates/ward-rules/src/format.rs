@@ -154,6 +154,9 @@ pub struct ArgvCond {
     pub base64_contains: Option<Vec<String>>,
     /// At least this many arguments after argv[0].
     pub min_args: Option<usize>,
+    /// At most this many entries in argv *including* argv[0]: `max_argc = 0` is an exec with
+    /// an empty argv (`execve(path, {NULL}, envp)`, the CVE-2021-4034 pkexec form).
+    pub max_argc: Option<usize>,
 }
 
 /// A string condition. A list (or one string) means `equals`.
