@@ -162,6 +162,8 @@ pub struct Matcher {
     labels: Vec<(String, StrMatcher)>,
     parent: Option<Box<Matcher>>,
     ancestor: Option<Box<Matcher>>,
+    stdin_writer: Option<Box<Matcher>>,
+    stdout_reader: Option<Box<Matcher>>,
     any: Vec<Matcher>,
     not: Option<Box<Matcher>>,
 }
@@ -230,6 +232,8 @@ impl Matcher {
             labels,
             parent: sub(&c.parent)?,
             ancestor: sub(&c.ancestor)?,
+            stdin_writer: sub(&c.stdin_writer)?,
+            stdout_reader: sub(&c.stdout_reader)?,
             any,
             not: sub(&c.not)?,
         };
@@ -238,7 +242,58 @@ impl Matcher {
                 "a condition table with no condition in it (it would match every exec)".into(),
             ));
         }
+        for (what, peer) in [
+            ("stdin_writer", &m.stdin_writer),
+            ("stdout_reader", &m.stdout_reader),
+        ] {
+            if peer.as_ref().is_some_and(|p| p.looks_beyond_itself()) {
+                return Err(PatternError::Invalid(format!(
+                    "{what}: a pipe neighbour is judged on its own exec; parent, ancestor, \
+                     stdin_writer and stdout_reader are not available inside it"
+                )));
+            }
+        }
         Ok(m)
+    }
+
+    /// The basenames an exec must have for this tree to hold, when the tree says so: its own
+    /// plain `basename` list, or else the union of its `any` branches' when every branch
+    /// has one. Rules are indexed by these names and tried only for execs that bear one.
+    pub(crate) fn gate_names(&self) -> Option<Vec<&str>> {
+        if let Some(names) = self.basename.as_ref().and_then(|b| b.exact_only()) {
+            return Some(names.collect());
+        }
+        if self.any.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for m in &self.any {
+            all.extend(m.gate_names()?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Some(all)
+    }
+
+    /// Whether this tree (or a branch of it) needs more than the exec itself.
+    fn looks_beyond_itself(&self) -> bool {
+        self.parent.is_some()
+            || self.ancestor.is_some()
+            || self.stdin_writer.is_some()
+            || self.stdout_reader.is_some()
+            || self.any.iter().any(Matcher::looks_beyond_itself)
+            || self.not.as_ref().is_some_and(|n| n.looks_beyond_itself())
+    }
+
+    /// Whether this tree asks about pipe neighbours (anywhere, including the ancestry).
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.stdin_writer.is_some()
+            || self.stdout_reader.is_some()
+            || [&self.parent, &self.ancestor, &self.not]
+                .into_iter()
+                .flatten()
+                .any(|m| m.uses_pipe_neighbours())
+            || self.any.iter().any(Matcher::uses_pipe_neighbours)
     }
 
     fn is_empty(&self) -> bool {
@@ -255,6 +310,8 @@ impl Matcher {
             && self.labels.is_empty()
             && self.parent.is_none()
             && self.ancestor.is_none()
+            && self.stdin_writer.is_none()
+            && self.stdout_reader.is_none()
             && self.any.is_empty()
             && self.not.is_none()
     }
@@ -355,8 +412,28 @@ impl Matcher {
             }
         }
         if let Some(p) = &self.parent {
-            let pre = format!("{prefix}parent.");
+            // The prefix is only built when evidence is wanted: no allocation otherwise.
+            let pre = evidence_prefix(ev, prefix, "parent.");
             if !p.eval(view, depth + 1, ev, &pre) {
+                return false;
+            }
+        }
+        for (peer, cond, what) in [
+            (
+                view.stdin_writer(depth),
+                &self.stdin_writer,
+                "stdin_writer.",
+            ),
+            (
+                view.stdout_reader(depth),
+                &self.stdout_reader,
+                "stdout_reader.",
+            ),
+        ] {
+            let Some(cond) = cond else { continue };
+            let Some(peer) = peer else { return false };
+            let pre = evidence_prefix(ev, prefix, what);
+            if !cond.eval(&Single(peer), 0, ev, &pre) {
                 return false;
             }
         }
@@ -390,6 +467,27 @@ impl Matcher {
             }
         }
         true
+    }
+}
+
+/// `prefix` + `what` when evidence is being recorded; an empty (unallocated) string otherwise.
+fn evidence_prefix(ev: &Option<&mut Vec<Evidence>>, prefix: &str, what: &str) -> String {
+    if ev.is_some() {
+        format!("{prefix}{what}")
+    } else {
+        String::new()
+    }
+}
+
+/// One exec on its own (a pipe neighbour): no ancestry, no neighbours.
+struct Single<'a>(&'a ExecEvent);
+
+impl ExecView for Single<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        (depth == 0).then_some(self.0)
+    }
+    fn stdin_writer(&self, _depth: usize) -> Option<&ExecEvent> {
+        None
     }
 }
 

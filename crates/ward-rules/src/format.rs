@@ -128,6 +128,14 @@ pub struct Cond {
     pub parent: Option<Box<Spanned<Cond>>>,
     /// Some ancestor (parent, grandparent, ... up to 16) must satisfy this.
     pub ancestor: Option<Box<Spanned<Cond>>>,
+    /// Pipe neighbour: the exec of the process that writes into this exec's stdin pipe
+    /// (`curl` for the `base64 -d` of `curl ... | base64 -d`) must satisfy this. Conditions on
+    /// the neighbour's own exec only: `parent`, `ancestor`, `stdin_writer` and `stdout_reader`
+    /// inside it are load errors.
+    pub stdin_writer: Option<Box<Spanned<Cond>>>,
+    /// Pipe neighbour: the exec of the process that reads this exec's stdout pipe (`sh` for
+    /// the `base64 -d` of `base64 -d | sh`) must satisfy this.
+    pub stdout_reader: Option<Box<Spanned<Cond>>>,
     pub any: Option<Vec<Spanned<Cond>>>,
     pub not: Option<Box<Spanned<Cond>>>,
 }
@@ -247,4 +255,9 @@ pub struct TestExec {
     pub stdin: Option<FdKind>,
     pub stdout: Option<FdKind>,
     pub parent: Option<Box<TestExec>>,
+    /// The pipe neighbour writing into this exec's stdin: its stdout and this exec's stdin
+    /// become the two ends of one pipe (stdin kind `pipe` unless `stdin` says otherwise).
+    pub stdin_writer: Option<Box<TestExec>>,
+    /// The pipe neighbour reading this exec's stdout.
+    pub stdout_reader: Option<Box<TestExec>>,
 }

@@ -31,17 +31,74 @@ pub use format::{Expect, KeyField};
 pub use testing::{TestFailure, TestReport};
 
 use compile::{basename, Matcher};
-use format::{RawRule, RuleFile, TestExec};
+use format::{RawRule, RuleFile};
 use rustc_hash::FxHashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use ward_event::finding::Severity;
 use ward_event::ExecEvent;
 
-/// The exec being judged and its ancestry.
+/// The exec being judged, its ancestry and its pipe neighbours.
 pub trait ExecView {
     /// 0 = the exec itself, 1 = its parent's (last) exec, 2 = the grandparent's, ...
     fn at(&self, depth: usize) -> Option<&ExecEvent>;
+
+    /// The (last) exec of the process writing into the stdin pipe of the exec at `depth`: the
+    /// other end of `curl ... | base64 -d` for the `base64`. The engine finds it by pipe inode
+    /// (a live process whose `stdio[1]` is the pipe this exec's `stdio[0]` reads).
+    ///
+    /// The default uses what the exec itself carries: [`ExecEvent::stdin_writer`] (set by the
+    /// enricher for interactive shells whose parent holds the write end, the relay case),
+    /// looked up among the exec's ancestors.
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        let w = e.stdin_writer.filter(|w| *w != e.pid)?;
+        (depth + 1..=depth + MAX_ANCESTORS)
+            .map_while(|d| self.at(d))
+            .find(|a| a.pid == w)
+    }
+
+    /// The (last) exec of the process reading the stdout pipe of the exec at `depth`: the
+    /// `sh` of `base64 -d | sh` for the `base64`. Nothing in an [`ExecEvent`] names it, so
+    /// only an engine view that indexes live processes by pipe inode can answer; the default
+    /// is `None`.
+    fn stdout_reader(&self, _depth: usize) -> Option<&ExecEvent> {
+        None
+    }
+}
+
+/// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
+/// by pipe inode), over any chain view.
+///
+/// Order matters in a pipeline: `curl | base64 -d` starts both processes at once, so when the
+/// first of the two execs is judged its neighbour has usually not exec'd yet. A rule on a
+/// pipe pair therefore states both directions (`base64` with a `curl` stdin writer, or `curl`
+/// with a `base64` stdout reader) and fires on whichever exec comes second; see
+/// `rules/piped.toml`.
+pub struct WithPeers<'a> {
+    pub chain: &'a dyn ExecView,
+    /// The exec writing into the stdin pipe of the exec at depth 0.
+    pub stdin_writer: Option<&'a ExecEvent>,
+    /// The exec reading the stdout pipe of the exec at depth 0.
+    pub stdout_reader: Option<&'a ExecEvent>,
+}
+
+impl ExecView for WithPeers<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.chain.at(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        match depth {
+            0 => self.stdin_writer.or_else(|| self.chain.stdin_writer(0)),
+            d => self.chain.stdin_writer(d),
+        }
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        match depth {
+            0 => self.stdout_reader.or_else(|| self.chain.stdout_reader(0)),
+            d => self.chain.stdout_reader(d),
+        }
+    }
 }
 
 /// A chain `[exec, parent, grandparent, ...]`.
@@ -128,12 +185,36 @@ pub struct RuleTest {
     pub name: String,
     pub place: Place,
     pub(crate) chain: Vec<ExecEvent>,
+    /// Per depth of `chain`: the pipe neighbours the test gives (`stdin_writer`,
+    /// `stdout_reader`).
+    pub(crate) writers: Vec<Option<ExecEvent>>,
+    pub(crate) readers: Vec<Option<ExecEvent>>,
 }
 
 impl RuleTest {
     /// The exec and its ancestry the test describes.
     pub fn chain(&self) -> &Vec<ExecEvent> {
         &self.chain
+    }
+
+    /// The exec, its ancestry and its pipe neighbours, as the rules see them.
+    pub fn view(&self) -> &dyn ExecView {
+        self
+    }
+}
+
+impl ExecView for RuleTest {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.chain.get(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        match self.writers.get(depth) {
+            Some(Some(w)) => Some(w),
+            _ => self.chain.stdin_writer(depth),
+        }
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        self.readers.get(depth).and_then(Option::as_ref)
     }
 }
 
@@ -168,6 +249,15 @@ impl Rule {
                 .any(|x| x.when.eval(view, 0, &mut None, ""))
     }
 
+    /// Whether the rule's conditions or exceptions ask about pipe neighbours.
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.when.uses_pipe_neighbours()
+            || self
+                .exceptions
+                .iter()
+                .any(|x| x.when.uses_pipe_neighbours())
+    }
+
     /// The aggregation key of a firing on `view`.
     pub fn key_of(&self, view: &dyn ExecView) -> String {
         let e = view.at(0);
@@ -187,7 +277,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Enabled rules gated by a plain top-level `basename` list, by name.
+    /// Enabled rules gated by basename (a plain top-level `basename` list, or one in every
+    /// branch of a top-level `any`), by name.
     by_name: FxHashMap<Box<str>, Vec<u32>>,
     /// Enabled rules tried on every exec.
     ungated: Vec<u32>,
@@ -327,8 +418,7 @@ impl RuleSet {
             if !r.enabled {
                 continue;
             }
-            let names = r.when.basename.as_ref().and_then(|b| b.exact_only());
-            match names {
+            match r.when.gate_names() {
                 Some(names) => {
                     for n in names {
                         by_name.entry(n.into()).or_default().push(i as u32);
@@ -342,6 +432,15 @@ impl RuleSet {
             by_name,
             ungated,
         }
+    }
+
+    /// How the enabled rules are indexed: (tried only for execs with one of their basenames,
+    /// tried on every exec).
+    pub fn index_stats(&self) -> (usize, usize) {
+        let mut gated: Vec<u32> = self.by_name.values().flatten().copied().collect();
+        gated.sort_unstable();
+        gated.dedup();
+        (gated.len(), self.ungated.len())
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -406,6 +505,15 @@ impl RuleSet {
             .when
             .eval(view, 0, &mut Some(&mut v), "");
         v
+    }
+
+    /// Whether an enabled rule asks about pipe neighbours (`stdin_writer`, `stdout_reader`):
+    /// an engine only needs to look them up (by pipe inode) when this is true.
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.rules
+            .iter()
+            .filter(|r| r.enabled)
+            .any(|r| r.uses_pipe_neighbours())
     }
 
     /// Runs every rule's own tests.
@@ -536,11 +644,22 @@ fn compile_rule(
     for t in raw.test {
         let tat = place(t.span().start);
         let t = t.into_inner();
+        if !peers_stand_alone(&t.exec) {
+            errors.push(invalid(
+                tat.clone(),
+                "test exec: a stdin_writer or stdout_reader is one exec of its own; parent, \
+                 stdin_writer and stdout_reader are not available inside it"
+                    .into(),
+            ));
+        }
+        let (chain, writers, readers) = testing::chain_of(&t.exec);
         tests.push(RuleTest {
             expect: t.expect,
             name: t.name,
             place: tat,
-            chain: chain_of(&t.exec),
+            chain,
+            writers,
+            readers,
         });
     }
     for (expect, word) in [(Expect::Fire, "fire"), (Expect::Quiet, "quiet")] {
@@ -573,17 +692,15 @@ fn compile_rule(
     }
 }
 
-/// The exec chain `[exec, parent, ...]` a test describes.
-fn chain_of(t: &TestExec) -> Vec<ExecEvent> {
-    let mut out = Vec::new();
-    let mut cur = Some(t);
-    let mut pid = 1000;
-    while let Some(t) = cur {
-        out.push(testing::exec_of(t, pid));
-        pid -= 1;
-        cur = t.parent.as_deref();
-    }
-    out
+/// A test's pipe neighbours carry no ancestry or neighbours of their own (the rules could
+/// not look at them: see [`ExecView::stdin_writer`]).
+fn peers_stand_alone(t: &format::TestExec) -> bool {
+    let alone = |p: &format::TestExec| {
+        p.parent.is_none() && p.stdin_writer.is_none() && p.stdout_reader.is_none()
+    };
+    t.stdin_writer.as_deref().is_none_or(alone)
+        && t.stdout_reader.as_deref().is_none_or(alone)
+        && t.parent.as_deref().is_none_or(peers_stand_alone)
 }
 
 impl Rule {

@@ -43,10 +43,10 @@ pub(crate) fn run(set: &RuleSet) -> TestReport {
             fired.clear();
             // A disabled rule is tested on its own (it is shipped; users may turn it on).
             let hit = if rule.enabled {
-                set.eval(&t.chain, &mut fired);
+                set.eval(t, &mut fired);
                 fired.contains(&(i as u32))
             } else {
-                rule.fires(&t.chain)
+                rule.fires(t)
             };
             let ok = hit == (t.expect == Expect::Fire);
             if ok {
@@ -69,6 +69,56 @@ fn fd(kind: FdKind) -> FdInfo {
         kind,
         ..FdInfo::default()
     }
+}
+
+/// A test's chain `[exec, parent, ...]` and, per depth, the pipe neighbours it gives. A
+/// neighbour is a sibling (same parent); the two ends of its pipe get one inode.
+#[allow(clippy::type_complexity)]
+pub(crate) fn chain_of(
+    t: &TestExec,
+) -> (
+    Vec<ExecEvent>,
+    Vec<Option<ExecEvent>>,
+    Vec<Option<ExecEvent>>,
+) {
+    let (mut chain, mut writers, mut readers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cur = Some(t);
+    let mut pid = 1000;
+    let mut inode = 7000;
+    while let Some(t) = cur {
+        let mut e = exec_of(t, pid);
+        let mut peer = |p: &TestExec, pid: u32, mine: usize, theirs: usize, e: &mut ExecEvent| {
+            inode += 1;
+            let mut n = exec_of(p, pid);
+            n.ppid = e.ppid;
+            let given = if mine == 0 { t.stdin } else { t.stdout };
+            e.stdio[mine] = FdInfo {
+                kind: given.unwrap_or(FdKind::Pipe),
+                inode,
+                ..FdInfo::default()
+            };
+            n.stdio[theirs] = FdInfo {
+                kind: FdKind::Pipe,
+                inode,
+                ..FdInfo::default()
+            };
+            n
+        };
+        let w = t
+            .stdin_writer
+            .as_deref()
+            .map(|p| peer(p, pid + 2000, 0, 1, &mut e));
+        let r = t
+            .stdout_reader
+            .as_deref()
+            .map(|p| peer(p, pid + 3000, 1, 0, &mut e));
+        chain.push(e);
+        writers.push(w);
+        readers.push(r);
+        pid -= 1;
+        cur = t.parent.as_deref();
+    }
+    (chain, writers, readers)
 }
 
 pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {

@@ -187,3 +187,119 @@ fn every_problem_is_reported_not_just_the_first() {
     let err = RuleSet::from_texts(&[(0, PathBuf::from("t.toml"), two)]).unwrap_err();
     assert_eq!(err.0.len(), 2, "{err}");
 }
+
+const PIPED: &str = r#"
+[[rule]]
+id = "TEST_PIPE"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+[rule.when]
+basename = ["sh"]
+stdin_writer = { basename = ["nc"] }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", stdin_writer = { exe = "/bin/nc" } }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", stdin_writer = { exe = "/bin/cat" } }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", stdin = "pipe" }
+"#;
+
+fn exec(pid: u32, ppid: u32, path: &str) -> ward_event::ExecEvent {
+    ward_event::ExecEvent {
+        time: 0,
+        node: "n".into(),
+        pid,
+        tgid: None,
+        ppid,
+        uid: 0,
+        gid: 0,
+        comm: String::new(),
+        filename: path.into(),
+        binary: ward_event::BinaryInfo {
+            path: path.into(),
+            ..Default::default()
+        },
+        argv: vec![path.rsplit('/').next().unwrap().into()],
+        argv_truncated: false,
+        cwd: "/".into(),
+        script: None,
+        stdio: Default::default(),
+        stdin_writer: None,
+        cgroup_id: 0,
+        container_id: None,
+        container: None,
+    }
+}
+
+#[test]
+fn pipe_neighbours_come_from_the_view_and_show_in_the_evidence() {
+    let set = load_text(PIPED).unwrap();
+    let report = set.run_tests();
+    assert_eq!((report.passed, report.failures.len()), (3, 0), "{report:?}");
+    assert!(set.uses_pipe_neighbours());
+    assert!(!load_text(GOOD).unwrap().uses_pipe_neighbours());
+
+    // What an engine does: the chain from its process table, the neighbour found by inode.
+    let chain = vec![exec(20, 10, "/bin/sh"), exec(10, 1, "/bin/bash")];
+    let nc = exec(21, 10, "/usr/bin/nc");
+    let mut fired = Vec::new();
+    set.eval(&chain, &mut fired);
+    assert!(fired.is_empty(), "no neighbour known: quiet");
+    let view = ward_rules::WithPeers {
+        chain: &chain,
+        stdin_writer: Some(&nc),
+        stdout_reader: None,
+    };
+    set.eval(&view, &mut fired);
+    assert_eq!(fired, vec![0]);
+    let ev: Vec<(String, String)> = set
+        .evidence(0, &view)
+        .into_iter()
+        .map(|e| (e.field, e.value))
+        .collect();
+    assert_eq!(
+        ev,
+        vec![
+            ("basename".to_string(), "sh".to_string()),
+            ("stdin_writer.basename".to_string(), "nc".to_string()),
+        ]
+    );
+
+    // Without the engine's lookup, the exec's own `stdin_writer` (a relay parent holding the
+    // write end, filled by the enricher) is found among its ancestors.
+    let mut relay = vec![exec(30, 29, "/bin/sh"), exec(29, 1, "/usr/bin/nc")];
+    fired.clear();
+    set.eval(&relay, &mut fired);
+    assert!(fired.is_empty());
+    relay[0].stdin_writer = Some(29);
+    set.eval(&relay, &mut fired);
+    assert_eq!(fired, vec![0]);
+}
+
+#[test]
+fn a_pipe_neighbour_is_judged_on_its_own_exec() {
+    let bad = PIPED.replace(
+        "stdin_writer = { basename = [\"nc\"] }",
+        "stdin_writer = { basename = [\"nc\"], parent = { basename = [\"bash\"] } }",
+    );
+    let err = load_text(&bad).unwrap_err();
+    assert!(
+        err.contains("t.toml:9:") && err.contains("stdin_writer: a pipe neighbour"),
+        "{err}"
+    );
+    let bad = PIPED.replace(
+        "exec = { exe = \"/bin/sh\", stdin_writer = { exe = \"/bin/nc\" } }",
+        "exec = { exe = \"/bin/sh\", stdin_writer = { exe = \"/bin/nc\", parent = { exe = \"/bin/bash\" } } }",
+    );
+    let err = load_text(&bad).unwrap_err();
+    assert!(
+        err.contains("t.toml:12:") && err.contains("test exec"),
+        "{err}"
+    );
+}

@@ -60,7 +60,11 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
                     r.place
                 );
             }
-            println!("{} rules", set.rules().len());
+            let (gated, everywhere) = set.index_stats();
+            println!(
+                "{} rules; of those on, {gated} are tried only for their basenames, {everywhere} on every exec",
+                set.rules().len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         RulesCommand::Test(a) => {
