@@ -7,7 +7,7 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
 use regex::RegexSet;
 use rustc_hash::FxHashSet;
-use ward_event::{ExecEvent, FdKind, Layer};
+use ward_event::{ContainerMeta, ExecEvent, FdKind, Layer, PodMeta};
 
 /// How far `ancestor` looks up the chain.
 pub const MAX_ANCESTORS: usize = 16;
@@ -317,7 +317,9 @@ impl Matcher {
     }
 
     /// Does the exec at `depth` of `view` (0 = the exec itself, 1 = its parent, ...) satisfy
-    /// this? With `ev`, records the conditions that held.
+    /// this? With `ev`, records the conditions that held. A condition that cannot be decided
+    /// (container metadata missing) counts as not holding here; [`Matcher::truth`] tells the
+    /// two apart.
     pub fn eval(
         &self,
         view: &dyn ExecView,
@@ -325,8 +327,22 @@ impl Matcher {
         ev: &mut Option<&mut Vec<Evidence>>,
         prefix: &str,
     ) -> bool {
+        self.truth(view, depth, ev, prefix) == Truth::True
+    }
+
+    /// Three-valued [`eval`](Self::eval): `Unknown` when the answer depends on container
+    /// metadata (image, namespace, labels) that the exec lacks (Kleene logic: `F` and `U` is
+    /// `F`, `T` or `U` is `T`, not `U` is `U`). With `ev`, records the conditions that held
+    /// and, as `<missing>`, the ones that could not be decided.
+    pub fn truth(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
         let Some(e) = view.at(depth) else {
-            return false;
+            return Truth::False;
         };
         let mut note = |field: &str, value: &str| {
             if let Some(v) = ev.as_deref_mut() {
@@ -336,10 +352,12 @@ impl Matcher {
                 });
             }
         };
+        // Conditions that could not be decided; the result is Unknown unless one is False.
+        let mut unknown = false;
         if let Some(s) = self.scope {
             let in_container = e.container_id.is_some();
             if in_container != (s == Scope::Container) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(b) = &self.basename {
@@ -349,73 +367,76 @@ impl Matcher {
             } else if b.is_match(r) {
                 note("basename", r);
             } else {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(x) = &self.exe {
             if !x.is_match(&e.binary.path) {
-                return false;
+                return Truth::False;
             }
             note("exe", &e.binary.path);
         }
         if let Some(l) = &self.layer {
             if !l.contains(&e.binary.layer) {
-                return false;
+                return Truth::False;
             }
             note("layer", e.binary.layer.as_str());
         }
         if let Some(u) = &self.uid {
             if !u.contains(&e.uid) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(k) = &self.stdin {
             if !k.contains(&e.stdio[0].kind) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(k) = &self.stdout {
             if !k.contains(&e.stdio[1].kind) {
-                return false;
+                return Truth::False;
             }
         }
-        let meta = e.container.as_ref();
+        let meta = Meta::of(e);
         if let Some(m) = &self.image {
-            match meta.map(|m| m.image.as_str()).filter(|i| m.is_match(i)) {
-                Some(i) => note("image", i),
-                None => return false,
+            match meta.image() {
+                Known(Some(i)) if m.is_match(i) => note("image", i),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note("image", MISSING);
+                    unknown = true;
+                }
             }
         }
         if let Some(m) = &self.namespace {
-            match meta
-                .and_then(|m| m.pod.as_ref())
-                .map(|p| p.namespace.as_str())
-                .filter(|n| m.is_match(n))
-            {
-                Some(n) => note("namespace", n),
-                None => return false,
+            match meta.namespace() {
+                Known(Some(n)) if m.is_match(n) => note("namespace", n),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note("namespace", MISSING);
+                    unknown = true;
+                }
             }
         }
         for (k, m) in &self.labels {
-            let v = meta.and_then(|c| {
-                c.labels
-                    .get(k)
-                    .or_else(|| c.pod.as_ref().and_then(|p| p.labels.get(k)))
-            });
-            if !v.is_some_and(|v| m.is_match(v)) {
-                return false;
+            match meta.label(k) {
+                Known(Some(v)) if m.is_match(v) => {}
+                Known(_) => return Truth::False,
+                Missing => unknown = true,
             }
         }
         if let Some(a) = &self.argv {
             if !eval_argv(a, e, &mut note) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(p) = &self.parent {
             // The prefix is only built when evidence is wanted: no allocation otherwise.
             let pre = evidence_prefix(ev, prefix, "parent.");
-            if !p.eval(view, depth + 1, ev, &pre) {
-                return false;
+            match p.truth(view, depth + 1, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         for (peer, cond, what) in [
@@ -431,42 +452,152 @@ impl Matcher {
             ),
         ] {
             let Some(cond) = cond else { continue };
-            let Some(peer) = peer else { return false };
+            let Some(peer) = peer else {
+                return Truth::False;
+            };
             let pre = evidence_prefix(ev, prefix, what);
-            if !cond.eval(&Single(peer), 0, ev, &pre) {
-                return false;
+            match cond.truth(&Single(peer), 0, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         if let Some(a) = &self.ancestor {
-            let found = (depth + 1..=depth + MAX_ANCESTORS)
-                .take_while(|d| view.at(*d).is_some())
-                .find(|d| a.eval(view, *d, &mut None, ""));
-            match found {
-                Some(d) => {
+            let mut best: Option<(usize, Truth)> = None;
+            for d in (depth + 1..=depth + MAX_ANCESTORS).take_while(|d| view.at(*d).is_some()) {
+                match a.truth(view, d, &mut None, "") {
+                    Truth::True => {
+                        best = Some((d, Truth::True));
+                        break;
+                    }
+                    Truth::Unknown if best.is_none() => best = Some((d, Truth::Unknown)),
+                    _ => {}
+                }
+            }
+            match best {
+                None => return Truth::False,
+                Some((d, t)) => {
+                    unknown |= t == Truth::Unknown;
                     if ev.is_some() {
                         let pre = format!("{prefix}ancestor[{}].", d - depth);
-                        a.eval(view, d, ev, &pre);
+                        a.truth(view, d, ev, &pre);
                     }
                 }
-                None => return false,
             }
         }
         if !self.any.is_empty() {
-            match self.any.iter().find(|m| m.eval(view, depth, &mut None, "")) {
+            let mut undecided = None;
+            let mut held = None;
+            for m in &self.any {
+                match m.truth(view, depth, &mut None, "") {
+                    Truth::True => {
+                        held = Some(m);
+                        break;
+                    }
+                    Truth::Unknown if undecided.is_none() => undecided = Some(m),
+                    _ => {}
+                }
+            }
+            match held.or(undecided) {
+                None => return Truth::False,
                 Some(m) => {
+                    unknown |= held.is_none();
                     if ev.is_some() {
-                        m.eval(view, depth, ev, prefix);
+                        m.truth(view, depth, ev, prefix);
                     }
                 }
-                None => return false,
             }
         }
         if let Some(n) = &self.not {
-            if n.eval(view, depth, &mut None, "") {
-                return false;
+            match n.truth(view, depth, &mut None, "") {
+                Truth::True => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::False => {}
             }
         }
-        true
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+}
+
+/// A condition's value: holds, does not hold, or cannot be decided (container metadata
+/// missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    False,
+    Unknown,
+    True,
+}
+
+/// The evidence value of a condition on metadata the exec lacks.
+pub const MISSING: &str = "<missing>";
+
+/// Container metadata of an exec, as the metadata conditions see it.
+enum Meta<'a> {
+    /// A host exec: no image, namespace or labels, for certain.
+    Host,
+    /// In a container whose metadata the runtime did not give (yet): undecidable.
+    Missing,
+    Present(&'a ContainerMeta),
+}
+
+/// A metadata value: known (present or absent for certain), or missing.
+enum Lookup<'a> {
+    Known(Option<&'a str>),
+    Missing,
+}
+use Lookup::{Known, Missing};
+
+impl<'a> Meta<'a> {
+    fn of(e: &'a ExecEvent) -> Meta<'a> {
+        match (&e.container_id, &e.container) {
+            (None, _) => Meta::Host,
+            (Some(_), None) => Meta::Missing,
+            // The enricher gives a note and no image when the runtime could not be asked.
+            (Some(_), Some(m)) if m.image.is_empty() && m.note.is_some() => Meta::Missing,
+            (Some(_), Some(m)) => Meta::Present(m),
+        }
+    }
+
+    fn image(&self) -> Lookup<'a> {
+        match self {
+            Meta::Host => Known(None),
+            Meta::Missing => Missing,
+            Meta::Present(m) => Known(Some(m.image.as_str())),
+        }
+    }
+
+    /// A container without a pod is not in Kubernetes, unless the enricher noted that the
+    /// metadata is partial.
+    fn pod(&self) -> Result<Option<&'a PodMeta>, ()> {
+        match self {
+            Meta::Host => Ok(None),
+            Meta::Missing => Err(()),
+            Meta::Present(m) if m.pod.is_none() && m.note.is_some() => Err(()),
+            Meta::Present(m) => Ok(m.pod.as_ref()),
+        }
+    }
+
+    fn namespace(&self) -> Lookup<'a> {
+        match self.pod() {
+            Ok(p) => Known(p.map(|p| p.namespace.as_str())),
+            Err(()) => Missing,
+        }
+    }
+
+    fn label(&self, k: &str) -> Lookup<'a> {
+        if let Meta::Present(m) = self {
+            if let Some(v) = m.labels.get(k) {
+                return Known(Some(v.as_str()));
+            }
+        }
+        match self.pod() {
+            Ok(p) => Known(p.and_then(|p| p.labels.get(k)).map(String::as_str)),
+            Err(()) => Missing,
+        }
     }
 }
 

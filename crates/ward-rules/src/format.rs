@@ -73,6 +73,10 @@ pub struct RawRule {
     /// Where the tool lists and patterns come from (public sources), for reviewers.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// What the rule does when its decision depends on container metadata (image, namespace,
+    /// labels, in its conditions or its exceptions) that the exec lacks.
+    #[serde(default)]
+    pub on_missing_metadata: OnMissingMetadata,
     pub when: Spanned<Cond>,
     #[serde(default)]
     pub exception: Vec<Spanned<RawException>>,
@@ -82,6 +86,24 @@ pub struct RawRule {
 
 fn yes() -> bool {
     true
+}
+
+/// A rule's choice for an exec whose container metadata is missing (the runtime was slow,
+/// gone, or unreachable), when the rule's decision depends on it. Conditions that do not
+/// depend on metadata decide as usual either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingMetadata {
+    /// Fire (default): fail closed, so an exception keyed on an image or namespace never
+    /// hides an attack because the image was unknown.
+    #[default]
+    Alert,
+    /// Stay quiet: for rules whose condition *is* the metadata (a rule scoped to one image),
+    /// where an unknown image is more likely anything else.
+    Quiet,
+    /// Ask the engine to hold the decision until the metadata arrives, and alert if it does
+    /// not come in time ([`crate::RuleSet::eval_waiting`]); engines that cannot wait alert.
+    Wait,
 }
 
 /// The aggregation key of a rule's findings.
@@ -219,6 +241,9 @@ pub struct RawFileException {
 pub enum Expect {
     Fire,
     Quiet,
+    /// Undecided until container metadata arrives (a rule with `on_missing_metadata = "wait"`
+    /// on an exec with `metadata = false`).
+    Wait,
 }
 
 /// One of a rule's own tests: an exec (with its ancestry) and whether the rule fires on it.
@@ -248,6 +273,8 @@ pub struct TestExec {
     pub layer: Option<Layer>,
     /// Default true.
     pub container: Option<bool>,
+    /// `false`: in a container whose metadata is missing (no image, pod, labels). Default true.
+    pub metadata: Option<bool>,
     pub image: Option<String>,
     pub namespace: Option<String>,
     #[serde(default)]

@@ -26,8 +26,8 @@ pub mod shipped {
     include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
 }
 
-pub use compile::{Evidence, PatternError, MAX_ANCESTORS};
-pub use format::{Expect, KeyField};
+pub use compile::{Evidence, PatternError, Truth, MAX_ANCESTORS, MISSING};
+pub use format::{Expect, KeyField, OnMissingMetadata};
 pub use testing::{TestFailure, TestReport};
 
 use compile::{basename, Matcher};
@@ -236,17 +236,57 @@ pub struct Rule {
     pub tests: Vec<RuleTest>,
     /// Replaces a rule of an earlier directory (`override = true`).
     pub overrides: bool,
+    /// What happens when the decision depends on container metadata the exec lacks.
+    pub on_missing_metadata: OnMissingMetadata,
     when: Matcher,
 }
 
+/// A rule's decision on one exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Fire,
+    Quiet,
+    /// Depends on container metadata the exec lacks, and the rule asks to wait for it.
+    Undecided,
+}
+
 impl Rule {
-    /// Whether the rule fires on `view` (conditions hold, no exception does).
+    /// Whether the conditions hold and no exception does, three-valued: `Unknown` when that
+    /// depends on container metadata the exec lacks.
+    pub fn truth(&self, view: &dyn ExecView) -> Truth {
+        let when = self.when.truth(view, 0, &mut None, "");
+        if when == Truth::False {
+            return Truth::False;
+        }
+        let mut excepted = Truth::False;
+        for x in &self.exceptions {
+            match x.when.truth(view, 0, &mut None, "") {
+                Truth::True => return Truth::False,
+                Truth::Unknown => excepted = Truth::Unknown,
+                Truth::False => {}
+            }
+        }
+        if when == Truth::Unknown || excepted == Truth::Unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+
+    /// The rule's decision on `view`, its `on_missing_metadata` applied.
+    pub fn verdict(&self, view: &dyn ExecView) -> Verdict {
+        match (self.truth(view), self.on_missing_metadata) {
+            (Truth::True, _) | (Truth::Unknown, OnMissingMetadata::Alert) => Verdict::Fire,
+            (Truth::False, _) | (Truth::Unknown, OnMissingMetadata::Quiet) => Verdict::Quiet,
+            (Truth::Unknown, OnMissingMetadata::Wait) => Verdict::Undecided,
+        }
+    }
+
+    /// Whether the rule fires on `view` (conditions hold, no exception does). A rule that
+    /// would wait for container metadata fires: a caller that cannot wait alerts, as the
+    /// wait would once it expired.
     pub fn fires(&self, view: &dyn ExecView) -> bool {
-        self.when.eval(view, 0, &mut None, "")
-            && !self
-                .exceptions
-                .iter()
-                .any(|x| x.when.eval(view, 0, &mut None, ""))
+        self.verdict(view) != Verdict::Quiet
     }
 
     /// Whether the rule's conditions or exceptions ask about pipe neighbours.
@@ -468,42 +508,63 @@ impl RuleSet {
         unknown
     }
 
-    /// Appends the indices of the enabled rules that fire on `view` to `out`.
+    /// Appends the indices of the enabled rules that fire on `view` to `out`. Rules with
+    /// `on_missing_metadata = "wait"` that cannot decide yet fire here (see
+    /// [`eval_waiting`](Self::eval_waiting) for an engine that can hold them).
     pub fn eval(&self, view: &dyn ExecView, out: &mut Vec<u32>) {
-        let Some(e) = view.at(0) else { return };
-        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
-        let try_rule = |i: u32, out: &mut Vec<u32>| {
+        self.each_candidate(view, &mut |i| {
             if self.rules[i as usize].fires(view) {
                 out.push(i);
             }
-        };
-        if let Some(list) = self.by_name.get(f) {
+        });
+    }
+
+    /// [`eval`](Self::eval) for an engine that can wait for container metadata: rules that
+    /// fire go to `fired`; rules with `on_missing_metadata = "wait"` whose decision depends on
+    /// metadata the exec lacks go to `waiting`. The engine holds those, judges the exec again
+    /// with [`Rule::verdict`] once the enricher has the metadata, and alerts when it does not
+    /// arrive within its wait (the enricher's metadata timeout).
+    pub fn eval_waiting(&self, view: &dyn ExecView, fired: &mut Vec<u32>, waiting: &mut Vec<u32>) {
+        self.each_candidate(view, &mut |i| match self.rules[i as usize].verdict(view) {
+            Verdict::Fire => fired.push(i),
+            Verdict::Undecided => waiting.push(i),
+            Verdict::Quiet => {}
+        });
+    }
+
+    /// Calls `f` with every enabled rule the index says may fire on `view`, once each.
+    fn each_candidate(&self, view: &dyn ExecView, try_rule: &mut dyn FnMut(u32)) {
+        let Some(e) = view.at(0) else { return };
+        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        let by_f = self.by_name.get(f);
+        if let Some(list) = by_f {
             for &i in list {
-                try_rule(i, out);
+                try_rule(i);
             }
         }
         if r != f {
             if let Some(list) = self.by_name.get(r) {
                 for &i in list {
                     // Listed under both names: already tried.
-                    if self.by_name.get(f).is_some_and(|l| l.contains(&i)) {
+                    if by_f.is_some_and(|l| l.contains(&i)) {
                         continue;
                     }
-                    try_rule(i, out);
+                    try_rule(i);
                 }
             }
         }
         for &i in &self.ungated {
-            try_rule(i, out);
+            try_rule(i);
         }
     }
 
     /// The conditions of rule `index` that held on `view` (after [`eval`](Self::eval) fired).
     pub fn evidence(&self, index: u32, view: &dyn ExecView) -> Vec<Evidence> {
         let mut v = Vec::new();
+        // Three-valued, so that a condition decided on missing metadata shows as `<missing>`.
         self.rules[index as usize]
             .when
-            .eval(view, 0, &mut Some(&mut v), "");
+            .truth(view, 0, &mut Some(&mut v), "");
         v
     }
 
@@ -687,6 +748,7 @@ fn compile_rule(
             tests,
             when,
             overrides: raw.override_,
+            on_missing_metadata: raw.on_missing_metadata,
         }),
         _ => Err(errors),
     }

@@ -3,7 +3,7 @@
 //! catches a rule that an index or another rule's exception hides.
 
 use crate::format::TestExec;
-use crate::{Expect, Place, RuleSet};
+use crate::{Expect, Place, RuleSet, Verdict};
 use ward_event::{BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta};
 
 /// A test that did not give what it expects.
@@ -18,8 +18,9 @@ pub struct TestFailure {
 impl std::fmt::Display for TestFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let want = match self.expect {
-            Expect::Fire => "should fire but stayed quiet",
-            Expect::Quiet => "should stay quiet but fired",
+            Expect::Fire => "should fire but did not",
+            Expect::Quiet => "should stay quiet but did not",
+            Expect::Wait => "should wait for container metadata but did not",
         };
         write!(f, "{}: rule {}: test", self.place, self.rule)?;
         if !self.name.is_empty() {
@@ -42,13 +43,24 @@ pub(crate) fn run(set: &RuleSet) -> TestReport {
         for t in &rule.tests {
             fired.clear();
             // A disabled rule is tested on its own (it is shipped; users may turn it on).
-            let hit = if rule.enabled {
-                set.eval(t, &mut fired);
-                fired.contains(&(i as u32))
+            let got = if rule.enabled {
+                let mut waiting = Vec::new();
+                set.eval_waiting(t, &mut fired, &mut waiting);
+                if fired.contains(&(i as u32)) {
+                    Expect::Fire
+                } else if waiting.contains(&(i as u32)) {
+                    Expect::Wait
+                } else {
+                    Expect::Quiet
+                }
             } else {
-                rule.fires(t)
+                match rule.verdict(t) {
+                    Verdict::Fire => Expect::Fire,
+                    Verdict::Quiet => Expect::Quiet,
+                    Verdict::Undecided => Expect::Wait,
+                }
             };
-            let ok = hit == (t.expect == Expect::Fire);
+            let ok = got == t.expect;
             if ok {
                 report.passed += 1;
             } else {
@@ -128,7 +140,8 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         .clone()
         .unwrap_or_else(|| vec![crate::compile::basename(&filename).to_string()]);
     let in_container = t.container.unwrap_or(true);
-    let container = in_container.then(|| ContainerMeta {
+    let with_meta = in_container && t.metadata.unwrap_or(true);
+    let container = with_meta.then(|| ContainerMeta {
         name: "test".into(),
         image: t
             .image

@@ -303,3 +303,155 @@ fn a_pipe_neighbour_is_judged_on_its_own_exec() {
         "{err}"
     );
 }
+
+/// One rule per policy, each with an exception or condition on metadata, and their tests.
+const METADATA: &str = r#"
+[[rule]]
+id = "T_ALERT"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+[rule.when]
+basename = ["sh"]
+[[rule.exception]]
+reason = "our image"
+when = { image = { prefix = ["registry.example/ok:"] } }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", image = "registry.example/ok:1" }
+[[rule.test]]
+name = "metadata missing: the exception cannot apply, the rule alerts"
+expect = "fire"
+exec = { exe = "/bin/sh", metadata = false }
+[[rule.test]]
+name = "host: no image for certain, so no exception"
+expect = "fire"
+exec = { exe = "/bin/sh", container = false }
+
+[[rule]]
+id = "T_QUIET"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+on_missing_metadata = "quiet"
+[rule.when]
+basename = ["sh"]
+image = { prefix = ["registry.example/web:"] }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", image = "registry.example/web:2" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", metadata = false }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/ls", metadata = false }
+
+[[rule]]
+id = "T_WAIT"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+on_missing_metadata = "wait"
+[rule.when]
+basename = ["sh"]
+not = { namespace = ["kube-system"] }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", namespace = "shop" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", namespace = "kube-system" }
+[[rule.test]]
+expect = "wait"
+exec = { exe = "/bin/sh", metadata = false }
+[[rule.test]]
+name = "not in a pod (podman): no namespace for certain"
+expect = "fire"
+exec = { exe = "/bin/sh" }
+"#;
+
+#[test]
+fn missing_metadata_follows_each_rules_policy() {
+    let set = load_text(METADATA).unwrap();
+    let report = set.run_tests();
+    let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(report.passed, 10);
+    let (alert, quiet, wait) = (0u32, 1u32, 2u32);
+    assert_eq!(
+        set.get(wait).on_missing_metadata,
+        ward_rules::OnMissingMetadata::Wait
+    );
+
+    // An exec in a container whose metadata has not come: the alert rule fires, the quiet one
+    // does not, the waiting one is held by eval_waiting and fires through plain eval.
+    let mut sh = exec(40, 1, "/bin/sh");
+    sh.container_id = Some("ab".repeat(32));
+    let chain = vec![sh.clone()];
+    let (mut fired, mut waiting) = (Vec::new(), Vec::new());
+    set.eval_waiting(&chain, &mut fired, &mut waiting);
+    assert_eq!((fired.clone(), waiting.clone()), (vec![alert], vec![wait]));
+    fired.clear();
+    set.eval(&chain, &mut fired);
+    assert_eq!(fired, vec![alert, wait]);
+    assert!(!fired.contains(&quiet));
+    assert_eq!(
+        set.get(wait).verdict(&chain),
+        ward_rules::Verdict::Undecided
+    );
+
+    // The enricher's partial metadata (a note, no pod): the namespace is unknown, the image
+    // is known.
+    sh.container = Some(ward_event::ContainerMeta {
+        image: "registry.example/web:2".into(),
+        note: Some("pod sandbox not found".into()),
+        ..Default::default()
+    });
+    let chain = vec![sh.clone()];
+    assert_eq!(set.get(wait).truth(&chain), ward_rules::Truth::Unknown);
+    assert_eq!(set.get(quiet).truth(&chain), ward_rules::Truth::True);
+    // No note: a container outside Kubernetes, its namespace certainly absent.
+    sh.container.as_mut().unwrap().note = None;
+    assert_eq!(set.get(wait).truth(&vec![sh]), ward_rules::Truth::True);
+
+    // The evidence names the undecidable condition.
+    let mut missing = exec(41, 1, "/bin/sh");
+    missing.container_id = Some("cd".repeat(32));
+    let q = RuleSet::from_texts(&[(
+        0,
+        PathBuf::from("q.toml"),
+        METADATA.replace(
+            "on_missing_metadata = \"quiet\"\n",
+            "on_missing_metadata = \"alert\"\n",
+        ),
+    )])
+    .unwrap();
+    // Changing the policy makes its quiet test fail: the policy is what decides.
+    let fails: Vec<String> = q
+        .run_tests()
+        .failures
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(fails.len(), 1, "{fails:?}");
+    assert!(fails[0].contains("T_QUIET"), "{fails:?}");
+    let ev: Vec<(String, String)> = q
+        .evidence(quiet, &vec![missing])
+        .into_iter()
+        .map(|e| (e.field, e.value))
+        .collect();
+    assert_eq!(
+        ev,
+        vec![
+            ("basename".to_string(), "sh".to_string()),
+            ("image".to_string(), ward_rules::MISSING.to_string()),
+        ]
+    );
+}

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use ward_rules::RuleSet;
+use ward_rules::{OnMissingMetadata, RuleSet};
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
@@ -49,8 +49,13 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             for r in set.rules() {
+                let metadata = match r.on_missing_metadata {
+                    OnMissingMetadata::Alert => "",
+                    OnMissingMetadata::Quiet => ", quiet without metadata",
+                    OnMissingMetadata::Wait => ", waits for metadata",
+                };
                 println!(
-                    "{:<58} {:<8} {:<3} {} tests, {} exceptions  {}  ({})",
+                    "{:<58} {:<8} {:<3} {} tests, {} exceptions{metadata}  {}  ({})",
                     r.id,
                     r.severity.as_str(),
                     if r.enabled { "on" } else { "off" },
