@@ -21,6 +21,10 @@ pub struct StrMatcher {
     contains: Option<AhoCorasick>,
     regex: Option<RegexSet>,
     ignore_case: bool,
+    /// The `contains` strings and regexes as written (folded like the others), for
+    /// [`StrMatcher::covered_by`].
+    contains_raw: Vec<Box<str>>,
+    regex_raw: Vec<Box<str>>,
 }
 
 /// Why a pattern did not compile (the caller adds file and line).
@@ -98,6 +102,8 @@ impl StrMatcher {
             contains,
             regex,
             ignore_case: d.ignore_case,
+            contains_raw: fold(&d.contains),
+            regex_raw: d.regex.iter().map(|r| r.as_str().into()).collect(),
         })
     }
 
@@ -142,6 +148,7 @@ pub struct ArgvMatcher {
     none: Option<StrMatcher>,
     cmdline: Option<StrMatcher>,
     base64: Option<AhoCorasick>,
+    base64_raw: Vec<String>,
     min_args: Option<usize>,
     max_argc: Option<usize>,
 }
@@ -523,6 +530,132 @@ impl Matcher {
     }
 }
 
+// Implication between compiled conditions, for the loader's shadowed-rule check: `a.implies(b)`
+// is true only when every exec that satisfies `a` satisfies `b` (sound, not complete: false
+// means "not shown", never "shown not to").
+
+impl StrMatcher {
+    /// Every string this matches, `other` matches too (as far as can be shown).
+    pub(crate) fn covered_by(&self, other: &StrMatcher) -> bool {
+        if self.ignore_case && !other.ignore_case {
+            return false;
+        }
+        let fold = |s: &str| -> String {
+            if other.ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
+        self.exact.iter().all(|e| other.is_match(e))
+            && self.prefix.iter().all(|p| {
+                let p = fold(p);
+                other.prefix.iter().any(|q| p.starts_with(&**q))
+                    || other.contains_raw.iter().any(|c| p.contains(&**c))
+            })
+            && self.suffix.iter().all(|x| {
+                let x = fold(x);
+                other.suffix.iter().any(|q| x.ends_with(&**q))
+                    || other.contains_raw.iter().any(|c| x.contains(&**c))
+            })
+            && self.contains_raw.iter().all(|c| {
+                let c = fold(c);
+                other.contains_raw.iter().any(|q| c.contains(&**q))
+            })
+            && self.regex_raw.iter().all(|r| other.regex_raw.contains(r))
+    }
+}
+
+fn covered(a: &Option<StrMatcher>, b: &Option<StrMatcher>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.covered_by(b),
+        (None, Some(_)) => false,
+    }
+}
+
+fn sub_list<T: PartialEq>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.iter().all(|x| b.contains(x)),
+        (None, Some(_)) => false,
+    }
+}
+
+fn sub_box(a: &Option<Box<Matcher>>, b: &Option<Box<Matcher>>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.implies(b),
+        (None, Some(_)) => false,
+    }
+}
+
+impl ArgvMatcher {
+    fn implies(&self, b: &ArgvMatcher) -> bool {
+        covered(&self.any, &b.any)
+            // No argument matches self.none, so none matches b.none if b.none ⊆ self.none.
+            && match (&self.none, &b.none) {
+                (_, None) => true,
+                (Some(a), Some(b)) => b.covered_by(a),
+                (None, Some(_)) => false,
+            }
+            && covered(&self.cmdline, &b.cmdline)
+            && (b.base64.is_none()
+                || (self.base64.is_some()
+                    && self
+                        .base64_raw
+                        .iter()
+                        .all(|n| b.base64_raw.iter().any(|m| n.contains(m.as_str())))))
+            && b.min_args.is_none_or(|m| self.min_args.is_some_and(|n| n >= m))
+            && b.max_argc.is_none_or(|m| self.max_argc.is_some_and(|n| n <= m))
+    }
+}
+
+impl Matcher {
+    /// Every exec (with its ancestry and neighbours) that satisfies `self` satisfies `b`, as
+    /// far as can be shown field by field.
+    pub(crate) fn implies(&self, b: &Matcher) -> bool {
+        // Each of b's conditions must follow from self's own fields, or from every branch of
+        // self's `any`.
+        let branches = |f: &dyn Fn(&Matcher) -> bool| {
+            f(self) || (!self.any.is_empty() && self.any.iter().all(f))
+        };
+        (b.scope.is_none() || branches(&|m| m.scope == b.scope))
+            && (b.exe.is_none() || branches(&|m| covered(&m.exe, &b.exe)))
+            && (b.basename.is_none() || branches(&|m| covered(&m.basename, &b.basename)))
+            && (b.layer.is_none() || branches(&|m| sub_list(&m.layer, &b.layer)))
+            && (b.uid.is_none() || branches(&|m| sub_list(&m.uid, &b.uid)))
+            && (b.stdin.is_none() || branches(&|m| sub_list(&m.stdin, &b.stdin)))
+            && (b.stdout.is_none() || branches(&|m| sub_list(&m.stdout, &b.stdout)))
+            && (b.image.is_none() || branches(&|m| covered(&m.image, &b.image)))
+            && (b.namespace.is_none() || branches(&|m| covered(&m.namespace, &b.namespace)))
+            && b.labels.iter().all(|(k, lb)| {
+                branches(&|m| m.labels.iter().any(|(j, la)| j == k && la.covered_by(lb)))
+            })
+            && (b.argv.is_none()
+                || branches(&|m| match (&m.argv, &b.argv) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
+            && (b.parent.is_none() || branches(&|m| sub_box(&m.parent, &b.parent)))
+            && (b.ancestor.is_none()
+                || branches(&|m| {
+                    sub_box(&m.ancestor, &b.ancestor) || sub_box(&m.parent, &b.ancestor)
+                }))
+            && (b.stdin_writer.is_none()
+                || branches(&|m| sub_box(&m.stdin_writer, &b.stdin_writer)))
+            && (b.stdout_reader.is_none()
+                || branches(&|m| sub_box(&m.stdout_reader, &b.stdout_reader)))
+            // b's `any` holds if one of its branches follows from self.
+            && (b.any.is_empty() || b.any.iter().any(|x| self.implies(x)))
+            // not B follows from not A when B implies A.
+            && match &b.not {
+                None => true,
+                Some(nb) => branches(&|m| m.not.as_ref().is_some_and(|na| nb.implies(na))),
+            }
+    }
+}
+
 /// A condition's value: holds, does not hold, or cannot be decided (container metadata
 /// missing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -645,6 +778,7 @@ fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
             .map(|s| StrMatcher::compile(s, "argv.cmdline"))
             .transpose()?,
         base64,
+        base64_raw: a.base64_contains.clone().unwrap_or_default(),
         min_args: a.min_args,
         max_argc: a.max_argc,
     };

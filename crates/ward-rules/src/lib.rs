@@ -152,6 +152,14 @@ pub enum RuleError {
     },
     #[error("{place}: exception for unknown rule {rule}")]
     UnknownRule { place: Place, rule: String },
+    /// A rule that can never add a finding: an exception covers every exec it fires on, or
+    /// another rule of the same category fires on all of them.
+    #[error("{place}: rule {rule} can never fire: {message}")]
+    Unreachable {
+        place: Place,
+        rule: String,
+        message: String,
+    },
 }
 
 /// Every problem found while loading, in file order.
@@ -445,6 +453,7 @@ impl RuleSet {
                 }),
             }
         }
+        errors.extend(unreachable(&rules));
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
@@ -581,6 +590,56 @@ impl RuleSet {
     pub fn run_tests(&self) -> TestReport {
         testing::run(self)
     }
+}
+
+/// Rules that can never add a finding (shadowed): an exception, the rule's own or from a
+/// user's file, that holds on every exec the rule's conditions hold on; or a rule whose
+/// conditions imply those of another enabled rule of the same category without exceptions
+/// (every finding it would make, the other makes). The check is sound, not complete: it
+/// compares conditions field by field (exact names against the other's patterns, prefixes,
+/// lists, nested tables), so what it reports is certainly shadowed.
+fn unreachable(rules: &[Rule]) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    for r in rules {
+        for x in &r.exceptions {
+            if r.when.implies(&x.when) {
+                errors.push(RuleError::Unreachable {
+                    place: x.place.clone(),
+                    rule: r.id.clone(),
+                    message: format!(
+                        "this exception ({:?}) holds on every exec the rule's conditions ({}) \
+                         hold on; turn the rule off with `enabled = false` instead",
+                        x.reason, r.place
+                    ),
+                });
+            }
+        }
+    }
+    for (i, a) in rules.iter().enumerate() {
+        for b in &rules[i + 1..] {
+            if a.category != b.category || !a.enabled || !b.enabled {
+                continue;
+            }
+            // The later rule covered by the earlier, or else the earlier by the later.
+            let (covered, by) = if a.exceptions.is_empty() && b.when.implies(&a.when) {
+                (b, a)
+            } else if b.exceptions.is_empty() && a.when.implies(&b.when) {
+                (a, b)
+            } else {
+                continue;
+            };
+            errors.push(RuleError::Unreachable {
+                place: covered.place.clone(),
+                rule: covered.id.clone(),
+                message: format!(
+                    "rule {} ({}) has the same category and fires on every exec this one fires \
+                     on; merge them, or give this one its own category",
+                    by.id, by.place
+                ),
+            });
+        }
+    }
+    errors
 }
 
 /// The `*.toml` files of `dir`, by name.

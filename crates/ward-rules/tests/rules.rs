@@ -455,3 +455,87 @@ fn missing_metadata_follows_each_rules_policy() {
         ]
     );
 }
+
+#[test]
+fn a_rule_an_exception_or_another_rule_covers_entirely_is_an_error() {
+    // An exception that holds wherever the rule does: exact names against a prefix.
+    let covered = format!(
+        "{GOOD}[[rule.exception]]\nreason = \"all of them\"\nwhen = {{ basename = {{ prefix = [\"n\"] }} }}\n"
+    );
+    let err = load_text(&covered).unwrap_err();
+    assert!(
+        err.contains("t.toml:18: rule TEST_RULE can never fire: this exception"),
+        "{err}"
+    );
+    // A narrower exception is what exceptions are for.
+    let narrow = format!(
+        "{GOOD}[[rule.exception]]\nreason = \"port checks\"\nwhen = {{ basename = [\"nc\"], argv = {{ any = [\"-z\"] }} }}\n"
+    );
+    load_text(&narrow).unwrap();
+    // An exception broader in another way (parent anything) still does not cover: the rule
+    // does not say its parent.
+    let other = format!(
+        "{GOOD}[[rule.exception]]\nreason = \"under init\"\nwhen = {{ parent = {{ basename = [\"tini\"] }} }}\n"
+    );
+    load_text(&other).unwrap();
+
+    // Every branch of a top-level `any` covered by the exception.
+    let branches = GOOD.replace(
+        "basename = [\"nc\"]",
+        "any = [{ basename = [\"nc\"], argv = { any = [\"-e\"] } }, { basename = [\"ncat\"] }]",
+    );
+    let err = load_text(&format!(
+        "{branches}[[rule.exception]]\nreason = \"both\"\nwhen = {{ basename = [\"nc\", \"ncat\", \"netcat\"] }}\n"
+    ))
+    .unwrap_err();
+    assert!(err.contains("can never fire: this exception"), "{err}");
+    load_text(&format!(
+        "{branches}[[rule.exception]]\nreason = \"one\"\nwhen = {{ basename = [\"ncat\"] }}\n"
+    ))
+    .unwrap();
+
+    // A user's file excepting a shipped rule wholesale: an error at the user's line.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("mine.toml"),
+        "# ours\n[[exception]]\nrule = \"UNEXPECTED_CHILD_SHELL\"\nreason = \"noisy\"\nwhen = { scope = \"container\" }\n",
+    )
+    .unwrap();
+    let err = RuleSet::load(&[shipped(), dir.path().to_path_buf()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mine.toml:2: rule UNEXPECTED_CHILD_SHELL can never fire"),
+        "{err}"
+    );
+
+    // A second rule of the same category that fires only where the first does.
+    let second = GOOD
+        .replace("TEST_RULE", "TEST_RULE_2")
+        .replace(
+            "basename = [\"nc\"]",
+            "basename = [\"nc\"]\nargv = { any = [\"-e\"] }",
+        )
+        .replace(
+            "exec = { exe = \"/bin/nc\" }",
+            "exec = { exe = \"/bin/nc\", argv = [\"nc\", \"-e\", \"sh\"] }",
+        );
+    let both = format!("{GOOD}{second}");
+    let err = load_text(&both).unwrap_err();
+    assert!(
+        err.contains("t.toml:19: rule TEST_RULE_2 can never fire: rule TEST_RULE (t.toml:2)"),
+        "{err}"
+    );
+    // Under its own category it is a rule of its own.
+    load_text(&format!(
+        "{GOOD}{}",
+        second.replace("Execution: Test", "Execution: Test two")
+    ))
+    .unwrap();
+    // And the covering rule with an exception leaves the other reachable.
+    let excepted = GOOD.replace(
+        "[[rule.test]]\nexpect = \"fire\"",
+        "[[rule.exception]]\nreason = \"r\"\nwhen = { argv = { any = [\"-e\"] } }\n[[rule.test]]\nexpect = \"fire\"",
+    );
+    load_text(&format!("{excepted}{second}")).unwrap();
+}
