@@ -922,6 +922,110 @@ mod tests {
         assert!(base64_hit(&ac(&["a"]), "--output=/tmp/file").is_none());
     }
 
+    fn cond(toml_text: &str) -> Matcher {
+        let c: Cond = toml::from_str(toml_text).unwrap();
+        Matcher::compile(&c).unwrap()
+    }
+
+    #[test]
+    fn implication_is_shown_field_by_field() {
+        let implies = |a: &str, b: &str| cond(a).implies(&cond(b));
+        // Exact names against the other side's patterns, case folding one way only.
+        assert!(implies(
+            "basename = [\"nc\"]",
+            "basename = [\"nc\", \"ncat\"]"
+        ));
+        assert!(!implies(
+            "basename = [\"nc\", \"ncat\"]",
+            "basename = [\"nc\"]"
+        ));
+        assert!(implies(
+            "basename = [\"NC\"]",
+            "basename = { equals = [\"nc\"], ignore_case = true }"
+        ));
+        assert!(!implies(
+            "basename = { equals = [\"nc\"], ignore_case = true }",
+            "basename = [\"nc\"]"
+        ));
+        // Prefixes and contains.
+        assert!(implies(
+            "exe = { prefix = [\"/dev/shm/x/\"] }",
+            "exe = { prefix = [\"/dev/shm/\"] }"
+        ));
+        assert!(implies(
+            "exe = { prefix = [\"/tmp/miner\"] }",
+            "exe = { contains = [\"miner\"] }"
+        ));
+        assert!(!implies(
+            "exe = { prefix = [\"/dev/\"] }",
+            "exe = { prefix = [\"/dev/shm/\"] }"
+        ));
+        // More conditions imply fewer; a missing one implies nothing.
+        assert!(implies(
+            "basename = [\"sh\"]\nuid = [1000]",
+            "uid = [1000, 1001]"
+        ));
+        assert!(!implies("basename = [\"sh\"]", "uid = [1000]"));
+        // argv: none is contravariant, min_args and max_argc by bound, base64 by substring.
+        assert!(implies(
+            "argv = { none = [\"-z\", \"-h\"] }",
+            "argv = { none = [\"-z\"] }"
+        ));
+        assert!(!implies(
+            "argv = { none = [\"-z\"] }",
+            "argv = { none = [\"-z\", \"-h\"] }"
+        ));
+        assert!(implies(
+            "argv = { min_args = 3 }",
+            "argv = { min_args = 1 }"
+        ));
+        assert!(!implies(
+            "argv = { min_args = 1 }",
+            "argv = { min_args = 3 }"
+        ));
+        assert!(implies(
+            "argv = { max_argc = 0 }",
+            "argv = { max_argc = 1 }"
+        ));
+        assert!(implies(
+            "argv = { base64_contains = [\"curl -s\"] }",
+            "argv = { base64_contains = [\"curl\", \"wget\"] }"
+        ));
+        // Nested: a parent condition implies the same ancestor condition; any by branches;
+        // not contravariantly.
+        assert!(implies(
+            "parent = { basename = [\"nginx\"] }",
+            "ancestor = { basename = [\"nginx\", \"httpd\"] }"
+        ));
+        assert!(!implies(
+            "ancestor = { basename = [\"nginx\"] }",
+            "parent = { basename = [\"nginx\"] }"
+        ));
+        assert!(implies(
+            "any = [{ basename = [\"nc\"] }, { basename = [\"ncat\"], uid = [0] }]",
+            "basename = [\"nc\", \"ncat\"]"
+        ));
+        assert!(!implies(
+            "any = [{ basename = [\"nc\"] }, { exe = [\"/x\"] }]",
+            "basename = [\"nc\"]"
+        ));
+        assert!(implies(
+            "basename = [\"nc\"]",
+            "any = [{ basename = [\"nc\"] }, { uid = [0] }]"
+        ));
+        assert!(implies("not = { uid = [0, 1] }", "not = { uid = [0] }"));
+        assert!(!implies("not = { uid = [0] }", "not = { uid = [0, 1] }"));
+        // Different regexes are not compared: not shown.
+        assert!(!implies(
+            "exe = { regex = [\"^/a\"] }",
+            "exe = { regex = [\"^/a.*\"] }"
+        ));
+        assert!(implies(
+            "stdin_writer = { basename = [\"curl\"] }",
+            "stdin_writer = { basename = [\"curl\", \"wget\"] }"
+        ));
+    }
+
     #[test]
     fn string_matchers() {
         let spec: StrSpec = toml::from_str::<toml::Table>(
