@@ -539,3 +539,70 @@ fn a_rule_an_exception_or_another_rule_covers_entirely_is_an_error() {
     );
     load_text(&format!("{excepted}{second}")).unwrap();
 }
+
+/// Every condition of a shipped rule is needed by one of its tests: deleting any one condition
+/// line of a `[rule.when]` table, an exception's `when`, or one branch of a multi-line `any`
+/// list must make a test fail (or the file fail to load). A condition no test needs is a
+/// condition nobody has seen work.
+#[test]
+fn every_shipped_condition_is_needed_by_a_test() {
+    let mut files: Vec<(usize, PathBuf, String)> = std::fs::read_dir(shipped())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| (0, p.clone(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    let (mut tried, mut survived) = (0, Vec::new());
+    for f in 0..files.len() {
+        let alone = RuleSet::from_texts(&files[f..=f]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(alone.run_tests().failures.is_empty());
+        let text = files[f].2.clone();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut in_when = false;
+        let mut candidates = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            if l.starts_with('[') {
+                in_when = *l == "[rule.when]";
+                continue;
+            }
+            if l.is_empty() {
+                in_when = false;
+            }
+            let key = l.split(" = ").next().unwrap_or("");
+            let is_key = !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+            if (in_when && is_key && l.contains(" = "))
+                || l.starts_with("when = ")
+                || l.starts_with("  { ")
+            {
+                candidates.push(i);
+            }
+        }
+        for i in candidates {
+            tried += 1;
+            let mutated: String = lines
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, l)| format!("{l}\n"))
+                .collect();
+            // Each shipped file stands alone (no exceptions across files), so only the mutated
+            // file is loaded and tested.
+            let set = [(0, files[f].1.clone(), mutated)];
+            let killed = match RuleSet::from_texts(&set) {
+                Err(_) => true,
+                Ok(s) => !s.run_tests().failures.is_empty(),
+            };
+            if !killed {
+                survived.push(format!("{}:{}: {}", files[f].1.display(), i + 1, lines[i]));
+            }
+        }
+    }
+    assert!(tried > 100, "only {tried} conditions found");
+    assert!(
+        survived.is_empty(),
+        "conditions no test needs (delete them, or add the test that shows them working):\n{}",
+        survived.join("\n")
+    );
+}
