@@ -1,13 +1,13 @@
 //! Rules compiled once: string sets, Aho-Corasick automata and regex sets, evaluated per exec
 //! without allocating (evidence is gathered in a second pass, only for a rule that fired).
 
-use crate::format::{ArgvCond, Cond, Scope, StrDetailed, StrSpec};
+use crate::format::{ArgvCond, Cond, PeerCond, Scope, StrDetailed, StrSpec};
 use crate::ExecView;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
 use regex::RegexSet;
 use rustc_hash::FxHashSet;
-use ward_event::{ContainerMeta, ExecEvent, FdKind, Layer, PodMeta};
+use ward_event::{ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta, Protocol};
 
 /// How far `ancestor` looks up the chain.
 pub const MAX_ANCESTORS: usize = 16;
@@ -153,6 +153,88 @@ pub struct ArgvMatcher {
     max_argc: Option<usize>,
 }
 
+/// A compiled condition on a socket peer of stdin or stdout.
+#[derive(Debug, Default)]
+pub struct PeerMatcher {
+    port: Option<Vec<u16>>,
+    ip: Option<StrMatcher>,
+    loopback: Option<bool>,
+    protocol: Option<Vec<Protocol>>,
+}
+
+impl PeerMatcher {
+    fn compile(p: &PeerCond) -> Result<PeerMatcher, PatternError> {
+        if p.port.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PatternError::Empty("peer port"));
+        }
+        if p.protocol.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PatternError::Empty("peer protocol"));
+        }
+        Ok(PeerMatcher {
+            port: p.port.clone(),
+            ip: p
+                .ip
+                .as_ref()
+                .map(|s| StrMatcher::compile(s, "peer ip"))
+                .transpose()?,
+            loopback: p.loopback,
+            protocol: p.protocol.clone(),
+        })
+    }
+
+    /// The peer's text form when `fd` is a connected inet socket whose peer matches.
+    fn matches(&self, fd: &FdInfo, note: &mut dyn FnMut(&str, &str), what: &str) -> bool {
+        let Some(s) = fd.remote_peer() else {
+            return false;
+        };
+        if self
+            .port
+            .as_ref()
+            .is_some_and(|p| !p.contains(&s.remote_port))
+            || self
+                .protocol
+                .as_ref()
+                .is_some_and(|p| !p.contains(&s.protocol))
+            || self
+                .loopback
+                .is_some_and(|l| l != s.remote_ip.is_loopback())
+        {
+            return false;
+        }
+        if let Some(m) = &self.ip {
+            // Formatted into a per-thread buffer: no allocation once it has grown.
+            let held = PEER.with(|b| {
+                use std::fmt::Write as _;
+                let mut t = b.borrow_mut();
+                t.clear();
+                let _ = write!(t, "{}", s.remote_ip);
+                m.is_match(&t)
+            });
+            if !held {
+                return false;
+            }
+        }
+        if what.is_empty() {
+            return true;
+        }
+        use std::fmt::Write as _;
+        let mut shown = String::new();
+        let _ = match s.remote_ip {
+            std::net::IpAddr::V6(ip) => write!(shown, "[{ip}]:{}", s.remote_port),
+            ip => write!(shown, "{ip}:{}", s.remote_port),
+        };
+        note(what, &shown);
+        true
+    }
+
+    fn implies(&self, b: &PeerMatcher) -> bool {
+        sub_list(&self.port, &b.port)
+            && covered(&self.ip, &b.ip)
+            && (b.loopback.is_none() || self.loopback == b.loopback)
+            && sub_list(&self.protocol, &b.protocol)
+    }
+}
+
 /// A compiled condition tree.
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -164,6 +246,8 @@ pub struct Matcher {
     uid: Option<Vec<u32>>,
     stdin: Option<Vec<FdKind>>,
     stdout: Option<Vec<FdKind>>,
+    stdin_peer: Option<PeerMatcher>,
+    stdout_peer: Option<PeerMatcher>,
     image: Option<StrMatcher>,
     namespace: Option<StrMatcher>,
     labels: Vec<(String, StrMatcher)>,
@@ -234,6 +318,16 @@ impl Matcher {
             uid: c.uid.clone(),
             stdin: c.stdin.clone(),
             stdout: c.stdout.clone(),
+            stdin_peer: c
+                .stdin_peer
+                .as_ref()
+                .map(PeerMatcher::compile)
+                .transpose()?,
+            stdout_peer: c
+                .stdout_peer
+                .as_ref()
+                .map(PeerMatcher::compile)
+                .transpose()?,
             image: s(&c.image, "image")?,
             namespace: s(&c.namespace, "namespace")?,
             labels,
@@ -312,6 +406,8 @@ impl Matcher {
             && self.uid.is_none()
             && self.stdin.is_none()
             && self.stdout.is_none()
+            && self.stdin_peer.is_none()
+            && self.stdout_peer.is_none()
             && self.image.is_none()
             && self.namespace.is_none()
             && self.labels.is_empty()
@@ -351,6 +447,7 @@ impl Matcher {
         let Some(e) = view.at(depth) else {
             return Truth::False;
         };
+        let recording = ev.is_some();
         let mut note = |field: &str, value: &str| {
             if let Some(v) = ev.as_deref_mut() {
                 v.push(Evidence {
@@ -402,6 +499,18 @@ impl Matcher {
         if let Some(k) = &self.stdout {
             if !k.contains(&e.stdio[1].kind) {
                 return Truth::False;
+            }
+        }
+        for (p, fd, what) in [
+            (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
+            (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
+        ] {
+            if let Some(p) = p {
+                // The peer's text is only built when evidence is wanted.
+                let what = if recording { what } else { "" };
+                if !p.matches(fd, &mut note, what) {
+                    return Truth::False;
+                }
             }
         }
         let meta = Meta::of(e);
@@ -627,6 +736,16 @@ impl Matcher {
             && (b.uid.is_none() || branches(&|m| sub_list(&m.uid, &b.uid)))
             && (b.stdin.is_none() || branches(&|m| sub_list(&m.stdin, &b.stdin)))
             && (b.stdout.is_none() || branches(&|m| sub_list(&m.stdout, &b.stdout)))
+            && (b.stdin_peer.is_none()
+                || branches(&|m| match (&m.stdin_peer, &b.stdin_peer) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
+            && (b.stdout_peer.is_none()
+                || branches(&|m| match (&m.stdout_peer, &b.stdout_peer) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
             && (b.image.is_none() || branches(&|m| covered(&m.image, &b.image)))
             && (b.namespace.is_none() || branches(&|m| covered(&m.namespace, &b.namespace)))
             && b.labels.iter().all(|(k, lb)| {
@@ -854,6 +973,7 @@ const MIN_B64_RUN: usize = 16;
 thread_local! {
     static CMDLINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PEER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Decodes each base64 run in `arg` and returns the first decoded text holding a needle.

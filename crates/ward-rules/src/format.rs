@@ -140,6 +140,10 @@ pub struct Cond {
     /// Kind of fd 0 / fd 1 at exec: `pipe`, `inetSocket`, `tty`, `file`, ...
     pub stdin: Option<Vec<FdKind>>,
     pub stdout: Option<Vec<FdKind>>,
+    /// fd 0 / fd 1 at exec is an AF_INET/AF_INET6 socket connected to a remote peer that
+    /// satisfies this (`{}`: any connected peer).
+    pub stdin_peer: Option<PeerCond>,
+    pub stdout_peer: Option<PeerCond>,
     /// The container's image reference.
     pub image: Option<StrSpec>,
     /// The pod's namespace.
@@ -167,6 +171,20 @@ pub struct Cond {
 pub enum Scope {
     Container,
     Host,
+}
+
+/// Conditions on the remote end of a socket on stdin or stdout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerCond {
+    /// The remote port is one of these.
+    pub port: Option<Vec<u16>>,
+    /// String condition on the remote address in its text form (`203.0.113.9`, `::1`).
+    pub ip: Option<StrSpec>,
+    /// `true`: the peer is a loopback address; `false`: it is not.
+    pub loopback: Option<bool>,
+    /// `tcp` or `udp` (default: either).
+    pub protocol: Option<Vec<ward_event::Protocol>>,
 }
 
 /// Conditions on the arguments.
@@ -281,6 +299,10 @@ pub struct TestExec {
     pub labels: BTreeMap<String, String>,
     pub stdin: Option<FdKind>,
     pub stdout: Option<FdKind>,
+    /// A TCP peer on stdin / stdout, `"203.0.113.9:4444"` (`[::1]:80` for IPv6); the fd's
+    /// kind becomes `inetSocket`.
+    pub stdin_peer: Option<String>,
+    pub stdout_peer: Option<String>,
     pub parent: Option<Box<TestExec>>,
     /// The pipe neighbour writing into this exec's stdin: its stdout and this exec's stdin
     /// become the two ends of one pipe (stdin kind `pipe` unless `stdin` says otherwise).

@@ -764,6 +764,12 @@ fn compile_rule(
     for t in raw.test {
         let tat = place(t.span().start);
         let t = t.into_inner();
+        if let Some(p) = testing::bad_peer(&t.exec) {
+            errors.push(invalid(
+                tat.clone(),
+                format!("test exec: peer {p:?} is not an address like \"203.0.113.9:4444\""),
+            ));
+        }
         if !peers_stand_alone(&t.exec) {
             errors.push(invalid(
                 tat.clone(),

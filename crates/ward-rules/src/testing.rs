@@ -4,7 +4,9 @@
 
 use crate::format::TestExec;
 use crate::{Expect, Place, RuleSet, Verdict};
-use ward_event::{BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta};
+use ward_event::{
+    BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta, Protocol, SocketInfo,
+};
 
 /// A test that did not give what it expects.
 #[derive(Debug, Clone)]
@@ -83,6 +85,21 @@ fn fd(kind: FdKind) -> FdInfo {
     }
 }
 
+/// The first socket-peer string of a test exec (or its ancestry and neighbours) that is not
+/// an address like `203.0.113.9:4444`.
+pub(crate) fn bad_peer(t: &TestExec) -> Option<String> {
+    let bad = |p: &Option<String>| {
+        p.as_ref()
+            .filter(|p| p.parse::<std::net::SocketAddr>().is_err())
+            .cloned()
+    };
+    bad(&t.stdin_peer)
+        .or_else(|| bad(&t.stdout_peer))
+        .or_else(|| t.parent.as_deref().and_then(bad_peer))
+        .or_else(|| t.stdin_writer.as_deref().and_then(bad_peer))
+        .or_else(|| t.stdout_reader.as_deref().and_then(bad_peer))
+}
+
 /// A test's chain `[exec, parent, ...]` and, per depth, the pipe neighbours it gives. A
 /// neighbour is a sibling (same parent); the two ends of its pipe get one inode.
 #[allow(clippy::type_complexity)]
@@ -156,6 +173,27 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         ..ContainerMeta::default()
     });
     let tty = fd(FdKind::Tty);
+    let socket = |peer: &Option<String>, given: Option<FdKind>| -> Option<FdInfo> {
+        let addr: std::net::SocketAddr = peer.as_deref()?.parse().ok()?;
+        Some(FdInfo {
+            kind: given.unwrap_or(FdKind::InetSocket),
+            inode: 0,
+            path: None,
+            socket: Some(SocketInfo {
+                protocol: Protocol::Tcp,
+                local_ip: std::net::Ipv4Addr::new(10, 0, 0, 2).into(),
+                local_port: 40000,
+                remote_ip: addr.ip(),
+                remote_port: addr.port(),
+            }),
+        })
+    };
+    let stdin = socket(&t.stdin_peer, t.stdin)
+        .or_else(|| t.stdin.map(fd))
+        .unwrap_or_else(|| tty.clone());
+    let stdout = socket(&t.stdout_peer, t.stdout)
+        .or_else(|| t.stdout.map(fd))
+        .unwrap_or_else(|| tty.clone());
     ExecEvent {
         time: 0,
         node: "test-node".into(),
@@ -182,11 +220,7 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         argv_truncated: false,
         cwd: "/".into(),
         script: None,
-        stdio: [
-            t.stdin.map(fd).unwrap_or_else(|| tty.clone()),
-            t.stdout.map(fd).unwrap_or_else(|| tty.clone()),
-            tty,
-        ],
+        stdio: [stdin, stdout, tty],
         cgroup_id: 0,
         container_id: in_container.then(|| "c0ffee".repeat(10) + "c0ff"),
         stdin_writer: None,

@@ -606,3 +606,78 @@ fn every_shipped_condition_is_needed_by_a_test() {
         survived.join("\n")
     );
 }
+
+#[test]
+fn socket_peers_on_stdio() {
+    let rule = r#"
+[[rule]]
+id = "TEST_PEER"
+category = "Execution: Test"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+[rule.when]
+basename = ["sh"]
+stdin_peer = { port = [4444, 5555], loopback = false }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", stdin_peer = "203.0.113.9:4444" }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", stdin_peer = "[2001:db8::7]:5555" }
+[[rule.test]]
+name = "a loopback peer"
+expect = "quiet"
+exec = { exe = "/bin/sh", stdin_peer = "127.0.0.1:4444" }
+[[rule.test]]
+name = "another port"
+expect = "quiet"
+exec = { exe = "/bin/sh", stdin_peer = "203.0.113.9:80" }
+[[rule.test]]
+name = "the socket on stdout, not stdin"
+expect = "quiet"
+exec = { exe = "/bin/sh", stdout_peer = "203.0.113.9:4444" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", stdin = "inetSocket" }
+"#;
+    let set = load_text(rule).unwrap();
+    let report = set.run_tests();
+    let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(report.passed, 6);
+    let t = &set.get(0).tests[1];
+    let ev: Vec<(String, String)> = set
+        .evidence(0, t.view())
+        .into_iter()
+        .map(|e| (e.field, e.value))
+        .collect();
+    assert_eq!(ev[1], ("stdin_peer".into(), "[2001:db8::7]:5555".into()));
+
+    let ip = rule.replace(
+        "stdin_peer = { port = [4444, 5555], loopback = false }",
+        "stdin_peer = { ip = { prefix = [\"203.0.113.\"] }, protocol = [\"TCP\"] }",
+    );
+    let set = load_text(&ip).unwrap();
+    let fails: Vec<String> = set
+        .run_tests()
+        .failures
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    // The IPv6 test no longer fires, the port-80 one now does.
+    assert_eq!(fails.len(), 2, "{fails:?}");
+
+    let err = load_text(&rule.replace(
+        "203.0.113.9:4444\" }\n[[rule.test]]\nexpect = \"fire\"",
+        "nowhere\" }\n[[rule.test]]\nexpect = \"fire\"",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("t.toml:12:") && err.contains("peer \"nowhere\""),
+        "{err}"
+    );
+    let err = load_text(&rule.replace("port = [4444, 5555]", "port = []")).unwrap_err();
+    assert!(err.contains("empty condition: peer port"), "{err}");
+}
