@@ -3,14 +3,15 @@
 //! ```toml
 //! [[rule]]
 //! id = "UNEXPECTED_CHILD_SHELL"            # the SCC module name
-//! category = "Execution: Unexpected Child Shell"
-//! severity = "LOW"
+//! category = "Unexpected Child Shell"      # the exact SCC category string
+//! severity = "CRITICAL"
 //! tactic = "EXECUTION"
 //! techniques = ["T1059.004"]
 //! description = "A shell was started by a process that normally never starts one."
 //! next_steps = "Find what made the server start a shell: a web shell, an injection."
 //! key = "parent_exe"                       # aggregation key within (category, container)
 //! sources = ["Google CTD docs", "Falco: Run shell untrusted"]
+//! on_missing_metadata = "alert"            # alert | quiet | wait (docs/rules.md)
 //!
 //! [rule.when]                              # every condition given must hold
 //! scope = "container"

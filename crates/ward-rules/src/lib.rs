@@ -6,7 +6,12 @@
 //! own tests. [`RuleSet::load`] reads one or more directories (shipped rules, then the user's),
 //! compiles every pattern once, and reports *every* problem with its file and line; nothing is
 //! ignored silently (unknown fields, bad patterns, empty conditions, a second rule with a known
-//! id, an exception for an unknown rule, a rule without tests).
+//! id, an exception for an unknown rule, a rule without tests, a rule an exception or another
+//! rule of its category covers entirely).
+//!
+//! Conditions see the exec, its ancestry and its pipe neighbours through an [`ExecView`];
+//! conditions on container metadata are three-valued ([`Truth`]) and each rule's
+//! [`OnMissingMetadata`] settles a decision that depends on metadata the exec lacks.
 //!
 //! [`RuleSet::eval`] judges one exec: rules whose top-level `basename` is a plain list are
 //! looked up by the exec's basenames, the rest are tried in order; a check allocates nothing
