@@ -386,6 +386,25 @@ impl Matcher {
             || self.not.as_ref().is_some_and(|n| n.looks_beyond_itself())
     }
 
+    /// Whether this tree has a condition on container metadata (image, namespace, labels)
+    /// anywhere, including the ancestry and neighbours.
+    pub fn uses_metadata(&self) -> bool {
+        self.image.is_some()
+            || self.namespace.is_some()
+            || !self.labels.is_empty()
+            || [
+                &self.parent,
+                &self.ancestor,
+                &self.not,
+                &self.stdin_writer,
+                &self.stdout_reader,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|m| m.uses_metadata())
+            || self.any.iter().any(Matcher::uses_metadata)
+    }
+
     /// Whether this tree asks about pipe neighbours (anywhere, including the ancestry).
     pub fn uses_pipe_neighbours(&self) -> bool {
         self.stdin_writer.is_some()

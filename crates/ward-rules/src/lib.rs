@@ -606,6 +606,20 @@ impl RuleSet {
 fn unreachable(rules: &[Rule]) -> Vec<RuleError> {
     let mut errors = Vec::new();
     for r in rules {
+        // A metadata policy on a rule that never looks at metadata is a setting that does
+        // nothing: say so rather than let its author believe it does.
+        if r.on_missing_metadata != OnMissingMetadata::Alert
+            && !r.when.uses_metadata()
+            && !r.exceptions.iter().any(|x| x.when.uses_metadata())
+        {
+            errors.push(RuleError::Invalid {
+                place: r.place.clone(),
+                rule: r.id.clone(),
+                message: "on_missing_metadata has no effect: neither the conditions nor the \
+                          exceptions look at image, namespace or labels"
+                    .into(),
+            });
+        }
         for x in &r.exceptions {
             if r.when.implies(&x.when) {
                 errors.push(RuleError::Unreachable {

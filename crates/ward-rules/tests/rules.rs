@@ -421,6 +421,17 @@ fn missing_metadata_follows_each_rules_policy() {
     sh.container.as_mut().unwrap().note = None;
     assert_eq!(set.get(wait).truth(&vec![sh]), ward_rules::Truth::True);
 
+    // A policy on a rule that never looks at metadata does nothing: a load error.
+    let err = load_text(&GOOD.replace(
+        "[rule.when]",
+        "on_missing_metadata = \"quiet\"\n[rule.when]",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("t.toml:2: rule TEST_RULE: on_missing_metadata has no effect"),
+        "{err}"
+    );
+
     // The evidence names the undecidable condition.
     let mut missing = exec(41, 1, "/bin/sh");
     missing.container_id = Some("cd".repeat(32));
