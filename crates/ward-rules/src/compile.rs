@@ -38,6 +38,34 @@ pub enum PatternError {
     Empty(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// An error inside a nested condition table (`any` item, `parent`, ...), at that table's
+    /// byte offset in the file, so the loader can name its line.
+    #[error("{error}")]
+    At {
+        offset: usize,
+        error: Box<PatternError>,
+    },
+}
+
+impl PatternError {
+    /// The byte offset of the innermost nested table the error is in, if it is in one.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            PatternError::At { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// Places the error at `offset` unless a nested table already placed it deeper.
+    fn at(self, offset: usize) -> PatternError {
+        match self {
+            e @ PatternError::At { .. } => e,
+            e => PatternError::At {
+                offset,
+                error: Box::new(e),
+            },
+        }
+    }
 }
 
 impl StrMatcher {
@@ -297,7 +325,11 @@ impl Matcher {
         let sub =
             |x: &Option<Box<toml::Spanned<Cond>>>| -> Result<Option<Box<Matcher>>, PatternError> {
                 x.as_ref()
-                    .map(|b| Matcher::compile(b.get_ref()).map(Box::new))
+                    .map(|b| {
+                        Matcher::compile(b.get_ref())
+                            .map(Box::new)
+                            .map_err(|e| e.at(b.span().start))
+                    })
                     .transpose()
             };
         let mut any = Vec::new();
@@ -306,7 +338,7 @@ impl Matcher {
                 return Err(PatternError::Empty("any"));
             }
             for a in v {
-                any.push(Matcher::compile(a.get_ref())?);
+                any.push(Matcher::compile(a.get_ref()).map_err(|e| e.at(a.span().start))?);
             }
         }
         let m = Matcher {
@@ -343,15 +375,16 @@ impl Matcher {
                 "a condition table with no condition in it (it would match every exec)".into(),
             ));
         }
-        for (what, peer) in [
-            ("stdin_writer", &m.stdin_writer),
-            ("stdout_reader", &m.stdout_reader),
+        for (what, peer, raw) in [
+            ("stdin_writer", &m.stdin_writer, &c.stdin_writer),
+            ("stdout_reader", &m.stdout_reader, &c.stdout_reader),
         ] {
             if peer.as_ref().is_some_and(|p| p.looks_beyond_itself()) {
-                return Err(PatternError::Invalid(format!(
+                let e = PatternError::Invalid(format!(
                     "{what}: a pipe neighbour is judged on its own exec; parent, ancestor, \
                      stdin_writer and stdout_reader are not available inside it"
-                )));
+                ));
+                return Err(e.at(raw.as_ref().map_or(0, |r| r.span().start)));
             }
         }
         Ok(m)

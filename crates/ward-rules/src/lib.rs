@@ -441,7 +441,7 @@ impl RuleSet {
                         },
                     )),
                     Err(e) => errors.push(RuleError::Invalid {
-                        place: place(x.when.span().start),
+                        place: place(e.offset().unwrap_or(x.when.span().start)),
                         rule: x.rule.into_inner(),
                         message: format!("exception: {e}"),
                     }),
@@ -756,7 +756,10 @@ fn compile_rule(
     let when = match Matcher::compile(raw.when.get_ref()) {
         Ok(m) => Some(m),
         Err(e) => {
-            errors.push(invalid(place(raw.when.span().start), format!("when: {e}")));
+            errors.push(invalid(
+                place(e.offset().unwrap_or(raw.when.span().start)),
+                format!("when: {e}"),
+            ));
             None
         }
     };
@@ -774,7 +777,7 @@ fn compile_rule(
                 when: m,
             }),
             Err(e) => errors.push(invalid(
-                place(x.when.span().start),
+                place(e.offset().unwrap_or(x.when.span().start)),
                 format!("exception: {e}"),
             )),
         }

@@ -290,7 +290,7 @@ fn a_pipe_neighbour_is_judged_on_its_own_exec() {
     );
     let err = load_text(&bad).unwrap_err();
     assert!(
-        err.contains("t.toml:9:") && err.contains("stdin_writer: a pipe neighbour"),
+        err.contains("t.toml:11:") && err.contains("stdin_writer: a pipe neighbour"),
         "{err}"
     );
     let bad = PIPED.replace(
@@ -691,4 +691,18 @@ exec = { exe = "/bin/sh", stdin = "inetSocket" }
     );
     let err = load_text(&rule.replace("port = [4444, 5555]", "port = []")).unwrap_err();
     assert!(err.contains("empty condition: peer port"), "{err}");
+}
+
+#[test]
+fn an_error_in_a_nested_table_names_that_tables_line() {
+    let bad = GOOD.replace(
+        "basename = [\"nc\"]",
+        "any = [\n  { basename = [\"nc\"] },\n  { basename = [\"ncat\"], parent = { exe = { regex = [\"(unclosed\"] } } },\n]",
+    );
+    let err = load_text(&bad).unwrap_err();
+    // Line 13 holds the parent table with the bad regex (the any list starts on line 11).
+    assert!(
+        err.contains("t.toml:13: rule TEST_RULE: when: invalid regex"),
+        "{err}"
+    );
 }
