@@ -106,6 +106,35 @@ impl ExecView for WithPeers<'_> {
     }
 }
 
+/// The pipe neighbours of `exec` among `others` (the live processes' own last execs), by pipe
+/// inode: the writer holds as stdout the pipe `exec` reads as stdin, the reader reads as stdin
+/// the pipe `exec` writes as stdout. Only processes in the same container (or both on the
+/// host) are neighbours, and never `exec`'s own process. This is the reference for what an
+/// engine's [`ExecView::stdin_writer`] / [`ExecView::stdout_reader`] answer; an engine with
+/// a process table keeps an index by inode instead of scanning.
+pub fn pipe_neighbours<'a>(
+    exec: &ExecEvent,
+    others: impl IntoIterator<Item = &'a ExecEvent>,
+) -> (Option<&'a ExecEvent>, Option<&'a ExecEvent>) {
+    let (input, output) = (exec.stdio[0].pipe_inode(), exec.stdio[1].pipe_inode());
+    let (mut writer, mut reader) = (None, None);
+    if input.is_none() && output.is_none() {
+        return (None, None);
+    }
+    for o in others {
+        if o.pid == exec.pid || o.container_id != exec.container_id {
+            continue;
+        }
+        if writer.is_none() && input.is_some() && o.stdio[1].pipe_inode() == input {
+            writer = Some(o);
+        }
+        if reader.is_none() && output.is_some() && o.stdio[0].pipe_inode() == output {
+            reader = Some(o);
+        }
+    }
+    (writer, reader)
+}
+
 /// A chain `[exec, parent, grandparent, ...]`.
 impl ExecView for Vec<ExecEvent> {
     fn at(&self, depth: usize) -> Option<&ExecEvent> {

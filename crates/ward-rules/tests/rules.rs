@@ -271,6 +271,36 @@ fn pipe_neighbours_come_from_the_view_and_show_in_the_evidence() {
         ]
     );
 
+    // The reference lookup by pipe inode: `curl | base64 -d | sh` as three live execs.
+    let pipe = |kind, inode| ward_event::FdInfo {
+        kind,
+        inode,
+        ..Default::default()
+    };
+    use ward_event::FdKind::{Pipe, Tty};
+    let mut curl = exec(50, 10, "/usr/bin/curl");
+    curl.stdio = [pipe(Tty, 0), pipe(Pipe, 501), pipe(Tty, 0)];
+    let mut b64 = exec(51, 10, "/usr/bin/base64");
+    b64.stdio = [pipe(Pipe, 501), pipe(Pipe, 502), pipe(Tty, 0)];
+    let mut sh = exec(52, 10, "/bin/sh");
+    sh.stdio = [pipe(Pipe, 502), pipe(Tty, 0), pipe(Tty, 0)];
+    let mut elsewhere = exec(53, 10, "/bin/sh");
+    elsewhere.stdio = sh.stdio.clone();
+    elsewhere.container_id = Some("ef".repeat(32));
+    let live = [&elsewhere, &curl, &b64, &sh];
+    let (w, r) = ward_rules::pipe_neighbours(&b64, live);
+    assert_eq!((w.map(|e| e.pid), r.map(|e| e.pid)), (Some(50), Some(52)));
+    assert_eq!(
+        ward_rules::pipe_neighbours(&curl, live).0.map(|e| e.pid),
+        None
+    );
+    let (w, _) = ward_rules::pipe_neighbours(&sh, live);
+    assert_eq!(
+        w.map(|e| e.pid),
+        Some(51),
+        "not the other container's writer"
+    );
+
     // Without the engine's lookup, the exec's own `stdin_writer` (a relay parent holding the
     // write end, filled by the enricher) is found among its ancestors.
     let mut relay = vec![exec(30, 29, "/bin/sh"), exec(29, 1, "/usr/bin/nc")];
