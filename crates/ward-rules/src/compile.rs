@@ -500,14 +500,6 @@ impl Matcher {
             return Truth::False;
         };
         let recording = ev.is_some();
-        let mut note = |field: &str, value: &str| {
-            if let Some(v) = ev.as_deref_mut() {
-                v.push(Evidence {
-                    field: format!("{prefix}{field}"),
-                    value: value.to_string(),
-                });
-            }
-        };
         // Conditions that could not be decided; the result is Unknown unless one is False.
         let mut unknown = false;
         if let Some(s) = self.scope {
@@ -519,9 +511,9 @@ impl Matcher {
         if let Some(b) = &self.basename {
             let (f, r) = (basename(&e.filename), basename(&e.binary.path));
             if b.is_match(f) {
-                note("basename", f);
+                note(ev, prefix, "basename", f);
             } else if b.is_match(r) {
-                note("basename", r);
+                note(ev, prefix, "basename", r);
             } else {
                 return Truth::False;
             }
@@ -530,13 +522,13 @@ impl Matcher {
             if !x.is_match(&e.binary.path) {
                 return Truth::False;
             }
-            note("exe", &e.binary.path);
+            note(ev, prefix, "exe", &e.binary.path);
         }
         if let Some(l) = &self.layer {
             if !l.contains(&e.binary.layer) {
                 return Truth::False;
             }
-            note("layer", e.binary.layer.as_str());
+            note(ev, prefix, "layer", e.binary.layer.as_str());
         }
         if let Some(u) = &self.uid {
             if !u.contains(&e.uid) {
@@ -560,7 +552,7 @@ impl Matcher {
             if let Some(p) = p {
                 // The peer's text is only built when evidence is wanted.
                 let what = if recording { what } else { "" };
-                if !p.matches(fd, &mut note, what) {
+                if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
                     return Truth::False;
                 }
             }
@@ -568,20 +560,20 @@ impl Matcher {
         let meta = Meta::of(e);
         if let Some(m) = &self.image {
             match meta.image() {
-                Known(Some(i)) if m.is_match(i) => note("image", i),
+                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
                 Known(_) => return Truth::False,
                 Missing => {
-                    note("image", MISSING);
+                    note(ev, prefix, "image", MISSING);
                     unknown = true;
                 }
             }
         }
         if let Some(m) = &self.namespace {
             match meta.namespace() {
-                Known(Some(n)) if m.is_match(n) => note("namespace", n),
+                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
                 Known(_) => return Truth::False,
                 Missing => {
-                    note("namespace", MISSING);
+                    note(ev, prefix, "namespace", MISSING);
                     unknown = true;
                 }
             }
@@ -593,8 +585,30 @@ impl Matcher {
                 Missing => unknown = true,
             }
         }
+        // Pipe neighbours before argv (a lookup is cheaper than argv patterns), and only
+        // looked up for a condition that asks.
+        for (cond, what, writer) in [
+            (&self.stdin_writer, "stdin_writer.", true),
+            (&self.stdout_reader, "stdout_reader.", false),
+        ] {
+            let Some(cond) = cond else { continue };
+            let peer = if writer {
+                view.stdin_writer(depth)
+            } else {
+                view.stdout_reader(depth)
+            };
+            let Some(peer) = peer else {
+                return Truth::False;
+            };
+            let pre = evidence_prefix(ev, prefix, what);
+            match cond.truth(&Single(peer), 0, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
+            }
+        }
         if let Some(a) = &self.argv {
-            if !eval_argv(a, e, &mut note) {
+            if !eval_argv(a, e, &mut |f, v| note(ev, prefix, f, v)) {
                 return Truth::False;
             }
         }
@@ -602,29 +616,6 @@ impl Matcher {
             // The prefix is only built when evidence is wanted: no allocation otherwise.
             let pre = evidence_prefix(ev, prefix, "parent.");
             match p.truth(view, depth + 1, ev, &pre) {
-                Truth::False => return Truth::False,
-                Truth::Unknown => unknown = true,
-                Truth::True => {}
-            }
-        }
-        for (peer, cond, what) in [
-            (
-                view.stdin_writer(depth),
-                &self.stdin_writer,
-                "stdin_writer.",
-            ),
-            (
-                view.stdout_reader(depth),
-                &self.stdout_reader,
-                "stdout_reader.",
-            ),
-        ] {
-            let Some(cond) = cond else { continue };
-            let Some(peer) = peer else {
-                return Truth::False;
-            };
-            let pre = evidence_prefix(ev, prefix, what);
-            match cond.truth(&Single(peer), 0, ev, &pre) {
                 Truth::False => return Truth::False,
                 Truth::Unknown => unknown = true,
                 Truth::True => {}
@@ -902,6 +893,16 @@ impl<'a> Meta<'a> {
             Ok(p) => Known(p.and_then(|p| p.labels.get(k)).map(String::as_str)),
             Err(()) => Missing,
         }
+    }
+}
+
+/// Records that `prefix` + `field` held with `value`, when evidence is being recorded.
+fn note(ev: &mut Option<&mut Vec<Evidence>>, prefix: &str, field: &str, value: &str) {
+    if let Some(v) = ev.as_deref_mut() {
+        v.push(Evidence {
+            field: format!("{prefix}{field}"),
+            value: value.to_string(),
+        });
     }
 }
 

@@ -736,3 +736,57 @@ fn an_error_in_a_nested_table_names_that_tables_line() {
         "{err}"
     );
 }
+
+/// A view that counts neighbour lookups (an engine's are hash lookups by inode).
+struct Counting<'a> {
+    chain: &'a Vec<ward_event::ExecEvent>,
+    lookups: std::cell::Cell<usize>,
+}
+
+impl ward_rules::ExecView for Counting<'_> {
+    fn at(&self, depth: usize) -> Option<&ward_event::ExecEvent> {
+        self.chain.get(depth)
+    }
+    fn stdin_writer(&self, _: usize) -> Option<&ward_event::ExecEvent> {
+        self.lookups.set(self.lookups.get() + 1);
+        None
+    }
+    fn stdout_reader(&self, _: usize) -> Option<&ward_event::ExecEvent> {
+        self.lookups.set(self.lookups.get() + 1);
+        None
+    }
+}
+
+#[test]
+fn neighbours_are_looked_up_only_for_conditions_that_ask() {
+    let mut chain = vec![exec(20, 10, "/bin/sh"), exec(10, 1, "/usr/sbin/nginx")];
+    for e in &mut chain {
+        e.container_id = Some("ab".repeat(32));
+    }
+    let view = Counting {
+        chain: &chain,
+        lookups: Default::default(),
+    };
+    let mut fired = Vec::new();
+    // An `sh` exec under nginx asks only the rules that name `sh` in a branch with a
+    // neighbour condition.
+    let shipped = RuleSet::load(&[shipped()]).unwrap();
+    shipped.eval(&view, &mut fired);
+    let asked = view.lookups.get();
+    let ucs = shipped
+        .rules()
+        .iter()
+        .position(|r| r.id == "UNEXPECTED_CHILD_SHELL")
+        .unwrap() as u32;
+    assert_eq!(fired, vec![ucs]);
+    // PIPED_ENCODED_CODE_EXECUTION, NETCAT and LOCAL_RECON each have one sh branch with a
+    // stdin_writer: three lookups, no more.
+    assert_eq!(asked, 3, "{asked} lookups");
+    // A rule set without neighbour conditions never asks.
+    let view = Counting {
+        chain: &chain,
+        lookups: Default::default(),
+    };
+    load_text(GOOD).unwrap().eval(&view, &mut fired);
+    assert_eq!(view.lookups.get(), 0);
+}
