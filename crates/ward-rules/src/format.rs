@@ -206,6 +206,10 @@ pub struct ArgvCond {
     /// At most this many entries in argv *including* argv[0]: `max_argc = 0` is an exec with
     /// an empty argv (`execve(path, {NULL}, envp)`, the CVE-2021-4034 pkexec form).
     pub max_argc: Option<usize>,
+    /// `true`: some URL in the arguments (`http://`, `https://`, `ftp://`, also inside a
+    /// longer argument such as `sh -c "curl ... | sh"`) is on a URL feed the engine loaded
+    /// (`ExecView::url_listed`).
+    pub url_listed: Option<bool>,
 }
 
 /// A string condition. A list (or one string) means `equals`.
@@ -274,6 +278,9 @@ pub struct RawTest {
     #[serde(default)]
     pub name: String,
     pub exec: TestExec,
+    /// The URL feed the test runs with (`url_listed` conditions): these URLs, exactly.
+    #[serde(default)]
+    pub listed_urls: Vec<String>,
 }
 
 /// A compact exec for tests; what is left out takes an ordinary value (uid 0, image layer,

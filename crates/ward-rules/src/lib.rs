@@ -70,6 +70,13 @@ pub trait ExecView {
     fn stdout_reader(&self, _depth: usize) -> Option<&ExecEvent> {
         None
     }
+
+    /// Whether `url` (as written in an argument) is on a URL feed, for `argv.url_listed`.
+    /// The engine answers from the feeds it loaded and decides how a feed entry matches (a
+    /// whole URL, a host); without a feed nothing is listed (the default).
+    fn url_listed(&self, _url: &str) -> bool {
+        false
+    }
 }
 
 /// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
@@ -103,6 +110,9 @@ impl ExecView for WithPeers<'_> {
             0 => self.stdout_reader.or_else(|| self.chain.stdout_reader(0)),
             d => self.chain.stdout_reader(d),
         }
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.chain.url_listed(url)
     }
 }
 
@@ -231,6 +241,8 @@ pub struct RuleTest {
     /// `stdout_reader`).
     pub(crate) writers: Vec<Option<ExecEvent>>,
     pub(crate) readers: Vec<Option<ExecEvent>>,
+    /// The test's URL feed.
+    pub(crate) listed_urls: Vec<String>,
 }
 
 impl RuleTest {
@@ -257,6 +269,9 @@ impl ExecView for RuleTest {
     }
     fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
         self.readers.get(depth).and_then(Option::as_ref)
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.listed_urls.iter().any(|u| u == url)
     }
 }
 
@@ -611,6 +626,15 @@ impl RuleSet {
         v
     }
 
+    /// Whether an enabled rule asks the URL feed (`argv.url_listed`): an engine only needs to
+    /// answer [`ExecView::url_listed`] when this is true.
+    pub fn uses_url_feed(&self) -> bool {
+        self.rules
+            .iter()
+            .filter(|r| r.enabled)
+            .any(|r| r.when.uses_url_feed() || r.exceptions.iter().any(|x| x.when.uses_url_feed()))
+    }
+
     /// Whether an enabled rule asks about pipe neighbours (`stdin_writer`, `stdout_reader`):
     /// an engine only needs to look them up (by pipe inode) when this is true.
     pub fn uses_pipe_neighbours(&self) -> bool {
@@ -837,6 +861,7 @@ fn compile_rule(
             chain,
             writers,
             readers,
+            listed_urls: t.listed_urls,
         });
     }
     for (expect, word) in [(Expect::Fire, "fire"), (Expect::Quiet, "quiet")] {
