@@ -790,3 +790,63 @@ fn neighbours_are_looked_up_only_for_conditions_that_ask() {
     load_text(GOOD).unwrap().eval(&view, &mut fired);
     assert_eq!(view.lookups.get(), 0);
 }
+
+/// Hot paths never panic on input: every shipped rule (on or off) over odd execs.
+#[test]
+fn odd_execs_do_not_panic_any_rule() {
+    let set = RuleSet::load(&[shipped()]).unwrap();
+    let odd_args: Vec<Vec<String>> = vec![
+        vec![],
+        vec![String::new()],
+        vec!["x".into(), String::new(), "://".into(), "é://ü".into()],
+        vec!["sh".into(), "-c".into(), "A".repeat(70_000)],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            format!("echo {}== | base64 -d", "QUJD".repeat(5000)),
+        ],
+        vec!["nc".into(), "-".into(), "--".into(), "-e".into()],
+        vec![
+            "x".into(),
+            "\u{0}\u{7f}\u{ff}\u{10ffff}".into(),
+            "http://".into(),
+            "ftp:/".into(),
+        ],
+        vec!["sudo".into(), "\\".into(), "\\\\".into(), "-u#".into()],
+    ];
+    let paths = [
+        "",
+        "/",
+        "x",
+        "/memfd:",
+        "/dev/shm/",
+        "/bin/sh",
+        "/usr/bin/é",
+        "/a/",
+    ];
+    let mut fired = Vec::new();
+    for p in paths {
+        for a in &odd_args {
+            let mut e = exec(7, 6, p);
+            e.argv = a.clone();
+            e.container_id = Some(String::new());
+            let mut parent = exec(6, 5, "/usr/sbin/nginx");
+            parent.argv = a.clone();
+            let chain = vec![e.clone(), parent];
+            set.eval(&chain, &mut fired);
+            let view = ward_rules::WithPeers {
+                chain: &chain,
+                stdin_writer: Some(&e),
+                stdout_reader: Some(&e),
+            };
+            set.eval(&view, &mut fired);
+            for r in set.rules() {
+                r.verdict(&view);
+            }
+            for &i in &fired {
+                set.evidence(i, &view);
+            }
+            fired.clear();
+        }
+    }
+}
