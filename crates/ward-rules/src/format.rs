@@ -3,14 +3,15 @@
 //! ```toml
 //! [[rule]]
 //! id = "UNEXPECTED_CHILD_SHELL"            # the SCC module name
-//! category = "Execution: Unexpected Child Shell"
-//! severity = "LOW"
+//! category = "Unexpected Child Shell"      # the exact SCC category string
+//! severity = "CRITICAL"
 //! tactic = "EXECUTION"
 //! techniques = ["T1059.004"]
 //! description = "A shell was started by a process that normally never starts one."
 //! next_steps = "Find what made the server start a shell: a web shell, an injection."
 //! key = "parent_exe"                       # aggregation key within (category, container)
 //! sources = ["Google CTD docs", "Falco: Run shell untrusted"]
+//! on_missing_metadata = "alert"            # alert | quiet | wait (docs/rules.md)
 //!
 //! [rule.when]                              # every condition given must hold
 //! scope = "container"
@@ -73,6 +74,10 @@ pub struct RawRule {
     /// Where the tool lists and patterns come from (public sources), for reviewers.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// What the rule does when its decision depends on container metadata (image, namespace,
+    /// labels, in its conditions or its exceptions) that the exec lacks.
+    #[serde(default)]
+    pub on_missing_metadata: OnMissingMetadata,
     pub when: Spanned<Cond>,
     #[serde(default)]
     pub exception: Vec<Spanned<RawException>>,
@@ -82,6 +87,24 @@ pub struct RawRule {
 
 fn yes() -> bool {
     true
+}
+
+/// A rule's choice for an exec whose container metadata is missing (the runtime was slow,
+/// gone, or unreachable), when the rule's decision depends on it. Conditions that do not
+/// depend on metadata decide as usual either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissingMetadata {
+    /// Fire (default): fail closed, so an exception keyed on an image or namespace never
+    /// hides an attack because the image was unknown.
+    #[default]
+    Alert,
+    /// Stay quiet: for rules whose condition *is* the metadata (a rule scoped to one image),
+    /// where an unknown image is more likely anything else.
+    Quiet,
+    /// Ask the engine to hold the decision until the metadata arrives, and alert if it does
+    /// not come in time ([`crate::RuleSet::eval_waiting`]); engines that cannot wait alert.
+    Wait,
 }
 
 /// The aggregation key of a rule's findings.
@@ -118,6 +141,10 @@ pub struct Cond {
     /// Kind of fd 0 / fd 1 at exec: `pipe`, `inetSocket`, `tty`, `file`, ...
     pub stdin: Option<Vec<FdKind>>,
     pub stdout: Option<Vec<FdKind>>,
+    /// fd 0 / fd 1 at exec is an AF_INET/AF_INET6 socket connected to a remote peer that
+    /// satisfies this (`{}`: any connected peer).
+    pub stdin_peer: Option<PeerCond>,
+    pub stdout_peer: Option<PeerCond>,
     /// The container's image reference.
     pub image: Option<StrSpec>,
     /// The pod's namespace.
@@ -128,6 +155,14 @@ pub struct Cond {
     pub parent: Option<Box<Spanned<Cond>>>,
     /// Some ancestor (parent, grandparent, ... up to 16) must satisfy this.
     pub ancestor: Option<Box<Spanned<Cond>>>,
+    /// Pipe neighbour: the exec of the process that writes into this exec's stdin pipe
+    /// (`curl` for the `base64 -d` of `curl ... | base64 -d`) must satisfy this. Conditions on
+    /// the neighbour's own exec only: `parent`, `ancestor`, `stdin_writer` and `stdout_reader`
+    /// inside it are load errors.
+    pub stdin_writer: Option<Box<Spanned<Cond>>>,
+    /// Pipe neighbour: the exec of the process that reads this exec's stdout pipe (`sh` for
+    /// the `base64 -d` of `base64 -d | sh`) must satisfy this.
+    pub stdout_reader: Option<Box<Spanned<Cond>>>,
     pub any: Option<Vec<Spanned<Cond>>>,
     pub not: Option<Box<Spanned<Cond>>>,
 }
@@ -137,6 +172,20 @@ pub struct Cond {
 pub enum Scope {
     Container,
     Host,
+}
+
+/// Conditions on the remote end of a socket on stdin or stdout.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerCond {
+    /// The remote port is one of these.
+    pub port: Option<Vec<u16>>,
+    /// String condition on the remote address in its text form (`203.0.113.9`, `::1`).
+    pub ip: Option<StrSpec>,
+    /// `true`: the peer is a loopback address; `false`: it is not.
+    pub loopback: Option<bool>,
+    /// `tcp` or `udp` (default: either).
+    pub protocol: Option<Vec<ward_event::Protocol>>,
 }
 
 /// Conditions on the arguments.
@@ -154,6 +203,13 @@ pub struct ArgvCond {
     pub base64_contains: Option<Vec<String>>,
     /// At least this many arguments after argv[0].
     pub min_args: Option<usize>,
+    /// At most this many entries in argv *including* argv[0]: `max_argc = 0` is an exec with
+    /// an empty argv (`execve(path, {NULL}, envp)`, the CVE-2021-4034 pkexec form).
+    pub max_argc: Option<usize>,
+    /// `true`: some URL in the arguments (`http://`, `https://`, `ftp://`, also inside a
+    /// longer argument such as `sh -c "curl ... | sh"`) is on a URL feed the engine loaded
+    /// (`ExecView::url_listed`).
+    pub url_listed: Option<bool>,
 }
 
 /// A string condition. A list (or one string) means `equals`.
@@ -208,6 +264,9 @@ pub struct RawFileException {
 pub enum Expect {
     Fire,
     Quiet,
+    /// Undecided until container metadata arrives (a rule with `on_missing_metadata = "wait"`
+    /// on an exec with `metadata = false`).
+    Wait,
 }
 
 /// One of a rule's own tests: an exec (with its ancestry) and whether the rule fires on it.
@@ -219,6 +278,9 @@ pub struct RawTest {
     #[serde(default)]
     pub name: String,
     pub exec: TestExec,
+    /// The URL feed the test runs with (`url_listed` conditions): these URLs, exactly.
+    #[serde(default)]
+    pub listed_urls: Vec<String>,
 }
 
 /// A compact exec for tests; what is left out takes an ordinary value (uid 0, image layer,
@@ -237,11 +299,22 @@ pub struct TestExec {
     pub layer: Option<Layer>,
     /// Default true.
     pub container: Option<bool>,
+    /// `false`: in a container whose metadata is missing (no image, pod, labels). Default true.
+    pub metadata: Option<bool>,
     pub image: Option<String>,
     pub namespace: Option<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     pub stdin: Option<FdKind>,
     pub stdout: Option<FdKind>,
+    /// A TCP peer on stdin / stdout, `"203.0.113.9:4444"` (`[::1]:80` for IPv6); the fd's
+    /// kind becomes `inetSocket`.
+    pub stdin_peer: Option<String>,
+    pub stdout_peer: Option<String>,
     pub parent: Option<Box<TestExec>>,
+    /// The pipe neighbour writing into this exec's stdin: its stdout and this exec's stdin
+    /// become the two ends of one pipe (stdin kind `pipe` unless `stdin` says otherwise).
+    pub stdin_writer: Option<Box<TestExec>>,
+    /// The pipe neighbour reading this exec's stdout.
+    pub stdout_reader: Option<Box<TestExec>>,
 }

@@ -6,7 +6,12 @@
 //! own tests. [`RuleSet::load`] reads one or more directories (shipped rules, then the user's),
 //! compiles every pattern once, and reports *every* problem with its file and line; nothing is
 //! ignored silently (unknown fields, bad patterns, empty conditions, a second rule with a known
-//! id, an exception for an unknown rule, a rule without tests).
+//! id, an exception for an unknown rule, a rule without tests, a rule an exception or another
+//! rule of its category covers entirely).
+//!
+//! Conditions see the exec, its ancestry and its pipe neighbours through an [`ExecView`];
+//! conditions on container metadata are three-valued ([`Truth`]) and each rule's
+//! [`OnMissingMetadata`] settles a decision that depends on metadata the exec lacks.
 //!
 //! [`RuleSet::eval`] judges one exec: rules whose top-level `basename` is a plain list are
 //! looked up by the exec's basenames, the rest are tried in order; a check allocates nothing
@@ -26,22 +31,118 @@ pub mod shipped {
     include!(concat!(env!("OUT_DIR"), "/shipped.rs"));
 }
 
-pub use compile::{Evidence, PatternError, MAX_ANCESTORS};
-pub use format::{Expect, KeyField};
+pub use compile::{Evidence, PatternError, Truth, MAX_ANCESTORS, MISSING};
+pub use format::{Expect, KeyField, OnMissingMetadata};
 pub use testing::{TestFailure, TestReport};
 
 use compile::{basename, Matcher};
-use format::{RawRule, RuleFile, TestExec};
+use format::{RawRule, RuleFile};
 use rustc_hash::FxHashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use ward_event::finding::Severity;
 use ward_event::ExecEvent;
 
-/// The exec being judged and its ancestry.
+/// The exec being judged, its ancestry and its pipe neighbours.
 pub trait ExecView {
     /// 0 = the exec itself, 1 = its parent's (last) exec, 2 = the grandparent's, ...
     fn at(&self, depth: usize) -> Option<&ExecEvent>;
+
+    /// The (last) exec of the process writing into the stdin pipe of the exec at `depth`: the
+    /// other end of `curl ... | base64 -d` for the `base64`. The engine finds it by pipe inode
+    /// (a live process whose `stdio[1]` is the pipe this exec's `stdio[0]` reads).
+    ///
+    /// The default uses what the exec itself carries: [`ExecEvent::stdin_writer`] (set by the
+    /// enricher for interactive shells whose parent holds the write end, the relay case),
+    /// looked up among the exec's ancestors.
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        let w = e.stdin_writer.filter(|w| *w != e.pid)?;
+        (depth + 1..=depth + MAX_ANCESTORS)
+            .map_while(|d| self.at(d))
+            .find(|a| a.pid == w)
+    }
+
+    /// The (last) exec of the process reading the stdout pipe of the exec at `depth`: the
+    /// `sh` of `base64 -d | sh` for the `base64`. Nothing in an [`ExecEvent`] names it, so
+    /// only an engine view that indexes live processes by pipe inode can answer; the default
+    /// is `None`.
+    fn stdout_reader(&self, _depth: usize) -> Option<&ExecEvent> {
+        None
+    }
+
+    /// Whether `url` (as written in an argument) is on a URL feed, for `argv.url_listed`.
+    /// The engine answers from the feeds it loaded and decides how a feed entry matches (a
+    /// whole URL, a host); without a feed nothing is listed (the default).
+    fn url_listed(&self, _url: &str) -> bool {
+        false
+    }
+}
+
+/// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
+/// by pipe inode), over any chain view.
+///
+/// Order matters in a pipeline: `curl | base64 -d` starts both processes at once, so when the
+/// first of the two execs is judged its neighbour has usually not exec'd yet. A rule on a
+/// pipe pair therefore states both directions (`base64` with a `curl` stdin writer, or `curl`
+/// with a `base64` stdout reader) and fires on whichever exec comes second; see
+/// `rules/piped.toml`.
+pub struct WithPeers<'a> {
+    pub chain: &'a dyn ExecView,
+    /// The exec writing into the stdin pipe of the exec at depth 0.
+    pub stdin_writer: Option<&'a ExecEvent>,
+    /// The exec reading the stdout pipe of the exec at depth 0.
+    pub stdout_reader: Option<&'a ExecEvent>,
+}
+
+impl ExecView for WithPeers<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.chain.at(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        match depth {
+            0 => self.stdin_writer.or_else(|| self.chain.stdin_writer(0)),
+            d => self.chain.stdin_writer(d),
+        }
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        match depth {
+            0 => self.stdout_reader.or_else(|| self.chain.stdout_reader(0)),
+            d => self.chain.stdout_reader(d),
+        }
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.chain.url_listed(url)
+    }
+}
+
+/// The pipe neighbours of `exec` among `others` (the live processes' own last execs), by pipe
+/// inode: the writer holds as stdout the pipe `exec` reads as stdin, the reader reads as stdin
+/// the pipe `exec` writes as stdout. Only processes in the same container (or both on the
+/// host) are neighbours, and never `exec`'s own process. This is the reference for what an
+/// engine's [`ExecView::stdin_writer`] / [`ExecView::stdout_reader`] answer; an engine with
+/// a process table keeps an index by inode instead of scanning.
+pub fn pipe_neighbours<'a>(
+    exec: &ExecEvent,
+    others: impl IntoIterator<Item = &'a ExecEvent>,
+) -> (Option<&'a ExecEvent>, Option<&'a ExecEvent>) {
+    let (input, output) = (exec.stdio[0].pipe_inode(), exec.stdio[1].pipe_inode());
+    let (mut writer, mut reader) = (None, None);
+    if input.is_none() && output.is_none() {
+        return (None, None);
+    }
+    for o in others {
+        if o.pid == exec.pid || o.container_id != exec.container_id {
+            continue;
+        }
+        if writer.is_none() && input.is_some() && o.stdio[1].pipe_inode() == input {
+            writer = Some(o);
+        }
+        if reader.is_none() && output.is_some() && o.stdio[0].pipe_inode() == output {
+            reader = Some(o);
+        }
+    }
+    (writer, reader)
 }
 
 /// A chain `[exec, parent, grandparent, ...]`.
@@ -95,6 +196,14 @@ pub enum RuleError {
     },
     #[error("{place}: exception for unknown rule {rule}")]
     UnknownRule { place: Place, rule: String },
+    /// A rule that can never add a finding: an exception covers every exec it fires on, or
+    /// another rule of the same category fires on all of them.
+    #[error("{place}: rule {rule} can never fire: {message}")]
+    Unreachable {
+        place: Place,
+        rule: String,
+        message: String,
+    },
 }
 
 /// Every problem found while loading, in file order.
@@ -128,12 +237,41 @@ pub struct RuleTest {
     pub name: String,
     pub place: Place,
     pub(crate) chain: Vec<ExecEvent>,
+    /// Per depth of `chain`: the pipe neighbours the test gives (`stdin_writer`,
+    /// `stdout_reader`).
+    pub(crate) writers: Vec<Option<ExecEvent>>,
+    pub(crate) readers: Vec<Option<ExecEvent>>,
+    /// The test's URL feed.
+    pub(crate) listed_urls: Vec<String>,
 }
 
 impl RuleTest {
     /// The exec and its ancestry the test describes.
     pub fn chain(&self) -> &Vec<ExecEvent> {
         &self.chain
+    }
+
+    /// The exec, its ancestry and its pipe neighbours, as the rules see them.
+    pub fn view(&self) -> &dyn ExecView {
+        self
+    }
+}
+
+impl ExecView for RuleTest {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.chain.get(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        match self.writers.get(depth) {
+            Some(Some(w)) => Some(w),
+            _ => self.chain.stdin_writer(depth),
+        }
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        self.readers.get(depth).and_then(Option::as_ref)
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.listed_urls.iter().any(|u| u == url)
     }
 }
 
@@ -155,17 +293,66 @@ pub struct Rule {
     pub tests: Vec<RuleTest>,
     /// Replaces a rule of an earlier directory (`override = true`).
     pub overrides: bool,
+    /// What happens when the decision depends on container metadata the exec lacks.
+    pub on_missing_metadata: OnMissingMetadata,
     when: Matcher,
 }
 
+/// A rule's decision on one exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Fire,
+    Quiet,
+    /// Depends on container metadata the exec lacks, and the rule asks to wait for it.
+    Undecided,
+}
+
 impl Rule {
-    /// Whether the rule fires on `view` (conditions hold, no exception does).
+    /// Whether the conditions hold and no exception does, three-valued: `Unknown` when that
+    /// depends on container metadata the exec lacks.
+    pub fn truth(&self, view: &dyn ExecView) -> Truth {
+        let when = self.when.truth(view, 0, &mut None, "");
+        if when == Truth::False {
+            return Truth::False;
+        }
+        let mut excepted = Truth::False;
+        for x in &self.exceptions {
+            match x.when.truth(view, 0, &mut None, "") {
+                Truth::True => return Truth::False,
+                Truth::Unknown => excepted = Truth::Unknown,
+                Truth::False => {}
+            }
+        }
+        if when == Truth::Unknown || excepted == Truth::Unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+
+    /// The rule's decision on `view`, its `on_missing_metadata` applied.
+    pub fn verdict(&self, view: &dyn ExecView) -> Verdict {
+        match (self.truth(view), self.on_missing_metadata) {
+            (Truth::True, _) | (Truth::Unknown, OnMissingMetadata::Alert) => Verdict::Fire,
+            (Truth::False, _) | (Truth::Unknown, OnMissingMetadata::Quiet) => Verdict::Quiet,
+            (Truth::Unknown, OnMissingMetadata::Wait) => Verdict::Undecided,
+        }
+    }
+
+    /// Whether the rule fires on `view` (conditions hold, no exception does). A rule that
+    /// would wait for container metadata fires: a caller that cannot wait alerts, as the
+    /// wait would once it expired.
     pub fn fires(&self, view: &dyn ExecView) -> bool {
-        self.when.eval(view, 0, &mut None, "")
-            && !self
+        self.verdict(view) != Verdict::Quiet
+    }
+
+    /// Whether the rule's conditions or exceptions ask about pipe neighbours.
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.when.uses_pipe_neighbours()
+            || self
                 .exceptions
                 .iter()
-                .any(|x| x.when.eval(view, 0, &mut None, ""))
+                .any(|x| x.when.uses_pipe_neighbours())
     }
 
     /// The aggregation key of a firing on `view`.
@@ -187,7 +374,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    /// Enabled rules gated by a plain top-level `basename` list, by name.
+    /// Enabled rules gated by basename (a plain top-level `basename` list, or one in every
+    /// branch of a top-level `any`), by name.
     by_name: FxHashMap<Box<str>, Vec<u32>>,
     /// Enabled rules tried on every exec.
     ungated: Vec<u32>,
@@ -297,7 +485,7 @@ impl RuleSet {
                         },
                     )),
                     Err(e) => errors.push(RuleError::Invalid {
-                        place: place(x.when.span().start),
+                        place: place(e.offset().unwrap_or(x.when.span().start)),
                         rule: x.rule.into_inner(),
                         message: format!("exception: {e}"),
                     }),
@@ -314,6 +502,7 @@ impl RuleSet {
                 }),
             }
         }
+        errors.extend(unreachable(&rules));
         if !errors.is_empty() {
             return Err(RuleErrors(errors));
         }
@@ -327,8 +516,7 @@ impl RuleSet {
             if !r.enabled {
                 continue;
             }
-            let names = r.when.basename.as_ref().and_then(|b| b.exact_only());
-            match names {
+            match r.when.gate_names() {
                 Some(names) => {
                     for n in names {
                         by_name.entry(n.into()).or_default().push(i as u32);
@@ -342,6 +530,15 @@ impl RuleSet {
             by_name,
             ungated,
         }
+    }
+
+    /// How the enabled rules are indexed: (tried only for execs with one of their basenames,
+    /// tried on every exec).
+    pub fn index_stats(&self) -> (usize, usize) {
+        let mut gated: Vec<u32> = self.by_name.values().flatten().copied().collect();
+        gated.sort_unstable();
+        gated.dedup();
+        (gated.len(), self.ungated.len())
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -369,49 +566,152 @@ impl RuleSet {
         unknown
     }
 
-    /// Appends the indices of the enabled rules that fire on `view` to `out`.
+    /// Appends the indices of the enabled rules that fire on `view` to `out`. Rules with
+    /// `on_missing_metadata = "wait"` that cannot decide yet fire here (see
+    /// [`eval_waiting`](Self::eval_waiting) for an engine that can hold them).
     pub fn eval(&self, view: &dyn ExecView, out: &mut Vec<u32>) {
-        let Some(e) = view.at(0) else { return };
-        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
-        let try_rule = |i: u32, out: &mut Vec<u32>| {
+        self.each_candidate(view, &mut |i| {
             if self.rules[i as usize].fires(view) {
                 out.push(i);
             }
-        };
-        if let Some(list) = self.by_name.get(f) {
+        });
+    }
+
+    /// [`eval`](Self::eval) for an engine that can wait for container metadata: rules that
+    /// fire go to `fired`; rules with `on_missing_metadata = "wait"` whose decision depends on
+    /// metadata the exec lacks go to `waiting`. The engine holds those, judges the exec again
+    /// with [`Rule::verdict`] once the enricher has the metadata, and alerts when it does not
+    /// arrive within its wait (the enricher's metadata timeout).
+    pub fn eval_waiting(&self, view: &dyn ExecView, fired: &mut Vec<u32>, waiting: &mut Vec<u32>) {
+        self.each_candidate(view, &mut |i| match self.rules[i as usize].verdict(view) {
+            Verdict::Fire => fired.push(i),
+            Verdict::Undecided => waiting.push(i),
+            Verdict::Quiet => {}
+        });
+    }
+
+    /// Calls `f` with every enabled rule the index says may fire on `view`, once each.
+    fn each_candidate(&self, view: &dyn ExecView, try_rule: &mut dyn FnMut(u32)) {
+        let Some(e) = view.at(0) else { return };
+        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        let by_f = self.by_name.get(f);
+        if let Some(list) = by_f {
             for &i in list {
-                try_rule(i, out);
+                try_rule(i);
             }
         }
         if r != f {
             if let Some(list) = self.by_name.get(r) {
                 for &i in list {
                     // Listed under both names: already tried.
-                    if self.by_name.get(f).is_some_and(|l| l.contains(&i)) {
+                    if by_f.is_some_and(|l| l.contains(&i)) {
                         continue;
                     }
-                    try_rule(i, out);
+                    try_rule(i);
                 }
             }
         }
         for &i in &self.ungated {
-            try_rule(i, out);
+            try_rule(i);
         }
     }
 
     /// The conditions of rule `index` that held on `view` (after [`eval`](Self::eval) fired).
     pub fn evidence(&self, index: u32, view: &dyn ExecView) -> Vec<Evidence> {
         let mut v = Vec::new();
+        // Three-valued, so that a condition decided on missing metadata shows as `<missing>`.
         self.rules[index as usize]
             .when
-            .eval(view, 0, &mut Some(&mut v), "");
+            .truth(view, 0, &mut Some(&mut v), "");
         v
+    }
+
+    /// Whether an enabled rule asks the URL feed (`argv.url_listed`): an engine only needs to
+    /// answer [`ExecView::url_listed`] when this is true.
+    pub fn uses_url_feed(&self) -> bool {
+        self.rules
+            .iter()
+            .filter(|r| r.enabled)
+            .any(|r| r.when.uses_url_feed() || r.exceptions.iter().any(|x| x.when.uses_url_feed()))
+    }
+
+    /// Whether an enabled rule asks about pipe neighbours (`stdin_writer`, `stdout_reader`):
+    /// an engine only needs to look them up (by pipe inode) when this is true.
+    pub fn uses_pipe_neighbours(&self) -> bool {
+        self.rules
+            .iter()
+            .filter(|r| r.enabled)
+            .any(|r| r.uses_pipe_neighbours())
     }
 
     /// Runs every rule's own tests.
     pub fn run_tests(&self) -> TestReport {
         testing::run(self)
     }
+}
+
+/// Rules that can never add a finding (shadowed): an exception, the rule's own or from a
+/// user's file, that holds on every exec the rule's conditions hold on; or a rule whose
+/// conditions imply those of another enabled rule of the same category without exceptions
+/// (every finding it would make, the other makes). The check is sound, not complete: it
+/// compares conditions field by field (exact names against the other's patterns, prefixes,
+/// lists, nested tables), so what it reports is certainly shadowed.
+fn unreachable(rules: &[Rule]) -> Vec<RuleError> {
+    let mut errors = Vec::new();
+    for r in rules {
+        // A metadata policy on a rule that never looks at metadata is a setting that does
+        // nothing: say so rather than let its author believe it does.
+        if r.on_missing_metadata != OnMissingMetadata::Alert
+            && !r.when.uses_metadata()
+            && !r.exceptions.iter().any(|x| x.when.uses_metadata())
+        {
+            errors.push(RuleError::Invalid {
+                place: r.place.clone(),
+                rule: r.id.clone(),
+                message: "on_missing_metadata has no effect: neither the conditions nor the \
+                          exceptions look at image, namespace or labels"
+                    .into(),
+            });
+        }
+        for x in &r.exceptions {
+            if r.when.implies(&x.when) {
+                errors.push(RuleError::Unreachable {
+                    place: x.place.clone(),
+                    rule: r.id.clone(),
+                    message: format!(
+                        "this exception ({:?}) holds on every exec the rule's conditions ({}) \
+                         hold on; turn the rule off with `enabled = false` instead",
+                        x.reason, r.place
+                    ),
+                });
+            }
+        }
+    }
+    for (i, a) in rules.iter().enumerate() {
+        for b in &rules[i + 1..] {
+            if a.category != b.category || !a.enabled || !b.enabled {
+                continue;
+            }
+            // The later rule covered by the earlier, or else the earlier by the later.
+            let (covered, by) = if a.exceptions.is_empty() && b.when.implies(&a.when) {
+                (b, a)
+            } else if b.exceptions.is_empty() && a.when.implies(&b.when) {
+                (a, b)
+            } else {
+                continue;
+            };
+            errors.push(RuleError::Unreachable {
+                place: covered.place.clone(),
+                rule: covered.id.clone(),
+                message: format!(
+                    "rule {} ({}) has the same category and fires on every exec this one fires \
+                     on; merge them, or give this one its own category",
+                    by.id, by.place
+                ),
+            });
+        }
+    }
+    errors
 }
 
 /// The `*.toml` files of `dir`, by name.
@@ -509,7 +809,10 @@ fn compile_rule(
     let when = match Matcher::compile(raw.when.get_ref()) {
         Ok(m) => Some(m),
         Err(e) => {
-            errors.push(invalid(place(raw.when.span().start), format!("when: {e}")));
+            errors.push(invalid(
+                place(e.offset().unwrap_or(raw.when.span().start)),
+                format!("when: {e}"),
+            ));
             None
         }
     };
@@ -527,7 +830,7 @@ fn compile_rule(
                 when: m,
             }),
             Err(e) => errors.push(invalid(
-                place(x.when.span().start),
+                place(e.offset().unwrap_or(x.when.span().start)),
                 format!("exception: {e}"),
             )),
         }
@@ -536,11 +839,29 @@ fn compile_rule(
     for t in raw.test {
         let tat = place(t.span().start);
         let t = t.into_inner();
+        if let Some(p) = testing::bad_peer(&t.exec) {
+            errors.push(invalid(
+                tat.clone(),
+                format!("test exec: peer {p:?} is not an address like \"203.0.113.9:4444\""),
+            ));
+        }
+        if !peers_stand_alone(&t.exec) {
+            errors.push(invalid(
+                tat.clone(),
+                "test exec: a stdin_writer or stdout_reader is one exec of its own; parent, \
+                 stdin_writer and stdout_reader are not available inside it"
+                    .into(),
+            ));
+        }
+        let (chain, writers, readers) = testing::chain_of(&t.exec);
         tests.push(RuleTest {
             expect: t.expect,
             name: t.name,
             place: tat,
-            chain: chain_of(&t.exec),
+            chain,
+            writers,
+            readers,
+            listed_urls: t.listed_urls,
         });
     }
     for (expect, word) in [(Expect::Fire, "fire"), (Expect::Quiet, "quiet")] {
@@ -568,22 +889,21 @@ fn compile_rule(
             tests,
             when,
             overrides: raw.override_,
+            on_missing_metadata: raw.on_missing_metadata,
         }),
         _ => Err(errors),
     }
 }
 
-/// The exec chain `[exec, parent, ...]` a test describes.
-fn chain_of(t: &TestExec) -> Vec<ExecEvent> {
-    let mut out = Vec::new();
-    let mut cur = Some(t);
-    let mut pid = 1000;
-    while let Some(t) = cur {
-        out.push(testing::exec_of(t, pid));
-        pid -= 1;
-        cur = t.parent.as_deref();
-    }
-    out
+/// A test's pipe neighbours carry no ancestry or neighbours of their own (the rules could
+/// not look at them: see [`ExecView::stdin_writer`]).
+fn peers_stand_alone(t: &format::TestExec) -> bool {
+    let alone = |p: &format::TestExec| {
+        p.parent.is_none() && p.stdin_writer.is_none() && p.stdout_reader.is_none()
+    };
+    t.stdin_writer.as_deref().is_none_or(alone)
+        && t.stdout_reader.as_deref().is_none_or(alone)
+        && t.parent.as_deref().is_none_or(peers_stand_alone)
 }
 
 impl Rule {

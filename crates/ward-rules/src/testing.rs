@@ -3,8 +3,10 @@
 //! catches a rule that an index or another rule's exception hides.
 
 use crate::format::TestExec;
-use crate::{Expect, Place, RuleSet};
-use ward_event::{BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta};
+use crate::{Expect, Place, RuleSet, Verdict};
+use ward_event::{
+    BinaryInfo, ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta, Protocol, SocketInfo,
+};
 
 /// A test that did not give what it expects.
 #[derive(Debug, Clone)]
@@ -18,8 +20,9 @@ pub struct TestFailure {
 impl std::fmt::Display for TestFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let want = match self.expect {
-            Expect::Fire => "should fire but stayed quiet",
-            Expect::Quiet => "should stay quiet but fired",
+            Expect::Fire => "should fire but did not",
+            Expect::Quiet => "should stay quiet but did not",
+            Expect::Wait => "should wait for container metadata but did not",
         };
         write!(f, "{}: rule {}: test", self.place, self.rule)?;
         if !self.name.is_empty() {
@@ -42,13 +45,24 @@ pub(crate) fn run(set: &RuleSet) -> TestReport {
         for t in &rule.tests {
             fired.clear();
             // A disabled rule is tested on its own (it is shipped; users may turn it on).
-            let hit = if rule.enabled {
-                set.eval(&t.chain, &mut fired);
-                fired.contains(&(i as u32))
+            let got = if rule.enabled {
+                let mut waiting = Vec::new();
+                set.eval_waiting(t, &mut fired, &mut waiting);
+                if fired.contains(&(i as u32)) {
+                    Expect::Fire
+                } else if waiting.contains(&(i as u32)) {
+                    Expect::Wait
+                } else {
+                    Expect::Quiet
+                }
             } else {
-                rule.fires(&t.chain)
+                match rule.verdict(t) {
+                    Verdict::Fire => Expect::Fire,
+                    Verdict::Quiet => Expect::Quiet,
+                    Verdict::Undecided => Expect::Wait,
+                }
             };
-            let ok = hit == (t.expect == Expect::Fire);
+            let ok = got == t.expect;
             if ok {
                 report.passed += 1;
             } else {
@@ -71,6 +85,71 @@ fn fd(kind: FdKind) -> FdInfo {
     }
 }
 
+/// The first socket-peer string of a test exec (or its ancestry and neighbours) that is not
+/// an address like `203.0.113.9:4444`.
+pub(crate) fn bad_peer(t: &TestExec) -> Option<String> {
+    let bad = |p: &Option<String>| {
+        p.as_ref()
+            .filter(|p| p.parse::<std::net::SocketAddr>().is_err())
+            .cloned()
+    };
+    bad(&t.stdin_peer)
+        .or_else(|| bad(&t.stdout_peer))
+        .or_else(|| t.parent.as_deref().and_then(bad_peer))
+        .or_else(|| t.stdin_writer.as_deref().and_then(bad_peer))
+        .or_else(|| t.stdout_reader.as_deref().and_then(bad_peer))
+}
+
+/// A test's chain `[exec, parent, ...]` and, per depth, the pipe neighbours it gives. A
+/// neighbour is a sibling (same parent); the two ends of its pipe get one inode.
+#[allow(clippy::type_complexity)]
+pub(crate) fn chain_of(
+    t: &TestExec,
+) -> (
+    Vec<ExecEvent>,
+    Vec<Option<ExecEvent>>,
+    Vec<Option<ExecEvent>>,
+) {
+    let (mut chain, mut writers, mut readers) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cur = Some(t);
+    let mut pid = 1000;
+    let mut inode = 7000;
+    while let Some(t) = cur {
+        let mut e = exec_of(t, pid);
+        let mut peer = |p: &TestExec, pid: u32, mine: usize, theirs: usize, e: &mut ExecEvent| {
+            inode += 1;
+            let mut n = exec_of(p, pid);
+            n.ppid = e.ppid;
+            let given = if mine == 0 { t.stdin } else { t.stdout };
+            e.stdio[mine] = FdInfo {
+                kind: given.unwrap_or(FdKind::Pipe),
+                inode,
+                ..FdInfo::default()
+            };
+            n.stdio[theirs] = FdInfo {
+                kind: FdKind::Pipe,
+                inode,
+                ..FdInfo::default()
+            };
+            n
+        };
+        let w = t
+            .stdin_writer
+            .as_deref()
+            .map(|p| peer(p, pid + 2000, 0, 1, &mut e));
+        let r = t
+            .stdout_reader
+            .as_deref()
+            .map(|p| peer(p, pid + 3000, 1, 0, &mut e));
+        chain.push(e);
+        writers.push(w);
+        readers.push(r);
+        pid -= 1;
+        cur = t.parent.as_deref();
+    }
+    (chain, writers, readers)
+}
+
 pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
     let filename = t.filename.clone().unwrap_or_else(|| t.exe.clone());
     let argv = t
@@ -78,7 +157,8 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         .clone()
         .unwrap_or_else(|| vec![crate::compile::basename(&filename).to_string()]);
     let in_container = t.container.unwrap_or(true);
-    let container = in_container.then(|| ContainerMeta {
+    let with_meta = in_container && t.metadata.unwrap_or(true);
+    let container = with_meta.then(|| ContainerMeta {
         name: "test".into(),
         image: t
             .image
@@ -93,6 +173,27 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         ..ContainerMeta::default()
     });
     let tty = fd(FdKind::Tty);
+    let socket = |peer: &Option<String>, given: Option<FdKind>| -> Option<FdInfo> {
+        let addr: std::net::SocketAddr = peer.as_deref()?.parse().ok()?;
+        Some(FdInfo {
+            kind: given.unwrap_or(FdKind::InetSocket),
+            inode: 0,
+            path: None,
+            socket: Some(SocketInfo {
+                protocol: Protocol::Tcp,
+                local_ip: std::net::Ipv4Addr::new(10, 0, 0, 2).into(),
+                local_port: 40000,
+                remote_ip: addr.ip(),
+                remote_port: addr.port(),
+            }),
+        })
+    };
+    let stdin = socket(&t.stdin_peer, t.stdin)
+        .or_else(|| t.stdin.map(fd))
+        .unwrap_or_else(|| tty.clone());
+    let stdout = socket(&t.stdout_peer, t.stdout)
+        .or_else(|| t.stdout.map(fd))
+        .unwrap_or_else(|| tty.clone());
     ExecEvent {
         time: 0,
         node: "test-node".into(),
@@ -119,11 +220,7 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         argv_truncated: false,
         cwd: "/".into(),
         script: None,
-        stdio: [
-            t.stdin.map(fd).unwrap_or_else(|| tty.clone()),
-            t.stdout.map(fd).unwrap_or_else(|| tty.clone()),
-            tty,
-        ],
+        stdio: [stdin, stdout, tty],
         cgroup_id: 0,
         container_id: in_container.then(|| "c0ffee".repeat(10) + "c0ff"),
         stdin_writer: None,

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use ward_detect::config::{RulesConfig, DEFAULT_RULES_DIR};
-use ward_rules::RuleSet;
+use ward_rules::{OnMissingMetadata, RuleSet};
 
 /// Registers the categories of the rules `cfg` names (even when it turns them off) in the
 /// category table, for commands that read findings (`ward serve`, `ward findings`): filters
@@ -117,8 +117,13 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             for r in set.rules() {
+                let metadata = match r.on_missing_metadata {
+                    OnMissingMetadata::Alert => "",
+                    OnMissingMetadata::Quiet => ", quiet without metadata",
+                    OnMissingMetadata::Wait => ", waits for metadata",
+                };
                 println!(
-                    "{:<58} {:<8} {:<3} {} tests, {} exceptions  {}  ({})",
+                    "{:<58} {:<8} {:<3} {} tests, {} exceptions{metadata}  {}  ({})",
                     r.id,
                     r.severity.as_str(),
                     if r.enabled { "on" } else { "off" },
@@ -128,7 +133,11 @@ pub fn run(cmd: RulesCommand) -> Result<ExitCode> {
                     r.place
                 );
             }
-            println!("{} rules", set.rules().len());
+            let (gated, everywhere) = set.index_stats();
+            println!(
+                "{} rules; of those on, {gated} are tried only for their basenames, {everywhere} on every exec",
+                set.rules().len()
+            );
             Ok(ExitCode::SUCCESS)
         }
         RulesCommand::Test(a) => {
