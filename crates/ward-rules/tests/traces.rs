@@ -117,6 +117,20 @@ fn example_traces_fire_their_rules_and_benign_ones_nothing() {
         ("rce-relay-java", &["UNEXPECTED_CHILD_SHELL"][..]),
         ("rce-relay-node", &["UNEXPECTED_CHILD_SHELL"][..]),
         ("rce-socat", &["SOCAT_REVERSE_SHELL_DETECTED"][..]),
+        // The engine's golden of the first ten rules (6 quiet look-alikes in it).
+        (
+            "rules",
+            &[
+                "ABUSE_SUDO_FOR_PRIVILEGE_ESCALATION",
+                "BASE64_ENCODED_SHELL_SCRIPT_EXECUTED",
+                "FILELESS_EXECUTION_DETECTION_MEMFD",
+                "FILELESS_EXECUTION_DETECTION_SHM",
+                "SUDO_POTENTIAL_PRIVILEGE_ESCALATION",
+                "SUSPICIOUS_CRYPTO_MINING_ACTIVITY_USING_STRATUM_PROTOCOL",
+                "SUSPICIOUS_OPENSSL_SHARED_OBJECT_LOADED",
+                "UNEXPECTED_CHILD_SHELL",
+            ][..],
+        ),
     ]);
     assert!(got.len() >= 20, "{} traces", got.len());
     let mut wrong = Vec::new();

@@ -36,12 +36,9 @@ type Want = (&'static str, &'static str, u64);
 /// What each trace must produce — written by hand.
 const EXPECTED: &[(&str, &[Want])] = &[
     // A health check and a download over bash's /dev/tcp, a server's `sh -c` on pipes: no
-    // remote command execution; the node server's `sh -c` is an Unexpected Child Shell (a rule,
-    // as Google's detector and Falco's "Run shell untrusted" report it).
-    (
-        "benign-dev-tcp-transfers",
-        &[("Unexpected Child Shell", "sh", 1)],
-    ),
+    // remote command execution; the node server's `sh -c ls` is node's child_process.exec()
+    // of a plain command, which UNEXPECTED_CHILD_SHELL excepts (rules/shells.toml).
+    ("benign-dev-tcp-transfers", &[]),
     ("benign-sessions", &[]),
     (
         "compiler",
@@ -120,6 +117,11 @@ const EXPECTED: &[(&str, &[Want])] = &[
         "rce-busybox-nc-e",
         &[
             (
+                "Execution: Netcat Remote Code Execution in Container",
+                "nc",
+                1,
+            ),
+            (
                 "Execution: Possible Remote Command Execution Detected",
                 "sh",
                 2,
@@ -141,6 +143,11 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-mkfifo-nc",
         &[
+            (
+                "Execution: Netcat Remote Code Execution in Container",
+                "nc",
+                1,
+            ),
             ("Reverse Shell", "sh", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
@@ -152,6 +159,11 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-mkfifo-nc-redirect",
         &[
+            (
+                "Execution: Netcat Remote Code Execution in Container",
+                "nc",
+                1,
+            ),
             ("Reverse Shell", "sh", 1),
             (
                 "Execution: Possible Remote Command Execution Detected",
@@ -163,6 +175,11 @@ const EXPECTED: &[(&str, &[Want])] = &[
     (
         "rce-nc-e",
         &[
+            (
+                "Execution: Netcat Remote Code Execution in Container",
+                "nc",
+                1,
+            ),
             (
                 "Execution: Possible Remote Command Execution Detected",
                 "sh",
@@ -525,7 +542,8 @@ fn replay_reads_stdin_and_rejects_non_traces() {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(&text).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(findings(&out.stdout).len(), 2);
+    // Reverse Shell, Remote Command Execution, and the netcat rule.
+    assert_eq!(findings(&out.stdout).len(), 3);
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.jsonl");
