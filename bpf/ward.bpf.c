@@ -107,11 +107,19 @@ static __always_inline __u32 hold_exec(struct ward_exec_event *e, __u32 flags)
 	return 0;
 }
 
-static __always_inline void hold_now(__u32 flags)
+static __always_inline void count_drop(__u32 kind);
+
+/* Sends the hold's SIGSTOP; 0 when it could not be sent (counted), and the
+ * process runs on. */
+static __always_inline int hold_now(__u32 flags)
 {
-	/* A failure leaves the process running; user space's SIGCONT is then a no-op. */
-	if (flags & WARD_EXEC_HELD)
-		bpf_send_signal(WARD_SIGSTOP);
+	if (!(flags & WARD_EXEC_HELD))
+		return 1;
+	if (bpf_send_signal(WARD_SIGSTOP)) {
+		count_drop(WARD_SLOT_HOLD_FAILED);
+		return 0;
+	}
+	return 1;
 }
 
 /* Diagnostics (cost measurement, docs/agent.md): while ward_pause[0] is non-zero
@@ -566,7 +574,13 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
-	hold_now(flags);
+	if (!hold_now(flags)) {
+		/* Not stopped: say so in the record (user space then knows the process
+		 * may be gone before it looks). */
+		flags &= ~WARD_EXEC_HELD;
+		e->flags = flags;
+		bpf_dynptr_write(&out, 0, e, WARD_EXEC_HEAD_SIZE, 0);
+	}
 	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
 							    e->fds[0].kind == WARD_FD_INET ||
 							    e->fds[1].kind == WARD_FD_INET ||

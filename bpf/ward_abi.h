@@ -175,6 +175,9 @@ struct ward_conn_event {
 /* Index of the per-CPU "drops" array: one counter per event kind (reserve
  * failures), index = kind. */
 #define WARD_DROP_SLOTS 8
+/* Slot 7 of "drops": holds whose SIGSTOP could not be sent (bpf_send_signal
+ * failed); the record then goes out without WARD_EXEC_HELD. */
+#define WARD_SLOT_HOLD_FAILED 7
 
 /* The same numbers are asserted in crates/ward-sensor/src/abi.rs. */
 #define WARD_ABI_ASSERT_OFF(t, f, o) _Static_assert(__builtin_offsetof(struct t, f) == (o), #t "." #f)

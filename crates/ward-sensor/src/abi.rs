@@ -56,6 +56,8 @@ pub const WARD_SYS_DUP3: u32 = 3;
 pub const WARD_SYS_FCNTL: u32 = 4;
 
 pub const WARD_DROP_SLOTS: u32 = 8;
+/// Slot of the drops array counting holds whose SIGSTOP could not be sent.
+pub const WARD_SLOT_HOLD_FAILED: u32 = 7;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]

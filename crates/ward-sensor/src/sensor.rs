@@ -83,6 +83,9 @@ pub struct SensorStats {
     pub kernel_drops: u64,
     /// Kernel drops by event kind.
     pub kernel_drops_by_kind: Vec<(EventKind, u64)>,
+    /// Execs to hold whose SIGSTOP the kernel refused (`bpf_send_signal` failed): sent
+    /// without the held flag, the process ran on.
+    pub hold_failures: u64,
 }
 
 /// The loaded and attached kernel sensor. Dropping it detaches everything.
@@ -396,6 +399,11 @@ impl Sensor {
             decode_errors: self.decode_errors,
             kernel_drops: total,
             kernel_drops_by_kind: by_kind,
+            hold_failures: self
+                .drops
+                .get(&abi::WARD_SLOT_HOLD_FAILED, 0)
+                .map(|v| v.iter().sum())
+                .unwrap_or(0),
         }
     }
 

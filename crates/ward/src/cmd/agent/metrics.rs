@@ -134,6 +134,12 @@ impl Health {
                 .collect::<Vec<_>>(),
         );
         metric(
+            "ward_sensor_hold_failures_total",
+            "counter",
+            "Execs to hold at exec (memfd, python scripts) whose SIGSTOP the kernel refused: they ran on unheld.",
+            &one(self.sensor.hold_failures.to_string()),
+        );
+        metric(
             "ward_userspace_drops_total",
             "counter",
             "Records dropped in user space (malformed ring buffer records).",
