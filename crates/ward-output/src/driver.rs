@@ -43,6 +43,9 @@ pub struct DriverConfig {
     pub settings: OutputSettings,
     /// Who is driving, for log lines (`ward agent`).
     pub program: &'static str,
+    /// Commit as soon as a new finding waits (the agent: outputs see it without delay);
+    /// else new findings wait for 512 updates or `flush_interval` too (replay).
+    pub new_at_once: bool,
 }
 
 /// One configured sink.
@@ -113,6 +116,8 @@ struct StoreStage {
     store: SqliteStore,
     /// name → (last state, new since the last commit).
     pending: BTreeMap<String, (Finding, bool)>,
+    /// A new finding is among `pending`.
+    new_waiting: bool,
     last_flush: Instant,
     errors: u64,
     dropped: u64,
@@ -198,6 +203,7 @@ impl Driver {
             store: store.map(|store| StoreStage {
                 store,
                 pending: BTreeMap::new(),
+                new_waiting: false,
                 last_flush: Instant::now(),
                 errors: 0,
                 dropped: 0,
@@ -226,6 +232,7 @@ impl Driver {
                     return;
                 }
                 let was_new = st.pending.get(&f.name).is_some_and(|p| p.1);
+                st.new_waiting |= is_new;
                 st.pending.insert(f.name.clone(), (f, is_new || was_new));
             }
             None => {
@@ -254,9 +261,7 @@ impl Driver {
 
     /// Whether a new finding waits for its commit.
     pub fn has_new(&self) -> bool {
-        self.store
-            .as_ref()
-            .is_some_and(|s| s.pending.values().any(|p| p.1))
+        self.store.as_ref().is_some_and(|s| s.new_waiting)
     }
 
     /// Commits when due (a new finding waits, 512 updates, or `flush_interval` passed), feeds
@@ -266,7 +271,7 @@ impl Driver {
         let due = match &self.store {
             Some(st) => {
                 !st.pending.is_empty()
-                    && (st.pending.values().any(|p| p.1)
+                    && ((self.cfg.new_at_once && st.new_waiting)
                         || st.pending.len() >= 512
                         || st.last_flush.elapsed() >= self.cfg.flush_interval)
             }
@@ -298,6 +303,7 @@ impl Driver {
             return false;
         }
         let pending = std::mem::take(&mut st.pending);
+        st.new_waiting = false;
         let (batch, news): (Vec<Finding>, Vec<bool>) = pending.into_values().unzip();
         match st.store.commit_with_outbox(&batch, bounds, &[], now_ns()) {
             Ok(c) => {
@@ -348,6 +354,7 @@ impl Driver {
                 }
                 st.retry_at = Some(Instant::now() + st.backoff);
                 st.backoff = (st.backoff * 2).min(Duration::from_secs(5));
+                st.new_waiting = news.iter().any(|n| *n);
                 for (f, n) in batch.into_iter().zip(news) {
                     if st.pending.len() >= STORE_PENDING_MAX && !st.pending.contains_key(&f.name) {
                         st.dropped += 1;
