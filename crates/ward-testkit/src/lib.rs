@@ -27,6 +27,7 @@ mod container;
 mod error;
 mod images;
 mod listener;
+pub mod payloads;
 pub mod receiver;
 mod service;
 mod sys;

@@ -9,7 +9,6 @@
 //! distinct by a trailing comment so each has its own hash, all listed in a test intel feed,
 //! so each exec is its own *Added Malicious Binary* finding. Needs root (the eBPF sensor).
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,26 +27,8 @@ fn root_or_skip(test: &str) -> bool {
     true
 }
 
-/// `n` distinct harmless executables and a feed holding their hashes.
 fn payloads(dir: &Path, n: usize) -> (Vec<PathBuf>, PathBuf) {
-    let base = std::fs::read("/bin/true").expect("reading /bin/true");
-    let mut feed = String::new();
-    let mut bins = Vec::new();
-    for i in 0..n {
-        let p = dir.join(format!("payload-{i}"));
-        let mut bytes = base.clone();
-        bytes.extend_from_slice(format!("\nward durability payload {i}\n").as_bytes());
-        std::fs::write(&p, &bytes).unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        feed.push_str(&format!(
-            "{};ward durability test payload {i}\n",
-            hex::encode(Sha256::digest(&bytes))
-        ));
-        bins.push(p);
-    }
-    let feed_path = dir.join("feed.txt");
-    std::fs::write(&feed_path, feed).unwrap();
-    (bins, feed_path)
+    ward_testkit::payloads::distinct_binaries(dir, n, "durability")
 }
 
 /// Finding names in the agent's JSON Lines file (complete lines only).
