@@ -199,6 +199,15 @@ impl Pipeline {
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let cfg = WardConfig::load_or_default(args.config.as_deref())?;
     let output_specs = crate::cmd::outputs::specs(&cfg, &args.output, true)?;
+    // Every output is opened (files, sockets, HTTP clients, keys, CA files) before the
+    // sensor loads: a misconfigured one is a startup error naming its key.
+    let node_name = if cfg.agent.node_name.is_empty() {
+        ward_enrich::host_name()
+    } else {
+        cfg.agent.node_name.clone()
+    };
+    let sinks =
+        crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(&node_name))?;
     let intel = load_intel(&args.intel)?;
     let db_path = args.db.clone().unwrap_or_else(crate::default_db);
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -240,7 +249,6 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         offset_ns: sensor.clock().offset_ns() as i64,
     };
 
-    let sinks = crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(&node))?;
     let driver = Driver::new(
         Some(store),
         sinks,

@@ -1,0 +1,313 @@
+//! The driver against a real SQLite store and sinks whose receivers a test controls.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use ward_event::finding::{MitreAttack, Severity};
+use ward_event::Finding;
+use ward_output::driver::NamedSink;
+use ward_output::{Driver, DriverConfig, FindingSink, Item, OutputSettings, SinkError};
+use ward_store::{FindingStore, SqliteStore};
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<(i64, Finding)>>>,
+    down: Arc<AtomicBool>,
+    writes: Arc<AtomicUsize>,
+    /// When set, each write checks that every finding is already in this store.
+    check_store: Option<std::path::PathBuf>,
+}
+
+struct TestSink(Receiver);
+
+impl FindingSink for TestSink {
+    fn write_batch(&mut self, batch: &[Item]) -> Result<(), SinkError> {
+        self.0.writes.fetch_add(1, Ordering::SeqCst);
+        if self.0.down.load(Ordering::SeqCst) {
+            return Err(SinkError::Rejected {
+                target: "test".into(),
+                message: "receiver down".into(),
+            });
+        }
+        if let Some(p) = &self.0.check_store {
+            let st = SqliteStore::open_read_only(p).unwrap();
+            for i in batch {
+                assert!(
+                    st.get(&i.finding.name).unwrap().is_some(),
+                    "a sink saw {} before the store had it",
+                    i.finding.name
+                );
+            }
+        }
+        let mut g = self.0.got.lock().unwrap();
+        for i in batch {
+            g.push((i.seq, (*i.finding).clone()));
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "test".into()
+    }
+}
+
+fn finding(i: usize, count: u64, sev: Severity) -> Finding {
+    let mut sp = BTreeMap::new();
+    sp.insert("Count".to_string(), serde_json::json!(count));
+    Finding {
+        name: format!("projects/p/sources/ward/locations/global/findings/f{i:04}"),
+        canonical_name: String::new(),
+        parent: "projects/p/sources/ward/locations/global".into(),
+        resource_name: "//ward/nodes/n".into(),
+        state: Default::default(),
+        category: "Reverse Shell".into(),
+        finding_class: "THREAT".into(),
+        severity: sev,
+        event_time: format!("2026-11-21T10:00:{:02}.000000000Z", count.min(59)),
+        create_time: "2026-11-21T10:00:00.000000000Z".into(),
+        description: "d".into(),
+        next_steps: "n".into(),
+        mute: Default::default(),
+        external_uri: None,
+        mitre_attack: MitreAttack::default(),
+        processes: vec![],
+        containers: vec![],
+        kubernetes: None,
+        connections: vec![],
+        indicator: None,
+        source_properties: sp,
+    }
+}
+
+fn settings() -> OutputSettings {
+    OutputSettings {
+        retry_initial: Duration::from_millis(5),
+        retry_max: Duration::from_millis(40),
+        shutdown_timeout: Duration::from_secs(2),
+        drain_rate: 100_000,
+        ..OutputSettings::default()
+    }
+}
+
+fn driver(db: &std::path::Path, sinks: Vec<(&str, bool, Receiver)>, s: OutputSettings) -> Driver {
+    Driver::new(
+        Some(SqliteStore::open(db).unwrap()),
+        sinks
+            .into_iter()
+            .map(|(n, updates, r)| NamedSink {
+                name: n.into(),
+                updates,
+                sink: Box::new(TestSink(r)),
+            })
+            .collect(),
+        DriverConfig {
+            flush_interval: Duration::from_millis(1),
+            settings: s,
+            program: "test",
+            new_at_once: true,
+        },
+    )
+    .unwrap()
+}
+
+fn until(d: &mut Driver, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}: {:?}", d.sink_stats());
+        d.tick();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_sink_sees_a_finding_only_after_the_store_committed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let r = Receiver {
+        check_store: Some(db.clone()),
+        ..Receiver::default()
+    };
+    let mut d = driver(&db, vec![("a", false, r.clone())], settings());
+    for i in 0..50 {
+        d.push(finding(i, 1, Severity::High), true);
+        d.tick();
+    }
+    until(&mut d, "50 delivered", || r.got.lock().unwrap().len() == 50);
+    d.finish();
+}
+
+#[test]
+fn a_failing_receiver_is_retried_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::default();
+    r.down.store(true, Ordering::SeqCst);
+    let mut d = driver(
+        &dir.path().join("w.db"),
+        vec![("a", false, r.clone())],
+        settings(),
+    );
+    for i in 0..20 {
+        d.push(finding(i, 1, Severity::High), true);
+    }
+    d.tick();
+    until(&mut d, "failures", || r.writes.load(Ordering::SeqCst) >= 4);
+    r.down.store(false, Ordering::SeqCst);
+    until(&mut d, "20 delivered", || r.got.lock().unwrap().len() == 20);
+    let st = &d.sink_stats()[0];
+    assert!(st.failed >= 3 && st.sent == 20 && st.dropped == 0, "{st:?}");
+    d.finish();
+}
+
+#[test]
+fn a_full_queue_switches_to_the_outbox_and_every_finding_arrives_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::default();
+    r.down.store(true, Ordering::SeqCst);
+    let s = OutputSettings {
+        queue: 4,
+        batch: 2,
+        ..settings()
+    };
+    let mut d = driver(&dir.path().join("w.db"), vec![("a", false, r.clone())], s);
+    for i in 0..100 {
+        d.push(finding(i, 1, Severity::High), true);
+        d.tick();
+    }
+    assert!(
+        d.sink_stats()[0].backlog,
+        "the queue of 4 overflowed into the outbox"
+    );
+    assert!(d.sink_stats()[0].queued <= 6);
+    r.down.store(false, Ordering::SeqCst);
+    until(&mut d, "100 delivered", || {
+        r.got.lock().unwrap().len() >= 100
+    });
+    let got = r.got.lock().unwrap().clone();
+    let seqs: Vec<i64> = got.iter().map(|g| g.0).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in outbox order");
+    assert_eq!(got.len(), 100, "each once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.sink_stats()[0].backlog {
+        assert!(Instant::now() < deadline, "never caught up");
+        d.tick();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    d.finish();
+}
+
+#[test]
+fn repeats_go_only_to_sinks_that_asked_for_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, all) = (Receiver::default(), Receiver::default());
+    let mut d = driver(
+        &dir.path().join("w.db"),
+        vec![("first", false, first.clone()), ("all", true, all.clone())],
+        settings(),
+    );
+    d.push(finding(1, 1, Severity::High), true);
+    d.tick();
+    until(&mut d, "first state", || all.got.lock().unwrap().len() == 1);
+    d.push(finding(1, 2, Severity::High), false);
+    d.push(finding(1, 3, Severity::High), false);
+    std::thread::sleep(Duration::from_millis(5));
+    d.tick();
+    until(&mut d, "the update", || all.got.lock().unwrap().len() == 2);
+    std::thread::sleep(Duration::from_millis(50));
+    d.tick();
+    assert_eq!(first.got.lock().unwrap().len(), 1, "only the first state");
+    assert_eq!(all.got.lock().unwrap()[1].1.count(), 3, "the latest state");
+    d.finish();
+}
+
+#[test]
+fn a_restart_resumes_at_the_acknowledged_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let r = Receiver::default();
+    let mut d = driver(&db, vec![("a", false, r.clone())], settings());
+    for i in 0..5 {
+        d.push(finding(i, 1, Severity::High), true);
+    }
+    d.tick();
+    until(&mut d, "5 delivered", || r.got.lock().unwrap().len() == 5);
+    r.down.store(true, Ordering::SeqCst);
+    for i in 5..12 {
+        d.push(finding(i, 1, Severity::High), true);
+    }
+    d.tick();
+    d.finish();
+    drop(d);
+    // A new driver, a working receiver under the same output name: only the 7 it missed.
+    let r2 = Receiver::default();
+    let mut d = driver(&db, vec![("a", false, r2.clone())], settings());
+    until(&mut d, "the backlog", || r2.got.lock().unwrap().len() >= 7);
+    std::thread::sleep(Duration::from_millis(50));
+    d.tick();
+    let names: Vec<String> = r2
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.1.id().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        (5..12).map(|i| format!("f{i:04}")).collect::<Vec<_>>()
+    );
+    // An output the store never saw starts at the end: nothing old.
+    let fresh = Receiver::default();
+    d.finish();
+    drop(d);
+    let mut d = driver(&db, vec![("new", false, fresh.clone())], settings());
+    for _ in 0..20 {
+        d.tick();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(fresh.got.lock().unwrap().is_empty());
+    d.finish();
+}
+
+#[test]
+fn a_full_outbox_drops_low_severity_first_and_counts_it_per_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::default();
+    r.down.store(true, Ordering::SeqCst);
+    // Room for the 10 critical findings (each at most this long), not for more.
+    let one = serde_json::to_string(&finding(19, 1, Severity::Critical))
+        .unwrap()
+        .len() as u64;
+    let s = OutputSettings {
+        queue: 1,
+        batch: 1,
+        outbox_max_bytes: one * 10,
+        ..settings()
+    };
+    let mut d = driver(&dir.path().join("w.db"), vec![("a", false, r.clone())], s);
+    for i in 0..10 {
+        d.push(finding(i, 1, Severity::Low), true);
+        d.tick();
+    }
+    for i in 10..20 {
+        d.push(finding(i, 1, Severity::Critical), true);
+        d.tick();
+    }
+    d.save_positions();
+    let st = d.sink_stats()[0].clone();
+    let store = d.store_stats();
+    // All 10 low ones left the outbox; the one already handed to the sink's queue (of 1) is
+    // still delivered, so the sink counts one less.
+    assert_eq!(store.outbox_dropped, 10, "{store:?}");
+    assert!((9..=10).contains(&st.dropped), "{st:?}");
+    r.down.store(false, Ordering::SeqCst);
+    until(&mut d, "the rest", || {
+        r.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|g| g.1.severity == Severity::Critical)
+            .count()
+            == 10
+    });
+    d.finish();
+}
