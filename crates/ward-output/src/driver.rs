@@ -17,6 +17,9 @@
 //!   stores each sink's position once a second (and at shutdown) and prunes outbox rows every
 //!   sink has passed. After a crash a sink resumes at its stored position: findings
 //!   acknowledged in the last second are sent again (same `name`: receivers deduplicate).
+//! * **A failing store** keeps the batch and retries (100 ms doubling to 5 s); new findings in
+//!   it are handed to the sinks directly once, so a broken store never hides a finding, and
+//!   come again through the outbox when the store takes them (same `name`).
 //! * **Without a store** (`ward replay` without `--db`) the driver hands updates straight to
 //!   the sinks, waiting when a queue is full.
 
@@ -118,6 +121,8 @@ struct StoreStage {
     pending: BTreeMap<String, (Finding, bool)>,
     /// A new finding is among `pending`.
     new_waiting: bool,
+    /// New findings handed to the outputs directly while the store fails.
+    fell_back: std::collections::HashSet<String>,
     last_flush: Instant,
     errors: u64,
     dropped: u64,
@@ -204,6 +209,7 @@ impl Driver {
                 store,
                 pending: BTreeMap::new(),
                 new_waiting: false,
+                fell_back: Default::default(),
                 last_flush: Instant::now(),
                 errors: 0,
                 dropped: 0,
@@ -317,6 +323,7 @@ impl Driver {
                     st.backoff = Duration::from_millis(100);
                 }
                 self.committed += batch.len() as u64;
+                st.fell_back.clear();
                 for s in &mut self.slots {
                     s.dropped += c.dropped.iter().filter(|d| **d > s.enqueued).count() as u64;
                 }
@@ -354,6 +361,18 @@ impl Driver {
                 }
                 st.retry_at = Some(Instant::now() + st.backoff);
                 st.backoff = (st.backoff * 2).min(Duration::from_secs(5));
+                // A broken store never hides a finding: new ones go to the outputs directly
+                // (once), and again through the outbox when the store takes them (a resend
+                // with the same name).
+                for (f, n) in batch.iter().zip(&news) {
+                    if !*n || !st.fell_back.insert(f.name.clone()) {
+                        continue;
+                    }
+                    let f = Arc::new(f.clone());
+                    for s in &mut self.slots {
+                        s.hand_directly(&f);
+                    }
+                }
                 st.new_waiting = news.iter().any(|n| *n);
                 for (f, n) in batch.into_iter().zip(news) {
                     if st.pending.len() >= STORE_PENDING_MAX && !st.pending.contains_key(&f.name) {
@@ -536,6 +555,22 @@ enum Offer {
 }
 
 impl Slot {
+    /// Hands a finding the store could not take (no outbox position); skipped when the
+    /// queue is full (it comes through the outbox once the store takes it).
+    fn hand_directly(&mut self, f: &Arc<Finding>) {
+        let Some(tx) = &self.tx else { return };
+        self.shared.depth.fetch_add(1, Ordering::SeqCst);
+        if tx
+            .try_send(Item {
+                seq: 0,
+                finding: f.clone(),
+            })
+            .is_err()
+        {
+            self.shared.depth.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     /// Hands one committed state to the sink unless it is a repeat this sink skips.
     fn offer(&mut self, seq: i64, first_seq: i64, f: &Arc<Finding>) -> Offer {
         if seq <= self.enqueued {

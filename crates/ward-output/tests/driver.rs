@@ -311,3 +311,39 @@ fn a_full_outbox_drops_low_severity_first_and_counts_it_per_sink() {
     });
     d.finish();
 }
+
+#[test]
+fn a_failing_store_holds_nothing_back_and_the_outbox_resends_once_it_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let r = Receiver::default();
+    let mut d = driver(&db, vec![("a", false, r.clone())], settings());
+    // Break the store from another connection: every insert aborts.
+    let other = rusqlite::Connection::open(&db).unwrap();
+    other
+        .execute_batch(
+            "CREATE TRIGGER broken BEFORE INSERT ON findings BEGIN SELECT RAISE(ABORT, 'test: broken store'); END;",
+        )
+        .unwrap();
+    d.push(finding(1, 1, Severity::Critical), true);
+    assert!(!d.tick(), "the commit failed");
+    until(&mut d, "the finding handed over directly", || {
+        r.got.lock().unwrap().len() == 1
+    });
+    assert_eq!(r.got.lock().unwrap()[0].0, 0, "no outbox position");
+    assert_eq!(d.store_stats().errors, 1);
+    // Retries do not hand it over again.
+    for _ in 0..30 {
+        d.tick();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(r.got.lock().unwrap().len(), 1);
+    // The store works again: the finding is committed and comes through the outbox too.
+    other.execute_batch("DROP TRIGGER broken;").unwrap();
+    until(&mut d, "the resend", || r.got.lock().unwrap().len() == 2);
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got[0].1.name, got[1].1.name, "a resend has the same name");
+    assert!(got[1].0 > 0);
+    assert!(d.stored(&got[0].1.name).is_some());
+    d.finish();
+}

@@ -417,7 +417,7 @@ impl Health {
         metric(
             "ward_detection_latency_seconds",
             "histogram",
-            "From the triggering event (kernel time) to the new finding written to the JSON Lines output.",
+            "From the triggering event (kernel time) to the new finding committed to the store, before any output sees it.",
             &rows,
         );
         let q = |q: f64| {
