@@ -121,6 +121,9 @@ struct StoreStage {
     pending: BTreeMap<String, (Finding, bool)>,
     /// A new finding is among `pending`.
     new_waiting: bool,
+    /// The first state of each new finding in `pending` (a repeat in the same batch replaces
+    /// the state the store gets): what outputs that only take first states are handed.
+    firsts: std::collections::HashMap<String, Arc<Finding>>,
     /// New findings handed to the outputs directly while the store fails.
     fell_back: std::collections::HashSet<String>,
     last_flush: Instant,
@@ -175,8 +178,17 @@ impl Driver {
                 st.save_cursors(&fresh, i64::MIN)?;
             }
         }
+        // An output starts in backlog only when the outbox holds something past its position.
+        let behind: Vec<bool> = positions
+            .iter()
+            .map(|p| {
+                store
+                    .as_ref()
+                    .is_some_and(|st| st.outbox_after(*p, 1).is_ok_and(|r| !r.is_empty()))
+            })
+            .collect();
         let mut slots = Vec::new();
-        for (s, pos) in sinks.into_iter().zip(positions) {
+        for ((s, pos), behind) in sinks.into_iter().zip(positions).zip(behind) {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(cfg.settings.queue.max(1));
             let shared = Arc::new(Shared::default());
             shared.acked.store(pos, Ordering::SeqCst);
@@ -198,7 +210,7 @@ impl Driver {
                 thread: Some(thread),
                 enqueued: pos,
                 saved: pos,
-                lagging: store.is_some(),
+                lagging: behind,
                 dropped: 0,
                 tokens: f64::from(cfg.settings.drain_rate.max(1)),
                 refilled: Instant::now(),
@@ -209,6 +221,7 @@ impl Driver {
                 store,
                 pending: BTreeMap::new(),
                 new_waiting: false,
+                firsts: Default::default(),
                 fell_back: Default::default(),
                 last_flush: Instant::now(),
                 errors: 0,
@@ -239,6 +252,9 @@ impl Driver {
                 }
                 let was_new = st.pending.get(&f.name).is_some_and(|p| p.1);
                 st.new_waiting |= is_new;
+                if is_new && !st.firsts.contains_key(&f.name) {
+                    st.firsts.insert(f.name.clone(), Arc::new(f.clone()));
+                }
                 st.pending.insert(f.name.clone(), (f, is_new || was_new));
             }
             None => {
@@ -327,18 +343,30 @@ impl Driver {
                 for s in &mut self.slots {
                     s.dropped += c.dropped.iter().filter(|d| **d > s.enqueued).count() as u64;
                 }
+                let mut firsts = std::mem::take(&mut st.firsts);
                 if !self.slots.is_empty() {
-                    let items: Vec<(i64, i64, Arc<Finding>)> = batch
+                    // (seq, first seq, the committed state, the finding's first state).
+                    type Handed = (i64, i64, Arc<Finding>, Option<Arc<Finding>>);
+                    let items: Vec<Handed> = batch
                         .into_iter()
                         .zip(c.queued)
-                        .filter_map(|(f, q)| q.map(|q| (q.seq, q.first_seq, Arc::new(f))))
+                        .filter_map(|(f, q)| {
+                            let first = firsts.remove(&f.name);
+                            q.map(|q| (q.seq, q.first_seq, Arc::new(f), first))
+                        })
                         .collect();
                     for s in &mut self.slots {
                         if s.lagging {
                             continue;
                         }
-                        for (seq, first, f) in &items {
-                            if s.offer(*seq, *first, f) == Offer::Full {
+                        for (seq, first_seq, f, first) in &items {
+                            // An output that takes first states only gets the state the
+                            // engine first reported (a later one may be in the same commit).
+                            let f = match first {
+                                Some(first) if !s.updates => first,
+                                _ => f,
+                            };
+                            if s.offer(*seq, *first_seq, f) == Offer::Full {
                                 s.lagging = true;
                                 break;
                             }
@@ -368,7 +396,11 @@ impl Driver {
                     if !*n || !st.fell_back.insert(f.name.clone()) {
                         continue;
                     }
-                    let f = Arc::new(f.clone());
+                    let f = st
+                        .firsts
+                        .get(&f.name)
+                        .cloned()
+                        .unwrap_or_else(|| Arc::new(f.clone()));
                     for s in &mut self.slots {
                         s.hand_directly(&f);
                     }
@@ -432,12 +464,18 @@ impl Driver {
     /// Stores each sink's acknowledged position and prunes rows every sink has passed.
     pub fn save_positions(&mut self) {
         self.last_save = Instant::now();
+        self.save_cursors();
+        if let Some(st) = self.store.as_ref() {
+            if let Ok(o) = st.store.outbox_stats() {
+                self.outbox = (o.rows, o.bytes, o.dropped);
+            }
+        }
+    }
+
+    fn save_cursors(&mut self) {
         let Some(st) = self.store.as_ref() else {
             return;
         };
-        if let Ok(o) = st.store.outbox_stats() {
-            self.outbox = (o.rows, o.bytes, o.dropped);
-        }
         if self.slots.is_empty() {
             return;
         }
