@@ -138,14 +138,7 @@ fn serve(conn: TcpStream, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Request>>>, 
             match r.read_line(&mut line) {
                 Ok(0) => return,
                 Ok(_) => break,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue
-                }
+                Err(e) if idle(&e) => continue,
                 Err(_) => return,
             }
         }
@@ -158,12 +151,7 @@ fn serve(conn: TcpStream, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Request>>>, 
             match r.read_line(&mut h) {
                 Ok(0) => return,
                 Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if idle(&e) => {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
@@ -190,12 +178,7 @@ fn serve(conn: TcpStream, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Request>>>, 
             match r.read(&mut body[got..]) {
                 Ok(0) => return,
                 Ok(n) => got += n,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(e) if idle(&e) => {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
@@ -228,4 +211,12 @@ fn serve(conn: TcpStream, stop: Arc<AtomicBool>, log: Arc<Mutex<Vec<Request>>>, 
             return;
         }
     }
+}
+
+/// The read timeout passed (the connection is idle), not an error.
+fn idle(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }

@@ -19,14 +19,6 @@ use ward_testkit::agent::{AgentOptions, WardAgent};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
-fn root_or_skip(test: &str) -> bool {
-    if !ward_testkit::root_available() {
-        eprintln!("{test}: skipped (needs root for the eBPF sensor)");
-        return false;
-    }
-    true
-}
-
 fn payloads(dir: &Path, n: usize) -> (Vec<PathBuf>, PathBuf) {
     ward_testkit::payloads::distinct_binaries(dir, n, "durability")
 }
@@ -54,7 +46,7 @@ fn start_agent(feed: &Path) -> WardAgent {
 
 #[test]
 fn sigkill_during_a_burst_loses_no_finding_from_the_store() {
-    if !root_or_skip("sigkill_during_a_burst_loses_no_finding_from_the_store") {
+    if !ward_testkit::root_or_skip("sigkill_during_a_burst_loses_no_finding_from_the_store") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -119,7 +111,8 @@ fn sigkill_during_a_burst_loses_no_finding_from_the_store() {
 
 #[test]
 fn a_second_writer_on_the_same_store_is_refused_naming_the_holder() {
-    if !root_or_skip("a_second_writer_on_the_same_store_is_refused_naming_the_holder") {
+    if !ward_testkit::root_or_skip("a_second_writer_on_the_same_store_is_refused_naming_the_holder")
+    {
         return;
     }
     let work = tempfile::tempdir().unwrap();

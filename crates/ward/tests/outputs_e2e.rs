@@ -20,14 +20,6 @@ use ward_testkit::receiver::{HttpReceiver, Judge, Request};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
-fn root_or_skip(test: &str) -> bool {
-    if !ward_testkit::root_available() {
-        eprintln!("{test}: skipped (needs root for the eBPF sensor)");
-        return false;
-    }
-    true
-}
-
 fn jsonl_names(agent_dir: &Path) -> BTreeSet<String> {
     std::fs::read_to_string(agent_dir.join("findings.jsonl"))
         .unwrap_or_default()
@@ -199,7 +191,9 @@ template(name="ward" type="string" string="%syslogfacility-text% %syslogseverity
 
 #[test]
 fn a_live_finding_reaches_a_webhook_falcosidekick_rsyslog_and_an_ocsf_file() {
-    if !root_or_skip("a_live_finding_reaches_a_webhook_falcosidekick_rsyslog_and_an_ocsf_file") {
+    if !ward_testkit::root_or_skip(
+        "a_live_finding_reaches_a_webhook_falcosidekick_rsyslog_and_an_ocsf_file",
+    ) {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -384,7 +378,7 @@ fn names_received(r: &[Request]) -> Vec<String> {
 
 #[test]
 fn kill_9_during_a_receiver_outage_loses_no_finding() {
-    if !root_or_skip("kill_9_during_a_receiver_outage_loses_no_finding") {
+    if !ward_testkit::root_or_skip("kill_9_during_a_receiver_outage_loses_no_finding") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
