@@ -383,3 +383,34 @@ fn a_repeat_in_the_same_commit_does_not_replace_the_first_state_an_output_gets()
     );
     d.finish();
 }
+
+#[test]
+fn a_backlog_drains_at_the_configured_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let r = Receiver::default();
+    r.down.store(true, Ordering::SeqCst);
+    let mut d = driver(&db, vec![("a", false, r.clone())], settings());
+    for i in 0..60 {
+        d.push(finding(i, 1, Severity::High), true);
+    }
+    d.tick();
+    d.finish();
+    drop(d);
+    // Restarted with 60 findings in the outbox for it, at 20 per second: a burst of 20, then
+    // 20 a second, so about 2 s for all of them.
+    let r2 = Receiver::default();
+    let s = OutputSettings {
+        drain_rate: 20,
+        ..settings()
+    };
+    let mut d = driver(&db, vec![("a", false, r2.clone())], s);
+    let t = Instant::now();
+    until(&mut d, "the backlog", || r2.got.lock().unwrap().len() == 60);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1800),
+        "60 findings at 20/s took only {took:?}"
+    );
+    d.finish();
+}
