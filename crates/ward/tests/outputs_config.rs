@@ -93,3 +93,33 @@ fn output_flags_are_checked_too() {
     );
     assert!(e.contains("a second output named"), "{e}");
 }
+
+#[test]
+fn config_check_checks_outputs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ward.toml");
+    std::fs::write(&cfg, "[[outputs]]\nkind = \"syslog\"\nurl = \"udp://h\"\n").unwrap();
+    let out = Command::new(WARD)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("outputs[0].url"), "{err}");
+    std::fs::write(
+        &cfg,
+        "[[outputs]]\nkind = \"syslog\"\nurl = \"udp://h:514\"\n",
+    )
+    .unwrap();
+    let out = Command::new(WARD)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

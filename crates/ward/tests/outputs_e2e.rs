@@ -484,3 +484,88 @@ fn kill_9_during_a_receiver_outage_loses_no_finding() {
     let (st, _) = agent.stop().unwrap();
     assert!(st.success(), "{st}");
 }
+
+#[test]
+fn a_slow_then_failing_receiver_holds_back_nothing_and_gets_everything() {
+    if !ward_testkit::root_or_skip(
+        "a_slow_then_failing_receiver_holds_back_nothing_and_gets_everything",
+    ) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (bins, feed) = ward_testkit::payloads::distinct_binaries(work.path(), 3, "outputs-faults");
+    // The first request hangs past the output's timeout, the next four get a 500, then 200
+    // with a body that means nothing.
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let hook = HttpReceiver::start(
+        0,
+        Arc::new(
+            move |_: &Request| match n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    200
+                }
+                1..=4 => 500,
+                _ => 200,
+            },
+        ),
+    )
+    .unwrap();
+    let toml = format!(
+        "[output]\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\n\n[[outputs]]\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"400ms\"\n",
+        hook.url("/in")
+    );
+    let agent = WardAgent::start(
+        Path::new(WARD),
+        &AgentOptions {
+            feeds: vec![feed],
+            toml,
+            outputs_in_config: true,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let dir = agent.dir().to_path_buf();
+    let t = Instant::now();
+    for b in &bins {
+        let _ = Command::new(b).status();
+    }
+    // Detection and the store-backed JSON Lines output do not wait for the webhook.
+    wait_for(
+        "3 findings in the JSON Lines file",
+        Duration::from_secs(20),
+        || jsonl_names(&dir).len() == 3,
+        || agent.log(),
+    );
+    let detected = t.elapsed();
+    wait_for(
+        "all 3 delivered to the webhook",
+        Duration::from_secs(30),
+        || {
+            names_received(&hook.requests())
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                == jsonl_names(&dir)
+        },
+        || {
+            format!(
+                "{:?}\n{}",
+                hook.requests().iter().map(|r| r.status).collect::<Vec<_>>(),
+                agent.log()
+            )
+        },
+    );
+    wait_for(
+        "the failures counted",
+        Duration::from_secs(5),
+        || agent.metric("ward_output_failed_total{output=\"webhook:") >= 5.0,
+        || agent.scrape().unwrap_or_default(),
+    );
+    eprintln!(
+        "faults: detected all 3 in {detected:?}; delivered after {:?} and {} requests",
+        t.elapsed(),
+        hook.requests().len()
+    );
+    let (st, _) = agent.stop().unwrap();
+    assert!(st.success(), "{st}");
+}
