@@ -479,6 +479,15 @@ impl Driver {
         if self.slots.is_empty() {
             return;
         }
+        // With nothing in flight, a sink has everything up to `enqueued`: what it was handed
+        // is acknowledged and the rest are repeats it skips. Its position moves past those,
+        // or rows of repeats would never leave the outbox. (The sink thread stores its ack
+        // before lowering `depth`, so depth 0 means every ack is visible.)
+        for s in &self.slots {
+            if s.shared.depth.load(Ordering::SeqCst) == 0 {
+                s.shared.acked.fetch_max(s.enqueued, Ordering::SeqCst);
+            }
+        }
         let changed: Vec<(String, i64)> = self
             .slots
             .iter()

@@ -414,3 +414,34 @@ fn a_backlog_drains_at_the_configured_rate() {
     );
     d.finish();
 }
+
+#[test]
+fn repeats_no_output_takes_leave_the_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::default();
+    let mut d = driver(
+        &dir.path().join("w.db"),
+        vec![("a", false, r.clone())],
+        settings(),
+    );
+    d.push(finding(1, 1, Severity::High), true);
+    d.tick();
+    until(&mut d, "the first state", || {
+        r.got.lock().unwrap().len() == 1
+    });
+    // Only repeats from now on: each is queued in the outbox, skipped by the output.
+    for c in 2..30 {
+        d.push(finding(1, c, Severity::High), false);
+        std::thread::sleep(Duration::from_millis(2));
+        d.tick();
+    }
+    d.commit();
+    d.save_positions();
+    assert_eq!(
+        d.store_stats().outbox_rows,
+        0,
+        "rows every output has passed are pruned"
+    );
+    assert_eq!(r.got.lock().unwrap().len(), 1);
+    d.finish();
+}
