@@ -14,9 +14,9 @@
 //!   a full queue, only by the outbox bounds.
 //! * **Acknowledgement.** A sink thread retries a failed batch with exponential backoff and
 //!   full jitter; when the receiver has it, the sink's acknowledged seq advances. The driver
-//!   stores each sink's position once a second (and at shutdown) and prunes outbox rows every
+//!   stores each sink's position every 250 ms (and at shutdown) and prunes outbox rows every
 //!   sink has passed. After a crash a sink resumes at its stored position: findings
-//!   acknowledged in the last second are sent again (same `name`: receivers deduplicate).
+//!   acknowledged in the last 250 ms are sent again (same `name`: receivers deduplicate).
 //! * **A failing store** keeps the batch and retries (100 ms doubling to 5 s); new findings in
 //!   it are handed to the sinks directly once, so a broken store never hides a finding, and
 //!   come again through the outbox when the store takes them (same `name`).
@@ -37,7 +37,7 @@ use ward_store::{FindingStore, OutboxBounds, SqliteStore, StoreError};
 /// Most finding updates held for a failing store (each is the last state of one finding).
 pub const STORE_PENDING_MAX: usize = 65_536;
 /// How often sink positions are stored (and the outbox pruned).
-const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(1);
+const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -287,7 +287,7 @@ impl Driver {
     }
 
     /// Commits when due (a new finding waits, 512 updates, or `flush_interval` passed), feeds
-    /// sinks in backlog from the outbox, and stores sink positions once a second. Returns
+    /// sinks in backlog from the outbox, and stores sink positions every 250 ms. Returns
     /// whether the store holds everything pushed so far.
     pub fn tick(&mut self) -> bool {
         let due = match &self.store {

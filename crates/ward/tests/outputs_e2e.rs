@@ -569,3 +569,50 @@ fn a_slow_then_failing_receiver_holds_back_nothing_and_gets_everything() {
     let (st, _) = agent.stop().unwrap();
     assert!(st.success(), "{st}");
 }
+
+#[test]
+fn kill_9_right_after_deliveries_resends_only_the_same_findings() {
+    if !ward_testkit::root_or_skip("kill_9_right_after_deliveries_resends_only_the_same_findings") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (bins, feed) = ward_testkit::payloads::distinct_binaries(work.path(), 10, "outputs-resend");
+    let hook = HttpReceiver::start(0, Arc::new(|_: &Request| 200)).unwrap();
+    let opts = AgentOptions {
+        feeds: vec![feed],
+        outputs: vec![format!("webhook:{}", hook.url("/r"))],
+        ..AgentOptions::default()
+    };
+    let agent = WardAgent::start(Path::new(WARD), &opts).unwrap_or_else(|e| panic!("{e}"));
+    for b in &bins {
+        let _ = Command::new(b).status();
+    }
+    wait_for(
+        "10 delivered",
+        Duration::from_secs(20),
+        || {
+            names_received(&hook.requests())
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .len()
+                == 10
+        },
+        || agent.log(),
+    );
+    // At once: positions are stored once a second, so the restart may send some again.
+    agent.signal(libc::SIGKILL);
+    let (_, dir) = agent.stop().unwrap_or_else(|e| panic!("{e}"));
+    let made = jsonl_names(dir.path());
+    let agent = WardAgent::start_in(Path::new(WARD), &opts, dir).unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(2));
+    let got = names_received(&hook.requests());
+    let unique: BTreeSet<String> = got.iter().cloned().collect();
+    assert_eq!(unique, made, "every finding, and only those");
+    eprintln!(
+        "kill -9 right after delivery: {} findings, {} resends after the restart",
+        made.len(),
+        got.len() - unique.len()
+    );
+    let (st, _) = agent.stop().unwrap();
+    assert!(st.success(), "{st}");
+}
