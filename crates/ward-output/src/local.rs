@@ -210,6 +210,11 @@ impl FindingSink for SyslogSink {
                 stream,
                 timeout,
             } => {
+                // A receiver that restarted closed our connection; a write would still
+                // succeed once (into the kernel's buffer) and be lost: reconnect first.
+                if stream.as_ref().is_some_and(peer_closed) {
+                    *stream = None;
+                }
                 if stream.is_none() {
                     let connected = addr
                         .to_socket_addrs()
@@ -248,6 +253,20 @@ impl FindingSink for SyslogSink {
     fn describe(&self) -> String {
         self.target.clone()
     }
+}
+
+/// True when the peer has closed the connection (EOF or an error is pending). Receivers of
+/// syslog over TCP never send, so anything readable means closed.
+fn peer_closed(s: &TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1];
+    let closed = match s.peek(&mut b) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    closed || s.set_nonblocking(false).is_err()
 }
 
 /// Builds a local sink for `spec` (stdout, file, syslog); `None` for the HTTP kinds, which

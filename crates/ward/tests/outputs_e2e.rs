@@ -123,6 +123,19 @@ impl Rsyslog {
     }
 }
 
+impl Rsyslog {
+    /// Stops rsyslogd and starts it again on the same ports and files.
+    fn restart(mut self) -> Rsyslog {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.socket());
+        let (udp, tcp) = (self.udp, self.tcp);
+        // The TempDir moves to the new instance; this one must not remove it.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        start_rsyslog_in(dir, udp, tcp).expect("rsyslogd restarts")
+    }
+}
+
 impl Drop for Rsyslog {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -141,11 +154,14 @@ fn free_port() -> u16 {
 /// A private rsyslogd: UDP and TCP on 127.0.0.1, a unix socket in its own directory, every
 /// message to `out.log` with its facility and RFC 5424 fields.
 fn start_rsyslog() -> Option<Rsyslog> {
+    start_rsyslog_in(tempfile::tempdir().unwrap(), free_port(), free_port())
+}
+
+/// rsyslogd on the given ports, writing into `dir` (a restart keeps ports and directory).
+fn start_rsyslog_in(dir: tempfile::TempDir, udp: u16, tcp: u16) -> Option<Rsyslog> {
     let bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"]
         .into_iter()
         .find(|p| Path::new(p).exists())?;
-    let dir = tempfile::tempdir().unwrap();
-    let (udp, tcp) = (free_port(), free_port());
     let d = dir.path().display();
     let conf = format!(
         r#"global(workDirectory="{d}")
@@ -612,6 +628,52 @@ fn kill_9_right_after_deliveries_resends_only_the_same_findings() {
         "kill -9 right after delivery: {} findings, {} resends after the restart",
         made.len(),
         got.len() - unique.len()
+    );
+    let (st, _) = agent.stop().unwrap();
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn syslog_over_tcp_reconnects_after_rsyslog_restarts() {
+    if !ward_testkit::root_or_skip("syslog_over_tcp_reconnects_after_rsyslog_restarts") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (bins, feed) =
+        ward_testkit::payloads::distinct_binaries(work.path(), 2, "outputs-syslog-tcp");
+    let syslog = start_rsyslog().expect("rsyslogd (scripts/install-deps.sh installs rsyslog)");
+    let opts = AgentOptions {
+        feeds: vec![feed],
+        outputs: vec![format!("syslog:tcp://127.0.0.1:{}", syslog.tcp)],
+        ..AgentOptions::default()
+    };
+    let agent = WardAgent::start(Path::new(WARD), &opts).unwrap_or_else(|e| panic!("{e}"));
+    let dir = agent.dir().to_path_buf();
+    let ids = |dir: &Path| -> Vec<String> {
+        jsonl_names(dir)
+            .iter()
+            .map(|n| n.rsplit('/').next().unwrap().to_string())
+            .collect()
+    };
+    let _ = Command::new(&bins[0]).status();
+    wait_for(
+        "the first finding in rsyslog",
+        Duration::from_secs(20),
+        || ids(&dir).len() == 1 && syslog.out().contains(&ids(&dir)[0]),
+        || format!("{}\n{}", agent.log(), syslog.out()),
+    );
+    let syslog = syslog.restart();
+    let _ = Command::new(&bins[1]).status();
+    wait_for(
+        "the second finding in rsyslog after its restart",
+        Duration::from_secs(20),
+        || {
+            ids(&dir).len() == 2
+                && ids(&dir)
+                    .iter()
+                    .all(|id| syslog.out().contains(id.as_str()))
+        },
+        || format!("{}\n{}", agent.log(), syslog.out()),
     );
     let (st, _) = agent.stop().unwrap();
     assert!(st.success(), "{st}");
