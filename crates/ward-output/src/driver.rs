@@ -118,7 +118,10 @@ struct Slot {
 struct StoreStage {
     store: SqliteStore,
     /// name → (last state, new since the last commit).
-    pending: BTreeMap<String, (Finding, bool)>,
+    /// name → (last state, new since the last commit, order of its first push): commits and
+    /// outputs follow the order the engine reported findings in, not name order.
+    pending: BTreeMap<String, (Finding, bool, u64)>,
+    next_order: u64,
     /// A new finding is among `pending`.
     new_waiting: bool,
     /// The first state of each new finding in `pending` (a repeat in the same batch replaces
@@ -220,6 +223,7 @@ impl Driver {
             store: store.map(|store| StoreStage {
                 store,
                 pending: BTreeMap::new(),
+                next_order: 0,
                 new_waiting: false,
                 firsts: Default::default(),
                 fell_back: Default::default(),
@@ -250,12 +254,19 @@ impl Driver {
                     st.dropped += 1;
                     return;
                 }
-                let was_new = st.pending.get(&f.name).is_some_and(|p| p.1);
+                let (was_new, order) = match st.pending.get(&f.name) {
+                    Some(p) => (p.1, p.2),
+                    None => {
+                        st.next_order += 1;
+                        (false, st.next_order)
+                    }
+                };
                 st.new_waiting |= is_new;
                 if is_new && !st.firsts.contains_key(&f.name) {
                     st.firsts.insert(f.name.clone(), Arc::new(f.clone()));
                 }
-                st.pending.insert(f.name.clone(), (f, is_new || was_new));
+                st.pending
+                    .insert(f.name.clone(), (f, is_new || was_new, order));
             }
             None => {
                 let f = Arc::new(f);
@@ -326,7 +337,10 @@ impl Driver {
         }
         let pending = std::mem::take(&mut st.pending);
         st.new_waiting = false;
-        let (batch, news): (Vec<Finding>, Vec<bool>) = pending.into_values().unzip();
+        let mut rows: Vec<(Finding, bool, u64)> = pending.into_values().collect();
+        rows.sort_by_key(|r| r.2);
+        let orders: Vec<u64> = rows.iter().map(|r| r.2).collect();
+        let (batch, news): (Vec<Finding>, Vec<bool>) = rows.into_iter().map(|r| (r.0, r.1)).unzip();
         match st.store.commit_with_outbox(&batch, bounds, &[], now_ns()) {
             Ok(c) => {
                 if st.retry_at.take().is_some() {
@@ -406,12 +420,12 @@ impl Driver {
                     }
                 }
                 st.new_waiting = news.iter().any(|n| *n);
-                for (f, n) in batch.into_iter().zip(news) {
+                for ((f, n), o) in batch.into_iter().zip(news).zip(orders) {
                     if st.pending.len() >= STORE_PENDING_MAX && !st.pending.contains_key(&f.name) {
                         st.dropped += 1;
                         continue;
                     }
-                    st.pending.insert(f.name.clone(), (f, n));
+                    st.pending.insert(f.name.clone(), (f, n, o));
                 }
                 false
             }

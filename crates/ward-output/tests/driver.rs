@@ -445,3 +445,30 @@ fn repeats_no_output_takes_leave_the_outbox() {
     assert_eq!(r.got.lock().unwrap().len(), 1);
     d.finish();
 }
+
+#[test]
+fn outputs_get_findings_in_the_order_the_engine_reported_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = Receiver::default();
+    let mut d = driver(
+        &dir.path().join("w.db"),
+        vec![("a", false, r.clone())],
+        settings(),
+    );
+    // One commit holding findings whose names sort the other way round.
+    for i in (0..20).rev() {
+        d.push(finding(i, 1, Severity::High), true);
+    }
+    d.tick();
+    until(&mut d, "20 delivered", || r.got.lock().unwrap().len() == 20);
+    let ids: Vec<String> = r
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|g| g.1.id().to_string())
+        .collect();
+    let want: Vec<String> = (0..20).rev().map(|i| format!("f{i:04}")).collect();
+    assert_eq!(ids, want);
+    d.finish();
+}
