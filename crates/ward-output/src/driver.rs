@@ -76,6 +76,8 @@ pub struct SinkStats {
     /// Catching up from the outbox.
     pub backlog: bool,
     pub last_error: Option<String>,
+    /// What the sink says of itself ([`FindingSink::health`]).
+    pub health: Option<String>,
 }
 
 /// Counters of the store stage and the outbox.
@@ -97,6 +99,7 @@ struct Shared {
     acked: AtomicI64,
     stop: AtomicBool,
     last_error: Mutex<Option<String>>,
+    health: Mutex<Option<String>>,
 }
 
 struct Slot {
@@ -587,6 +590,7 @@ impl Driver {
                 queued: s.shared.depth.load(Ordering::SeqCst),
                 backlog: s.lagging,
                 last_error: s.shared.last_error.lock().ok().and_then(|e| e.clone()),
+                health: s.shared.health.lock().ok().and_then(|e| e.clone()),
             })
             .collect()
     }
@@ -693,7 +697,11 @@ fn sink_thread(
                 }
             }
         }
-        match sink.write_batch(&batch) {
+        let written = sink.write_batch(&batch);
+        if let Ok(mut h) = shared.health.lock() {
+            *h = sink.health();
+        }
+        match written {
             Ok(()) => {
                 let n = batch.len() as u64;
                 shared.sent.fetch_add(n, Ordering::SeqCst);

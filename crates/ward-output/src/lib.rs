@@ -61,4 +61,10 @@ pub trait FindingSink: Send {
     }
     /// A short description of what this sink is connected to, for health lines and errors.
     fn describe(&self) -> String;
+    /// The sink's own word on its health, read after each write and shown with its counters
+    /// (`SinkStats::health`): e.g. `connected`, `reconnecting`. `None`: nothing to add to the
+    /// counters and the last error the driver keeps.
+    fn health(&self) -> Option<String> {
+        None
+    }
 }

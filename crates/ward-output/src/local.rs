@@ -188,6 +188,20 @@ impl SyslogSink {
 }
 
 impl FindingSink for SyslogSink {
+    fn health(&self) -> Option<String> {
+        match &self.transport {
+            Transport::Tcp { stream, .. } => Some(
+                if stream.is_some() {
+                    "connected"
+                } else {
+                    "not connected"
+                }
+                .into(),
+            ),
+            _ => None,
+        }
+    }
+
     fn write_batch(&mut self, batch: &[Item]) -> Result<(), SinkError> {
         let msgs: Vec<String> = batch
             .iter()

@@ -50,6 +50,17 @@ impl FindingSink for TestSink {
     fn describe(&self) -> String {
         "test".into()
     }
+
+    fn health(&self) -> Option<String> {
+        Some(
+            if self.0.down.load(Ordering::SeqCst) {
+                "down"
+            } else {
+                "up"
+            }
+            .into(),
+        )
+    }
 }
 
 fn finding(i: usize, count: u64, sev: Severity) -> Finding {
@@ -152,10 +163,23 @@ fn a_failing_receiver_is_retried_and_nothing_is_lost() {
     }
     d.tick();
     until(&mut d, "failures", || r.writes.load(Ordering::SeqCst) >= 4);
+    assert_eq!(
+        d.sink_stats()[0].health.as_deref(),
+        Some("down"),
+        "the sink's own word"
+    );
+    assert!(d.sink_stats()[0].last_error.is_some());
     r.down.store(false, Ordering::SeqCst);
     until(&mut d, "20 delivered", || r.got.lock().unwrap().len() == 20);
+    // `sent` counts after the write returned and the sink's health was read.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.sink_stats()[0].sent < 20 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let st = &d.sink_stats()[0];
     assert!(st.failed >= 3 && st.sent == 20 && st.dropped == 0, "{st:?}");
+    assert_eq!(st.health.as_deref(), Some("up"));
     d.finish();
 }
 

@@ -463,13 +463,17 @@ impl Health {
         for o in &self.outputs {
             let _ = write!(
                 outputs,
-                "; output {}: sent {}, failed {}, dropped {}, queued {}{}",
+                "; output {}: sent {}, failed {}, dropped {}, queued {}{}{}",
                 o.name,
                 o.sent,
                 o.failed,
                 o.dropped,
                 o.queued,
-                if o.backlog { ", catching up" } else { "" }
+                if o.backlog { ", catching up" } else { "" },
+                o.health
+                    .as_deref()
+                    .map(|h| format!(", {h}"))
+                    .unwrap_or_default()
             );
         }
         if self.outbox.outbox_rows > 0 || self.outbox.outbox_dropped > 0 {
