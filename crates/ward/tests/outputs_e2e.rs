@@ -41,6 +41,20 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool, log: im
     }
 }
 
+/// An agent whose outputs are `[[outputs]]` in `toml` (plus the testkit's JSON Lines file).
+fn start_configured(feed: PathBuf, toml: String) -> WardAgent {
+    WardAgent::start(
+        Path::new(WARD),
+        &AgentOptions {
+            feeds: vec![feed],
+            toml,
+            outputs_in_config: true,
+            ..AgentOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn hmac_hex(key: &[u8], body: &[u8]) -> String {
     // HMAC-SHA256 (RFC 2104) written out here, independently of the agent's ring-based one.
     use sha2::{Digest, Sha256};
@@ -275,16 +289,7 @@ format = "ocsf"
         sock = syslog.socket().display(),
         ocsf = ocsf.display(),
     );
-    let agent = WardAgent::start(
-        Path::new(WARD),
-        &AgentOptions {
-            feeds: vec![feed],
-            toml,
-            outputs_in_config: true,
-            ..AgentOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let agent = start_configured(feed, toml);
     let _ = Command::new(&bins[0]).status();
     let dir = agent.dir().to_path_buf();
     wait_for(
@@ -531,16 +536,7 @@ fn a_slow_then_failing_receiver_holds_back_nothing_and_gets_everything() {
         "[output]\nretry_initial = \"50ms\"\nretry_max = \"200ms\"\n\n[[outputs]]\nkind = \"webhook\"\nurl = \"{}\"\ntimeout = \"400ms\"\n",
         hook.url("/in")
     );
-    let agent = WardAgent::start(
-        Path::new(WARD),
-        &AgentOptions {
-            feeds: vec![feed],
-            toml,
-            outputs_in_config: true,
-            ..AgentOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let agent = start_configured(feed, toml);
     let dir = agent.dir().to_path_buf();
     let t = Instant::now();
     for b in &bins {
