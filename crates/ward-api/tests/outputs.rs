@@ -181,3 +181,15 @@ fn https_trusts_the_ca_file_and_refuses_an_unknown_certificate() {
     let e = untrusted.write_batch(&items()).unwrap_err().to_string();
     assert!(e.to_ascii_lowercase().contains("certificate"), "{e}");
 }
+
+#[test]
+fn a_webhook_can_post_ocsf() {
+    let r = HttpReceiver::start(0, Arc::new(|_: &Request| 200)).unwrap();
+    let mut s = sink(OutputKind::Webhook, &r.url("/ocsf"), |s| {
+        s.format = Some(ward_output::Format::Ocsf)
+    });
+    s.write_batch(&items()).unwrap();
+    let v = r.requests().pop().unwrap().json().unwrap();
+    assert_eq!(v["class_uid"], 2004);
+    assert_eq!(v["unmapped"]["scc_name"], finding().name.as_str());
+}
