@@ -20,6 +20,8 @@ APT_PACKAGES=(
   containerd
   # ward-api: schemathesis (from PyPI, below) runs in a venv
   python3-venv
+  # ward-output: the syslog e2e test runs a private rsyslogd (UDP, TCP, unix socket)
+  rsyslog
 )
 
 missing=()

@@ -17,6 +17,7 @@ mod console;
 mod error;
 mod limits;
 mod metrics;
+pub mod outputs;
 pub mod prometheus;
 mod v1;
 mod wire;

@@ -6,15 +6,19 @@
 //! * [`filter`]: the SCC-style filter language (`docs/filter-grammar.md`), parsed into an AST
 //!   and compiled to a parameterised SQL `WHERE` clause.
 //! * [`order`]: `order_by` parsing and opaque keyset page tokens.
+//! * the outbox (`outbox.rs`): what outputs other than the store still have to deliver,
+//!   committed with the findings ([`SqliteStore::commit_with_outbox`]).
 
 pub mod filter;
 pub mod lock;
 pub mod order;
+mod outbox;
 mod sqlite;
 
 pub use filter::FilterError;
 pub use lock::{LockError, WriterLock};
 pub use order::{OrderBy, OrderField, SortKey};
+pub use outbox::{OutboxBounds, OutboxCommit, OutboxEntry, OutboxSeq, OutboxStats};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 use std::path::PathBuf;

@@ -263,6 +263,42 @@ CREATE TRIGGER keys_count_delete AFTER DELETE ON finding_keys BEGIN
        AND n = 0;
 END;
 "#,
+    // 3: the outbox of the outputs other than the store (`ward_output`): one row per finding
+    // whose latest committed state some output has not acknowledged yet. `seq` only grows
+    // (AUTOINCREMENT: never reused after deletes), so an output's position is one number in
+    // `output_cursors`. `first_seq` is the seq at which the finding was first queued (NULL:
+    // this row's own seq; 0: its first state left the outbox before), so an output that sends
+    // only new findings can tell a repeat. `outbox_meta` holds the running totals the bounds
+    // check reads (kept by triggers) and the count of rows dropped by the bounds.
+    r#"
+CREATE TABLE outbox (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name           TEXT    NOT NULL UNIQUE,
+    first_seq      INTEGER,
+    severity_rank  INTEGER NOT NULL,
+    bytes          INTEGER NOT NULL,
+    queued_ns      INTEGER NOT NULL
+);
+CREATE INDEX outbox_severity ON outbox(severity_rank, seq);
+CREATE INDEX outbox_queued ON outbox(queued_ns);
+CREATE TABLE output_cursors (
+    output  TEXT PRIMARY KEY,
+    seq     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE outbox_meta (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    rows     INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL,
+    dropped  INTEGER NOT NULL
+);
+INSERT INTO outbox_meta VALUES (1, 0, 0, 0);
+CREATE TRIGGER outbox_add AFTER INSERT ON outbox BEGIN
+    UPDATE outbox_meta SET rows = rows + 1, bytes = bytes + NEW.bytes WHERE id = 1;
+END;
+CREATE TRIGGER outbox_remove AFTER DELETE ON outbox BEGIN
+    UPDATE outbox_meta SET rows = rows - 1, bytes = bytes - OLD.bytes WHERE id = 1;
+END;
+"#,
 ];
 
 /// SQLite virtual-machine steps between two calls of the read connection's progress handler.
@@ -329,7 +365,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub struct SqliteStore {
     path: PathBuf,
     /// `None` for a store opened read-only.
-    writer: Option<Mutex<Connection>>,
+    pub(crate) writer: Option<Mutex<Connection>>,
     /// Bounds the ordered scans `list` tries first for filters matching many findings.
     budget: Arc<StepBudget>,
     reader: Mutex<Connection>,
@@ -454,14 +490,14 @@ fn parse_mute(s: &str) -> Mute {
     }
 }
 
-fn to_json(f: &Finding) -> Result<String, StoreError> {
+pub(crate) fn to_json(f: &Finding) -> Result<String, StoreError> {
     serde_json::to_string(f).map_err(|e| StoreError::InvalidFinding {
         name: f.name.clone(),
         message: format!("cannot serialise: {e}"),
     })
 }
 
-fn from_json(name: &str, json: &str) -> Result<Finding, StoreError> {
+pub(crate) fn from_json(name: &str, json: &str) -> Result<Finding, StoreError> {
     serde_json::from_str(json).map_err(|source| StoreError::Corrupt {
         name: name.to_string(),
         source,
@@ -633,7 +669,10 @@ impl SqliteStore {
         Ok(conn)
     }
 
-    fn err(&self, context: &'static str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn err(
+        &self,
+        context: &'static str,
+    ) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Sqlite {
             context: context.to_string(),
             path: self.path.clone(),
@@ -641,7 +680,10 @@ impl SqliteStore {
         }
     }
 
-    fn writer(&self, operation: &'static str) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    pub(crate) fn writer(
+        &self,
+        operation: &'static str,
+    ) -> Result<MutexGuard<'_, Connection>, StoreError> {
         match &self.writer {
             Some(w) => Ok(lock(w)),
             None => Err(StoreError::ReadOnly {
@@ -651,7 +693,7 @@ impl SqliteStore {
         }
     }
 
-    fn upsert_in(
+    pub(crate) fn upsert_in(
         &self,
         tx: &rusqlite::Transaction<'_>,
         f: &Finding,

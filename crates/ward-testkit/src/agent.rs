@@ -33,6 +33,11 @@ pub struct AgentOptions {
     pub ready_timeout: Duration,
     /// Extra environment variables for the agent.
     pub env: Vec<(String, String)>,
+    /// Extra `--output` flags besides the JSON Lines file (which is always the first).
+    pub outputs: Vec<String>,
+    /// Outputs come from `[[outputs]]` in `toml` instead: the JSON Lines file is then added
+    /// as one more `[[outputs]]` entry and no `--output` flag is passed.
+    pub outputs_in_config: bool,
 }
 
 impl Default for AgentOptions {
@@ -47,6 +52,8 @@ impl Default for AgentOptions {
             tied: true,
             ready_timeout: Duration::from_secs(30),
             env: Vec::new(),
+            outputs: Vec::new(),
+            outputs_in_config: false,
         }
     }
 }
@@ -63,30 +70,47 @@ impl WardAgent {
     /// Starts `ward` (the binary) as `ward agent` and waits until it is ready.
     pub fn start(ward: &Path, opts: &AgentOptions) -> Result<WardAgent, TestkitError> {
         let dir = tempfile::tempdir().map_err(|e| TestkitError::io("tempdir", e))?;
+        Self::start_in(ward, opts, dir)
+    }
+
+    /// [`start`](Self::start) in the directory of an earlier agent (its database, findings
+    /// file and config): a restart.
+    pub fn start_in(
+        ward: &Path,
+        opts: &AgentOptions,
+        dir: tempfile::TempDir,
+    ) -> Result<WardAgent, TestkitError> {
         let cfg = dir.path().join("ward.toml");
         let agent_section = format!(
             "[agent]\nmetrics_addr = \"127.0.0.1:0\"\nhealth_log_interval = \"{}\"\n",
             opts.health_log_interval
         );
-        let text = if opts.agent_keys {
+        let mut text = if opts.agent_keys {
             format!("{agent_section}{}\n", opts.toml)
         } else {
             format!("{}\n{agent_section}", opts.toml)
         };
+        let jsonl = dir.path().join("findings.jsonl");
+        if opts.outputs_in_config {
+            text.push_str(&format!(
+                "\n[[outputs]]\nkind = \"file\"\npath = \"{}\"\n",
+                jsonl.display()
+            ));
+        }
         std::fs::write(&cfg, text).map_err(|e| TestkitError::io(cfg.display().to_string(), e))?;
         let log_path = dir.path().join("agent.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| TestkitError::io(log_path.display().to_string(), e))?;
         let mut cmd = Command::new(ward);
-        cmd.arg("agent")
-            .arg("--db")
-            .arg(dir.path().join("ward.db"))
-            .arg("--output")
-            .arg(format!(
-                "jsonl:{}",
-                dir.path().join("findings.jsonl").display()
-            ))
-            .arg("--config")
+        cmd.arg("agent").arg("--db").arg(dir.path().join("ward.db"));
+        if !opts.outputs_in_config {
+            cmd.arg("--output")
+                .arg(format!("jsonl:{}", jsonl.display()));
+            for o in &opts.outputs {
+                cmd.arg("--output").arg(o);
+            }
+        }
+        cmd.arg("--config")
             .arg(&cfg)
             .env_remove("WARD_DB")
             .stdin(Stdio::null())

@@ -13,6 +13,16 @@ pub fn root_available() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// For tests that need root (the eBPF sensor): true when running as root, else says the test
+/// is skipped and returns false.
+pub fn root_or_skip(test: &str) -> bool {
+    if !root_available() {
+        eprintln!("{test}: skipped (needs root for the eBPF sensor)");
+        return false;
+    }
+    true
+}
+
 /// True when a `podman` binary answers `podman --version`.
 pub fn podman_available() -> bool {
     Command::new("podman")

@@ -17,8 +17,13 @@ pub struct WardConfig {
     pub detectors: DetectorsConfig,
     /// `ward agent`: metrics, runtime sockets, waits, hashing.
     pub agent: crate::cmd::agent::config::AgentConfig,
+    /// Settings every output shares: queues, retry, the outbox bounds, the drain rate.
+    pub output: ward_output::OutputSettings,
     /// `ward serve` (and the API inside the agent): listen address, tokens, TLS, limits.
     pub api: ward_api::ApiConfig,
+    /// `[[outputs]]`: where findings go besides the store (`docs/outputs.md`); `--output`
+    /// flags replace this list.
+    pub outputs: Vec<ward_output::OutputSpec>,
 }
 
 impl WardConfig {
@@ -254,6 +259,24 @@ pub fn bounds() -> Vec<Bound> {
         dur!("agent.batch_interval", ms(0), ms(100), |c| c
             .agent
             .batch_interval),
+        int!("output.queue", 1, MIB, |c| c.output.queue),
+        int!("output.batch", 1, 10_000, |c| c.output.batch),
+        int!("output.outbox_max_bytes", MIB, 64 * GIB, |c| {
+            c.output.outbox_max_bytes
+        }),
+        dur!("output.outbox_max_age", secs(60), secs(30 * DAY), |c| {
+            c.output.outbox_max_age
+        }),
+        int!("output.drain_rate", 1, 1_000_000, |c| c.output.drain_rate),
+        dur!("output.retry_initial", ms(1), secs(60), |c| {
+            c.output.retry_initial
+        }),
+        dur!("output.retry_max", ms(1), secs(3600), |c| c
+            .output
+            .retry_max),
+        dur!("output.shutdown_timeout", secs(0), secs(600), |c| {
+            c.output.shutdown_timeout
+        }),
         int!("api.max_body_bytes", KIB, 64 * MIB, |c| c
             .api
             .max_body_bytes),

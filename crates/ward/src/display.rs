@@ -9,48 +9,9 @@
 //! JSON's escape, so the same rule keeps a JSON text valid and equal to the original. The web
 //! console applies the same list (`isHidden` in `ward-api/assets/app.js`).
 
-use std::borrow::Cow;
-
-/// True for a character that is shown as an escape rather than printed.
-pub fn is_hidden(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{1f}'
-        | '\u{7f}'..='\u{9f}'
-        | '\u{61c}'
-        | '\u{200b}'..='\u{200f}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'
-        | '\u{2066}'..='\u{2069}'
-        | '\u{feff}')
-}
-
-fn escape_where(s: &str, hide: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !s.chars().any(&hide) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        if hide(c) {
-            out.push_str(&format!("\\u{:04X}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// `s` for one line of human-readable output (a table cell, a summary): every hidden
-/// character, newlines and tabs included, as `\uXXXX`.
-pub fn for_terminal(s: &str) -> Cow<'_, str> {
-    escape_where(s, is_hidden)
-}
-
-/// A JSON text (as serde_json writes it, pretty or not) for a terminal: hidden characters
-/// other than C0 as `\uXXXX`. serde_json already escapes C0 inside strings, so the C0 left
-/// (newlines, tabs) are the layout's; the result is valid JSON with the same values.
-pub fn json_for_terminal(json: &str) -> Cow<'_, str> {
-    escape_where(json, |c| c >= '\u{7f}' && is_hidden(c))
-}
+#[cfg(test)]
+use ward_output::text::is_hidden;
+pub use ward_output::text::{for_terminal, json_for_terminal};
 
 /// Writes `value` as one JSON line through [`json_for_terminal`]: what `ward replay`,
 /// `ward agent` (stdout and `jsonl:` sinks) and `ward findings list --format json` print, safe
@@ -67,6 +28,7 @@ pub fn write_json_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::borrow::Cow;
 
     #[test]
     fn controls_bidi_and_invisibles_are_escaped() {

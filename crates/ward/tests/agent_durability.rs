@@ -9,7 +9,6 @@
 //! distinct by a trailing comment so each has its own hash, all listed in a test intel feed,
 //! so each exec is its own *Added Malicious Binary* finding. Needs root (the eBPF sensor).
 
-use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,34 +19,8 @@ use ward_testkit::agent::{AgentOptions, WardAgent};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
-fn root_or_skip(test: &str) -> bool {
-    if !ward_testkit::root_available() {
-        eprintln!("{test}: skipped (needs root for the eBPF sensor)");
-        return false;
-    }
-    true
-}
-
-/// `n` distinct harmless executables and a feed holding their hashes.
 fn payloads(dir: &Path, n: usize) -> (Vec<PathBuf>, PathBuf) {
-    let base = std::fs::read("/bin/true").expect("reading /bin/true");
-    let mut feed = String::new();
-    let mut bins = Vec::new();
-    for i in 0..n {
-        let p = dir.join(format!("payload-{i}"));
-        let mut bytes = base.clone();
-        bytes.extend_from_slice(format!("\nward durability payload {i}\n").as_bytes());
-        std::fs::write(&p, &bytes).unwrap();
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        feed.push_str(&format!(
-            "{};ward durability test payload {i}\n",
-            hex::encode(Sha256::digest(&bytes))
-        ));
-        bins.push(p);
-    }
-    let feed_path = dir.join("feed.txt");
-    std::fs::write(&feed_path, feed).unwrap();
-    (bins, feed_path)
+    ward_testkit::payloads::distinct_binaries(dir, n, "durability")
 }
 
 /// Finding names in the agent's JSON Lines file (complete lines only).
@@ -73,7 +46,7 @@ fn start_agent(feed: &Path) -> WardAgent {
 
 #[test]
 fn sigkill_during_a_burst_loses_no_finding_from_the_store() {
-    if !root_or_skip("sigkill_during_a_burst_loses_no_finding_from_the_store") {
+    if !ward_testkit::root_or_skip("sigkill_during_a_burst_loses_no_finding_from_the_store") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -138,7 +111,8 @@ fn sigkill_during_a_burst_loses_no_finding_from_the_store() {
 
 #[test]
 fn a_second_writer_on_the_same_store_is_refused_naming_the_holder() {
-    if !root_or_skip("a_second_writer_on_the_same_store_is_refused_naming_the_holder") {
+    if !ward_testkit::root_or_skip("a_second_writer_on_the_same_store_is_refused_naming_the_holder")
+    {
         return;
     }
     let work = tempfile::tempdir().unwrap();

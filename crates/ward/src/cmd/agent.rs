@@ -8,9 +8,8 @@ pub mod selftest;
 
 use crate::cmd::replay::load_intel;
 use crate::config::WardConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -20,9 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ward_detect::{Engine, FindingUpdate};
 use ward_enrich::{EnrichConfig, Enricher, HashConfig, MetadataConfig};
-use ward_event::{Event, Finding, TraceHeader};
+use ward_event::{Event, TraceHeader};
+use ward_output::{Driver, DriverConfig};
 use ward_sensor::{RawEvent, Sensor, SensorConfig};
-use ward_store::{FindingStore, SqliteStore};
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
@@ -36,9 +35,11 @@ pub struct AgentArgs {
     /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
-    /// Where new findings go as JSON Lines: `stdout`, `jsonl:PATH` (appended), or `none`.
-    #[arg(long, value_name = "SINK", default_value = "stdout")]
-    pub output: String,
+    /// Where findings go besides the store (repeatable; replaces `[[outputs]]`): `stdout`
+    /// (the default), `jsonl:PATH`, `ocsf:PATH`, `webhook:URL`, `falco:URL` (falcosidekick),
+    /// `syslog:udp://HOST:PORT|tcp://HOST:PORT|unix:///PATH`, or `none`. See docs/outputs.md.
+    #[arg(long, value_name = "SINK")]
+    pub output: Vec<String>,
     /// Also write every enriched event to PATH in the trace format (`ward replay PATH`
     /// reproduces the findings).
     #[arg(long, value_name = "PATH")]
@@ -78,114 +79,6 @@ fn install_signal_handlers() {
     }
 }
 
-enum Output {
-    Stdout,
-    Jsonl(PathBuf),
-    None,
-}
-
-fn parse_output(s: &str) -> Result<Output> {
-    match s {
-        "stdout" | "-" => Ok(Output::Stdout),
-        "none" => Ok(Output::None),
-        _ => match s.strip_prefix("jsonl:") {
-            Some(p) if !p.is_empty() => Ok(Output::Jsonl(PathBuf::from(p))),
-            _ => bail!("--output {s:?}: expected `stdout`, `jsonl:PATH` or `none`"),
-        },
-    }
-}
-
-/// The store, written first: a finding reaches any other output only once its batch is
-/// committed, so a finding visible anywhere is in the store (SIGKILL included: WAL commits
-/// survive the process). New findings are committed at once (one transaction per poll of the
-/// ring, a group commit); repeats of known findings are batched for `store_flush_interval`.
-struct StoreSink {
-    store: SqliteStore,
-    pending: BTreeMap<String, Finding>,
-    last_flush: Instant,
-    /// Failed batches (each counted once).
-    errors: u64,
-    /// Finding updates given up because `pending` was full while the store kept failing.
-    dropped: u64,
-    /// After a failure, no new attempt before this (backoff 100 ms doubling to 5 s).
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    /// The last error printed, so a store that keeps failing for one cause says so once.
-    last_error: Option<String>,
-}
-
-/// Most finding updates held for a failing store (each is the last state of one finding).
-const STORE_PENDING_MAX: usize = 65_536;
-
-impl StoreSink {
-    fn new(store: SqliteStore) -> Self {
-        StoreSink {
-            store,
-            pending: BTreeMap::new(),
-            last_flush: Instant::now(),
-            errors: 0,
-            dropped: 0,
-            retry_at: None,
-            backoff: Duration::from_millis(100),
-            last_error: None,
-        }
-    }
-
-    fn push(&mut self, f: Finding) {
-        if self.pending.len() >= STORE_PENDING_MAX && !self.pending.contains_key(&f.name) {
-            self.dropped += 1;
-            return;
-        }
-        self.pending.insert(f.name.clone(), f);
-    }
-
-    /// Commits what is pending. Returns whether the store holds everything pushed so far.
-    fn flush(&mut self) -> bool {
-        self.last_flush = Instant::now();
-        if self.pending.is_empty() {
-            return true;
-        }
-        if self.retry_at.is_some_and(|t| Instant::now() < t) {
-            return false;
-        }
-        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
-        match self.store.upsert_many(&batch) {
-            Ok(_) => {
-                if self.retry_at.take().is_some() {
-                    eprintln!(
-                        "ward agent: storing findings in {} works again ({} failed attempts)",
-                        self.store.path().display(),
-                        self.errors
-                    );
-                    self.last_error = None;
-                    self.backoff = Duration::from_millis(100);
-                }
-                true
-            }
-            Err(e) => {
-                self.errors += 1;
-                let msg = e.to_string();
-                if self.last_error.as_deref() != Some(msg.as_str()) {
-                    tracing::error!(error = %msg, db = %self.store.path().display(), findings = batch.len(), "storing findings failed");
-                    eprintln!(
-                        "ward agent: error: storing {} findings in {}: {msg} (kept, retrying; findings still go to the other outputs)",
-                        batch.len(),
-                        self.store.path().display()
-                    );
-                    self.last_error = Some(msg);
-                }
-                self.retry_at = Some(Instant::now() + self.backoff);
-                self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
-                // Back into pending; nothing newer can be there (flush runs on this thread).
-                for f in batch {
-                    self.push(f);
-                }
-                false
-            }
-        }
-    }
-}
-
 /// This boot's id (`/proc/sys/kernel/random/boot_id`); empty when unreadable, which still
 /// names findings by boot time, just without telling boots apart.
 fn boot_id() -> String {
@@ -199,17 +92,6 @@ fn wall_now_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
-}
-
-fn open_append(path: &Path) -> Result<File> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))
 }
 
 fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
@@ -246,18 +128,15 @@ fn enrich_config(cfg: &WardConfig) -> EnrichConfig {
 /// Everything downstream of the enricher.
 struct Pipeline {
     engine: Engine,
-    out: Option<Box<dyn Write>>,
-    store: StoreSink,
+    /// The store first, then every output (`ward_output::Driver`).
+    driver: Driver,
     record: Option<BufWriter<File>>,
     record_path: Option<PathBuf>,
     record_errors: u64,
     updates: Vec<FindingUpdate>,
-    /// New findings serialised for `out`, written once the store has them.
-    out_buf: Vec<u8>,
     latencies: Vec<u64>,
     findings_written: u64,
     latency: metrics::Latency,
-    flush_interval: Duration,
 }
 
 impl Pipeline {
@@ -290,32 +169,15 @@ impl Pipeline {
             self.engine.process(ev, &mut self.updates);
             for u in self.updates.drain(..) {
                 if u.is_new {
-                    if self.out.is_some() {
-                        crate::display::write_json_line(&mut self.out_buf, &u.finding)?;
-                    }
                     self.latencies.push(t);
                     self.findings_written += 1;
                 }
-                self.store.push(u.finding);
+                self.driver.push(u.finding, u.is_new);
             }
         }
-        // The store first: new findings (one latency sample each) are committed before any
-        // other output sees them.
-        if !self.latencies.is_empty()
-            || (!self.store.pending.is_empty()
-                && (self.store.pending.len() >= 512
-                    || self.store.last_flush.elapsed() >= self.flush_interval))
-        {
-            self.store.flush();
-        }
-        if !self.out_buf.is_empty() {
-            if let Some(out) = self.out.as_mut() {
-                out.write_all(&self.out_buf)
-                    .and_then(|_| out.flush())
-                    .context("writing findings")?;
-            }
-            self.out_buf.clear();
-        }
+        // The store first: new findings (one latency sample each) are committed at once, in
+        // one transaction with their outbox entries, before any output sees them.
+        self.driver.tick();
         if !self.latencies.is_empty() {
             let now = wall_now_ns();
             for t in self.latencies.drain(..) {
@@ -326,11 +188,7 @@ impl Pipeline {
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.store.retry_at = None;
-        self.store.flush();
-        if let Some(out) = self.out.as_mut() {
-            out.flush().context("writing findings")?;
-        }
+        self.driver.finish();
         if let Some(r) = self.record.as_mut() {
             r.flush().context("writing the recording")?;
         }
@@ -340,7 +198,16 @@ impl Pipeline {
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let cfg = WardConfig::load_or_default(args.config.as_deref())?;
-    let output = parse_output(&args.output)?;
+    let output_specs = crate::cmd::outputs::specs(&cfg, &args.output, true)?;
+    // Every output is opened (files, sockets, HTTP clients, keys, CA files) before the
+    // sensor loads: a misconfigured one is a startup error naming its key.
+    let node_name = if cfg.agent.node_name.is_empty() {
+        ward_enrich::host_name()
+    } else {
+        cfg.agent.node_name.clone()
+    };
+    let sinks =
+        crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(&node_name))?;
     let intel = load_intel(&args.intel)?;
     // Rule files that do not load stop the agent here, with every problem's file and line.
     let rules = crate::cmd::rules::configured(&cfg.detectors.rules)?;
@@ -351,11 +218,6 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     // One writer per store, taken before anything else so a second agent fails at once.
     let _writer_lock = ward_store::WriterLock::acquire(&db_path, "ward agent")?;
     let store = crate::cmd::db::open_store(&db_path, args.recreate_corrupt_db)?;
-    let out: Option<Box<dyn Write>> = match &output {
-        Output::Stdout => Some(Box::new(BufWriter::new(std::io::stdout()))),
-        Output::Jsonl(p) => Some(Box::new(BufWriter::new(open_append(p)?))),
-        Output::None => None,
-    };
     let record = match &args.record {
         Some(p) => Some(BufWriter::with_capacity(
             1 << 20,
@@ -389,6 +251,17 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         offset_ns: sensor.clock().offset_ns() as i64,
     };
 
+    let driver = Driver::new(
+        Some(store),
+        sinks,
+        DriverConfig {
+            flush_interval: cfg.agent.store_flush_interval,
+            settings: cfg.output.clone(),
+            new_at_once: true,
+            program: "ward agent",
+        },
+    )
+    .with_context(|| format!("starting the outputs on {}", db_path.display()))?;
     let mut pipe = Pipeline {
         engine: Engine::new(
             &cfg.engine,
@@ -396,17 +269,14 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
             Arc::new(intel),
             crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?,
         ),
-        out,
-        store: StoreSink::new(store),
+        driver,
         record,
         record_path: args.record.clone(),
         record_errors: 0,
         updates: Vec::new(),
-        out_buf: Vec::new(),
         latencies: Vec::new(),
         findings_written: 0,
         latency: metrics::Latency::default(),
-        flush_interval: cfg.agent.store_flush_interval,
     };
 
     pipe.engine.set_id_clock(Some(id_clock.clone()));
@@ -479,7 +349,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     }
     eprintln!(
         "ward agent: ready: node {node}, {n_seeds} running processes seeded, metrics {metrics_where}, findings to {}, store {}{}",
-        args.output,
+        crate::cmd::outputs::describe(&output_specs),
         db_path.display(),
         args.record
             .as_ref()
@@ -590,28 +460,14 @@ fn fill_health(
     h.engine = pipe.engine.stats();
     h.parked = enricher.parked();
     h.findings_written = pipe.findings_written;
-    h.store_errors = pipe.store.errors;
-    h.store_pending = pipe.store.pending.len() as u64;
-    h.store_dropped = pipe.store.dropped;
+    let st = pipe.driver.store_stats();
+    h.store_errors = st.errors;
+    h.store_pending = st.pending;
+    h.store_dropped = st.dropped;
+    h.outbox = st;
+    h.outputs = pipe.driver.sink_stats();
     h.latency = pipe.latency.clone();
     let (rss, cpu) = metrics::self_usage();
     h.rss_bytes = rss;
     h.cpu_seconds = cpu;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_specs() {
-        assert!(matches!(parse_output("stdout"), Ok(Output::Stdout)));
-        assert!(matches!(parse_output("none"), Ok(Output::None)));
-        match parse_output("jsonl:/tmp/x.jsonl") {
-            Ok(Output::Jsonl(p)) => assert_eq!(p, Path::new("/tmp/x.jsonl")),
-            _ => panic!("jsonl"),
-        }
-        assert!(parse_output("jsonl:").is_err());
-        assert!(parse_output("kafka:x").is_err());
-    }
 }

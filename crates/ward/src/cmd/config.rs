@@ -23,7 +23,11 @@ pub fn run(cmd: ConfigCommand) -> Result<ExitCode> {
             print!("{DEFAULT_TOML}");
         }
         ConfigCommand::Check { file } => {
-            WardConfig::load(&file)?;
+            let cfg = WardConfig::load(&file)?;
+            // Outputs as the agent checks them at start (URLs, kinds, keys, names); files,
+            // sockets, CA files and HMAC keys are opened only by the agent.
+            crate::cmd::outputs::specs(&cfg, &[], false)
+                .map_err(|e| e.context(file.display().to_string()))?;
             println!("{}: ok", file.display());
         }
     }

@@ -4,6 +4,7 @@ pub mod db;
 pub mod findings;
 pub mod intel;
 pub mod model;
+pub mod outputs;
 pub mod replay;
 pub mod rules;
 pub mod serve;

@@ -12,7 +12,8 @@ use std::time::Instant;
 use ward_detect::{Engine, FindingUpdate};
 use ward_event::{Event, Finding, TraceReader};
 use ward_intel::IntelSet;
-use ward_store::{FindingStore, SqliteStore};
+use ward_output::{Driver, DriverConfig};
+use ward_store::SqliteStore;
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
@@ -37,38 +38,13 @@ pub struct ReplayArgs {
     /// Print nothing on stdout (useful with --db).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also send findings to this output (repeatable; replaces `[[outputs]]`; same forms as
+    /// `ward agent --output`). Stdout keeps printing as above.
+    #[arg(long, value_name = "SINK")]
+    pub output: Vec<String>,
     /// How many malformed lines to describe on stderr (all are counted).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub show_errors: usize,
-}
-
-/// Buffers store writes; findings repeat as they aggregate, so only the last state is kept.
-struct StoreSink {
-    store: SqliteStore,
-    pending: BTreeMap<String, Finding>,
-    written: u64,
-}
-
-impl StoreSink {
-    fn push(&mut self, f: &Finding) -> Result<()> {
-        self.pending.insert(f.name.clone(), f.clone());
-        if self.pending.len() >= 512 {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch: Vec<Finding> = std::mem::take(&mut self.pending).into_values().collect();
-        self.store
-            .upsert_many(&batch)
-            .with_context(|| format!("storing findings in {}", self.store.path().display()))?;
-        self.written += batch.len() as u64;
-        Ok(())
-    }
 }
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
@@ -79,15 +55,25 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         Some(path) => Some(ward_store::WriterLock::acquire(path, "ward replay")?),
         None => None,
     };
-    let mut sink = match &args.db {
-        Some(path) => Some(StoreSink {
-            // The store's errors name the file and the cause.
-            store: SqliteStore::open(path)?,
-            pending: BTreeMap::new(),
-            written: 0,
-        }),
+    let store = match &args.db {
+        // The store's errors name the file and the cause.
+        Some(path) => Some(SqliteStore::open(path)?),
         None => None,
     };
+    let output_specs = crate::cmd::outputs::specs(&cfg, &args.output, false)?;
+    let sinks = crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(""))?;
+    // The same driver as the agent's: the store first (with the outbox when outputs are
+    // configured), then every output.
+    let mut driver = Driver::new(
+        store,
+        sinks,
+        DriverConfig {
+            flush_interval: std::time::Duration::from_secs(1),
+            settings: cfg.output.clone(),
+            new_at_once: false,
+            program: "ward replay",
+        },
+    )?;
     let input: Box<dyn BufRead> = if args.trace.as_os_str() == "-" {
         Box::new(BufReader::with_capacity(1 << 20, std::io::stdin().lock()))
     } else {
@@ -134,9 +120,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             }
         }
         for u in updates.drain(..) {
-            if let Some(s) = sink.as_mut() {
-                s.push(&u.finding)?;
-            }
+            driver.push(u.finding.clone(), u.is_new);
             if args.final_state {
                 let order = finals.len();
                 finals
@@ -147,6 +131,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
                 crate::display::write_json_line(&mut out, &u.finding)?;
             }
         }
+        driver.tick();
     }
     // Whatever happened, what was found is written out.
     if args.final_state && !args.quiet {
@@ -157,8 +142,26 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         }
     }
     out.flush()?;
-    if let Some(s) = sink.as_mut() {
-        s.flush()?;
+    // Replay waits for its outputs (up to output.shutdown_timeout); a store that cannot take
+    // the findings is an error.
+    let stored = if driver.store().is_some() {
+        // Outputs fed from the outbox: let them catch up before shutting down.
+        let until = std::time::Instant::now() + cfg.output.shutdown_timeout;
+        loop {
+            driver.tick();
+            if driver.idle() || std::time::Instant::now() >= until {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        driver.finish()
+    } else {
+        driver.finish()
+    };
+    if !stored {
+        if let Some(st) = driver.store() {
+            anyhow::bail!("storing findings in {} failed", st.path().display());
+        }
     }
     let elapsed = started.elapsed();
     let st = engine.stats();
@@ -178,11 +181,17 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             bad_lines as usize - args.show_errors
         ));
     }
-    if let Some(s) = &sink {
+    if let Some(s) = driver.store() {
         summary.push_str(&format!(
             "; {} stored in {}",
-            s.written,
-            s.store.path().display()
+            driver.committed,
+            s.path().display()
+        ));
+    }
+    for o in driver.sink_stats() {
+        summary.push_str(&format!(
+            "; output {}: sent {}, failed {}, dropped {}",
+            o.name, o.sent, o.failed, o.dropped
         ));
     }
     if st.table.evicted > 0 || st.aggregates_evicted > 0 {

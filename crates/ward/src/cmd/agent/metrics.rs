@@ -75,6 +75,10 @@ pub struct Health {
     pub store_pending: u64,
     /// Finding updates given up while the store was failing (pending full).
     pub store_dropped: u64,
+    /// The store's outbox (rows, bytes, drops by its bounds).
+    pub outbox: ward_output::driver::StoreStats,
+    /// Each output besides the store.
+    pub outputs: Vec<ward_output::SinkStats>,
     pub latency: Latency,
     pub rss_bytes: u64,
     pub cpu_seconds: f64,
@@ -341,6 +345,65 @@ impl Health {
             "Finding updates given up while the store kept failing.",
             &one(self.store_dropped.to_string()),
         );
+        let per_output = |v: &dyn Fn(&ward_output::SinkStats) -> u64| -> Vec<(String, String)> {
+            self.outputs
+                .iter()
+                .map(|o| {
+                    (
+                        format!("{{output=\"{}\"}}", label(&o.name)),
+                        v(o).to_string(),
+                    )
+                })
+                .collect()
+        };
+        metric(
+            "ward_output_sent_total",
+            "counter",
+            "Finding states each output's receiver acknowledged.",
+            &per_output(&|o| o.sent),
+        );
+        metric(
+            "ward_output_failed_total",
+            "counter",
+            "Failed writes per output (each retried with backoff).",
+            &per_output(&|o| o.failed),
+        );
+        metric(
+            "ward_output_dropped_total",
+            "counter",
+            "Finding states an output will never get (dropped by the outbox bounds before it had them).",
+            &per_output(&|o| o.dropped),
+        );
+        metric(
+            "ward_output_queue_depth",
+            "gauge",
+            "Finding states handed to an output and not yet acknowledged.",
+            &per_output(&|o| o.queued),
+        );
+        metric(
+            "ward_output_backlog",
+            "gauge",
+            "1 while an output catches up from the outbox (after an outage, a full queue or a restart).",
+            &per_output(&|o| u64::from(o.backlog)),
+        );
+        metric(
+            "ward_outbox_findings",
+            "gauge",
+            "Findings in the store's outbox that some output has not acknowledged.",
+            &one(self.outbox.outbox_rows.to_string()),
+        );
+        metric(
+            "ward_outbox_bytes",
+            "gauge",
+            "Bytes of finding JSON in the outbox.",
+            &one(self.outbox.outbox_bytes.to_string()),
+        );
+        metric(
+            "ward_outbox_dropped_total",
+            "counter",
+            "Outbox entries dropped by its bounds (bytes: lowest severity first; age), over the store's lifetime.",
+            &one(self.outbox.outbox_dropped.to_string()),
+        );
         metric(
             "ward_process_table_size",
             "gauge",
@@ -367,7 +430,7 @@ impl Health {
         metric(
             "ward_detection_latency_seconds",
             "histogram",
-            "From the triggering event (kernel time) to the new finding written to the JSON Lines output.",
+            "From the triggering event (kernel time) to the new finding committed to the store, before any output sees it.",
             &rows,
         );
         let q = |q: f64| {
@@ -409,7 +472,33 @@ impl Health {
     /// One line for the log.
     pub fn log_line(&self) -> String {
         let e = &self.enrich;
-        format!(
+        let mut outputs = String::new();
+        for o in &self.outputs {
+            let _ = write!(
+                outputs,
+                "; output {}: sent {}, failed {}, dropped {}, queued {}{}{}",
+                o.name,
+                o.sent,
+                o.failed,
+                o.dropped,
+                o.queued,
+                if o.backlog { ", catching up" } else { "" },
+                o.health
+                    .as_deref()
+                    .map(|h| format!(", {h}"))
+                    .unwrap_or_default()
+            );
+        }
+        if self.outbox.outbox_rows > 0 || self.outbox.outbox_dropped > 0 {
+            let _ = write!(
+                outputs,
+                "; outbox {} findings ({} KiB), dropped {}",
+                self.outbox.outbox_rows,
+                self.outbox.outbox_bytes >> 10,
+                self.outbox.outbox_dropped
+            );
+        }
+        let line = format!(
             "ward agent: health: events {} ({:.1}/s), kernel drops {}, user-space drops {}, \
              metadata misses {} (timeout {}, unavailable {}), hash misses {} (exe gone {}, \
              identity mismatch {}, queue full {}, timeout {}), findings {} \
@@ -434,8 +523,14 @@ impl Health {
                 .unwrap_or_else(|| "n/a".into()),
             self.parked,
             self.rss_bytes >> 20,
-        )
+        );
+        line + &outputs
     }
+}
+
+/// A Prometheus label value: quotes, backslashes and newlines would end it.
+fn label(s: &str) -> String {
+    s.replace(['"', '\\', '\n'], "_")
 }
 
 /// Resident set size and CPU seconds of this process.
