@@ -1316,6 +1316,11 @@ const CANARIES: &[&str] = &[
 struct Patterns {
     ac: AhoCorasick,
     group_of: Vec<u8>,
+    /// The patterns of [`STRONG_GROUPS`] alone: [`Extractor::windows`] scans the whole script
+    /// for them, and an automaton of every pattern stopped at each of the far more frequent
+    /// weak matches (benign code is full of them) only to skip it.
+    strong_ac: AhoCorasick,
+    strong_group_of: Vec<u8>,
 }
 
 fn patterns() -> &'static Patterns {
@@ -1336,12 +1341,23 @@ fn patterns() -> &'static Patterns {
                 }
             }
         }
-        let ac = AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-            .build(&pats)
-            .expect("static patterns compile");
-        Patterns { ac, group_of }
+        let build = |pats: &[&String]| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                .build(pats)
+                .expect("static patterns compile")
+        };
+        let all: Vec<&String> = pats.iter().collect();
+        let strong: Vec<usize> = (0..pats.len())
+            .filter(|&i| STRONG_GROUPS.contains(&GROUPS[group_of[i] as usize].0))
+            .collect();
+        Patterns {
+            ac: build(&all),
+            strong_ac: build(&strong.iter().map(|&i| &pats[i]).collect::<Vec<_>>()),
+            strong_group_of: strong.iter().map(|&i| group_of[i]).collect(),
+            group_of,
+        }
     })
 }
 
@@ -1935,18 +1951,14 @@ impl Extractor {
             return Vec::new();
         }
         let text = &bytes[..bytes.len().min(MAX_SCORED)];
-        let strong: u64 = STRONG_GROUPS.iter().fold(0, |m, g| m | (1u64 << group(g)));
         let p = patterns();
         let step = WINDOW / 2;
         // Per tile (tile t covers [t*step, t*step + WINDOW)), the strong groups seen in it.
         let tiles = text.len().div_ceil(step);
         let mut masks: Vec<u64> = vec![0; tiles];
         let (mut first_hit, mut last_hit) = (usize::MAX, 0usize);
-        for m in p.ac.find_iter(text) {
-            let g = p.group_of[m.pattern().as_usize()];
-            if strong & (1u64 << g) == 0 {
-                continue;
-            }
+        for m in p.strong_ac.find_iter(text) {
+            let g = p.strong_group_of[m.pattern().as_usize()];
             let pos = m.start();
             first_hit = first_hit.min(pos);
             last_hit = last_hit.max(pos);
