@@ -35,6 +35,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut model: Option<PathBuf> = None;
     let mut dump: Option<PathBuf> = None;
     let mut paths = Vec::new();
+    let mut learners: Vec<ward_ml::train::Learner> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => opts.out = args.next().ok_or("--out DIR")?.into(),
@@ -70,6 +71,27 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "--dump" => dump = Some(args.next().ok_or("--dump FILE")?.into()),
             "--templates" => opts.templates_dir = args.next().ok_or("--templates DIR")?.into(),
             "--model" => model = Some(args.next().ok_or("--model FILE")?.into()),
+            "--learner" => opts.learner = args.next().ok_or("--learner NAME")?.parse()?,
+            "--learners" => {
+                learners = args
+                    .next()
+                    .ok_or("--learners A,B")?
+                    .split(',')
+                    .map(str::parse)
+                    .collect::<Result<_, _>>()?
+            }
+            "--gbt-iter" => opts.gbt.iterations = args.next().ok_or("--gbt-iter N")?.parse()?,
+            "--gbt-depth" => opts.gbt.max_depth = args.next().ok_or("--gbt-depth N")?.parse()?,
+            "--gbt-lr" => opts.gbt.learning_rate = args.next().ok_or("--gbt-lr X")?.parse()?,
+            "--gbt-l2" => opts.gbt.l2 = args.next().ok_or("--gbt-l2 X")?.parse()?,
+            "--gbt-bins" => opts.gbt.nbins = args.next().ok_or("--gbt-bins N")?.parse()?,
+            "--gbt-tokens" => opts.gbt.tokens = args.next().ok_or("--gbt-tokens N")?.parse()?,
+            "--gbt-min-groups" => {
+                opts.gbt.min_token_groups = args.next().ok_or("--gbt-min-groups N")?.parse()?
+            }
+            "--gbt-min-leaf" => {
+                opts.gbt.min_leaf_weight = args.next().ok_or("--gbt-min-leaf X")?.parse()?
+            }
             _ => paths.push(PathBuf::from(a)),
         }
     }
@@ -122,6 +144,32 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
         },
+        "compare" => {
+            // The cross-source evaluation once per learner on one loaded data set: one
+            // Markdown table (stdout) and every direction's report as JSON (--dump FILE).
+            if learners.is_empty() {
+                learners = vec![
+                    ward_ml::train::Learner::Linear,
+                    ward_ml::train::Learner::Gbt,
+                ];
+            }
+            let mut ds = ward_ml::train::load_dataset(&opts)?;
+            let mut reports = Vec::new();
+            for l in &learners {
+                let o = TrainOptions {
+                    learner: *l,
+                    ..opts.clone()
+                };
+                let t0 = std::time::Instant::now();
+                let r = ward_ml::crosseval::cross_source_eval(&mut ds, &o);
+                eprintln!("{l}: {:.0} s", t0.elapsed().as_secs_f64());
+                reports.push(r);
+            }
+            println!("{}", ward_ml::crosseval::comparison_markdown(&reports));
+            if let Some(p) = &dump {
+                std::fs::write(p, serde_json::to_string_pretty(&reports)?)?;
+            }
+        }
         "scan" => {
             let m = Model::load(&model.ok_or("--model FILE")?)?;
             for p in paths {

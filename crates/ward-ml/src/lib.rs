@@ -14,6 +14,7 @@ pub mod data;
 pub mod decode;
 mod error;
 pub mod features;
+pub mod gbt;
 pub mod lexer;
 pub mod metrics;
 pub mod model;

@@ -107,6 +107,91 @@ pub struct TrainOptions {
     pub threads: usize,
     /// Show progress bars.
     pub progress: bool,
+    /// The learner of the evaluation folds ([`Learner::Linear`] is shipped).
+    #[serde(default)]
+    pub learner: Learner,
+    /// Hyper-parameters of the boosted trees ([`Learner::Gbt`], [`Learner::Blend`]).
+    #[serde(default)]
+    pub gbt: crate::gbt::GbtOptions,
+}
+
+/// Which learner fits a fold.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Learner {
+    /// L2-regularised logistic regression ([`fit`]); the shipped model.
+    #[default]
+    Linear,
+    /// Gradient-boosted trees over the signals and the most widespread hashed features
+    /// ([`crate::gbt`]).
+    Gbt,
+    /// The mean of both models' probabilities.
+    Blend,
+}
+
+impl std::str::FromStr for Learner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "linear" | "lr" => Ok(Learner::Linear),
+            "gbt" => Ok(Learner::Gbt),
+            "blend" => Ok(Learner::Blend),
+            _ => Err(format!("unknown learner {s:?} (linear, gbt, blend)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Learner::Linear => "linear",
+            Learner::Gbt => "gbt",
+            Learner::Blend => "blend",
+        })
+    }
+}
+
+/// A fitted fold model of any [`Learner`].
+#[derive(Debug, Clone)]
+pub enum Scorer {
+    /// Logistic regression.
+    Linear(Linear),
+    /// Boosted trees.
+    Gbt(crate::gbt::Gbt),
+    /// Both; the score is the mean of their probabilities.
+    Blend(Linear, crate::gbt::Gbt),
+}
+
+impl Scorer {
+    /// Score of an example: maximum over the whole file and its windows (as `scan` does).
+    pub fn score_example(&self, e: &Example) -> f32 {
+        e.windows
+            .iter()
+            .map(|w| self.score(w))
+            .fold(self.score(&e.fv), f32::max)
+    }
+
+    /// Score of one feature vector.
+    pub fn score(&self, fv: &FeatureVector) -> f32 {
+        match self {
+            Scorer::Linear(l) => l.score(fv),
+            Scorer::Gbt(g) => g.score(fv),
+            Scorer::Blend(l, g) => 0.5 * (l.score(fv) + g.score(fv)),
+        }
+    }
+}
+
+/// Fits `opts.learner` on the examples `idx`.
+pub fn fit_scorer(ex: &[Example], idx: &[usize], opts: &TrainOptions, salt: u64) -> Scorer {
+    let seed = opts.seed ^ salt.wrapping_mul(0x9e37_79b9);
+    match opts.learner {
+        Learner::Linear => Scorer::Linear(fit(ex, idx, opts, salt)),
+        Learner::Gbt => Scorer::Gbt(crate::gbt::fit_gbt(ex, idx, &opts.gbt, seed)),
+        Learner::Blend => Scorer::Blend(
+            fit(ex, idx, opts, salt),
+            crate::gbt::fit_gbt(ex, idx, &opts.gbt, seed),
+        ),
+    }
 }
 
 impl Default for TrainOptions {
@@ -147,6 +232,8 @@ impl Default for TrainOptions {
             exclude_groups: Vec::new(),
             threads: 2,
             progress: true,
+            learner: Learner::Linear,
+            gbt: crate::gbt::GbtOptions::default(),
         }
     }
 }
@@ -441,7 +528,8 @@ impl Linear {
             .fold(self.score(&e.fv), f32::max)
     }
 
-    fn score(&self, fv: &FeatureVector) -> f32 {
+    /// Score of one feature vector.
+    pub fn score(&self, fv: &FeatureVector) -> f32 {
         let mut z = self.bias;
         for (&i, &v) in fv.idx.iter().zip(&fv.val) {
             z += self.w[i as usize] * v;
@@ -546,7 +634,7 @@ pub fn oof_scores(
             .copied()
             .filter(|&i| fold_of(&ex[i].group, k, salt) != f)
             .collect();
-        let m = fit(ex, &train, opts, salt ^ f as u64);
+        let m = fit_scorer(ex, &train, opts, salt ^ f as u64);
         for (o, &i) in out.iter_mut().zip(idx) {
             if fold_of(&ex[i].group, k, salt) == f {
                 *o = m.score_example(&ex[i]);
@@ -740,7 +828,7 @@ pub fn oof_eval(ds: &Dataset, opts: &TrainOptions) -> OofScores {
             .filter(|&i| fold_of(&ex[i].group, k, opts.seed) == f)
             .collect();
         let t = choose_threshold(ex, &train, 3, opts.seed ^ 0xabcd ^ f as u64, opts);
-        let m = fit(ex, &train, opts, 1000 + f as u64);
+        let m = fit_scorer(ex, &train, opts, 1000 + f as u64);
         for &i in &test {
             score[i] = m.score_example(&ex[i]);
             thr[i] = t;
