@@ -479,3 +479,198 @@ fn the_pipe_index_is_kept_only_for_rules_that_ask() {
     engine.set_rules(shipped()).unwrap();
     assert!(engine.table().pipe_index_on());
 }
+
+// Missing container metadata with on_missing_metadata = "wait" (docs/rules.md "Missing
+// container metadata"): the engine holds the decision until a later exec of the container
+// brings the metadata, or alerts when none does within `[detectors.rules] metadata_wait`.
+
+const WAITING: &str = r#"
+[[rule]]
+id = "TEST_CURL_OUTSIDE_THE_TOOLS_IMAGE"
+category = "Test: Curl Outside The Tools Image"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1105"]
+description = "curl ran in a container that is not the tools image."
+next_steps = "Ask the owner."
+on_missing_metadata = "wait"
+[rule.when]
+basename = ["curl"]
+scope = "container"
+[[rule.exception]]
+reason = "the tools image runs curl by design"
+when = { image = { prefix = ["registry.example/tools:"] } }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/usr/bin/curl", image = "registry.example/web:1" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/usr/bin/curl", image = "registry.example/tools:3" }
+[[rule.test]]
+expect = "wait"
+exec = { exe = "/usr/bin/curl", metadata = false }
+"#;
+
+fn waiting_rules() -> Arc<RuleSet> {
+    Arc::new(
+        RuleSet::from_texts(&[(0, PathBuf::from("wait.toml"), WAITING.to_string())])
+            .expect("loads"),
+    )
+}
+
+const CID2: &str = "77aa7f0a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbcc0";
+
+fn engine_with(rules: Arc<RuleSet>) -> Engine {
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    engine.set_rules(rules).expect("categories register");
+    engine
+}
+
+/// curl in container CID2 whose metadata the enricher could not get (a note, no image).
+fn curl_without_metadata(t: u64, pid: u32) -> Event {
+    let mut e = ExecBuilder::new(t, pid, 1, "/usr/bin/curl")
+        .args(&["curl", "http://127.0.0.1/"])
+        .container(CID2, "", "")
+        .build();
+    if let Some(m) = e.container.as_mut() {
+        m.note = Some("metadata unavailable: timed out after 200 ms".into());
+    }
+    Event::Exec(Box::new(e))
+}
+
+fn any_exec_of(t: u64, pid: u32, image: &str) -> Event {
+    ExecBuilder::new(t, pid, 1, "/usr/bin/env")
+        .container(CID2, "app", image)
+        .event()
+}
+
+fn feed(engine: &mut Engine, events: Vec<Event>) -> Vec<FindingUpdate> {
+    let mut out = Vec::new();
+    for e in events {
+        engine.process(e, &mut out);
+    }
+    out
+}
+
+use crate::FindingUpdate;
+
+#[test]
+fn a_waiting_rule_is_decided_by_the_metadata_a_later_exec_brings() {
+    // The container turns out to be the tools image: the exception holds, nothing fires.
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(&mut engine, vec![curl_without_metadata(SEC, 10)]);
+    assert!(out.is_empty(), "held, not fired");
+    assert_eq!(engine.rules_waiting(), 1);
+    let out = feed(
+        &mut engine,
+        vec![any_exec_of(SEC + 1000, 11, "registry.example/tools:3")],
+    );
+    assert!(out.is_empty());
+    assert_eq!(engine.rules_waiting(), 0);
+    // Nothing is left to fire on expiry or at the end.
+    let out = feed(&mut engine, vec![any_exec_of(10 * SEC, 12, "x")]);
+    assert!(out.is_empty());
+
+    // Another image: it fires, once, with the image in the finding and its evidence.
+    let mut engine = engine_with(waiting_rules());
+    let mut out = feed(
+        &mut engine,
+        vec![
+            curl_without_metadata(SEC, 10),
+            exit(SEC + 10, 10),
+            any_exec_of(SEC + 1000, 11, "registry.example/web:1"),
+        ],
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(engine.rules_waiting(), 0);
+    let f = out.remove(0).finding;
+    assert_eq!(f.category, "Test: Curl Outside The Tools Image");
+    // Built from the exec as judged: curl (gone from the table by now), in its container,
+    // with the metadata that arrived.
+    assert_eq!(f.processes[0].pid, 10);
+    assert_eq!(f.processes[0].name, "curl");
+    assert_eq!(f.source_str("Container_Id"), Some(CID2));
+    assert_eq!(
+        f.source_str("Container_Image_Uri"),
+        Some("registry.example/web:1")
+    );
+    assert!(f.description.contains("curl"), "{}", f.description);
+}
+
+#[test]
+fn a_waiting_rule_alerts_when_the_metadata_does_not_come_in_time() {
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(
+        &mut engine,
+        vec![
+            curl_without_metadata(SEC, 10),
+            // Within the wait, events without the metadata (another container, a fork): held.
+            fork(SEC + 500_000_000, 20, 1),
+            curl_without_metadata(SEC + 600_000_000, 21),
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(engine.rules_waiting(), 2);
+    // Past the first deadline (2 s of event time): the first alerts, the second still waits.
+    let out = feed(&mut engine, vec![fork(3 * SEC + 1, 30, 1)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 1);
+    assert!(
+        out[0]
+            .finding
+            .evidence()
+            .iter()
+            .any(|e| e.field == "container_metadata" && e.value.starts_with(ward_rules::MISSING)),
+        "{:?}",
+        out[0].finding.evidence()
+    );
+    // The end of the stream decides the rest (alert).
+    let mut out = Vec::new();
+    engine.finish(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+}
+
+#[test]
+fn plain_alert_rules_and_execs_with_metadata_do_not_wait() {
+    // Known image at exec: decided at once.
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(
+        &mut engine,
+        vec![ExecBuilder::new(SEC, 10, 1, "/usr/bin/curl")
+            .container(CID2, "web", "registry.example/web:1")
+            .event()],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+    // The same rule with on_missing_metadata = "alert": fires at once without metadata.
+    let alert = WAITING
+        .replace("on_missing_metadata = \"wait\"\n", "")
+        .replace(
+        "[[rule.test]]\nexpect = \"wait\"\nexec = { exe = \"/usr/bin/curl\", metadata = false }\n",
+        "",
+    );
+    let set = RuleSet::from_texts(&[(0, PathBuf::from("alert.toml"), alert)]).expect("loads");
+    let mut engine = engine_with(Arc::new(set));
+    let out = feed(&mut engine, vec![curl_without_metadata(SEC, 10)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+}
+
+#[test]
+fn waiting_decisions_are_bounded() {
+    use super::MAX_WAITING;
+    let mut engine = engine_with(waiting_rules());
+    let events: Vec<Event> = (0..MAX_WAITING as u32 + 5)
+        .map(|i| curl_without_metadata(SEC + i as u64, 1000 + i))
+        .collect();
+    let out = feed(&mut engine, events);
+    assert_eq!(engine.rules_waiting(), MAX_WAITING);
+    // The 5 oldest alerted at once (one finding: same key, aggregated).
+    assert_eq!(out.len(), 5, "{}", out.len());
+}
