@@ -661,6 +661,38 @@ def rules_piped():
     t.write()
 
 
+def rules_wait():
+    t = Trace("rules-wait")
+    t.comment("on_missing_metadata = \"wait\" (INGRESS_NIGHTMARE_VULNERABILITY_EXPLOITATION, turned on in rules-wait.toml):")
+    t.comment("an exec whose container metadata is missing is held until a later exec of that container brings it")
+    NOTE = {"note": "metadata unavailable: timed out after 200 ms"}
+    ING = {"id": "1" * 64, "meta": NOTE}
+    ING_KNOWN = {"id": "1" * 64, "meta": {"name": "controller", "image": "registry.k8s.io/ingress-nginx/controller:v1.11.4"}}
+    APP = {"id": "2" * 64, "meta": NOTE}
+    APP_KNOWN = {"id": "2" * 64, "meta": {"name": "web", "image": "docker.io/library/nginx:1.27"}}
+    ING2 = {"id": "3" * 64, "meta": NOTE}
+    t.comment("1. the ingress controller's nginx -t on a /proc fd, metadata missing: held; the controller image arrives: fires")
+    t.exec(500, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], ING)
+    t.fork(501, 500)
+    t.exec(501, 500, "/usr/bin/nginx", ["nginx", "-c", "/proc/57/fd/11", "-t"], ING)
+    t.exit(501)
+    t.fork(502, 500)
+    t.exec(502, 500, "/usr/bin/env", ["env"], ING_KNOWN)
+    t.comment("2. the same command line in a plain nginx container: held; its image arrives: quiet")
+    t.exec(600, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], APP)
+    t.fork(601, 600)
+    t.exec(601, 600, "/usr/bin/nginx", ["nginx", "-c", "/proc/1/fd/3", "-t"], APP)
+    t.fork(602, 600)
+    t.exec(602, 600, "/usr/bin/env", ["env"], APP_KNOWN)
+    t.comment("3. metadata that never comes: alerts once metadata_wait (2 s) has passed (event time)")
+    t.exec(700, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], ING2)
+    t.fork(701, 700)
+    t.exec(701, 700, "/usr/bin/nginx", ["nginx", "-t", "-c", "/proc/9/fd/4"], ING2)
+    t.tick(3000)
+    t.exec(800, 1, "/usr/bin/true", ["true"])
+    t.write()
+
+
 def malformed():
     t = Trace("malformed-lines")
     t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
@@ -678,5 +710,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, malformed):
         f()

@@ -377,6 +377,24 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ("Command and Control: Piped Encoded Download", "wget", 1),
         ],
     ),
+    // on_missing_metadata = "wait" (rules-wait.toml turns INGRESS_NIGHTMARE on): decided by a
+    // later exec's metadata (the controller image fires, plain nginx stays quiet), or alerted
+    // when none came within metadata_wait.
+    (
+        "rules-wait",
+        &[
+            (
+                "Execution: Ingress Nightmare Vulnerability Execution (Preview)",
+                "nginx",
+                1,
+            ),
+            (
+                "Execution: Ingress Nightmare Vulnerability Execution (Preview)",
+                "nginx",
+                1,
+            ),
+        ],
+    ),
 ];
 
 fn replay_final(trace: &str) -> Output {
