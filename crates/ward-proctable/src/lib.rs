@@ -36,6 +36,12 @@
 //!
 //! Memory is bounded: an exited process is removed once it has no live children, and the
 //! table never holds more than `max_processes` entries (the oldest are evicted and counted).
+//!
+//! For the rules' pipe neighbours the table can also keep a **pipe index**
+//! ([`ProcessTable::set_pipe_index`], off by default): processes by the pipe inode on their
+//! fd 0 and fd 1, only for a process's own exec, exited ones for [`PIPE_EXITED_GRACE_NS`]
+//! (at most [`PIPE_EXITED_MAX`]); [`ProcessTable::pipe_writer`] / [`ProcessTable::pipe_reader`]
+//! look it up.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, VecDeque};
