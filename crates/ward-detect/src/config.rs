@@ -75,6 +75,13 @@ pub struct RulesConfig {
     /// Per-rule switches by rule id (`UNEXPECTED_CHILD_SHELL = false`), over each rule's own
     /// `enabled`. An id no loaded rule has is an error.
     pub rules: std::collections::BTreeMap<String, bool>,
+    /// How long a rule with `on_missing_metadata = "wait"` holds its decision on an exec whose
+    /// container metadata is missing (event time, after the enricher's own `metadata_wait`):
+    /// the next exec of the same container that carries the metadata decides it; when none
+    /// comes in time, the rule alerts (as `alert` would). Bounded: at most 1024 decisions are
+    /// held; beyond that the oldest alerts at once.
+    #[serde(with = "humantime_serde")]
+    pub metadata_wait: Duration,
 }
 
 /// The user rule directory looked at by default.
@@ -86,6 +93,7 @@ impl Default for RulesConfig {
             enabled: true,
             dirs: vec![DEFAULT_RULES_DIR.into()],
             rules: Default::default(),
+            metadata_wait: Duration::from_secs(2),
         }
     }
 }

@@ -77,6 +77,10 @@ pub struct Engine {
     stats: EngineStats,
     scratch: Vec<Detection>,
     id_clock: Option<IdClock>,
+    /// The rules detector, kept apart from `detectors` so that the engine can decide its
+    /// decisions held for container metadata when they are due.
+    rules: Option<Box<crate::detectors::rules::Rules>>,
+    rules_metadata_wait: u64,
 }
 
 impl Engine {
@@ -111,6 +115,12 @@ impl Engine {
             stats: EngineStats::default(),
             scratch: Vec::new(),
             id_clock: None,
+            rules: None,
+            rules_metadata_wait: detectors
+                .rules
+                .metadata_wait
+                .as_nanos()
+                .min(u64::MAX as u128) as u64,
         }
     }
 
@@ -128,11 +138,32 @@ impl Engine {
         &mut self,
         rules: std::sync::Arc<ward_rules::RuleSet>,
     ) -> Result<(), crate::detectors::rules::RuleCategoryError> {
-        let name = crate::detectors::rules::NAME;
-        self.detectors.retain(|d| d.name() != name);
-        self.detectors
-            .push(Box::new(crate::detectors::rules::Rules::new(rules)?));
+        // The pipe index costs an update per exec, dup and exit on a pipe: only kept when a
+        // rule asks about pipe neighbours.
+        let pipes = rules.uses_pipe_neighbours();
+        let detector = crate::detectors::rules::Rules::new(rules)?
+            .with_metadata_wait(self.rules_metadata_wait);
+        self.table.set_pipe_index(pipes);
+        self.rules = Some(Box::new(detector));
         Ok(())
+    }
+
+    /// Decides what still waits (rules holding their decision for container metadata: they
+    /// alert): the end of a replay, the agent's shutdown.
+    pub fn finish(&mut self, out: &mut Vec<FindingUpdate>) {
+        let mut dets = std::mem::take(&mut self.scratch);
+        if let Some(r) = &self.rules {
+            r.expire(u64::MAX, &mut dets);
+        }
+        for d in dets.drain(..) {
+            self.emit(d, out);
+        }
+        self.scratch = dets;
+    }
+
+    /// How many rule decisions wait for container metadata.
+    pub fn rules_waiting(&self) -> usize {
+        self.rules.as_ref().map_or(0, |r| r.waiting())
     }
 
     pub fn table(&self) -> &ProcessTable {
@@ -179,7 +210,16 @@ impl Engine {
                         for d in &self.detectors {
                             d.on_exec(&ctx, proc, exec, &mut dets);
                         }
+                        if let Some(r) = &self.rules {
+                            r.on_exec(&ctx, proc, exec, &mut dets);
+                        }
                     }
+                }
+            }
+            // Held rule decisions whose metadata did not come in time (event time).
+            if let Some(r) = &self.rules {
+                if r.next_deadline() <= time {
+                    r.expire(time, &mut dets);
                 }
             }
             for pid in &applied.newly_bound {
@@ -205,9 +245,21 @@ impl Engine {
     fn emit(&mut self, d: Detection, out: &mut Vec<FindingUpdate>) {
         self.stats.detections += 1;
         let proc = self.table.get(d.pid);
-        let exec = proc.and_then(|p| p.exec.as_deref());
-        let node = exec.map(|e| e.node.as_str()).unwrap_or("");
-        let scope = report::scope_of(proc, node);
+        let (exec, scope) = match d.judged.first() {
+            // Built from the exec as judged (see `Detection::judged`).
+            Some(e) => (
+                Some(e),
+                match &e.container_id {
+                    Some(id) => format!("container:{id}"),
+                    None => format!("node:{}", e.node),
+                },
+            ),
+            None => {
+                let exec = proc.and_then(|p| p.exec.as_deref());
+                let node = exec.map(|e| e.node.as_str()).unwrap_or("");
+                (exec, report::scope_of(proc, node))
+            }
+        };
         let command = exec.map(crate::detectors::command_line);
         let (table, cfg, clock) = (&self.table, &self.cfg, self.id_clock.as_ref());
         let build = |scope: &str| report::build(&d, scope, table, cfg, clock);

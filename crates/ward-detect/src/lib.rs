@@ -65,6 +65,10 @@ pub struct Detection {
     pub properties: Vec<(&'static str, serde_json::Value)>,
     /// Typed evidence (`sourceProperties.Evidence`): the conditions that held.
     pub evidence: Vec<Evidence>,
+    /// The exec and its ancestry as they were judged, when the finding must be built from
+    /// them rather than from the process table (a rule decision held for container metadata:
+    /// the process may be gone, and its metadata arrived later). Empty otherwise.
+    pub judged: Vec<ExecEvent>,
 }
 
 impl Detection {
@@ -87,6 +91,7 @@ impl Detection {
             script_contents: false,
             properties: vec![],
             evidence: vec![],
+            judged: vec![],
         }
     }
 

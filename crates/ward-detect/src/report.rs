@@ -51,14 +51,25 @@ pub fn build(
     clock: Option<&IdClock>,
 ) -> Finding {
     let proc = table.get(d.pid);
-    let exec = proc.and_then(|p| p.exec.as_deref());
+    let exec = match d.judged.first() {
+        Some(e) => Some(e),
+        None => proc.and_then(|p| p.exec.as_deref()),
+    };
     let node = exec.map(|e| e.node.as_str()).unwrap_or("");
     let id = finding_id(d, scope, clock);
     let name = format!("{}/findings/{}", cfg.finding_parent, id);
     let time = format_rfc3339(d.time);
 
     let mut processes = Vec::new();
-    if let Some(p) = proc {
+    if !d.judged.is_empty() {
+        for (n, e) in d.judged.iter().take(cfg.max_ancestors + 1).enumerate() {
+            processes.push(exec_process(
+                e,
+                n == 0 && d.script_contents,
+                cfg.script_contents_max,
+            ));
+        }
+    } else if let Some(p) = proc {
         processes.push(process(p, d.script_contents, cfg.script_contents_max));
         for a in table.ancestors(d.pid).take(cfg.max_ancestors) {
             processes.push(process(a, false, 0));
@@ -257,6 +268,14 @@ fn process(p: &Proc, with_contents: bool, contents_max: usize) -> Process {
         };
     };
     Process {
+        parent_pid: Some(p.ppid),
+        ..exec_process(e, with_contents, contents_max)
+    }
+}
+
+/// A process as its exec describes it.
+fn exec_process(e: &ExecEvent, with_contents: bool, contents_max: usize) -> Process {
+    Process {
         name: e.program().to_string(),
         binary: Some(binary(e)),
         script: e
@@ -267,7 +286,7 @@ fn process(p: &Proc, with_contents: bool, contents_max: usize) -> Process {
         arguments_truncated: e.argv_truncated,
         env_variables: vec![],
         pid: e.pid,
-        parent_pid: Some(p.ppid),
+        parent_pid: Some(e.ppid),
     }
 }
 

@@ -166,3 +166,62 @@ fn a_quiet_shell_allocates_nothing() {
     assert!(out.is_empty());
     assert_eq!(allocs() - before, 0);
 }
+
+/// Pipe-neighbour lookups (the table's pipe index, by inode) allocate nothing either: a
+/// `cat file | sh` pair and a `curl | jq` pair, judged with the index on, ask the index
+/// (`sh` with a piped stdin, `curl` with a piped stdout) and fire nothing.
+#[test]
+fn pipe_neighbour_lookups_allocate_nothing() {
+    use ward_event::FdKind;
+    let set = Arc::new(RuleSet::shipped_and(&[]).unwrap());
+    assert!(set.uses_pipe_neighbours());
+    let rules = Rules::new(set).unwrap();
+    let mut table = ProcessTable::new(TableConfig::default());
+    table.set_pipe_index(true);
+    let (p1, p2) = (fd(FdKind::Pipe, 9001), fd(FdKind::Pipe, 9002));
+    for e in [
+        in_c(ExecBuilder::new(1, 10, 1, "/bin/bash").args(&["bash", "/entrypoint.sh"])).event(),
+        fork(2, 11, 10),
+        fork(3, 12, 10),
+        fork(4, 13, 10),
+        fork(5, 14, 10),
+        in_c(ExecBuilder::new(6, 11, 10, "/usr/bin/cat").args(&["cat", "/app/setup.sh"]))
+            .stdio(1, p1.clone())
+            .event(),
+        in_c(ExecBuilder::new(7, 12, 10, "/bin/sh").args(&["sh"]))
+            .stdio(0, p1)
+            .event(),
+        in_c(ExecBuilder::new(8, 13, 10, "/usr/bin/curl").args(&["curl", "-s", "http://m/t"]))
+            .stdio(1, p2.clone())
+            .event(),
+        in_c(ExecBuilder::new(9, 14, 10, "/usr/bin/jq").args(&["jq", ".t"]))
+            .stdio(0, p2)
+            .event(),
+    ] {
+        table.apply(e);
+    }
+    let intel = IntelSet::new();
+    let ctx = Ctx {
+        table: &table,
+        intel: &intel,
+        classifier: None,
+    };
+    let pids = [12u32, 13];
+    let mut out = Vec::with_capacity(16);
+    for _ in 0..3 {
+        for pid in pids {
+            let p = table.get(pid).unwrap();
+            rules.on_exec(&ctx, p, p.exec.as_deref().unwrap(), &mut out);
+        }
+    }
+    assert!(out.is_empty(), "{out:?}");
+    let before = allocs();
+    for _ in 0..1000 {
+        for pid in pids {
+            let p = table.get(pid).unwrap();
+            rules.on_exec(&ctx, p, p.exec.as_deref().unwrap(), &mut out);
+        }
+    }
+    let n = allocs() - before;
+    assert_eq!(n, 0, "{n} allocations over 2000 quiet piped execs");
+}

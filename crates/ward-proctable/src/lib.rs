@@ -36,9 +36,15 @@
 //!
 //! Memory is bounded: an exited process is removed once it has no live children, and the
 //! table never holds more than `max_processes` entries (the oldest are evicted and counted).
+//!
+//! For the rules' pipe neighbours the table can also keep a **pipe index**
+//! ([`ProcessTable::set_pipe_index`], off by default): processes by the pipe inode on their
+//! fd 0 and fd 1, only for a process's own exec, exited ones for [`PIPE_EXITED_GRACE_NS`]
+//! (at most [`PIPE_EXITED_MAX`]); [`ProcessTable::pipe_writer`] / [`ProcessTable::pipe_reader`]
+//! look it up.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use ward_event::{Event, ExecEvent, FdInfo, FdKind, Pid, SocketInfo};
 
@@ -199,6 +205,9 @@ pub struct Proc {
     pub stdin_writer: Option<Pid>,
     live_children: u32,
     generation: u64,
+    /// The pipe inodes this process is indexed under (stdin read, stdout written; 0 = none),
+    /// when the pipe index is on.
+    piped: [u64; 2],
 }
 
 impl Proc {
@@ -255,7 +264,68 @@ pub struct ProcessTable {
     /// Interactive shells on a pipe whose writer holds no connection yet: (writer, shell,
     /// shell's generation). Bounded by `max_fed_pipes`.
     waiting_shells: VecDeque<(Pid, Pid, u64)>,
+    /// Live (and recently exited) processes by the pipes on their stdin and stdout, for pipe
+    /// neighbour lookups; `None` unless [`ProcessTable::set_pipe_index`] turned it on.
+    pipes: Option<PipeIndex>,
     stats: TableStats,
+}
+
+/// How long an exited process still counts as the other end of a pipe (event time, ns):
+/// `curl -s URL | base64 -d` where curl finished before the decoder was even exec'd still
+/// decoded curl's output.
+pub const PIPE_EXITED_GRACE_NS: u64 = 2_000_000_000;
+
+/// At most this many exited processes are remembered as pipe ends.
+pub const PIPE_EXITED_MAX: usize = 1024;
+
+/// At most this many index entries are looked at per lookup (a pipe shared by thousands of
+/// processes, such as a container's log pipe, must not make every lookup long).
+pub const PIPE_LOOKUP_MAX: usize = 256;
+
+/// One process's end of a pipe. A live process's exec is its entry's in the table (the
+/// index holds no reference, so the table can still release script contents); an exited
+/// one's is kept here with its exit time.
+#[derive(Debug, Default)]
+struct PipeEnd {
+    exited: Option<(u64, Arc<ExecEvent>)>,
+}
+
+/// Processes by pipe inode: `readers` hold the pipe on fd 0, `writers` on fd 1. Keyed by
+/// (inode, pid) so that a lookup is a range and an update a single insert or remove.
+#[derive(Debug, Default)]
+struct PipeIndex {
+    readers: BTreeMap<(u64, Pid), PipeEnd>,
+    writers: BTreeMap<(u64, Pid), PipeEnd>,
+    /// Exited processes still in the index: (exit time, pid, their `piped`).
+    exited: VecDeque<(u64, Pid, [u64; 2])>,
+}
+
+impl PipeIndex {
+    fn remove(&mut self, pid: Pid, piped: [u64; 2]) {
+        if piped[0] != 0 {
+            self.readers.remove(&(piped[0], pid));
+        }
+        if piped[1] != 0 {
+            self.writers.remove(&(piped[1], pid));
+        }
+    }
+
+    /// Forgets exited processes past the grace period or beyond the cap.
+    fn expire(&mut self, now: u64) {
+        while let Some(&(t, pid, piped)) = self.exited.front() {
+            if self.exited.len() <= PIPE_EXITED_MAX && t.saturating_add(PIPE_EXITED_GRACE_NS) >= now
+            {
+                break;
+            }
+            self.exited.pop_front();
+            // Only if the entries are still that exited process's (not a new one's, pid reuse).
+            for (map, inode) in [(&mut self.readers, piped[0]), (&mut self.writers, piped[1])] {
+                if inode != 0 && map.get(&(inode, pid)).is_some_and(|e| e.exited.is_some()) {
+                    map.remove(&(inode, pid));
+                }
+            }
+        }
+    }
 }
 
 impl ProcessTable {
@@ -270,8 +340,149 @@ impl ProcessTable {
             relay_inputs: FxHashMap::default(),
             relay_inputs_order: VecDeque::new(),
             waiting_shells: VecDeque::new(),
+            pipes: None,
             stats: TableStats::default(),
         }
+    }
+
+    /// Turns the pipe index on or off ([`pipe_writer`](Self::pipe_writer),
+    /// [`pipe_reader`](Self::pipe_reader)). Off (the default) costs nothing; on, every exec,
+    /// dup onto fd 0/1 and exit of a process with a pipe on stdin or stdout updates it. Turning
+    /// it on indexes the processes already in the table.
+    pub fn set_pipe_index(&mut self, on: bool) {
+        if !on {
+            self.pipes = None;
+            for p in self.procs.values_mut() {
+                p.piped = [0; 2];
+            }
+            return;
+        }
+        if self.pipes.is_some() {
+            return;
+        }
+        self.pipes = Some(PipeIndex::default());
+        let pids: Vec<Pid> = self.procs.keys().copied().collect();
+        for pid in pids {
+            self.index_pipes(pid);
+        }
+    }
+
+    /// The own exec of a process (other than `not`, in `container`) that holds pipe `inode` as
+    /// its stdout: the writer of a pipe the caller reads. A live writer is preferred to one
+    /// that exited in the [`PIPE_EXITED_GRACE_NS`] before `now`; among several, the latest
+    /// exec. `None` when the pipe index is off.
+    pub fn pipe_writer(
+        &self,
+        inode: u64,
+        container: Option<&str>,
+        not: Pid,
+        now: u64,
+    ) -> Option<&ExecEvent> {
+        self.lookup(&self.pipes.as_ref()?.writers, inode, container, not, now)
+    }
+
+    /// The own exec of a process (other than `not`, in `container`) that holds pipe `inode` as
+    /// its stdin: the reader of a pipe the caller writes. As [`pipe_writer`](Self::pipe_writer).
+    pub fn pipe_reader(
+        &self,
+        inode: u64,
+        container: Option<&str>,
+        not: Pid,
+        now: u64,
+    ) -> Option<&ExecEvent> {
+        self.lookup(&self.pipes.as_ref()?.readers, inode, container, not, now)
+    }
+
+    /// The best pipe end of `inode` in `map`: same container, not `not`, live before exited
+    /// (within the grace), the latest exec among equals; at most [`PIPE_LOOKUP_MAX`] entries
+    /// looked at.
+    fn lookup<'a>(
+        &'a self,
+        map: &'a BTreeMap<(u64, Pid), PipeEnd>,
+        inode: u64,
+        container: Option<&str>,
+        not: Pid,
+        now: u64,
+    ) -> Option<&'a ExecEvent> {
+        map.range((inode, 0)..=(inode, Pid::MAX))
+            .take(PIPE_LOOKUP_MAX)
+            .filter(|((_, pid), _)| *pid != not)
+            .filter_map(|((_, pid), e)| match &e.exited {
+                Some((t, exec)) => {
+                    (t.saturating_add(PIPE_EXITED_GRACE_NS) >= now).then_some((false, &**exec))
+                }
+                None => self
+                    .procs
+                    .get(pid)
+                    .and_then(|p| p.exec.as_deref())
+                    .map(|x| (true, x)),
+            })
+            .filter(|(_, x)| x.container_id.as_deref() == container)
+            .max_by_key(|(live, x)| (*live, x.time))
+            .map(|(_, x)| x)
+    }
+
+    /// Whether the pipe index is on.
+    pub fn pipe_index_on(&self) -> bool {
+        self.pipes.is_some()
+    }
+
+    /// Brings the pipe index up to date for `pid` (after its exec or a change of fd 0/1).
+    /// Only a process with an exec of its own is indexed: a forked shell that has not exec'd
+    /// (the `while read` subshell of a pipeline) is no pipe neighbour.
+    fn index_pipes(&mut self, pid: Pid) {
+        let Some(index) = self.pipes.as_mut() else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        index.remove(pid, p.piped);
+        p.piped = [0; 2];
+        if p.exec.is_none() || p.exited.is_some() {
+            return;
+        }
+        if let Some(i) = p.stdio[0].pipe_inode() {
+            index.readers.insert((i, pid), PipeEnd::default());
+            p.piped[0] = i;
+        }
+        if let Some(i) = p.stdio[1].pipe_inode() {
+            index.writers.insert((i, pid), PipeEnd::default());
+            p.piped[1] = i;
+        }
+    }
+
+    /// Takes a process out of the pipe index at once (evicted, or its pid reused).
+    fn unindex_pipes(&mut self, pid: Pid, piped: [u64; 2]) {
+        if let Some(index) = self.pipes.as_mut() {
+            if piped != [0; 2] {
+                index.remove(pid, piped);
+            }
+        }
+    }
+
+    /// An indexed process exited: it stays a pipe end for the grace period.
+    fn pipes_exited(&mut self, pid: Pid, time: u64) {
+        let Some(index) = self.pipes.as_mut() else {
+            return;
+        };
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
+        let piped = std::mem::take(&mut p.piped);
+        let Some(exec) = p.exec.clone().filter(|_| piped != [0; 2]) else {
+            return;
+        };
+        for (map, inode) in [
+            (&mut index.readers, piped[0]),
+            (&mut index.writers, piped[1]),
+        ] {
+            if let Some(e) = map.get_mut(&(inode, pid)) {
+                e.exited = Some((time, exec.clone()));
+            }
+        }
+        index.exited.push_back((time, pid, piped));
+        index.expire(time);
     }
 
     pub fn get(&self, pid: Pid) -> Option<&Proc> {
@@ -349,6 +560,7 @@ impl ProcessTable {
     fn insert(&mut self, pid: Pid, ppid: Pid, time: u64) -> &mut Proc {
         if let Some(old) = self.procs.remove(&pid) {
             // pid reuse (or a missed exit): the old entry is gone.
+            self.unindex_pipes(pid, old.piped);
             self.child_gone(old.ppid);
         }
         self.next_generation += 1;
@@ -373,6 +585,7 @@ impl ProcessTable {
                 stdin_writer: None,
                 live_children: 0,
                 generation,
+                piped: [0; 2],
             },
         );
         if let Some(parent) = self.procs.get_mut(&ppid) {
@@ -397,6 +610,7 @@ impl ProcessTable {
                 .is_some_and(|p| p.generation == generation)
             {
                 let p = self.procs.remove(&pid).expect("present");
+                self.unindex_pipes(pid, p.piped);
                 self.child_gone(p.ppid);
                 self.stats.evicted += 1;
             }
@@ -555,6 +769,7 @@ impl ProcessTable {
                 }
             }
         }
+        self.index_pipes(pid);
         let p = self.procs.get(&pid).expect("present");
         if p.binding().is_some() {
             self.feed_from(pid, applied);
@@ -567,6 +782,10 @@ impl ProcessTable {
             return;
         };
         p.exited = Some(time);
+        self.pipes_exited(pid, time);
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return;
+        };
         if p.live_children == 0 {
             let ppid = p.ppid;
             self.procs.remove(&pid);
@@ -596,6 +815,9 @@ impl ProcessTable {
             (false, true) => p.own_pending = true,
             (_, false) => p.own_pending = false,
             (true, true) => {}
+        }
+        if fd < 2 {
+            self.index_pipes(pid);
         }
     }
 

@@ -531,3 +531,93 @@ fn a_relay_writing_to_a_terminal_closes_no_loop() {
     assert!(a.newly_bound.is_empty());
     assert_eq!(via(&t, 80), None);
 }
+
+// The pipe index (pipe neighbours for the rules).
+
+const S: u64 = 1_000_000_000;
+
+fn writer_of(t: &ProcessTable, inode: u64, now: u64) -> Option<Pid> {
+    t.pipe_writer(inode, None, 0, now).map(|e| e.pid)
+}
+
+#[test]
+fn the_pipe_index_follows_exec_dup_exit_and_eviction() {
+    let p = fd(FdKind::Pipe, 77);
+    let mut t = table();
+    // Off: nothing is indexed or found.
+    t.apply(
+        ExecBuilder::new(1, 10, 1, "/usr/bin/curl")
+            .stdio(1, p.clone())
+            .event(),
+    );
+    assert_eq!(writer_of(&t, 77, 2), None);
+    // Turned on: what the table holds is indexed.
+    t.set_pipe_index(true);
+    assert_eq!(writer_of(&t, 77, 2), Some(10));
+    // Never the asking process itself; not another container's.
+    assert_eq!(t.pipe_writer(77, None, 10, 2).map(|e| e.pid), None);
+    assert_eq!(t.pipe_writer(77, Some(C), 0, 2).map(|e| e.pid), None);
+    // A forked child holding the pipe is no neighbour until it execs.
+    t.apply(fork(3, 11, 1));
+    t.apply(dup(4, 11, 0, p.clone()));
+    assert_eq!(t.pipe_reader(77, None, 0, 5).map(|e| e.pid), None);
+    t.apply(
+        ExecBuilder::new(5, 11, 1, "/usr/bin/base64")
+            .stdio(0, p.clone())
+            .event(),
+    );
+    assert_eq!(t.pipe_reader(77, None, 0, 6).map(|e| e.pid), Some(11));
+    // A dup that moves fd 0 away takes it out.
+    t.apply(dup(6, 11, 0, fd(FdKind::Char, 5)));
+    assert_eq!(t.pipe_reader(77, None, 0, 7).map(|e| e.pid), None);
+    // An exited writer counts for the grace period, then not.
+    t.apply(exit(10 * S, 10));
+    assert!(t.get(10).is_none());
+    assert_eq!(writer_of(&t, 77, 10 * S + 1), Some(10));
+    assert_eq!(writer_of(&t, 77, 10 * S + PIPE_EXITED_GRACE_NS + 1), None);
+    // A live writer is preferred to an exited one.
+    t.apply(
+        ExecBuilder::new(10 * S + 2, 12, 1, "/usr/bin/wget")
+            .stdio(1, p.clone())
+            .event(),
+    );
+    assert_eq!(writer_of(&t, 77, 10 * S + 3), Some(12));
+}
+
+#[test]
+fn the_pipe_index_is_bounded() {
+    let mut t = ProcessTable::new(TableConfig {
+        max_processes: 100,
+        ..Default::default()
+    });
+    t.set_pipe_index(true);
+    for i in 0..1000u32 {
+        t.apply(
+            ExecBuilder::new(i as u64, 1000 + i, 1, "/bin/cat")
+                .stdio(1, fd(FdKind::Pipe, 5000 + i as u64))
+                .event(),
+        );
+    }
+    let index = t.pipes.as_ref().unwrap();
+    assert_eq!(
+        index.writers.len(),
+        100,
+        "evicted processes leave the index"
+    );
+    // Exited ones: at most PIPE_EXITED_MAX remembered.
+    for i in 0..3000u32 {
+        t.apply(
+            ExecBuilder::new(2000 + i as u64, 5000 + i, 1, "/bin/cat")
+                .stdio(1, fd(FdKind::Pipe, 90_000 + i as u64))
+                .event(),
+        );
+        t.apply(exit(2001 + i as u64, 5000 + i));
+    }
+    let index = t.pipes.as_ref().unwrap();
+    assert!(index.exited.len() <= PIPE_EXITED_MAX);
+    assert!(
+        index.writers.len() <= 100 + PIPE_EXITED_MAX,
+        "{}",
+        index.writers.len()
+    );
+}

@@ -131,6 +131,11 @@ fn example_traces_fire_their_rules_and_benign_ones_nothing() {
                 "UNEXPECTED_CHILD_SHELL",
             ][..],
         ),
+        // curl | base64 -d | sh in both exec orders; five piped look-alikes stay quiet.
+        (
+            "rules-piped",
+            &["PIPED_ENCODED_CODE_EXECUTION", "PIPED_ENCODED_DOWNLOAD"][..],
+        ),
     ]);
     assert!(got.len() >= 20, "{} traces", got.len());
     let mut wrong = Vec::new();

@@ -215,6 +215,9 @@ pub fn bounds() -> Vec<Bound> {
                     .map(|t| Num::Float(t.into()))
             },
         },
+        dur!("detectors.rules.metadata_wait", secs(0), secs(60), |c| {
+            c.detectors.rules.metadata_wait
+        }),
         Bound {
             off: Some(Num::Dur(secs(0))),
             ..dur!("agent.health_log_interval", secs(1), secs(DAY), |c| {

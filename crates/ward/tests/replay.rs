@@ -356,6 +356,45 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ),
         ],
     ),
+    // Pipe neighbours paired by the engine's pipe index: `curl | base64 -d | sh` in both exec
+    // orders fires each piped rule on whichever member of a pair exec'd second; curl | jq,
+    // cat | base64 -d | tee, curl | base64, base64 -d | python3 -c and nc | while read stay
+    // quiet.
+    (
+        "rules-piped",
+        &[
+            ("Command and Control: Piped Encoded Download", "base64", 1),
+            (
+                "Command and Control: Piped Encoded Code Execution Detected",
+                "sh",
+                1,
+            ),
+            (
+                "Command and Control: Piped Encoded Code Execution Detected",
+                "base64",
+                1,
+            ),
+            ("Command and Control: Piped Encoded Download", "wget", 1),
+        ],
+    ),
+    // on_missing_metadata = "wait" (rules-wait.toml turns INGRESS_NIGHTMARE on): decided by a
+    // later exec's metadata (the controller image fires, plain nginx stays quiet), or alerted
+    // when none came within metadata_wait.
+    (
+        "rules-wait",
+        &[
+            (
+                "Execution: Ingress Nightmare Vulnerability Execution (Preview)",
+                "nginx",
+                1,
+            ),
+            (
+                "Execution: Ingress Nightmare Vulnerability Execution (Preview)",
+                "nginx",
+                1,
+            ),
+        ],
+    ),
 ];
 
 fn replay_final(trace: &str) -> Output {
@@ -908,4 +947,51 @@ fn seeded_execs_in_the_header_are_not_detected_on() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(findings(&out.stdout), Vec::<serde_json::Value>::new());
+}
+
+/// A rule decision still waiting for container metadata when the trace ends is decided then
+/// (it alerts, `Engine::finish`), not lost: rules-wait without its last event, the one whose
+/// time passes the third case's deadline.
+#[test]
+fn a_decision_still_waiting_at_the_end_of_a_replay_alerts() {
+    let dir = repo().join("testdata/traces");
+    let text = std::fs::read_to_string(dir.join("rules-wait.jsonl")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let last = lines.pop().unwrap();
+    assert!(
+        last.contains("\"pid\":800"),
+        "the trace's last event moved: {last}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("rules-wait-cut.jsonl");
+    std::fs::write(&cut, lines.join("\n") + "\n").unwrap();
+    let config = dir.join("rules-wait.toml");
+    let out = ward(&[
+        "replay",
+        "--final",
+        "--config",
+        config.to_str().unwrap(),
+        cut.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let got = findings(&out.stdout);
+    let pids: Vec<i64> = got
+        .iter()
+        .map(|f| f["processes"][0]["pid"].as_i64().unwrap_or(0))
+        .collect();
+    assert_eq!(
+        got.len(),
+        2,
+        "the controller's finding and the one decided at the end: {got:#?}"
+    );
+    assert!(
+        pids.contains(&701),
+        "the third case (pid 701) alerts at the end: {pids:?}"
+    );
+    let f = got
+        .iter()
+        .find(|f| f["processes"][0]["pid"] == 701)
+        .unwrap();
+    let evidence = f["sourceProperties"]["Evidence"].to_string();
+    assert!(evidence.contains("container_metadata"), "{evidence}");
 }

@@ -188,6 +188,12 @@ impl Pipeline {
     }
 
     fn finish(&mut self) -> Result<()> {
+        // Rule decisions still waiting for container metadata are decided now (they alert).
+        self.engine.finish(&mut self.updates);
+        for u in self.updates.drain(..) {
+            self.driver.push(u.finding, u.is_new);
+        }
+        self.driver.tick();
         self.driver.finish();
         if let Some(r) = self.record.as_mut() {
             r.flush().context("writing the recording")?;

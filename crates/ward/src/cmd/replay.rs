@@ -101,20 +101,23 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let mut fatal: Option<anyhow::Error> = None;
     let started = Instant::now();
 
-    for item in reader {
+    // After the last event (`None`), the engine decides what still waits (rule decisions
+    // held for container metadata).
+    for item in reader.map(Some).chain(std::iter::once(None)) {
         match item {
-            Ok(Event::Exec(e)) if seeds_left > 0 => {
+            None => engine.finish(&mut updates),
+            Some(Ok(Event::Exec(e))) if seeds_left > 0 => {
                 seeds_left -= 1;
                 engine.seed(*e);
             }
-            Ok(event) => engine.process(event, &mut updates),
-            Err(e) if e.is_recoverable() => {
+            Some(Ok(event)) => engine.process(event, &mut updates),
+            Some(Err(e)) if e.is_recoverable() => {
                 bad_lines += 1;
                 if bad_lines as usize <= args.show_errors {
                     eprintln!("ward: warning: {trace_name}: {e} (line skipped)");
                 }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 fatal = Some(anyhow::Error::new(e).context(format!("reading {trace_name}")));
                 break;
             }

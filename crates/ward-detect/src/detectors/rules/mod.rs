@@ -12,17 +12,102 @@
 //! `[detectors.rules].dirs`) and hands the compiled set to [`Engine::set_rules`](crate::Engine::set_rules).
 
 use crate::{Ctx, Detection, Detector};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use ward_event::category::{CategoryError, RuleCategory};
 use ward_event::finding::Evidence;
-use ward_event::{Category, ExecEvent};
+use ward_event::{Category, ContainerMeta, ExecEvent};
 use ward_proctable::{Proc, ProcessTable};
-use ward_rules::{ExecView, Rule, RuleSet};
+use ward_rules::{ExecView, Rule, RuleSet, Verdict, WithPeers, MAX_ANCESTORS};
+
+/// At most this many decisions wait for container metadata; beyond it the oldest alerts.
+pub const MAX_WAITING: usize = 1024;
+
+/// The default wait for container metadata (`[detectors.rules] metadata_wait`).
+pub const DEFAULT_METADATA_WAIT_NS: u64 = 2_000_000_000;
+
+/// A rule's decision held until the exec's container metadata arrives: a snapshot of what the
+/// rule looked at (the exec, its ancestry, its pipe neighbours), so that it can be judged again
+/// when the process is gone.
+struct Held {
+    rule: u32,
+    deadline: u64,
+    container_id: String,
+    chain: Vec<ExecEvent>,
+    writer: Option<ExecEvent>,
+    reader: Option<ExecEvent>,
+}
+
+impl Held {
+    /// The rule fires on the snapshot; `expired` when the metadata never came (said in the
+    /// evidence, since an undecided exception leaves no evidence of its own).
+    fn judge(
+        &self,
+        set: &RuleSet,
+        expired: bool,
+        out: &mut Vec<Detection>,
+        categories: &[Category],
+    ) {
+        let view = WithPeers {
+            chain: &self.chain,
+            stdin_writer: self.writer.as_ref(),
+            stdout_reader: self.reader.as_ref(),
+        };
+        let mut d = detection(set, categories, self.rule, &view, &self.chain[0]);
+        if expired {
+            d.evidence.push(Evidence {
+                field: "container_metadata".into(),
+                value: format!("{} (did not arrive within the wait)", ward_rules::MISSING),
+            });
+        }
+        d.judged = self.chain.clone();
+        out.push(d);
+    }
+
+    /// The metadata, now known, filled into every exec of the snapshot in that container that
+    /// lacked it.
+    fn fill(&mut self, meta: &ContainerMeta) {
+        let cid = Some(self.container_id.as_str());
+        let missing = |e: &ExecEvent| {
+            e.container_id.as_deref() == cid
+                && e.container
+                    .as_ref()
+                    .is_none_or(|m| m.image.is_empty() && m.note.is_some())
+        };
+        for e in self
+            .chain
+            .iter_mut()
+            .chain(self.writer.as_mut())
+            .chain(self.reader.as_mut())
+        {
+            if missing(e) {
+                e.container = Some(meta.clone());
+            }
+        }
+    }
+}
+
+/// The container metadata an exec carries, when it is complete enough to decide on.
+fn known_meta(e: &ExecEvent) -> Option<&ContainerMeta> {
+    e.container_id.as_ref()?;
+    e.container
+        .as_ref()
+        .filter(|m| !(m.image.is_empty() && m.note.is_some()))
+}
 
 pub const NAME: &str = "rules";
 
-/// An exec and its ancestry as the process table holds them.
+/// An exec, its ancestry and its pipe neighbours as the process table holds them.
+///
+/// Pipe neighbours are looked up only when a rule's condition asks (the rules evaluator calls
+/// [`ExecView::stdin_writer`] / [`ExecView::stdout_reader`] for a `stdin_writer` /
+/// `stdout_reader` condition only, after the exec's cheap fields held), in the table's pipe
+/// index by inode (on only when the rule set has such a condition,
+/// [`RuleSet::uses_pipe_neighbours`]): same container, never the exec's own process, and only
+/// another process's own exec (a forked subshell that has not exec'd is no neighbour). A
+/// neighbour that exited shortly before still counts (`curl` done before `base64 -d` exec'd;
+/// [`ward_proctable::PIPE_EXITED_GRACE_NS`]).
 pub struct TableView<'a> {
     pub table: &'a ProcessTable,
     pub proc: &'a Proc,
@@ -39,6 +124,31 @@ impl ExecView for TableView<'_> {
             .nth(depth - 1)
             .and_then(|p| p.exec.as_deref())
     }
+
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        if let Some(i) = e.stdio[0].pipe_inode() {
+            if let Some(w) =
+                self.table
+                    .pipe_writer(i, e.container_id.as_deref(), e.pid, self.exec.time)
+            {
+                return Some(w);
+            }
+        }
+        // What the exec itself carries: the holder of its stdin pipe's write end among its
+        // ancestors (an interpreter relay whose pipe is not on its own fd 1).
+        let w = e.stdin_writer.filter(|w| *w != e.pid)?;
+        (depth + 1..=depth + ward_rules::MAX_ANCESTORS)
+            .map_while(|d| self.at(d))
+            .find(|a| a.pid == w)
+    }
+
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        let e = self.at(depth)?;
+        let i = e.stdio[1].pipe_inode()?;
+        self.table
+            .pipe_reader(i, e.container_id.as_deref(), e.pid, self.exec.time)
+    }
 }
 
 /// The rules detector.
@@ -47,6 +157,12 @@ pub struct Rules {
     /// The category of each rule, by rule index.
     categories: Vec<Category>,
     hits: RefCell<Vec<u32>>,
+    waiting: RefCell<Vec<u32>>,
+    /// Decisions waiting for container metadata, oldest first.
+    held: RefCell<VecDeque<Held>>,
+    /// The earliest deadline among `held` (`u64::MAX` when none): the engine's per-event check.
+    next_deadline: Cell<u64>,
+    metadata_wait: u64,
 }
 
 impl Rules {
@@ -62,7 +178,103 @@ impl Rules {
             set,
             categories,
             hits: RefCell::new(Vec::new()),
+            waiting: RefCell::new(Vec::new()),
+            held: RefCell::new(VecDeque::new()),
+            next_deadline: Cell::new(u64::MAX),
+            metadata_wait: DEFAULT_METADATA_WAIT_NS,
         })
+    }
+
+    /// How long a `wait` rule holds its decision for the container's metadata (ns of event
+    /// time).
+    pub fn with_metadata_wait(mut self, ns: u64) -> Rules {
+        self.metadata_wait = ns;
+        self
+    }
+
+    /// The earliest time a held decision is due (`u64::MAX` when none waits).
+    pub fn next_deadline(&self) -> u64 {
+        self.next_deadline.get()
+    }
+
+    /// How many decisions wait for container metadata.
+    pub fn waiting(&self) -> usize {
+        self.held.borrow().len()
+    }
+
+    /// Decides every held decision whose deadline is at or before `now`: the metadata did not
+    /// come, so the rule alerts (its evidence shows `image = <missing>`).
+    pub fn expire(&self, now: u64, out: &mut Vec<Detection>) {
+        let mut held = self.held.borrow_mut();
+        held.retain(|h| {
+            if h.deadline <= now {
+                h.judge(&self.set, true, out, &self.categories);
+                false
+            } else {
+                true
+            }
+        });
+        self.next_deadline
+            .set(held.iter().map(|h| h.deadline).min().unwrap_or(u64::MAX));
+    }
+
+    /// An exec of a container arrived with the metadata the held decisions of that container
+    /// lacked: judges them again on it (fire or quiet).
+    fn metadata_arrived(&self, container_id: &str, meta: &ContainerMeta, out: &mut Vec<Detection>) {
+        let mut held = self.held.borrow_mut();
+        if !held.iter().any(|h| h.container_id == container_id) {
+            return;
+        }
+        held.retain_mut(|h| {
+            if h.container_id != container_id {
+                return true;
+            }
+            h.fill(meta);
+            let view = WithPeers {
+                chain: &h.chain,
+                stdin_writer: h.writer.as_ref(),
+                stdout_reader: h.reader.as_ref(),
+            };
+            // Still undecided (the metadata lacks what the rule asks): alert, as on expiry.
+            match self.set.get(h.rule).verdict(&view) {
+                Verdict::Quiet => {}
+                Verdict::Fire => h.judge(&self.set, false, out, &self.categories),
+                Verdict::Undecided => h.judge(&self.set, true, out, &self.categories),
+            }
+            false
+        });
+        self.next_deadline
+            .set(held.iter().map(|h| h.deadline).min().unwrap_or(u64::MAX));
+    }
+
+    /// Holds rule `i`'s decision on `view` until the container's metadata arrives.
+    fn hold(&self, i: u32, view: &dyn ExecView, exec: &ExecEvent, out: &mut Vec<Detection>) {
+        let Some(cid) = exec.container_id.clone() else {
+            // Only a container exec can lack metadata; judged now.
+            out.push(detection(&self.set, &self.categories, i, view, exec));
+            return;
+        };
+        let chain: Vec<ExecEvent> = (0..=MAX_ANCESTORS)
+            .map_while(|d| view.at(d))
+            .cloned()
+            .collect();
+        let deadline = exec.time.saturating_add(self.metadata_wait);
+        let mut held = self.held.borrow_mut();
+        while held.len() >= MAX_WAITING {
+            if let Some(h) = held.pop_front() {
+                h.judge(&self.set, true, out, &self.categories);
+            }
+        }
+        held.push_back(Held {
+            rule: i,
+            deadline,
+            container_id: cid,
+            chain,
+            writer: view.stdin_writer(0).cloned(),
+            reader: view.stdout_reader(0).cloned(),
+        });
+        self.next_deadline
+            .set(self.next_deadline.get().min(deadline));
     }
 
     pub fn rule_set(&self) -> &RuleSet {
@@ -114,46 +326,66 @@ impl Detector for Rules {
     }
 
     fn on_exec(&self, ctx: &Ctx<'_>, proc: &Proc, exec: &ExecEvent, out: &mut Vec<Detection>) {
+        if self.next_deadline.get() != u64::MAX {
+            if let (Some(cid), Some(meta)) = (exec.container_id.as_deref(), known_meta(exec)) {
+                self.metadata_arrived(cid, meta, out);
+            }
+        }
         let view = TableView {
             table: ctx.table,
             proc,
             exec,
         };
         let mut hits = self.hits.borrow_mut();
+        let mut waiting = self.waiting.borrow_mut();
         hits.clear();
-        self.set.eval(&view, &mut hits);
+        waiting.clear();
+        self.set.eval_waiting(&view, &mut hits, &mut waiting);
         for &i in hits.iter() {
-            let rule = self.set.get(i);
-            let evidence: Vec<Evidence> = self
-                .set
-                .evidence(i, &view)
-                .into_iter()
-                .map(|e| Evidence {
-                    field: e.field,
-                    value: e.value,
-                })
-                .collect();
-            let mut detail = format!("Rule {} matched", rule.id);
-            for (n, e) in evidence.iter().enumerate() {
-                detail.push_str(if n == 0 { ": " } else { ", " });
-                detail.push_str(&e.field);
-                detail.push_str(" = ");
-                detail.push_str(&crate::report::truncate(&e.value, 200));
-            }
-            detail.push('.');
-            let mut d = Detection::new(
-                self.categories[i as usize],
-                NAME,
-                exec.time,
-                exec.pid,
-                rule.key_of(&view),
-            )
-            .detail(detail)
-            .property("Rule_Id", rule.id.as_str());
-            d.evidence = evidence;
-            out.push(d);
+            out.push(detection(&self.set, &self.categories, i, &view, exec));
+        }
+        for &i in waiting.iter() {
+            self.hold(i, &view, exec, out);
         }
     }
+}
+
+/// The detection of rule `i` firing on `view` (whose depth 0 is `exec`).
+fn detection(
+    set: &RuleSet,
+    categories: &[Category],
+    i: u32,
+    view: &dyn ExecView,
+    exec: &ExecEvent,
+) -> Detection {
+    let rule = set.get(i);
+    let evidence: Vec<Evidence> = set
+        .evidence(i, view)
+        .into_iter()
+        .map(|e| Evidence {
+            field: e.field,
+            value: e.value,
+        })
+        .collect();
+    let mut detail = format!("Rule {} matched", rule.id);
+    for (n, e) in evidence.iter().enumerate() {
+        detail.push_str(if n == 0 { ": " } else { ", " });
+        detail.push_str(&e.field);
+        detail.push_str(" = ");
+        detail.push_str(&crate::report::truncate(&e.value, 200));
+    }
+    detail.push('.');
+    let mut d = Detection::new(
+        categories[i as usize],
+        NAME,
+        exec.time,
+        exec.pid,
+        rule.key_of(view),
+    )
+    .detail(detail)
+    .property("Rule_Id", rule.id.as_str());
+    d.evidence = evidence;
+    d
 }
 
 #[cfg(test)]

