@@ -1488,3 +1488,309 @@ fn the_containerfile_passes_the_static_checks() {
     let ignore = std::fs::read_to_string(repo().join(".containerignore")).unwrap();
     assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live (root, podman): the image and the chart's agent settings, on this machine.
+
+struct Podman {
+    containers: Vec<String>,
+    /// The image, then the binary stages' images (each holds a copy of the ~200 MB binary).
+    images: Vec<String>,
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = Command::new("podman")
+                .args(["rm", "-f", "-t", "2", c])
+                .output();
+        }
+        for i in &self.images {
+            let _ = Command::new("podman").args(["rmi", "-f", i]).output();
+        }
+    }
+}
+
+/// The image ids `podman build` committed for the stages named `binary*`.
+fn binary_stage_images(build_output: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_binary = false;
+    for l in build_output.lines() {
+        if l.contains("STEP 1/") {
+            in_binary = l.contains(" AS binary");
+        } else if let Some(rest) = l.strip_prefix("--> ") {
+            // `--> 658f1326221` or `--> Using cache 658f...`
+            let id = rest.split_whitespace().last().unwrap_or("");
+            if in_binary && id.len() >= 11 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+                out.push(id.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status code of GET /healthz on 127.0.0.1:PORT, if anything answers.
+fn healthz(port: u16) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    c.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut r = String::new();
+    c.read_to_string(&mut r).ok()?;
+    r.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Builds the image's runtime stage from this build's `ward` (the `prebuilt` context) over the
+/// test Debian image (bookworm, as the default base), then runs the collector as the chart
+/// does and the agent with the flags derived from the rendered DaemonSet: its capabilities
+/// (not privileged), hostPID, each hostPath mount, the rendered ward.toml, WARD_NODE_NAME.
+/// A compiler run in a podman container must come out as a finding naming the node from the
+/// environment and the container from podman's store read through /host.
+#[test]
+fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
+    let images = ward_testkit::require_containers!();
+    let tmp = tempfile::tempdir().unwrap();
+    let pid = std::process::id();
+    let mut guard = Podman {
+        containers: Vec::new(),
+        images: Vec::new(),
+    };
+
+    // The image.
+    let prebuilt = tmp.path().join("prebuilt");
+    std::fs::create_dir(&prebuilt).unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_ward"));
+    if std::fs::hard_link(bin, prebuilt.join("ward")).is_err() {
+        std::fs::copy(bin, prebuilt.join("ward")).unwrap();
+    }
+    let tag = format!("localhost/ward-deploy-test:{pid}");
+    let t0 = std::time::Instant::now();
+    let repo = repo();
+    let built = podman(&[
+        "build",
+        "-f",
+        repo.join("deploy/Containerfile").to_str().unwrap(),
+        "--build-arg",
+        "WARD_BINARY_STAGE=prebuilt",
+        "--build-arg",
+        &format!("RUNTIME_IMAGE={}", images.debian),
+        "--build-context",
+        &format!("prebuilt={}", prebuilt.display()),
+        "-t",
+        &tag,
+        repo.to_str().unwrap(),
+    ]);
+    guard.images.push(tag.clone());
+    let stages = binary_stage_images(&built);
+    assert!(!stages.is_empty(), "no binary stage image in:\n{built}");
+    guard.images.extend(stages);
+    eprintln!("image built in {:?}", t0.elapsed());
+    assert_eq!(
+        podman(&["image", "inspect", "--format", "{{.Config.User}}", &tag]),
+        "10001:10001"
+    );
+
+    // The collector: the image's own user, read-only root, no capabilities.
+    let docs = render("");
+    let cport = free_port();
+    let cdata = tmp.path().join("collector");
+    std::fs::create_dir(&cdata).unwrap();
+    let cname = format!("ward-deploy-collector-{pid}");
+    guard.containers.push(cname.clone());
+    podman(&[
+        "run",
+        "-d",
+        "--name",
+        &cname,
+        "--network",
+        "host",
+        "--read-only",
+        "--cap-drop",
+        "ALL",
+        "-v",
+        &format!("{}:/var/lib/ward:U", cdata.display()),
+        &tag,
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{cport}"),
+        "--db",
+        "/var/lib/ward/collector.db",
+    ]);
+    wait_for("the collector's /healthz", 30, || {
+        healthz(cport) == Some(200)
+    });
+    assert_eq!(podman(&["exec", &cname, "id", "-u"]), "10001");
+
+    // The agent, from the rendered DaemonSet.
+    let ds = find(&docs, "DaemonSet", "ward-test-agent").unwrap();
+    let pod = lookup(&ds.v, "spec.template.spec").unwrap();
+    let c = &seq(pod, "containers")[0];
+    let cm = find(&docs, "ConfigMap", "ward-test-agent").unwrap();
+    let conf = tmp.path().join("ward.toml");
+    std::fs::write(&conf, cm.v["data"]["ward.toml"].as_str().unwrap()).unwrap();
+    let rules = tmp.path().join("rules.d");
+    std::fs::create_dir(&rules).unwrap();
+    let state = tmp.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let aname = format!("ward-deploy-agent-{pid}");
+    let mut args: Vec<String> = [
+        "run",
+        "-d",
+        "--name",
+        &aname,
+        "--network",
+        "host",
+        "--user",
+        "0:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(lookup(pod, "hostPID").and_then(Value::as_bool), Some(true));
+    args.extend(["--pid".into(), "host".into()]);
+    let sc = &c["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    args.push("--read-only".into());
+    args.extend(["--cap-drop".into(), "ALL".into()]);
+    let caps: Vec<&str> = seq(sc, "capabilities.add")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    args.extend(["--cap-add".into(), caps.join(",")]);
+    // RuntimeDefault = podman's default seccomp profile; no AppArmor on this machine.
+    assert_eq!(s(sc, "seccompProfile.type"), Some("RuntimeDefault"));
+    for m in seq(c, "volumeMounts") {
+        let (_, v) = mount_for(pod, c, s(m, "mountPath").unwrap()).unwrap();
+        let mp = s(m, "mountPath").unwrap();
+        let src = match (s(m, "name").unwrap(), s(v, "hostPath.path")) {
+            ("config", _) => conf.display().to_string(),
+            ("rules", _) => rules.display().to_string(),
+            // A private store, not this machine's /var/lib/ward.
+            ("state", _) => state.display().to_string(),
+            (_, Some(hp)) => hp.to_string(),
+            (n, None) => panic!("mount {n}: no hostPath"),
+        };
+        let mut opts = Vec::new();
+        if lookup(m, "readOnly").and_then(Value::as_bool) == Some(true) {
+            opts.push("ro");
+        }
+        if s(m, "mountPropagation") == Some("HostToContainer") {
+            opts.push("rslave");
+        }
+        let opts = if opts.is_empty() {
+            String::new()
+        } else {
+            format!(":{}", opts.join(","))
+        };
+        args.extend(["-v".into(), format!("{src}:{mp}{opts}")]);
+    }
+    args.extend(["-e".into(), "WARD_NODE_NAME=deploy-test-node".into()]);
+    args.push(tag.clone());
+    let aport = free_port();
+    let cmd: Vec<String> = seq(c, "command")
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cmd[0], "ward");
+    for a in &cmd[1..] {
+        // The pod's 0.0.0.0 becomes loopback on this machine's network.
+        args.push(a.replace("0.0.0.0:9464", &format!("127.0.0.1:{aport}")));
+    }
+    guard.containers.push(aname.clone());
+    podman(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let logs = |n: &str| {
+        let out = Command::new("podman").args(["logs", n]).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    wait_for("the agent's /healthz", 90, || {
+        let l = logs(&aname);
+        assert!(!l.contains("ward: error"), "the agent failed: {l}");
+        healthz(aport) == Some(200)
+    });
+    assert!(
+        logs(&aname).contains("ward agent: ready: node deploy-test-node"),
+        "{}",
+        logs(&aname)
+    );
+
+    let probe = format!("ward-deploy-probe-{pid}");
+    podman(&["run", "--rm", "--name", &probe, &images.debian, "tcc", "-v"]);
+    let mut finding = None;
+    wait_for("the compiler finding", 30, || {
+        finding = logs(&aname)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|f| f["containers"][0]["name"] == probe.as_str());
+        finding.is_some()
+    });
+    let f = finding.unwrap();
+    assert_eq!(
+        f["category"],
+        "Defense Evasion: Launch Code Compiler Tool In Container"
+    );
+    assert!(
+        f["resourceName"]
+            .as_str()
+            .unwrap()
+            .starts_with("//ward/nodes/deploy-test-node/"),
+        "{f}"
+    );
+    assert_eq!(f["containers"][0]["uri"], images.debian.as_str());
+    // The binary was hashed through a fanotify handle (CAP_SYS_ADMIN, the host root mounted).
+    let metrics = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", aport)).unwrap();
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut r = String::new();
+        c.read_to_string(&mut r).unwrap();
+        r
+    };
+    let fanotify: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ward_enrich_exec_files_total{source=\"fanotify\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(fanotify > 0, "no exec hashed through fanotify:\n{metrics}");
+    assert!(
+        f["processes"][0]["binary"]["sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
+        "{f}"
+    );
+}
