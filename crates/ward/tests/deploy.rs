@@ -1278,12 +1278,11 @@ fn the_agent_takes_its_node_name_from_the_environment() {
     );
 }
 
-#[test]
-fn values_yaml_documents_every_value_and_templates_use_only_known_ones() {
-    // Keys one and two levels deep (`agent.privileged`) each carry a comment; deeper keys
-    // are documented by their block's comment (`agent.resources`), unless a sibling has its
-    // own, and then every sibling needs one.
-    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+/// Keys of values.yaml without their comment: keys one and two levels deep
+/// (`agent.privileged`) each carry one; deeper keys are documented by their block's comment
+/// (`agent.resources`), unless a sibling has its own, and then every sibling needs one.
+/// Returns the number of keys seen and the undocumented ones.
+fn undocumented_values(text: &str) -> (usize, Vec<String>) {
     let lines: Vec<&str> = text.lines().collect();
     let mut stack: Vec<(usize, String)> = Vec::new();
     let mut keys: Vec<(String, usize, bool, String)> = Vec::new(); // parent, depth, commented, where
@@ -1315,11 +1314,27 @@ fn values_yaml_documents_every_value_and_templates_use_only_known_ones() {
             undocumented.push(at.clone());
         }
     }
-    assert!(keys.len() > 40, "{keys:?}");
+    (keys.len(), undocumented)
+}
+
+#[test]
+fn values_yaml_documents_every_value_and_templates_use_only_known_ones() {
+    let text = std::fs::read_to_string(chart_dir().join("values.yaml")).unwrap();
+    let (n, undocumented) = undocumented_values(&text);
+    assert!(n > 40, "{n} keys");
     assert!(
         undocumented.is_empty(),
         "keys without a comment: {undocumented:#?}"
     );
+    // A key added without a comment is caught, at the top and inside a commented block.
+    for (after, add) in [
+        ("  enabled: true\n", "  newKnob: 1\n"),
+        ("    create: true\n", "    extra: x\n"),
+    ] {
+        assert!(text.contains(after));
+        let (_, u) = undocumented_values(&text.replacen(after, &format!("{after}{add}"), 1));
+        assert!(u.iter().any(|e| e.contains(add.trim())), "{add}: {u:?}");
+    }
     // The renderer fails on a value that does not exist, so every toggle rendering above
     // covers its references; make sure it does.
     let mut tpls = templates(&chart_dir());
@@ -1501,6 +1516,16 @@ struct Podman {
 impl Drop for Podman {
     fn drop(&mut self) {
         for c in &self.containers {
+            if std::thread::panicking() {
+                // What the container said, for the failure's report.
+                if let Ok(o) = Command::new("podman").args(["logs", c]).output() {
+                    eprintln!(
+                        "--- podman logs {c}:\n{}{}",
+                        String::from_utf8_lossy(&o.stdout),
+                        String::from_utf8_lossy(&o.stderr)
+                    );
+                }
+            }
             let _ = Command::new("podman")
                 .args(["rm", "-f", "-t", "2", c])
                 .output();
@@ -1538,14 +1563,6 @@ fn podman(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The status code of GET /healthz on 127.0.0.1:PORT, if anything answers.
@@ -1624,7 +1641,7 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
 
     // The collector: the image's own user, read-only root, no capabilities.
     let docs = render("");
-    let cport = free_port();
+    let cport = ward_testkit::free_local_port();
     let cdata = tmp.path().join("collector");
     std::fs::create_dir(&cdata).unwrap();
     let cname = format!("ward-deploy-collector-{pid}");
@@ -1717,7 +1734,7 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
     }
     args.extend(["-e".into(), "WARD_NODE_NAME=deploy-test-node".into()]);
     args.push(tag.clone());
-    let aport = free_port();
+    let aport = ward_testkit::free_local_port();
     let cmd: Vec<String> = seq(c, "command")
         .iter()
         .map(|a| a.as_str().unwrap().to_string())
@@ -1772,7 +1789,8 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
     );
     assert_eq!(f["containers"][0]["uri"], images.debian.as_str());
     // The binary was hashed through a fanotify handle (CAP_SYS_ADMIN, the host root mounted).
-    let metrics = {
+    // /metrics is re-rendered about once a second, so the count can lag the finding.
+    let metrics = || {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(("127.0.0.1", aport)).unwrap();
         c.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -1781,12 +1799,22 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
         c.read_to_string(&mut r).unwrap();
         r
     };
-    let fanotify: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("ward_enrich_exec_files_total{source=\"fanotify\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    assert!(fanotify > 0, "no exec hashed through fanotify:\n{metrics}");
+    let fanotify = |m: &str| -> u64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix("ward_enrich_exec_files_total{source=\"fanotify\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let mut last = String::new();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fanotify(&last) == 0 && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        last = metrics();
+    }
+    assert!(
+        fanotify(&last) > 0,
+        "no exec hashed through fanotify:\n{last}"
+    );
     assert!(
         f["processes"][0]["binary"]["sha256"]
             .as_str()
