@@ -35,7 +35,7 @@ pub use error::TestkitError;
 pub use images::{ensure_images, repo_root, Images};
 pub use listener::{PendingSession, ShellListener, ShellSession, UdpShellListener};
 pub use service::PodmanService;
-pub use sys::{cgroup2_mount, cgroup_id_of_dir, free_local_port, podman_available, root_available};
+pub use sys::{cgroup2_mount, cgroup_id_of_dir, podman_available, root_available};
 
 /// Decides whether a test that needs root and real containers can run here.
 ///

@@ -13,15 +13,6 @@ pub fn root_available() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A TCP port free on 127.0.0.1 just now (bound, then released), for a server a test starts
-/// in a process or container on the host network.
-pub fn free_local_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0")
-}
-
 /// True when a `podman` binary answers `podman --version`.
 pub fn podman_available() -> bool {
     Command::new("podman")

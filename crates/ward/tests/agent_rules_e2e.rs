@@ -164,6 +164,15 @@ fn assert_rule_finding(
     );
 }
 
+/// A free port on 127.0.0.1 (the container shares the host network).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `GET /` against 127.0.0.1:`port`, retried until the server is up.
 fn http_get(port: u16) -> String {
     let deadline = Instant::now() + WAIT;
@@ -208,7 +217,7 @@ fn unexpected_child_shell_under_a_real_web_server() {
         &format!("cat > /srv.py <<'EOF'\n{WEB_SHELL_SERVER}EOF"),
     ])
     .unwrap();
-    let port = ward_testkit::free_local_port();
+    let port = free_port();
     c.exec_detached(&["/usr/local/bin/gunicorn", "/srv.py", &port.to_string()])
         .unwrap();
     let body = http_get(port);

@@ -1565,6 +1565,15 @@ fn podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A port free on 127.0.0.1 just now (the containers share the host network).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The status code of GET /healthz on 127.0.0.1:PORT, if anything answers.
 fn healthz(port: u16) -> Option<u16> {
     use std::io::{Read, Write};
@@ -1641,7 +1650,7 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
 
     // The collector: the image's own user, read-only root, no capabilities.
     let docs = render("");
-    let cport = ward_testkit::free_local_port();
+    let cport = free_port();
     let cdata = tmp.path().join("collector");
     std::fs::create_dir(&cdata).unwrap();
     let cname = format!("ward-deploy-collector-{pid}");
@@ -1734,7 +1743,7 @@ fn the_image_runs_the_collector_and_the_agent_as_the_chart_does() {
     }
     args.extend(["-e".into(), "WARD_NODE_NAME=deploy-test-node".into()]);
     args.push(tag.clone());
-    let aport = ward_testkit::free_local_port();
+    let aport = free_port();
     let cmd: Vec<String> = seq(c, "command")
         .iter()
         .map(|a| a.as_str().unwrap().to_string())
