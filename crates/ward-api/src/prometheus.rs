@@ -1,4 +1,7 @@
-//! The agent's Prometheus endpoint: `GET /metrics` answers the latest text the agent rendered.
+//! The agent's Prometheus endpoint: `GET /metrics` answers the latest text the agent rendered;
+//! `GET /healthz` answers 200 `ok` once the agent has rendered its first figures (it does so
+//! before it says "ready": the sensor is loaded and the running processes are seeded) and 503
+//! before, so a Kubernetes readiness/liveness probe can use the metrics port.
 //!
 //! It lives here because `ward-api` is the crate that serves HTTP (ARCHITECTURE.md; the tidy
 //! test in `crates/ward/tests/tidy.rs` checks it). It runs on its own thread with a
@@ -23,11 +26,25 @@ async fn metrics(State(text): State<MetricsText>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
+async fn healthz(State(text): State<MetricsText>) -> impl IntoResponse {
+    let ready = text.lock().map(|t| !t.is_empty()).unwrap_or(false);
+    let (status, body) = if ready {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+}
+
 async fn not_found() -> impl IntoResponse {
     (
         StatusCode::NOT_FOUND,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "not found: try /metrics\n",
+        "not found: try /metrics or /healthz\n",
     )
 }
 
@@ -50,6 +67,7 @@ pub fn serve(addr: &str, text: MetricsText) -> std::io::Result<SocketAddr> {
                 };
                 let app = Router::new()
                     .route("/metrics", get(metrics))
+                    .route("/healthz", get(healthz))
                     .fallback(not_found)
                     .with_state(text);
                 if let Err(e) = axum::serve(listener, app).await {
@@ -90,5 +108,18 @@ mod tests {
         let r = get(addr, "/other");
         assert!(r.starts_with("HTTP/1.1 404"), "{r}");
         assert!(serve(&addr.to_string(), text).is_err(), "port in use");
+    }
+
+    #[test]
+    fn healthz_is_503_until_the_first_figures_then_200() {
+        let text: MetricsText = Arc::new(Mutex::new(String::new()));
+        let addr = serve("127.0.0.1:0", text.clone()).unwrap();
+        let r = get(addr, "/healthz");
+        assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+        assert!(r.ends_with("starting\n"), "{r}");
+        *text.lock().unwrap() = "ward_up 1\n".into();
+        let r = get(addr, "/healthz");
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.ends_with("ok\n"), "{r}");
     }
 }

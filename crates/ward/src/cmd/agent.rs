@@ -53,6 +53,10 @@ pub struct AgentArgs {
     /// Serve Prometheus metrics on ADDR (overrides `agent.metrics_addr`; `none` disables).
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,
+    /// Node name on every event and finding (overrides `agent.node_name`). In Kubernetes the
+    /// DaemonSet sets WARD_NODE_NAME from the downward API (`spec.nodeName`).
+    #[arg(long, value_name = "NAME", env = "WARD_NODE_NAME")]
+    pub node_name: Option<String>,
     /// Also serve the findings API and web console from the agent's database, as `ward serve`
     /// does (`[api]` settings; ADDR overrides `api.listen`).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
@@ -203,7 +207,10 @@ impl Pipeline {
 }
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    let cfg = WardConfig::load_or_default(args.config.as_deref())?;
+    let mut cfg = WardConfig::load_or_default(args.config.as_deref())?;
+    if let Some(n) = args.node_name.as_ref().filter(|n| !n.is_empty()) {
+        cfg.agent.node_name = n.clone();
+    }
     let output_specs = crate::cmd::outputs::specs(&cfg, &args.output, true)?;
     // Every output is opened (files, sockets, HTTP clients, keys, CA files) before the
     // sensor loads: a misconfigured one is a startup error naming its key.
