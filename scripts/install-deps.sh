@@ -20,6 +20,9 @@ APT_PACKAGES=(
   containerd
   # ward-api: schemathesis (from PyPI, below) runs in a venv
   python3-venv
+  # ward-store: the PostgreSQL store's tests start a private server (initdb + postgres from
+  # /usr/lib/postgresql/*/bin) in a temp dir (ward_testkit::postgres::TempPostgres)
+  postgresql
 )
 
 missing=()

@@ -27,6 +27,7 @@ mod container;
 mod error;
 mod images;
 mod listener;
+pub mod postgres;
 mod service;
 mod sys;
 
