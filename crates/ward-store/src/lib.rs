@@ -3,6 +3,8 @@
 //! * [`FindingStore`]: the storage interface (SQLite now, Postgres later).
 //! * [`SqliteStore`]: the SQLite backend (WAL, `busy_timeout`, `PRAGMA user_version`
 //!   migrations). Each finding is kept as its SCC JSON plus indexed columns extracted from it.
+//! * `PgStore` (feature `postgres`, on by default): the PostgreSQL backend for a central
+//!   collector; several processes may share one database.
 //! * [`filter`]: the SCC-style filter language (`docs/filter-grammar.md`), parsed into an AST
 //!   and compiled to a parameterised SQL `WHERE` clause.
 //! * [`order`]: `order_by` parsing and opaque keyset page tokens.
@@ -10,12 +12,23 @@
 pub mod filter;
 pub mod lock;
 pub mod order;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 pub use filter::FilterError;
 pub use lock::{LockError, WriterLock};
 pub use order::{OrderBy, OrderField, SortKey};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgStore, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+
+/// Whether a `--db` value names a PostgreSQL database (`postgres://` or `postgresql://`)
+/// rather than a SQLite file path.
+pub fn is_postgres_url(db: &str) -> bool {
+    let lower = db.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
 
 use std::path::PathBuf;
 use ward_event::finding::{Mute, State};
@@ -116,6 +129,27 @@ pub enum StoreError {
     ReadOnly {
         path: PathBuf,
         operation: &'static str,
+    },
+    /// A `postgres://` URL that does not parse.
+    #[error("invalid PostgreSQL URL: {message}")]
+    InvalidDbUrl { message: String },
+    /// No connection to PostgreSQL (down, refused, authentication failed, pool timed out).
+    #[error("cannot connect to PostgreSQL {url}: {message}")]
+    PgPool { url: String, message: String },
+    /// A PostgreSQL statement failed; `url` has no password.
+    #[cfg(feature = "postgres")]
+    #[error("{context} (PostgreSQL {url}): {source}")]
+    Postgres {
+        context: String,
+        url: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("PostgreSQL database {url} has schema version {found}, newer than this Ward supports ({supported}); upgrade Ward")]
+    PgSchemaTooNew {
+        url: String,
+        found: i64,
+        supported: i64,
     },
     #[error(transparent)]
     Filter(#[from] FilterError),
