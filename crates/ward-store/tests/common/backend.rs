@@ -1,5 +1,5 @@
 //! The backends the shared store tests run on (`tests/store.rs`).
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 /// A store backend the shared store tests run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
