@@ -171,6 +171,27 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The database cannot be reached or asked the client to retry (PostgreSQL down, a
+    /// connection lost, the server shutting down, a serialization failure or deadlock):
+    /// worth a 503 and a retry, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PgPool { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { source, .. } => {
+                source.is_closed()
+                    || source.code().is_some_and(|c| {
+                        let c = c.code();
+                        c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                    })
+                    || source.as_db_error().is_none()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Storage for findings. Methods that take `name_or_id` accept the full name
 /// (`<parent>/findings/<id>`) or, when unambiguous, the id alone.
 pub trait FindingStore: Send + Sync {

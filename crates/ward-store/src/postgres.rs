@@ -89,9 +89,27 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
 /// The PostgreSQL store. Cheap to share (`Arc`); each call takes a pooled connection.
 pub struct PgStore {
-    pool: Pool,
+    /// Always `Some` until drop.
+    pool: Option<Pool>,
     /// The URL without its password, for messages.
     url: String,
+}
+
+impl Drop for PgStore {
+    /// Each blocking client owns a small tokio runtime, which must not be dropped inside an
+    /// async context (it panics there: `ward serve` drops its store when the server stops,
+    /// inside the runtime). The pool, and with it the idle connections, is dropped on a
+    /// thread of its own.
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let t = std::thread::Builder::new()
+                .name("ward-pg-close".into())
+                .spawn(move || drop(pool));
+            if let Ok(t) = t {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -143,7 +161,10 @@ impl PgStore {
                 url: shown.clone(),
                 message: e.to_string(),
             })?;
-        let store = PgStore { pool, url: shown };
+        let store = PgStore {
+            pool: Some(pool),
+            url: shown,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -154,7 +175,8 @@ impl PgStore {
     }
 
     fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
-        self.pool.get().map_err(|e| StoreError::PgPool {
+        let pool = self.pool.as_ref().expect("pool present until drop");
+        pool.get().map_err(|e| StoreError::PgPool {
             url: self.url.clone(),
             message: e.to_string(),
         })

@@ -116,10 +116,13 @@ fn serve_selects_postgres_by_url_and_two_collectors_share_it() {
             }
             Some(l)
         }));
-        (child, console, said)
+        // Keep reading stderr (what it says when it stops) so that it never writes to a
+        // closed pipe.
+        let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+        (child, console, said, rest)
     };
-    let (mut a, url_a, said) = serve();
-    let (mut b, url_b, _) = serve();
+    let (mut a, url_a, said, rest_a) = serve();
+    let (mut b, url_b, _, _) = serve();
     // It says where it serves from, without a password.
     assert!(
         said.contains("serving findings from postgres://ward@127.0.0.1:"),
@@ -139,10 +142,18 @@ fn serve_selects_postgres_by_url_and_two_collectors_share_it() {
             ]
         })
         .collect();
-    for c in [&mut a, &mut b] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    // A collector stops cleanly on SIGTERM (its store is closed off the async runtime).
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(a.id() as i32, libc::SIGTERM) };
+    let status = a.wait().unwrap();
+    let _ = b.kill();
+    let _ = b.wait();
+    let rest_a = rest_a.join().unwrap().join("\n");
+    assert!(
+        status.success(),
+        "ward serve on SIGTERM: {status}: {rest_a}"
+    );
+    assert!(!rest_a.contains("panicked"), "{rest_a}");
     for r in resps.iter().step_by(3) {
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
         assert!(r.contains("\"totalSize\":2"), "{r}");
