@@ -133,6 +133,9 @@ pub enum StoreError {
     /// A `postgres://` URL that does not parse.
     #[error("invalid PostgreSQL URL: {message}")]
     InvalidDbUrl { message: String },
+    /// The TLS setup for PostgreSQL failed (CA file unreadable or empty).
+    #[error("PostgreSQL TLS: {message}")]
+    PgTls { message: String },
     /// No connection to PostgreSQL (down, refused, authentication failed, pool timed out).
     #[error("cannot connect to PostgreSQL {url}: {message}")]
     PgPool { url: String, message: String },

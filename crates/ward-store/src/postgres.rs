@@ -21,10 +21,12 @@ use crate::{
     MAX_PAGE_SIZE, RELATED_LIMIT,
 };
 use postgres::types::ToSql;
-use postgres::{GenericClient, IsolationLevel, NoTls};
+use postgres::{GenericClient, IsolationLevel};
 use r2d2_postgres::PostgresConnectionManager;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_postgres_rustls::MakeRustlsConnect;
 use tracing::{debug, info, warn};
 use ward_event::finding::{Mute, State};
 use ward_event::Finding;
@@ -85,7 +87,52 @@ CREATE INDEX findings_resource_time  ON findings (resource_name, event_time_ns, 
 "#,
 ];
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
+
+/// TLS for the connections (used when the URL's `sslmode` is `prefer`, the default, or
+/// `require`): rustls with the ring provider, trusting the PEM certificates of `root_file`
+/// when given, else the system's roots. Certificates are always verified (host name
+/// included), as libpq's `sslmode=verify-full` does.
+fn tls(root_file: Option<&std::path::Path>) -> Result<MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let bad = |message: String| StoreError::PgTls { message };
+    let mut roots = rustls::RootCertStore::empty();
+    match root_file {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    bad(format!(
+                        "cannot read CA certificates {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(bad(format!("no certificate in {}", path.display())));
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|e| bad(format!("bad CA certificate in {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                warn!(error = %e, "system CA certificates");
+            }
+            roots.add_parsable_certificates(found.certs);
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
 
 /// The PostgreSQL store. Cheap to share (`Arc`); each call takes a pooled connection.
 pub struct PgStore {
@@ -142,7 +189,20 @@ impl PgStore {
     /// key=value form) and migrates its schema to [`PG_SCHEMA_VERSION`]. Fails if the
     /// database was written by a newer Ward. Must not be called from inside an async task
     /// (the blocking client runs its own runtime); `ward serve` opens it before serving.
+    ///
+    /// TLS: the CA certificates of the file `PGSSLROOTCERT` names (libpq's variable), else
+    /// the system's; see [`PgStore::open_with_roots`].
     pub fn open(url: &str) -> Result<PgStore, StoreError> {
+        let roots = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
+        PgStore::open_with_roots(url, roots.as_deref())
+    }
+
+    /// [`open`](Self::open) trusting the PEM CA certificates in `root_file` (or the system's
+    /// when `None`) for TLS connections.
+    pub fn open_with_roots(
+        url: &str,
+        root_file: Option<&std::path::Path>,
+    ) -> Result<PgStore, StoreError> {
         let config = postgres::Config::from_str(url).map_err(|e| StoreError::InvalidDbUrl {
             message: e.to_string(),
         })?;
@@ -151,7 +211,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("ward");
         }
-        let manager = PostgresConnectionManager::new(config, NoTls);
+        let manager = PostgresConnectionManager::new(config, tls(root_file)?);
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -174,7 +234,10 @@ impl PgStore {
         &self.url
     }
 
-    fn conn(&self) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, StoreError> {
+    fn conn(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<MakeRustlsConnect>>, StoreError>
+    {
         let pool = self.pool.as_ref().expect("pool present until drop");
         pool.get().map_err(|e| StoreError::PgPool {
             url: self.url.clone(),
@@ -437,7 +500,7 @@ impl PgStore {
         let sql = format!(
             "UPDATE findings SET {column} = $1, {column}_by_user = TRUE, json = $2 WHERE seq = $3"
         );
-        tx.execute(&sql, &[&value, &json, &seq])
+        tx.execute(&sql, &[&value as &(dyn ToSql + Sync), &json, &seq])
             .map_err(self.err("cannot update finding"))?;
         tx.commit().map_err(self.err("cannot commit"))?;
         info!(name = %name, column, value, "user changed finding");

@@ -150,3 +150,57 @@ fn several_stores_over_one_database_upsert_the_same_names_safely() {
         NAMES.to_string()
     );
 }
+
+/// TLS with rustls: `sslmode=require` connects over TLS when the server's certificate chains
+/// to the given CA, and refuses a server whose CA is not trusted.
+#[test]
+fn tls_connections_are_verified_against_the_ca() {
+    let test = "tls_connections_are_verified_against_the_ca";
+    if !postgres_available(test) {
+        return;
+    }
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let pg = TempPostgres::start_with_tls(&leaf.pem(), &key.serialize_pem())
+        .unwrap_or_else(|e| panic!("{test}: {e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let url = format!("{}?sslmode=require", pg.url());
+
+    let store = PgStore::open_with_roots(&url, Some(&ca_file))
+        .unwrap_or_else(|e| panic!("{e}; log: {}", pg.log()));
+    store
+        .upsert(&finding("t1", Category::ReverseShell, T0, &WEB))
+        .unwrap();
+    assert_eq!(store.count("").unwrap(), 1);
+    // The pool's connection is encrypted.
+    let ssl = pg
+        .psql(
+            "ward",
+            "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+             WHERE ssl AND application_name = 'ward'",
+        )
+        .unwrap();
+    assert_ne!(ssl.trim(), "0", "no TLS connection from the store");
+
+    // A CA that did not sign the server's certificate: refused.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let other_file = dir.path().join("other.pem");
+    std::fs::write(&other_file, other.cert.pem()).unwrap();
+    let e = PgStore::open_with_roots(&url, Some(&other_file)).unwrap_err();
+    assert!(matches!(e, StoreError::PgPool { .. }), "{e}");
+    // An unreadable CA file is named.
+    let e = PgStore::open_with_roots(&url, Some(&dir.path().join("missing.pem"))).unwrap_err();
+    assert!(
+        matches!(e, StoreError::PgTls { .. }) && e.to_string().contains("missing.pem"),
+        "{e}"
+    );
+}

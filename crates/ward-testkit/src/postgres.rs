@@ -121,6 +121,23 @@ impl TempPostgres {
     /// Starts a server with extra `-c name=value` settings (e.g. `fsync=on` for a benchmark
     /// that compares durable commits).
     pub fn start_with(settings: &[(&str, &str)]) -> Result<TempPostgres, TestkitError> {
+        Self::start_inner(settings, None)
+    }
+
+    /// Starts a test server that also accepts TLS (`ssl=on`) with the given PEM certificate
+    /// chain and key (written into the temp dir, readable by the server user only). Plain
+    /// connections are still accepted.
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<TempPostgres, TestkitError> {
+        Self::start_inner(
+            &[("fsync", "off"), ("synchronous_commit", "off")],
+            Some((cert_pem, key_pem)),
+        )
+    }
+
+    fn start_inner(
+        settings: &[(&str, &str)],
+        tls: Option<(&str, &str)>,
+    ) -> Result<TempPostgres, TestkitError> {
         let bin = server_bin_dir().ok_or_else(|| {
             TestkitError::Setup("no PostgreSQL under /usr/lib/postgresql/*/bin".into())
         })?;
@@ -152,6 +169,24 @@ impl TempPostgres {
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
+        let mut tls_settings: Vec<(String, String)> = Vec::new();
+        if let Some((cert, key)) = tls {
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text)
+                    .map_err(|e| TestkitError::io(format!("write {}", path.display()), e))?;
+                std::fs::set_permissions(
+                    &path,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .map_err(|e| TestkitError::io(format!("chmod {}", path.display()), e))?;
+                chown(&path, user)?;
+            }
+            let file = |n: &str| dir.path().join(n).display().to_string();
+            tls_settings.push(("ssl".into(), "on".into()));
+            tls_settings.push(("ssl_cert_file".into(), file("server.crt")));
+            tls_settings.push(("ssl_key_file".into(), file("server.key")));
+        }
         // A port found free may be taken before the server binds it: try a few.
         let mut last = None;
         for _ in 0..5 {
@@ -169,6 +204,9 @@ impl TempPostgres {
                 .arg(format!("unix_socket_directories={}", dir.path().display()))
                 .args(["-c", "max_connections=200"]);
             for (k, v) in settings {
+                cmd.arg("-c").arg(format!("{k}={v}"));
+            }
+            for (k, v) in &tls_settings {
                 cmd.arg("-c").arg(format!("{k}={v}"));
             }
             let mut child = cmd
