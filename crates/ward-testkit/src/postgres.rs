@@ -49,6 +49,25 @@ pub fn server_bin_dir() -> Option<PathBuf> {
     found.pop().map(|(_, b)| b)
 }
 
+/// Whether the PostgreSQL server binaries are installed. When not: panics in CI
+/// (`CI=true`), else prints `SKIP <test>: ...` and returns false.
+pub fn available_or_skip(test: &str) -> bool {
+    if server_bin_dir().is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!(
+            "{test}: PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin \
+             and CI=true (scripts/install-deps.sh installs `postgresql`)"
+        );
+    }
+    crate::skip(
+        test,
+        "PostgreSQL not installed (apt-get install postgresql; scripts/install-deps.sh)",
+    );
+    false
+}
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -94,17 +113,7 @@ impl TempPostgres {
     /// binaries, and anywhere a failing start, panic: a broken machine must not pass by
     /// skipping.
     pub fn start_or_skip(test: &str) -> Option<TempPostgres> {
-        if server_bin_dir().is_none() {
-            if in_ci() {
-                panic!(
-                    "{test}: PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin \
-                     and CI=true (scripts/install-deps.sh installs `postgresql`)"
-                );
-            }
-            crate::skip(
-                test,
-                "PostgreSQL not installed (apt-get install postgresql; scripts/install-deps.sh)",
-            );
+        if !available_or_skip(test) {
             return None;
         }
         match TempPostgres::start() {

@@ -47,14 +47,7 @@ impl Backend {
 
 /// PostgreSQL binaries installed (else SKIP, or panic when `CI=true`).
 pub fn postgres_available(test: &str) -> bool {
-    if ward_testkit::postgres::server_bin_dir().is_some() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{test}: PostgreSQL not installed and CI=true (scripts/install-deps.sh)");
-    }
-    ward_testkit::skip(test, "PostgreSQL not installed (scripts/install-deps.sh)");
-    false
+    ward_testkit::postgres::available_or_skip(test)
 }
 
 /// `both!(test_fn);` runs `fn test_fn(b: Backend)` as two tests, `test_fn::sqlite` and
