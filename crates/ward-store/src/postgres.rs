@@ -140,6 +140,44 @@ pub struct PgStore {
     pool: Option<Pool>,
     /// The URL without its password, for messages.
     url: String,
+    /// Why the pool last failed to connect.
+    last_error: Arc<LastError>,
+}
+
+/// The pool's last connection error with its causes ("error connecting to server: Connection
+/// refused (os error 111)"), which r2d2's own error leaves out; also logged once per failure.
+#[derive(Debug, Default)]
+struct LastError(std::sync::Mutex<Option<String>>);
+
+impl LastError {
+    fn explain(&self, e: r2d2::Error) -> String {
+        let last = self.0.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match last {
+            Some(cause) => format!("{cause} (no connection within {CONNECT_TIMEOUT:?})"),
+            None => e.to_string(),
+        }
+    }
+}
+
+/// Records each connection error into the store's [`LastError`].
+#[derive(Debug)]
+struct RecordError(Arc<LastError>);
+
+impl r2d2::HandleError<postgres::Error> for RecordError {
+    fn handle_error(&self, error: postgres::Error) {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(s) = source {
+            let s_text = s.to_string();
+            if !text.contains(&s_text) {
+                text.push_str(": ");
+                text.push_str(&s_text);
+            }
+            source = s.source();
+        }
+        warn!(error = %text, "PostgreSQL connection failed");
+        *self.0 .0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
 }
 
 impl Drop for PgStore {
@@ -212,18 +250,21 @@ impl PgStore {
             config.application_name("ward");
         }
         let manager = PostgresConnectionManager::new(config, tls(root_file)?);
+        let last_error = Arc::new(LastError::default());
         let pool = r2d2::Pool::builder()
+            .error_handler(Box::new(RecordError(last_error.clone())))
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(CONNECT_TIMEOUT)
             .build(manager)
             .map_err(|e| StoreError::PgPool {
                 url: shown.clone(),
-                message: e.to_string(),
+                message: last_error.explain(e),
             })?;
         let store = PgStore {
             pool: Some(pool),
             url: shown,
+            last_error,
         };
         store.migrate()?;
         Ok(store)
@@ -241,7 +282,7 @@ impl PgStore {
         let pool = self.pool.as_ref().expect("pool present until drop");
         pool.get().map_err(|e| StoreError::PgPool {
             url: self.url.clone(),
-            message: e.to_string(),
+            message: self.last_error.explain(e),
         })
     }
 

@@ -59,6 +59,13 @@ fn migrates_once_across_concurrent_opens_and_refuses_a_newer_schema() {
 
     let e = PgStore::open("postgres://ward@127.0.0.1:notaport/ward").unwrap_err();
     assert!(matches!(e, StoreError::InvalidDbUrl { .. }), "{e}");
+    // Nothing listening: the error names the cause, not only a pool timeout, and no
+    // password.
+    let e = PgStore::open("postgres://ward:s3cret@127.0.0.1:1/ward").unwrap_err();
+    assert!(matches!(e, StoreError::PgPool { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("Connection refused"), "{msg}");
+    assert!(!msg.contains("s3cret"), "{msg}");
 }
 
 #[test]
