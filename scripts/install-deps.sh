@@ -22,6 +22,9 @@ APT_PACKAGES=(
   python3-venv
   # ward-output: the syslog e2e test runs a private rsyslogd (UDP, TCP, unix socket)
   rsyslog
+  # ward-store: the PostgreSQL store's tests start a private server (initdb + postgres from
+  # /usr/lib/postgresql/*/bin) in a temp dir (ward_testkit::postgres::TempPostgres)
+  postgresql
 )
 
 missing=()

@@ -114,6 +114,13 @@ impl ApiError {
                     "the finding database is busy; retry shortly",
                 )
             }
+            _ if e.is_unavailable() => {
+                tracing::warn!(error = %e, "finding store unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the finding database is unavailable; retry shortly",
+                )
+            }
             _ => {
                 tracing::error!(error = %e, "finding store error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

@@ -57,9 +57,12 @@ fn authed() -> ApiConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn list_pages_through_every_finding_exactly_once() {
-    let (_d, store, findings) = example_store();
+async fn list_pages_through_every_finding_exactly_once(b: Backend) {
+    let Some((_d, store, findings)) =
+        example_store_on(b, "list_pages_through_every_finding_exactly_once")
+    else {
+        return;
+    };
     assert!(findings.len() >= 15, "{}", findings.len());
     let srv = TestServer::start(authed(), store.clone()).await;
     let c = client();
@@ -123,9 +126,10 @@ fn urlencode(s: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn filters_and_order_match_the_store() {
-    let (_d, store, _) = example_store();
+async fn filters_and_order_match_the_store(b: Backend) {
+    let Some((_d, store, _)) = example_store_on(b, "filters_and_order_match_the_store") else {
+        return;
+    };
     let srv = TestServer::start(authed(), store.clone()).await;
     let c = client();
     for filter in [
@@ -319,9 +323,12 @@ async fn bad_input_is_a_400_with_details() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_returns_the_exact_record_and_404s_are_json() {
-    let (_d, store, findings) = example_store();
+async fn get_returns_the_exact_record_and_404s_are_json(b: Backend) {
+    let Some((_d, store, findings)) =
+        example_store_on(b, "get_returns_the_exact_record_and_404s_are_json")
+    else {
+        return;
+    };
     let srv = TestServer::start(authed(), store.clone()).await;
     let c = client();
     for f in &findings {
@@ -355,9 +362,12 @@ async fn get_returns_the_exact_record_and_404s_are_json() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn related_finds_the_same_container_within_the_window() {
-    let (_d, store, findings) = example_store();
+async fn related_finds_the_same_container_within_the_window(b: Backend) {
+    let Some((_d, store, findings)) =
+        example_store_on(b, "related_finds_the_same_container_within_the_window")
+    else {
+        return;
+    };
     let srv = TestServer::start(authed(), store.clone()).await;
     let c = client();
     let anchor = &findings[0];
@@ -413,9 +423,12 @@ async fn related_finds_the_same_container_within_the_window() {
     srv.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn set_state_and_mute_need_write_and_persist() {
-    let (_d, store, findings) = example_store();
+async fn set_state_and_mute_need_write_and_persist(b: Backend) {
+    let Some((_d, store, findings)) =
+        example_store_on(b, "set_state_and_mute_need_write_and_persist")
+    else {
+        return;
+    };
     let srv = TestServer::start(authed(), store.clone()).await;
     let c = client();
     let id = findings[0].id().to_string();
@@ -986,5 +999,39 @@ async fn serves_https_with_configured_cert_and_key() {
         .send()
         .await
         .is_err());
+    srv.stop().await;
+}
+
+both!(list_pages_through_every_finding_exactly_once);
+both!(filters_and_order_match_the_store);
+both!(get_returns_the_exact_record_and_404s_are_json);
+both!(related_finds_the_same_container_within_the_window);
+both!(set_state_and_mute_need_write_and_persist);
+
+/// PostgreSQL down (a collector's database restarting): the API answers 503 with a JSON
+/// error, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_is_down_is_a_503() {
+    let Some((mut guard, store, _)) =
+        example_store_on(Backend::Postgres, "a_database_that_is_down_is_a_503")
+    else {
+        return;
+    };
+    let srv = TestServer::start(authed(), store.clone()).await;
+    let c = client();
+    let url = format!("{}/v1/findings?pageSize=1", srv.base);
+    let (s, _) = get(&c, &url, Some(READ_TOKEN)).await;
+    assert_eq!(s, StatusCode::OK);
+    let pg = guard.postgres().unwrap();
+    tokio::task::block_in_place(|| pg.stop());
+    let (s, v) = get(&c, &url, Some(READ_TOKEN)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("unavailable"),
+        "{v}"
+    );
     srv.stop().await;
 }

@@ -328,6 +328,8 @@ pub enum SqlParam {
 pub struct SqlFilter {
     pub sql: String,
     pub params: Vec<SqlParam>,
+    /// The store the SQL is written for.
+    pub dialect: Dialect,
 }
 
 /// Parses a filter. An empty (or all-whitespace) filter gives `Ok(None)`: match everything.
@@ -769,11 +771,48 @@ const DAY_NS: i64 = 86_400 * 1_000_000_000;
 
 /// Compiles a parsed filter into SQL over the store's columns.
 pub fn compile(expr: &Expr) -> SqlFilter {
+    compile_for(expr, Dialect::Sqlite)
+}
+
+/// The SQL a filter is compiled to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The SQLite store: key table `k`, resource fields in `resources`, `name` in
+    /// `findings`, planner hints (`likelihood`).
+    Sqlite,
+    /// The PostgreSQL store (`postgres.rs`): one `findings` table under the alias `k`
+    /// holding every field, `ILIKE` for contains (SQLite's `LIKE` ignores ASCII case; this
+    /// keeps `:` case-insensitive), no planner hints. Placeholders are still `?`, in
+    /// parameter order; the store numbers them `$1..` ([`number_placeholders`]).
+    Postgres,
+}
+
+/// Compiles a parsed filter for the given store.
+pub fn compile_for(expr: &Expr, dialect: Dialect) -> SqlFilter {
     let mut out = SqlFilter {
         sql: String::new(),
         params: Vec::new(),
+        dialect,
     };
     emit(expr, &mut out);
+    out
+}
+
+/// Rewrites each `?` placeholder of `sql` as `$N`, numbering from `first`. Sound because the
+/// compiled SQL never contains a `?` other than a placeholder: values are always bound, and
+/// the SQL text is made only of column names, operators and the `'\'` escape literal.
+pub fn number_placeholders(sql: &str, first: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = first;
+    for c in sql.chars() {
+        if c == '?' {
+            out.push('$');
+            out.push_str(&n.to_string());
+            n += 1;
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -826,7 +865,20 @@ fn likely(term: String, p: f64) -> String {
 
 fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
     let col = format!("k.{}", field.column());
+    let pg = out.dialect == Dialect::Postgres;
+    let like = if pg { "ILIKE" } else { "LIKE" };
     match value {
+        Value::Text(s) if pg => {
+            // One table: every field is a column of `k`.
+            let (cmp, param) = if op == Op::Has {
+                (format!("{col} ILIKE ? ESCAPE '\\'"), contains_pattern(s))
+            } else {
+                (format!("{col} = ?"), s.clone())
+            };
+            let not = if op == Op::Ne { "NOT " } else { "" };
+            out.sql.push_str(&format!("({not}{cmp})"));
+            out.params.push(SqlParam::Text(param));
+        }
         Value::Text(s) => {
             let (cmp, param) = if op == Op::Has {
                 (
@@ -854,7 +906,7 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
                     .filter(|c| c.api_name().contains(&s.to_ascii_uppercase()))
                     .map(|c| c.display_name())
                     .collect();
-                out.sql.push_str(&format!("({col} LIKE ? ESCAPE '\\'"));
+                out.sql.push_str(&format!("({col} {like} ? ESCAPE '\\'"));
                 out.params.push(SqlParam::Text(contains_pattern(s)));
                 if !api_matches.is_empty() {
                     out.sql.push_str(&format!(
@@ -874,7 +926,7 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
                 let term = format!("{col} {} ?", op.sql());
                 out.sql.push_str(&format!(
                     "({})",
-                    if op == Op::Eq {
+                    if op == Op::Eq && !pg {
                         likely(term, 0.1)
                     } else {
                         term
@@ -888,7 +940,7 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
             let term = format!("{col} {} ?", op.sql());
             out.sql.push_str(&format!(
                 "({})",
-                if matches!(op, Op::Eq | Op::Has) {
+                if matches!(op, Op::Eq | Op::Has) && !pg {
                     likely(term, 0.25)
                 } else {
                     term
@@ -896,8 +948,8 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
             ));
             out.params.push(SqlParam::Int(severity_rank(*sev)));
         }
-        Value::State(st) => emit_two_valued(&col, op, st.as_str(), out),
-        Value::Mute(m) => emit_two_valued(&col, op, m.as_str(), out),
+        Value::State(st) => emit_two_valued(&col, op, st.as_str(), pg, out),
+        Value::Mute(m) => emit_two_valued(&col, op, m.as_str(), pg, out),
         Value::Int(n) => {
             out.sql.push_str(&format!("({col} {} ?)", op.sql()));
             out.params.push(SqlParam::Int(*n));
@@ -932,11 +984,11 @@ fn emit_cmp(field: Field, op: Op, value: &Value, out: &mut SqlFilter) {
 }
 
 /// State or mute: a handful of values, each typically shared by many findings.
-fn emit_two_valued(col: &str, op: Op, v: &str, out: &mut SqlFilter) {
+fn emit_two_valued(col: &str, op: Op, v: &str, pg: bool, out: &mut SqlFilter) {
     let term = format!("{col} {} ?", op.sql());
     out.sql.push_str(&format!(
         "({})",
-        if matches!(op, Op::Eq | Op::Has) {
+        if matches!(op, Op::Eq | Op::Has) && !pg {
             likely(term, 0.5)
         } else {
             term

@@ -3,6 +3,8 @@
 //! * [`FindingStore`]: the storage interface (SQLite now, Postgres later).
 //! * [`SqliteStore`]: the SQLite backend (WAL, `busy_timeout`, `PRAGMA user_version`
 //!   migrations). Each finding is kept as its SCC JSON plus indexed columns extracted from it.
+//! * `PgStore` (feature `postgres`, on by default): the PostgreSQL backend for a central
+//!   collector; several processes may share one database.
 //! * [`filter`]: the SCC-style filter language (`docs/filter-grammar.md`), parsed into an AST
 //!   and compiled to a parameterised SQL `WHERE` clause.
 //! * [`order`]: `order_by` parsing and opaque keyset page tokens.
@@ -13,13 +15,24 @@ pub mod filter;
 pub mod lock;
 pub mod order;
 mod outbox;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 pub use filter::FilterError;
 pub use lock::{LockError, WriterLock};
 pub use order::{OrderBy, OrderField, SortKey};
 pub use outbox::{OutboxBounds, OutboxCommit, OutboxEntry, OutboxSeq, OutboxStats};
+#[cfg(feature = "postgres")]
+pub use postgres::{PgStore, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+
+/// Whether a `--db` value names a PostgreSQL database (`postgres://` or `postgresql://`)
+/// rather than a SQLite file path.
+pub fn is_postgres_url(db: &str) -> bool {
+    let lower = db.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
 
 use std::path::PathBuf;
 use ward_event::finding::{Mute, State};
@@ -121,6 +134,30 @@ pub enum StoreError {
         path: PathBuf,
         operation: &'static str,
     },
+    /// A `postgres://` URL that does not parse.
+    #[error("invalid PostgreSQL URL: {message}")]
+    InvalidDbUrl { message: String },
+    /// The TLS setup for PostgreSQL failed (CA file unreadable or empty).
+    #[error("PostgreSQL TLS: {message}")]
+    PgTls { message: String },
+    /// No connection to PostgreSQL (down, refused, authentication failed, pool timed out).
+    #[error("cannot connect to PostgreSQL {url}: {message}")]
+    PgPool { url: String, message: String },
+    /// A PostgreSQL statement failed; `url` has no password.
+    #[cfg(feature = "postgres")]
+    #[error("{context} (PostgreSQL {url}): {source}")]
+    Postgres {
+        context: String,
+        url: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("PostgreSQL database {url} has schema version {found}, newer than this Ward supports ({supported}); upgrade Ward")]
+    PgSchemaTooNew {
+        url: String,
+        found: i64,
+        supported: i64,
+    },
     #[error(transparent)]
     Filter(#[from] FilterError),
     #[error("invalid order_by '{order_by}': {message}")]
@@ -139,6 +176,27 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl StoreError {
+    /// The database cannot be reached or asked the client to retry (PostgreSQL down, a
+    /// connection lost, the server shutting down, a serialization failure or deadlock):
+    /// worth a 503 and a retry, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::PgPool { .. } => true,
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres { source, .. } => {
+                source.is_closed()
+                    || source.code().is_some_and(|c| {
+                        let c = c.code();
+                        c.starts_with("08") || c.starts_with("57P") || c == "40001" || c == "40P01"
+                    })
+                    || source.as_db_error().is_none()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Storage for findings. Methods that take `name_or_id` accept the full name

@@ -396,24 +396,24 @@ impl ToSql for SqlParam {
 }
 
 /// The indexed columns of one finding.
-struct Row {
-    name: String,
-    id: String,
-    category: String,
-    severity: &'static str,
-    severity_rank: i64,
-    state: &'static str,
-    mute: &'static str,
-    event_time_ns: i64,
-    create_time_ns: i64,
-    container_name: String,
-    container_id: String,
-    image: String,
-    pod: String,
-    namespace: String,
-    node: String,
-    resource_name: String,
-    count: i64,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) category: String,
+    pub(crate) severity: &'static str,
+    pub(crate) severity_rank: i64,
+    pub(crate) state: &'static str,
+    pub(crate) mute: &'static str,
+    pub(crate) event_time_ns: i64,
+    pub(crate) create_time_ns: i64,
+    pub(crate) container_name: String,
+    pub(crate) container_id: String,
+    pub(crate) image: String,
+    pub(crate) pod: String,
+    pub(crate) namespace: String,
+    pub(crate) node: String,
+    pub(crate) resource_name: String,
+    pub(crate) count: i64,
 }
 
 fn parse_time(f: &Finding, field: &str, value: &str) -> Result<i64, StoreError> {
@@ -426,7 +426,7 @@ fn parse_time(f: &Finding, field: &str, value: &str) -> Result<i64, StoreError> 
 }
 
 impl Row {
-    fn from_finding(f: &Finding) -> Result<Row, StoreError> {
+    pub(crate) fn from_finding(f: &Finding) -> Result<Row, StoreError> {
         if f.name.trim().is_empty() {
             return Err(StoreError::InvalidFinding {
                 name: f.name.clone(),
@@ -474,7 +474,7 @@ impl Row {
     }
 }
 
-fn parse_state(s: &str) -> State {
+pub(crate) fn parse_state(s: &str) -> State {
     if s == "INACTIVE" {
         State::Inactive
     } else {
@@ -482,7 +482,7 @@ fn parse_state(s: &str) -> State {
     }
 }
 
-fn parse_mute(s: &str) -> Mute {
+pub(crate) fn parse_mute(s: &str) -> Mute {
     match s {
         "MUTED" => Mute::Muted,
         "UNMUTED" => Mute::Unmuted,

@@ -1,7 +1,14 @@
-//! Store behaviour against real SQLite files in temporary directories.
+//! Store behaviour against both backends: real SQLite files in temporary directories and a
+//! real PostgreSQL server per test (`ward_testkit::postgres::TempPostgres`). The shared
+//! behaviour is written once over `&dyn FindingStore` and run on each backend by `both!`;
+//! backend-specific checks (files, schema versions, concurrency) follow.
 
 mod common;
+#[macro_use]
+#[path = "common/backend.rs"]
+mod backend;
 
+use backend::*;
 use common::*;
 use std::collections::HashSet;
 use ward_event::finding::{Mute, Severity, State};
@@ -17,10 +24,8 @@ const BUILDER: Place = Place {
     node: "host-1",
 };
 
-fn temp_store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("findings.db")).unwrap();
-    (dir, store)
+fn temp_store(b: Backend) -> (Guard, Box<dyn FindingStore>) {
+    b.open()
 }
 
 #[test]
@@ -88,9 +93,8 @@ fn refuses_a_newer_schema_and_missing_files() {
     assert!(e.to_string().contains("junk.db"), "{e}");
 }
 
-#[test]
-fn upsert_updates_count_and_time_and_keeps_user_state_and_mute() {
-    let (_d, store) = temp_store();
+fn upsert_updates_count_and_time_and_keeps_user_state_and_mute(b: Backend) {
+    let (_d, store) = temp_store(b);
     let f = finding("f1", Category::ReverseShell, T0, &WEB);
     assert_eq!(store.upsert(&f).unwrap(), Upserted::Inserted);
 
@@ -159,9 +163,8 @@ fn upsert_updates_count_and_time_and_keeps_user_state_and_mute() {
     ));
 }
 
-#[test]
-fn ambiguous_ids_need_the_full_name() {
-    let (_d, store) = temp_store();
+fn ambiguous_ids_need_the_full_name(b: Backend) {
+    let (_d, store) = temp_store(b);
     let a = finding("same", Category::ReverseShell, T0, &WEB);
     let mut b = a.clone();
     b.name = "organizations/1/sources/ward/findings/same".into();
@@ -175,8 +178,8 @@ fn ambiguous_ids_need_the_full_name() {
 }
 
 /// Six findings in four places; f2 repeated, f4 resolved by the user, f6 muted.
-fn filter_fixture() -> (tempfile::TempDir, SqliteStore) {
-    let (d, store) = temp_store();
+fn filter_fixture(b: Backend) -> (Guard, Box<dyn FindingStore>) {
+    let (d, store) = temp_store(b);
     let f1 = finding("f1", Category::ReverseShell, T0 + 10 * SEC, &WEB);
     let f2 = finding(
         "f2",
@@ -220,7 +223,7 @@ fn filter_fixture() -> (tempfile::TempDir, SqliteStore) {
     (d, store)
 }
 
-fn matching(store: &SqliteStore, filter: &str) -> Vec<String> {
+fn matching(store: &dyn FindingStore, filter: &str) -> Vec<String> {
     let page = store
         .list(&ListQuery {
             filter: filter.into(),
@@ -238,9 +241,8 @@ fn matching(store: &SqliteStore, filter: &str) -> Vec<String> {
     got
 }
 
-#[test]
-fn filters_of_every_kind() {
-    let (_d, store) = filter_fixture();
+fn filters_of_every_kind(b: Backend) {
+    let (_d, store) = filter_fixture(b);
     let cases: &[(&str, &[&str])] = &[
         ("", &["f1", "f2", "f3", "f4", "f5", "f6"]),
         // category: display name, API name, case-insensitive, contains on either
@@ -340,7 +342,7 @@ fn filters_of_every_kind() {
         ("((((ns=data))))", &["f5", "f6"]),
     ];
     // '-' and NOT negate any condition: the complement of the plain one, on every field kind.
-    let all = matching(&store, "");
+    let all = matching(&*store, "");
     for plain in [
         "severity=LOW",
         "severity>=HIGH",
@@ -352,27 +354,26 @@ fn filters_of_every_kind() {
         "ns=shop",
         "name:\"findings/f1\"",
     ] {
-        let hit = matching(&store, plain);
+        let hit = matching(&*store, plain);
         let rest: Vec<String> = all.iter().filter(|i| !hit.contains(i)).cloned().collect();
-        assert_eq!(matching(&store, &format!("-{plain}")), rest, "-{plain}");
+        assert_eq!(matching(&*store, &format!("-{plain}")), rest, "-{plain}");
         assert_eq!(
-            matching(&store, &format!("NOT {plain}")),
+            matching(&*store, &format!("NOT {plain}")),
             rest,
             "NOT {plain}"
         );
     }
     for (filter, want) in cases {
         let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-        assert_eq!(matching(&store, filter), want, "filter: {filter}");
+        assert_eq!(matching(&*store, filter), want, "filter: {filter}");
     }
 }
 
 /// Categories of detection rules join the category table when the rules load; a finding
 /// stored by a rule that is no longer loaded still lists, shows and filters by its text.
-#[test]
-fn rule_categories_filter_like_built_in_ones_and_unknown_ones_still_list() {
+fn rule_categories_filter_like_built_in_ones_and_unknown_ones_still_list(b: Backend) {
     use ward_event::category::RuleCategory;
-    let (_d, store) = filter_fixture();
+    let (_d, store) = filter_fixture(b);
     let techniques = ["T1059.004".to_string()];
     let child_shell = Category::register(&RuleCategory {
         api_name: "STORE_TEST_CHILD_SHELL",
@@ -405,17 +406,16 @@ fn rule_categories_filter_like_built_in_ones_and_unknown_ones_still_list() {
         ("severity=CRITICAL ns=shop", &["f1", "f3", "r1", "r2"]),
     ] {
         let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
-        assert_eq!(matching(&store, filter), want, "filter: {filter}");
+        assert_eq!(matching(&*store, filter), want, "filter: {filter}");
     }
-    let all = matching(&store, "");
+    let all = matching(&*store, "");
     assert!(all.contains(&"r2".to_string()), "{all:?}");
     let got = store.get("r2").unwrap().expect("the finding shows");
     assert_eq!(got.category, "Store Test: Retired Rule Category");
 }
 
-#[test]
-fn sql_injection_looking_values_are_just_values() {
-    let (_d, store) = filter_fixture();
+fn sql_injection_looking_values_are_just_values(b: Backend) {
+    let (_d, store) = filter_fixture(b);
     let evil = Place {
         container: "x'); DROP TABLE findings; --",
         container_id: "100%_real\\",
@@ -440,14 +440,13 @@ fn sql_injection_looking_values_are_just_values() {
         (r#"containerId:"c_w""#, vec![]),
         (r#"name:"%""#, vec![]),
     ] {
-        assert_eq!(matching(&store, filter), want, "{filter}");
+        assert_eq!(matching(&*store, filter), want, "{filter}");
     }
     assert_eq!(store.count("").unwrap(), 7);
 }
 
-#[test]
-fn list_orders_and_validates() {
-    let (_d, store) = filter_fixture();
+fn list_orders_and_validates(b: Backend) {
+    let (_d, store) = filter_fixture(b);
     let list = |order: &str| {
         ids(&store
             .list(&ListQuery {
@@ -507,7 +506,7 @@ fn list_orders_and_validates() {
 }
 
 /// Walks every page; returns the ids in order.
-fn walk(store: &SqliteStore, filter: &str, order: &str, page_size: u32) -> Vec<String> {
+fn walk(store: &dyn FindingStore, filter: &str, order: &str, page_size: u32) -> Vec<String> {
     let mut out = Vec::new();
     let mut token = String::new();
     let mut pages = 0;
@@ -532,9 +531,8 @@ fn walk(store: &SqliteStore, filter: &str, order: &str, page_size: u32) -> Vec<S
     }
 }
 
-#[test]
-fn pagination_has_no_duplicates_and_no_gaps_even_with_ties() {
-    let (_d, store) = temp_store();
+fn pagination_has_no_duplicates_and_no_gaps_even_with_ties(b: Backend) {
+    let (_d, store) = temp_store(b);
     let cats = Category::BUILT_IN;
     let mut all = Vec::new();
     for i in 0..253u64 {
@@ -568,7 +566,7 @@ fn pagination_has_no_duplicates_and_no_gaps_even_with_ties() {
     ] {
         for (filter, expect) in [("", 253usize), ("ns=shop", 127), ("severity>=HIGH", 158)] {
             for page_size in [1u32, 7, 100] {
-                let got = walk(&store, filter, order, page_size);
+                let got = walk(&*store, filter, order, page_size);
                 let uniq: HashSet<&String> = got.iter().collect();
                 assert_eq!(
                     uniq.len(),
@@ -577,11 +575,11 @@ fn pagination_has_no_duplicates_and_no_gaps_even_with_ties() {
                 );
                 assert_eq!(got.len(), expect, "gaps: {order} / {filter} / {page_size}");
                 // Same order as one big page.
-                assert_eq!(got, walk(&store, filter, order, 1000), "{order}");
+                assert_eq!(got, walk(&*store, filter, order, 1000), "{order}");
             }
         }
         // Order is respected across page boundaries for the primary key.
-        let got = walk(&store, "", order, 7);
+        let got = walk(&*store, "", order, 7);
         if order.is_empty() {
             let times: Vec<&str> = got.iter().map(|i| by_id[i].event_time.as_str()).collect();
             assert!(times.windows(2).all(|w| w[0] >= w[1]));
@@ -622,9 +620,8 @@ fn pagination_has_no_duplicates_and_no_gaps_even_with_ties() {
     assert_eq!(big.findings.len(), 253);
 }
 
-#[test]
-fn related_findings_share_container_or_pod_within_the_window() {
-    let (_d, store) = temp_store();
+fn related_findings_share_container_or_pod_within_the_window(b: Backend) {
+    let (_d, store) = temp_store(b);
     let web2 = Place {
         container: "sidecar",
         container_id: "c-sidecar",
@@ -771,9 +768,8 @@ fn readers_never_see_busy_while_a_writer_loops() {
     assert_eq!(reader.count("").unwrap(), 700.min(batches * 50));
 }
 
-#[test]
-fn the_longest_filter_runs() {
-    let (_d, store) = filter_fixture();
+fn the_longest_filter_runs(b: Backend) {
+    let (_d, store) = filter_fixture(b);
     // As many terms as fit in the length cap, implicit AND and OR.
     let mut f = String::new();
     while f.len() + 5 <= ward_store::filter::MAX_FILTER_LEN {
@@ -791,3 +787,13 @@ fn the_longest_filter_runs() {
     }
     assert_eq!(store.count(&f).unwrap(), 6);
 }
+
+both!(upsert_updates_count_and_time_and_keeps_user_state_and_mute);
+both!(ambiguous_ids_need_the_full_name);
+both!(filters_of_every_kind);
+both!(rule_categories_filter_like_built_in_ones_and_unknown_ones_still_list);
+both!(sql_injection_looking_values_are_just_values);
+both!(list_orders_and_validates);
+both!(pagination_has_no_duplicates_and_no_gaps_even_with_ties);
+both!(related_findings_share_container_or_pod_within_the_window);
+both!(the_longest_filter_runs);

@@ -28,6 +28,7 @@ mod error;
 mod images;
 mod listener;
 pub mod payloads;
+pub mod postgres;
 pub mod receiver;
 mod service;
 mod sys;

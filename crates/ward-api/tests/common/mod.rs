@@ -1,5 +1,5 @@
-//! Shared by the API and console tests: a real SQLite store filled by the detection engine
-//! from the example traces, and a real HTTP server on 127.0.0.1.
+//! Shared by the API and console tests: a real SQLite (or PostgreSQL) store filled by the
+//! detection engine from the example traces, and a real HTTP server on 127.0.0.1.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub fn repo_root() -> PathBuf {
 
 /// Runs every example trace (`testdata/traces/*.jsonl`) through the detection engine, with
 /// the example intel feed and drift detection on, and stores the final findings. Returns them.
-pub fn replay_examples(store: &SqliteStore) -> Vec<Finding> {
+pub fn replay_examples(store: &dyn FindingStore) -> Vec<Finding> {
     let root = repo_root();
     let mut intel = IntelSet::new();
     intel.push(Feed::load(&root.join("testdata/intel/example-feed.txt")).unwrap());
@@ -127,4 +127,111 @@ pub fn example_store() -> (tempfile::TempDir, Arc<SqliteStore>, Vec<Finding>) {
     let store = SqliteStore::open(dir.path().join("ward.db")).unwrap();
     let findings = replay_examples(&store);
     (dir, Arc::new(store), findings)
+}
+
+/// The store backend an API test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Keeps a test store's backing alive: the SQLite temp dir or the private PostgreSQL.
+pub enum Guard {
+    Dir(tempfile::TempDir),
+    Postgres(ward_testkit::postgres::TempPostgres),
+}
+
+impl Guard {
+    /// The PostgreSQL server, when the store is on one.
+    pub fn postgres(&mut self) -> Option<&mut ward_testkit::postgres::TempPostgres> {
+        match self {
+            Guard::Postgres(pg) => Some(pg),
+            Guard::Dir(_) => None,
+        }
+    }
+}
+
+/// [`example_store`] on the given backend; `None` (after a printed SKIP) when PostgreSQL is
+/// not installed outside CI (`CI=true` panics instead). Call it from a multi-thread runtime:
+/// the PostgreSQL client is blocking and is opened through `block_in_place`.
+pub fn example_store_on(
+    b: Backend,
+    test: &str,
+) -> Option<(Guard, Arc<dyn FindingStore>, Vec<Finding>)> {
+    match b {
+        Backend::Sqlite => {
+            let (d, s, f) = example_store();
+            Some((Guard::Dir(d), s, f))
+        }
+        Backend::Postgres => {
+            let pg = ward_testkit::postgres::TempPostgres::start_or_skip(test)?;
+            let store = tokio::task::block_in_place(|| ward_store::PgStore::open(&pg.url()))
+                .unwrap_or_else(|e| panic!("{test}: {e}; server log: {}", pg.log()));
+            let findings = tokio::task::block_in_place(|| replay_examples(&store));
+            Some((Guard::Postgres(pg), Arc::new(InPlace(store)), findings))
+        }
+    }
+}
+
+/// A store the async tests may call directly: each call runs in `block_in_place`, because
+/// the blocking PostgreSQL client cannot run on a runtime worker (the API itself calls the
+/// store from `spawn_blocking`, where `block_in_place` just runs the call).
+pub struct InPlace<S>(pub S);
+
+impl<S: FindingStore> FindingStore for InPlace<S> {
+    fn upsert(&self, f: &Finding) -> Result<ward_store::Upserted, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.upsert(f))
+    }
+    fn upsert_many(
+        &self,
+        f: &[Finding],
+    ) -> Result<ward_store::UpsertSummary, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.upsert_many(f))
+    }
+    fn get(&self, n: &str) -> Result<Option<Finding>, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.get(n))
+    }
+    fn list(&self, q: &ward_store::ListQuery) -> Result<ward_store::Page, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.list(q))
+    }
+    fn count(&self, f: &str) -> Result<u64, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.count(f))
+    }
+    fn related(&self, n: &str, w: u64) -> Result<Vec<Finding>, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.related(n, w))
+    }
+    fn set_state(
+        &self,
+        n: &str,
+        s: ward_event::finding::State,
+    ) -> Result<Finding, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.set_state(n, s))
+    }
+    fn set_mute(
+        &self,
+        n: &str,
+        m: ward_event::finding::Mute,
+    ) -> Result<Finding, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.set_mute(n, m))
+    }
+}
+
+/// `both!(test_fn);` runs `async fn test_fn(b: Backend)` as two tests, `test_fn::sqlite` and
+/// `test_fn::postgres`, each on a multi-thread runtime.
+#[macro_export]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await;
+            }
+        }
+    };
 }

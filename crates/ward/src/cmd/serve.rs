@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use ward_api::{ApiConfig, Server};
-use ward_store::SqliteStore;
+use ward_store::{FindingStore, SqliteStore};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// The finding database (SQLite; created if missing).
-    #[arg(long, value_name = "PATH", env = "WARD_DB")]
+    /// The finding database: a SQLite file (created if missing), or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/db`; migrated on start; several `ward serve`
+    /// processes may share it).
+    #[arg(long, value_name = "PATH|URL", env = "WARD_DB")]
     pub db: Option<PathBuf>,
     /// Address to listen on. Anything but loopback needs API tokens (see docs/api.md).
     #[arg(long, value_name = "ADDR")]
@@ -42,8 +44,24 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         cfg.console = false;
     }
     let db = args.db.unwrap_or_else(crate::default_db);
-    let store = crate::cmd::db::open_store(&db, args.recreate_corrupt_db)?;
-    let server = Server::new(cfg, Arc::new(store))?;
+    // Opened before the async runtime starts: the PostgreSQL client is blocking.
+    let (store, shown): (Arc<dyn FindingStore>, String) =
+        match db.to_str().filter(|d| ward_store::is_postgres_url(d)) {
+            Some(url) => {
+                if args.recreate_corrupt_db {
+                    anyhow::bail!("--recreate-corrupt-db applies to a SQLite file, not {url}");
+                }
+                let store = ward_store::PgStore::open(url)
+                    .context("opening the PostgreSQL finding store")?;
+                let shown = store.url().to_string();
+                (Arc::new(store), shown)
+            }
+            None => (
+                Arc::new(crate::cmd::db::open_store(&db, args.recreate_corrupt_db)?),
+                db.display().to_string(),
+            ),
+        };
+    let server = Server::new(cfg, store)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,7 +70,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let bound = server.bind().await?;
         eprintln!(
             "ward: serving findings from {} on {}\nward: console: {}",
-            db.display(),
+            shown,
             bound.local_addr(),
             bound.console_url()
         );
