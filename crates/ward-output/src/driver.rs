@@ -38,6 +38,8 @@ use ward_store::{FindingStore, OutboxBounds, SqliteStore, StoreError};
 pub const STORE_PENDING_MAX: usize = 65_536;
 /// How often sink positions are stored (and the outbox pruned).
 const CURSOR_SAVE_EVERY: Duration = Duration::from_millis(250);
+/// How often the outbox figures (rows, bytes, dropped) are read from the store.
+const OUTBOX_STATS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -145,6 +147,8 @@ pub struct Driver {
     slots: Vec<Slot>,
     cfg: DriverConfig,
     last_save: Instant,
+    /// When the outbox figures were last read.
+    last_stats: Instant,
     outbox: (u64, u64, u64),
     /// Findings the store holds that this driver committed (new and updated).
     pub committed: u64,
@@ -240,6 +244,9 @@ impl Driver {
             slots,
             cfg,
             last_save: Instant::now(),
+            last_stats: Instant::now()
+                .checked_sub(OUTBOX_STATS_EVERY)
+                .unwrap_or_else(Instant::now),
             outbox: (0, 0, 0),
             committed: 0,
         })
@@ -482,6 +489,12 @@ impl Driver {
     pub fn save_positions(&mut self) {
         self.last_save = Instant::now();
         self.save_cursors();
+        // The outbox figures are for /metrics and the health line (filled once a second):
+        // read them at most that often, not at every position save.
+        if self.last_stats.elapsed() < OUTBOX_STATS_EVERY {
+            return;
+        }
+        self.last_stats = Instant::now();
         if let Some(st) = self.store.as_ref() {
             if let Ok(o) = st.store.outbox_stats() {
                 self.outbox = (o.rows, o.bytes, o.dropped);

@@ -347,6 +347,12 @@ impl Rule {
     }
 
     /// Whether the rule's conditions or exceptions ask about pipe neighbours.
+    /// Whether the rule's own conditions ask the URL feed (`argv.url_listed`): without a
+    /// URL feed such a rule can never fire.
+    pub fn uses_url_feed(&self) -> bool {
+        self.when.uses_url_feed()
+    }
+
     pub fn uses_pipe_neighbours(&self) -> bool {
         self.when.uses_pipe_neighbours()
             || self

@@ -235,20 +235,21 @@ impl SqliteStore {
 
     pub fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
         let conn = self.writer("read the outbox")?;
-        conn.query_row(
-            "SELECT rows, bytes, dropped, \
-             COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) \
-             FROM outbox_meta WHERE id = 1",
-            [],
-            |r| {
-                Ok(OutboxStats {
-                    rows: r.get::<_, i64>(0)?.max(0) as u64,
-                    bytes: r.get::<_, i64>(1)?.max(0) as u64,
-                    dropped: r.get::<_, i64>(2)?.max(0) as u64,
-                    last_seq: r.get(3)?,
-                })
-            },
-        )
+        let mut st = conn
+            .prepare_cached(
+                "SELECT rows, bytes, dropped, \
+                 COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0) \
+                 FROM outbox_meta WHERE id = 1",
+            )
+            .map_err(self.err("cannot read the outbox"))?;
+        st.query_row([], |r| {
+            Ok(OutboxStats {
+                rows: r.get::<_, i64>(0)?.max(0) as u64,
+                bytes: r.get::<_, i64>(1)?.max(0) as u64,
+                dropped: r.get::<_, i64>(2)?.max(0) as u64,
+                last_seq: r.get(3)?,
+            })
+        })
         .map_err(self.err("cannot read the outbox"))
     }
 }

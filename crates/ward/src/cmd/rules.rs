@@ -60,6 +60,18 @@ pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
             unknown.join(", ")
         );
     }
+    // No URL feed is loaded yet (docs/rules.md): a rule whose conditions ask it can never
+    // fire, so it is not evaluated at all (it would scan every command line for URLs).
+    let needs_feed: Vec<String> = set
+        .rules()
+        .iter()
+        .filter(|r| r.enabled && r.uses_url_feed())
+        .map(|r| r.id.clone())
+        .collect();
+    if !needs_feed.is_empty() {
+        set.set_enabled(needs_feed.iter().map(|id| (id.as_str(), false)));
+        tracing::info!(rules = ?needs_feed, "rules that need a URL feed are off: no URL feed is loaded");
+    }
     tracing::info!(
         rules = set.rules().len(),
         enabled = set.rules().iter().filter(|r| r.enabled).count(),
