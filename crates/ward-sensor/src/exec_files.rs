@@ -399,6 +399,21 @@ mod tests {
         assert_eq!(unescape_mountinfo("/plain"), "/plain");
     }
 
+    /// Runs a file this (multi-threaded) test process has just written. Another test's child,
+    /// forked while the file was open for writing, can hold a copy of that fd until it execs:
+    /// the exec then fails with ETXTBSY for a moment. Retried.
+    fn run_fresh(exe: &std::path::Path) -> std::process::ExitStatus {
+        for _ in 0..50 {
+            match std::process::Command::new(exe).status() {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                r => return r.unwrap(),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY)", exe.display());
+    }
+
     /// A process that has exited long before the event is read still yields a handle on its
     /// executable (root only: fanotify needs CAP_SYS_ADMIN).
     #[test]
@@ -412,7 +427,7 @@ mod tests {
         let exe = dir.path().join("short-lived");
         std::fs::copy("/bin/true", &exe).unwrap();
         let want = std::fs::metadata(&exe).unwrap();
-        let status = std::process::Command::new(&exe).status().unwrap();
+        let status = run_fresh(&exe);
         assert!(status.success());
         let pid_gone = Instant::now();
         // The process is gone and its file too: the handle must still read it.
@@ -447,7 +462,7 @@ mod tests {
         std::fs::copy("/bin/true", &exe).unwrap();
         let ino = std::fs::metadata(&exe).unwrap().ino();
         let run_and_count = |ef: &mut ExecFiles| {
-            assert!(std::process::Command::new(&exe).status().unwrap().success());
+            assert!(run_fresh(&exe).success());
             let mut n = 0;
             let mut handle = None;
             ef.drain(|e| {
