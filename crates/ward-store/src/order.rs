@@ -6,7 +6,7 @@
 //! `seq`, plus a digest of the filter and order so a token cannot be replayed against another
 //! query.
 
-use crate::filter::SqlParam;
+use crate::filter::{self, Dialect, Expr, SqlFilter, SqlParam};
 use crate::StoreError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -271,6 +271,62 @@ pub(crate) struct Cursor {
 }
 
 /// Digest binding a token to its query.
+/// What both stores' `list` derive from a query before they build their SQL: the compiled
+/// filter, the order, the digest page tokens are bound to, the page size, the WHERE
+/// conditions with their parameters (the filter's, then the page token's keyset bound), and
+/// the join the order needs (`name` lives in `findings` in the SQLite store).
+pub(crate) struct ListPlan {
+    pub compiled: Option<SqlFilter>,
+    pub order: OrderBy,
+    pub digest: String,
+    pub page_size: usize,
+    pub conds: Vec<String>,
+    pub params: Vec<SqlParam>,
+    pub join: &'static str,
+}
+
+impl ListPlan {
+    pub(crate) fn new(
+        query: &crate::ListQuery,
+        expr: Option<&Expr>,
+        dialect: Dialect,
+    ) -> Result<ListPlan, StoreError> {
+        let compiled = expr.map(|e| filter::compile_for(e, dialect));
+        let order = OrderBy::parse(&query.order_by)?;
+        let digest = query_digest(&query.filter, &order);
+        let page_size = match query.page_size {
+            0 => crate::DEFAULT_PAGE_SIZE,
+            n => n.min(crate::MAX_PAGE_SIZE),
+        } as usize;
+        let mut conds: Vec<String> = Vec::new();
+        let mut params: Vec<SqlParam> = Vec::new();
+        if let Some(c) = &compiled {
+            conds.push(c.sql.clone());
+            params.extend(c.params.iter().cloned());
+        }
+        if !query.page_token.trim().is_empty() {
+            let cursor = Cursor::decode(&query.page_token, &digest)?;
+            let (sql, p) = order.after_sql(&cursor)?;
+            conds.push(sql);
+            params.extend(p);
+        }
+        let join = if order.needs_findings() {
+            " JOIN findings AS f ON f.seq = k.seq"
+        } else {
+            ""
+        };
+        Ok(ListPlan {
+            compiled,
+            order,
+            digest,
+            page_size,
+            conds,
+            params,
+            join,
+        })
+    }
+}
+
 pub(crate) fn query_digest(filter: &str, order: &OrderBy) -> String {
     let mut h = Sha256::new();
     h.update(filter.trim().as_bytes());

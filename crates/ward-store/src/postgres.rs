@@ -15,11 +15,8 @@
 //!   as SQLite, so page order and tokens mean the same on both stores.
 
 use crate::filter::{self, Dialect, SqlParam};
-use crate::order::{query_digest, Cursor, OrderBy, SortKey};
-use crate::{
-    FindingStore, ListQuery, Page, StoreError, UpsertSummary, Upserted, DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE, RELATED_LIMIT,
-};
+use crate::order::{Cursor, ListPlan, SortKey};
+use crate::{FindingStore, ListQuery, Page, StoreError, UpsertSummary, Upserted, RELATED_LIMIT};
 use postgres::types::ToSql;
 use postgres::{GenericClient, IsolationLevel};
 use r2d2_postgres::PostgresConnectionManager;
@@ -633,35 +630,17 @@ impl FindingStore for PgStore {
 
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let expr = filter::parse(&query.filter)?;
-        let compiled = expr
-            .as_ref()
-            .map(|e| filter::compile_for(e, Dialect::Postgres));
-        let order = OrderBy::parse(&query.order_by)?;
-        let digest = query_digest(&query.filter, &order);
-        let page_size = match query.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        } as usize;
-
-        let mut conds: Vec<String> = Vec::new();
-        let mut params: Vec<SqlParam> = Vec::new();
-        if let Some(c) = &compiled {
-            conds.push(c.sql.clone());
-            params.extend(c.params.iter().cloned());
-        }
-        if !query.page_token.trim().is_empty() {
-            let cursor = Cursor::decode(&query.page_token, &digest)?;
-            let (sql, p) = order.after_sql(&cursor)?;
-            conds.push(sql);
-            params.extend(p);
-        }
         // The order's columns are `k.` (this table) and, for `name`, `f.` (the findings
-        // table in the SQLite store): here both are the one table.
-        let join = if order.needs_findings() {
-            " JOIN findings AS f ON f.seq = k.seq"
-        } else {
-            ""
-        };
+        // table in the SQLite store): here both are the one table, joined to itself.
+        let ListPlan {
+            compiled,
+            order,
+            digest,
+            page_size,
+            conds,
+            params,
+            join,
+        } = ListPlan::new(query, expr.as_ref(), Dialect::Postgres)?;
         let sql = filter::number_placeholders(
             &format!(
                 "SELECT k.seq, k.name, k.json, {} FROM findings AS k{join}{} ORDER BY {} LIMIT {}",

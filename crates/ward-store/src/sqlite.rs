@@ -6,12 +6,9 @@
 //! instead of failing with `SQLITE_BUSY`, and writes take the lock up front
 //! (`BEGIN IMMEDIATE`) so they never fail on a lock upgrade.
 
-use crate::filter::{self, SqlParam};
-use crate::order::{query_digest, Cursor, OrderBy, SortKey};
-use crate::{
-    FindingStore, ListQuery, Page, StoreError, UpsertSummary, Upserted, DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE, RELATED_LIMIT,
-};
+use crate::filter::{self, Dialect, SqlParam};
+use crate::order::{Cursor, ListPlan, SortKey};
+use crate::{FindingStore, ListQuery, Page, StoreError, UpsertSummary, Upserted, RELATED_LIMIT};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, ToSql, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -1220,31 +1217,15 @@ impl FindingStore for SqliteStore {
 
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let expr = filter::parse(&query.filter)?;
-        let compiled = expr.as_ref().map(filter::compile);
-        let order = OrderBy::parse(&query.order_by)?;
-        let digest = query_digest(&query.filter, &order);
-        let page_size = match query.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n => n.min(MAX_PAGE_SIZE),
-        } as usize;
-
-        let mut conds: Vec<String> = Vec::new();
-        let mut params: Vec<SqlParam> = Vec::new();
-        if let Some(c) = &compiled {
-            conds.push(c.sql.clone());
-            params.extend(c.params.iter().cloned());
-        }
-        if !query.page_token.trim().is_empty() {
-            let cursor = Cursor::decode(&query.page_token, &digest)?;
-            let (sql, p) = order.after_sql(&cursor)?;
-            conds.push(sql);
-            params.extend(p);
-        }
-        let join = if order.needs_findings() {
-            " JOIN findings AS f ON f.seq = k.seq"
-        } else {
-            ""
-        };
+        let ListPlan {
+            compiled,
+            order,
+            digest,
+            page_size,
+            conds,
+            params,
+            join,
+        } = ListPlan::new(query, expr.as_ref(), Dialect::Sqlite)?;
         // Only the sequence number and the sort keys: the sort (a top-N heap) and whatever
         // index the planner walks never carry a finding's JSON.
         let sql = |indexed_by: &str| {

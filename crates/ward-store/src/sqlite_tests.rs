@@ -6,7 +6,7 @@
 mod common;
 
 use super::*;
-use crate::{FindingStore, ListQuery};
+use crate::{FindingStore, ListQuery, OrderBy};
 use common::*;
 use ward_event::finding::Severity;
 use ward_event::Category;
