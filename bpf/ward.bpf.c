@@ -42,6 +42,18 @@ struct {
 	__uint(max_entries, 16 << 20); /* overridden by the loader */
 } events SEC(".maps");
 
+/* A doorbell for the reader (one page; the loader sets the page size): an 8-byte token
+ * with a forced wake-up for every record that should not wait (an urgent record, or
+ * wakeup_bytes pending). While records keep coming the reader sleeps between passes so
+ * that each pass handles a batch; it sleeps in poll() on this ring, not on `events`
+ * (which polls readable while any record is pending), so an urgent record still ends
+ * the sleep at once. A full doorbell (the reader has not looked yet) drops the token:
+ * the reader is already due to wake. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* overridden by the loader: the page size */
+} wake SEC(".maps");
+
 /* The exec record is built here (one slot per CPU: tracepoint programs run with
  * preemption disabled and do not nest), then only its used bytes go to the ring
  * buffer (ward_abi.h: packed exec records). A fixed 7.5 KB reservation per exec
@@ -181,9 +193,23 @@ static __always_inline __u64 urgent_wakeup_flag(int urgent)
 	return urgent ? BPF_RB_FORCE_WAKEUP : wakeup_flag();
 }
 
+/* After a record was submitted with `flag`: a forced wake-up also rings the doorbell
+ * (after the commit, so that the reader it wakes finds the record). */
+static __always_inline void ring_doorbell(__u64 flag)
+{
+	if (flag == BPF_RB_FORCE_WAKEUP) {
+		__u64 token = 1;
+
+		bpf_ringbuf_output(&wake, &token, sizeof(token), BPF_RB_FORCE_WAKEUP);
+	}
+}
+
 static __always_inline void submit(void *rec)
 {
-	bpf_ringbuf_submit(rec, wakeup_flag());
+	__u64 flag = wakeup_flag();
+
+	bpf_ringbuf_submit(rec, flag);
+	ring_doorbell(flag);
 }
 
 static __always_inline void fill_hdr(struct ward_event_header *h, __u16 kind, __u32 size,
@@ -581,10 +607,12 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 		e->flags = flags;
 		bpf_dynptr_write(&out, 0, e, WARD_EXEC_HEAD_SIZE, 0);
 	}
-	bpf_ringbuf_submit_dynptr(&out, urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
-							    e->fds[0].kind == WARD_FD_INET ||
-							    e->fds[1].kind == WARD_FD_INET ||
-							    e->fds[2].kind == WARD_FD_INET));
+	__u64 wake_flag = urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
+					     e->fds[0].kind == WARD_FD_INET ||
+					     e->fds[1].kind == WARD_FD_INET ||
+					     e->fds[2].kind == WARD_FD_INET);
+	bpf_ringbuf_submit_dynptr(&out, wake_flag);
+	ring_doorbell(wake_flag);
 	return 0;
 }
 
@@ -657,7 +685,10 @@ static __always_inline int emit_fd(long ret, __u32 sys)
 	e->fd = (__u32)ret;
 	e->syscall = sys;
 	__builtin_memcpy(&e->info, &info, sizeof(info));
-	bpf_ringbuf_submit(e, urgent_wakeup_flag(info.kind == WARD_FD_INET));
+	__u64 wake_flag = urgent_wakeup_flag(info.kind == WARD_FD_INET);
+
+	bpf_ringbuf_submit(e, wake_flag);
+	ring_doorbell(wake_flag);
 	return 0;
 }
 

@@ -91,6 +91,10 @@ pub struct SensorStats {
 /// The loaded and attached kernel sensor. Dropping it detaches everything.
 pub struct Sensor {
     ring: RingBuf<MapData>,
+    /// The doorbell (`wake` in ward.bpf.c): a token for every record that asked for a
+    /// forced wake-up, so that [`Sensor::wait`] can sleep between passes and still wake
+    /// at once for an urgent record.
+    doorbell: RingBuf<MapData>,
     drops: PerCpuArray<MapData, u64>,
     counts: [u64; 8],
     decode_errors: u64,
@@ -227,6 +231,7 @@ impl Sensor {
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
             .map_max_entries("events", config.ring_buffer_bytes)
+            .map_max_entries("wake", page_size())
             .override_global("wakeup_bytes", &wakeup, true)
             .override_global("hold_memfd", &hold_memfd, true)
             .override_global("hold_scripts", &hold_scripts, true)
@@ -300,6 +305,14 @@ impl Sensor {
             name: "events",
             source,
         })?;
+        let wake_map = ebpf.take_map("wake").ok_or(SensorError::Missing {
+            what: "map",
+            name: "wake",
+        })?;
+        let doorbell = RingBuf::try_from(wake_map).map_err(|source| SensorError::Map {
+            name: "wake",
+            source,
+        })?;
         let drops_map = ebpf.take_map("drops").ok_or(SensorError::Missing {
             what: "map",
             name: "drops",
@@ -315,6 +328,7 @@ impl Sensor {
         );
         Ok(Sensor {
             ring,
+            doorbell,
             drops,
             counts: [0; 8],
             decode_errors: 0,
@@ -354,7 +368,30 @@ impl Sensor {
         Ok(self.drain(out))
     }
 
+    /// Sleeps up to `timeout` between passes, returning early when the kernel rings the
+    /// doorbell: an urgent record (a network socket on stdio, an exec it holds stopped) or
+    /// the wake-up threshold of pending bytes, committed since the last [`poll`](Self::poll).
+    /// Records that did not ask for a wake-up do not end the sleep (polling the ring itself
+    /// would: it is readable while any record is pending). Returns whether it was rung.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        if timeout.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: self.doorbell.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd. EINTR (a signal) ends the sleep early, as a ring would.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        rc > 0
+    }
+
     fn drain(&mut self, out: &mut Vec<RawEvent>) -> usize {
+        // Tokens first: one rung after this belongs to a record this drain may miss, so the
+        // next `wait` returns at once.
+        while self.doorbell.next().is_some() {}
         let mut n = 0;
         while let Some(item) = self.ring.next() {
             match decode(&item) {
@@ -415,3 +452,10 @@ impl Sensor {
 
 // Keep the drop slots in sync with the ABI.
 const _: () = assert!(abi::WARD_DROP_SLOTS as usize == 8);
+
+/// The system page size: a BPF ring buffer's size is a multiple of it (the doorbell is one page).
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).ok().filter(|n| n.is_power_of_two()).unwrap_or(4096)
+}

@@ -384,11 +384,13 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let result: Result<()> = (|| {
         while !STOP.load(Ordering::SeqCst) {
             // Events kept coming: let a batch gather (the ring buffer is readable as soon as
-            // one record is in it, so poll alone would return at once, pass after pass).
+            // one record is in it, so poll alone would return at once, pass after pass). The
+            // sleep is on the sensor's doorbell: an urgent record (a socket on stdio, an exec
+            // held stopped) or a filling ring ends it at once.
             if last_pass_busy {
                 let since = pass_started.elapsed();
                 if since < batch {
-                    std::thread::sleep(batch - since);
+                    sensor.wait(batch - since);
                 }
             }
             pass_started = Instant::now();

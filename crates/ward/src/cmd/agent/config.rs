@@ -71,8 +71,9 @@ pub struct AgentConfig {
     pub poll_interval: Duration,
     /// While events keep coming, the loop reads the ring buffer at most this often, so each
     /// pass handles a batch rather than one or two records (a pass has a fixed cost: reading
-    /// fanotify, the hash and metadata replies, clocks). 0 = at once. Adds at most this much
-    /// to a finding's latency.
+    /// fanotify, the hash and metadata replies, clocks, and the wake-up itself). 0 = at once.
+    /// Adds at most this much to a finding's latency; urgent records (a socket on stdio, an
+    /// exec held stopped) and a filling ring end the wait at once (the sensor's doorbell).
     #[serde(with = "humantime_serde")]
     pub batch_interval: Duration,
 }
@@ -103,7 +104,7 @@ impl Default for AgentConfig {
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
-            batch_interval: Duration::from_millis(5),
+            batch_interval: Duration::from_millis(20),
         }
     }
 }
