@@ -625,7 +625,8 @@ impl Matcher {
             }
         }
         if let Some(a) = &self.argv {
-            if !eval_argv(a, e, view, &mut |f, v| note(ev, prefix, f, v)) {
+            let recording = ev.is_some();
+            if !eval_argv(a, e, view, recording, &mut |f, v| note(ev, prefix, f, v)) {
                 return Truth::False;
             }
         }
@@ -950,6 +951,9 @@ impl ExecView for Single<'_> {
     fn host_listed(&self, host: &str) -> bool {
         self.1.host_listed(host)
     }
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        self.1.listed_entry(text, host)
+    }
 }
 
 /// The URLs in `arg`: from a `http://`, `https://` or `ftp://` scheme (any case) to the first
@@ -1084,6 +1088,7 @@ fn eval_argv(
     a: &ArgvMatcher,
     e: &ExecEvent,
     view: &dyn ExecView,
+    recording: bool,
     note: &mut dyn FnMut(&str, &str),
 ) -> bool {
     let args = e.argv.get(1..).unwrap_or(&[]);
@@ -1095,13 +1100,21 @@ fn eval_argv(
             .find(|u| view.url_listed(u))
         {
             note("argv.url", u);
+            if let Some(entry) = recording.then(|| view.listed_entry(u, false)).flatten() {
+                note("url_feed", &entry);
+            }
         } else {
             match args
                 .iter()
                 .filter_map(|x| bare_host(x))
                 .find(|h| view.host_listed(h))
             {
-                Some(h) => note("argv.host", h),
+                Some(h) => {
+                    note("argv.host", h);
+                    if let Some(entry) = recording.then(|| view.listed_entry(h, true)).flatten() {
+                        note("url_feed", &entry);
+                    }
+                }
                 None => return false,
             }
         }

@@ -84,6 +84,13 @@ pub trait ExecView {
     fn host_listed(&self, _host: &str) -> bool {
         false
     }
+
+    /// What the feed says about a listed URL (`host = false`) or host (`host = true`), for the
+    /// evidence (`url_feed`): the feed, the entry that matched and its comment. Asked only for
+    /// a rule that fired; `None` when the view has nothing to add (the default).
+    fn listed_entry(&self, _text: &str, _host: bool) -> Option<String> {
+        None
+    }
 }
 
 /// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
@@ -123,6 +130,9 @@ impl ExecView for WithPeers<'_> {
     }
     fn host_listed(&self, host: &str) -> bool {
         self.chain.host_listed(host)
+    }
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        self.chain.listed_entry(text, host)
     }
 }
 

@@ -116,7 +116,16 @@ fn a_listed_url_host_or_domain_in_a_command_line_is_reported() {
     assert_eq!(f["severity"], "MEDIUM");
     assert_eq!(f["sourceProperties"]["Detector"], "rules");
     assert_eq!(f["containers"][0]["name"], c.name(), "{f:#}");
-    assert_eq!(evidence(&f), [("argv.url".to_string(), url.clone())]);
+    assert_eq!(
+        evidence(&f),
+        [
+            ("argv.url".to_string(), url.clone()),
+            (
+                "url_feed".to_string(),
+                format!("urls.txt: url {url} (Ward.Test.Loader)")
+            )
+        ]
+    );
 
     // A URL on a listed host, written with another case, a trailing dot and the default
     // port, inside a shell's -c string.
@@ -127,10 +136,16 @@ fn a_listed_url_host_or_domain_in_a_command_line_is_reported() {
     });
     assert_eq!(
         evidence(&f),
-        [(
-            "argv.url".to_string(),
-            "https://Dropper.Example.:443/a.sh".to_string()
-        )]
+        [
+            (
+                "argv.url".to_string(),
+                "https://Dropper.Example.:443/a.sh".to_string()
+            ),
+            (
+                "url_feed".to_string(),
+                "urls.txt: host dropper.example".to_string()
+            )
+        ]
     );
 
     // A name under a listed domain, named alone.
@@ -139,7 +154,13 @@ fn a_listed_url_host_or_domain_in_a_command_line_is_reported() {
     let f = wait_rule(agent, c.id(), RULE, |f| args(f) == argv);
     assert_eq!(
         evidence(&f),
-        [("argv.host".to_string(), "node7.c2.example".to_string())]
+        [
+            ("argv.host".to_string(), "node7.c2.example".to_string()),
+            (
+                "url_feed".to_string(),
+                "urls.txt: domain *.c2.example".to_string()
+            )
+        ]
     );
 }
 

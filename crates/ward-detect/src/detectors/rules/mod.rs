@@ -195,6 +195,23 @@ impl ExecView for Feeds<'_> {
     fn host_listed(&self, host: &str) -> bool {
         self.intel.is_some_and(|i| i.lookup_host(host).is_some())
     }
+    /// `FEED: KIND ENTRY (COMMENT)`: `urls.csv: url http://x/y (malware_download (elf))`.
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        let i = self.intel?;
+        let m = if host {
+            i.lookup_host(text)
+        } else {
+            i.lookup_url(text)
+        }?;
+        let mut s = format!("{}: {} {}", m.feed, m.kind.as_str(), m.entry);
+        if m.kind == ward_intel::UrlEntryKind::Domain {
+            s = format!("{}: domain *.{}", m.feed, m.entry);
+        }
+        if let Some(c) = m.comment {
+            s.push_str(&format!(" ({c})"));
+        }
+        Some(s)
+    }
 }
 
 impl Rules {

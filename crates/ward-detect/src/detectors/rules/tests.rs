@@ -750,24 +750,46 @@ fn the_url_rule_answers_from_the_loaded_url_feeds() {
         .iter()
         .map(|f| (f.processes[0].name.clone(), f.evidence()))
         .collect();
-    let ev = |field: &str, value: &str| {
-        vec![Evidence {
-            field: field.into(),
-            value: value.into(),
-        }]
+    let ev = |field: &str, value: &str, entry: &str| {
+        vec![
+            Evidence {
+                field: field.into(),
+                value: value.into(),
+            },
+            // Which feed entry matched, and its comment.
+            Evidence {
+                field: "url_feed".into(),
+                value: entry.into(),
+            },
+        ]
     };
     assert_eq!(
         got,
         [
             (
                 "wget".to_string(),
-                ev("argv.url", "HTTP://Drop.Example.:80/bins/x86#a")
+                ev(
+                    "argv.url",
+                    "HTTP://Drop.Example.:80/bins/x86#a",
+                    "test-urls: url http://drop.example/bins/x86 (mirai)"
+                )
             ),
             (
                 "sh".to_string(),
-                ev("argv.url", "https://EVIL.example/a.sh")
+                ev(
+                    "argv.url",
+                    "https://EVIL.example/a.sh",
+                    "test-urls: host evil.example"
+                )
             ),
-            ("ssh".to_string(), ev("argv.host", "a.b.c2.example")),
+            (
+                "ssh".to_string(),
+                ev(
+                    "argv.host",
+                    "a.b.c2.example",
+                    "test-urls: domain *.c2.example"
+                )
+            ),
         ]
     );
     assert_eq!(url[0].category, "Malicious URL Observed");
