@@ -53,7 +53,7 @@
 //!
 //! Entries are kept in three hash maps of their normalised text. Looking up a host written
 //! in ASCII allocates nothing (it is lower-cased into a stack buffer); a URL is normalised
-//! into one new string. A host lookup is one probe in the host map plus one per label in
+//! into a per-thread buffer, reused (an internationalised name needs its IDNA form computed). A host lookup is one probe in the host map plus one per label in
 //! the domain map.
 
 use std::collections::HashMap;
@@ -281,11 +281,28 @@ impl UrlFeed {
     /// its host as a host or under a domain. A text that is no URL of a supported scheme is
     /// not listed.
     pub fn lookup_url(&self, url: &str) -> Option<UrlMatch<'_>> {
-        let n = normalize_url(url).ok()?;
-        if let Some((k, &id)) = self.urls.get_key_value(n.text.as_str()) {
+        thread_local! {
+            /// The normalised URL of the current lookup: no allocation per lookup.
+            static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        BUF.with(|b| {
+            let mut b = b.try_borrow_mut().ok()?;
+            let host = normalize_url_into(url, &mut b).ok()?;
+            if b.capacity() > 64 * 1024 {
+                // An enormous argument once: do not keep its buffer.
+                let r = self.lookup_normalized(&b, host);
+                *b = String::new();
+                return r;
+            }
+            self.lookup_normalized(&b, host)
+        })
+    }
+
+    fn lookup_normalized(&self, text: &str, host: std::ops::Range<usize>) -> Option<UrlMatch<'_>> {
+        if let Some((k, &id)) = self.urls.get_key_value(text) {
             return Some(self.found(UrlEntryKind::Url, k, id));
         }
-        self.lookup_normalized_host(&n.text[n.host.clone()])
+        self.lookup_normalized_host(&text[host])
     }
 
     /// A host as written in a command line (`Evil.Example.`, `203.0.113.9`, `[2001:db8::7]`):
@@ -371,11 +388,21 @@ fn default_port(scheme: &str) -> u16 {
 /// Normalises a URL (see the module docs): lower-case scheme and host, no trailing dot,
 /// IDNA, no user information, no default port, `/` for an empty path, no fragment.
 pub fn normalize_url(url: &str) -> Result<NormalizedUrl, UrlError> {
+    let mut text = String::with_capacity(url.len() + 1);
+    let host = normalize_url_into(url, &mut text)?;
+    Ok(NormalizedUrl { text, host })
+}
+
+/// [`normalize_url`] into `out` (cleared first); returns the host's range in it. Allocates
+/// nothing once `out` is large enough, except for an internationalised host name.
+pub fn normalize_url_into(url: &str, out: &mut String) -> Result<std::ops::Range<usize>, UrlError> {
+    use std::fmt::Write;
+    out.clear();
     let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
-    let scheme = scheme.to_ascii_lowercase();
-    if !matches!(scheme.as_str(), "http" | "https" | "ftp") {
-        return Err(UrlError::Scheme(scheme));
-    }
+    let scheme = ["http", "https", "ftp"]
+        .into_iter()
+        .find(|s| s.eq_ignore_ascii_case(scheme))
+        .ok_or_else(|| UrlError::Scheme(scheme.to_ascii_lowercase()))?;
     let rest = rest.split('#').next().unwrap_or("");
     let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(auth_end);
@@ -402,72 +429,88 @@ pub fn normalize_url(url: &str) -> Result<NormalizedUrl, UrlError> {
     if host.is_empty() {
         return Err(UrlError::NoHost);
     }
-    let host = normalize_host(host)?;
     let port = match port.filter(|p| !p.is_empty()) {
         None => None,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                (n != default_port(&scheme)).then_some(n)
+                (n != default_port(scheme)).then_some(n)
             }
             _ => return Err(UrlError::Port(p.into())),
         },
     };
-    let mut text = String::with_capacity(url.len() + 1);
-    text.push_str(&scheme);
-    text.push_str("://");
-    let start = text.len();
-    text.push_str(&host);
-    let host_range = start..text.len();
+    out.push_str(scheme);
+    out.push_str("://");
+    let start = out.len();
+    push_host(host, out)?;
+    let host_range = start..out.len();
     if let Some(p) = port {
-        text.push(':');
-        text.push_str(&p.to_string());
+        let _ = write!(out, ":{p}");
     }
     if !path.starts_with('/') {
-        text.push('/');
+        out.push('/');
     }
-    text.push_str(path);
-    Ok(NormalizedUrl {
-        text,
-        host: host_range,
-    })
+    out.push_str(path);
+    Ok(host_range)
 }
 
 /// Normalises a host: lower-case, no trailing dot, IDNA for a non-ASCII name, an IPv6
 /// address in brackets (`2001:DB8::7` is `[2001:db8::7]`).
 pub fn normalize_host(host: &str) -> Result<String, UrlError> {
+    let mut out = String::with_capacity(host.len() + 2);
+    push_host(host, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize_host`], appended to `out`.
+fn push_host(host: &str, out: &mut String) -> Result<(), UrlError> {
+    use std::fmt::Write;
     let bad = |why| UrlError::Host(host.into(), why);
-    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        let ip: Ipv6Addr = inner.parse().map_err(|_| bad("not an IPv6 address"))?;
-        return Ok(format!("[{ip}]"));
-    }
-    if host.contains(':') {
-        let ip: Ipv6Addr = host.parse().map_err(|_| bad("`:` in a host name"))?;
-        return Ok(format!("[{ip}]"));
+    let v6 = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .or_else(|| host.contains(':').then_some(host));
+    if let Some(inner) = v6 {
+        let why = if host.starts_with('[') {
+            "not an IPv6 address"
+        } else {
+            "`:` in a host name"
+        };
+        let ip: Ipv6Addr = inner.parse().map_err(|_| bad(why))?;
+        let _ = write!(out, "[{ip}]");
+        return Ok(());
     }
     let name = host.strip_suffix('.').unwrap_or(host);
     if name.is_empty() {
         return Err(bad("empty"));
     }
-    let name = if name.is_ascii() {
-        name.to_ascii_lowercase()
+    let start = out.len();
+    if name.is_ascii() {
+        out.extend(name.chars().map(|c| c.to_ascii_lowercase()));
     } else {
-        idna::domain_to_ascii(name).map_err(|_| bad("not a valid internationalised name"))?
-    };
-    if name.len() > MAX_HOST_LEN {
-        return Err(bad("longer than 253 characters"));
+        let a =
+            idna::domain_to_ascii(name).map_err(|_| bad("not a valid internationalised name"))?;
+        out.push_str(&a);
     }
-    if name
+    let name = &out[start..];
+    let why = if name.len() > MAX_HOST_LEN {
+        Some("longer than 253 characters")
+    } else if name
         .bytes()
         .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
     {
-        return Err(bad(
-            "a host name has only letters, digits, `-`, `_` and `.`",
-        ));
+        Some("a host name has only letters, digits, `-`, `_` and `.`")
+    } else if name.split('.').any(str::is_empty) {
+        Some("empty label")
+    } else {
+        None
+    };
+    match why {
+        Some(why) => {
+            out.truncate(start);
+            Err(bad(why))
+        }
+        None => Ok(()),
     }
-    if name.split('.').any(str::is_empty) {
-        return Err(bad("empty label"));
-    }
-    Ok(name)
 }
 
 enum HostBuf {
