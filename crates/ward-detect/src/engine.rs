@@ -142,7 +142,8 @@ impl Engine {
         // rule asks about pipe neighbours.
         let pipes = rules.uses_pipe_neighbours();
         let detector = crate::detectors::rules::Rules::new(rules)?
-            .with_metadata_wait(self.rules_metadata_wait);
+            .with_metadata_wait(self.rules_metadata_wait)
+            .with_url_feeds(self.intel.clone());
         self.table.set_pipe_index(pipes);
         self.rules = Some(Box::new(detector));
         Ok(())

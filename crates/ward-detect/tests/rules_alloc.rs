@@ -225,3 +225,90 @@ fn pipe_neighbour_lookups_allocate_nothing() {
     let n = allocs() - before;
     assert_eq!(n, 0, "{n} allocations over 2000 quiet piped execs");
 }
+
+/// With a URL feed loaded the URL rule looks up every URL and host-like argument; an exec none
+/// of whose URLs or hosts is listed still allocates nothing (the URL is normalised into a
+/// reused per-thread buffer, a host into a stack buffer).
+#[test]
+fn no_allocation_with_a_url_feed_when_nothing_is_listed() {
+    let mut intel = IntelSet::new();
+    intel.push_url_feed(
+        ward_intel::UrlFeed::parse(
+            "urls",
+            "http://127.0.0.1:8080/admin\nevil.example\n*.c2.example\n".as_bytes(),
+        )
+        .unwrap(),
+    );
+    let intel = Arc::new(intel);
+    let rules = Rules::new(Arc::new(RuleSet::shipped_and(&[]).unwrap()))
+        .unwrap()
+        .with_url_feeds(intel.clone());
+    let mut table = ProcessTable::new(TableConfig::default());
+    let execs: [&[&str]; 4] = [
+        &["curl", "-fsS", "http://127.0.0.1:8080/healthz"],
+        &[
+            "wget",
+            "-q",
+            "HTTPS://Mirror.Example.:443/pool/a.deb",
+            "-O",
+            "/tmp/a.deb",
+        ],
+        &["ssh", "-p", "2222", "git@github.example", "ls"],
+        &["tar", "xzf", "release.tar.gz", "-C", "/opt/app.d"],
+    ];
+    for (i, argv) in execs.iter().enumerate() {
+        let pid = 30 + i as u32;
+        table.apply(fork(1 + 2 * i as u64, pid, 1));
+        table.apply(
+            in_c(ExecBuilder::new(
+                2 + 2 * i as u64,
+                pid,
+                1,
+                &format!("/usr/bin/{}", argv[0]),
+            ))
+            .args(argv)
+            .event(),
+        );
+    }
+    let ctx = Ctx {
+        table: &table,
+        intel: &intel,
+        classifier: None,
+    };
+    let mut out = Vec::with_capacity(16);
+    let pids = [30u32, 31, 32, 33];
+    for _ in 0..3 {
+        for pid in pids {
+            let p = table.get(pid).unwrap();
+            rules.on_exec(&ctx, p, p.exec.as_deref().unwrap(), &mut out);
+        }
+    }
+    assert!(out.is_empty(), "nothing is listed: {out:?}");
+    let before = allocs();
+    for _ in 0..1000 {
+        for pid in pids {
+            let p = table.get(pid).unwrap();
+            rules.on_exec(&ctx, p, p.exec.as_deref().unwrap(), &mut out);
+        }
+    }
+    let n = allocs() - before;
+    assert_eq!(
+        n, 0,
+        "{n} allocations over 4000 execs with unlisted URLs and hosts"
+    );
+    // The feed is asked: a listed URL fires (and allocates its finding).
+    table.apply(fork(20, 40, 1));
+    table.apply(
+        in_c(ExecBuilder::new(21, 40, 1, "/usr/bin/curl"))
+            .args(&["curl", "http://127.0.0.1:8080/admin"])
+            .event(),
+    );
+    let ctx = Ctx {
+        table: &table,
+        intel: &intel,
+        classifier: None,
+    };
+    let p = table.get(40).unwrap();
+    rules.on_exec(&ctx, p, p.exec.as_deref().unwrap(), &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+}

@@ -69,4 +69,32 @@ pub enum IntelError {
         skipped_sha1: u64,
         skipped_md5: u64,
     },
+
+    /// A URL feed in CSV whose header has no `url` column.
+    #[error(
+        "URL feed {feed}: CSV header at line {line} has no url column \
+         (expected a column named \"url\", as in the URLhaus database dump): {header}"
+    )]
+    NoUrlColumn {
+        feed: String,
+        line: u64,
+        header: String,
+    },
+
+    /// A URL feed with malformed lines and not a single valid entry.
+    #[error(
+        "URL feed {feed}: no valid URL, host or domain, {malformed} malformed line(s); \
+         first at line {line}: {reason}"
+    )]
+    NoValidUrls {
+        feed: String,
+        malformed: u64,
+        line: u64,
+        reason: String,
+    },
+
+    /// A URL feed that loaded but holds no entry (empty or only comments); see
+    /// [`UrlFeed::require_entries`](crate::UrlFeed::require_entries).
+    #[error("URL feed {feed}: no URL, host or domain in {lines} line(s) (blank or comments)")]
+    NoUrlEntries { feed: String, lines: u64 },
 }

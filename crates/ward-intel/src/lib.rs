@@ -1,5 +1,7 @@
-//! Threat-intel hash feeds for Ward: load lists of known-bad SHA-256 file
-//! hashes and look up `[u8; 32]` digests against them.
+//! Threat-intel feeds for Ward: load lists of known-bad SHA-256 file
+//! hashes and look up `[u8; 32]` digests against them; and URL feeds (known-bad URLs, hosts
+//! and domains, plain lists or the URLhaus CSV dump) for the *Malicious URL Observed* rule,
+//! in [`url`].
 //!
 //! # Feed formats
 //!
@@ -80,9 +82,12 @@ mod error;
 mod index;
 mod parse;
 mod report;
+pub mod url;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod url_tests;
 
 use std::fmt;
 use std::fs::File;
@@ -97,6 +102,7 @@ pub use report::{
 };
 
 use index::{Comments, Index};
+pub use url::{UrlEntryKind, UrlFeed, UrlFeedFormat, UrlFeedReport, UrlMatch};
 
 /// Read buffer size for feed files.
 const READ_BUF: usize = 256 * 1024;
@@ -255,10 +261,11 @@ impl Feed {
     }
 }
 
-/// Several feeds, looked up together.
+/// Several feeds, looked up together: hash feeds and URL feeds ([`url`]).
 #[derive(Debug, Default)]
 pub struct IntelSet {
     feeds: Vec<Feed>,
+    url_feeds: Vec<UrlFeed>,
 }
 
 impl IntelSet {
@@ -301,9 +308,39 @@ impl IntelSet {
         self.feeds.iter().filter_map(move |f| f.lookup(&digest))
     }
 
-    /// Heap bytes of all feed indexes.
+    /// Heap bytes of all feed indexes (hash and URL feeds).
     pub fn memory_bytes(&self) -> usize {
-        self.feeds.iter().map(Feed::memory_bytes).sum()
+        self.feeds.iter().map(Feed::memory_bytes).sum::<usize>()
+            + self
+                .url_feeds
+                .iter()
+                .map(UrlFeed::memory_bytes)
+                .sum::<usize>()
+    }
+
+    /// Adds a URL feed; lookups consult URL feeds in insertion order.
+    pub fn push_url_feed(&mut self, feed: UrlFeed) {
+        self.url_feeds.push(feed);
+    }
+
+    pub fn url_feeds(&self) -> &[UrlFeed] {
+        &self.url_feeds
+    }
+
+    /// Whether any URL feed is loaded (the URL rule is only on with one).
+    pub fn has_url_feeds(&self) -> bool {
+        !self.url_feeds.is_empty()
+    }
+
+    /// The first URL feed listing `url` (as written in a command line) as a URL, or its host.
+    pub fn lookup_url(&self, url: &str) -> Option<UrlMatch<'_>> {
+        self.url_feeds.iter().find_map(|f| f.lookup_url(url))
+    }
+
+    /// The first URL feed listing `host` (as written in a command line) as a host or under a
+    /// domain.
+    pub fn lookup_host(&self, host: &str) -> Option<UrlMatch<'_>> {
+        self.url_feeds.iter().find_map(|f| f.lookup_host(host))
     }
 }
 
@@ -311,6 +348,7 @@ impl FromIterator<Feed> for IntelSet {
     fn from_iter<I: IntoIterator<Item = Feed>>(iter: I) -> Self {
         IntelSet {
             feeds: iter.into_iter().collect(),
+            url_feeds: Vec::new(),
         }
     }
 }

@@ -136,7 +136,7 @@ fn char_at(s: &[u8], i: usize) -> char {
 }
 
 /// A short, lossy excerpt of `s` for messages.
-fn snippet(s: &[u8]) -> String {
+pub(crate) fn snippet(s: &[u8]) -> String {
     if s.len() <= SNIPPET_LEN {
         String::from_utf8_lossy(s).into_owned()
     } else {
@@ -146,11 +146,11 @@ fn snippet(s: &[u8]) -> String {
     }
 }
 
-fn is_space(b: u8) -> bool {
+pub(crate) fn is_space(b: u8) -> bool {
     b == b' ' || b == b'\t' || b == b'\r' || b == 0x0B || b == 0x0C
 }
 
-fn trim(s: &[u8]) -> &[u8] {
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|&b| !is_space(b)).unwrap_or(s.len());
     let end = s
         .iter()
@@ -160,12 +160,12 @@ fn trim(s: &[u8]) -> &[u8] {
 }
 
 /// Offset of `sub` (a subslice of `line`) within `line`.
-fn offset_in(line: &[u8], sub: &[u8]) -> usize {
+pub(crate) fn offset_in(line: &[u8], sub: &[u8]) -> usize {
     (sub.as_ptr() as usize).saturating_sub(line.as_ptr() as usize)
 }
 
 /// Cuts `s` to at most [`MAX_COMMENT_LEN`] bytes at a char boundary.
-fn cap_comment(s: &str) -> &str {
+pub(crate) fn cap_comment(s: &str) -> &str {
     if s.len() <= MAX_COMMENT_LEN {
         return s;
     }
@@ -260,7 +260,7 @@ pub(crate) fn split_csv(line: &[u8], out: &mut Vec<Field>) -> Result<(), String>
 }
 
 /// The field's text, with `""` escapes undone into `scratch` if needed.
-fn field_text<'a>(line: &'a [u8], f: Field, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+pub(crate) fn field_text<'a>(line: &'a [u8], f: Field, scratch: &'a mut Vec<u8>) -> &'a [u8] {
     let raw = &line[f.start..f.end];
     if !f.escaped {
         return raw;
@@ -318,7 +318,7 @@ fn header_cols(line: &[u8], header_line: u64, fields: &mut Vec<Field>) -> Option
 }
 
 /// `line` without leading `#` characters and blanks.
-fn strip_comment_marker(line: &[u8]) -> &[u8] {
+pub(crate) fn strip_comment_marker(line: &[u8]) -> &[u8] {
     let start = line
         .iter()
         .position(|&b| b != b'#' && !is_space(b))

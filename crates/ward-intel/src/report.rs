@@ -68,6 +68,8 @@ pub enum ProblemKind {
     /// A CSV row could not be split (e.g. unterminated quote) or lacks the
     /// sha256 column.
     BadCsvRow,
+    /// A URL feed's entry is no valid URL, host or domain.
+    InvalidUrl,
 }
 
 /// One malformed line.

@@ -625,7 +625,8 @@ impl Matcher {
             }
         }
         if let Some(a) = &self.argv {
-            if !eval_argv(a, e, view, &mut |f, v| note(ev, prefix, f, v)) {
+            let recording = ev.is_some();
+            if !eval_argv(a, e, view, recording, &mut |f, v| note(ev, prefix, f, v)) {
                 return Truth::False;
             }
         }
@@ -947,6 +948,12 @@ impl ExecView for Single<'_> {
     fn url_listed(&self, url: &str) -> bool {
         self.1.url_listed(url)
     }
+    fn host_listed(&self, host: &str) -> bool {
+        self.1.host_listed(host)
+    }
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        self.1.listed_entry(text, host)
+    }
 }
 
 /// The URLs in `arg`: from a `http://`, `https://` or `ftp://` scheme (any case) to the first
@@ -983,6 +990,48 @@ pub(crate) fn urls(arg: &str) -> impl Iterator<Item = &str> {
         }
         None
     })
+}
+
+/// The host an argument names on its own, if it looks like one: `evil.example`,
+/// `203.0.113.9`, `[2001:db8::7]` or `2001:db8::7`, also as `user@host` (ssh), `host:port` or
+/// `host:path` (scp), `host/path` (curl and wget take a URL without its scheme) and the value
+/// of `--option=host`. A name needs a dot (`x.c` qualifies, `-o` and `/tmp/x` do not); an
+/// argument with a scheme (`://`) is [`urls`]'. A slice of `arg`: no allocation.
+pub(crate) fn bare_host(arg: &str) -> Option<&str> {
+    let mut s = arg;
+    if s.starts_with('-') {
+        s = s.split_once('=')?.1;
+    }
+    if s.contains("://") || s.is_empty() {
+        return None;
+    }
+    if s.contains(':')
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    {
+        return s.parse::<std::net::Ipv6Addr>().is_ok().then_some(s);
+    }
+    let auth_end = s.find('/').unwrap_or(s.len());
+    if let Some(i) = s[..auth_end].rfind('@') {
+        s = &s[i + 1..];
+    }
+    if s.starts_with('[') {
+        let end = s.find(']')?;
+        let inner = &s[1..end];
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok()
+            .then_some(&s[..=end]);
+    }
+    let host = &s[..s.find([':', '/']).unwrap_or(s.len())];
+    let name = host.strip_suffix('.').unwrap_or(host);
+    let ok = name.contains('.')
+        && !name.starts_with(['.', '-'])
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(host)
 }
 
 fn compile_argv(a: &ArgvCond) -> Result<ArgvMatcher, PatternError> {
@@ -1039,17 +1088,35 @@ fn eval_argv(
     a: &ArgvMatcher,
     e: &ExecEvent,
     view: &dyn ExecView,
+    recording: bool,
     note: &mut dyn FnMut(&str, &str),
 ) -> bool {
     let args = e.argv.get(1..).unwrap_or(&[]);
     if a.url_listed {
-        match args
+        // URLs first (a URL entry is the most specific), then arguments naming a host alone.
+        if let Some(u) = args
             .iter()
             .flat_map(|x| urls(x))
             .find(|u| view.url_listed(u))
         {
-            Some(u) => note("argv.url", u),
-            None => return false,
+            note("argv.url", u);
+            if let Some(entry) = recording.then(|| view.listed_entry(u, false)).flatten() {
+                note("url_feed", &entry);
+            }
+        } else {
+            match args
+                .iter()
+                .filter_map(|x| bare_host(x))
+                .find(|h| view.host_listed(h))
+            {
+                Some(h) => {
+                    note("argv.host", h);
+                    if let Some(entry) = recording.then(|| view.listed_entry(h, true)).flatten() {
+                        note("url_feed", &entry);
+                    }
+                }
+                None => return false,
+            }
         }
     }
     if let Some(n) = a.min_args {
@@ -1281,6 +1348,40 @@ mod tests {
             "stdin_writer = { basename = [\"curl\"] }",
             "stdin_writer = { basename = [\"curl\", \"wget\"] }"
         ));
+    }
+
+    #[test]
+    fn hosts_named_alone_in_arguments() {
+        let h = bare_host;
+        assert_eq!(h("evil.example"), Some("evil.example"));
+        assert_eq!(h("Evil.Example."), Some("Evil.Example."));
+        assert_eq!(h("203.0.113.9"), Some("203.0.113.9"));
+        assert_eq!(h("root@evil.example"), Some("evil.example"));
+        assert_eq!(h("u@evil.example:/etc/passwd"), Some("evil.example"));
+        assert_eq!(h("evil.example:4444"), Some("evil.example"));
+        assert_eq!(h("evil.example/x.sh"), Some("evil.example"));
+        assert_eq!(h("--server=pool.example:3333"), Some("pool.example"));
+        assert_eq!(h("[2001:db8::7]:22"), Some("[2001:db8::7]"));
+        assert_eq!(h("2001:db8::7"), Some("2001:db8::7"));
+        assert_eq!(h("bücher.example"), Some("bücher.example"));
+        for no in [
+            "-o",
+            "--verbose",
+            "/tmp/x.c",
+            "./a.out",
+            "localhost",
+            "http://evil.example/",
+            "a..b",
+            ".hidden.txt",
+            "-x.y",
+            "[zz]",
+            "a=b.c",
+            "",
+            "x y.z",
+            "dead:beef",
+        ] {
+            assert_eq!(h(no), None, "{no}");
+        }
     }
 
     #[test]

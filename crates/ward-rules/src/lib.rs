@@ -77,6 +77,20 @@ pub trait ExecView {
     fn url_listed(&self, _url: &str) -> bool {
         false
     }
+
+    /// Whether `host` (an argument that is a host name or address alone, as written: `nc
+    /// evil.example 4444`, `ssh root@evil.example`, `wget evil.example/x`) is on a URL feed as
+    /// a host or under a domain, for `argv.url_listed`. Without a feed nothing is listed.
+    fn host_listed(&self, _host: &str) -> bool {
+        false
+    }
+
+    /// What the feed says about a listed URL (`host = false`) or host (`host = true`), for the
+    /// evidence (`url_feed`): the feed, the entry that matched and its comment. Asked only for
+    /// a rule that fired; `None` when the view has nothing to add (the default).
+    fn listed_entry(&self, _text: &str, _host: bool) -> Option<String> {
+        None
+    }
 }
 
 /// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
@@ -113,6 +127,12 @@ impl ExecView for WithPeers<'_> {
     }
     fn url_listed(&self, url: &str) -> bool {
         self.chain.url_listed(url)
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.chain.host_listed(host)
+    }
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        self.chain.listed_entry(text, host)
     }
 }
 
@@ -270,8 +290,12 @@ impl ExecView for RuleTest {
     fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
         self.readers.get(depth).and_then(Option::as_ref)
     }
+    /// Exact entries: the test's feed matches a URL or host as written.
     fn url_listed(&self, url: &str) -> bool {
         self.listed_urls.iter().any(|u| u == url)
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.listed_urls.iter().any(|u| u == host)
     }
 }
 

@@ -16,6 +16,8 @@ use crate::TestkitError;
 pub struct AgentOptions {
     /// Intel feeds (`--intel`).
     pub feeds: Vec<PathBuf>,
+    /// URL feeds (`--url-feed`).
+    pub url_feeds: Vec<PathBuf>,
     /// Extra TOML: top-level sections, or keys of `[agent]` when `agent_keys` is set.
     pub toml: String,
     /// `toml` holds keys of `[agent]` (appended after the options this module sets there).
@@ -44,6 +46,7 @@ impl Default for AgentOptions {
     fn default() -> Self {
         AgentOptions {
             feeds: Vec::new(),
+            url_feeds: Vec::new(),
             toml: String::new(),
             agent_keys: false,
             health_log_interval: "0s".into(),
@@ -121,6 +124,9 @@ impl WardAgent {
         }
         for f in &opts.feeds {
             cmd.arg("--intel").arg(f);
+        }
+        for f in &opts.url_feeds {
+            cmd.arg("--url-feed").arg(f);
         }
         if opts.serve {
             cmd.arg("--serve").arg("127.0.0.1:0");

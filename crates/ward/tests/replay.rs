@@ -381,6 +381,14 @@ const EXPECTED: &[(&str, &[Want])] = &[
     // later exec's metadata (the controller image fires, plain nginx stays quiet), or alerted
     // when none came within metadata_wait.
     (
+        "rules-urls",
+        &[
+            ("Malicious URL Observed", "wget", 2),
+            ("Malicious URL Observed", "sh", 1),
+            ("Malicious URL Observed", "ssh", 1),
+        ],
+    ),
+    (
         "rules-wait",
         &[
             (
@@ -406,6 +414,9 @@ fn replay_final(trace: &str) -> Output {
         "--final".into(),
         "--intel".into(),
         "testdata/intel/example-feed.txt".into(),
+        // Every trace with the URL feed on: only rules-urls lists a URL of it.
+        "--url-feed".into(),
+        "testdata/intel/example-urls.txt".into(),
     ];
     if config.exists() {
         args.push("--config".into());
@@ -691,6 +702,111 @@ fn intel_check_reports_formats_counts_and_problems() {
     );
     assert!(text.to_lowercase().contains("duplicate"), "{text}");
     assert!(text.contains("example-feed.txt"), "{text}");
+}
+
+/// URL feeds: `intel check --url-feed` reports kinds, counts and bad lines by number; an
+/// unusable one (empty, all garbage, a CSV without a url column) exits 1 naming why.
+#[test]
+fn intel_check_covers_url_feeds() {
+    let out = ward(&[
+        "intel",
+        "check",
+        "--url-feed",
+        "testdata/intel/example-urls.txt",
+        "--url-feed",
+        "testdata/intel/example-urlhaus.csv",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("example-urls.txt: URL feed, format plain (detected), 7 lines, 1 URLs, 2 hosts, 1 domains loaded, 0 duplicates, 0 malformed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("example-urlhaus.csv: URL feed, format csv (detected), 9 lines, 2 URLs, 0 hosts, 0 domains loaded, 0 duplicates, 1 malformed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  line 9: \"no scheme/x\" has a path but no scheme"),
+        "{text}"
+    );
+    // Hash feeds and URL feeds in one call.
+    let out = ward(&[
+        "intel",
+        "check",
+        "testdata/intel/example-feed.txt",
+        "--url-feed",
+        "testdata/intel/example-urls.txt",
+    ]);
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "empty.txt",
+            "# nothing\n",
+            "no URL, host or domain in 1 line(s)",
+        ),
+        (
+            "garbage.txt",
+            "a/b\nc/d\n",
+            "no valid URL, host or domain, 2 malformed line(s); first at line 1",
+        ),
+        (
+            "nourl.csv",
+            "id,link\n1,x\n",
+            "CSV header at line 1 has no url column",
+        ),
+    ];
+    for (name, body, why) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        let out = ward(&["intel", "check", "--url-feed", path.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stdout}");
+        let error = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{}: ERROR: ", path.display())))
+            .unwrap_or_else(|| panic!("{name}: no ERROR line: {stdout}"));
+        assert!(error.contains(why), "{name}: {error}");
+    }
+}
+
+/// Without a URL feed the URL rule is off, and `ward replay` says so once; with one (plain or
+/// the URLhaus CSV) it fires.
+#[test]
+fn the_url_rule_is_on_only_with_a_url_feed() {
+    let trace = "testdata/traces/rules-urls.jsonl";
+    let out = ward(&["replay", "--final", trace]);
+    assert!(out.status.success());
+    assert!(findings(&out.stdout).is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("rules that need a URL feed are off").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("MALICIOUS_URL_OBSERVED"), "{err}");
+    let out = ward(&[
+        "replay",
+        "--final",
+        "--url-feed",
+        "testdata/intel/example-urlhaus.csv",
+        trace,
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("rules that need a URL feed are off"), "{err}");
+    // The CSV lists the wget URL and the dropper's URL (which the trace writes with another
+    // case and a trailing dot); not the c2 domain the ssh names.
+    let got: Vec<String> = findings(&out.stdout)
+        .iter()
+        .map(|f| f["processes"][0]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ["wget", "sh"], "{err}");
+    // A feed that does not load stops the replay, naming the file.
+    let out = ward(&["replay", "--url-feed", "/nonexistent/urls.txt", trace]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/urls.txt"));
 }
 
 /// Issue 16, item 11: an empty feed and an all-garbage feed are both unusable; `intel check`

