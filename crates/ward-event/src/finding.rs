@@ -109,6 +109,15 @@ pub struct Finding {
     pub indicator: Option<Indicator>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_properties: BTreeMap<String, serde_json::Value>,
+    /// The cluster the affected resource belongs to in a fleet: the agent's `[agent] cluster`,
+    /// else the collector's `[api] default_cluster`. Omitted when neither is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The project (team, environment, tenant) the resource belongs to: the agent's
+    /// `[agent] project`, else the collector's `[api] default_project`. SCC's resource
+    /// `project_display_name`. Omitted when neither is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_display_name: Option<String>,
 }
 
 impl Finding {
@@ -130,6 +139,70 @@ impl Finding {
             .unwrap_or_default()
     }
 
+    /// The node the finding happened on: the first Kubernetes node, else
+    /// `sourceProperties.VM_Instance_Name`; empty when neither is known.
+    pub fn node_name(&self) -> &str {
+        self.kubernetes
+            .as_ref()
+            .and_then(|k| k.nodes.first())
+            .map(|n| n.name.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.source_str("VM_Instance_Name"))
+            .unwrap_or("")
+    }
+
+    /// The affected resource as Security Command Center pairs it with a finding in a list
+    /// (`ListFindingsResult.resource`), derived from the record: a pure function.
+    pub fn resource(&self) -> Resource {
+        let container = self
+            .containers
+            .first()
+            .map(|c| c.name.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.source_str("Container_Name"))
+            .filter(|s| !s.is_empty());
+        let pod = self
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.pods.first())
+            .map(|p| p.name.as_str())
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.source_str("Pod_Name"))
+            .filter(|s| !s.is_empty());
+        let node = self.node_name();
+        let (kind, display) = match (container, pod) {
+            (Some(c), _) => (ResourceType::Container, c),
+            (None, Some(p)) => (ResourceType::Pod, p),
+            (None, None) => (ResourceType::Node, node),
+        };
+        let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
+        Resource {
+            name: self.resource_name.clone(),
+            kind,
+            display_name: display.to_string(),
+            cluster: nonempty(&self.cluster),
+            project_display_name: nonempty(&self.project_display_name),
+            node: (!node.is_empty()).then(|| node.to_string()),
+        }
+    }
+
+    /// Fills the cluster and project the finding does not name yet from `identity` (an
+    /// empty value leaves the field as it is). Returns whether anything changed. The agent
+    /// stamps its own `[agent] cluster`/`project` this way; a collector its defaults.
+    pub fn apply_resource_defaults(&mut self, identity: &ResourceIdentity) -> bool {
+        let mut changed = false;
+        for (field, value) in [
+            (&mut self.cluster, &identity.cluster),
+            (&mut self.project_display_name, &identity.project),
+        ] {
+            if field.as_deref().is_none_or(str::is_empty) && !value.is_empty() {
+                *field = Some(value.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+
     /// How many events this finding aggregates (1 when never repeated).
     pub fn count(&self) -> u64 {
         self.source_properties
@@ -137,6 +210,56 @@ impl Finding {
             .and_then(|v| v.as_u64())
             .unwrap_or(1)
     }
+}
+
+/// A cluster and project name to stamp on findings that do not carry them
+/// ([`Finding::apply_resource_defaults`]). Empty strings mean "not set".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceIdentity {
+    pub cluster: String,
+    pub project: String,
+}
+
+impl ResourceIdentity {
+    pub fn is_empty(&self) -> bool {
+        self.cluster.is_empty() && self.project.is_empty()
+    }
+}
+
+/// What kind of resource a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    /// A container (in a pod or not).
+    Container,
+    /// A pod whose container is not known.
+    Pod,
+    /// The node itself (a process outside any container).
+    Node,
+}
+
+/// The resource of a finding as Security Command Center's `ListFindingsResult.resource`
+/// carries it next to the finding. The keys are snake_case (`display_name`,
+/// `project_display_name`), as SCC's console JSON tab and its notifications show them; the
+/// finding record itself stays lowerCamelCase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// The full resource name: the finding's `resourceName`
+    /// (`//ward/nodes/<node>/namespaces/<ns>/pods/<pod>/containers/<name>`, ...).
+    pub name: String,
+    /// `container`, `pod` or `node`.
+    #[serde(rename = "type")]
+    pub kind: ResourceType,
+    /// The container's name, else the pod's, else the node's.
+    pub display_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_display_name: Option<String>,
+    /// The node the finding happened on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// The `sourceProperties` key of a finding's [`Evidence`] list.

@@ -88,6 +88,8 @@ pub fn synthetic(i: u64, n: u64) -> Finding {
         connections: vec![],
         indicator: None,
         source_properties: sp,
+        cluster: None,
+        project_display_name: None,
     }
 }
 
