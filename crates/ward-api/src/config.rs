@@ -108,6 +108,10 @@ pub struct ApiConfig {
     /// Most requests of one client IP address served at the same time; further ones are
     /// answered 429 with `Retry-After: 1`.
     pub max_requests_per_client: usize,
+    /// Cluster given to findings written through this server's store that name none.
+    pub default_cluster: String,
+    /// Project given to findings written through this server's store that name none.
+    pub default_project: String,
 }
 
 impl Default for ApiConfig {
@@ -122,6 +126,8 @@ impl Default for ApiConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_requests_per_client: DEFAULT_MAX_REQUESTS_PER_CLIENT,
+            default_cluster: String::new(),
+            default_project: String::new(),
         }
     }
 }
@@ -175,6 +181,14 @@ impl ApiConfig {
                     });
                 }
             }
+        }
+    }
+
+    /// `default_cluster` / `default_project` as the store applies them.
+    pub fn resource_defaults(&self) -> ward_store::ResourceDefaults {
+        ward_store::ResourceDefaults {
+            cluster: self.default_cluster.trim().to_string(),
+            project: self.default_project.trim().to_string(),
         }
     }
 

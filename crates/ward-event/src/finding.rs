@@ -404,3 +404,84 @@ pub struct Indicator {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signatures: Vec<serde_json::Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(json: serde_json::Value) -> Finding {
+        let mut base = serde_json::json!({
+            "name": "p/findings/x", "canonicalName": "p/findings/x", "parent": "p",
+            "resourceName": "//ward/nodes/n1", "state": "ACTIVE", "category": "Reverse Shell",
+            "findingClass": "THREAT", "severity": "CRITICAL",
+            "eventTime": "2026-11-21T00:00:00Z", "createTime": "2026-11-21T00:00:00Z",
+            "description": "", "nextSteps": "", "mute": "UNDEFINED",
+            "mitreAttack": {"primaryTactic": "", "primaryTechniques": [], "version": "15"},
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn the_resource_is_the_container_else_the_pod_else_the_node() {
+        let c = finding(serde_json::json!({
+            "resourceName": "//ward/nodes/n1/namespaces/shop/pods/web-1/containers/web",
+            "containers": [{"name": "web"}],
+            "kubernetes": {"pods": [{"ns": "shop", "name": "web-1"}], "nodes": [{"name": "n1"}]},
+            "cluster": "prod-eu", "projectDisplayName": "shop-team",
+        }));
+        let r = c.resource();
+        assert_eq!(r.kind, ResourceType::Container);
+        assert_eq!(r.display_name, "web");
+        assert_eq!(r.name, c.resource_name);
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({
+                "name": "//ward/nodes/n1/namespaces/shop/pods/web-1/containers/web",
+                "type": "container", "display_name": "web", "cluster": "prod-eu",
+                "project_display_name": "shop-team", "node": "n1",
+            })
+        );
+        let pod = finding(serde_json::json!({
+            "sourceProperties": {"Pod_Name": "web-1", "VM_Instance_Name": "n2"},
+        }));
+        let r = pod.resource();
+        assert_eq!((r.kind, r.display_name.as_str()), (ResourceType::Pod, "web-1"));
+        assert_eq!(r.node.as_deref(), Some("n2"));
+        assert_eq!(r.cluster, None);
+        let node = finding(serde_json::json!({"sourceProperties": {"VM_Instance_Name": "n3"}}));
+        let r = node.resource();
+        assert_eq!((r.kind, r.display_name.as_str()), (ResourceType::Node, "n3"));
+        // Absent identity is omitted from the JSON, never an empty string.
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v.get("cluster").is_none() && v.get("project_display_name").is_none());
+        assert!(serde_json::to_value(&node).unwrap().get("cluster").is_none());
+    }
+
+    #[test]
+    fn defaults_fill_only_what_is_missing() {
+        let ident = ResourceIdentity {
+            cluster: "c".into(),
+            project: "p".into(),
+        };
+        let mut f = finding(serde_json::json!({}));
+        assert!(f.apply_resource_defaults(&ident));
+        assert_eq!(f.cluster.as_deref(), Some("c"));
+        assert_eq!(f.project_display_name.as_deref(), Some("p"));
+        assert!(!f.apply_resource_defaults(&ResourceIdentity {
+            cluster: "other".into(),
+            project: "other".into(),
+        }));
+        assert_eq!(f.cluster.as_deref(), Some("c"));
+        let mut g = finding(serde_json::json!({"cluster": ""}));
+        assert!(g.apply_resource_defaults(&ResourceIdentity {
+            cluster: "c".into(),
+            project: String::new(),
+        }));
+        assert_eq!(g.cluster.as_deref(), Some("c"));
+        assert_eq!(g.project_display_name, None);
+        assert!(!g.apply_resource_defaults(&ResourceIdentity::default()));
+    }
+}

@@ -789,11 +789,11 @@ fn the_agent_serves_its_findings_over_the_api() {
             "{r}"
         );
         let body: Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-        let names: Vec<&str> = body["findings"]
+        let names: Vec<&str> = body["listFindingsResults"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| f["name"].as_str().unwrap())
+            .map(|r| r["finding"]["name"].as_str().unwrap())
             .collect();
         if names.contains(&want) {
             break;
