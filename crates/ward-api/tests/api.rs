@@ -341,7 +341,10 @@ async fn get_returns_the_exact_record_and_404s_are_json(b: Backend) {
         assert_eq!(s, StatusCode::OK);
         let stored = store.get(f.id()).unwrap().unwrap();
         assert_eq!(v["finding"], serde_json::to_value(&stored).unwrap());
-        assert_eq!(v["resource"], serde_json::to_value(stored.resource()).unwrap());
+        assert_eq!(
+            v["resource"],
+            serde_json::to_value(stored.resource()).unwrap()
+        );
         assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     }
     // The full name, URL-encoded, works too.
@@ -462,7 +465,10 @@ async fn list_and_get_pair_findings_with_their_resource(b: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert!(v.get("findings").is_none(), "the list is SCC's listFindingsResults");
+    assert!(
+        v.get("findings").is_none(),
+        "the list is SCC's listFindingsResults"
+    );
     let results = v["listFindingsResults"].as_array().unwrap();
     assert_eq!(results.len(), findings.len() + 2);
     for r in results {
@@ -486,11 +492,7 @@ async fn list_and_get_pair_findings_with_their_resource(b: Backend) {
     assert_eq!(v["resource"]["project_display_name"], json!("ops"));
     assert_eq!(v["finding"]["cluster"], json!("prod-eu"));
     assert_eq!(v["finding"]["projectDisplayName"], json!("ops"));
-    assert_eq!(
-        v["resource"]["node"],
-        json!(findings[0].node_name()),
-        "{v}"
-    );
+    assert_eq!(v["resource"]["node"], json!(findings[0].node_name()), "{v}");
     let (_, v) = get(
         &c,
         &format!("{}/v1/findings/fleet-bare", srv.base),

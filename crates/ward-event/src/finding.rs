@@ -448,16 +448,25 @@ mod tests {
             "sourceProperties": {"Pod_Name": "web-1", "VM_Instance_Name": "n2"},
         }));
         let r = pod.resource();
-        assert_eq!((r.kind, r.display_name.as_str()), (ResourceType::Pod, "web-1"));
+        assert_eq!(
+            (r.kind, r.display_name.as_str()),
+            (ResourceType::Pod, "web-1")
+        );
         assert_eq!(r.node.as_deref(), Some("n2"));
         assert_eq!(r.cluster, None);
         let node = finding(serde_json::json!({"sourceProperties": {"VM_Instance_Name": "n3"}}));
         let r = node.resource();
-        assert_eq!((r.kind, r.display_name.as_str()), (ResourceType::Node, "n3"));
+        assert_eq!(
+            (r.kind, r.display_name.as_str()),
+            (ResourceType::Node, "n3")
+        );
         // Absent identity is omitted from the JSON, never an empty string.
         let v = serde_json::to_value(&r).unwrap();
         assert!(v.get("cluster").is_none() && v.get("project_display_name").is_none());
-        assert!(serde_json::to_value(&node).unwrap().get("cluster").is_none());
+        assert!(serde_json::to_value(&node)
+            .unwrap()
+            .get("cluster")
+            .is_none());
     }
 
     #[test]
