@@ -347,8 +347,9 @@ pub trait FindingStore: Send + Sync {
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// Number of findings matching `filter` (empty: all).
     fn count(&self, filter: &str) -> Result<u64, StoreError>;
-    /// Findings of the same container (same container id; else same container name on the
-    /// same node) or the same pod (namespace and pod name) whose eventTime is within
+    /// Findings of the same container (same container id, on any node; else same container
+    /// name on the same node) or the same pod (namespace and pod name, on any node), within
+    /// the same cluster and project ([`related_branches`]), whose eventTime is within
     /// `window_ns` of the given finding's, excluding it, oldest first (at most
     /// [`RELATED_LIMIT`]).
     fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError>;
