@@ -8,6 +8,8 @@
 //! body_timeout = "10s"         # a request body must arrive within this, else 408
 //! max_connections_per_client = 64   # per client IP address; more are closed at once
 //! max_requests_per_client = 16      # served at once per client IP address; more get 429
+//! default_cluster = "prod-eu"  # for findings written here that name no cluster
+//! default_project = "shop"     # ... and no project
 //!
 //! [[api.tokens]]
 //! name = "console"             # shown in logs, never the secret
