@@ -251,17 +251,25 @@
     return "#/findings/" + encodeURIComponent(idOf(f)) + (tab ? "?tab=" + tab : "");
   }
 
-  function resourceOf(f) {
+  // What the console shows of a finding's resource: the API's `resource` (SCC's
+  // ListFindingsResult.resource: type, display name, cluster, project, node) and the
+  // finding's own container/pod details.
+  function resourceOf(f, res) {
     const pod = f.kubernetes && f.kubernetes.pods && f.kubernetes.pods[0];
     const node = f.kubernetes && f.kubernetes.nodes && f.kubernetes.nodes[0];
     const c = f.containers && f.containers[0];
+    res = res || {};
     return {
+      type: res.type,
+      displayName: res.display_name,
+      cluster: res.cluster || f.cluster,
+      project: res.project_display_name || f.projectDisplayName,
       container: (c && c.name) || src(f, "Container_Name"),
       image: (c && c.uri) || src(f, "Container_Image_Uri"),
       imageId: c && c.imageId,
       pod: (pod && pod.name) || src(f, "Pod_Name"),
       namespace: (pod && pod.ns) || src(f, "Pod_Namespace"),
-      node: (node && node.name) || src(f, "VM_Instance_Name"),
+      node: res.node || (node && node.name) || src(f, "VM_Instance_Name"),
       containerId: src(f, "Container_Id"),
       labels: (c && c.labels) || [],
       podLabels: (pod && pod.labels) || [],
@@ -298,6 +306,8 @@
       severity: params.get("severity") || "",
       state: params.get("state") || "",
       category: params.get("category") || "",
+      node: params.get("node") || "",
+      cluster: params.get("cluster") || "",
       page: Math.max(0, parseInt(params.get("page") || "0", 10) || 0),
       size: [25, 50, 100, 200].includes(parseInt(params.get("size"), 10)) ? parseInt(params.get("size"), 10) : 50,
     };
@@ -309,20 +319,57 @@
     if (st.severity) p.set("severity", st.severity);
     if (st.state) p.set("state", st.state);
     if (st.category) p.set("category", st.category);
+    if (st.cluster) p.set("cluster", st.cluster);
+    if (st.node) p.set("node", st.node);
     if (st.size !== 50) p.set("size", String(st.size));
     if (st.page) p.set("page", String(st.page));
     const s = p.toString();
     return "#/" + (s ? "?" + s : "");
   }
 
+  // A filter value as a quoted string of the grammar (only \" and \\ are escapes).
+  function quoted(v) {
+    return '"' + String(v).replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"';
+  }
+
+  function hasQuick(st) {
+    return !!(st.severity || st.state || st.category || st.cluster || st.node);
+  }
+
   // The filter sent to the API: the free text (parenthesised) AND the quick filters.
   function effectiveFilter(st) {
     const parts = [];
-    if (st.q.trim()) parts.push(st.severity || st.state || st.category ? "(" + st.q.trim() + ")" : st.q.trim());
+    if (st.q.trim()) parts.push(hasQuick(st) ? "(" + st.q.trim() + ")" : st.q.trim());
     if (st.severity) parts.push("severity=" + st.severity);
     if (st.state) parts.push("state=" + st.state);
     if (st.category) parts.push("category=" + st.category);
+    if (st.cluster) parts.push("resource.cluster=" + quoted(st.cluster));
+    if (st.node) parts.push("resource.node=" + quoted(st.node));
     return parts.join(" AND ");
+  }
+
+  // Chips for the clusters and nodes of the findings on this page (and the selected one),
+  // each narrowing the list to it; clicking the selected chip lifts the filter. The fleet's
+  // full node list (with health) is `GET /v1/nodes`, see docs/api.md "Fleet console".
+  function fleetGroup(label, key, results, st) {
+    const values = new Set();
+    for (const r of results) {
+      const v = key === "node" ? (r.resource && r.resource.node) : (r.resource && r.resource.cluster);
+      if (v) values.add(String(v));
+    }
+    if (st[key]) values.add(st[key]);
+    if (!values.size) return null;
+    const sorted = Array.from(values).sort();
+    return h("div", { class: "qgroup", id: "fleet-" + key },
+      h("span", { class: "qlabel" }, label),
+      sorted.map((v) => {
+        const on = st[key] === v;
+        return h("button", {
+          type: "button", class: "qf qf-fleet" + (on ? " on" : ""), "data-qf": key + "=" + v,
+          title: (on ? "Show every " : "Only ") + label.toLowerCase() + " " + v,
+          onclick: () => { const n = Object.assign({}, st, { page: 0 }); n[key] = on ? "" : v; location.hash = listHash(n); },
+        }, v);
+      }));
   }
 
   function quickGroup(label, key, values, st, labels) {
@@ -369,7 +416,7 @@
       onsubmit: (ev) => { ev.preventDefault(); location.hash = listHash(Object.assign({}, st, { q: input.value, page: 0 })); },
     }, h("span", { class: "filter-icon" }, "Filter"), input,
       h("button", { type: "submit", class: "btn btn-primary", id: "filter-apply" }, "Apply"),
-      st.q || st.severity || st.state || st.category
+      st.q || hasQuick(st)
         ? h("a", { class: "btn", href: "#/", id: "filter-clear" }, "Clear") : null);
     const errBox = h("div", { class: "filter-error hidden", id: "filter-error", role: "alert" });
 
@@ -388,6 +435,7 @@
       quickGroup("Severity", "severity", SEVERITIES, st),
       quickGroup("State", "state", STATES, st),
       h("div", { class: "qgroup" }, h("span", { class: "qlabel" }, "Category"), catSelect));
+    const fleetBar = h("div", { class: "quickbar fleetbar", id: "fleet-bar" });
 
     const summary = h("div", { class: "listmeta", id: "list-meta" }, "Loading…");
     const tableWrap = h("div", { class: "tablewrap" });
@@ -397,7 +445,7 @@
       h("div", { class: "pagehead" }, h("h1", null, "Findings"),
         h("p", { class: "muted" }, "Threats detected in containers and pods. The filter uses the SCC-style grammar of docs/filter-grammar.md, e.g. ",
           h("code", null, "severity>=HIGH state=ACTIVE -mute=MUTED"), ".")),
-      form, errBox, quick, summary, tableWrap, pager));
+      form, errBox, quick, fleetBar, summary, tableWrap, pager));
 
     let data;
     try {
@@ -414,7 +462,10 @@
       return;
     }
     if (seq !== navSeq) return;
-    const findings = data.findings || [];
+    const results = data.listFindingsResults || [];
+    const findings = results.map((r) => r.finding);
+    append(fleetBar, [fleetGroup("Cluster", "cluster", results, st), fleetGroup("Node", "node", results, st)]);
+    if (!fleetBar.firstChild) fleetBar.classList.add("hidden");
     if (data.nextPageToken) pageTokens[page + 1] = data.nextPageToken;
     clear(summary);
     const total = data.totalSize;
@@ -425,7 +476,7 @@
       : [String(findings.length), " findings"],
     filter ? [" · filter ", h("code", { class: "effective-filter" }, filter)] : null]);
 
-    tableWrap.appendChild(findingsTable(findings));
+    tableWrap.appendChild(findingsTable(results));
     pager.appendChild(h("button", {
       type: "button", class: "btn", id: "prev-page", disabled: page === 0,
       onclick: () => { location.hash = listHash(Object.assign({}, st, { page: page - 1 })); },
@@ -467,16 +518,17 @@
     }
   }
 
-  function findingsTable(findings) {
-    if (!findings.length) {
+  function findingsTable(results) {
+    if (!results.length) {
       return h("div", { class: "empty", id: "empty" }, h("strong", null, "No findings match."),
         h("span", { class: "muted" }, " Change the filter or the quick filters."));
     }
     const head = h("thead", null, h("tr", null,
       h("th", { class: "c-sev" }, "Severity"), h("th", null, "Category"), h("th", null, "Resource"),
       h("th", { class: "c-time" }, "Event time"), h("th", { class: "c-num" }, "Count"), h("th", { class: "c-state" }, "State")));
-    const body = h("tbody", null, findings.map((f) => {
-      const r = resourceOf(f);
+    const body = h("tbody", null, results.map((item) => {
+      const f = item.finding;
+      const r = resourceOf(f, item.resource);
       const href = findingHref(f);
       const tr = h("tr", { class: "row" + (f.state === "INACTIVE" ? " row-inactive" : ""), "data-id": idOf(f) },
         h("td", { class: "c-sev" }, sevBadge(f.severity)),
@@ -485,7 +537,8 @@
         h("td", { class: "c-res" },
           h("div", null, r.container ? h("span", { class: "res-main" }, r.container) : h("span", { class: "muted" }, "—"),
             r.pod ? h("span", { class: "muted" }, " in pod ", h("span", { class: "res-pod" }, r.pod)) : null),
-          h("div", { class: "sub" }, [r.namespace ? "ns " + r.namespace : null, r.node ? "node " + r.node : null, r.image || null]
+          h("div", { class: "sub" }, [r.cluster ? "cluster " + r.cluster : null, r.namespace ? "ns " + r.namespace : null,
+            r.node ? "node " + r.node : null, r.image || null]
             .filter(Boolean).join(" · "))),
         h("td", { class: "c-time" }, timeEl(f.eventTime)),
         h("td", { class: "c-num" }, String(src(f, "Count") || 1)),
@@ -513,10 +566,10 @@
     setCrumbs({ text: "Findings", href: "#/" }, { text: id });
     clear(app);
     app.appendChild(h("p", { class: "muted pad" }, "Loading finding…"));
-    let f;
+    let got;
     try {
       await ensureCategories();
-      f = await api("GET", "/v1/findings/" + encodeURIComponent(id));
+      got = await api("GET", "/v1/findings/" + encodeURIComponent(id));
     } catch (e) {
       if (seq !== navSeq) return;
       clear(app);
@@ -527,20 +580,21 @@
       return;
     }
     if (seq !== navSeq) return;
-    document.title = "Ward · " + f.category;
-    renderFinding(f, tab, seq);
+    document.title = "Ward · " + got.finding.category;
+    renderFinding(got.finding, got.resource, tab, seq);
   }
 
-  function renderFinding(f, tab, seq) {
-    const r = resourceOf(f);
+  // `res` is the API's resource of the finding (`{finding, resource}` of a get).
+  function renderFinding(f, res, tab, seq) {
+    const r = resourceOf(f, res);
     const actions = h("div", { class: "actions" },
       h("button", {
         type: "button", class: "btn", id: "btn-state",
-        onclick: () => act(f, "setState", { state: f.state === "ACTIVE" ? "INACTIVE" : "ACTIVE" }, tab),
+        onclick: () => act(f, res, "setState", { state: f.state === "ACTIVE" ? "INACTIVE" : "ACTIVE" }, tab),
       }, f.state === "ACTIVE" ? "Mark inactive" : "Mark active"),
       h("button", {
         type: "button", class: "btn", id: "btn-mute",
-        onclick: () => act(f, "setMute", { mute: f.mute === "MUTED" ? "UNMUTED" : "MUTED" }, tab),
+        onclick: () => act(f, res, "setMute", { mute: f.mute === "MUTED" ? "UNMUTED" : "MUTED" }, tab),
       }, f.mute === "MUTED" ? "Unmute" : "Mute"));
     const head = h("div", { class: "fhead" },
       h("div", { class: "fhead-main" },
@@ -558,7 +612,7 @@
     const tabs = h("div", { class: "tabs", role: "tablist" },
       tabButton("summary", "Summary", tab, f), tabButton("json", "JSON", tab, f));
     const body = h("div", { class: "tabbody", id: "tab-" + tab, role: "tabpanel" });
-    if (tab === "json") body.appendChild(jsonTab(f)); else body.appendChild(summaryTab(f, r, seq));
+    if (tab === "json") body.appendChild(jsonTab(f, res)); else body.appendChild(summaryTab(f, r, seq));
     clear(app);
     app.appendChild(h("section", { class: "page page-finding" },
       h("a", { href: "#/", class: "back" }, "‹ All findings"), head, actionMsg, tabs, body));
@@ -572,7 +626,7 @@
     }, label);
   }
 
-  async function act(f, verb, body, tab) {
+  async function act(f, res, verb, body, tab) {
     const msg = document.getElementById("action-msg");
     if (!getToken()) {
       msg.classList.remove("hidden");
@@ -582,7 +636,8 @@
     }
     try {
       const updated = await api("POST", "/v1/findings/" + encodeURIComponent(idOf(f)) + ":" + verb, body);
-      renderFinding(updated, tab, navSeq);
+      // A state or mute change leaves the resource as it was.
+      renderFinding(updated, res, tab, navSeq);
       const m = document.getElementById("action-msg");
       m.classList.remove("hidden");
       m.classList.add("ok");
@@ -595,8 +650,9 @@
     }
   }
 
-  function jsonTab(f) {
-    const text = JSON.stringify(f, null, 2);
+  // The record as the API returns it: SCC's pair `{finding, resource}`.
+  function jsonTab(f, res) {
+    const text = JSON.stringify({ finding: f, resource: res }, null, 2);
     const pre = h("pre", { class: "json", id: "finding-json" }, text);
     const status = h("span", { class: "muted", id: "copy-status" });
     const copy = h("button", {
@@ -616,7 +672,7 @@
       },
     }, "Copy JSON");
     return h("div", { class: "card" }, h("div", { class: "card-head" }, h("h2", null, "Finding record"),
-      h("span", { class: "muted" }, "Security Command Center v2 format, exactly as stored"), h("span", { class: "spacer" }), status, copy), pre);
+      h("span", { class: "muted" }, "Security Command Center v2 format: the finding exactly as stored, with its resource"), h("span", { class: "spacer" }), status, copy), pre);
   }
 
   function kv(rows) {
@@ -762,7 +818,8 @@
     const steps = card("Next steps", "card-steps", nextSteps(f.nextSteps));
 
     const resource = card("Affected resource", "card-resource", kv([
-      ["Node", r.node], ["Namespace", r.namespace], ["Pod", r.pod], ["Container", r.container],
+      ["Type", r.type, "res-type"], ["Project", r.project, "res-project"], ["Cluster", r.cluster, "res-cluster"],
+      ["Node", r.node, "res-node"], ["Namespace", r.namespace], ["Pod", r.pod], ["Container", r.container],
       ["Image", r.image, "mono"], ["Image id", r.imageId, "mono"], ["Container id", r.containerId, "mono"],
       ["Labels", labelsList(r.labels.length ? r.labels : r.podLabels)], ["Resource name", f.resourceName, "mono"],
     ]));
@@ -773,7 +830,7 @@
       vtLinks(f) ? [h("h3", null, "VirusTotal"), vtLinks(f)] : null,
       f.externalUri && /^https:\/\//.test(f.externalUri) ? [h("h3", null, "External"), h("p", null, extLink(f.externalUri, f.externalUri))] : null);
     const timeline = h("div", { class: "card", id: "card-related" },
-      h("div", { class: "card-head" }, h("h2", null, "Related findings"), h("span", { class: "muted" }, "same container or pod, ±60 minutes")),
+      h("div", { class: "card-head" }, h("h2", null, "Related findings"), h("span", { class: "muted" }, "same container or pod on any node, ±60 minutes")),
       h("div", { class: "card-body", id: "related-body" }, h("p", { class: "muted" }, "Loading…")));
     loadRelated(f, seq);
     return h("div", { class: "cols" },
@@ -810,7 +867,8 @@
           h("div", { class: "tl-time" }, timeEl(x.eventTime), h("span", { class: "tl-delta" }, rel)),
           h("div", { class: "tl-what" }, self ? h("strong", null, x.category) : h("a", { href: findingHref(x), class: "related-link" }, x.category),
             " ", sevBadge(x.severity)),
-          x.processes && x.processes[0] ? h("div", { class: "tl-proc mono" }, (x.processes[0].args || [x.processes[0].name]).join(" ")) : null);
+          x.processes && x.processes[0] ? h("div", { class: "tl-proc mono" }, (x.processes[0].args || [x.processes[0].name]).join(" ")) : null,
+          resourceOf(x).node ? h("div", { class: "tl-node muted" }, "node " + resourceOf(x).node) : null);
       })));
     }
     markReady("finding-summary");

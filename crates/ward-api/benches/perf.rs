@@ -278,7 +278,10 @@ async fn bench_api(n: u64, iters: usize) {
                 let t = Instant::now();
                 let v: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
                 samples.push(t.elapsed());
-                rows = v["findings"].as_array().map(|a| a.len()).unwrap_or(0);
+                rows = v["listFindingsResults"]
+                    .as_array()
+                    .map(|a| a.len())
+                    .unwrap_or(0);
                 total = v["totalSize"].as_u64();
             }
             samples.sort();

@@ -8,6 +8,8 @@
 //! body_timeout = "10s"         # a request body must arrive within this, else 408
 //! max_connections_per_client = 64   # per client IP address; more are closed at once
 //! max_requests_per_client = 16      # served at once per client IP address; more get 429
+//! default_cluster = "prod-eu"  # for findings written here that name no cluster
+//! default_project = "shop"     # ... and no project
 //!
 //! [[api.tokens]]
 //! name = "console"             # shown in logs, never the secret
@@ -108,6 +110,10 @@ pub struct ApiConfig {
     /// Most requests of one client IP address served at the same time; further ones are
     /// answered 429 with `Retry-After: 1`.
     pub max_requests_per_client: usize,
+    /// Cluster given to findings written through this server's store that name none.
+    pub default_cluster: String,
+    /// Project given to findings written through this server's store that name none.
+    pub default_project: String,
 }
 
 impl Default for ApiConfig {
@@ -122,6 +128,8 @@ impl Default for ApiConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             max_requests_per_client: DEFAULT_MAX_REQUESTS_PER_CLIENT,
+            default_cluster: String::new(),
+            default_project: String::new(),
         }
     }
 }
@@ -175,6 +183,14 @@ impl ApiConfig {
                     });
                 }
             }
+        }
+    }
+
+    /// `default_cluster` / `default_project` as the store applies them.
+    pub fn resource_defaults(&self) -> ward_store::ResourceDefaults {
+        ward_store::ResourceDefaults {
+            cluster: self.default_cluster.trim().to_string(),
+            project: self.default_project.trim().to_string(),
         }
     }
 

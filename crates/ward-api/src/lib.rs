@@ -163,6 +163,14 @@ impl Server {
         if !config.listen.ip().is_loopback() && config.tls.is_none() {
             tracing::warn!(listen = %config.listen, "serving the API off loopback without TLS: tokens travel in clear text");
         }
+        // `[api] default_cluster` / `default_project`: every finding written through this
+        // server's store (the ingest path included) that names none gets them.
+        let defaults = config.resource_defaults();
+        let store: Arc<dyn FindingStore> = if defaults.is_empty() {
+            store
+        } else {
+            Arc::new(ward_store::WithResourceDefaults::new(store, defaults))
+        };
         Ok(Server {
             state: Arc::new(AppState {
                 store,
@@ -178,6 +186,13 @@ impl Server {
             config,
             ephemeral_token,
         })
+    }
+
+    /// The store as this server writes to it: with `[api] default_cluster` /
+    /// `default_project` applied to every upsert (`ward_store::WithResourceDefaults`). A
+    /// handler or process that adds findings through the server (ingest) writes here.
+    pub fn store(&self) -> Arc<dyn FindingStore> {
+        self.state.store.clone()
     }
 
     /// The write token made at start when none was configured (loopback only).

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use ward_event::finding::{Mute, State as FindingState};
+use ward_event::finding::{Mute, Resource, State as FindingState};
 use ward_event::{Category, Finding};
 use ward_store::{FindingStore, ListQuery, StoreError};
 
@@ -147,10 +147,27 @@ struct ListParams {
     include_total: Option<bool>,
 }
 
+/// A finding with its resource: SCC's `ListFindingsResult` (`{finding, resource}`), the item
+/// of a list and the answer of a get.
+#[derive(Serialize)]
+pub struct FindingResult {
+    pub finding: Finding,
+    pub resource: Resource,
+}
+
+impl From<Finding> for FindingResult {
+    fn from(finding: Finding) -> FindingResult {
+        FindingResult {
+            resource: finding.resource(),
+            finding,
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ListResponse {
-    findings: Vec<Finding>,
+    list_findings_results: Vec<FindingResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,7 +198,7 @@ pub async fn list_findings(
         st.store_count(&filter, n);
     }
     Ok(Json(ListResponse {
-        findings: page.findings,
+        list_findings_results: page.findings.into_iter().map(FindingResult::from).collect(),
         next_page_token: page.next_page_token,
         total_size: page.total_size.or(cached),
     })
@@ -196,7 +213,7 @@ pub async fn get_finding(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Json<Finding>, ApiError> {
+) -> Result<Json<FindingResult>, ApiError> {
     if id.rsplit_once(':').is_some() {
         // `/v1/findings/{id}:setState` and `:setMute` take POST only (ids have no ':').
         return Err(ApiError::new(
@@ -208,7 +225,7 @@ pub async fn get_finding(
     check_id(&id)?;
     let key = id.clone();
     match store_call(&st, move |s| s.get(&key)).await? {
-        Some(f) => Ok(Json(f)),
+        Some(f) => Ok(Json(FindingResult::from(f))),
         None => Err(ApiError::not_found(&id)),
     }
 }

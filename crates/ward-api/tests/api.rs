@@ -78,9 +78,9 @@ async fn list_pages_through_every_finding_exactly_once(b: Backend) {
         let (s, v) = get(&c, &url, Some(READ_TOKEN)).await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["totalSize"], json!(findings.len()));
-        let page = v["findings"].as_array().unwrap();
+        let page = v["listFindingsResults"].as_array().unwrap();
         assert!(page.len() <= 4);
-        seen.extend(page.iter().map(id_of));
+        seen.extend(page.iter().map(|r| id_of(&r["finding"])));
         pages += 1;
         match v["nextPageToken"].as_str() {
             Some(t) => token = t.to_string(),
@@ -93,11 +93,11 @@ async fn list_pages_through_every_finding_exactly_once(b: Backend) {
     assert_eq!(seen.len(), findings.len());
     // Default order: newest event first.
     let (_, v) = get(&c, &format!("{}/v1/findings", srv.base), Some(READ_TOKEN)).await;
-    let times: Vec<&str> = v["findings"]
+    let times: Vec<&str> = v["listFindingsResults"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["eventTime"].as_str().unwrap())
+        .map(|r| r["finding"]["eventTime"].as_str().unwrap())
         .collect();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
@@ -152,7 +152,7 @@ async fn filters_and_order_match_the_store(b: Backend) {
         let n = store.count(filter).unwrap();
         assert_eq!(v["totalSize"], json!(n), "{filter}");
         assert_eq!(
-            v["findings"].as_array().unwrap().len() as u64,
+            v["listFindingsResults"].as_array().unwrap().len() as u64,
             n,
             "{filter}"
         );
@@ -175,11 +175,11 @@ async fn filters_and_order_match_the_store(b: Backend) {
             .iter()
             .position(|x| *x == s)
     };
-    let ranks: Vec<_> = v["findings"]
+    let ranks: Vec<_> = v["listFindingsResults"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| rank(f["severity"].as_str().unwrap()))
+        .map(|r| rank(r["finding"]["severity"].as_str().unwrap()))
         .collect();
     assert!(ranks.windows(2).all(|w| w[0] >= w[1]), "{ranks:?}");
     srv.stop().await;
@@ -339,7 +339,13 @@ async fn get_returns_the_exact_record_and_404s_are_json(b: Backend) {
         )
         .await;
         assert_eq!(s, StatusCode::OK);
-        assert_eq!(v, serde_json::to_value(store.get(f.id()).unwrap()).unwrap());
+        let stored = store.get(f.id()).unwrap().unwrap();
+        assert_eq!(v["finding"], serde_json::to_value(&stored).unwrap());
+        assert_eq!(
+            v["resource"],
+            serde_json::to_value(stored.resource()).unwrap()
+        );
+        assert_eq!(v.as_object().unwrap().len(), 2, "{v}");
     }
     // The full name, URL-encoded, works too.
     let f = &findings[0];
@@ -350,7 +356,7 @@ async fn get_returns_the_exact_record_and_404s_are_json(b: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v["name"], json!(f.name));
+    assert_eq!(v["finding"]["name"], json!(f.name));
     let (s, v) = get(
         &c,
         &format!("{}/v1/findings/0000deadbeef", srv.base),
@@ -420,6 +426,109 @@ async fn related_finds_the_same_container_within_the_window(b: Backend) {
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    srv.stop().await;
+}
+
+/// Lists and gets pair each finding with SCC's resource (`{finding, resource}`); the
+/// resource carries the cluster, project and node; `resource.cluster` / `project` filters
+/// select through the API; findings written through the server's store that name no cluster
+/// get the collector's `[api] default_cluster` / `default_project`.
+async fn list_and_get_pair_findings_with_their_resource(b: Backend) {
+    let Some((_d, store, findings)) =
+        example_store_on(b, "list_and_get_pair_findings_with_their_resource")
+    else {
+        return;
+    };
+    let cfg = ApiConfig {
+        default_cluster: " collector-default ".into(),
+        default_project: "ops".into(),
+        ..authed()
+    };
+    let srv = TestServer::start(cfg, store.clone()).await;
+    let c = client();
+    // Two findings arrive through the server's store: one naming its own cluster (an agent
+    // with `[agent] cluster`), one naming none.
+    let mut own = findings[0].clone();
+    own.name = format!("{}/findings/fleet-own", own.parent);
+    own.canonical_name = own.name.clone();
+    own.cluster = Some("prod-eu".into());
+    let mut bare = findings[1].clone();
+    bare.name = format!("{}/findings/fleet-bare", bare.parent);
+    bare.canonical_name = bare.name.clone();
+    let s2 = srv.store.clone();
+    tokio::task::block_in_place(|| s2.upsert_many(&[own, bare])).unwrap();
+
+    let (s, v) = get(
+        &c,
+        &format!("{}/v1/findings?pageSize=1000", srv.base),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v.get("findings").is_none(),
+        "the list is SCC's listFindingsResults"
+    );
+    let results = v["listFindingsResults"].as_array().unwrap();
+    assert_eq!(results.len(), findings.len() + 2);
+    for r in results {
+        let f: ward_event::Finding = serde_json::from_value(r["finding"].clone()).unwrap();
+        assert_eq!(r["resource"], serde_json::to_value(f.resource()).unwrap());
+        assert_eq!(r["resource"]["name"], r["finding"]["resourceName"]);
+        assert!(
+            ["container", "pod", "node"].contains(&r["resource"]["type"].as_str().unwrap()),
+            "{r}"
+        );
+        assert!(r["resource"]["display_name"].is_string(), "{r}");
+    }
+    let (s, v) = get(
+        &c,
+        &format!("{}/v1/findings/fleet-own", srv.base),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["resource"]["cluster"], json!("prod-eu"));
+    assert_eq!(v["resource"]["project_display_name"], json!("ops"));
+    assert_eq!(v["finding"]["cluster"], json!("prod-eu"));
+    assert_eq!(v["finding"]["projectDisplayName"], json!("ops"));
+    assert_eq!(v["resource"]["node"], json!(findings[0].node_name()), "{v}");
+    let (_, v) = get(
+        &c,
+        &format!("{}/v1/findings/fleet-bare", srv.base),
+        Some(READ_TOKEN),
+    )
+    .await;
+    assert_eq!(v["resource"]["cluster"], json!("collector-default"));
+    // Filters on the resource's identity, by SCC's names and the short ones.
+    for (filter, want) in [
+        (r#"resource.cluster="prod-eu""#, vec!["fleet-own"]),
+        ("cluster=collector-default", vec!["fleet-bare"]),
+        (
+            r#"resource.project_display_name="ops""#,
+            vec!["fleet-bare", "fleet-own"],
+        ),
+        ("project=ops -cluster:prod", vec!["fleet-bare"]),
+    ] {
+        let (s, v) = get(
+            &c,
+            &format!("{}/v1/findings?filter={}", srv.base, urlencode(filter)),
+            Some(READ_TOKEN),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{filter}: {v}");
+        let mut got: Vec<String> = v["listFindingsResults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| id_of(&r["finding"]))
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{filter}");
+        assert_eq!(v["totalSize"], json!(want.len()), "{filter}");
+    }
+    // The store itself was not wrapped: what was there keeps no cluster.
+    assert_eq!(store.count(r#"cluster="""#).unwrap(), findings.len() as u64);
     srv.stop().await;
 }
 
@@ -1007,6 +1116,7 @@ both!(filters_and_order_match_the_store);
 both!(get_returns_the_exact_record_and_404s_are_json);
 both!(related_finds_the_same_container_within_the_window);
 both!(set_state_and_mute_need_write_and_persist);
+both!(list_and_get_pair_findings_with_their_resource);
 
 /// PostgreSQL down (a collector's database restarting): the API answers 503 with a JSON
 /// error, never a 500.

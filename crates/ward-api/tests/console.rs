@@ -240,9 +240,11 @@ async fn console_walkthrough_in_chromium() {
         .js("return document.getElementById('finding-json').textContent")
         .await;
     let parsed: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    let stored = store.get(py.id()).unwrap().unwrap();
     assert_eq!(
         parsed,
-        serde_json::to_value(store.get(py.id()).unwrap().unwrap()).unwrap()
+        json!({"finding": stored, "resource": stored.resource()}),
+        "the JSON tab shows SCC's {{finding, resource}}"
     );
     b.click("#copy-json").await;
     b.screenshot("05-finding-json").await;
@@ -372,7 +374,7 @@ async fn hostile_strings_render_as_inert_text() {
         .js("return document.getElementById('finding-json').textContent")
         .await;
     let parsed: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
-    assert_eq!(parsed, serde_json::to_value(&f).unwrap());
+    assert_eq!(parsed, json!({"finding": f, "resource": f.resource()}));
 
     b.close().await;
     srv.stop().await;
@@ -500,6 +502,180 @@ async fn bidi_and_invisible_characters_are_shown_and_long_tokens_wrap() {
         "page scrolls sideways: {page}"
     );
     b.screenshot("09-bidi-and-long-token").await;
+    b.close().await;
+    srv.stop().await;
+}
+
+/// [`python_finding`] as reported by another agent: its own id, time, node, container id,
+/// cluster and project.
+fn fleet_finding(
+    id: &str,
+    secs: u32,
+    node: &str,
+    cid: &str,
+    cluster: &str,
+    project: &str,
+) -> Finding {
+    let mut f = python_finding();
+    f.name = f.name.replace(f.id(), id);
+    f.canonical_name = f.name.clone();
+    f.event_time = format!("2026-11-21T10:{:02}:{:02}Z", secs / 60, secs % 60);
+    f.create_time = f.event_time.clone();
+    f.kubernetes.as_mut().unwrap().nodes[0].name = node.into();
+    f.source_properties
+        .insert("VM_Instance_Name".into(), json!(node));
+    f.source_properties
+        .insert("Container_Id".into(), json!(cid));
+    f.resource_name =
+        format!("//ward/nodes/{node}/namespaces/shop/pods/web-7d9c5b-x2k4q/containers/web");
+    f.cluster = (!cluster.is_empty()).then(|| cluster.to_string());
+    f.project_display_name = (!project.is_empty()).then(|| project.to_string());
+    f
+}
+
+/// The fleet console: cluster and node chips built from the listed findings narrow the list
+/// (values quoted into the filter, hostile names inert), the finding page shows project,
+/// cluster and node in the resource card, the JSON tab the `{finding, resource}` pair, and
+/// related findings include the same pod's findings reported from other nodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_console_filters_by_cluster_and_node_and_shows_the_resource() {
+    if !browser_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("fleet.db")).unwrap());
+    // A cluster name with a quote, a backslash and markup: it must filter and stay text.
+    let odd = format!("eu \"west\" \\ {IMG_TAG}");
+    let fs = vec![
+        fleet_finding(
+            "f1aa0000000000000000000000000001",
+            0,
+            "node-a",
+            "c-a",
+            "prod-eu",
+            "shop",
+        ),
+        fleet_finding(
+            "f1aa0000000000000000000000000002",
+            30,
+            "node-b",
+            "c-b",
+            "prod-eu",
+            "shop",
+        ),
+        fleet_finding(
+            "f1aa0000000000000000000000000003",
+            40,
+            "node-c",
+            "c-c",
+            &odd,
+            "",
+        ),
+        fleet_finding(
+            "f1aa0000000000000000000000000004",
+            50,
+            "node-d",
+            "c-d",
+            "",
+            "",
+        ),
+    ];
+    store.upsert_many(&fs).unwrap();
+    let srv = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let b = Browser::start().await;
+    b.goto(&srv.console_url).await;
+    b.wait_ready("list").await;
+    let chips = |key: &'static str| {
+        let b = &b;
+        async move {
+            b.js(&format!(
+                "return Array.from(document.querySelectorAll('#fleet-{key} button')).map(e => e.textContent)"
+            ))
+            .await
+        }
+    };
+    let mut clusters = vec!["prod-eu".to_string(), odd.clone()];
+    clusters.sort();
+    assert_eq!(chips("cluster").await, json!(clusters));
+    assert_eq!(
+        chips("node").await,
+        json!(["node-a", "node-b", "node-c", "node-d"])
+    );
+    b.screenshot("10-fleet-list").await;
+
+    // A cluster chip narrows the list to that cluster.
+    b.reset_ready().await;
+    b.js("document.querySelector(\"#fleet-cluster button[data-qf='cluster=prod-eu']\").click()")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "2");
+    assert!(b
+        .text("#list-meta")
+        .await
+        .contains(r#"resource.cluster="prod-eu""#));
+    assert_eq!(chips("node").await, json!(["node-a", "node-b"]));
+    // ...and a node chip on top of it.
+    b.reset_ready().await;
+    b.js("document.querySelector(\"#fleet-node button[data-qf='node=node-b']\").click()")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "1");
+    let url = b.client.current_url().await.unwrap();
+    assert!(
+        url.as_str().contains("cluster=prod-eu") && url.as_str().contains("node=node-b"),
+        "{url}"
+    );
+    // Clicking the selected cluster chip lifts that filter (the node one stays).
+    b.reset_ready().await;
+    b.js("document.querySelector(\"#fleet-cluster button.on\").click()")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "1");
+    assert!(!b.text("#list-meta").await.contains("cluster"));
+
+    // The odd cluster name: quoted into the filter, matched exactly, shown as text.
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/", srv.base)).await;
+    b.wait_ready("list").await;
+    b.reset_ready().await;
+    b.js("Array.from(document.querySelectorAll('#fleet-cluster button')).find(e => e.textContent !== 'prod-eu').click()")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "1");
+    assert_nothing_ran(&b, "Ward").await;
+    let row = b.text("#findings-table tbody tr").await;
+    assert!(row.contains(&odd), "{row}");
+
+    // The finding page: project, cluster, node; related across nodes.
+    let f2 = &fs[1];
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/findings/{}", srv.base, f2.id()))
+        .await;
+    b.wait_ready("finding-summary").await;
+    assert_eq!(b.text("#card-resource dd.res-cluster").await, "prod-eu");
+    assert_eq!(b.text("#card-resource dd.res-project").await, "shop");
+    assert_eq!(b.text("#card-resource dd.res-node").await, "node-b");
+    assert_eq!(b.text("#card-resource dd.res-type").await, "container");
+    // The same pod in the same cluster was reported from node-a: related. The same pod name
+    // in the other clusters is not.
+    let related = b
+        .js("return Array.from(document.querySelectorAll('#related-timeline li')).map(e => e.getAttribute('data-id'))")
+        .await;
+    assert_eq!(related, json!([fs[0].id(), f2.id()]));
+    assert!(b.text("#related-timeline").await.contains("node node-a"));
+    b.screenshot("11-fleet-finding").await;
+    b.reset_ready().await;
+    b.click("#tab-button-json").await;
+    b.wait_ready("finding-json").await;
+    let shown = b
+        .js("return document.getElementById('finding-json').textContent")
+        .await;
+    let parsed: Value = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(parsed["resource"]["cluster"], json!("prod-eu"));
+    assert_eq!(parsed["resource"]["project_display_name"], json!("shop"));
+    assert_eq!(parsed["resource"]["node"], json!("node-b"));
+    assert_eq!(parsed["finding"], serde_json::to_value(f2).unwrap());
+
     b.close().await;
     srv.stop().await;
 }

@@ -191,10 +191,10 @@ async fn the_api_lists_and_filters_rule_categories() {
         .json()
         .await
         .unwrap();
-    let found = page["findings"].as_array().unwrap();
+    let found = page["listFindingsResults"].as_array().unwrap();
     assert_eq!(found.len(), 1, "{page:#}");
     assert_eq!(
-        found[0]["sourceProperties"]["Evidence"],
+        found[0]["finding"]["sourceProperties"]["Evidence"],
         json!([{"field": "basename", "value": "sudoedit"}, {"field": "argv", "value": "AAAAAAAA\\"}])
     );
     srv.stop().await;

@@ -226,6 +226,8 @@ pub fn build(
             .collect(),
         indicator,
         source_properties: props,
+        cluster: None,
+        project_display_name: None,
     }
 }
 

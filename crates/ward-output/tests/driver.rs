@@ -88,6 +88,8 @@ fn finding(i: usize, count: u64, sev: Severity) -> Finding {
         connections: vec![],
         indicator: None,
         source_properties: sp,
+        cluster: None,
+        project_display_name: None,
     }
 }
 

@@ -97,6 +97,13 @@ fn main() {
         ("severity filter", "severity>=HIGH", ""),
         ("one container", "containerName=web-1005", ""),
         ("namespace + state", "ns=ns-7 state=ACTIVE", ""),
+        ("node", "node=node-42", ""),
+        ("cluster", "cluster=cluster-3", ""),
+        (
+            "cluster + project + node",
+            "cluster=cluster-2 project=shop node=node-42",
+            "",
+        ),
         ("contains", "image:\"team-3/\"", ""),
         ("by severity", "", "severity desc, eventTime desc"),
         ("time range", "eventTime>=2026-12-01", "eventTime"),

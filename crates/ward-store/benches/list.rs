@@ -3,7 +3,7 @@
 //!     cargo bench -p ward-store --bench list
 //!
 //! Environment: `WARD_BENCH_N` (findings, default 1000000), `WARD_BENCH_DB` (database path,
-//! default `target/ward-store-bench/list-<N>.db`; reused when it already holds N findings),
+//! default `target/ward-store-bench/list-v4-<N>.db`; reused when it already holds N findings),
 //! `WARD_BENCH_ITERS` (samples per query, default 50), `WARD_BENCH_INSERT_N` (findings for the
 //! write-throughput part, default 200000; 0 skips it).
 //!
@@ -88,7 +88,7 @@ fn main() {
         .unwrap_or(50);
     let path = std::env::var("WARD_BENCH_DB").unwrap_or_else(|_| {
         format!(
-            "{}/../../target/ward-store-bench/list-{n}.db",
+            "{}/../../target/ward-store-bench/list-v4-{n}.db",
             env!("CARGO_MANIFEST_DIR")
         )
     });
@@ -179,6 +179,17 @@ fn main() {
         ),
         ("containerId", format!("containerId={:064x}", 1230)),
         ("node", "node=node-42".into()),
+        ("cluster (1 in 10)", "cluster=cluster-3".into()),
+        (
+            "resource.project_display_name (1 in 3)",
+            r#"resource.project_display_name="shop""#.into(),
+        ),
+        ("cluster AND node", "cluster=cluster-2 node=node-42".into()),
+        (
+            "cluster AND severity",
+            "cluster=cluster-3 severity=CRITICAL".into(),
+        ),
+        ("NOT cluster", "-cluster=cluster-3".into()),
         ("image", "image=registry.example/team-7/worker:1.2".into()),
         (
             "eventTime window (1 day)",

@@ -77,11 +77,13 @@ pub enum Field {
     PodName,
     Namespace,
     Node,
+    Cluster,
+    Project,
     Count,
 }
 
 impl Field {
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; 17] = [
         Field::Name,
         Field::Category,
         Field::Severity,
@@ -96,6 +98,8 @@ impl Field {
         Field::PodName,
         Field::Namespace,
         Field::Node,
+        Field::Cluster,
+        Field::Project,
         Field::Count,
     ];
 
@@ -116,6 +120,8 @@ impl Field {
             Field::PodName => "podName",
             Field::Namespace => "namespace",
             Field::Node => "node",
+            Field::Cluster => "cluster",
+            Field::Project => "project",
             Field::Count => "count",
         }
     }
@@ -127,6 +133,11 @@ impl Field {
             Field::Image => &["containerImageUri"],
             Field::PodName => &["pod"],
             Field::Namespace => &["ns"],
+            // SCC's names for the fields of a finding's resource (`ListFindingsResult.resource`).
+            Field::ResourceName => &["resource.name"],
+            Field::Node => &["resource.node"],
+            Field::Cluster => &["resource.cluster"],
+            Field::Project => &["resource.project_display_name", "projectDisplayName"],
             _ => &[],
         }
     }
@@ -157,7 +168,9 @@ impl Field {
             | Field::Image
             | Field::PodName
             | Field::Namespace
-            | Field::Node => Home::Resources,
+            | Field::Node
+            | Field::Cluster
+            | Field::Project => Home::Resources,
             _ => Home::Keys,
         }
     }
@@ -179,6 +192,8 @@ impl Field {
             Field::PodName => "pod",
             Field::Namespace => "namespace",
             Field::Node => "node",
+            Field::Cluster => "cluster",
+            Field::Project => "project",
             Field::Count => "count",
         }
     }
@@ -210,7 +225,7 @@ pub enum Home {
     /// `finding_keys` (alias `k`): one narrow row per finding.
     Keys,
     /// `resources`: one row per distinct (container id, name, image, pod, namespace, node,
-    /// resource name); `finding_keys.resource_id` points at it.
+    /// resource name, cluster, project); `finding_keys.resource_id` points at it.
     Resources,
     /// `findings`: the record itself.
     Findings,

@@ -35,8 +35,142 @@ pub fn is_postgres_url(db: &str) -> bool {
 }
 
 use std::path::PathBuf;
-use ward_event::finding::{Mute, State};
+use std::sync::Arc;
+use ward_event::finding::{Mute, ResourceIdentity, State};
 use ward_event::Finding;
+
+/// A collector's `[api] default_cluster` / `default_project`: what a finding that arrives
+/// without a cluster or project is stamped with.
+pub type ResourceDefaults = ResourceIdentity;
+
+/// Fills the cluster and project `finding` does not name from the collector's `defaults`
+/// (an agent's own `[agent] cluster`/`project` always win). Returns whether it changed the
+/// finding. Pure: the ingest path calls it on every finding before storing it, and
+/// [`WithResourceDefaults`] does it for every upsert through a store.
+pub fn apply_resource_defaults(finding: &mut Finding, defaults: &ResourceDefaults) -> bool {
+    finding.apply_resource_defaults(defaults)
+}
+
+/// A [`FindingStore`] that applies [`apply_resource_defaults`] to every finding upserted
+/// through it; reads pass through. `ward serve` wraps its store in one when `[api]
+/// default_cluster` or `default_project` is set, so every way findings enter the collector
+/// gets the defaults.
+pub struct WithResourceDefaults {
+    inner: Arc<dyn FindingStore>,
+    defaults: ResourceDefaults,
+}
+
+impl WithResourceDefaults {
+    pub fn new(inner: Arc<dyn FindingStore>, defaults: ResourceDefaults) -> WithResourceDefaults {
+        WithResourceDefaults { inner, defaults }
+    }
+
+    pub fn defaults(&self) -> &ResourceDefaults {
+        &self.defaults
+    }
+
+    fn stamped<'a>(&self, f: &'a Finding) -> std::borrow::Cow<'a, Finding> {
+        let mut g = std::borrow::Cow::Borrowed(f);
+        let lacks = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+        if (lacks(&f.cluster) && !self.defaults.cluster.is_empty())
+            || (lacks(&f.project_display_name) && !self.defaults.project.is_empty())
+        {
+            apply_resource_defaults(g.to_mut(), &self.defaults);
+        }
+        g
+    }
+}
+
+impl FindingStore for WithResourceDefaults {
+    fn upsert(&self, finding: &Finding) -> Result<Upserted, StoreError> {
+        self.inner.upsert(&self.stamped(finding))
+    }
+    fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError> {
+        let stamped: Vec<Finding> = findings
+            .iter()
+            .map(|f| self.stamped(f).into_owned())
+            .collect();
+        self.inner.upsert_many(&stamped)
+    }
+    fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError> {
+        self.inner.get(name_or_id)
+    }
+    fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.inner.list(query)
+    }
+    fn count(&self, filter: &str) -> Result<u64, StoreError> {
+        self.inner.count(filter)
+    }
+    fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError> {
+        self.inner.related(name_or_id, window_ns)
+    }
+    fn set_state(&self, name_or_id: &str, state: State) -> Result<Finding, StoreError> {
+        self.inner.set_state(name_or_id, state)
+    }
+    fn set_mute(&self, name_or_id: &str, mute: Mute) -> Result<Finding, StoreError> {
+        self.inner.set_mute(name_or_id, mute)
+    }
+}
+
+/// The stored identity of the finding whose related findings are asked for.
+pub(crate) struct RelatedAnchor {
+    pub container_id: String,
+    pub container_name: String,
+    pub node: String,
+    pub namespace: String,
+    pub pod: String,
+    pub cluster: String,
+    pub project: String,
+    /// `k.` (PostgreSQL, over the findings table) or empty (SQLite, inside `resources`).
+    pub column_prefix: &'static str,
+}
+
+/// The SQL alternatives (`?` placeholders) that make a finding related to the anchor, the
+/// same on both stores: the same container id, on any node and whichever collector stored
+/// it (ids are unique); without an id, the same container name on the same node of the same
+/// cluster and project; or the same pod (namespace and name) of the same cluster and project,
+/// on any node (a pod's containers can be reported by several agents over its life).
+pub(crate) fn related_branches(a: &RelatedAnchor) -> (Vec<String>, Vec<filter::SqlParam>) {
+    use filter::SqlParam;
+    let k = a.column_prefix;
+    let mut branches: Vec<String> = Vec::new();
+    let mut p: Vec<SqlParam> = Vec::new();
+    let same_place = format!("{k}cluster = ? AND {k}project = ?");
+    if !a.container_id.is_empty() {
+        branches.push(format!("{k}container_id = ?"));
+        p.push(SqlParam::Text(a.container_id.clone()));
+    }
+    if !a.container_name.is_empty() {
+        // When both sides know the container id, the id decides (a restarted container with
+        // the same name is another one).
+        let no_id = if a.container_id.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {k}container_id = ''")
+        };
+        branches.push(format!(
+            "({k}container_name = ? AND {k}node = ? AND {same_place}{no_id})"
+        ));
+        p.extend([
+            SqlParam::Text(a.container_name.clone()),
+            SqlParam::Text(a.node.clone()),
+            SqlParam::Text(a.cluster.clone()),
+            SqlParam::Text(a.project.clone()),
+        ]);
+    }
+    if !a.namespace.is_empty() && !a.pod.is_empty() {
+        branches.push(format!(
+            "({k}pod = ? AND {k}namespace = ? AND {same_place})"
+        ));
+        p.extend([
+            SqlParam::Text(a.pod.clone()),
+            SqlParam::Text(a.namespace.clone()),
+            SqlParam::Text(a.cluster.clone()),
+            SqlParam::Text(a.project.clone()),
+        ]);
+    }
+    (branches, p)
+}
 
 /// Default `page_size` when a query leaves it 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -213,8 +347,9 @@ pub trait FindingStore: Send + Sync {
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// Number of findings matching `filter` (empty: all).
     fn count(&self, filter: &str) -> Result<u64, StoreError>;
-    /// Findings of the same container (same container id; else same container name on the
-    /// same node) or the same pod (namespace and pod name) whose eventTime is within
+    /// Findings of the same container (same container id, on any node; else same container
+    /// name on the same node) or the same pod (namespace and pod name, on any node), within
+    /// the same cluster and project ([`related_branches`]), whose eventTime is within
     /// `window_ns` of the given finding's, excluding it, oldest first (at most
     /// [`RELATED_LIMIT`]).
     fn related(&self, name_or_id: &str, window_ns: u64) -> Result<Vec<Finding>, StoreError>;

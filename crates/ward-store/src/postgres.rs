@@ -82,6 +82,15 @@ CREATE INDEX findings_node_time      ON findings (node, event_time_ns, seq);
 CREATE INDEX findings_image_time     ON findings (image, event_time_ns, seq);
 CREATE INDEX findings_resource_time  ON findings (resource_name, event_time_ns, seq);
 "#,
+    // 2: resource identity for a fleet: the cluster and project of a finding's resource,
+    // filterable (`cluster=`, `project=`) and read by related findings, each with an index in
+    // the (key, eventTime, seq) order pages use.
+    r#"
+ALTER TABLE findings ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
+ALTER TABLE findings ADD COLUMN project TEXT NOT NULL DEFAULT '';
+CREATE INDEX findings_cluster_time ON findings (cluster, event_time_ns, seq);
+CREATE INDEX findings_project_time ON findings (project, event_time_ns, seq);
+"#,
 ];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
@@ -365,6 +374,8 @@ impl PgStore {
                     &row.resource_name,
                     &row.count,
                     &json,
+                    &row.cluster,
+                    &row.project,
                 ],
             )
             .map_err(self.err("cannot insert finding"))?;
@@ -431,6 +442,8 @@ impl PgStore {
                 &row.resource_name,
                 &row.count,
                 &json,
+                &row.cluster,
+                &row.project,
             ],
         )
         .map_err(self.err("cannot update finding"))?;
@@ -559,9 +572,9 @@ impl Statements {
             insert: tx.prepare(
                 "INSERT INTO findings (name, id, category, severity, severity_rank, state, mute, \
                  event_time_ns, create_time_ns, container_name, container_id, image, pod, \
-                 namespace, node, resource_name, count, json) \
+                 namespace, node, resource_name, count, json, cluster, project) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18) ON CONFLICT (name) DO NOTHING RETURNING seq",
+                 $17, $18, $19, $20) ON CONFLICT (name) DO NOTHING RETURNING seq",
             )?,
             lock: tx.prepare(
                 "SELECT seq, event_time_ns, create_time_ns, state, mute, state_by_user, \
@@ -571,8 +584,8 @@ impl Statements {
                 "UPDATE findings SET id = $2, category = $3, severity = $4, severity_rank = $5, \
                  state = $6, mute = $7, event_time_ns = $8, create_time_ns = $9, \
                  container_name = $10, container_id = $11, image = $12, pod = $13, \
-                 namespace = $14, node = $15, resource_name = $16, count = $17, json = $18 \
-                 WHERE seq = $1",
+                 namespace = $14, node = $15, resource_name = $16, count = $17, json = $18, \
+                 cluster = $19, project = $20 WHERE seq = $1",
             )?,
         })
     }
@@ -735,37 +748,23 @@ impl FindingStore for PgStore {
             .ok_or_else(|| StoreError::NotFound(name_or_id.to_string()))?;
         let a = tx
             .query_one(
-                "SELECT container_id, container_name, node, namespace, pod, event_time_ns \
-                 FROM findings WHERE seq = $1",
+                "SELECT container_id, container_name, node, namespace, pod, event_time_ns, \
+                 cluster, project FROM findings WHERE seq = $1",
                 &[&seq],
             )
             .map_err(self.err("cannot look up finding"))?;
-        let (cid, cname, node, ns, pod, t): (String, String, String, String, String, i64) =
-            (a.get(0), a.get(1), a.get(2), a.get(3), a.get(4), a.get(5));
+        let t: i64 = a.get(5);
         let w = i64::try_from(window_ns).unwrap_or(i64::MAX);
-        let mut branches: Vec<String> = Vec::new();
-        let mut p: Vec<SqlParam> = Vec::new();
-        if !cid.is_empty() {
-            branches.push("k.container_id = ?".into());
-            p.push(SqlParam::Text(cid.clone()));
-        }
-        if !cname.is_empty() {
-            // Same container name on the same node; when both sides know the container id,
-            // the id decides (a restarted container with the same name is another one).
-            if cid.is_empty() {
-                branches.push("(k.container_name = ? AND k.node = ?)".into());
-            } else {
-                branches
-                    .push("(k.container_name = ? AND k.node = ? AND k.container_id = '')".into());
-            }
-            p.push(SqlParam::Text(cname));
-            p.push(SqlParam::Text(node));
-        }
-        if !ns.is_empty() && !pod.is_empty() {
-            branches.push("(k.pod = ? AND k.namespace = ?)".into());
-            p.push(SqlParam::Text(pod));
-            p.push(SqlParam::Text(ns));
-        }
+        let (branches, mut p) = crate::related_branches(&crate::RelatedAnchor {
+            container_id: a.get(0),
+            container_name: a.get(1),
+            node: a.get(2),
+            namespace: a.get(3),
+            pod: a.get(4),
+            cluster: a.get(6),
+            project: a.get(7),
+            column_prefix: "k.",
+        });
         if branches.is_empty() {
             return Ok(Vec::new());
         }

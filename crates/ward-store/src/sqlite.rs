@@ -296,6 +296,82 @@ CREATE TRIGGER outbox_remove AFTER DELETE ON outbox BEGIN
     UPDATE outbox_meta SET rows = rows - 1, bytes = bytes - OLD.bytes WHERE id = 1;
 END;
 "#,
+    // 4: resource identity for a fleet: the cluster and project of a finding's resource
+    // (`Finding::cluster`, `Finding::project_display_name`) as columns of `findings` and of
+    // the distinct `resources` (so `cluster=`/`project=` filters select resource ids like
+    // the other resource fields, and counts stay sums over `finding_resource_counts`).
+    // `resources` is rebuilt with the two columns in its identity (same ids: nothing that
+    // points at it changes); existing findings have neither (''). The triggers that fill it
+    // are recreated with the new columns.
+    r#"
+DROP TRIGGER findings_keys_insert;
+DROP TRIGGER findings_keys_update;
+ALTER TABLE findings ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
+ALTER TABLE findings ADD COLUMN project TEXT NOT NULL DEFAULT '';
+CREATE TABLE resources_v4 (
+    id             INTEGER PRIMARY KEY,
+    container_id   TEXT    NOT NULL,
+    container_name TEXT    NOT NULL,
+    image          TEXT    NOT NULL,
+    pod            TEXT    NOT NULL,
+    namespace      TEXT    NOT NULL,
+    node           TEXT    NOT NULL,
+    resource_name  TEXT    NOT NULL,
+    cluster        TEXT    NOT NULL DEFAULT '',
+    project        TEXT    NOT NULL DEFAULT '',
+    UNIQUE (container_id, container_name, image, pod, namespace, node, resource_name,
+            cluster, project)
+);
+INSERT INTO resources_v4
+    (id, container_id, container_name, image, pod, namespace, node, resource_name)
+    SELECT id, container_id, container_name, image, pod, namespace, node, resource_name
+    FROM resources ORDER BY id;
+DROP TABLE resources;
+ALTER TABLE resources_v4 RENAME TO resources;
+CREATE INDEX resources_container_name ON resources(container_name, node);
+CREATE INDEX resources_image          ON resources(image);
+CREATE INDEX resources_pod            ON resources(pod, namespace);
+CREATE INDEX resources_namespace      ON resources(namespace);
+CREATE INDEX resources_node           ON resources(node);
+CREATE INDEX resources_resource_name  ON resources(resource_name);
+CREATE INDEX resources_cluster        ON resources(cluster);
+CREATE INDEX resources_project        ON resources(project);
+
+CREATE TRIGGER findings_keys_insert AFTER INSERT ON findings BEGIN
+    INSERT OR IGNORE INTO resources
+        (container_id, container_name, image, pod, namespace, node, resource_name,
+         cluster, project)
+        VALUES (NEW.container_id, NEW.container_name, NEW.image, NEW.pod, NEW.namespace,
+                NEW.node, NEW.resource_name, NEW.cluster, NEW.project);
+    INSERT INTO finding_keys VALUES (
+        NEW.seq,
+        (SELECT id FROM resources
+          WHERE container_id = NEW.container_id AND container_name = NEW.container_name
+            AND image = NEW.image AND pod = NEW.pod AND namespace = NEW.namespace
+            AND node = NEW.node AND resource_name = NEW.resource_name
+            AND cluster = NEW.cluster AND project = NEW.project),
+        NEW.event_time_ns, NEW.create_time_ns, NEW.severity_rank, NEW.state, NEW.mute,
+        NEW.category, NEW.count);
+END;
+CREATE TRIGGER findings_keys_update AFTER UPDATE ON findings BEGIN
+    INSERT OR IGNORE INTO resources
+        (container_id, container_name, image, pod, namespace, node, resource_name,
+         cluster, project)
+        VALUES (NEW.container_id, NEW.container_name, NEW.image, NEW.pod, NEW.namespace,
+                NEW.node, NEW.resource_name, NEW.cluster, NEW.project);
+    UPDATE finding_keys SET
+        seq = NEW.seq,
+        resource_id = (SELECT id FROM resources
+          WHERE container_id = NEW.container_id AND container_name = NEW.container_name
+            AND image = NEW.image AND pod = NEW.pod AND namespace = NEW.namespace
+            AND node = NEW.node AND resource_name = NEW.resource_name
+            AND cluster = NEW.cluster AND project = NEW.project),
+        event_time_ns = NEW.event_time_ns, create_time_ns = NEW.create_time_ns,
+        severity_rank = NEW.severity_rank, state = NEW.state, mute = NEW.mute,
+        category = NEW.category, count = NEW.count
+    WHERE seq = OLD.seq;
+END;
+"#,
 ];
 
 /// SQLite virtual-machine steps between two calls of the read connection's progress handler.
@@ -410,6 +486,8 @@ pub(crate) struct Row {
     pub(crate) namespace: String,
     pub(crate) node: String,
     pub(crate) resource_name: String,
+    pub(crate) cluster: String,
+    pub(crate) project: String,
     pub(crate) count: i64,
 }
 
@@ -466,6 +544,8 @@ impl Row {
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| src("VM_Instance_Name")),
             resource_name: f.resource_name.clone(),
+            cluster: f.cluster.clone().unwrap_or_default(),
+            project: f.project_display_name.clone().unwrap_or_default(),
             count: i64::try_from(f.count()).unwrap_or(i64::MAX),
         })
     }
@@ -732,8 +812,9 @@ impl SqliteStore {
             tx.prepare_cached(
                 "INSERT INTO findings (name, id, category, severity, severity_rank, state, mute, \
                  event_time_ns, create_time_ns, container_name, container_id, image, pod, \
-                 namespace, node, resource_name, count, json) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                 namespace, node, resource_name, count, json, cluster, project) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18, ?19, ?20)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -754,7 +835,9 @@ impl SqliteStore {
                     row.node,
                     row.resource_name,
                     row.count,
-                    json
+                    json,
+                    row.cluster,
+                    row.project
                 ])
             })
             .map_err(self.err("cannot insert finding"))?;
@@ -783,7 +866,8 @@ impl SqliteStore {
             "UPDATE findings SET id = ?2, category = ?3, severity = ?4, severity_rank = ?5, \
              state = ?6, mute = ?7, event_time_ns = ?8, create_time_ns = ?9, \
              container_name = ?10, container_id = ?11, image = ?12, pod = ?13, namespace = ?14, \
-             node = ?15, resource_name = ?16, count = ?17, json = ?18 WHERE seq = ?1",
+             node = ?15, resource_name = ?16, count = ?17, json = ?18, cluster = ?19, \
+             project = ?20 WHERE seq = ?1",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -804,7 +888,9 @@ impl SqliteStore {
                 row.node,
                 row.resource_name,
                 row.count,
-                json
+                json,
+                row.cluster,
+                row.project
             ])
         })
         .map_err(self.err("cannot update finding"))?;
@@ -1373,11 +1459,11 @@ impl FindingStore for SqliteStore {
         let (seq, name, _) = self
             .resolve(&tx, name_or_id)?
             .ok_or_else(|| StoreError::NotFound(name_or_id.to_string()))?;
-        type Anchor = (String, String, String, String, String, i64);
-        let (cid, cname, node, ns, pod, t): Anchor = tx
+        type Anchor = (String, String, String, String, String, i64, String, String);
+        let (cid, cname, node, ns, pod, t, cluster, project): Anchor = tx
             .query_row(
-                "SELECT container_id, container_name, node, namespace, pod, event_time_ns \
-                 FROM findings WHERE seq = ?1",
+                "SELECT container_id, container_name, node, namespace, pod, event_time_ns, \
+                 cluster, project FROM findings WHERE seq = ?1",
                 [seq],
                 |r| {
                     Ok((
@@ -1387,33 +1473,23 @@ impl FindingStore for SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
                     ))
                 },
             )
             .map_err(self.err("cannot look up finding"))?;
         let w = i64::try_from(window_ns).unwrap_or(i64::MAX);
-        let mut branches: Vec<String> = Vec::new();
-        let mut p: Vec<SqlParam> = Vec::new();
-        if !cid.is_empty() {
-            branches.push("container_id = ?".into());
-            p.push(SqlParam::Text(cid.clone()));
-        }
-        if !cname.is_empty() {
-            // Same container name on the same node; when both sides know the container id,
-            // the id decides (a restarted container with the same name is another one).
-            if cid.is_empty() {
-                branches.push("(container_name = ? AND node = ?)".into());
-            } else {
-                branches.push("(container_name = ? AND node = ? AND container_id = '')".into());
-            }
-            p.push(SqlParam::Text(cname));
-            p.push(SqlParam::Text(node));
-        }
-        if !ns.is_empty() && !pod.is_empty() {
-            branches.push("(pod = ? AND namespace = ?)".into());
-            p.push(SqlParam::Text(pod));
-            p.push(SqlParam::Text(ns));
-        }
+        let (branches, mut p) = crate::related_branches(&crate::RelatedAnchor {
+            container_id: cid,
+            container_name: cname,
+            node,
+            namespace: ns,
+            pod,
+            cluster,
+            project,
+            column_prefix: "",
+        });
         if branches.is_empty() {
             return Ok(Vec::new());
         }

@@ -22,7 +22,31 @@ const HOST: Place = Place {
 
 /// A store whose file has only the first `version` migrations, written by the same upsert
 /// and user-decision code (which has touched only the `findings` table since schema 1).
+/// Below schema 4 `findings` has no `cluster`/`project` columns, which that code writes:
+/// they are added here for it and removed by [`as_old_file`] once the history is written.
 fn store_at_version(path: &Path, version: usize) -> SqliteStore {
+    let store = store_at_version_raw(path, version);
+    if version < 4 {
+        let w = store.writer("test").unwrap();
+        w.execute_batch(
+            "ALTER TABLE findings ADD COLUMN cluster TEXT NOT NULL DEFAULT '';
+             ALTER TABLE findings ADD COLUMN project TEXT NOT NULL DEFAULT '';",
+        )
+        .unwrap();
+    }
+    store
+}
+
+/// Drops the columns [`store_at_version`] added, leaving the file exactly at its version.
+fn as_old_file(store: SqliteStore) {
+    let w = store.writer("test").unwrap();
+    w.execute_batch(
+        "ALTER TABLE findings DROP COLUMN cluster; ALTER TABLE findings DROP COLUMN project;",
+    )
+    .unwrap();
+}
+
+fn store_at_version_raw(path: &Path, version: usize) -> SqliteStore {
     let mut w = SqliteStore::connect(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
@@ -109,7 +133,8 @@ fn assert_derived_tables_agree(store: &SqliteStore) {
             OR k.category != f.category OR k.count != f.count
             OR r.container_id != f.container_id OR r.container_name != f.container_name
             OR r.image != f.image OR r.pod != f.pod OR r.namespace != f.namespace
-            OR r.node != f.node OR r.resource_name != f.resource_name");
+            OR r.node != f.node OR r.resource_name != f.resource_name
+            OR r.cluster != f.cluster OR r.project != f.project");
     assert_eq!(wrong, 0, "key rows disagree with findings");
     let counts_off = q("SELECT COUNT(*) FROM
            (SELECT category, severity_rank, state, mute, COUNT(*) AS n FROM findings
@@ -154,6 +179,9 @@ const FILTERS: &[&str] = &[
     "name:f1",
     "name=\"organizations/0/sources/ward/findings/f20\"",
     "eventTime>=2026-11-21T00:10:00Z severity=CRITICAL",
+    "cluster=prod-eu",
+    "resource.project_display_name=shop OR cluster:staging",
+    "cluster=\"\" node=host-1",
 ];
 
 /// Everything a reader sees: all pages of every filter in two orders, counts, records,
@@ -213,6 +241,7 @@ fn a_schema_1_database_migrates_and_reads_the_same_as_a_new_one() {
             )
             .unwrap();
         assert_eq!(n, 0, "really schema 1");
+        as_old_file(v1);
     }
     assert!(matches!(
         SqliteStore::open_read_only(&old_path).unwrap_err(),
@@ -239,10 +268,60 @@ fn a_schema_1_database_migrates_and_reads_the_same_as_a_new_one() {
     history_after(&fresh);
     assert_derived_tables_agree(&migrated);
     assert_eq!(observe(&migrated), observe(&fresh));
+    assert_eq!(migrated.count("cluster=prod-eu").unwrap(), 3);
+    assert_eq!(migrated.count("project=shop").unwrap(), 2);
+    assert_eq!(migrated.count("cluster=staging").unwrap(), 0);
     drop(migrated);
     // Reopening does not migrate again.
     let again = SqliteStore::open(&old_path).unwrap();
     assert_derived_tables_agree(&again);
+}
+
+/// A database of schema 3 (before resource identity) migrates to schema 4: the resource ids
+/// stay, every finding gets an empty cluster and project, and it then reads and writes like
+/// a new one.
+#[test]
+fn a_schema_3_database_gains_cluster_and_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let old_path = dir.path().join("v3.db");
+    let before: Vec<(i64, String)> = {
+        let v3 = store_at_version(&old_path, 3);
+        history(&v3);
+        let ids = {
+            let conn = lock(&v3.reader);
+            let mut st = conn
+                .prepare("SELECT id, container_name FROM resources ORDER BY id")
+                .unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        };
+        as_old_file(v3);
+        ids
+    };
+    let migrated = SqliteStore::open(&old_path).unwrap();
+    assert_derived_tables_agree(&migrated);
+    {
+        let conn = lock(&migrated.reader);
+        let mut st = conn
+            .prepare("SELECT id, container_name FROM resources ORDER BY id")
+            .unwrap();
+        let after: Vec<(i64, String)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(after, before, "resource ids survive the rebuild");
+    }
+    assert_eq!(migrated.count("cluster=\"\"").unwrap(), 60);
+    let fresh = SqliteStore::open(dir.path().join("new.db")).unwrap();
+    history(&fresh);
+    assert_eq!(observe(&migrated), observe(&fresh));
+    history_after(&migrated);
+    history_after(&fresh);
+    assert_derived_tables_agree(&migrated);
+    assert_eq!(observe(&migrated), observe(&fresh));
 }
 
 fn history_after(store: &SqliteStore) {
@@ -255,6 +334,28 @@ fn history_after(store: &SqliteStore) {
         ))
         .unwrap();
     store.set_state("f00", State::Inactive).unwrap();
+    // Findings of a fleet: the same container in two clusters, and a pod's finding moving
+    // to another cluster on update (its resource row changes).
+    let mut fleet = Vec::new();
+    for (i, (cluster, project)) in [("prod-eu", "shop"), ("staging", ""), ("prod-eu", "")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut f = finding(
+            &format!("fleet{i}"),
+            Category::AddedBinaryExecuted,
+            T0 + (9100 + i as u64) * SEC,
+            &WEB,
+        );
+        f.cluster = Some(cluster.into());
+        f.project_display_name = (!project.is_empty()).then(|| project.to_string());
+        fleet.push(f);
+    }
+    store.upsert_many(&fleet).unwrap();
+    let mut moved = repeat(&fleet[1], 2, T0 + 9200 * SEC);
+    moved.cluster = Some("prod-eu".into());
+    moved.project_display_name = Some("shop".into());
+    assert_eq!(store.upsert(&moved).unwrap(), Upserted::Updated);
 }
 
 #[test]

@@ -689,6 +689,130 @@ fn related_findings_share_container_or_pod_within_the_window(b: Backend) {
     assert_eq!(rel("a", u64::MAX / SEC).len(), 3);
 }
 
+/// A finding placed in a fleet: `place`, on `cluster` and `project` ("" = not set).
+fn in_fleet(id: &str, t: u64, place: &Place, cluster: &str, project: &str) -> ward_event::Finding {
+    let mut f = finding(id, Category::AddedBinaryExecuted, t, place);
+    f.cluster = (!cluster.is_empty()).then(|| cluster.to_string());
+    f.project_display_name = (!project.is_empty()).then(|| project.to_string());
+    f
+}
+
+/// Resource identity: `cluster`, `project` (and their SCC names `resource.cluster`,
+/// `resource.project_display_name`) and `node` select findings on both stores, counts agree
+/// with pages, and related findings follow a container id or a pod across nodes (several
+/// agents, whichever collector stored them) but never into another cluster.
+fn cluster_and_project_filter_and_related_follow_pods_across_nodes(b: Backend) {
+    let (_d, store) = temp_store(b);
+    let web_b = Place {
+        node: "node-b",
+        container_id: "c-web-b",
+        ..WEB
+    }; // the same pod, rescheduled to node-b with a new container
+    let moved = Place {
+        node: "node-c",
+        ..WEB
+    }; // the same container id reported from another node
+    let fs = vec![
+        in_fleet("p1", T0 + 100 * SEC, &WEB, "prod-eu", "shop"),
+        in_fleet("p2", T0 + 110 * SEC, &web_b, "prod-eu", "shop"),
+        in_fleet("p3", T0 + 120 * SEC, &moved, "prod-eu", "shop"),
+        // Same pod and container names in another cluster: not related.
+        in_fleet(
+            "s1",
+            T0 + 105 * SEC,
+            &Place {
+                container_id: "c-web-staging",
+                ..WEB
+            },
+            "staging",
+            "shop",
+        ),
+        in_fleet("d1", T0 + 130 * SEC, &DB, "prod-us", "data"),
+        in_fleet("h1", T0 + 140 * SEC, &BUILDER, "", ""),
+    ];
+    store.upsert_many(&fs).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("cluster=prod-eu", &["p1", "p2", "p3"]),
+        (r#"resource.cluster="prod-eu""#, &["p1", "p2", "p3"]),
+        ("cluster:PROD", &["d1", "p1", "p2", "p3"]),
+        ("cluster!=prod-eu", &["d1", "h1", "s1"]),
+        (r#"cluster="""#, &["h1"]),
+        ("project=shop", &["p1", "p2", "p3", "s1"]),
+        (
+            r#"resource.project_display_name="shop""#,
+            &["p1", "p2", "p3", "s1"],
+        ),
+        ("projectDisplayName=data", &["d1"]),
+        ("-project=shop", &["d1", "h1"]),
+        ("project=shop cluster=staging", &["s1"]),
+        ("resource.node=node-b", &["p2"]),
+        ("node=node-a cluster=prod-eu", &["p1"]),
+        ("cluster=prod-eu OR project=data", &["d1", "p1", "p2", "p3"]),
+        ("cluster=nowhere", &[]),
+    ];
+    for (filter, want) in cases {
+        let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+        assert_eq!(matching(&*store, filter), want, "filter: {filter}");
+    }
+    let rel = |n: &str| ids(&store.related(n, 600 * SEC).unwrap());
+    // p1 -> p2 (same pod on another node), p3 (same container id on another node).
+    assert_eq!(rel("p1"), ["p2", "p3"]);
+    assert_eq!(rel("p2"), ["p1", "p3"]);
+    // The staging pod of the same name is its own.
+    assert_eq!(rel("s1"), Vec::<String>::new());
+    // The record and the derived resource carry the identity.
+    let got = store.get("p2").unwrap().unwrap();
+    let r = got.resource();
+    assert_eq!(r.cluster.as_deref(), Some("prod-eu"));
+    assert_eq!(r.project_display_name.as_deref(), Some("shop"));
+    assert_eq!(r.node.as_deref(), Some("node-b"));
+    // A later update moving the finding to another cluster moves it in the filters too.
+    let mut again = in_fleet("h1", T0 + 150 * SEC, &BUILDER, "prod-us", "");
+    again
+        .source_properties
+        .insert("Count".into(), serde_json::json!(2));
+    assert_eq!(store.upsert(&again).unwrap(), Upserted::Updated);
+    assert_eq!(matching(&*store, "cluster=prod-us"), ["d1", "h1"]);
+    assert_eq!(matching(&*store, r#"cluster="""#), Vec::<String>::new());
+}
+
+/// A collector's defaults fill only what a finding lacks, on every upsert through the
+/// wrapped store; an agent's own cluster wins.
+fn collector_defaults_fill_missing_cluster_and_project(b: Backend) {
+    let (_d, inner) = temp_store(b);
+    let inner: std::sync::Arc<dyn FindingStore> = std::sync::Arc::from(inner);
+    let store = ward_store::WithResourceDefaults::new(
+        inner.clone(),
+        ward_store::ResourceDefaults {
+            cluster: "default-c".into(),
+            project: "default-p".into(),
+        },
+    );
+    store
+        .upsert_many(&[
+            in_fleet("a", T0, &WEB, "", ""),
+            in_fleet("b", T0 + SEC, &API, "own", ""),
+            in_fleet("c", T0 + 2 * SEC, &DB, "own", "mine"),
+        ])
+        .unwrap();
+    store
+        .upsert(&in_fleet("d", T0 + 3 * SEC, &BUILDER, "", ""))
+        .unwrap();
+    let pair = |id: &str| {
+        let f = inner.get(id).unwrap().unwrap();
+        (
+            f.cluster.unwrap_or_default(),
+            f.project_display_name.unwrap_or_default(),
+        )
+    };
+    assert_eq!(pair("a"), ("default-c".into(), "default-p".into()));
+    assert_eq!(pair("b"), ("own".into(), "default-p".into()));
+    assert_eq!(pair("c"), ("own".into(), "mine".into()));
+    assert_eq!(pair("d"), ("default-c".into(), "default-p".into()));
+    assert_eq!(matching(&store, "cluster=default-c"), ["a", "d"]);
+    assert_eq!(matching(&store, "project=default-p"), ["a", "b", "d"]);
+}
+
 #[test]
 fn readers_never_see_busy_while_a_writer_loops() {
     let dir = tempfile::tempdir().unwrap();
@@ -797,3 +921,5 @@ both!(list_orders_and_validates);
 both!(pagination_has_no_duplicates_and_no_gaps_even_with_ties);
 both!(related_findings_share_container_or_pod_within_the_window);
 both!(the_longest_filter_runs);
+both!(cluster_and_project_filter_and_related_follow_pods_across_nodes);
+both!(collector_defaults_fill_missing_cluster_and_project);

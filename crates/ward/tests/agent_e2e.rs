@@ -123,9 +123,14 @@ fn shared_agent(images: &Images) -> &'static Agent {
     static AGENT: OnceLock<Agent> = OnceLock::new();
     AGENT.get_or_init(|| {
         let sock = podman_api();
+        // A fleet identity on every finding (checked by
+        // `the_agent_serves_its_findings_over_the_api`).
         Agent::start(
             images,
-            &format!("docker_sockets = [\"{}\"]", sock.display()),
+            &format!(
+                "docker_sockets = [\"{}\"]\ncluster = \"e2e-cluster\"\nproject = \"e2e-project\"",
+                sock.display()
+            ),
             false,
         )
     })
@@ -762,13 +767,19 @@ fn the_agent_serves_its_findings_over_the_api() {
     ])
     .unwrap();
     let f = agent.wait_for(c.id(), COMPILER, |_| true);
+    // `[agent] cluster` / `project` are on the finding the agent wrote out.
+    assert_eq!(f["cluster"], "e2e-cluster", "{f:#}");
+    assert_eq!(f["projectDisplayName"], "e2e-project", "{f:#}");
     let log = agent.log();
     let url = log
         .lines()
         .find_map(|l| l.strip_prefix("ward agent: console: "))
         .unwrap_or_else(|| panic!("no console URL in the agent log:\n{log}"));
     let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let query = format!("containerId=\"{}\"", c.id());
+    let query = format!(
+        "containerId=\"{}\" resource.cluster=e2e-cluster project=e2e-project",
+        c.id()
+    );
     let path = format!(
         "/v1/findings?filter={}",
         query
@@ -789,13 +800,21 @@ fn the_agent_serves_its_findings_over_the_api() {
             "{r}"
         );
         let body: Value = serde_json::from_str(r.split("\r\n\r\n").nth(1).unwrap()).unwrap();
-        let names: Vec<&str> = body["findings"]
+        let names: Vec<&str> = body["listFindingsResults"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|f| f["name"].as_str().unwrap())
+            .map(|r| r["finding"]["name"].as_str().unwrap())
             .collect();
         if names.contains(&want) {
+            let r = &body["listFindingsResults"][0]["resource"];
+            assert_eq!(r["cluster"], "e2e-cluster", "{body:#}");
+            assert_eq!(r["project_display_name"], "e2e-project", "{body:#}");
+            assert_eq!(r["type"], "container", "{body:#}");
+            assert_eq!(
+                r["node"], f["sourceProperties"]["VM_Instance_Name"],
+                "{body:#}"
+            );
             break;
         }
         assert!(

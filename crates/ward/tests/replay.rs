@@ -1111,3 +1111,77 @@ fn a_decision_still_waiting_at_the_end_of_a_replay_alerts() {
     let evidence = f["sourceProperties"]["Evidence"].to_string();
     assert!(evidence.contains("container_metadata"), "{evidence}");
 }
+
+/// The cluster and project of `[agent]`, `--cluster`/`--project` and `WARD_CLUSTER`/
+/// `WARD_PROJECT` (flags over the file) reach every finding: in the stream, in the store, and
+/// its filters; the finding names stay the same.
+#[test]
+fn cluster_and_project_reach_every_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("ward.toml");
+    std::fs::write(
+        &cfg,
+        "[agent]\ncluster = \"from-file\"\nproject = \"file-project\"\n",
+    )
+    .unwrap();
+    let run = |db: &str, extra: &[&str], env: &[(&str, &str)]| -> Vec<serde_json::Value> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ward"));
+        cmd.current_dir(repo())
+            .env_remove("WARD_DB")
+            .env_remove("WARD_CLUSTER")
+            .env_remove("WARD_PROJECT")
+            .args(["replay", "--db", db])
+            .args(extra)
+            .arg("testdata/traces/rce-bash-dev-tcp.jsonl");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        findings(&out.stdout)
+    };
+    let plain_db = dir.path().join("plain.db");
+    let plain = run(plain_db.to_str().unwrap(), &[], &[]);
+    assert!(!plain.is_empty());
+    assert!(plain
+        .iter()
+        .all(|f| f.get("cluster").is_none() && f.get("projectDisplayName").is_none()));
+
+    let cfg_s = cfg.to_str().unwrap();
+    let file_db = dir.path().join("file.db");
+    let from_file = run(file_db.to_str().unwrap(), &["--config", cfg_s], &[]);
+    assert!(from_file
+        .iter()
+        .all(|f| f["cluster"] == "from-file" && f["projectDisplayName"] == "file-project"));
+
+    let flag_db = dir.path().join("flag.db");
+    let db_s = flag_db.to_str().unwrap();
+    let flagged = run(
+        db_s,
+        &["--config", cfg_s, "--cluster", "prod-eu"],
+        &[("WARD_PROJECT", "shop")],
+    );
+    assert_eq!(flagged.len(), plain.len());
+    for (f, p) in flagged.iter().zip(&plain) {
+        assert_eq!(f["cluster"], "prod-eu");
+        assert_eq!(f["projectDisplayName"], "shop");
+        assert_eq!(f["name"], p["name"], "ids do not depend on the cluster");
+    }
+    let count = |filter: &str| {
+        let out = ward(&[
+            "findings", "list", "--db", db_s, "--format", "json", "--filter", filter,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        findings(&out.stdout).len()
+    };
+    assert_eq!(count("resource.cluster=prod-eu project=shop"), plain.len());
+    assert_eq!(count("cluster=from-file"), 0);
+}

@@ -75,6 +75,8 @@ pub struct TestServer {
     pub base: String,
     pub console_url: String,
     pub ephemeral_token: Option<String>,
+    /// The store as the server writes to it (`Server::store`: collector defaults applied).
+    pub store: Arc<dyn FindingStore>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -85,6 +87,7 @@ impl TestServer {
         cfg.listen = "127.0.0.1:0".parse().unwrap();
         let server = Server::new(cfg, store).unwrap();
         let ephemeral_token = server.ephemeral_write_token().map(str::to_string);
+        let server_store = server.store();
         let bound = server.bind().await.unwrap();
         let addr = bound.local_addr();
         let console_url = bound.console_url();
@@ -106,6 +109,7 @@ impl TestServer {
             base: format!("{scheme}://{addr}"),
             console_url,
             ephemeral_token,
+            store: server_store,
             stop: Some(tx),
             task: Some(task),
         }

@@ -88,6 +88,9 @@ pub fn synthetic(i: u64, n: u64) -> Finding {
         connections: vec![],
         indicator: None,
         source_properties: sp,
+        // A fleet of 10 clusters (10 nodes each) and 3 projects.
+        cluster: Some(format!("cluster-{}", node % 10)),
+        project_display_name: Some(["shop", "data", "ops"][(ns % 3) as usize].into()),
     }
 }
 

@@ -109,6 +109,8 @@ pub fn finding(id: &str, cat: Category, event_ns: u64, place: &Place) -> Finding
         connections: vec![],
         indicator: None,
         source_properties: sp,
+        cluster: None,
+        project_display_name: None,
     }
 }
 

@@ -61,10 +61,41 @@ pub struct AgentArgs {
     /// DaemonSet sets WARD_NODE_NAME from the downward API (`spec.nodeName`).
     #[arg(long, value_name = "NAME", env = "WARD_NODE_NAME")]
     pub node_name: Option<String>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
     /// Also serve the findings API and web console from the agent's database, as `ward serve`
     /// does (`[api]` settings; ADDR overrides `api.listen`).
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "")]
     pub serve: Option<String>,
+}
+
+/// The cluster and project stamped on every finding (`ward agent`, `ward replay`).
+#[derive(Args, Debug, Default)]
+pub struct IdentityArgs {
+    /// Cluster name on every finding (overrides `agent.cluster`).
+    #[arg(long, value_name = "NAME", env = "WARD_CLUSTER")]
+    pub cluster: Option<String>,
+    /// Project name on every finding, SCC's `project_display_name` (overrides
+    /// `agent.project`).
+    #[arg(long, value_name = "NAME", env = "WARD_PROJECT")]
+    pub project: Option<String>,
+}
+
+impl IdentityArgs {
+    /// The flags over `[agent] cluster`/`project` (an empty flag keeps the file's value).
+    pub fn resolve(&self, cfg: &config::AgentConfig) -> ward_event::finding::ResourceIdentity {
+        let pick = |flag: &Option<String>, file: &str| {
+            flag.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(file)
+                .trim()
+                .to_string()
+        };
+        ward_event::finding::ResourceIdentity {
+            cluster: pick(&self.cluster, &cfg.cluster),
+            project: pick(&self.project, &cfg.project),
+        }
+    }
 }
 
 /// Set by SIGINT/SIGTERM.
@@ -145,6 +176,8 @@ struct Pipeline {
     latencies: Vec<u64>,
     findings_written: u64,
     latency: metrics::Latency,
+    /// `[agent] cluster`/`project`, stamped on every finding.
+    identity: ward_event::finding::ResourceIdentity,
 }
 
 impl Pipeline {
@@ -175,11 +208,12 @@ impl Pipeline {
             self.record(&ev);
             let t = ev.time();
             self.engine.process(ev, &mut self.updates);
-            for u in self.updates.drain(..) {
+            for mut u in self.updates.drain(..) {
                 if u.is_new {
                     self.latencies.push(t);
                     self.findings_written += 1;
                 }
+                u.finding.apply_resource_defaults(&self.identity);
                 self.driver.push(u.finding, u.is_new);
             }
         }
@@ -198,7 +232,8 @@ impl Pipeline {
     fn finish(&mut self) -> Result<()> {
         // Rule decisions still waiting for container metadata are decided now (they alert).
         self.engine.finish(&mut self.updates);
-        for u in self.updates.drain(..) {
+        for mut u in self.updates.drain(..) {
+            u.finding.apply_resource_defaults(&self.identity);
             self.driver.push(u.finding, u.is_new);
         }
         self.driver.tick();
@@ -295,6 +330,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         latencies: Vec::new(),
         findings_written: 0,
         latency: metrics::Latency::default(),
+        identity: args.identity.resolve(&cfg.agent),
     };
 
     pipe.engine.set_id_clock(Some(id_clock.clone()));

@@ -49,6 +49,10 @@ pub struct ReplayArgs {
     /// How many malformed lines to describe on stderr (all are counted).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub show_errors: usize,
+    /// The cluster and project stamped on every finding, as `ward agent` does (default:
+    /// `[agent] cluster`/`project` of the configuration).
+    #[command(flatten)]
+    pub identity: crate::cmd::agent::IdentityArgs,
 }
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
@@ -105,6 +109,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let mut bad_lines = 0u64;
     let mut fatal: Option<anyhow::Error> = None;
     let started = Instant::now();
+    let identity = args.identity.resolve(&cfg.agent);
 
     // After the last event (`None`), the engine decides what still waits (rule decisions
     // held for container metadata).
@@ -127,7 +132,8 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
                 break;
             }
         }
-        for u in updates.drain(..) {
+        for mut u in updates.drain(..) {
+            u.finding.apply_resource_defaults(&identity);
             driver.push(u.finding.clone(), u.is_new);
             if args.final_state {
                 let order = finals.len();

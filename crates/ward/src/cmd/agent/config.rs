@@ -9,6 +9,11 @@ use std::time::Duration;
 pub struct AgentConfig {
     /// Node name on every event and finding; empty = the host name.
     pub node_name: String,
+    /// Cluster name on every finding (`cluster`, the resource's `cluster`); empty = none.
+    pub cluster: String,
+    /// Project name on every finding (`projectDisplayName`, the resource's
+    /// `project_display_name`); empty = none.
+    pub project: String,
     /// Prometheus text on `http://<addr>/metrics`; empty disables.
     pub metrics_addr: String,
     /// A health line on stderr this often; 0 disables.
@@ -84,6 +89,8 @@ impl Default for AgentConfig {
         let meta = ward_enrich::MetadataConfig::default();
         AgentConfig {
             node_name: String::new(),
+            cluster: String::new(),
+            project: String::new(),
             metrics_addr: "127.0.0.1:9464".into(),
             health_log_interval: Duration::from_secs(60),
             docker_sockets: meta.docker_sockets,
