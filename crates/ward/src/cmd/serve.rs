@@ -37,6 +37,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     crate::cmd::rules::register_categories(&ward_cfg.detectors.rules, "ward serve");
     let mut cfg: ApiConfig = ward_cfg.api;
     cfg.add_env_tokens();
+    // The enrollment secret may come from the environment (a Kubernetes Secret) when the
+    // configuration names none.
+    if cfg.enrollment_secret.is_none() && cfg.enrollment_secret_file.is_none() {
+        cfg.enrollment_secret = std::env::var("WARD_ENROLLMENT_SECRET")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+    }
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
