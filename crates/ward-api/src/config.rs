@@ -43,6 +43,10 @@ pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
 /// Default most requests served at once per client IP address.
 pub const DEFAULT_MAX_REQUESTS_PER_CLIENT: usize = 16;
+/// Default most findings in one `POST /v1/ingest` batch.
+pub const DEFAULT_INGEST_MAX_FINDINGS: usize = 1000;
+/// Default largest `POST /v1/ingest` body (bytes): a full batch of large findings.
+pub const DEFAULT_INGEST_MAX_BODY_BYTES: usize = 16 << 20;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -114,6 +118,18 @@ pub struct ApiConfig {
     pub default_cluster: String,
     /// Project given to findings written through this server's store that name none.
     pub default_project: String,
+    /// The secret agents exchange for a node token at `POST /v1/enroll` (at least 16
+    /// characters). Neither this nor `enrollment_secret_file`: enrollment is off (nodes
+    /// enrolled before keep their tokens).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrollment_secret: Option<String>,
+    /// A file holding the enrollment secret (surrounding whitespace ignored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrollment_secret_file: Option<PathBuf>,
+    /// Most findings one `POST /v1/ingest` batch may carry; more get 413.
+    pub ingest_max_findings: usize,
+    /// Largest `POST /v1/ingest` body in bytes (the other routes keep `max_body_bytes`).
+    pub ingest_max_body_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -130,6 +146,10 @@ impl Default for ApiConfig {
             max_requests_per_client: DEFAULT_MAX_REQUESTS_PER_CLIENT,
             default_cluster: String::new(),
             default_project: String::new(),
+            enrollment_secret: None,
+            enrollment_secret_file: None,
+            ingest_max_findings: DEFAULT_INGEST_MAX_FINDINGS,
+            ingest_max_body_bytes: DEFAULT_INGEST_MAX_BODY_BYTES,
         }
     }
 }
@@ -159,6 +179,12 @@ pub enum ConfigError {
     Random(String),
     #[error("max_body_bytes must be at least 1024 (got {0})")]
     BodyLimit(usize),
+    #[error("api.enrollment_secret and api.enrollment_secret_file are both set; keep one")]
+    EnrollmentSecretTwice,
+    #[error(
+        "the enrollment secret ({from}) is {len} characters; at least {MIN_TOKEN_LEN} are required"
+    )]
+    EnrollmentSecretTooShort { from: String, len: usize },
     #[error("{key} must be {what}")]
     Limit {
         key: &'static str,
@@ -167,6 +193,31 @@ pub enum ConfigError {
 }
 
 impl ApiConfig {
+    /// The enrollment secret (read from its file when configured so); `None`: enrollment off.
+    pub fn resolve_enrollment_secret(&self) -> Result<Option<String>, ConfigError> {
+        let (secret, from) = match (&self.enrollment_secret, &self.enrollment_secret_file) {
+            (Some(_), Some(_)) => return Err(ConfigError::EnrollmentSecretTwice),
+            (Some(s), None) => (s.trim().to_string(), "api.enrollment_secret".to_string()),
+            (None, Some(p)) => (
+                std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read {
+                        what: "enrollment secret file",
+                        path: p.clone(),
+                        source,
+                    })?
+                    .trim()
+                    .to_string(),
+                p.display().to_string(),
+            ),
+            (None, None) => return Ok(None),
+        };
+        let len = secret.chars().count();
+        if len < MIN_TOKEN_LEN {
+            return Err(ConfigError::EnrollmentSecretTooShort { from, len });
+        }
+        Ok(Some(secret))
+    }
+
     /// Adds tokens from `WARD_API_READ_TOKEN` and `WARD_API_WRITE_TOKEN` when set.
     pub fn add_env_tokens(&mut self) {
         for (var, scope) in [
@@ -225,6 +276,21 @@ impl ApiConfig {
                     what: "at least 1",
                 });
             }
+        }
+        if self.ingest_max_findings == 0 {
+            return Err(ConfigError::Limit {
+                key: "ingest_max_findings",
+                what: "at least 1",
+            });
+        }
+        if self.ingest_max_body_bytes < 1024 {
+            return Err(ConfigError::Limit {
+                key: "ingest_max_body_bytes",
+                what: "at least 1024",
+            });
+        }
+        if self.enrollment_secret.is_some() && self.enrollment_secret_file.is_some() {
+            return Err(ConfigError::EnrollmentSecretTwice);
         }
         if !self.listen.ip().is_loopback() && self.tokens.is_empty() {
             return Err(ConfigError::TokensRequired {

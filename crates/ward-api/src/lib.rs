@@ -15,6 +15,7 @@ mod auth;
 mod config;
 mod console;
 mod error;
+mod ingest;
 mod limits;
 mod metrics;
 pub mod outputs;
@@ -25,8 +26,9 @@ mod wire;
 pub use auth::{Auth, Denied};
 pub use config::{
     ApiConfig, ConfigError, Scope, TlsConfig, TokenConfig, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_HEADER_TIMEOUT, DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT, DEFAULT_MAX_REQUESTS_PER_CLIENT, MIN_TOKEN_LEN,
+    DEFAULT_HEADER_TIMEOUT, DEFAULT_INGEST_MAX_BODY_BYTES, DEFAULT_INGEST_MAX_FINDINGS,
+    DEFAULT_LISTEN, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+    DEFAULT_MAX_REQUESTS_PER_CLIENT, MIN_TOKEN_LEN,
 };
 pub use error::ApiError;
 pub use metrics::Metrics;
@@ -36,14 +38,14 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use ward_store::FindingStore;
+use ward_store::{FindingStore, NodeStore};
 
 /// Longest request URI accepted (bytes); longer ones get 414. A filter of the longest length
 /// accepted (4096 bytes), every byte percent-encoded, plus a page token fits, so an overlong
@@ -71,6 +73,12 @@ pub struct AppState {
     pub(crate) requests: Arc<limits::PerClient>,
     pub(crate) body_timeout: std::time::Duration,
     pub(crate) max_body_bytes: usize,
+    /// The node registry (a collector, `ward serve`); `None` in `ward agent --serve`.
+    pub(crate) nodes: Option<Arc<dyn NodeStore>>,
+    /// SHA-256 of the enrollment secret; `None`: enrollment off.
+    pub(crate) enrollment_secret: Option<[u8; 32]>,
+    pub(crate) ingest_max_findings: usize,
+    pub(crate) ingest_max_body_bytes: usize,
 }
 
 /// How long a filter's `totalSize` is reused by default. Counts are exact and, at a million
@@ -153,7 +161,22 @@ impl Server {
     /// available) and resolves the tokens. With no token configured (loopback only), makes an
     /// ephemeral write token ([`Server::ephemeral_write_token`]).
     pub fn new(config: ApiConfig, store: Arc<dyn FindingStore>) -> Result<Server, ConfigError> {
+        Server::with_nodes(config, store, None)
+    }
+
+    /// [`Server::new`] for a collector: with a node registry (usually the same store), it
+    /// serves enrollment (when `enrollment_secret` is configured), ingest and `/v1/nodes`.
+    pub fn with_nodes(
+        config: ApiConfig,
+        store: Arc<dyn FindingStore>,
+        nodes: Option<Arc<dyn NodeStore>>,
+    ) -> Result<Server, ConfigError> {
         config.validate()?;
+        let enrollment_secret = config.resolve_enrollment_secret()?.map(|s| {
+            use sha2::Digest;
+            let d: [u8; 32] = sha2::Sha256::digest(s.as_bytes()).into();
+            d
+        });
         let (auth, ephemeral_token) = if config.tokens.is_empty() {
             let (a, t) = Auth::ephemeral()?;
             (a, Some(t))
@@ -182,6 +205,10 @@ impl Server {
                 requests: limits::PerClient::new(config.max_requests_per_client),
                 body_timeout: config.body_timeout,
                 max_body_bytes: config.max_body_bytes,
+                nodes,
+                enrollment_secret,
+                ingest_max_findings: config.ingest_max_findings,
+                ingest_max_body_bytes: config.ingest_max_body_bytes,
             }),
             config,
             ephemeral_token,
@@ -355,11 +382,19 @@ fn router(state: Arc<AppState>, config: &ApiConfig) -> Router {
         )
         .route("/v1/findings/{id}/related", get(v1::related))
         .route("/v1/categories", get(v1::categories))
+        .route("/v1/nodes", get(ingest::list_nodes))
+        .route("/v1/nodes/{name}", post(ingest::node_action))
         .route("/metrics", get(metrics_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let mut app = Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/openapi.json", get(v1::openapi))
+        // Fleet: their own credentials (the enrollment secret, a node token).
+        .route("/v1/enroll", post(ingest::enroll))
+        .route(
+            "/v1/ingest",
+            post(ingest::ingest).layer(DefaultBodyLimit::max(config.ingest_max_body_bytes)),
+        )
         .merge(guarded);
     if config.console {
         app = app.merge(console::routes());

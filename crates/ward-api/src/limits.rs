@@ -119,8 +119,14 @@ pub(crate) async fn limit_requests(
         },
         None => None,
     };
+    // Ingest batches have their own limit (`ingest_max_body_bytes`).
+    let max_body = if req.uri().path() == "/v1/ingest" {
+        st.ingest_max_body_bytes
+    } else {
+        st.max_body_bytes
+    };
     let hint = req.body().size_hint();
-    if hint.lower() > st.max_body_bytes as u64 {
+    if hint.lower() > max_body as u64 {
         // A Content-Length above the limit: refused before any of the body is read, not
         // after waiting for it.
         return ApiError::new(
@@ -128,7 +134,7 @@ pub(crate) async fn limit_requests(
             format!(
                 "request body of {} bytes is above the limit of {} bytes",
                 hint.lower(),
-                st.max_body_bytes
+                max_body
             ),
         )
         .into_response();
@@ -137,7 +143,7 @@ pub(crate) async fn limit_requests(
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let read = Limited::new(body, st.max_body_bytes).collect();
+    let read = Limited::new(body, max_body).collect();
     let bytes = match tokio::time::timeout(st.body_timeout, read).await {
         Err(_) => {
             return ApiError::new(
@@ -150,8 +156,11 @@ pub(crate) async fn limit_requests(
             .into_response()
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
-                .into_response()
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body above the limit of {max_body} bytes"),
+            )
+            .into_response()
         }
         Ok(Err(e)) => {
             return ApiError::bad_request(format!("cannot read request body: {e}")).into_response()

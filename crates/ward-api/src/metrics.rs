@@ -32,6 +32,16 @@ pub struct Metrics {
     pub(crate) requests_limited: AtomicU64,
     /// Requests hyper could not parse, answered before routing (src/wire.rs).
     pub(crate) requests_unparsed: AtomicU64,
+    /// `POST /v1/ingest` batches accepted (heartbeats included) and refused.
+    pub(crate) ingest_batches: AtomicU64,
+    pub(crate) ingest_heartbeats: AtomicU64,
+    pub(crate) ingest_rejected: AtomicU64,
+    /// Findings of accepted batches, by what the store did with them.
+    pub(crate) ingest_inserted: AtomicU64,
+    pub(crate) ingest_updated: AtomicU64,
+    pub(crate) ingest_stale: AtomicU64,
+    /// Node enrollments granted.
+    pub(crate) enrollments: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -137,6 +147,33 @@ impl Metrics {
             self.connections_refused.load(Ordering::Relaxed),
             self.requests_limited.load(Ordering::Relaxed),
             self.requests_unparsed.load(Ordering::Relaxed),
+        );
+        let _ = write!(
+            out,
+            "# HELP ward_api_ingest_batches_total POST /v1/ingest batches accepted (heartbeats included).\n\
+             # TYPE ward_api_ingest_batches_total counter\n\
+             ward_api_ingest_batches_total {}\n\
+             # HELP ward_api_ingest_heartbeats_total Accepted ingest batches without findings.\n\
+             # TYPE ward_api_ingest_heartbeats_total counter\n\
+             ward_api_ingest_heartbeats_total {}\n\
+             # HELP ward_api_ingest_rejected_total Ingest batches refused (auth, malformed, too large, store unavailable); nothing of them was written.\n\
+             # TYPE ward_api_ingest_rejected_total counter\n\
+             ward_api_ingest_rejected_total {}\n\
+             # HELP ward_api_ingest_findings_total Findings of accepted ingest batches, by what the store did: inserted (new name), updated (merged or an unchanged replay), stale (older than the stored state).\n\
+             # TYPE ward_api_ingest_findings_total counter\n\
+             ward_api_ingest_findings_total{{result=\"inserted\"}} {}\n\
+             ward_api_ingest_findings_total{{result=\"updated\"}} {}\n\
+             ward_api_ingest_findings_total{{result=\"stale\"}} {}\n\
+             # HELP ward_api_enrollments_total Node tokens issued by POST /v1/enroll.\n\
+             # TYPE ward_api_enrollments_total counter\n\
+             ward_api_enrollments_total {}\n",
+            self.ingest_batches.load(Ordering::Relaxed),
+            self.ingest_heartbeats.load(Ordering::Relaxed),
+            self.ingest_rejected.load(Ordering::Relaxed),
+            self.ingest_inserted.load(Ordering::Relaxed),
+            self.ingest_updated.load(Ordering::Relaxed),
+            self.ingest_stale.load(Ordering::Relaxed),
+            self.enrollments.load(Ordering::Relaxed),
         );
         out
     }

@@ -64,7 +64,7 @@ fn parse_query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, 
 }
 
 /// Decodes a JSON body into `T` (which denies unknown fields); errors are 400/413/415.
-fn parse_body<T: DeserializeOwned>(
+pub(crate) fn parse_body<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
@@ -99,7 +99,7 @@ fn parse_body<T: DeserializeOwned>(
 }
 
 /// Runs a blocking store call off the async threads, retrying when SQLite stays busy.
-async fn store_call<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
+pub(crate) async fn store_call<T, F>(st: &AppState, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: Fn(&dyn FindingStore) -> Result<T, StoreError> + Send + Sync + 'static,

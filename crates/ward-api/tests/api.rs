@@ -825,6 +825,13 @@ async fn every_openapi_route_answers() {
     assert!(paths.len() >= 9);
     let mut checked = 0;
     for (path, item) in paths {
+        // The fleet endpoints need a node registry and node credentials: tests/ingest.rs.
+        if ["/v1/enroll", "/v1/ingest", "/v1/nodes"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            continue;
+        }
         for (method, op) in item.as_object().unwrap() {
             let url = format!("{}{}", srv.base, path.replace("{id}", id));
             let rq = match method.as_str() {

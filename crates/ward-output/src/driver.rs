@@ -700,7 +700,13 @@ fn sink_thread(
         if batch.is_empty() {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(i) => batch.push(i),
-                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Timeout) => {
+                    sink.idle();
+                    if let Ok(mut h) = shared.health.lock() {
+                        *h = sink.health();
+                    }
+                    continue;
+                }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             while batch.len() < batch_max {

@@ -66,7 +66,38 @@ pub struct Context {
     pub version: String,
     /// The process id syslog's PROCID shows (0: `-`).
     pub pid: u32,
+    /// The store the driver writes (the agent's database), when there is one: outputs that
+    /// keep state of their own (the central output's node token) keep it next to it.
+    pub state_path: Option<std::path::PathBuf>,
+    /// The health summary the central output sends with each batch (filled by the agent).
+    pub health: HealthBoard,
 }
+
+/// A shared health summary: counters by name, updated by the program (the agent's metrics
+/// loop) and read by outputs that report health (central). Equal when it is the same board.
+#[derive(Debug, Clone, Default)]
+pub struct HealthBoard(
+    pub std::sync::Arc<std::sync::Mutex<serde_json::Map<String, serde_json::Value>>>,
+);
+
+impl HealthBoard {
+    /// Replaces the summary.
+    pub fn set(&self, m: serde_json::Map<String, serde_json::Value>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+
+    /// The summary now (empty until the program fills it).
+    pub fn get(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl PartialEq for HealthBoard {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for HealthBoard {}
 
 /// The finding with what `privacy` leaves out removed.
 pub fn redact<'a>(f: &'a Finding, privacy: &Privacy) -> Cow<'a, Finding> {

@@ -67,4 +67,6 @@ pub trait FindingSink: Send {
     fn health(&self) -> Option<String> {
         None
     }
+    /// Called about every 100 ms while the sink has nothing to write (a heartbeat is due?).
+    fn idle(&mut self) {}
 }

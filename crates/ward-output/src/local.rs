@@ -305,6 +305,6 @@ pub fn build(
         OutputKind::Syslog => {
             SyslogSink::new(spec, enc, at).map(|s| Box::new(s) as Box<dyn FindingSink>)
         }
-        OutputKind::Webhook | OutputKind::Falcosidekick => return None,
+        OutputKind::Webhook | OutputKind::Falcosidekick | OutputKind::Central => return None,
     })
 }

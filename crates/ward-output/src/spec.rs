@@ -65,6 +65,9 @@ pub enum OutputKind {
     Falcosidekick,
     /// RFC 5424 over `udp://HOST:PORT`, `tcp://HOST:PORT` or `unix:///PATH`.
     Syslog,
+    /// A central Ward collector (`ward serve`): batches to its `POST /v1/ingest` with this
+    /// node's token (enrolled with the collector's secret on first use).
+    Central,
 }
 
 impl OutputKind {
@@ -75,6 +78,7 @@ impl OutputKind {
             OutputKind::Webhook => "webhook",
             OutputKind::Falcosidekick => "falcosidekick",
             OutputKind::Syslog => "syslog",
+            OutputKind::Central => "central",
         }
     }
 
@@ -140,6 +144,20 @@ pub struct OutputSpec {
     /// Syslog facility name (`local0` .. `local7`, `user`, `daemon`, `auth`, ...).
     #[serde(default = "default_facility")]
     pub facility: String,
+    /// `central`: the collector's enrollment secret, exchanged for this node's token on
+    /// first start (prefer `enrollment_secret_file`; `WARD_ENROLLMENT_SECRET` when neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_secret_file: Option<PathBuf>,
+    /// `central`: where the node token is kept (mode 0600); default next to the agent's
+    /// database (`<db>.central.token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// `central`: an empty batch at this interval when nothing else was sent, so the
+    /// collector's last-seen moves without findings.
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat: Duration,
 }
 
 fn default_signature_header() -> String {
@@ -150,6 +168,9 @@ fn default_timeout() -> Duration {
 }
 fn default_facility() -> String {
     "local0".into()
+}
+fn default_heartbeat() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// A misconfigured output: the key and what is wrong with it.
@@ -177,6 +198,10 @@ impl OutputSpec {
             updates: false,
             redact: Vec::new(),
             facility: default_facility(),
+            enrollment_secret: None,
+            enrollment_secret_file: None,
+            token_file: None,
+            heartbeat: default_heartbeat(),
         }
     }
 
@@ -193,7 +218,7 @@ impl OutputSpec {
         }
         let Some((kind, target)) = s.split_once(':') else {
             return Err(err(
-                "expected stdout, none, jsonl:PATH, ocsf:PATH, webhook:URL, falco:URL or syslog:URL",
+                "expected stdout, none, jsonl:PATH, ocsf:PATH, webhook:URL, falco:URL, syslog:URL or central:URL[,URL...]",
             ));
         };
         if target.is_empty() {
@@ -211,10 +236,11 @@ impl OutputSpec {
                 o.format = Some(Format::Ocsf);
                 o
             }
-            "webhook" | "falco" | "syslog" => {
+            "webhook" | "falco" | "syslog" | "central" => {
                 let k = match kind {
                     "webhook" => OutputKind::Webhook,
                     "falco" => OutputKind::Falcosidekick,
+                    "central" => OutputKind::Central,
                     _ => OutputKind::Syslog,
                 };
                 let mut o = OutputSpec::new(k);
@@ -223,7 +249,7 @@ impl OutputSpec {
             }
             _ => {
                 return Err(err(
-                    "unknown output kind; expected stdout, none, jsonl:, ocsf:, webhook:, falco: or syslog:",
+                    "unknown output kind; expected stdout, none, jsonl:, ocsf:, webhook:, falco:, syslog: or central:",
                 ))
             }
         };
@@ -339,6 +365,43 @@ impl OutputSpec {
                     }
                 }
             }
+            OutputKind::Central => {
+                let u = self
+                    .url
+                    .as_deref()
+                    .ok_or_else(|| bad("url", "central needs the collector's url".into()))?;
+                for one in u.split(',') {
+                    let one = one.trim();
+                    let host = one
+                        .strip_prefix("http://")
+                        .or_else(|| one.strip_prefix("https://"))
+                        .unwrap_or("");
+                    if host.is_empty() || host.starts_with('/') {
+                        return Err(bad(
+                            "url",
+                            format!("{one:?} is not an http:// or https:// collector URL"),
+                        ));
+                    }
+                }
+                if self.format.is_some_and(|f| f != Format::Scc) {
+                    return Err(bad(
+                        "format",
+                        "a collector takes SCC findings only (format = \"scc\")".into(),
+                    ));
+                }
+                if self.enrollment_secret.is_some() && self.enrollment_secret_file.is_some() {
+                    return Err(bad(
+                        "enrollment_secret_file",
+                        "set enrollment_secret or enrollment_secret_file, not both".into(),
+                    ));
+                }
+                if self.timeout.is_zero() {
+                    return Err(bad("timeout", "must be more than 0".into()));
+                }
+                if self.heartbeat < Duration::from_secs(1) {
+                    return Err(bad("heartbeat", "must be at least 1s".into()));
+                }
+            }
             OutputKind::Syslog => {
                 let u = need_url(&["udp://", "tcp://", "unix://"])?;
                 if let Some(hp) = u
@@ -366,7 +429,28 @@ impl OutputSpec {
                 "set hmac_key_file or hmac_key_env, not both".into(),
             ));
         }
+        if self.kind != OutputKind::Central
+            && (self.enrollment_secret.is_some()
+                || self.enrollment_secret_file.is_some()
+                || self.token_file.is_some())
+        {
+            return Err(bad(
+                "kind",
+                "enrollment_secret*, token_file apply to central outputs".into(),
+            ));
+        }
+        if self.kind == OutputKind::Central
+            && (self.hmac_key_file.is_some()
+                || self.hmac_key_env.is_some()
+                || !self.headers.is_empty())
+        {
+            return Err(bad(
+                "kind",
+                "headers and hmac_key_* do not apply to central outputs (a node token authenticates them)".into(),
+            ));
+        }
         if !self.kind.is_http()
+            && self.kind != OutputKind::Central
             && (self.hmac_key_file.is_some()
                 || self.hmac_key_env.is_some()
                 || self.ca_file.is_some()

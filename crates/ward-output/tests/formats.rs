@@ -25,6 +25,7 @@ fn ctx() -> Context {
         hostname: "fallback-host".into(),
         version: "0.1.0".into(),
         pid: 4242,
+        ..Context::default()
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod filter;
 pub mod lock;
+pub mod nodes;
 pub mod order;
 mod outbox;
 #[cfg(feature = "postgres")]
@@ -21,6 +22,7 @@ mod sqlite;
 
 pub use filter::FilterError;
 pub use lock::{LockError, WriterLock};
+pub use nodes::{check_node_name, finding_node, validate_finding, Enrolled, NodeRecord, NodeStore};
 pub use order::{OrderBy, OrderField, SortKey};
 pub use outbox::{OutboxBounds, OutboxCommit, OutboxEntry, OutboxSeq, OutboxStats};
 #[cfg(feature = "postgres")]

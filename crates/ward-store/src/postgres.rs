@@ -91,6 +91,18 @@ ALTER TABLE findings ADD COLUMN project TEXT NOT NULL DEFAULT '';
 CREATE INDEX findings_cluster_time ON findings (cluster, event_time_ns, seq);
 CREATE INDEX findings_project_time ON findings (project, event_time_ns, seq);
 "#,
+    // 3: the node registry of a central collector (`nodes.rs`), as in SQLite.
+    r#"
+CREATE TABLE nodes (
+    name          TEXT    COLLATE "C" PRIMARY KEY,
+    token_sha256  TEXT    NOT NULL UNIQUE,
+    created_ns    BIGINT  NOT NULL,
+    last_seen_ns  BIGINT  NOT NULL DEFAULT 0,
+    agent_version TEXT    NOT NULL DEFAULT '',
+    health        TEXT    NOT NULL DEFAULT '{}',
+    revoked       BOOLEAN NOT NULL DEFAULT FALSE
+);
+"#,
 ];
 
 type Pool = r2d2::Pool<PostgresConnectionManager<MakeRustlsConnect>>;
@@ -809,5 +821,99 @@ impl FindingStore for PgStore {
             f.mute = mute;
             ("mute", mute.as_str())
         })
+    }
+}
+
+impl crate::nodes::NodeStore for PgStore {
+    fn enroll_node(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        agent_version: &str,
+        now_ns: i64,
+    ) -> Result<crate::Enrolled, StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn
+            .transaction()
+            .map_err(self.err("cannot begin enrollment"))?;
+        // A new name, or a revoked one taken again; an enrolled, unrevoked name is left as
+        // it is (two collectors enrolling the same name at once: one wins, on the key).
+        let n = tx
+            .execute(
+                "INSERT INTO nodes (name, token_sha256, created_ns, agent_version) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, \
+                   created_ns = EXCLUDED.created_ns, agent_version = EXCLUDED.agent_version, \
+                   revoked = FALSE, last_seen_ns = 0, health = '{}' \
+                 WHERE nodes.revoked",
+                &[&name, &token_sha256, &now_ns, &agent_version],
+            )
+            .map_err(self.err("cannot enroll node"))?;
+        tx.commit().map_err(self.err("cannot commit enrollment"))?;
+        Ok(if n == 1 {
+            crate::Enrolled::Enrolled
+        } else {
+            crate::Enrolled::Exists
+        })
+    }
+
+    fn node_by_token(&self, token_sha256: &str) -> Result<Option<crate::NodeRecord>, StoreError> {
+        let mut conn = self.conn()?;
+        let row = conn
+            .query_opt(
+                "SELECT name, created_ns, last_seen_ns, agent_version, health, revoked \
+                 FROM nodes WHERE token_sha256 = $1",
+                &[&token_sha256],
+            )
+            .map_err(self.err("cannot look up node token"))?;
+        Ok(row.map(|r| pg_node(&r)))
+    }
+
+    fn node_seen(
+        &self,
+        name: &str,
+        agent_version: &str,
+        health_json: Option<&str>,
+        now_ns: i64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        conn.execute(
+            "UPDATE nodes SET last_seen_ns = GREATEST(last_seen_ns, $2), agent_version = $3, \
+             health = COALESCE($4, health) WHERE name = $1",
+            &[&name, &now_ns, &agent_version, &health_json],
+        )
+        .map_err(self.err("cannot record node visit"))?;
+        Ok(())
+    }
+
+    fn list_nodes(&self) -> Result<Vec<crate::NodeRecord>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows = conn
+            .query(
+                "SELECT name, created_ns, last_seen_ns, agent_version, health, revoked \
+                 FROM nodes ORDER BY name",
+                &[],
+            )
+            .map_err(self.err("cannot list nodes"))?;
+        Ok(rows.iter().map(pg_node).collect())
+    }
+
+    fn revoke_node(&self, name: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let n = conn
+            .execute("UPDATE nodes SET revoked = TRUE WHERE name = $1", &[&name])
+            .map_err(self.err("cannot revoke node"))?;
+        Ok(n > 0)
+    }
+}
+
+fn pg_node(r: &postgres::Row) -> crate::NodeRecord {
+    crate::NodeRecord {
+        name: r.get(0),
+        created_ns: r.get(1),
+        last_seen_ns: r.get(2),
+        agent_version: r.get(3),
+        health_json: r.get(4),
+        revoked: r.get(5),
     }
 }

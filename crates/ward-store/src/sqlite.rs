@@ -372,6 +372,19 @@ CREATE TRIGGER findings_keys_update AFTER UPDATE ON findings BEGIN
     WHERE seq = OLD.seq;
 END;
 "#,
+    // 5: the node registry of a central collector (`nodes.rs`): enrolled agents, the SHA-256
+    // of each one's token, last seen, agent version, last health summary, revoked.
+    r#"
+CREATE TABLE nodes (
+    name          TEXT    PRIMARY KEY,
+    token_sha256  TEXT    NOT NULL UNIQUE,
+    created_ns    INTEGER NOT NULL,
+    last_seen_ns  INTEGER NOT NULL DEFAULT 0,
+    agent_version TEXT    NOT NULL DEFAULT '',
+    health        TEXT    NOT NULL DEFAULT '{}',
+    revoked       INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+"#,
 ];
 
 /// SQLite virtual-machine steps between two calls of the read connection's progress handler.

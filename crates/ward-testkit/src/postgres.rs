@@ -32,6 +32,8 @@ pub struct TempPostgres {
     bin: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// The `postgres` arguments it was started with (for [`TempPostgres::start_again`]).
+    args: Vec<String>,
 }
 
 /// The newest PostgreSQL server binaries installed (`/usr/lib/postgresql/N/bin`), if any.
@@ -204,20 +206,28 @@ impl TempPostgres {
             let logf = std::fs::File::create(&log)
                 .map_err(|e| TestkitError::io(format!("create {}", log.display()), e))?;
             chown(&log, user)?;
-            let mut cmd = server_command(&bin.join("postgres"), user);
-            cmd.arg("-D")
-                .arg(&data)
-                .args(["-p", &port.to_string()])
-                .args(["-c", "listen_addresses=127.0.0.1"])
-                .arg("-c")
-                .arg(format!("unix_socket_directories={}", dir.path().display()))
-                .args(["-c", "max_connections=200"]);
+            let mut args: Vec<String> = vec![
+                "-D".into(),
+                data.display().to_string(),
+                "-p".into(),
+                port.to_string(),
+                "-c".into(),
+                "listen_addresses=127.0.0.1".into(),
+                "-c".into(),
+                format!("unix_socket_directories={}", dir.path().display()),
+                "-c".into(),
+                "max_connections=200".into(),
+            ];
             for (k, v) in settings {
-                cmd.arg("-c").arg(format!("{k}={v}"));
+                args.push("-c".into());
+                args.push(format!("{k}={v}"));
             }
             for (k, v) in &tls_settings {
-                cmd.arg("-c").arg(format!("{k}={v}"));
+                args.push("-c".into());
+                args.push(format!("{k}={v}"));
             }
+            let mut cmd = server_command(&bin.join("postgres"), user);
+            cmd.args(&args);
             let mut child = cmd
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -231,6 +241,7 @@ impl TempPostgres {
                         bin,
                         port,
                         child: Some(child),
+                        args,
                     };
                     pg.psql("postgres", "CREATE DATABASE ward")?;
                     return Ok(pg);
@@ -309,6 +320,34 @@ impl TempPostgres {
         if let Some(mut child) = self.child.take() {
             stop_child(&mut child);
         }
+    }
+
+    /// Starts a stopped server again on the same data directory and port (an outage's end).
+    pub fn start_again(&mut self) -> Result<(), TestkitError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = self.dir.path().join("postgres.log");
+        let logf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .map_err(|e| TestkitError::io(format!("open {}", log.display()), e))?;
+        let mut child = server_command(&self.bin.join("postgres"), server_user())
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf)
+            .spawn()
+            .map_err(|e| TestkitError::io(format!("run {}/postgres", self.bin.display()), e))?;
+        if let Err(e) = wait_ready(&self.bin, self.port, &mut child) {
+            stop_child(&mut child);
+            return Err(TestkitError::Setup(format!(
+                "{e}; server log: {}",
+                self.log()
+            )));
+        }
+        self.child = Some(child);
+        Ok(())
     }
 }
 

@@ -295,6 +295,12 @@ pub fn bounds() -> Vec<Bound> {
         int!("api.max_requests_per_client", 1, 65_536, |c| {
             c.api.max_requests_per_client
         }),
+        int!("api.ingest_max_findings", 1, 100_000, |c| {
+            c.api.ingest_max_findings
+        }),
+        int!("api.ingest_max_body_bytes", KIB, 256 * MIB, |c| {
+            c.api.ingest_max_body_bytes
+        }),
     ]
 }
 

@@ -926,6 +926,7 @@ fn check_collector(docs: &[Doc]) -> Vec<String> {
         ("WARD_API_WRITE_TOKEN", "write-token"),
         ("WARD_API_READ_TOKEN", "read-token"),
         ("WARD_DATABASE_URL", "database-url"),
+        ("WARD_ENROLLMENT_SECRET", "enrollment-secret"),
     ] {
         if env(var).as_deref() != Some(key) {
             errs.push(format!("collector: {var} is not the Secret's {key}"));
@@ -1008,6 +1009,7 @@ fn every_toggle_renders_valid_manifests() {
         "agent: {env: [{name: WARD_LOG, value: debug}], podAnnotations: {a: b}, rules: {'x.toml': 'y'}}",
         "imagePullSecrets: [{name: regcred}]",
         "agent: {output: 'jsonl:/var/lib/ward/findings.jsonl'}",
+        "agent: {central: {enabled: true}}",
     ] {
         let docs = render(over);
         let errs = all_checks(&docs);
@@ -1020,6 +1022,44 @@ fn every_toggle_renders_valid_manifests() {
     let docs = render("agent: {enabled: false}");
     assert!(find(&docs, "DaemonSet", "ward-test-agent").is_none());
     assert!(check_collector(&docs).is_empty() && check_manifests(&docs).is_empty());
+}
+
+#[test]
+fn the_central_output_points_agents_at_the_collector_with_the_enrollment_secret() {
+    let docs = render("agent: {central: {enabled: true}}");
+    let ds = find(&docs, "DaemonSet", "ward-test-agent").unwrap();
+    let c = &seq(&ds.v, "spec.template.spec.containers")[0];
+    let cmd: Vec<&str> = seq(c, "command").iter().filter_map(Value::as_str).collect();
+    assert!(
+        cmd.windows(2)
+            .any(|w| w == ["--output", "central:http://ward-test-collector:8080"]),
+        "{cmd:?}"
+    );
+    let env = seq(c, "env")
+        .iter()
+        .find(|e| s(e, "name") == Some("WARD_ENROLLMENT_SECRET"))
+        .expect("WARD_ENROLLMENT_SECRET");
+    assert_eq!(
+        s(env, "valueFrom.secretKeyRef.name"),
+        Some("ward-test-collector")
+    );
+    assert_eq!(
+        s(env, "valueFrom.secretKeyRef.key"),
+        Some("enrollment-secret")
+    );
+    let docs = render("agent: {central: {enabled: true, url: 'https://a:1,https://b:1'}}");
+    let ds = find(&docs, "DaemonSet", "ward-test-agent").unwrap();
+    let c = &seq(&ds.v, "spec.template.spec.containers")[0];
+    assert!(seq(c, "command")
+        .iter()
+        .any(|v| v.as_str() == Some("central:https://a:1,https://b:1")));
+    // Off by default.
+    let docs = render("");
+    let ds = find(&docs, "DaemonSet", "ward-test-agent").unwrap();
+    let c = &seq(&ds.v, "spec.template.spec.containers")[0];
+    assert!(!seq(c, "env")
+        .iter()
+        .any(|e| s(e, "name") == Some("WARD_ENROLLMENT_SECRET")));
 }
 
 #[test]

@@ -258,13 +258,16 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     } else {
         cfg.agent.node_name.clone()
     };
-    let sinks =
-        crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(&node_name))?;
+    let db_path = args.db.clone().unwrap_or_else(crate::default_db);
+    let board = ward_output::format::HealthBoard::default();
+    let sinks = crate::cmd::outputs::sinks(
+        &output_specs,
+        &crate::cmd::outputs::context(&node_name, Some(&db_path), board.clone()),
+    )?;
     let intel = load_intel(&args.intel, &args.url_feeds)?;
     let url_feeds = crate::cmd::rules::url_feeds(&intel);
     // Rule files that do not load stop the agent here, with every problem's file and line.
     let rules = crate::cmd::rules::configured(&cfg.detectors.rules, url_feeds)?;
-    let db_path = args.db.clone().unwrap_or_else(crate::default_db);
     if let Some(dir) = db_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -401,6 +404,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     if let Ok(mut t) = metrics_text.lock() {
         *t = health.prometheus();
     }
+    board.set(health.summary());
     eprintln!(
         "ward agent: ready: node {node}, {n_seeds} running processes seeded, metrics {metrics_where}, findings to {}, store {}{}",
         crate::cmd::outputs::describe(&output_specs),
@@ -467,6 +471,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
                 if let Ok(mut t) = metrics_text.lock() {
                     *t = health.prometheus();
                 }
+                board.set(health.summary());
                 if !log_every.is_zero() && last_log.elapsed() >= log_every {
                     last_log = Instant::now();
                     eprintln!("{}", health.log_line());

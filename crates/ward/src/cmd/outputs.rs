@@ -57,19 +57,28 @@ pub fn sinks(specs: &[(String, OutputSpec)], ctx: &Context) -> Result<Vec<NamedS
             .expect("every output kind has a builder")?;
         out.push(NamedSink {
             name: s.effective_name(),
-            updates: s.updates,
+            // A collector keeps the aggregated state: it gets every state of a finding.
+            updates: s.updates || s.kind == ward_output::OutputKind::Central,
             sink: built,
         });
     }
     Ok(out)
 }
 
-/// What formats need besides the finding.
-pub fn context(hostname: &str) -> Context {
+/// What formats need besides the finding; `state_path` is the driver's database (outputs
+/// keep state next to it: the central output's node token), `health` the summary the agent
+/// keeps current for the central output.
+pub fn context(
+    hostname: &str,
+    state_path: Option<&std::path::Path>,
+    health: ward_output::format::HealthBoard,
+) -> Context {
     Context {
         hostname: hostname.to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
+        state_path: state_path.map(std::path::Path::to_path_buf),
+        health,
     }
 }
 

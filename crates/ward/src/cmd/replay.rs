@@ -46,6 +46,11 @@ pub struct ReplayArgs {
     /// `ward agent --output`). Stdout keeps printing as above.
     #[arg(long, value_name = "SINK")]
     pub output: Vec<String>,
+    /// Replay as if recorded on this node: every exec's node is replaced (so the findings,
+    /// their ids and resource names are this node's), and outputs identify themselves with it
+    /// (the central output enrolls and sends as this node).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
     /// How many malformed lines to describe on stderr (all are counted).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub show_errors: usize,
@@ -70,7 +75,15 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         None => None,
     };
     let output_specs = crate::cmd::outputs::specs(&cfg, &args.output, false)?;
-    let sinks = crate::cmd::outputs::sinks(&output_specs, &crate::cmd::outputs::context(""))?;
+    let node_name = args.node_name.clone().unwrap_or_default();
+    let sinks = crate::cmd::outputs::sinks(
+        &output_specs,
+        &crate::cmd::outputs::context(
+            &node_name,
+            args.db.as_deref(),
+            ward_output::format::HealthBoard::default(),
+        ),
+    )?;
     // The same driver as the agent's: the store first (with the outbox when outputs are
     // configured), then every output.
     let mut driver = Driver::new(
@@ -113,7 +126,14 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 
     // After the last event (`None`), the engine decides what still waits (rule decisions
     // held for container metadata).
-    for item in reader.map(Some).chain(std::iter::once(None)) {
+    let renamed = |item: Option<Result<Event, ward_event::TraceError>>| match item {
+        Some(Ok(Event::Exec(mut e))) if !node_name.is_empty() => {
+            e.node = node_name.clone();
+            Some(Ok(Event::Exec(e)))
+        }
+        other => other,
+    };
+    for item in reader.map(Some).chain(std::iter::once(None)).map(renamed) {
         match item {
             None => engine.finish(&mut updates),
             Some(Ok(Event::Exec(e))) if seeds_left > 0 => {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use ward_api::{ApiConfig, Server};
-use ward_store::{FindingStore, SqliteStore};
+use ward_store::{FindingStore, NodeStore, SqliteStore};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -37,6 +37,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     crate::cmd::rules::register_categories(&ward_cfg.detectors.rules, "ward serve");
     let mut cfg: ApiConfig = ward_cfg.api;
     cfg.add_env_tokens();
+    // The enrollment secret may come from the environment (a Kubernetes Secret) when the
+    // configuration names none.
+    if cfg.enrollment_secret.is_none() && cfg.enrollment_secret_file.is_none() {
+        cfg.enrollment_secret = std::env::var("WARD_ENROLLMENT_SECRET")
+            .ok()
+            .filter(|s| !s.trim().is_empty());
+    }
     if let Some(l) = args.listen {
         cfg.listen = l;
     }
@@ -45,23 +52,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     }
     let db = args.db.unwrap_or_else(crate::default_db);
     // Opened before the async runtime starts: the PostgreSQL client is blocking.
-    let (store, shown): (Arc<dyn FindingStore>, String) =
-        match db.to_str().filter(|d| ward_store::is_postgres_url(d)) {
-            Some(url) => {
-                if args.recreate_corrupt_db {
-                    anyhow::bail!("--recreate-corrupt-db applies to a SQLite file, not {url}");
-                }
-                let store = ward_store::PgStore::open(url)
-                    .context("opening the PostgreSQL finding store")?;
-                let shown = store.url().to_string();
-                (Arc::new(store), shown)
+    // The finding store doubles as the node registry of the fleet endpoints (enrollment,
+    // ingest, /v1/nodes).
+    type Stores = (Arc<dyn FindingStore>, Arc<dyn NodeStore>, String);
+    let (store, nodes, shown): Stores = match db.to_str().filter(|d| ward_store::is_postgres_url(d))
+    {
+        Some(url) => {
+            if args.recreate_corrupt_db {
+                anyhow::bail!("--recreate-corrupt-db applies to a SQLite file, not {url}");
             }
-            None => (
-                Arc::new(crate::cmd::db::open_store(&db, args.recreate_corrupt_db)?),
-                db.display().to_string(),
-            ),
-        };
-    let server = Server::new(cfg, store)?;
+            let store = Arc::new(
+                ward_store::PgStore::open(url).context("opening the PostgreSQL finding store")?,
+            );
+            let shown = store.url().to_string();
+            (store.clone(), store, shown)
+        }
+        None => {
+            let store = Arc::new(crate::cmd::db::open_store(&db, args.recreate_corrupt_db)?);
+            (store.clone(), store, db.display().to_string())
+        }
+    };
+    let server = Server::with_nodes(cfg, store, Some(nodes))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

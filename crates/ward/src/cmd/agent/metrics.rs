@@ -526,6 +526,37 @@ impl Health {
         );
         line + &outputs
     }
+
+    /// The counters the central output sends with each batch (the collector shows them per
+    /// node in `GET /v1/nodes`).
+    pub fn summary(&self) -> serde_json::Map<String, serde_json::Value> {
+        let e = &self.enrich;
+        let mut m = serde_json::Map::new();
+        let mut put = |k: &str, v: u64| {
+            m.insert(k.to_string(), v.into());
+        };
+        put("uptime_seconds", self.uptime.as_secs());
+        put("events", self.sensor.events_total);
+        put("kernel_drops", self.sensor.kernel_drops);
+        put("decode_errors", self.sensor.decode_errors);
+        put(
+            "metadata_misses",
+            e.metadata_timeouts + e.metadata_unavailable,
+        );
+        put("hash_misses", e.hash_misses);
+        put("findings", self.engine.findings_new);
+        put("store_errors", self.store_errors);
+        put("store_dropped", self.store_dropped);
+        put("outbox_rows", self.outbox.outbox_rows);
+        put("outbox_bytes", self.outbox.outbox_bytes);
+        put("outbox_dropped", self.outbox.outbox_dropped);
+        put(
+            "output_failures",
+            self.outputs.iter().map(|o| o.failed).sum(),
+        );
+        put("rss_bytes", self.rss_bytes);
+        m
+    }
 }
 
 /// A Prometheus label value: quotes, backslashes and newlines would end it.
