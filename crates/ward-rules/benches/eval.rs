@@ -123,14 +123,26 @@ fn main() {
         ),
     ];
     let chains: Vec<Vec<&ExecEvent>> = mix.iter().map(|(e, p)| vec![e, *p]).collect();
-    let rules = RuleSet::shipped_and(&[]).expect("shipped rules load");
+    // As the agent runs them: without a URL feed the URL rule is off.
+    let shipped = || {
+        let mut set = RuleSet::shipped_and(&[]).expect("shipped rules load");
+        let url: Vec<String> = set
+            .rules()
+            .iter()
+            .filter(|r| r.uses_url_feed())
+            .map(|r| r.id.clone())
+            .collect();
+        set.set_enabled(url.iter().map(|id| (id.as_str(), false)));
+        set
+    };
+    let rules = shipped();
     let empty = RuleSet::default();
     let n: usize = std::env::var("WARD_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000_000);
     let mut out = Vec::with_capacity(16);
-    let mut run = |set: &RuleSet| {
+    let mut run_n = |set: &RuleSet, n: usize| {
         let mut fired = 0usize;
         let t = Instant::now();
         for i in 0..n {
@@ -140,6 +152,7 @@ fn main() {
         }
         (n as f64 / t.elapsed().as_secs_f64(), fired)
     };
+    let mut run = |set: &RuleSet| run_n(set, n);
     // Interleave to share drift; best of 3 each.
     let mut best = (0f64, 0f64, 0usize);
     for _ in 0..3 {
@@ -148,11 +161,39 @@ fn main() {
         best = (best.0.max(e), best.1.max(r), fired);
     }
     println!(
-        "ward-rules eval: {} rules, {n} execs x3: rules on {:.2} M execs/s, rules off {:.2} M execs/s ({:.1}% of the rule-less loop), {} firings per pass",
-        rules.rules().len(),
+        "ward-rules eval: {} enabled rules, {n} execs x3: rules on {:.2} M execs/s, rules off {:.2} M execs/s ({:.1}% of the rule-less loop), {} firings per pass",
+        rules.rules().iter().filter(|r| r.enabled).count(),
         best.1 / 1e6,
         best.0 / 1e6,
         100.0 * best.1 / best.0,
         best.2
     );
+    // Where the time goes: each enabled rule alone (ns per exec of the mix, over and above
+    // the empty set's loop), costliest first.
+    let ids: Vec<String> = rules
+        .rules()
+        .iter()
+        .filter(|r| r.enabled)
+        .map(|r| r.id.clone())
+        .collect();
+    let base_ns = 1e9 / best.0;
+    let mut per_rule: Vec<(f64, &str)> = Vec::new();
+    for id in &ids {
+        let mut one = shipped();
+        one.set_enabled(ids.iter().map(|x| (x.as_str(), x == id)));
+        let mut fastest = 0f64;
+        for _ in 0..3 {
+            fastest = fastest.max(run_n(&one, n / 10).0);
+        }
+        per_rule.push(((1e9 / fastest - base_ns).max(0.0), id));
+    }
+    per_rule.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let sum: f64 = per_rule.iter().map(|r| r.0).sum();
+    println!(
+        "each rule alone, ns per exec over the empty set (sum {sum:.0} ns; all at once {:.0} ns):",
+        1e9 / best.1 - base_ns
+    );
+    for (ns, id) in per_rule.iter().take(12) {
+        println!("  {ns:>7.1} ns  {id}");
+    }
 }

@@ -6,7 +6,8 @@ use crate::ExecView;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
 use regex::RegexSet;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::cell::{Cell, RefCell};
 use ward_event::{ContainerMeta, ExecEvent, FdInfo, FdKind, Layer, PodMeta, Protocol};
 
 /// How far `ancestor` looks up the chain.
@@ -25,6 +26,8 @@ pub struct StrMatcher {
     /// [`StrMatcher::covered_by`].
     contains_raw: Vec<Box<str>>,
     regex_raw: Vec<Box<str>>,
+    /// Only `contains` strings, none with a space or NUL in it.
+    contains_without_spaces: bool,
 }
 
 /// Why a pattern did not compile (the caller adds file and line).
@@ -132,10 +135,22 @@ impl StrMatcher {
             ignore_case: d.ignore_case,
             contains_raw: fold(&d.contains),
             regex_raw: d.regex.iter().map(|r| r.as_str().into()).collect(),
+            contains_without_spaces: d.equals.is_empty()
+                && d.prefix.is_empty()
+                && d.suffix.is_empty()
+                && d.regex.is_empty()
+                && !d.contains.is_empty()
+                && d.contains.iter().all(|c| !c.contains([' ', '\0'])),
         })
     }
 
     pub fn is_match(&self, s: &str) -> bool {
+        self.is_match_but_contains(s) || self.contains.as_ref().is_some_and(|a| a.is_match(s))
+    }
+
+    /// [`is_match`](Self::is_match) without the `contains` strings (which a caller may look
+    /// for in all arguments at once, [`Facts::with_joined`]).
+    fn is_match_but_contains(&self, s: &str) -> bool {
         if self.ignore_case {
             // Exact, prefix and suffix compare ASCII case-insensitively without a copy.
             if self.exact.iter().any(|e| e.eq_ignore_ascii_case(s))
@@ -155,8 +170,20 @@ impl StrMatcher {
         {
             return true;
         }
-        self.contains.as_ref().is_some_and(|a| a.is_match(s))
-            || self.regex.as_ref().is_some_and(|r| r.is_match(s))
+        self.regex.as_ref().is_some_and(|r| r.is_match(s))
+    }
+
+    /// Whether any of `args` matches; with `facts` (the exec's own arguments), the
+    /// `contains` strings are looked for once in the arguments joined by NUL (no argument
+    /// holds one, and no pattern does: a match cannot span two arguments).
+    fn any_arg(&self, args: &[String], facts: Option<(&Facts, &ExecEvent)>) -> bool {
+        match (&self.contains, facts) {
+            (Some(ac), Some((fx, e))) if !args.is_empty() => {
+                args.iter().any(|x| self.is_match_but_contains(x))
+                    || fx.with_joined(e, |j| ac.is_match(j))
+            }
+            _ => args.iter().any(|x| self.is_match(x)),
+        }
     }
 
     /// The exact strings, when the condition is nothing else (used to index rules by name).
@@ -285,6 +312,10 @@ pub struct Matcher {
     stdin_writer: Option<Box<Matcher>>,
     stdout_reader: Option<Box<Matcher>>,
     any: Vec<Matcher>,
+    /// When every branch of `any` names its basenames ([`Matcher::gate_names`]): the
+    /// branches (ascending) under each name, so an exec is tried only on the branches that
+    /// can hold for it.
+    any_index: Option<FxHashMap<Box<str>, Vec<u16>>>,
     not: Option<Box<Matcher>>,
 }
 
@@ -368,9 +399,12 @@ impl Matcher {
             ancestor: sub(&c.ancestor)?,
             stdin_writer: sub(&c.stdin_writer)?,
             stdout_reader: sub(&c.stdout_reader)?,
+            any_index: None,
             any,
             not: sub(&c.not)?,
         };
+        let mut m = m;
+        m.any_index = m.branch_index();
         if m.is_empty() {
             return Err(PatternError::Invalid(
                 "a condition table with no condition in it (it would match every exec)".into(),
@@ -408,6 +442,21 @@ impl Matcher {
         all.sort_unstable();
         all.dedup();
         Some(all)
+    }
+
+    /// The `any` branches by basename, when every branch is gated by names (and there are few
+    /// enough to number in a `u16`).
+    fn branch_index(&self) -> Option<FxHashMap<Box<str>, Vec<u16>>> {
+        if self.any.len() < 2 || self.any.len() > usize::from(u16::MAX) {
+            return None;
+        }
+        let mut index: FxHashMap<Box<str>, Vec<u16>> = FxHashMap::default();
+        for (i, m) in self.any.iter().enumerate() {
+            for n in m.gate_names()? {
+                index.entry(n.into()).or_default().push(i as u16);
+            }
+        }
+        Some(index)
     }
 
     /// Whether this tree (or a branch of it) needs more than the exec itself.
@@ -626,7 +675,11 @@ impl Matcher {
         }
         if let Some(a) = &self.argv {
             let recording = ev.is_some();
-            if !eval_argv(a, e, view, recording, &mut |f, v| note(ev, prefix, f, v)) {
+            // The shared per-exec values are the exec's own (depth 0 of the rule set's view).
+            let facts = view.facts().filter(|_| depth == 0).map(|f| (f, e));
+            if !eval_argv(a, e, view, facts, recording, &mut |f, v| {
+                note(ev, prefix, f, v)
+            }) {
                 return Truth::False;
             }
         }
@@ -665,14 +718,44 @@ impl Matcher {
         if !self.any.is_empty() {
             let mut undecided = None;
             let mut held = None;
-            for m in &self.any {
+            let mut judge = |i: usize| -> bool {
+                let m = &self.any[i];
                 match m.truth(view, depth, &mut None, "") {
                     Truth::True => {
                         held = Some(m);
-                        break;
+                        true
                     }
-                    Truth::Unknown if undecided.is_none() => undecided = Some(m),
-                    _ => {}
+                    Truth::Unknown if undecided.is_none() => {
+                        undecided = Some(m);
+                        false
+                    }
+                    _ => false,
+                }
+            };
+            match &self.any_index {
+                // Only the branches naming the exec's basename can hold; in branch order, so
+                // the first branch that holds is the same as without the index.
+                Some(index) => {
+                    let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+                    let none: &[u16] = &[];
+                    let a = index.get(f).map_or(none, Vec::as_slice);
+                    let b = if r == f {
+                        none
+                    } else {
+                        index.get(r).map_or(none, Vec::as_slice)
+                    };
+                    for i in merged(a, b) {
+                        if judge(usize::from(i)) {
+                            break;
+                        }
+                    }
+                }
+                None => {
+                    for i in 0..self.any.len() {
+                        if judge(i) {
+                            break;
+                        }
+                    }
                 }
             }
             match held.or(undecided) {
@@ -1088,6 +1171,7 @@ fn eval_argv(
     a: &ArgvMatcher,
     e: &ExecEvent,
     view: &dyn ExecView,
+    facts: Option<(&Facts, &ExecEvent)>,
     recording: bool,
     note: &mut dyn FnMut(&str, &str),
 ) -> bool {
@@ -1131,30 +1215,35 @@ fn eval_argv(
         note("argc", &e.argv.len().to_string());
     }
     if let Some(m) = &a.any {
-        match args.iter().find(|x| m.is_match(x)) {
-            Some(x) => note("argv", x),
-            None => return false,
+        if recording {
+            match args.iter().find(|x| m.is_match(x)) {
+                Some(x) => note("argv", x),
+                None => return false,
+            }
+        } else if !m.any_arg(args, facts) {
+            return false;
         }
     }
     if let Some(m) = &a.none {
-        if args.iter().any(|x| m.is_match(x)) {
+        if m.any_arg(args, facts) {
             return false;
         }
     }
     if let Some(m) = &a.cmdline {
-        // Joined into a per-thread buffer: no allocation once it has grown.
-        let held = CMDLINE.with(|b| {
-            let mut line = b.borrow_mut();
-            line.clear();
-            for (i, x) in e.argv.iter().enumerate() {
-                if i > 0 {
-                    line.push(' ');
+        // `contains` strings without a space match the NUL-joined argv where they match the
+        // command line, and that string is shared with the `argv` conditions.
+        if !recording && m.contains_without_spaces {
+            if let (Some((fx, _)), Some(ac)) = (facts, &m.contains) {
+                if !fx.with_joined_all(e, |all| ac.is_match(all)) {
+                    return false;
                 }
-                line.push_str(x);
+                return finish_argv(a, args, facts, note);
             }
-            let held = m.is_match(&line);
+        }
+        let held = with_cmdline(e, facts.map(|f| f.0), |line| {
+            let held = m.is_match(line);
             if held {
-                note("cmdline", &line);
+                note("cmdline", line);
             }
             held
         });
@@ -1162,7 +1251,21 @@ fn eval_argv(
             return false;
         }
     }
+    finish_argv(a, args, facts, note)
+}
+
+/// The last of the argv conditions (after `cmdline`): `base64_contains`.
+fn finish_argv(
+    a: &ArgvMatcher,
+    args: &[String],
+    facts: Option<(&Facts, &ExecEvent)>,
+    note: &mut dyn FnMut(&str, &str),
+) -> bool {
     if let Some(ac) = &a.base64 {
+        // Most execs have no argument that could be base64: found out once per exec.
+        if facts.is_some_and(|(f, _)| !f.base64_runs(args)) {
+            return false;
+        }
         match args.iter().find_map(|x| base64_hit(ac, x)) {
             Some(decoded) => note("argv.base64", &decoded),
             None => return false,
@@ -1174,8 +1277,131 @@ fn eval_argv(
 /// Shortest base64 run considered (12 bytes decoded): shorter runs are ordinary words.
 const MIN_B64_RUN: usize = 16;
 
+/// Values every rule judging one exec may ask for, worked out once for that exec (for the
+/// exec at depth 0 of the view that gives them, [`ExecView::facts`]): its arguments joined
+/// (by NUL, for `contains` over all arguments; by space, the `cmdline`), whether any argument
+/// could be base64. The joined strings live in per-thread buffers tagged with this value's
+/// id, so nothing allocates once they have grown, and a buffer filled for another exec is
+/// never taken for this one's.
+#[derive(Debug)]
+pub struct Facts {
+    id: u64,
+    base64_runs: Cell<Option<bool>>,
+}
+
+impl Default for Facts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Facts {
+    pub fn new() -> Facts {
+        let id = NEXT_FACTS.with(|n| {
+            let id = n.get().wrapping_add(1).max(1);
+            n.set(id);
+            id
+        });
+        Facts {
+            id,
+            base64_runs: Cell::new(None),
+        }
+    }
+
+    /// `f` on `e`'s arguments after the first, joined by NUL.
+    fn with_joined<R>(&self, e: &ExecEvent, f: impl FnOnce(&str) -> R) -> R {
+        self.with_joined_all(e, |all| {
+            let skip = e.argv.first().map_or(0, |a0| a0.len() + 1);
+            f(all.get(skip..).unwrap_or(""))
+        })
+    }
+
+    /// `f` on all of `e`'s argv joined by NUL (the command line with NUL for the spaces).
+    fn with_joined_all<R>(&self, e: &ExecEvent, f: impl FnOnce(&str) -> R) -> R {
+        JOINED.with(|b| {
+            let mut b = b.borrow_mut();
+            let (tag, joined) = &mut *b;
+            if *tag != self.id {
+                joined.clear();
+                for (i, x) in e.argv.iter().enumerate() {
+                    if i > 0 {
+                        joined.push('\0');
+                    }
+                    joined.push_str(x);
+                }
+                *tag = self.id;
+            }
+            f(joined)
+        })
+    }
+
+    fn base64_runs(&self, args: &[String]) -> bool {
+        if let Some(b) = self.base64_runs.get() {
+            return b;
+        }
+        let b = args.iter().any(|x| base64_runs(x).next().is_some());
+        self.base64_runs.set(Some(b));
+        b
+    }
+}
+
+/// `f` on `e`'s command line (arguments joined by a space), from the per-thread buffer (kept
+/// for the exec of `facts`).
+fn with_cmdline<R>(e: &ExecEvent, facts: Option<&Facts>, f: impl FnOnce(&str) -> R) -> R {
+    CMDLINE.with(|b| {
+        let mut b = b.borrow_mut();
+        let (tag, line) = &mut *b;
+        let id = facts.map_or(0, |f| f.id);
+        if id == 0 || *tag != id {
+            line.clear();
+            for (i, x) in e.argv.iter().enumerate() {
+                if i > 0 {
+                    line.push(' ');
+                }
+                line.push_str(x);
+            }
+            *tag = id;
+        }
+        f(line)
+    })
+}
+
+/// The two sorted index lists as one, ascending, each index once.
+fn merged<'a>(a: &'a [u16], b: &'a [u16]) -> impl Iterator<Item = u16> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x == y => {
+                i += 1;
+                j += 1;
+                x
+            }
+            (Some(&x), Some(&y)) if x < y => {
+                i += 1;
+                x
+            }
+            (Some(_), Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (None, None) => return None,
+        };
+        Some(next)
+    })
+}
+
 thread_local! {
-    static CMDLINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static NEXT_FACTS: Cell<u64> = const { Cell::new(0) };
+    static JOINED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    static CMDLINE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static PEER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
@@ -1185,25 +1411,8 @@ thread_local! {
 /// (base64 of 12 or more bytes of text nearly always has both; paths and words do not), and
 /// decodes into a per-thread buffer; only a hit allocates.
 fn base64_hit(ac: &AhoCorasick, arg: &str) -> Option<String> {
-    let b = arg.as_bytes();
-    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
-    let mut i = 0;
-    while i < b.len() {
-        if !is_b64(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let (mut upper, mut lower) = (false, false);
-        while i < b.len() && is_b64(b[i]) {
-            upper |= b[i].is_ascii_uppercase();
-            lower |= b[i].is_ascii_lowercase();
-            i += 1;
-        }
-        if i - start < MIN_B64_RUN || !(upper && lower) {
-            continue;
-        }
-        let run = arg[start..i].trim_end_matches('=');
+    for run in base64_runs(arg) {
+        let run = run.trim_end_matches('=');
         // A run may start mid-token (`x=Y3Vy...`): try the whole run, then its tail cut to a
         // multiple of 4 from the end.
         for candidate in [run, &run[run.len() % 4..]] {
@@ -1223,6 +1432,33 @@ fn base64_hit(ac: &AhoCorasick, arg: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The runs of `arg` that could be base64: at least [`MIN_B64_RUN`] base64 characters with
+/// both upper- and lower-case letters.
+fn base64_runs(arg: &str) -> impl Iterator<Item = &str> {
+    let b = arg.as_bytes();
+    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            if !is_b64(b[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let (mut upper, mut lower) = (false, false);
+            while i < b.len() && is_b64(b[i]) {
+                upper |= b[i].is_ascii_uppercase();
+                lower |= b[i].is_ascii_lowercase();
+                i += 1;
+            }
+            if i - start >= MIN_B64_RUN && upper && lower {
+                return Some(&arg[start..i]);
+            }
+        }
+        None
+    })
 }
 
 #[cfg(test)]

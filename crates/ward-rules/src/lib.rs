@@ -91,6 +91,43 @@ pub trait ExecView {
     fn listed_entry(&self, _text: &str, _host: bool) -> Option<String> {
         None
     }
+
+    /// Values worked out once per exec for every rule that judges it (the exec at depth 0):
+    /// [`RuleSet`]'s evaluation wraps the caller's view to give them; other views give none
+    /// (the default) and each condition works its values out itself.
+    fn facts(&self) -> Option<&compile::Facts> {
+        None
+    }
+}
+
+/// A view with the per-exec [`compile::Facts`] of its exec at depth 0.
+struct WithFacts<'a> {
+    inner: &'a dyn ExecView,
+    facts: compile::Facts,
+}
+
+impl ExecView for WithFacts<'_> {
+    fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        self.inner.at(depth)
+    }
+    fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
+        self.inner.stdin_writer(depth)
+    }
+    fn stdout_reader(&self, depth: usize) -> Option<&ExecEvent> {
+        self.inner.stdout_reader(depth)
+    }
+    fn url_listed(&self, url: &str) -> bool {
+        self.inner.url_listed(url)
+    }
+    fn host_listed(&self, host: &str) -> bool {
+        self.inner.host_listed(host)
+    }
+    fn listed_entry(&self, text: &str, host: bool) -> Option<String> {
+        self.inner.listed_entry(text, host)
+    }
+    fn facts(&self) -> Option<&compile::Facts> {
+        Some(&self.facts)
+    }
 }
 
 /// A view with the exec's pipe neighbours filled in by the caller (the engine looks them up
@@ -600,7 +637,7 @@ impl RuleSet {
     /// `on_missing_metadata = "wait"` that cannot decide yet fire here (see
     /// [`eval_waiting`](Self::eval_waiting) for an engine that can hold them).
     pub fn eval(&self, view: &dyn ExecView, out: &mut Vec<u32>) {
-        self.each_candidate(view, &mut |i| {
+        self.each_candidate(view, &mut |i, view| {
             if self.rules[i as usize].fires(view) {
                 out.push(i);
             }
@@ -613,16 +650,25 @@ impl RuleSet {
     /// with [`Rule::verdict`] once the enricher has the metadata, and alerts when it does not
     /// arrive within its wait (the enricher's metadata timeout).
     pub fn eval_waiting(&self, view: &dyn ExecView, fired: &mut Vec<u32>, waiting: &mut Vec<u32>) {
-        self.each_candidate(view, &mut |i| match self.rules[i as usize].verdict(view) {
-            Verdict::Fire => fired.push(i),
-            Verdict::Undecided => waiting.push(i),
-            Verdict::Quiet => {}
-        });
+        self.each_candidate(
+            view,
+            &mut |i, view| match self.rules[i as usize].verdict(view) {
+                Verdict::Fire => fired.push(i),
+                Verdict::Undecided => waiting.push(i),
+                Verdict::Quiet => {}
+            },
+        );
     }
 
-    /// Calls `f` with every enabled rule the index says may fire on `view`, once each.
-    fn each_candidate(&self, view: &dyn ExecView, try_rule: &mut dyn FnMut(u32)) {
+    /// Calls `f` with every enabled rule the index says may fire on `view`, once each, and
+    /// `view` with the exec's [`compile::Facts`] shared by the rules.
+    fn each_candidate(&self, view: &dyn ExecView, try_rule: &mut dyn FnMut(u32, &dyn ExecView)) {
         let Some(e) = view.at(0) else { return };
+        let view = &WithFacts {
+            inner: view,
+            facts: compile::Facts::new(),
+        };
+        let mut try_rule = |i| try_rule(i, view);
         let (f, r) = (basename(&e.filename), basename(&e.binary.path));
         let by_f = self.by_name.get(f);
         if let Some(list) = by_f {

@@ -850,3 +850,44 @@ fn odd_execs_do_not_panic_any_rule() {
         }
     }
 }
+
+/// What the rule set shares between rules while judging one exec (the basename index of rules
+/// and of `any` branches, the joined arguments, the base64 scan) changes no decision: every
+/// enabled shipped rule gets the same verdict through `RuleSet::eval_waiting` as through
+/// `Rule::verdict` alone (which works everything out itself), on every shipped rule's test
+/// execs, not only its own.
+#[test]
+fn the_rule_sets_shared_work_changes_no_verdict() {
+    use ward_rules::Verdict;
+    let set = RuleSet::shipped_and(&[]).expect("shipped rules load");
+    let mut compared = 0;
+    let mut fired_somewhere = 0;
+    for t in set.rules().iter().flat_map(|r| r.tests.iter()) {
+        let (mut fired, mut waiting) = (Vec::new(), Vec::new());
+        set.eval_waiting(t, &mut fired, &mut waiting);
+        for (i, rule) in set.rules().iter().enumerate() {
+            if !rule.enabled {
+                continue;
+            }
+            let i = i as u32;
+            let through_set = if fired.contains(&i) {
+                Verdict::Fire
+            } else if waiting.contains(&i) {
+                Verdict::Undecided
+            } else {
+                Verdict::Quiet
+            };
+            assert_eq!(
+                through_set,
+                rule.verdict(t),
+                "rule {} on a test exec of {}",
+                rule.id,
+                t.chain()[0].filename
+            );
+            compared += 1;
+            fired_somewhere += usize::from(through_set == Verdict::Fire);
+        }
+    }
+    assert!(compared > 1000, "{compared} comparisons");
+    assert!(fired_somewhere > 100, "{fired_somewhere} firings");
+}

@@ -1075,9 +1075,22 @@ fn recording_replays_to_the_same_findings_and_sigterm_flushes() {
     agent.wait_for(c.id(), COMPILER, |_| true);
     agent.wait_for(c.id(), BUILT_IN, |_| true);
     agent.wait_for(c.id(), REVSHELL, |_| true);
-    let live = agent.findings();
     let (status, dir) = agent.stop();
     assert!(status.success(), "exit status after SIGTERM: {status}");
+    // Read after the stop: the agent sees every container on the host (other tests' too) and
+    // records until it stops, so findings it makes between a read before the stop and the
+    // stop would be in the replay only.
+    let live: Vec<Value> = std::fs::read_to_string(dir.path().join("findings.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for c in [COMPILER, BUILT_IN, REVSHELL] {
+        assert!(
+            live.iter().any(|f| f["category"] == c),
+            "no {c} finding after the stop"
+        );
+    }
     let log = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
     assert!(log.contains("ward agent: stopped"), "{log}");
 
@@ -1121,7 +1134,59 @@ fn recording_replays_to_the_same_findings_and_sigterm_flushes() {
     };
     let live: Vec<Value> = live.into_iter().map(strip).collect();
     let replayed: Vec<Value> = replayed.into_iter().map(strip).collect();
-    assert_eq!(live, replayed, "live and replayed findings differ");
+    assert_eq!(
+        live,
+        replayed,
+        "live and replayed findings differ:\n{}",
+        findings_diff(&live, &replayed)
+    );
+}
+
+/// What differs between two lists of findings, by name: findings only in one, and for a
+/// finding in both, each top-level field that differs (the whole lists are too long to read).
+fn findings_diff(a: &[Value], b: &[Value]) -> String {
+    let by_name = |v: &[Value]| -> std::collections::BTreeMap<String, Value> {
+        v.iter()
+            .map(|f| (f["name"].as_str().unwrap_or("?").to_string(), f.clone()))
+            .collect()
+    };
+    let (a, b) = (by_name(a), by_name(b));
+    let mut out = String::new();
+    for (name, fa) in &a {
+        let Some(fb) = b.get(name) else {
+            out += &format!(
+                "only live: {name} {} {}\n",
+                fa["category"], fa["description"]
+            );
+            continue;
+        };
+        for (k, va) in fa.as_object().into_iter().flatten() {
+            if fb.get(k) != Some(va) {
+                out += &format!(
+                    "{name} {}: live {va} replayed {}\n",
+                    k,
+                    fb.get(k).unwrap_or(&Value::Null)
+                );
+            }
+        }
+        for k in fb.as_object().into_iter().flatten().map(|(k, _)| k) {
+            if fa.get(k).is_none() {
+                out += &format!("{name} {k}: only replayed {}\n", fb[k]);
+            }
+        }
+    }
+    for (name, fb) in &b {
+        if !a.contains_key(name) {
+            out += &format!(
+                "only replayed: {name} {} {}\n",
+                fb["category"], fb["description"]
+            );
+        }
+    }
+    if out.is_empty() {
+        out = "same findings by name, in another order".into();
+    }
+    out
 }
 
 #[test]
