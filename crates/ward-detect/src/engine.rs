@@ -141,10 +141,13 @@ impl Engine {
         // The pipe index costs an update per exec, dup and exit on a pipe: only kept when a
         // rule asks about pipe neighbours.
         let pipes = rules.uses_pipe_neighbours();
+        let rules_names = rules.pipe_neighbour_names();
         let detector = crate::detectors::rules::Rules::new(rules)?
             .with_metadata_wait(self.rules_metadata_wait)
             .with_url_feeds(self.intel.clone());
         self.table.set_pipe_index(pipes);
+        // Only the execs the rules can ask about as neighbours (their basenames) are indexed.
+        self.table.set_pipe_index_names(rules_names);
         self.rules = Some(Box::new(detector));
         Ok(())
     }

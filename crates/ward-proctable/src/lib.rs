@@ -294,6 +294,9 @@ struct PipeEnd {
 /// (inode, pid) so that a lookup is a range and an update a single insert or remove.
 #[derive(Debug, Default)]
 struct PipeIndex {
+    /// Only processes whose exec bears one of these basenames (of its filename or binary
+    /// path) are indexed, when set ([`ProcessTable::set_pipe_index_names`]).
+    names: Option<FxHashSet<Box<str>>>,
     readers: BTreeMap<(u64, Pid), PipeEnd>,
     writers: BTreeMap<(u64, Pid), PipeEnd>,
     /// Exited processes still in the index: (exit time, pid, their `piped`).
@@ -422,6 +425,16 @@ impl ProcessTable {
             .map(|(_, x)| x)
     }
 
+    /// Keeps only processes whose exec's basename (of its filename or binary path) is one of
+    /// `names` in the pipe index (`None`: every process), from their next exec or fd change
+    /// on: the callers ask about neighbours of those names alone, and every process indexed
+    /// keeps its exec for [`PIPE_EXITED_GRACE_NS`] after it exits.
+    pub fn set_pipe_index_names(&mut self, names: Option<Vec<String>>) {
+        if let Some(index) = self.pipes.as_mut() {
+            index.names = names.map(|v| v.into_iter().map(String::into_boxed_str).collect());
+        }
+    }
+
     /// Whether the pipe index is on.
     pub fn pipe_index_on(&self) -> bool {
         self.pipes.is_some()
@@ -439,8 +452,16 @@ impl ProcessTable {
         };
         index.remove(pid, p.piped);
         p.piped = [0; 2];
-        if p.exec.is_none() || p.exited.is_some() {
+        let Some(exec) = p.exec.as_deref().filter(|_| p.exited.is_none()) else {
             return;
+        };
+        if let Some(names) = &index.names {
+            fn base(path: &str) -> &str {
+                path.rsplit('/').next().unwrap_or(path)
+            }
+            if !names.contains(base(&exec.filename)) && !names.contains(base(&exec.binary.path)) {
+                return;
+            }
         }
         if let Some(i) = p.stdio[0].pipe_inode() {
             index.readers.insert((i, pid), PipeEnd::default());

@@ -621,3 +621,45 @@ fn the_pipe_index_is_bounded() {
         index.writers.len()
     );
 }
+
+#[test]
+fn the_pipe_index_can_keep_only_named_execs() {
+    let mut t = ProcessTable::new(TableConfig::default());
+    t.set_pipe_index(true);
+    t.set_pipe_index_names(Some(vec!["curl".into(), "base64".into()]));
+    let p = fd(FdKind::Pipe, 77);
+    // By its filename's or its binary's basename.
+    t.apply(
+        ExecBuilder::new(1, 10, 1, "/usr/bin/curl")
+            .stdio(1, p.clone())
+            .event(),
+    );
+    t.apply(
+        ExecBuilder::new(2, 11, 1, "/usr/bin/base64")
+            .binary_path("/bin/busybox")
+            .stdio(0, p.clone())
+            .event(),
+    );
+    t.apply(
+        ExecBuilder::new(3, 12, 1, "/usr/bin/tee")
+            .stdio(1, fd(FdKind::Pipe, 78))
+            .event(),
+    );
+    assert_eq!(t.pipe_writer(77, None, 0, 4).map(|e| e.pid), Some(10));
+    assert_eq!(t.pipe_reader(77, None, 0, 4).map(|e| e.pid), Some(11));
+    assert_eq!(
+        t.pipe_writer(78, None, 0, 4).map(|e| e.pid),
+        None,
+        "tee is not named"
+    );
+    let index = t.pipes.as_ref().unwrap();
+    assert_eq!((index.writers.len(), index.readers.len()), (1, 1));
+    // Without names, every exec again (from its next exec on).
+    t.set_pipe_index_names(None);
+    t.apply(
+        ExecBuilder::new(5, 12, 1, "/usr/bin/tee")
+            .stdio(1, fd(FdKind::Pipe, 78))
+            .event(),
+    );
+    assert_eq!(t.pipe_writer(78, None, 0, 6).map(|e| e.pid), Some(12));
+}

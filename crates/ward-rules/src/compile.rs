@@ -444,6 +444,27 @@ impl Matcher {
         Some(all)
     }
 
+    /// Adds to `out` the basenames a pipe neighbour must bear for any neighbour condition
+    /// of this tree (`stdin_writer`, `stdout_reader`, anywhere in it) to hold; false when a
+    /// neighbour condition names none (then any exec may be a neighbour that matters).
+    pub(crate) fn neighbour_names<'a>(&'a self, out: &mut Vec<&'a str>) -> bool {
+        for n in [&self.stdin_writer, &self.stdout_reader]
+            .into_iter()
+            .flatten()
+        {
+            match n.gate_names() {
+                Some(v) => out.extend(v),
+                None => return false,
+            }
+        }
+        self.any
+            .iter()
+            .chain(self.parent.as_deref())
+            .chain(self.ancestor.as_deref())
+            .chain(self.not.as_deref())
+            .all(|m| m.neighbour_names(out))
+    }
+
     /// The `any` branches by basename, when every branch is gated by names (and there are few
     /// enough to number in a `u16`).
     fn branch_index(&self) -> Option<FxHashMap<Box<str>, Vec<u16>>> {

@@ -414,6 +414,13 @@ impl Rule {
         self.when.uses_url_feed()
     }
 
+    /// Adds the basenames a pipe neighbour must bear for this rule's conditions or
+    /// exceptions to ask about it; false when some neighbour condition names none.
+    pub fn neighbour_names<'a>(&'a self, out: &mut Vec<&'a str>) -> bool {
+        self.when.neighbour_names(out)
+            && self.exceptions.iter().all(|x| x.when.neighbour_names(out))
+    }
+
     pub fn uses_pipe_neighbours(&self) -> bool {
         self.when.uses_pipe_neighbours()
             || self
@@ -713,6 +720,22 @@ impl RuleSet {
 
     /// Whether an enabled rule asks about pipe neighbours (`stdin_writer`, `stdout_reader`):
     /// an engine only needs to look them up (by pipe inode) when this is true.
+    /// The basenames of the only execs that can matter as pipe neighbours to the enabled
+    /// rules (an engine indexes pipes of those alone: a neighbour condition of a rule is
+    /// gated by basename in every shipped rule); `None` when a rule asks about neighbours
+    /// of any name.
+    pub fn pipe_neighbour_names(&self) -> Option<Vec<String>> {
+        let mut names = Vec::new();
+        for r in self.rules.iter().filter(|r| r.enabled) {
+            if !r.neighbour_names(&mut names) {
+                return None;
+            }
+        }
+        names.sort_unstable();
+        names.dedup();
+        Some(names.into_iter().map(str::to_string).collect())
+    }
+
     pub fn uses_pipe_neighbours(&self) -> bool {
         self.rules
             .iter()

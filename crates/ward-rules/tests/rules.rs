@@ -891,3 +891,40 @@ fn the_rule_sets_shared_work_changes_no_verdict() {
     assert!(compared > 1000, "{compared} comparisons");
     assert!(fired_somewhere > 100, "{fired_somewhere} firings");
 }
+
+/// An engine indexes pipes only for the execs the rules can ask about as neighbours: the
+/// shipped rules name them all; a rule whose neighbour condition names no basename makes
+/// every exec a possible neighbour.
+#[test]
+fn pipe_neighbour_names_cover_every_neighbour_condition() {
+    let set = RuleSet::shipped_and(&[]).expect("shipped rules load");
+    let names = set
+        .pipe_neighbour_names()
+        .expect("shipped neighbours are named");
+    for n in ["curl", "wget", "base64", "openssl", "sh", "bash", "nc"] {
+        assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
+    }
+    assert!(!names.iter().any(|x| x == "tee"), "{names:?}");
+    let any_name = load_text(
+        r#"
+[[rule]]
+id = "FED_BY_A_NETWORK_PIPE"
+category = "Test: fed by a pipe"
+severity = "LOW"
+tactic = "EXECUTION"
+description = "d"
+next_steps = "n"
+when = { basename = ["sh"], stdin_writer = { stdout = ["pipe"], exe = { prefix = ["/tmp/"] } } }
+
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/sh", argv = ["sh"], stdin_writer = { exe = "/tmp/x", argv = ["x"], stdout = "pipe" } }
+
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/sh", argv = ["sh"], stdin_writer = { exe = "/usr/bin/x", argv = ["x"], stdout = "pipe" } }
+"#,
+    )
+    .expect("loads");
+    assert_eq!(any_name.pipe_neighbour_names(), None);
+}
