@@ -47,6 +47,10 @@ pub const DEFAULT_MAX_REQUESTS_PER_CLIENT: usize = 16;
 pub const DEFAULT_INGEST_MAX_FINDINGS: usize = 1000;
 /// Default largest `POST /v1/ingest` body (bytes): a full batch of large findings.
 pub const DEFAULT_INGEST_MAX_BODY_BYTES: usize = 16 << 20;
+/// Default time after a node's last batch or heartbeat when `GET /v1/nodes` calls it stale:
+/// three heartbeats of the central output's default interval (30 s), so one lost or late
+/// heartbeat does not mark a node.
+pub const DEFAULT_NODE_STALE_AFTER: Duration = Duration::from_secs(90);
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -130,6 +134,11 @@ pub struct ApiConfig {
     pub ingest_max_findings: usize,
     /// Largest `POST /v1/ingest` body in bytes (the other routes keep `max_body_bytes`).
     pub ingest_max_body_bytes: usize,
+    /// A node not seen (no batch, no heartbeat) for longer than this is `stale` in
+    /// `GET /v1/nodes` and marked so in the console. Keep it a few times the agents'
+    /// central output `heartbeat`.
+    #[serde(with = "humantime_serde")]
+    pub node_stale_after: Duration,
 }
 
 impl Default for ApiConfig {
@@ -150,6 +159,7 @@ impl Default for ApiConfig {
             enrollment_secret_file: None,
             ingest_max_findings: DEFAULT_INGEST_MAX_FINDINGS,
             ingest_max_body_bytes: DEFAULT_INGEST_MAX_BODY_BYTES,
+            node_stale_after: DEFAULT_NODE_STALE_AFTER,
         }
     }
 }
@@ -289,6 +299,13 @@ impl ApiConfig {
                 what: "at least 1024",
             });
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.node_stale_after)
+        {
+            return Err(ConfigError::Limit {
+                key: "node_stale_after",
+                what: "between 1s and 1d",
+            });
+        }
         if self.enrollment_secret.is_some() && self.enrollment_secret_file.is_some() {
             return Err(ConfigError::EnrollmentSecretTwice);
         }
@@ -338,6 +355,8 @@ mod tests {
             "header_timeout = \"0s\"",
             "body_timeout = \"2h\"",
             "max_requests_per_client = 0",
+            "node_stale_after = \"0s\"",
+            "node_stale_after = \"2d\"",
         ] {
             let c: ApiConfig = toml::from_str(bad).unwrap();
             let e = c.validate().unwrap_err().to_string();

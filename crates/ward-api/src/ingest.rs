@@ -343,26 +343,41 @@ pub(crate) struct NodeView {
     agent_version: String,
     health: serde_json::Value,
     revoked: bool,
+    /// Not seen for longer than `[api] node_stale_after` (or never seen), by this server's
+    /// clock.
+    stale: bool,
+    /// The cluster and project its findings name (omitted when unknown).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    cluster: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    project: String,
 }
 
-impl From<NodeRecord> for NodeView {
-    fn from(n: NodeRecord) -> NodeView {
+impl NodeView {
+    fn new(n: NodeRecord, now_ns: i64, stale_after: std::time::Duration) -> NodeView {
         let t = |ns: i64| format_rfc3339(u64::try_from(ns).unwrap_or(0));
+        let window = i64::try_from(stale_after.as_nanos()).unwrap_or(i64::MAX);
         NodeView {
             create_time: t(n.created_ns),
             last_seen_time: (n.last_seen_ns > 0).then(|| t(n.last_seen_ns)),
+            stale: n.last_seen_ns <= 0 || now_ns.saturating_sub(n.last_seen_ns) > window,
             agent_version: n.agent_version,
             health: serde_json::from_str(&n.health_json)
                 .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
             revoked: n.revoked,
             name: n.name,
+            cluster: n.cluster,
+            project: n.project,
         }
     }
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct NodeList {
     nodes: Vec<NodeView>,
+    /// `[api] node_stale_after` in seconds: what `stale` means here.
+    stale_after_seconds: u64,
 }
 
 /// `GET /v1/nodes`.
@@ -370,8 +385,13 @@ pub(crate) async fn list_nodes(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<NodeList>, ApiError> {
     let nodes = nodes_call(&st, |n| n.list_nodes()).await?;
+    let now = now_ns();
     Ok(Json(NodeList {
-        nodes: nodes.into_iter().map(NodeView::from).collect(),
+        nodes: nodes
+            .into_iter()
+            .map(|n| NodeView::new(n, now, st.node_stale_after))
+            .collect(),
+        stale_after_seconds: st.node_stale_after.as_secs(),
     }))
 }
 
@@ -404,7 +424,7 @@ pub(crate) async fn node_action(
     match found {
         Some(rec) => {
             tracing::info!(node = %rec.name, "node token revoked");
-            Ok(Json(rec.into()))
+            Ok(Json(NodeView::new(rec, now_ns(), st.node_stale_after)))
         }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

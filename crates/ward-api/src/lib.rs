@@ -79,6 +79,8 @@ pub struct AppState {
     pub(crate) enrollment_secret: Option<[u8; 32]>,
     pub(crate) ingest_max_findings: usize,
     pub(crate) ingest_max_body_bytes: usize,
+    /// `[api] node_stale_after`, for `GET /v1/nodes`.
+    pub(crate) node_stale_after: std::time::Duration,
 }
 
 /// How long a filter's `totalSize` is reused by default. Counts are exact and, at a million
@@ -209,6 +211,7 @@ impl Server {
                 enrollment_secret,
                 ingest_max_findings: config.ingest_max_findings,
                 ingest_max_body_bytes: config.ingest_max_body_bytes,
+                node_stale_after: config.node_stale_after,
             }),
             config,
             ephemeral_token,

@@ -120,6 +120,9 @@ async fn enroll_ingest_revoke(b: Backend, test: &str) {
     let cfg = ApiConfig {
         enrollment_secret: Some(SECRET.into()),
         ingest_max_findings: 50,
+        // Stamped on node-a's findings, so the registry knows its cluster and project.
+        default_cluster: "prod-eu".into(),
+        default_project: "shop".into(),
         ..ApiConfig::default()
     };
     let srv = start(cfg, store.clone(), nodes.clone()).await;
@@ -331,6 +334,22 @@ async fn enroll_ingest_revoke(b: Backend, test: &str) {
     assert_eq!(list[0]["health"]["dropped"], 2);
     assert_eq!(list[1]["agentVersion"], "1.0.0");
     assert!(list[1]["lastSeenTime"].as_str().is_some(), "{v}");
+    // Both just seen: not stale (api.node_stale_after, 90 s by default). The cluster and
+    // project come from the node's findings: node-b has none.
+    assert_eq!(v["staleAfterSeconds"], 90, "{v}");
+    assert_eq!(
+        (&list[0]["stale"], &list[1]["stale"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(
+        (&list[0]["cluster"], &list[0]["project"]),
+        (&json!("prod-eu"), &json!("shop")),
+        "{v}"
+    );
+    assert!(
+        list[1].get("cluster").is_none() && list[1].get("project").is_none(),
+        "{v}"
+    );
 
     // Revoke: the write token only; the node's token stops working; it may enroll again.
     let revoke = format!("{}/v1/nodes/node-a:revoke", srv.base);

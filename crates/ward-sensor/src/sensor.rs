@@ -457,5 +457,8 @@ const _: () = assert!(abi::WARD_DROP_SLOTS as usize == 8);
 fn page_size() -> u32 {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u32::try_from(n).ok().filter(|n| n.is_power_of_two()).unwrap_or(4096)
+    u32::try_from(n)
+        .ok()
+        .filter(|n| n.is_power_of_two())
+        .unwrap_or(4096)
 }

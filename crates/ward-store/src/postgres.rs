@@ -890,12 +890,27 @@ impl crate::nodes::NodeStore for PgStore {
         let mut conn = self.conn()?;
         let rows = conn
             .query(
-                "SELECT name, created_ns, last_seen_ns, agent_version, health, revoked \
-                 FROM nodes ORDER BY name",
+                // The cluster and project of the node's latest finding: one probe of the
+                // (node, event_time_ns, seq) index per node.
+                "SELECT n.name, n.created_ns, n.last_seen_ns, n.agent_version, n.health, \
+                 n.revoked, f.cluster, f.project FROM nodes AS n \
+                 LEFT JOIN LATERAL (SELECT cluster, project FROM findings \
+                   WHERE node = n.name COLLATE \"default\" \
+                   ORDER BY event_time_ns DESC, seq DESC LIMIT 1) AS f \
+                   ON TRUE \
+                 ORDER BY n.name",
                 &[],
             )
             .map_err(self.err("cannot list nodes"))?;
-        Ok(rows.iter().map(pg_node).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut n = pg_node(r);
+                n.cluster = r.get::<_, Option<String>>(6).unwrap_or_default();
+                n.project = r.get::<_, Option<String>>(7).unwrap_or_default();
+                n
+            })
+            .collect())
     }
 
     fn revoke_node(&self, name: &str) -> Result<bool, StoreError> {
@@ -915,5 +930,7 @@ fn pg_node(r: &postgres::Row) -> crate::NodeRecord {
         agent_version: r.get(3),
         health_json: r.get(4),
         revoked: r.get(5),
+        cluster: String::new(),
+        project: String::new(),
     }
 }
