@@ -6,7 +6,8 @@
 //! * `POST /v1/ingest` (the node's token): a batch of findings of that node, all or nothing
 //!   (one transaction; any malformed finding rejects the batch naming its index and field),
 //!   idempotent on the finding `name` (the store's upsert: a replay changes nothing, a later
-//!   state merges). An empty batch is a heartbeat. Every accepted batch updates the node's last
+//!   state merges); a name already stored for another node refuses the batch (403, checked in
+//!   the upsert's transaction). An empty batch is a heartbeat. Every accepted batch updates the node's last
 //!   seen, agent version and health summary.
 //! * `GET /v1/nodes` (read token) and `POST /v1/nodes/{name}:revoke` (write token).
 
@@ -303,10 +304,37 @@ async fn ingest_inner(
     let sum = if n == 0 {
         ward_store::UpsertSummary::default()
     } else {
-        let f = findings.clone();
-        let sum = store_call(st, move |s| s.upsert_many(&f)).await?;
-        st.forget_counts();
-        sum
+        let (f, me) = (findings.clone(), node.name.clone());
+        // The store refuses a name already stored for another node inside the upsert's
+        // transaction (nothing written); that refusal is a 403, not a store failure.
+        let r = store_call(st, move |s| match s.upsert_many_for_node(&me, &f) {
+            Err(StoreError::NameOfAnotherNode { name, owner, .. }) => Ok(Err((name, owner))),
+            other => other.map(Ok),
+        })
+        .await?;
+        match r {
+            Ok(sum) => {
+                st.forget_counts();
+                sum
+            }
+            Err((name, owner)) => {
+                let i = findings.iter().position(|f| f.name == name).unwrap_or(0);
+                let owner = if owner.is_empty() {
+                    "no node".to_string()
+                } else {
+                    format!("node '{owner}'")
+                };
+                tracing::warn!(node = %node.name, finding = %name, stored_for = %owner, "ingest refused: finding name stored for another node");
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "findings[{i}] ('{name}') is stored for {owner}; node '{}' may not overwrite it (nothing of this batch was written)",
+                        node.name
+                    ),
+                )
+                .with_field("findings"));
+            }
+        }
     };
     let (name, version) = (node.name.clone(), b.agent_version.clone());
     nodes_call(st, move |r| {

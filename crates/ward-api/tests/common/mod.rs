@@ -203,6 +203,13 @@ impl<S: FindingStore> FindingStore for InPlace<S> {
     ) -> Result<ward_store::UpsertSummary, ward_store::StoreError> {
         tokio::task::block_in_place(|| self.0.upsert_many(f))
     }
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        f: &[Finding],
+    ) -> Result<ward_store::UpsertSummary, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.upsert_many_for_node(node, f))
+    }
     fn get(&self, n: &str) -> Result<Option<Finding>, ward_store::StoreError> {
         tokio::task::block_in_place(|| self.0.get(n))
     }
