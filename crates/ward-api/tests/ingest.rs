@@ -92,7 +92,9 @@ fn as_json(fs: &[Finding]) -> Vec<Value> {
 }
 
 /// Two handles on one store (findings and node registry), and what keeps it alive.
-fn stores(b: Backend, test: &str) -> Option<(Guard, Arc<dyn FindingStore>, Arc<dyn NodeStore>)> {
+type Stores = (Guard, Arc<dyn FindingStore>, Arc<dyn NodeStore>);
+
+fn stores(b: Backend, test: &str) -> Option<Stores> {
     match b {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().unwrap();
