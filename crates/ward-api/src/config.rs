@@ -139,6 +139,11 @@ pub struct ApiConfig {
     /// central output `heartbeat`.
     #[serde(with = "humantime_serde")]
     pub node_stale_after: Duration,
+    /// mTLS: PEM CA certificates; with it, the HTTPS listener (`[api.tls]` required) asks
+    /// every client for a certificate and refuses the TLS handshake unless one signed by
+    /// these CAs is presented. Tokens are still required on top.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -160,6 +165,7 @@ impl Default for ApiConfig {
             ingest_max_findings: DEFAULT_INGEST_MAX_FINDINGS,
             ingest_max_body_bytes: DEFAULT_INGEST_MAX_BODY_BYTES,
             node_stale_after: DEFAULT_NODE_STALE_AFTER,
+            client_ca_file: None,
         }
     }
 }
@@ -195,6 +201,10 @@ pub enum ConfigError {
         "the enrollment secret ({from}) is {len} characters; at least {MIN_TOKEN_LEN} are required"
     )]
     EnrollmentSecretTooShort { from: String, len: usize },
+    #[error("api.client_ca_file needs HTTPS: configure [api.tls] (cert, key) too")]
+    ClientCaWithoutTls,
+    #[error("api.client_ca_file {}: {message}", path.display())]
+    ClientCa { path: PathBuf, message: String },
     #[error("{key} must be {what}")]
     Limit {
         key: &'static str,
@@ -316,6 +326,9 @@ impl ApiConfig {
         }
         if self.tls.is_some() && !cfg!(feature = "tls") {
             return Err(ConfigError::TlsUnsupported);
+        }
+        if self.client_ca_file.is_some() && self.tls.is_none() {
+            return Err(ConfigError::ClientCaWithoutTls);
         }
         Ok(())
     }

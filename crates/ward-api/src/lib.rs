@@ -18,6 +18,8 @@ mod error;
 mod ingest;
 mod limits;
 mod metrics;
+#[cfg(feature = "tls")]
+mod mtls;
 pub mod outputs;
 pub mod prometheus;
 mod v1;
@@ -261,6 +263,7 @@ impl Server {
             local,
             listener,
             tls: self.config.tls.clone(),
+            client_ca: self.config.client_ca_file.clone(),
             ephemeral_token: self.ephemeral_token,
             state: self.state,
             connections: limits::PerClient::new(self.config.max_connections_per_client),
@@ -275,6 +278,8 @@ pub struct Bound {
     local: SocketAddr,
     listener: tokio::net::TcpListener,
     tls: Option<TlsConfig>,
+    /// `[api] client_ca_file`: client certificates required and verified (mTLS).
+    client_ca: Option<std::path::PathBuf>,
     ephemeral_token: Option<String>,
     state: Arc<AppState>,
     /// Open connections per client address (`max_connections_per_client`).
@@ -329,15 +334,24 @@ impl Bound {
             #[cfg(feature = "tls")]
             Some(tls) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                    .await
-                    .map_err(|e| {
-                        ConfigError::Tls(format!(
-                            "{} / {}: {e}",
-                            tls.cert.display(),
-                            tls.key.display()
-                        ))
-                    })?;
+                let cfg = match &self.client_ca {
+                    None => {
+                        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                            .await
+                            .map_err(|e| {
+                                ConfigError::Tls(format!(
+                                    "{} / {}: {e}",
+                                    tls.cert.display(),
+                                    tls.key.display()
+                                ))
+                            })?
+                    }
+                    Some(ca) => {
+                        let sc = mtls::server_config(&tls, ca)?;
+                        tracing::info!(client_ca = %ca.display(), "client certificates required (mTLS)");
+                        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(sc))
+                    }
+                };
                 let handle = axum_server::Handle::new();
                 let h = handle.clone();
                 tokio::spawn(async move {
