@@ -325,11 +325,14 @@
   // The collector's node registry, `GET /v1/nodes` ({nodes, staleAfterSeconds}); null where
   // there is none (`ward agent --serve` answers 404) or it cannot be read: the console then
   // works from the findings alone, as before.
+  let noRegistry = false; // a 404 once: this server has none (it will not grow one)
   async function fetchNodes() {
+    if (noRegistry) return null;
     try {
       const r = await api("GET", "/v1/nodes");
       return r && Array.isArray(r.nodes) ? r : null;
     } catch (e) {
+      if (e.status === 404) noRegistry = true;
       return null;
     }
   }
