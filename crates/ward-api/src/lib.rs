@@ -176,6 +176,12 @@ impl Server {
         nodes: Option<Arc<dyn NodeStore>>,
     ) -> Result<Server, ConfigError> {
         config.validate()?;
+        // mTLS: the CA file (and the certificate and key it goes with) are read now, so a
+        // wrong path stops the start before it listens; `Bound::run` builds it again.
+        #[cfg(feature = "tls")]
+        if let (Some(tls), Some(ca)) = (&config.tls, &config.client_ca_file) {
+            mtls::server_config(tls, ca)?;
+        }
         let enrollment_secret = config.resolve_enrollment_secret()?.map(|s| {
             use sha2::Digest;
             let d: [u8; 32] = sha2::Sha256::digest(s.as_bytes()).into();
@@ -279,6 +285,7 @@ pub struct Bound {
     listener: tokio::net::TcpListener,
     tls: Option<TlsConfig>,
     /// `[api] client_ca_file`: client certificates required and verified (mTLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     client_ca: Option<std::path::PathBuf>,
     ephemeral_token: Option<String>,
     state: Arc<AppState>,

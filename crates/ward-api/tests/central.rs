@@ -455,4 +455,27 @@ fn client_certificate_settings_are_checked() {
         e.contains("client_ca_file") && e.contains("[api.tls]"),
         "{e}"
     );
+    // A CA file that is missing, or holds no certificate, stops the start, naming it.
+    let pki = Pki::new(dir.path(), "fleet");
+    let (cert, key) = pki.issue("server", &["127.0.0.1"], false);
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    for (ca, says) in [
+        ("missing.pem", "cannot read"),
+        ("empty.pem", "no PEM certificate"),
+    ] {
+        let cfg = ApiConfig {
+            tls: Some(ward_api::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            client_ca_file: Some(dir.path().join(ca)),
+            ..ApiConfig::default()
+        };
+        let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+        let e = Server::new(cfg, store).unwrap_err().to_string();
+        assert!(
+            e.contains("api.client_ca_file") && e.contains(ca) && e.contains(says),
+            "{e}"
+        );
+    }
 }
