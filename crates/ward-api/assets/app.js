@@ -237,6 +237,18 @@
     return h("time", { datetime: s, title: String(s || "") }, fmtTime(s));
   }
 
+  // "12 s ago", "3 min ago", "5 h ago", "2 d ago" (this browser's clock against the time).
+  function fmtAgo(s) {
+    const t = new Date(s).getTime();
+    if (isNaN(t)) return "";
+    const ms = Date.now() - t;
+    if (ms < 1000) return "just now";
+    if (ms < 60000) return Math.floor(ms / 1000) + " s ago";
+    if (ms < 3600000) return Math.floor(ms / 60000) + " min ago";
+    if (ms < 86400000) return Math.floor(ms / 3600000) + " h ago";
+    return Math.floor(ms / 86400000) + " d ago";
+  }
+
   function src(f, k) {
     const v = f.sourceProperties && f.sourceProperties[k];
     return v === undefined || v === null ? undefined : v;
@@ -291,11 +303,56 @@
     const seq = ++navSeq;
     const m = /^\/findings\/([^/]+)$/.exec(path);
     document.body.removeAttribute("data-ready");
+    setNav(path === "/nodes" ? "nodes" : "findings");
     if (m) {
       showFinding(decodeURIComponent(m[1]), params.get("tab") === "json" ? "json" : "summary", seq);
+    } else if (path === "/nodes") {
+      showNodes(params, seq);
     } else {
       showList(params, seq);
     }
+  }
+
+  function setNav(which) {
+    for (const k of ["findings", "nodes"]) {
+      const a = document.getElementById("nav-" + k);
+      if (a) a.classList.toggle("on", k === which);
+    }
+  }
+
+  // ---- node registry ----------------------------------------------------------------------
+
+  // The collector's node registry, `GET /v1/nodes` ({nodes, staleAfterSeconds}); null where
+  // there is none (`ward agent --serve` answers 404) or it cannot be read: the console then
+  // works from the findings alone, as before.
+  let noRegistry = false; // a 404 once: this server has none (it will not grow one)
+  async function fetchNodes() {
+    if (noRegistry) return null;
+    try {
+      const r = await api("GET", "/v1/nodes");
+      return r && Array.isArray(r.nodes) ? r : null;
+    } catch (e) {
+      if (e.status === 404) noRegistry = true;
+      return null;
+    }
+  }
+
+  function staleText(reg) {
+    const s = Number(reg && reg.staleAfterSeconds) || 0;
+    return s ? "no batch or heartbeat for more than " + s + " s" : "not seen recently";
+  }
+
+  // What a node chip's title says about the node's health.
+  function nodeTitle(n, reg) {
+    const parts = [n.lastSeenTime ? "last seen " + fmtTime(n.lastSeenTime) + " (" + fmtAgo(n.lastSeenTime) + ")" : "never seen"];
+    if (n.stale) parts.push("stale: " + staleText(reg));
+    if (n.revoked) parts.push("revoked");
+    if (n.agentVersion) parts.push("agent " + n.agentVersion);
+    return parts.join(" · ");
+  }
+
+  function listHashFor(over) {
+    return listHash(Object.assign(listState(new URLSearchParams()), over));
   }
 
   // ---- list page --------------------------------------------------------------------------
@@ -349,10 +406,18 @@
   }
 
   // Chips for the clusters and nodes of the findings on this page (and the selected one),
-  // each narrowing the list to it; clicking the selected chip lifts the filter. The fleet's
-  // full node list (with health) is `GET /v1/nodes`, see docs/api.md "Fleet console".
-  function fleetGroup(label, key, results, st) {
+  // each narrowing the list to it; clicking the selected chip lifts the filter. With the
+  // collector's node registry (`reg`, GET /v1/nodes) the node chips are every enrolled node,
+  // also those without findings here, each titled with its last-seen time and marked stale
+  // when the registry says so (docs/api.md "Fleet console").
+  function fleetGroup(label, key, results, st, reg) {
     const values = new Set();
+    const known = new Map();
+    if (key === "node" && reg) {
+      for (const n of reg.nodes) {
+        if (n && n.name) { values.add(String(n.name)); known.set(String(n.name), n); }
+      }
+    }
     for (const r of results) {
       const v = key === "node" ? (r.resource && r.resource.node) : (r.resource && r.resource.cluster);
       if (v) values.add(String(v));
@@ -360,14 +425,19 @@
     if (st[key]) values.add(st[key]);
     if (!values.size) return null;
     const sorted = Array.from(values).sort();
-    return h("div", { class: "qgroup", id: "fleet-" + key },
+    return h("div", { class: "qgroup", id: "fleet-" + key, "data-source": key === "node" && reg ? "registry" : "findings" },
       h("span", { class: "qlabel" }, label),
       sorted.map((v) => {
         const on = st[key] === v;
+        const n = known.get(v);
+        let title = (on ? "Show every " : "Only ") + label.toLowerCase() + " " + v;
+        if (n) title += " · " + nodeTitle(n, reg);
+        else if (key === "node" && reg) title += " · not enrolled with this collector";
         return h("button", {
-          type: "button", class: "qf qf-fleet" + (on ? " on" : ""), "data-qf": key + "=" + v,
-          title: (on ? "Show every " : "Only ") + label.toLowerCase() + " " + v,
-          onclick: () => { const n = Object.assign({}, st, { page: 0 }); n[key] = on ? "" : v; location.hash = listHash(n); },
+          type: "button",
+          class: "qf qf-fleet" + (on ? " on" : "") + (n && n.stale ? " qf-stale" : "") + (n && n.revoked ? " qf-revoked" : ""),
+          "data-qf": key + "=" + v, "data-stale": n ? String(!!n.stale) : null, title,
+          onclick: () => { const x = Object.assign({}, st, { page: 0 }); x[key] = on ? "" : v; location.hash = listHash(x); },
         }, v);
       }));
   }
@@ -447,6 +517,7 @@
           h("code", null, "severity>=HIGH state=ACTIVE -mute=MUTED"), ".")),
       form, errBox, quick, fleetBar, summary, tableWrap, pager));
 
+    const regP = fetchNodes();
     let data;
     try {
       const q = new URLSearchParams();
@@ -464,7 +535,9 @@
     if (seq !== navSeq) return;
     const results = data.listFindingsResults || [];
     const findings = results.map((r) => r.finding);
-    append(fleetBar, [fleetGroup("Cluster", "cluster", results, st), fleetGroup("Node", "node", results, st)]);
+    const reg = await regP;
+    if (seq !== navSeq) return;
+    append(fleetBar, [fleetGroup("Cluster", "cluster", results, st), fleetGroup("Node", "node", results, st, reg)]);
     if (!fleetBar.firstChild) fleetBar.classList.add("hidden");
     if (data.nextPageToken) pageTokens[page + 1] = data.nextPageToken;
     clear(summary);
@@ -558,6 +631,85 @@
       window.__wardListMarked = true;
       try { performance.mark("ward-list-rendered"); } catch (e) { /* old browser */ }
     }
+  }
+
+  // ---- nodes page -------------------------------------------------------------------------
+
+  // A health counter of the summary the node's agent sends (docs/api.md "Fleet console").
+  function counter(health, k) {
+    const v = health && health[k];
+    if (v === undefined || v === null) return h("span", { class: "muted" }, "—");
+    return h("span", { class: typeof v === "number" && v > 0 ? "nonzero" : null }, String(v));
+  }
+
+  async function showNodes(params, seq) {
+    setCrumbs({ text: "Nodes" });
+    document.title = "Ward · Nodes";
+    const want = params.get("node") || "";
+    clear(app);
+    app.appendChild(h("p", { class: "muted pad" }, "Loading nodes…"));
+    let reg;
+    try {
+      reg = await api("GET", "/v1/nodes");
+    } catch (e) {
+      if (seq !== navSeq) return;
+      clear(app);
+      const none = e.status === 404;
+      app.appendChild(h("section", { class: "page page-nodes" },
+        h("div", { class: "pagehead" }, h("h1", null, "Nodes")),
+        h("div", { class: none ? "empty" : "errorbox", id: "nodes-none" },
+          none ? [h("strong", null, "No node registry here."),
+            h("span", { class: "muted" }, " This server serves one node's findings (ward agent --serve); a collector (ward serve) lists the nodes enrolled with it.")]
+            : [h("strong", null, "Could not load the nodes"), h("div", null, e.message)]),
+        h("a", { href: "#/", class: "btn" }, "‹ Findings")));
+      markReady(none ? "nodes-none" : "nodes-error");
+      return;
+    }
+    if (seq !== navSeq) return;
+    const nodes = (reg && Array.isArray(reg.nodes) ? reg.nodes : []).filter((n) => n && n.name);
+    const stale = nodes.filter((n) => n.stale && !n.revoked).length;
+    const head = h("thead", null, h("tr", null,
+      h("th", null, "Node"), h("th", null, "Cluster"), h("th", null, "Project"), h("th", null, "Agent"),
+      h("th", { class: "c-time" }, "Last seen"), h("th", { class: "c-num", title: "health kernel_drops: records the kernel could not put in the ring buffer" }, "Ring-buffer drops"),
+      h("th", { class: "c-num", title: "health outbox_dropped: findings dropped from the node's full outbox" }, "Outbox drops"),
+      h("th", null, "Status"), h("th", null, "")));
+    const body = h("tbody", null, nodes.map((n) => {
+      const name = String(n.name);
+      const href = listHashFor({ node: name });
+      const status = n.revoked ? h("span", { class: "chip chip-revoked" }, "Revoked")
+        : n.stale ? h("span", { class: "chip chip-stale", title: "stale: " + staleText(reg) }, "Stale")
+          : h("span", { class: "chip chip-active" }, "Reporting");
+      return h("tr", {
+        class: "node-row" + (n.stale ? " node-stale" : "") + (n.revoked ? " node-revoked" : "") + (name === want ? " on" : ""),
+        "data-node": name, "data-stale": String(!!n.stale), "data-revoked": String(!!n.revoked),
+      },
+        h("td", { class: "c-node" }, h("a", { href, class: "node-link", title: "Findings of node " + name }, name),
+          h("div", { class: "sub" }, "enrolled ", timeEl(n.createTime))),
+        h("td", { class: "c-cluster" }, n.cluster ? String(n.cluster) : h("span", { class: "muted" }, "—")),
+        h("td", { class: "c-project" }, n.project ? String(n.project) : h("span", { class: "muted" }, "—")),
+        h("td", { class: "c-agent mono" }, n.agentVersion ? String(n.agentVersion) : h("span", { class: "muted" }, "—")),
+        h("td", { class: "c-time c-seen" }, n.lastSeenTime
+          ? [h("span", { class: "ago" }, fmtAgo(n.lastSeenTime)), h("div", { class: "sub" }, timeEl(n.lastSeenTime))]
+          : h("span", { class: "muted" }, "never")),
+        h("td", { class: "c-num drops-ring" }, counter(n.health, "kernel_drops")),
+        h("td", { class: "c-num drops-outbox" }, counter(n.health, "outbox_dropped")),
+        h("td", { class: "c-status" }, status),
+        h("td", { class: "c-findings" }, h("a", { href, class: "findings-link" }, "Findings ›")));
+    }));
+    clear(app);
+    app.appendChild(h("section", { class: "page page-nodes" },
+      h("div", { class: "pagehead" }, h("h1", null, "Nodes"),
+        h("p", { class: "muted" }, "Agents enrolled with this collector, with the health summary of their last batch or heartbeat.")),
+      h("div", { class: "listmeta", id: "nodes-meta" },
+        h("strong", { id: "nodes-total" }, String(nodes.length)), nodes.length === 1 ? " node" : " nodes",
+        " · ", h("strong", { id: "nodes-stale" }, String(stale)), " stale (", staleText(reg), ")"),
+      nodes.length
+        ? h("div", { class: "tablewrap" }, h("table", { class: "grid", id: "nodes-table" }, head, body))
+        : h("div", { class: "empty", id: "nodes-empty" }, h("strong", null, "No node has enrolled yet."),
+          h("span", { class: "muted" }, " Agents enroll with their central output (docs/fleet.md)."))));
+    const sel = want && document.querySelector("#nodes-table tr.on");
+    if (sel && sel.scrollIntoView) sel.scrollIntoView({ block: "center" });
+    markReady("nodes");
   }
 
   // ---- finding page -----------------------------------------------------------------------
@@ -819,7 +971,8 @@
 
     const resource = card("Affected resource", "card-resource", kv([
       ["Type", r.type, "res-type"], ["Project", r.project, "res-project"], ["Cluster", r.cluster, "res-cluster"],
-      ["Node", r.node, "res-node"], ["Namespace", r.namespace], ["Pod", r.pod], ["Container", r.container],
+      ["Node", r.node ? h("a", { href: "#/nodes?node=" + encodeURIComponent(r.node), class: "node-link", title: "Health of node " + r.node }, r.node) : undefined, "res-node"],
+      ["Namespace", r.namespace], ["Pod", r.pod], ["Container", r.container],
       ["Image", r.image, "mono"], ["Image id", r.imageId, "mono"], ["Container id", r.containerId, "mono"],
       ["Labels", labelsList(r.labels.length ? r.labels : r.podLabels)], ["Resource name", f.resourceName, "mono"],
     ]));

@@ -47,6 +47,10 @@ pub const DEFAULT_MAX_REQUESTS_PER_CLIENT: usize = 16;
 pub const DEFAULT_INGEST_MAX_FINDINGS: usize = 1000;
 /// Default largest `POST /v1/ingest` body (bytes): a full batch of large findings.
 pub const DEFAULT_INGEST_MAX_BODY_BYTES: usize = 16 << 20;
+/// Default time after a node's last batch or heartbeat when `GET /v1/nodes` calls it stale:
+/// three heartbeats of the central output's default interval (30 s), so one lost or late
+/// heartbeat does not mark a node.
+pub const DEFAULT_NODE_STALE_AFTER: Duration = Duration::from_secs(90);
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -130,6 +134,16 @@ pub struct ApiConfig {
     pub ingest_max_findings: usize,
     /// Largest `POST /v1/ingest` body in bytes (the other routes keep `max_body_bytes`).
     pub ingest_max_body_bytes: usize,
+    /// A node not seen (no batch, no heartbeat) for longer than this is `stale` in
+    /// `GET /v1/nodes` and marked so in the console. Keep it a few times the agents'
+    /// central output `heartbeat`.
+    #[serde(with = "humantime_serde")]
+    pub node_stale_after: Duration,
+    /// mTLS: PEM CA certificates; with it, the HTTPS listener (`[api.tls]` required) asks
+    /// every client for a certificate and refuses the TLS handshake unless one signed by
+    /// these CAs is presented. Tokens are still required on top.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for ApiConfig {
@@ -150,6 +164,8 @@ impl Default for ApiConfig {
             enrollment_secret_file: None,
             ingest_max_findings: DEFAULT_INGEST_MAX_FINDINGS,
             ingest_max_body_bytes: DEFAULT_INGEST_MAX_BODY_BYTES,
+            node_stale_after: DEFAULT_NODE_STALE_AFTER,
+            client_ca_file: None,
         }
     }
 }
@@ -185,6 +201,10 @@ pub enum ConfigError {
         "the enrollment secret ({from}) is {len} characters; at least {MIN_TOKEN_LEN} are required"
     )]
     EnrollmentSecretTooShort { from: String, len: usize },
+    #[error("api.client_ca_file needs HTTPS: configure [api.tls] (cert, key) too")]
+    ClientCaWithoutTls,
+    #[error("api.client_ca_file {}: {message}", path.display())]
+    ClientCa { path: PathBuf, message: String },
     #[error("{key} must be {what}")]
     Limit {
         key: &'static str,
@@ -289,6 +309,13 @@ impl ApiConfig {
                 what: "at least 1024",
             });
         }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.node_stale_after)
+        {
+            return Err(ConfigError::Limit {
+                key: "node_stale_after",
+                what: "between 1s and 1d",
+            });
+        }
         if self.enrollment_secret.is_some() && self.enrollment_secret_file.is_some() {
             return Err(ConfigError::EnrollmentSecretTwice);
         }
@@ -299,6 +326,9 @@ impl ApiConfig {
         }
         if self.tls.is_some() && !cfg!(feature = "tls") {
             return Err(ConfigError::TlsUnsupported);
+        }
+        if self.client_ca_file.is_some() && self.tls.is_none() {
+            return Err(ConfigError::ClientCaWithoutTls);
         }
         Ok(())
     }
@@ -338,6 +368,8 @@ mod tests {
             "header_timeout = \"0s\"",
             "body_timeout = \"2h\"",
             "max_requests_per_client = 0",
+            "node_stale_after = \"0s\"",
+            "node_stale_after = \"2d\"",
         ] {
             let c: ApiConfig = toml::from_str(bad).unwrap();
             let e = c.validate().unwrap_err().to_string();

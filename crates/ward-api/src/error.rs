@@ -102,6 +102,9 @@ impl ApiError {
                 Self::bad_request(e.to_string()).with_field("pageToken")
             }
             StoreError::NotFound(id) => Self::not_found(id),
+            StoreError::NameOfAnotherNode { .. } => {
+                Self::new(StatusCode::FORBIDDEN, e.to_string()).with_field("findings")
+            }
             StoreError::AmbiguousId { .. } => Self::bad_request(e.to_string()),
             StoreError::ReadOnly { .. } => Self::new(
                 StatusCode::CONFLICT,

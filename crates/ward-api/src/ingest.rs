@@ -6,7 +6,8 @@
 //! * `POST /v1/ingest` (the node's token): a batch of findings of that node, all or nothing
 //!   (one transaction; any malformed finding rejects the batch naming its index and field),
 //!   idempotent on the finding `name` (the store's upsert: a replay changes nothing, a later
-//!   state merges). An empty batch is a heartbeat. Every accepted batch updates the node's last
+//!   state merges); a name already stored for another node refuses the batch (403, checked in
+//!   the upsert's transaction). An empty batch is a heartbeat. Every accepted batch updates the node's last
 //!   seen, agent version and health summary.
 //! * `GET /v1/nodes` (read token) and `POST /v1/nodes/{name}:revoke` (write token).
 
@@ -303,10 +304,37 @@ async fn ingest_inner(
     let sum = if n == 0 {
         ward_store::UpsertSummary::default()
     } else {
-        let f = findings.clone();
-        let sum = store_call(st, move |s| s.upsert_many(&f)).await?;
-        st.forget_counts();
-        sum
+        let (f, me) = (findings.clone(), node.name.clone());
+        // The store refuses a name already stored for another node inside the upsert's
+        // transaction (nothing written); that refusal is a 403, not a store failure.
+        let r = store_call(st, move |s| match s.upsert_many_for_node(&me, &f) {
+            Err(StoreError::NameOfAnotherNode { name, owner, .. }) => Ok(Err((name, owner))),
+            other => other.map(Ok),
+        })
+        .await?;
+        match r {
+            Ok(sum) => {
+                st.forget_counts();
+                sum
+            }
+            Err((name, owner)) => {
+                let i = findings.iter().position(|f| f.name == name).unwrap_or(0);
+                let owner = if owner.is_empty() {
+                    "no node".to_string()
+                } else {
+                    format!("node '{owner}'")
+                };
+                tracing::warn!(node = %node.name, finding = %name, stored_for = %owner, "ingest refused: finding name stored for another node");
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "findings[{i}] ('{name}') is stored for {owner}; node '{}' may not overwrite it (nothing of this batch was written)",
+                        node.name
+                    ),
+                )
+                .with_field("findings"));
+            }
+        }
     };
     let (name, version) = (node.name.clone(), b.agent_version.clone());
     nodes_call(st, move |r| {
@@ -343,26 +371,41 @@ pub(crate) struct NodeView {
     agent_version: String,
     health: serde_json::Value,
     revoked: bool,
+    /// Not seen for longer than `[api] node_stale_after` (or never seen), by this server's
+    /// clock.
+    stale: bool,
+    /// The cluster and project its findings name (omitted when unknown).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    cluster: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    project: String,
 }
 
-impl From<NodeRecord> for NodeView {
-    fn from(n: NodeRecord) -> NodeView {
+impl NodeView {
+    fn new(n: NodeRecord, now_ns: i64, stale_after: std::time::Duration) -> NodeView {
         let t = |ns: i64| format_rfc3339(u64::try_from(ns).unwrap_or(0));
+        let window = i64::try_from(stale_after.as_nanos()).unwrap_or(i64::MAX);
         NodeView {
             create_time: t(n.created_ns),
             last_seen_time: (n.last_seen_ns > 0).then(|| t(n.last_seen_ns)),
+            stale: n.last_seen_ns <= 0 || now_ns.saturating_sub(n.last_seen_ns) > window,
             agent_version: n.agent_version,
             health: serde_json::from_str(&n.health_json)
                 .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
             revoked: n.revoked,
             name: n.name,
+            cluster: n.cluster,
+            project: n.project,
         }
     }
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct NodeList {
     nodes: Vec<NodeView>,
+    /// `[api] node_stale_after` in seconds: what `stale` means here.
+    stale_after_seconds: u64,
 }
 
 /// `GET /v1/nodes`.
@@ -370,8 +413,13 @@ pub(crate) async fn list_nodes(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<NodeList>, ApiError> {
     let nodes = nodes_call(&st, |n| n.list_nodes()).await?;
+    let now = now_ns();
     Ok(Json(NodeList {
-        nodes: nodes.into_iter().map(NodeView::from).collect(),
+        nodes: nodes
+            .into_iter()
+            .map(|n| NodeView::new(n, now, st.node_stale_after))
+            .collect(),
+        stale_after_seconds: st.node_stale_after.as_secs(),
     }))
 }
 
@@ -404,7 +452,7 @@ pub(crate) async fn node_action(
     match found {
         Some(rec) => {
             tracing::info!(node = %rec.name, "node token revoked");
-            Ok(Json(rec.into()))
+            Ok(Json(NodeView::new(rec, now_ns(), st.node_stale_after)))
         }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -18,6 +18,8 @@ mod error;
 mod ingest;
 mod limits;
 mod metrics;
+#[cfg(feature = "tls")]
+mod mtls;
 pub mod outputs;
 pub mod prometheus;
 mod v1;
@@ -79,6 +81,8 @@ pub struct AppState {
     pub(crate) enrollment_secret: Option<[u8; 32]>,
     pub(crate) ingest_max_findings: usize,
     pub(crate) ingest_max_body_bytes: usize,
+    /// `[api] node_stale_after`, for `GET /v1/nodes`.
+    pub(crate) node_stale_after: std::time::Duration,
 }
 
 /// How long a filter's `totalSize` is reused by default. Counts are exact and, at a million
@@ -172,6 +176,12 @@ impl Server {
         nodes: Option<Arc<dyn NodeStore>>,
     ) -> Result<Server, ConfigError> {
         config.validate()?;
+        // mTLS: the CA file (and the certificate and key it goes with) are read now, so a
+        // wrong path stops the start before it listens; `Bound::run` builds it again.
+        #[cfg(feature = "tls")]
+        if let (Some(tls), Some(ca)) = (&config.tls, &config.client_ca_file) {
+            mtls::server_config(tls, ca)?;
+        }
         let enrollment_secret = config.resolve_enrollment_secret()?.map(|s| {
             use sha2::Digest;
             let d: [u8; 32] = sha2::Sha256::digest(s.as_bytes()).into();
@@ -209,6 +219,7 @@ impl Server {
                 enrollment_secret,
                 ingest_max_findings: config.ingest_max_findings,
                 ingest_max_body_bytes: config.ingest_max_body_bytes,
+                node_stale_after: config.node_stale_after,
             }),
             config,
             ephemeral_token,
@@ -258,6 +269,7 @@ impl Server {
             local,
             listener,
             tls: self.config.tls.clone(),
+            client_ca: self.config.client_ca_file.clone(),
             ephemeral_token: self.ephemeral_token,
             state: self.state,
             connections: limits::PerClient::new(self.config.max_connections_per_client),
@@ -272,6 +284,9 @@ pub struct Bound {
     local: SocketAddr,
     listener: tokio::net::TcpListener,
     tls: Option<TlsConfig>,
+    /// `[api] client_ca_file`: client certificates required and verified (mTLS).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    client_ca: Option<std::path::PathBuf>,
     ephemeral_token: Option<String>,
     state: Arc<AppState>,
     /// Open connections per client address (`max_connections_per_client`).
@@ -326,15 +341,24 @@ impl Bound {
             #[cfg(feature = "tls")]
             Some(tls) => {
                 let _ = rustls::crypto::ring::default_provider().install_default();
-                let cfg = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
-                    .await
-                    .map_err(|e| {
-                        ConfigError::Tls(format!(
-                            "{} / {}: {e}",
-                            tls.cert.display(),
-                            tls.key.display()
-                        ))
-                    })?;
+                let cfg = match &self.client_ca {
+                    None => {
+                        axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                            .await
+                            .map_err(|e| {
+                                ConfigError::Tls(format!(
+                                    "{} / {}: {e}",
+                                    tls.cert.display(),
+                                    tls.key.display()
+                                ))
+                            })?
+                    }
+                    Some(ca) => {
+                        let sc = mtls::server_config(&tls, ca)?;
+                        tracing::info!(client_ca = %ca.display(), "client certificates required (mTLS)");
+                        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(sc))
+                    }
+                };
                 let handle = axum_server::Handle::new();
                 let h = handle.clone();
                 tokio::spawn(async move {

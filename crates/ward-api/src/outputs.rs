@@ -194,6 +194,23 @@ fn client(spec: &OutputSpec, at: &str) -> Result<reqwest::blocking::Client, Spec
             b = b.add_root_certificate(c);
         }
     }
+    // A client certificate for a collector that requires one (mTLS, `[api] client_ca_file`);
+    // `OutputSpec::check` made sure both files or neither are named.
+    if let (Some(cert), Some(key)) = (&spec.client_cert_file, &spec.client_key_file) {
+        let read = |k: &str, p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| bad(k, format!("cannot read {}: {e}", p.display())))
+        };
+        let mut pem = read("client_key_file", key)?;
+        pem.push(b'\n');
+        pem.extend(read("client_cert_file", cert)?);
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            bad(
+                "client_cert_file",
+                format!("{} / {}: {e}", cert.display(), key.display()),
+            )
+        })?;
+        b = b.identity(id);
+    }
     b.build()
         .map_err(|e| bad("url", format!("cannot build the HTTP client: {e}")))
 }

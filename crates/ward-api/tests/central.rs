@@ -50,6 +50,11 @@ struct Collector {
 
 impl Collector {
     fn start() -> Collector {
+        Collector::start_with(|_| {})
+    }
+
+    /// A collector whose config `edit` changes (TLS, client certificates).
+    fn start_with(edit: impl FnOnce(&mut ApiConfig)) -> Collector {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path().join("c.db")).unwrap());
         let cfg = ApiConfig {
@@ -63,6 +68,9 @@ impl Collector {
             }],
             ..ApiConfig::default()
         };
+        let mut cfg = cfg;
+        edit(&mut cfg);
+        let scheme = if cfg.tls.is_some() { "https" } else { "http" };
         let server = Server::with_nodes(cfg, store.clone(), Some(store.clone())).unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (utx, urx) = std::sync::mpsc::channel();
@@ -74,7 +82,8 @@ impl Collector {
                 .unwrap();
             rt.block_on(async move {
                 let bound = server.bind().await.unwrap();
-                utx.send(format!("http://{}", bound.local_addr())).unwrap();
+                utx.send(format!("{scheme}://{}", bound.local_addr()))
+                    .unwrap();
                 bound
                     .run(async move {
                         let _ = rx.await;
@@ -244,4 +253,229 @@ fn startup_errors_name_the_key() {
     c.hostname = String::new();
     let e = CentralSink::new(&sp, &c, "o").err().unwrap();
     assert!(e.message.contains("--node-name"), "{e}");
+}
+
+/// A CA, and certificates it signs, written as PEM files into `dir`.
+struct Pki {
+    ca: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &std::path::Path, name: &str) -> Pki {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+        p.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = p.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}-ca.pem")), ca.pem()).unwrap();
+        Pki {
+            ca,
+            ca_key,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn ca_file(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{name}-ca.pem"))
+    }
+
+    /// A certificate for `names` (server or client use), as (cert file, key file).
+    fn issue(
+        &self,
+        file: &str,
+        names: &[&str],
+        client: bool,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
+        p.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let cert = p.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        let (c, k) = (
+            self.dir.join(format!("{file}.pem")),
+            self.dir.join(format!("{file}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+}
+
+/// `[api] client_ca_file` (mTLS) on a collector's HTTPS listener, certificates from rcgen on
+/// 127.0.0.1: a node whose central output presents a certificate signed by that CA enrolls
+/// and ingests; without a certificate, or with one from another CA, the TLS handshake is
+/// refused (no HTTP status at all, so not even enrollment or /healthz is reached, and the
+/// node is never registered). Tokens still apply on top.
+#[test]
+fn mtls_collector_takes_a_node_with_a_good_certificate_and_refuses_one_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path(), "fleet");
+    let (srv_cert, srv_key) = pki.issue("server", &["127.0.0.1", "localhost"], false);
+    let (node_cert, node_key) = pki.issue("node-a", &["node-a"], true);
+    let rogue = Pki::new(dir.path(), "rogue");
+    let (rogue_cert, rogue_key) = rogue.issue("rogue", &["node-b"], true);
+    let c = Collector::start_with(|cfg| {
+        cfg.tls = Some(ward_api::TlsConfig {
+            cert: srv_cert.clone(),
+            key: srv_key.clone(),
+        });
+        cfg.client_ca_file = Some(pki.ca_file("fleet"));
+    });
+    assert!(c.url.starts_with("https://127.0.0.1:"), "{}", c.url);
+    let board = HealthBoard::default();
+    let fs = findings();
+    let central = |host: &str, cert: Option<(&std::path::Path, &std::path::Path)>| {
+        let mut sp = spec(&c.url, &dir.path().join(format!("{host}.token")));
+        sp.ca_file = Some(pki.ca_file("fleet"));
+        if let Some((cf, kf)) = cert {
+            sp.client_cert_file = Some(cf.to_path_buf());
+            sp.client_key_file = Some(kf.to_path_buf());
+        }
+        let mut cx = ctx(&board);
+        cx.hostname = host.into();
+        CentralSink::new(&sp, &cx, "outputs[0]").unwrap()
+    };
+
+    // The node with a certificate of the fleet CA: enrolls, ingests.
+    let mut good = central("node-a", Some((&node_cert, &node_key)));
+    good.write_batch(&items(&fs)).unwrap();
+    for f in &fs {
+        assert_eq!(c.store.get(&f.name).unwrap().as_ref(), Some(f));
+    }
+    assert_eq!(c.store.list_nodes().unwrap().len(), 1);
+
+    // Without a certificate, and with another CA's: refused before any HTTP.
+    // The server's TLS alert reaches the agent's error and health line.
+    for (host, cert, alert) in [
+        ("node-b", None, "CertificateRequired"),
+        (
+            "node-c",
+            Some((rogue_cert.as_path(), rogue_key.as_path())),
+            "UnknownCA",
+        ),
+    ] {
+        let mut bad = central(host, cert);
+        let e = bad.write_batch(&items(&fs[..1])).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("received fatal alert: {alert}")),
+            "{host}: {e}"
+        );
+        assert!(
+            bad.health().unwrap().contains(alert),
+            "{host}: {:?}",
+            bad.health()
+        );
+    }
+    let names: Vec<String> = c
+        .store
+        .list_nodes()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert_eq!(names, ["node-a"], "no enrollment got through");
+
+    // The same with a plain client: no status, a TLS error; with the certificate, 200.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(pki.ca_file("fleet")).unwrap()).unwrap();
+    let identity = |cf: &std::path::Path, kf: &std::path::Path| {
+        let mut pem = std::fs::read(kf).unwrap();
+        pem.extend(std::fs::read(cf).unwrap());
+        reqwest::Identity::from_pem(&pem).unwrap()
+    };
+    let get = |id: Option<reqwest::Identity>| {
+        let mut b = reqwest::blocking::Client::builder().add_root_certificate(ca.clone());
+        if let Some(id) = id {
+            b = b.identity(id);
+        }
+        b.build().unwrap().get(format!("{}/healthz", c.url)).send()
+    };
+    assert_eq!(
+        get(Some(identity(&node_cert, &node_key))).unwrap().status(),
+        200
+    );
+    for (id, alert) in [
+        (None, "CertificateRequired"),
+        (Some(identity(&rogue_cert, &rogue_key)), "UnknownCA"),
+    ] {
+        let e = get(id).unwrap_err();
+        assert!(e.status().is_none(), "{e:?}");
+        let chain = format!("{e:?}");
+        assert!(
+            chain.contains(&format!("AlertReceived({alert})")),
+            "{chain}"
+        );
+    }
+}
+
+#[test]
+fn client_certificate_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sp = spec("https://127.0.0.1:1", &dir.path().join("t"));
+    sp.client_cert_file = Some(dir.path().join("c.pem"));
+    let e = sp.check("outputs[1]").unwrap_err();
+    assert_eq!(e.key, "outputs[1].client_key_file", "{e}");
+    sp.client_key_file = Some(dir.path().join("k.pem"));
+    let board = HealthBoard::default();
+    let e = CentralSink::new(&sp, &ctx(&board), "outputs[1]")
+        .err()
+        .unwrap();
+    assert!(
+        e.key.starts_with("outputs[1].client_") && e.message.contains("cannot read"),
+        "{e}"
+    );
+    let mut wh = OutputSpec::new(OutputKind::Webhook);
+    wh.url = Some("https://hooks.example/x".into());
+    wh.client_cert_file = sp.client_cert_file.clone();
+    wh.client_key_file = sp.client_key_file.clone();
+    assert!(wh.check("o").is_err());
+    // The collector side: client_ca_file needs HTTPS.
+    let e = ApiConfig {
+        client_ca_file: Some(dir.path().join("ca.pem")),
+        ..ApiConfig::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("client_ca_file") && e.contains("[api.tls]"),
+        "{e}"
+    );
+    // A CA file that is missing, or holds no certificate, stops the start, naming it.
+    let pki = Pki::new(dir.path(), "fleet");
+    let (cert, key) = pki.issue("server", &["127.0.0.1"], false);
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    for (ca, says) in [
+        ("missing.pem", "cannot read"),
+        ("empty.pem", "no PEM certificate"),
+    ] {
+        let cfg = ApiConfig {
+            tls: Some(ward_api::TlsConfig {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            client_ca_file: Some(dir.path().join(ca)),
+            ..ApiConfig::default()
+        };
+        let store = Arc::new(SqliteStore::open(dir.path().join("s.db")).unwrap());
+        let e = Server::new(cfg, store).unwrap_err().to_string();
+        assert!(
+            e.contains("api.client_ca_file") && e.contains(ca) && e.contains(says),
+            "{e}"
+        );
+    }
 }

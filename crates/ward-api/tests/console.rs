@@ -679,3 +679,333 @@ async fn fleet_console_filters_by_cluster_and_node_and_shows_the_resource() {
     b.close().await;
     srv.stop().await;
 }
+
+/// POSTs JSON to the collector and returns the status and the answer.
+async fn post_json(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut rq = reqwest::Client::new().post(url).json(body);
+    if let Some(t) = token {
+        rq = rq.bearer_auth(t);
+    }
+    let r = rq.send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.json::<Value>().await.unwrap_or(Value::Null))
+}
+
+/// Per-node health from a collector's node registry: three nodes enrolled over HTTP, one
+/// with findings and a heartbeat whose health reports ring-buffer and outbox drops, one with
+/// a single finding (in a cluster whose name is markup), and one seen last ten minutes ago
+/// and never since (stale, no findings). The Node chips are every enrolled node, titled with
+/// last seen and the stale one marked; the Nodes page shows each node's cluster, project,
+/// agent version, last seen (relative and absolute, as the API has it), drops and status, and
+/// links to the list filtered to the node; the finding page's Node row links to the Nodes
+/// page. On a server without a registry (`ward agent --serve`: 404) the chips still come
+/// from the findings and the Nodes page says there is no registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_console_shows_per_node_health_from_the_registry() {
+    if !browser_available() {
+        return;
+    }
+    const SECRET: &str = "enroll-secret-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("collector.db")).unwrap());
+    let cfg = ApiConfig {
+        enrollment_secret: Some(SECRET.into()),
+        ..ApiConfig::default()
+    };
+    let srv = TestServer::start_with_nodes(cfg, store.clone(), Some(store.clone())).await;
+    let mut tokens = std::collections::BTreeMap::new();
+    for node in ["node-a", "node-b", "node-c"] {
+        let (s, v) = post_json(
+            &format!("{}/v1/enroll", srv.base),
+            None,
+            &json!({"node": node, "secret": SECRET, "agentVersion": "0.9.0"}),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        tokens.insert(node, v["token"].as_str().unwrap().to_string());
+    }
+    let ingest = format!("{}/v1/ingest", srv.base);
+    let odd = format!("eu {IMG_TAG}");
+    let fa = [
+        fleet_finding(
+            "a0de0000000000000000000000000001",
+            0,
+            "node-a",
+            "c-a1",
+            "prod-eu",
+            "shop",
+        ),
+        fleet_finding(
+            "a0de0000000000000000000000000002",
+            20,
+            "node-a",
+            "c-a2",
+            "prod-eu",
+            "shop",
+        ),
+    ];
+    let fb = fleet_finding(
+        "b0de0000000000000000000000000001",
+        40,
+        "node-b",
+        "c-b",
+        &odd,
+        "",
+    );
+    let batch = |node: &str, fs: &[&Finding], health: Value| {
+        json!({"node": node, "agentVersion": "0.9.1", "health": health,
+               "findings": fs.iter().map(|f| serde_json::to_value(f).unwrap()).collect::<Vec<_>>()})
+    };
+    let (s, v) = post_json(
+        &ingest,
+        Some(&tokens["node-a"]),
+        &batch("node-a", &[&fa[0], &fa[1]], json!({"kernel_drops": 0})),
+    )
+    .await;
+    assert_eq!((s, v["inserted"].as_u64()), (200, Some(2)), "{v}");
+    // node-a's heartbeat: the health summary its agent's HealthBoard sends, with drops.
+    let (s, v) = post_json(
+        &ingest,
+        Some(&tokens["node-a"]),
+        &batch(
+            "node-a",
+            &[],
+            json!({"kernel_drops": 7, "outbox_dropped": 3, "outbox_rows": 12, "central_skipped": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = post_json(
+        &ingest,
+        Some(&tokens["node-b"]),
+        &batch(
+            "node-b",
+            &[&fb],
+            json!({"kernel_drops": 0, "outbox_dropped": 0}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // node-c reported once, ten minutes ago (the registry keeps what the collector saw).
+    let ten_min_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+        - 600_000_000_000;
+    ward_store::NodeStore::node_seen(
+        store.as_ref(),
+        "node-c",
+        "0.8.0",
+        Some(r#"{"kernel_drops": 1}"#),
+        ten_min_ago,
+    )
+    .unwrap();
+    let api: Value = reqwest::get(format!("{}/v1/nodes", srv.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stale: Vec<bool> = api["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["stale"].as_bool().unwrap())
+        .collect();
+    assert_eq!(stale, [false, false, true], "{api}");
+    assert_eq!(api["staleAfterSeconds"], json!(90), "{api}");
+
+    let b = Browser::start().await;
+    b.goto(&srv.console_url).await;
+    b.wait_ready("list").await;
+    let chips = b
+        .js(
+            "return Array.from(document.querySelectorAll('#fleet-node button')).map(e => \
+             ({name: e.textContent, stale: e.getAttribute('data-stale'), \
+               cls: e.className, title: e.title}))",
+        )
+        .await;
+    let chips = chips.as_array().unwrap();
+    let names: Vec<&str> = chips.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["node-a", "node-b", "node-c"],
+        "every enrolled node: {chips:?}"
+    );
+    assert_eq!(
+        b.js("return document.getElementById('fleet-node').getAttribute('data-source')")
+            .await,
+        json!("registry")
+    );
+    for c in chips {
+        let title = c["title"].as_str().unwrap();
+        let is_stale = c["name"] == "node-c";
+        assert!(title.contains("last seen 20"), "{c}");
+        assert_eq!(title.contains("stale"), is_stale, "{c}");
+        assert_eq!(c["stale"], json!(is_stale.to_string()), "{c}");
+        assert_eq!(
+            c["cls"].as_str().unwrap().contains("qf-stale"),
+            is_stale,
+            "{c}"
+        );
+    }
+    let chip_c = &chips[2]["title"];
+    assert!(
+        chip_c.as_str().unwrap().contains("(10 min ago)"),
+        "{chip_c}"
+    );
+    // The stale marking is visible: a dashed border.
+    let border = b
+        .js("return getComputedStyle(document.querySelector(\"#fleet-node button[data-qf='node=node-c']\")).borderTopStyle")
+        .await;
+    assert_eq!(border, json!("dashed"));
+    // A node without findings narrows the list to nothing.
+    b.reset_ready().await;
+    b.js("document.querySelector(\"#fleet-node button[data-qf='node=node-c']\").click()")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "0");
+    b.screenshot("12-fleet-node-chips").await;
+
+    // The Nodes page, from the header.
+    b.reset_ready().await;
+    b.click("#nav-nodes").await;
+    b.wait_ready("nodes").await;
+    assert_nothing_ran(&b, "Ward").await;
+    let rows = b
+        .js("return Array.from(document.querySelectorAll('#nodes-table tbody tr')).map(r => ({ \
+               node: r.getAttribute('data-node'), stale: r.getAttribute('data-stale'), \
+               link: r.querySelector('.node-link').getAttribute('href'), \
+               cluster: r.querySelector('.c-cluster').textContent, \
+               project: r.querySelector('.c-project').textContent, \
+               agent: r.querySelector('.c-agent').textContent, \
+               ago: r.querySelector('.c-seen').innerText, \
+               seen: (r.querySelector('.c-seen time') || {}).getAttribute ? r.querySelector('.c-seen time').getAttribute('datetime') : null, \
+               ring: r.querySelector('.drops-ring').textContent, \
+               outbox: r.querySelector('.drops-outbox').textContent, \
+               status: r.querySelector('.c-status').textContent }))")
+        .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let want = [
+        (
+            "node-a",
+            "false",
+            "prod-eu",
+            "shop",
+            "0.9.1",
+            "7",
+            "3",
+            "Reporting",
+        ),
+        (
+            "node-b",
+            "false",
+            odd.as_str(),
+            "—",
+            "0.9.1",
+            "0",
+            "0",
+            "Reporting",
+        ),
+        ("node-c", "true", "—", "—", "0.8.0", "1", "—", "Stale"),
+    ];
+    for (i, (r, w)) in rows.iter().zip(want).enumerate() {
+        let got = (
+            r["node"].as_str().unwrap(),
+            r["stale"].as_str().unwrap(),
+            r["cluster"].as_str().unwrap(),
+            r["project"].as_str().unwrap(),
+            r["agent"].as_str().unwrap(),
+            r["ring"].as_str().unwrap(),
+            r["outbox"].as_str().unwrap(),
+            r["status"].as_str().unwrap(),
+        );
+        assert_eq!(got, w, "{r}");
+        // Last seen: the API's time (absolute, UTC) and how long ago.
+        assert_eq!(r["seen"], api["nodes"][i]["lastSeenTime"], "{r}");
+        let ago = r["ago"].as_str().unwrap();
+        assert!(ago.contains(" UTC"), "{r}");
+        if i == 2 {
+            assert!(ago.starts_with("10 min ago"), "{r}");
+        } else {
+            assert!(ago.contains(" s ago") || ago.contains("just now"), "{r}");
+        }
+        assert_eq!(
+            r["link"],
+            json!(format!("#/?node={}", w.0)),
+            "the row links to the node's findings"
+        );
+    }
+    assert_eq!(b.text("#nodes-stale").await, "1");
+    b.screenshot("13-fleet-nodes").await;
+
+    // The node's link filters the list to it.
+    b.reset_ready().await;
+    b.click("#nodes-table tr[data-node='node-a'] .node-link")
+        .await;
+    b.wait_ready("list").await;
+    assert_eq!(b.text("#total-size").await, "2");
+    assert!(b
+        .text("#list-meta")
+        .await
+        .contains(r#"resource.node="node-a""#));
+    let shown = b
+        .js("return Array.from(document.querySelectorAll('#findings-table tbody tr')).map(r => r.getAttribute('data-id')).sort()")
+        .await;
+    assert_eq!(shown, json!([fa[0].id(), fa[1].id()]));
+
+    // The finding page's Node row links to the Nodes page, which picks the node out.
+    b.reset_ready().await;
+    b.goto(&format!("{}/#/findings/{}", srv.base, fb.id()))
+        .await;
+    b.wait_ready("finding-summary").await;
+    assert_nothing_ran(&b, "Ward").await;
+    assert_eq!(b.text("#card-resource dd.res-node").await, "node-b");
+    assert_eq!(
+        b.js("return document.querySelector('#card-resource dd.res-node a').getAttribute('href')")
+            .await,
+        json!("#/nodes?node=node-b")
+    );
+    b.reset_ready().await;
+    b.click("#card-resource dd.res-node a").await;
+    b.wait_ready("nodes").await;
+    assert_eq!(
+        b.js("return Array.from(document.querySelectorAll('#nodes-table tr.on')).map(r => r.getAttribute('data-node'))")
+            .await,
+        json!(["node-b"])
+    );
+    b.close().await;
+    srv.stop().await;
+
+    // `ward agent --serve` over the same database: no registry (404), chips from findings.
+    let agent = TestServer::start(ApiConfig::default(), store.clone()).await;
+    let r = reqwest::get(format!("{}/v1/nodes", agent.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let b = Browser::start().await;
+    b.goto(&agent.console_url).await;
+    b.wait_ready("list").await;
+    assert_eq!(
+        b.js("return Array.from(document.querySelectorAll('#fleet-node button')).map(e => e.textContent)")
+            .await,
+        json!(["node-a", "node-b"])
+    );
+    assert_eq!(
+        b.js("return document.getElementById('fleet-node').getAttribute('data-source')")
+            .await,
+        json!("findings")
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('#fleet-node button[data-stale]').length")
+            .await,
+        json!(0)
+    );
+    b.reset_ready().await;
+    b.click("#nav-nodes").await;
+    b.wait_ready("nodes-none").await;
+    assert!(b.text("#nodes-none").await.contains("No node registry"));
+    b.close().await;
+    agent.stop().await;
+}

@@ -122,6 +122,9 @@ async fn enroll_ingest_revoke(b: Backend, test: &str) {
     let cfg = ApiConfig {
         enrollment_secret: Some(SECRET.into()),
         ingest_max_findings: 50,
+        // Stamped on node-a's findings, so the registry knows its cluster and project.
+        default_cluster: "prod-eu".into(),
+        default_project: "shop".into(),
         ..ApiConfig::default()
     };
     let srv = start(cfg, store.clone(), nodes.clone()).await;
@@ -333,6 +336,22 @@ async fn enroll_ingest_revoke(b: Backend, test: &str) {
     assert_eq!(list[0]["health"]["dropped"], 2);
     assert_eq!(list[1]["agentVersion"], "1.0.0");
     assert!(list[1]["lastSeenTime"].as_str().is_some(), "{v}");
+    // Both just seen: not stale (api.node_stale_after, 90 s by default). The cluster and
+    // project come from the node's findings: node-b has none.
+    assert_eq!(v["staleAfterSeconds"], 90, "{v}");
+    assert_eq!(
+        (&list[0]["stale"], &list[1]["stale"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(
+        (&list[0]["cluster"], &list[0]["project"]),
+        (&json!("prod-eu"), &json!("shop")),
+        "{v}"
+    );
+    assert!(
+        list[1].get("cluster").is_none() && list[1].get("project").is_none(),
+        "{v}"
+    );
 
     // Revoke: the write token only; the node's token stops working; it may enroll again.
     let revoke = format!("{}/v1/nodes/node-a:revoke", srv.base);
@@ -464,3 +483,212 @@ fn ward_api_sha(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
+
+/// `finding` as another node would send it: same name, that node, and later (a higher
+/// count, a later eventTime), so the store would take it as an update of the stored one.
+fn forged_for(finding: &Finding, node: &str) -> Finding {
+    let mut f = finding.clone();
+    if let Some(k) = f.kubernetes.as_mut() {
+        for n in &mut k.nodes {
+            n.name = node.into();
+        }
+    }
+    f.source_properties
+        .insert("VM_Instance_Name".into(), json!(node));
+    f.source_properties
+        .insert("Count".into(), json!(f.count() + 10));
+    f.event_time = format_rfc3339(parse_rfc3339(&f.event_time).unwrap() + 60_000_000_000);
+    assert_eq!(ward_store::finding_node(&f), node);
+    f
+}
+
+/// `finding` under a new name (`tag` in its id), for node `node`.
+fn renamed(finding: &Finding, node: &str, tag: &str) -> Finding {
+    let mut f = forged_for(finding, node);
+    let id = format!("{tag:0>32}");
+    f.name = f.name.replace(finding.id(), &id);
+    f.canonical_name = f.name.clone();
+    f
+}
+
+/// A second handle on the same database (another collector's): findings and registry.
+fn second_store(b: Backend, g: &mut Guard) -> (Arc<dyn FindingStore>, Arc<dyn NodeStore>) {
+    match (b, g) {
+        (Backend::Sqlite, Guard::Dir(d)) => {
+            let s = Arc::new(SqliteStore::open(d.path().join("c.db")).unwrap());
+            (s.clone(), s)
+        }
+        (Backend::Postgres, Guard::Postgres(pg)) => {
+            let url = pg.url();
+            let s = Arc::new(in_place(|| ward_store::PgStore::open(&url)).unwrap());
+            (s.clone(), s)
+        }
+        _ => unreachable!("guard of another backend"),
+    }
+}
+
+/// A node cannot overwrite a finding stored for another node by sending its name: the
+/// collector answers 403 naming the finding and the owning node, and writes nothing of the
+/// batch (the other findings in it included); the owner keeps writing it. Two collectors
+/// over one database, with two nodes sending the same new name at once, store it for exactly
+/// one of them and refuse the other.
+async fn a_name_stored_for_another_node_is_refused(b: Backend) {
+    let test = match b {
+        Backend::Sqlite => "a_name_stored_for_another_node_is_refused::sqlite",
+        Backend::Postgres => "a_name_stored_for_another_node_is_refused::postgres",
+    };
+    let Some((mut g, store, nodes)) = stores(b, test) else {
+        return;
+    };
+    let cfg = ApiConfig {
+        enrollment_secret: Some(SECRET.into()),
+        ..ApiConfig::default()
+    };
+    let srv = start(cfg.clone(), store.clone(), nodes.clone()).await;
+    let (other_store, other_nodes) = second_store(b, &mut g);
+    let srv2 = start(cfg, other_store, other_nodes).await;
+    let c = Client::new();
+    let mut token = std::collections::BTreeMap::new();
+    for node in ["node-a", "node-b"] {
+        let (s, v) = post(
+            &c,
+            &format!("{}/v1/enroll", srv.base),
+            None,
+            &json!({"node": node, "secret": SECRET}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        token.insert(node, v["token"].as_str().unwrap().to_string());
+    }
+    let body = |node: &str, fs: &[&Finding]| json!({"node": node, "findings": fs.iter().map(|f| serde_json::to_value(f).unwrap()).collect::<Vec<_>>()});
+    let mine = node_a_findings();
+    let mine = &mine[..3];
+    let (s, v) = post(
+        &c,
+        &format!("{}/v1/ingest", srv.base),
+        Some(&token["node-a"]),
+        &body("node-a", &mine.iter().collect::<Vec<_>>()),
+    )
+    .await;
+    assert_eq!(
+        (s, v["inserted"].as_u64()),
+        (StatusCode::OK, Some(3)),
+        "{v}"
+    );
+    let stored: Vec<Finding> = mine
+        .iter()
+        .map(|f| in_place(|| store.get(&f.name)).unwrap().unwrap())
+        .collect();
+
+    // node-b sends a finding of its own and node-a's second finding under node-b's name, to
+    // either collector: 403, and nothing of the batch is written.
+    let own = renamed(&mine[0], "node-b", "b1");
+    let forged = forged_for(&mine[1], "node-b");
+    for base in [&srv.base, &srv2.base] {
+        let (s, v) = post(
+            &c,
+            &format!("{base}/v1/ingest"),
+            Some(&token["node-b"]),
+            &body("node-b", &[&own, &forged]),
+        )
+        .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("findings[1]")
+                && msg.contains(&forged.name)
+                && msg.contains("node 'node-a'"),
+            "{msg}"
+        );
+        assert_eq!(v["error"]["field"], "findings", "{v}");
+        assert!(
+            in_place(|| store.get(&own.name)).unwrap().is_none(),
+            "half-written"
+        );
+        for (f, was) in mine.iter().zip(&stored) {
+            assert_eq!(&in_place(|| store.get(&f.name)).unwrap().unwrap(), was);
+        }
+        assert_eq!(in_place(|| store.count("")).unwrap(), 3);
+    }
+    // Its own finding alone goes in; node-a still updates its finding.
+    let (s, v) = post(
+        &c,
+        &format!("{}/v1/ingest", srv2.base),
+        Some(&token["node-b"]),
+        &body("node-b", &[&own]),
+    )
+    .await;
+    assert_eq!(
+        (s, v["inserted"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    let later = forged_for(&mine[1], "node-a");
+    let (s, v) = post(
+        &c,
+        &format!("{}/v1/ingest", srv.base),
+        Some(&token["node-a"]),
+        &body("node-a", &[&later]),
+    )
+    .await;
+    assert_eq!((s, v["updated"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+    assert_eq!(
+        in_place(|| store.get(&later.name))
+            .unwrap()
+            .unwrap()
+            .count(),
+        later.count()
+    );
+
+    // A race: node-a (collector 1) and node-b (collector 2) send the same new name at once,
+    // each in a batch with a finding of its own. One batch is stored whole, the other
+    // refused whole, and the name belongs to the winner.
+    for round in 0..12 {
+        let name_a = renamed(&mine[2], "node-a", &format!("ace{round}"));
+        let name_b = renamed(&mine[2], "node-b", &format!("ace{round}"));
+        assert_eq!(name_a.name, name_b.name);
+        let extra_a = renamed(&mine[2], "node-a", &format!("a0{round}"));
+        let extra_b = renamed(&mine[2], "node-b", &format!("b0{round}"));
+        let (url_a, url_b) = (
+            format!("{}/v1/ingest", srv.base),
+            format!("{}/v1/ingest", srv2.base),
+        );
+        let (body_a, body_b) = (
+            body("node-a", &[&extra_a, &name_a]),
+            body("node-b", &[&name_b, &extra_b]),
+        );
+        let (ra, rb) = tokio::join!(
+            post(&c, &url_a, Some(&token["node-a"]), &body_a),
+            post(&c, &url_b, Some(&token["node-b"]), &body_b),
+        );
+        let ok: Vec<bool> = [&ra, &rb].iter().map(|r| r.0 == StatusCode::OK).collect();
+        assert_eq!(
+            ok.iter().filter(|o| **o).count(),
+            1,
+            "round {round}: exactly one batch stored: {ra:?} {rb:?}"
+        );
+        let (loser, winner, lost_extra) = if ok[0] {
+            (&rb, "node-a", &extra_b)
+        } else {
+            (&ra, "node-b", &extra_a)
+        };
+        assert_eq!(loser.0, StatusCode::FORBIDDEN, "{loser:?}");
+        assert!(
+            loser.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("node '{winner}'")),
+            "{loser:?}"
+        );
+        let got = in_place(|| store.get(&name_a.name)).unwrap().unwrap();
+        assert_eq!(ward_store::finding_node(&got), winner, "round {round}");
+        assert!(
+            in_place(|| store.get(&lost_extra.name)).unwrap().is_none(),
+            "round {round}: the refused batch was half-written"
+        );
+    }
+    srv.stop().await;
+    srv2.stop().await;
+}
+
+both!(a_name_stored_for_another_node_is_refused);

@@ -158,6 +158,13 @@ pub struct OutputSpec {
     /// collector's last-seen moves without findings.
     #[serde(default = "default_heartbeat", with = "humantime_serde")]
     pub heartbeat: Duration,
+    /// `central`: a PEM client certificate (chain) presented to the collector, for a
+    /// collector that requires one (`[api] client_ca_file`); with `client_key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// `central`: the PEM private key of `client_cert_file` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
 }
 
 fn default_signature_header() -> String {
@@ -202,6 +209,8 @@ impl OutputSpec {
             enrollment_secret_file: None,
             token_file: None,
             heartbeat: default_heartbeat(),
+            client_cert_file: None,
+            client_key_file: None,
         }
     }
 
@@ -401,6 +410,21 @@ impl OutputSpec {
                 if self.heartbeat < Duration::from_secs(1) {
                     return Err(bad("heartbeat", "must be at least 1s".into()));
                 }
+                match (&self.client_cert_file, &self.client_key_file) {
+                    (Some(_), None) => {
+                        return Err(bad(
+                            "client_key_file",
+                            "client_cert_file needs its client_key_file".into(),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(bad(
+                            "client_cert_file",
+                            "client_key_file needs its client_cert_file".into(),
+                        ))
+                    }
+                    _ => {}
+                }
             }
             OutputKind::Syslog => {
                 let u = need_url(&["udp://", "tcp://", "unix://"])?;
@@ -432,11 +456,13 @@ impl OutputSpec {
         if self.kind != OutputKind::Central
             && (self.enrollment_secret.is_some()
                 || self.enrollment_secret_file.is_some()
-                || self.token_file.is_some())
+                || self.token_file.is_some()
+                || self.client_cert_file.is_some()
+                || self.client_key_file.is_some())
         {
             return Err(bad(
                 "kind",
-                "enrollment_secret*, token_file apply to central outputs".into(),
+                "enrollment_secret*, token_file, client_cert_file and client_key_file apply to central outputs".into(),
             ));
         }
         if self.kind == OutputKind::Central

@@ -94,6 +94,17 @@ impl FindingStore for WithResourceDefaults {
             .collect();
         self.inner.upsert_many(&stamped)
     }
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        findings: &[Finding],
+    ) -> Result<UpsertSummary, StoreError> {
+        let stamped: Vec<Finding> = findings
+            .iter()
+            .map(|f| self.stamped(f).into_owned())
+            .collect();
+        self.inner.upsert_many_for_node(node, &stamped)
+    }
     fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError> {
         self.inner.get(name_or_id)
     }
@@ -304,6 +315,17 @@ pub enum StoreError {
     InvalidFinding { name: String, message: String },
     #[error("no finding named '{0}'")]
     NotFound(String),
+    /// [`FindingStore::upsert_many_for_node`]: the name is stored for another node (`owner`
+    /// empty: stored without a node). Nothing of the batch was written.
+    #[error(
+        "finding '{name}' is stored for {}; node '{node}' may not overwrite it",
+        owner_text(owner)
+    )]
+    NameOfAnotherNode {
+        name: String,
+        owner: String,
+        node: String,
+    },
     #[error("finding id '{id}' is ambiguous ({matches} findings); use the full name")]
     AmbiguousId { id: String, matches: usize },
     #[error("stored finding '{name}' is not valid JSON: {source}")]
@@ -312,6 +334,14 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+}
+
+fn owner_text(owner: &str) -> String {
+    if owner.is_empty() {
+        "no node".to_string()
+    } else {
+        format!("node '{owner}'")
+    }
 }
 
 impl StoreError {
@@ -345,6 +375,17 @@ pub trait FindingStore: Send + Sync {
     fn upsert(&self, finding: &Finding) -> Result<Upserted, StoreError>;
     /// [`upsert`](Self::upsert) for many findings in one transaction.
     fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError>;
+    /// [`upsert_many`](Self::upsert_many) for a collector's ingest of `node`'s batch: when a
+    /// finding's name is already stored for another node (its stored node column is not
+    /// `node`), the whole batch is refused with [`StoreError::NameOfAnotherNode`] and nothing
+    /// is written. The check reads the stored row inside the upsert's own transaction (SQLite:
+    /// the write transaction; PostgreSQL: the row lock the upsert takes anyway), so two
+    /// collectors cannot both pass it for one name.
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        findings: &[Finding],
+    ) -> Result<UpsertSummary, StoreError>;
     fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError>;
     fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
     /// Number of findings matching `filter` (empty: all).

@@ -26,6 +26,13 @@ pub struct NodeRecord {
     #[serde(skip)]
     pub health_json: String,
     pub revoked: bool,
+    /// The cluster its findings name (the most recent one's), when [`NodeStore::list_nodes`]
+    /// read it; empty when unknown (no finding of the node names one) or not read.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// The project its findings name, as `cluster`.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub project: String,
 }
 
 /// What [`NodeStore::enroll_node`] did.
@@ -59,7 +66,9 @@ pub trait NodeStore: Send + Sync {
         health_json: Option<&str>,
         now_ns: i64,
     ) -> Result<(), StoreError>;
-    /// Every node, by name.
+    /// Every node, by name, with the cluster and project its findings name (the most recent
+    /// finding's on PostgreSQL, the most recently added resource's on SQLite; empty when
+    /// none names one).
     fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
     /// Revokes the node's token; `false` when no such node is enrolled.
     fn revoke_node(&self, name: &str) -> Result<bool, StoreError>;
@@ -178,11 +187,24 @@ impl NodeStore for crate::SqliteStore {
 
     fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
         let conn = self.writer("read the node registry")?;
+        // The cluster and project of the node's latest resource (`resources` has one row
+        // per distinct container/pod/node/cluster/project, indexed by node).
         let mut st = conn
-            .prepare_cached(&format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY name"))
+            .prepare_cached(
+                "SELECT n.name, n.created_ns, n.last_seen_ns, n.agent_version, n.health, \
+                 n.revoked, r.cluster, r.project FROM nodes AS n \
+                 LEFT JOIN resources AS r ON r.id = (SELECT id FROM resources \
+                   WHERE node = n.name ORDER BY id DESC LIMIT 1) \
+                 ORDER BY n.name",
+            )
             .map_err(self.err("cannot list nodes"))?;
         let rows = st
-            .query_map([], sqlite_node)
+            .query_map([], |r| {
+                let mut n = sqlite_node(r)?;
+                n.cluster = r.get::<_, Option<String>>(6)?.unwrap_or_default();
+                n.project = r.get::<_, Option<String>>(7)?.unwrap_or_default();
+                Ok(n)
+            })
             .and_then(|r| r.collect::<Result<Vec<_>, _>>())
             .map_err(self.err("cannot list nodes"))?;
         Ok(rows)
@@ -205,6 +227,8 @@ fn sqlite_node(r: &rusqlite::Row<'_>) -> rusqlite::Result<NodeRecord> {
         agent_version: r.get(3)?,
         health_json: r.get(4)?,
         revoked: r.get(5)?,
+        cluster: String::new(),
+        project: String::new(),
     })
 }
 

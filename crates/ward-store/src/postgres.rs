@@ -355,11 +355,14 @@ impl PgStore {
     }
 
     /// Upserts in an open transaction, with statements prepared for it.
+    /// With `node`, a name stored for another node is refused
+    /// ([`StoreError::NameOfAnotherNode`]) under the row's lock, before anything of it changes.
     fn upsert_in(
         &self,
         tx: &mut postgres::Transaction<'_>,
         st: &Statements,
         f: &Finding,
+        node: Option<&str>,
     ) -> Result<Upserted, StoreError> {
         // The same indexed columns as the SQLite store extracts.
         let row = crate::sqlite::Row::from_finding(f)?;
@@ -407,6 +410,14 @@ impl PgStore {
         let state_by_user: bool = old.get(5);
         let mute_by_user: bool = old.get(6);
         let old_json: String = old.get(7);
+        let owner: String = old.get(8);
+        if let Some(node) = node.filter(|n| *n != owner) {
+            return Err(StoreError::NameOfAnotherNode {
+                name: row.name,
+                owner,
+                node: node.to_string(),
+            });
+        }
         if row.event_time_ns < old_event {
             debug!(name = %row.name, "ignoring an update older than the stored finding");
             return Ok(Upserted::Stale);
@@ -462,7 +473,27 @@ impl PgStore {
         Ok(Upserted::Updated)
     }
 
-    fn upsert_batch(&self, findings: &[&Finding]) -> Result<UpsertSummary, StoreError> {
+    /// Rows are locked in name order (a stable sort keeps repeats of a name in batch
+    /// order), so concurrent batches over the same names wait for each other instead of
+    /// deadlocking.
+    fn upsert_sorted(
+        &self,
+        findings: &[Finding],
+        node: Option<&str>,
+    ) -> Result<UpsertSummary, StoreError> {
+        let mut sorted: Vec<&Finding> = findings.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let sum = self.upsert_batch(&sorted, node)?;
+        debug!(?sum, "upserted batch");
+        Ok(sum)
+    }
+
+    /// One transaction; an error drops it uncommitted (rolled back): nothing is written.
+    fn upsert_batch(
+        &self,
+        findings: &[&Finding],
+        node: Option<&str>,
+    ) -> Result<UpsertSummary, StoreError> {
         let mut conn = self.conn()?;
         let mut tx = conn
             .transaction()
@@ -470,7 +501,7 @@ impl PgStore {
         let st = Statements::prepare(&mut tx).map_err(self.err("cannot prepare upsert"))?;
         let mut sum = UpsertSummary::default();
         for f in findings {
-            match self.upsert_in(&mut tx, &st, f)? {
+            match self.upsert_in(&mut tx, &st, f, node)? {
                 Upserted::Inserted => sum.inserted += 1,
                 Upserted::Updated => sum.updated += 1,
                 Upserted::Stale => sum.stale += 1,
@@ -590,7 +621,7 @@ impl Statements {
             )?,
             lock: tx.prepare(
                 "SELECT seq, event_time_ns, create_time_ns, state, mute, state_by_user, \
-                 mute_by_user, json FROM findings WHERE name = $1 FOR UPDATE",
+                 mute_by_user, json, node FROM findings WHERE name = $1 FOR UPDATE",
             )?,
             update: tx.prepare(
                 "UPDATE findings SET id = $2, category = $3, severity = $4, severity_rank = $5, \
@@ -629,20 +660,21 @@ impl FindingStore for PgStore {
             .transaction()
             .map_err(self.err("cannot begin transaction"))?;
         let st = Statements::prepare(&mut tx).map_err(self.err("cannot prepare upsert"))?;
-        let r = self.upsert_in(&mut tx, &st, finding)?;
+        let r = self.upsert_in(&mut tx, &st, finding, None)?;
         tx.commit().map_err(self.err("cannot commit"))?;
         Ok(r)
     }
 
     fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError> {
-        // Rows are locked in name order (a stable sort keeps repeats of a name in batch
-        // order), so concurrent batches over the same names wait for each other instead of
-        // deadlocking.
-        let mut sorted: Vec<&Finding> = findings.iter().collect();
-        sorted.sort_by(|a, b| a.name.cmp(&b.name));
-        let sum = self.upsert_batch(&sorted)?;
-        debug!(?sum, "upserted batch");
-        Ok(sum)
+        self.upsert_sorted(findings, None)
+    }
+
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        findings: &[Finding],
+    ) -> Result<UpsertSummary, StoreError> {
+        self.upsert_sorted(findings, Some(node))
     }
 
     fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError> {
@@ -890,12 +922,27 @@ impl crate::nodes::NodeStore for PgStore {
         let mut conn = self.conn()?;
         let rows = conn
             .query(
-                "SELECT name, created_ns, last_seen_ns, agent_version, health, revoked \
-                 FROM nodes ORDER BY name",
+                // The cluster and project of the node's latest finding: one probe of the
+                // (node, event_time_ns, seq) index per node.
+                "SELECT n.name, n.created_ns, n.last_seen_ns, n.agent_version, n.health, \
+                 n.revoked, f.cluster, f.project FROM nodes AS n \
+                 LEFT JOIN LATERAL (SELECT cluster, project FROM findings \
+                   WHERE node = n.name COLLATE \"default\" \
+                   ORDER BY event_time_ns DESC, seq DESC LIMIT 1) AS f \
+                   ON TRUE \
+                 ORDER BY n.name",
                 &[],
             )
             .map_err(self.err("cannot list nodes"))?;
-        Ok(rows.iter().map(pg_node).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let mut n = pg_node(r);
+                n.cluster = r.get::<_, Option<String>>(6).unwrap_or_default();
+                n.project = r.get::<_, Option<String>>(7).unwrap_or_default();
+                n
+            })
+            .collect())
     }
 
     fn revoke_node(&self, name: &str) -> Result<bool, StoreError> {
@@ -915,5 +962,7 @@ fn pg_node(r: &postgres::Row) -> crate::NodeRecord {
         agent_version: r.get(3),
         health_json: r.get(4),
         revoked: r.get(5),
+        cluster: String::new(),
+        project: String::new(),
     }
 }

@@ -788,11 +788,47 @@ impl SqliteStore {
         tx: &rusqlite::Transaction<'_>,
         f: &Finding,
     ) -> Result<Upserted, StoreError> {
+        self.upsert_in_for(tx, f, None)
+    }
+
+    /// `upsert_many`, and with `node` `upsert_many_for_node`: one write transaction.
+    fn upsert_many_owned(
+        &self,
+        node: Option<&str>,
+        findings: &[Finding],
+    ) -> Result<UpsertSummary, StoreError> {
+        let mut conn = self.writer("upsert")?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(self.err("cannot begin transaction"))?;
+        let mut sum = UpsertSummary::default();
+        for f in findings {
+            // An error drops `tx` uncommitted: nothing of the batch is written.
+            match self.upsert_in_for(&tx, f, node)? {
+                Upserted::Inserted => sum.inserted += 1,
+                Upserted::Updated => sum.updated += 1,
+                Upserted::Stale => sum.stale += 1,
+            }
+        }
+        tx.commit().map_err(self.err("cannot commit"))?;
+        debug!(?sum, "upserted batch");
+        Ok(sum)
+    }
+
+    /// [`upsert_in`](Self::upsert_in); with `node`, a name stored for another node is
+    /// refused ([`StoreError::NameOfAnotherNode`]) before anything of it is written.
+    fn upsert_in_for(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        f: &Finding,
+        node: Option<&str>,
+    ) -> Result<Upserted, StoreError> {
         let row = Row::from_finding(f)?;
         let existing = tx
             .prepare_cached(
                 "SELECT seq, event_time_ns, create_time_ns, state, mute, state_by_user, \
-                 mute_by_user, json_extract(json, '$.createTime') FROM findings WHERE name = ?1",
+                 mute_by_user, json_extract(json, '$.createTime'), node FROM findings \
+                 WHERE name = ?1",
             )
             .and_then(|mut st| {
                 st.query_row([&row.name], |r| {
@@ -805,6 +841,7 @@ impl SqliteStore {
                         r.get::<_, bool>(5)?,
                         r.get::<_, bool>(6)?,
                         r.get::<_, Option<String>>(7)?,
+                        r.get::<_, String>(8)?,
                     ))
                 })
                 .optional()
@@ -819,6 +856,7 @@ impl SqliteStore {
             state_by_user,
             mute_by_user,
             old_create_str,
+            owner,
         )) = existing
         else {
             let json = to_json(f)?;
@@ -856,6 +894,13 @@ impl SqliteStore {
             .map_err(self.err("cannot insert finding"))?;
             return Ok(Upserted::Inserted);
         };
+        if let Some(node) = node.filter(|n| *n != owner) {
+            return Err(StoreError::NameOfAnotherNode {
+                name: row.name,
+                owner,
+                node: node.to_string(),
+            });
+        }
         if row.event_time_ns < old_event {
             debug!(name = %row.name, "ignoring an update older than the stored finding");
             return Ok(Upserted::Stale);
@@ -1289,21 +1334,15 @@ impl FindingStore for SqliteStore {
     }
 
     fn upsert_many(&self, findings: &[Finding]) -> Result<UpsertSummary, StoreError> {
-        let mut conn = self.writer("upsert")?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(self.err("cannot begin transaction"))?;
-        let mut sum = UpsertSummary::default();
-        for f in findings {
-            match self.upsert_in(&tx, f)? {
-                Upserted::Inserted => sum.inserted += 1,
-                Upserted::Updated => sum.updated += 1,
-                Upserted::Stale => sum.stale += 1,
-            }
-        }
-        tx.commit().map_err(self.err("cannot commit"))?;
-        debug!(?sum, "upserted batch");
-        Ok(sum)
+        self.upsert_many_owned(None, findings)
+    }
+
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        findings: &[Finding],
+    ) -> Result<UpsertSummary, StoreError> {
+        self.upsert_many_owned(Some(node), findings)
     }
 
     fn get(&self, name_or_id: &str) -> Result<Option<Finding>, StoreError> {

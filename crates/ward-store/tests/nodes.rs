@@ -95,3 +95,112 @@ fn a_findings_node_is_the_indexed_one() {
     g.source_properties.remove("VM_Instance_Name");
     assert_eq!(finding_node(&g), "");
 }
+
+/// One store as both the findings store and the registry (what `ward serve` runs on).
+fn open_collector(
+    b: Backend,
+) -> (
+    Guard,
+    std::sync::Arc<dyn ward_store::FindingStore>,
+    std::sync::Arc<dyn NodeStore>,
+) {
+    match b {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let s = std::sync::Arc::new(
+                ward_store::SqliteStore::open(dir.path().join("f.db")).unwrap(),
+            );
+            (Guard::Dir(dir), s.clone(), s)
+        }
+        Backend::Postgres => {
+            let pg = ward_testkit::postgres::TempPostgres::start().unwrap();
+            let s = std::sync::Arc::new(ward_store::PgStore::open(&pg.url()).unwrap());
+            (Guard::Postgres(pg), s.clone(), s)
+        }
+    }
+}
+
+fn placed(id: &str, t: u64, place: &Place, cluster: &str, project: &str) -> ward_event::Finding {
+    let mut f = finding(id, Category::ReverseShell, t, place);
+    f.cluster = (!cluster.is_empty()).then(|| cluster.to_string());
+    f.project_display_name = (!project.is_empty()).then(|| project.to_string());
+    f
+}
+
+/// `list_nodes` names the cluster and project of a node's latest findings; none for a node
+/// without findings.
+fn nodes_list_the_cluster_and_project_of_their_findings(b: Backend) {
+    let (_g, store, nodes) = open_collector(b);
+    for (n, h) in [("node-a", "a"), ("node-b", "b"), ("node-c", "c")] {
+        nodes.enroll_node(n, &h.repeat(64), "", 1).unwrap();
+    }
+    store
+        .upsert_many(&[
+            placed("n1", T0, &WEB, "prod-eu", "shop"),
+            // Later, in another container of node-a, in another cluster and project.
+            placed("n2", T0 + 60 * SEC, &DB, "prod-us", "data"),
+            placed("n3", T0, &API, "", ""),
+        ])
+        .unwrap();
+    let got: Vec<(String, String, String)> = nodes
+        .list_nodes()
+        .unwrap()
+        .into_iter()
+        .map(|n| (n.name, n.cluster, n.project))
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        got,
+        [
+            s("node-a", "prod-us", "data"),
+            s("node-b", "", ""),
+            s("node-c", "", "")
+        ]
+    );
+}
+both!(nodes_list_the_cluster_and_project_of_their_findings);
+
+/// `upsert_many_for_node` refuses a batch with a name stored for another node (or for no
+/// node), naming the name and the owner, and writes none of it; the owner's batch goes in.
+fn a_batch_may_not_take_another_nodes_finding_name(b: Backend) {
+    let (_g, store, _nodes) = open_collector(b);
+    let a1 = placed("o1", T0, &WEB, "", "");
+    let mut orphan = placed("o2", T0, &WEB, "", "");
+    orphan.kubernetes = None;
+    orphan.source_properties.remove("VM_Instance_Name");
+    assert_eq!(finding_node(&orphan), "");
+    store.upsert_many(&[a1.clone(), orphan.clone()]).unwrap();
+
+    // node-b's own new finding, then a1's name as node-b's, later (an update otherwise).
+    let b_own = placed("o3", T0, &API, "", "");
+    let mut taken = placed("o1", T0 + 5 * SEC, &API, "", "");
+    taken.name = a1.name.clone();
+    let e = store
+        .upsert_many_for_node("node-b", &[b_own.clone(), taken])
+        .unwrap_err();
+    match &e {
+        ward_store::StoreError::NameOfAnotherNode { name, owner, node } => {
+            assert_eq!(
+                (name, owner.as_str(), node.as_str()),
+                (&a1.name, "node-a", "node-b")
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(e.to_string().contains("node 'node-a'"), "{e}");
+    assert!(store.get(&b_own.name).unwrap().is_none(), "half-written");
+    assert_eq!(store.get(&a1.name).unwrap().unwrap(), a1);
+    // A name stored without a node is nobody's to take either.
+    let mut claim = orphan.clone();
+    claim.kubernetes = a1.kubernetes.clone();
+    let e = store.upsert_many_for_node("node-a", &[claim]).unwrap_err();
+    assert!(e.to_string().contains("no node"), "{e}");
+    // The owner updates its own; node-b's own finding alone goes in.
+    let mut later = a1.clone();
+    later.event_time = ward_event::time::format_rfc3339(T0 + 9 * SEC);
+    let sum = store.upsert_many_for_node("node-a", &[later]).unwrap();
+    assert_eq!((sum.inserted, sum.updated), (0, 1));
+    let sum = store.upsert_many_for_node("node-b", &[b_own]).unwrap();
+    assert_eq!(sum.inserted, 1);
+}
+both!(a_batch_may_not_take_another_nodes_finding_name);

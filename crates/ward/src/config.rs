@@ -301,6 +301,9 @@ pub fn bounds() -> Vec<Bound> {
         int!("api.ingest_max_body_bytes", KIB, 256 * MIB, |c| {
             c.api.ingest_max_body_bytes
         }),
+        dur!("api.node_stale_after", secs(1), secs(DAY), |c| {
+            c.api.node_stale_after
+        }),
     ]
 }
 

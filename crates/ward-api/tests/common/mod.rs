@@ -83,9 +83,19 @@ pub struct TestServer {
 
 impl TestServer {
     /// Serves `store` on 127.0.0.1 (a free port) with `cfg` (its listen address is replaced).
-    pub async fn start(mut cfg: ApiConfig, store: Arc<dyn FindingStore>) -> TestServer {
+    pub async fn start(cfg: ApiConfig, store: Arc<dyn FindingStore>) -> TestServer {
+        TestServer::start_with_nodes(cfg, store, None).await
+    }
+
+    /// [`TestServer::start`] as a collector (`ward serve`): with a node registry, it serves
+    /// enrollment (when the config has a secret), ingest and `/v1/nodes`.
+    pub async fn start_with_nodes(
+        mut cfg: ApiConfig,
+        store: Arc<dyn FindingStore>,
+        nodes: Option<Arc<dyn ward_store::NodeStore>>,
+    ) -> TestServer {
         cfg.listen = "127.0.0.1:0".parse().unwrap();
-        let server = Server::new(cfg, store).unwrap();
+        let server = Server::with_nodes(cfg, store, nodes).unwrap();
         let ephemeral_token = server.ephemeral_write_token().map(str::to_string);
         let server_store = server.store();
         let bound = server.bind().await.unwrap();
@@ -192,6 +202,13 @@ impl<S: FindingStore> FindingStore for InPlace<S> {
         f: &[Finding],
     ) -> Result<ward_store::UpsertSummary, ward_store::StoreError> {
         tokio::task::block_in_place(|| self.0.upsert_many(f))
+    }
+    fn upsert_many_for_node(
+        &self,
+        node: &str,
+        f: &[Finding],
+    ) -> Result<ward_store::UpsertSummary, ward_store::StoreError> {
+        tokio::task::block_in_place(|| self.0.upsert_many_for_node(node, f))
     }
     fn get(&self, n: &str) -> Result<Option<Finding>, ward_store::StoreError> {
         tokio::task::block_in_place(|| self.0.get(n))
