@@ -88,8 +88,21 @@ fn main() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ok = Arc::new(|_: &Request| 200u16);
-    let hook = HttpReceiver::start(0, ok.clone()).unwrap();
-    let falco = HttpReceiver::start(0, ok).unwrap();
+    // The receivers run in this process: what they received is dropped as it comes (counted),
+    // so the RSS below is the driver's and the store's, not 200k request bodies kept here.
+    let received: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let hook = HttpReceiver::start_with_log(0, ok.clone(), received.clone()).unwrap();
+    let falco = HttpReceiver::start_with_log(0, ok, received.clone()).unwrap();
+    let received_total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (received, total) = (received.clone(), received_total.clone());
+        std::thread::spawn(move || loop {
+            let n = std::mem::take(&mut *received.lock().unwrap()).len();
+            total.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(20));
+        });
+    }
+    let rss_at_start = rss_mib();
     let ctx = Context::default();
     let mut specs = Vec::new();
     let mut file = OutputSpec::new(OutputKind::File);
@@ -170,7 +183,12 @@ fn main() {
             pct(&mut v, 0.99) * 1e3
         );
     }
-    println!("  rss after the run: {} MiB", rss_mib());
+    println!(
+        "  rss after the run: {} MiB ({} MiB at the start; {} requests received and dropped)",
+        rss_mib(),
+        rss_at_start,
+        received_total.load(std::sync::atomic::Ordering::Relaxed)
+    );
     // The webhook receiver down: its outbox fills with a second run.
     drop(hook);
     for i in n..2 * n {

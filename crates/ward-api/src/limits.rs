@@ -110,11 +110,10 @@ pub(crate) async fn limit_requests(
             Some(s) => Some(s),
             None => {
                 st.metrics.requests_limited.fetch_add(1, Ordering::Relaxed);
-                return ApiError::new(
+                return closing(ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "too many requests in progress from this address; retry shortly",
-                )
-                .into_response();
+                ));
             }
         },
         None => None,
@@ -129,15 +128,14 @@ pub(crate) async fn limit_requests(
     if hint.lower() > max_body as u64 {
         // A Content-Length above the limit: refused before any of the body is read, not
         // after waiting for it.
-        return ApiError::new(
+        return closing(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "request body of {} bytes is above the limit of {} bytes",
                 hint.lower(),
                 max_body
             ),
-        )
-        .into_response();
+        ));
     }
     if hint.exact() == Some(0) {
         return next.run(req).await;
@@ -146,29 +144,41 @@ pub(crate) async fn limit_requests(
     let read = Limited::new(body, max_body).collect();
     let bytes = match tokio::time::timeout(st.body_timeout, read).await {
         Err(_) => {
-            return ApiError::new(
+            return closing(ApiError::new(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
                     "the request body did not arrive within {} ms",
                     st.body_timeout.as_millis()
                 ),
-            )
-            .into_response()
+            ))
         }
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return ApiError::new(
+            return closing(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("request body above the limit of {max_body} bytes"),
-            )
-            .into_response()
+            ))
         }
         Ok(Err(e)) => {
-            return ApiError::bad_request(format!("cannot read request body: {e}")).into_response()
+            return closing(ApiError::bad_request(format!(
+                "cannot read request body: {e}"
+            )))
         }
         Ok(Ok(c)) => c.to_bytes(),
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// `err` as a response that ends the connection (`Connection: close`): it is sent before the
+/// request body was read to its end, so the server will not read another request from this
+/// connection, and a client that kept it for its next request would see that request fail.
+fn closing(err: ApiError) -> Response {
+    let mut r = err.into_response();
+    r.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 /// Serves plain HTTP/1.1 on `listener` until `shutdown` completes, then lets open connections

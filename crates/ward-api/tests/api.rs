@@ -628,6 +628,12 @@ async fn set_state_and_mute_need_write_and_persist(b: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Refused before its body was read: the connection ends, and says so, so that the client
+    // does not send its next request on it (that request failed now and then, IncompleteMessage).
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.as_bytes()),
+        Some(&b"close"[..])
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["code"], json!(413));
     let (s, _) = post(

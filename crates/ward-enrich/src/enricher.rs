@@ -147,6 +147,10 @@ pub struct Enricher {
     /// overlay's device (one per container) and possibly a mapped inode number, but the real
     /// file's size and times. `None`: two kept files share them (never guessed between).
     kept_by_content: HashMap<(u64, u64, u64), Option<(u64, u64)>>,
+    /// The same by the real file's inode number and size, which an overlay shows unchanged
+    /// (its device is the overlay's), and which a `touch` or `chmod` leaves as they were
+    /// (the times above change). `None`: two kept files share them.
+    kept_by_ino: HashMap<(u64, u64), Option<(u64, u64)>>,
     /// Most entries of `kept` (a quarter of the open-files limit at most).
     kept_max: usize,
     /// When `kept` was last pruned of deleted files.
@@ -201,6 +205,7 @@ impl Enricher {
             unused_files: HashMap::new(),
             kept: HashMap::new(),
             kept_by_content: HashMap::new(),
+            kept_by_ino: HashMap::new(),
             kept_max: kept_max(),
             kept_pruned: Instant::now(),
             node,
@@ -287,6 +292,18 @@ impl Enricher {
                 self.kept_by_content
                     .retain(|_, r| r.is_some_and(|r| kept.contains_key(&r)));
             }
+            if self.kept_by_ino.len() >= 4 * self.kept_max {
+                let kept = &self.kept;
+                self.kept_by_ino
+                    .retain(|_, r| r.is_some_and(|r| kept.contains_key(&r)));
+            }
+            let e = self
+                .kept_by_ino
+                .entry((real.1, m.len()))
+                .or_insert(Some(real));
+            if *e != Some(real) {
+                *e = None;
+            }
             let content = (
                 m.len(),
                 ts_ns((m.mtime(), m.mtime_nsec() as u32)),
@@ -304,7 +321,9 @@ impl Enricher {
 
     /// A new handle on the kept file `key` ran, if any: the same (dev, ino) (a host file, also
     /// after a `touch`), or, for an overlay file, the one kept file whose size and times are
-    /// the exec's (and still are: it was not written since).
+    /// the exec's, or else (touched since it was kept: new times) the one whose inode number
+    /// and size are; in both cases only when the kept file's size and times now are the
+    /// exec's (it is what ran).
     ///
     /// Only asked when the kernel reported no handle for the exec, which (short of a queue
     /// overflow, counted) means the file really executed carries an ignore mark.
@@ -312,9 +331,12 @@ impl Enricher {
         if let Some(f) = self.kept.get(&(key.dev, key.ino)) {
             return f.try_clone().ok();
         }
-        let real = (*self
-            .kept_by_content
-            .get(&(key.size, key.mtime, key.ctime))?)?;
+        // By size and times, else (an overlay file touched since it was kept) by inode number
+        // and size; either way the kept file must now be what ran (its size and times).
+        let real = match self.kept_by_content.get(&(key.size, key.mtime, key.ctime)) {
+            Some(r) => (*r)?,
+            None => (*self.kept_by_ino.get(&(key.ino, key.size))?)?,
+        };
         let f = self.kept.get(&real)?;
         let m = f.metadata().ok()?;
         let same = m.len() == key.size
