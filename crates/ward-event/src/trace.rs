@@ -547,6 +547,8 @@ mod tests {
             },
             argv: vec!["sh".into(), "-i".into()],
             argv_truncated: false,
+            env: Vec::new(),
+            env_truncated: false,
             cwd: "/".into(),
             script: None,
             stdio: [

@@ -227,6 +227,8 @@ fn exec(pid: u32, ppid: u32, path: &str) -> ward_event::ExecEvent {
         },
         argv: vec![path.rsplit('/').next().unwrap().into()],
         argv_truncated: false,
+        env: Vec::new(),
+        env_truncated: false,
         cwd: "/".into(),
         script: None,
         stdio: Default::default(),
