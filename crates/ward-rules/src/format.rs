@@ -151,6 +151,9 @@ pub struct Cond {
     pub namespace: Option<StrSpec>,
     /// Container or pod labels: each named label must exist and match.
     pub labels: Option<BTreeMap<String, StrSpec>>,
+    /// The environment at exec: some `NAME=value` entry whose name matches `name` and, when
+    /// `value` is given, whose value matches it.
+    pub env: Option<EnvCond>,
     /// The direct parent's exec must satisfy this.
     pub parent: Option<Box<Spanned<Cond>>>,
     /// Some ancestor (parent, grandparent, ... up to 16) must satisfy this.
@@ -186,6 +189,16 @@ pub struct PeerCond {
     pub loopback: Option<bool>,
     /// `tcp` or `udp` (default: either).
     pub protocol: Option<Vec<ward_event::Protocol>>,
+}
+
+/// A condition on the environment at exec (`envp`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvCond {
+    /// The variable's name (the text before the first `=`).
+    pub name: StrSpec,
+    /// Its value (the text after the first `=`); left out: any value, empty included.
+    pub value: Option<StrSpec>,
 }
 
 /// Conditions on the arguments.
@@ -311,6 +324,9 @@ pub struct TestExec {
     /// kind becomes `inetSocket`.
     pub stdin_peer: Option<String>,
     pub stdout_peer: Option<String>,
+    /// The environment, `"NAME=value"` entries (default: none).
+    #[serde(default)]
+    pub env: Vec<String>,
     pub parent: Option<Box<TestExec>>,
     /// The pipe neighbour writing into this exec's stdin: its stdout and this exec's stdin
     /// become the two ends of one pipe (stdin kind `pipe` unless `stdin` says otherwise).
