@@ -84,7 +84,11 @@ fn no_allocation_when_no_rule_fires() {
         .event(),
         fork(8, 14, 11),
         in_c(ExecBuilder::new(9, 14, 11, "/usr/bin/sudo").args(&["sudo", "-u", "app", "id"]))
-            .env(&["PATH=/usr/bin:/bin", "GCONV_PATH=/usr/lib/gconv", "TERM=xterm"])
+            .env(&[
+                "PATH=/usr/bin:/bin",
+                "GCONV_PATH=/usr/lib/gconv",
+                "TERM=xterm",
+            ])
             .event(),
         fork(10, 15, 11),
         in_c(ExecBuilder::new(11, 15, 11, "/usr/bin/openssl").args(&["openssl", "version"]))

@@ -206,7 +206,9 @@ fn env_privacy_also_drops_env_values_from_rule_evidence() {
         "the variable's name stays"
     );
     assert_eq!(redacted.evidence()[1].value, "ALL_PROXY=<redacted>");
-    assert!(redacted.description.ends_with("env = HTTP_PROXY=<redacted>."));
+    assert!(redacted
+        .description
+        .ends_with("env = HTTP_PROXY=<redacted>."));
     // Without the switch everything is there (the checks above can fail).
     let plain = enc(Privacy::default()).encode(&f);
     assert!(plain.contains("pa55w0rd") && plain.contains("\"envVariablesTruncated\":true"));

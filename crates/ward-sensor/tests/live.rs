@@ -324,7 +324,10 @@ fn env_is_captured_in_order_and_bounded() {
     assert!(!e.env_truncated);
     let mut env = e.env.clone();
     env.sort();
-    assert_eq!(env, ["HTTP_PROXY=http://127.0.0.1:3128", "PATH=/usr/bin:/bin"]);
+    assert_eq!(
+        env,
+        ["HTTP_PROXY=http://127.0.0.1:3128", "PATH=/usr/bin:/bin"]
+    );
 
     // An environment past the cap: the first WARD_ENV_MAX bytes, flagged.
     let big: Vec<(String, String)> = (0..200)

@@ -836,7 +836,9 @@ fn run_env(report: bool, events: Vec<Event>) -> Vec<Finding> {
         Arc::new(IntelSet::new()),
         None,
     );
-    engine.set_rules(Arc::new(rules)).expect("categories register");
+    engine
+        .set_rules(Arc::new(rules))
+        .expect("categories register");
     let mut out = Vec::new();
     for e in events {
         engine.process(e, &mut out);
@@ -863,7 +865,12 @@ fn env_rules_fire_with_evidence_and_env_variables_follow_the_switch() {
         &["LD_PRELOAD=/tmp/x.so", "HOME=/root"],
     ));
     // An ordinary environment: quiet.
-    events.extend(with_env(30, 202, "/usr/bin/id", &["PATH=/usr/bin", "HOME=/root"]));
+    events.extend(with_env(
+        30,
+        202,
+        "/usr/bin/id",
+        &["PATH=/usr/bin", "HOME=/root"],
+    ));
     for report in [false, true] {
         let f = run_env(report, events.clone());
         assert_eq!(
@@ -887,13 +894,17 @@ fn env_rules_fire_with_evidence_and_env_variables_follow_the_switch() {
             field: "env".into(),
             value: "HTTP_PROXY=http://127.0.0.1:3128".into(),
         }));
-        assert!(f[1]
-            .description
-            .contains("env = LD_PRELOAD=/tmp/x.so"), "{}", f[1].description);
+        assert!(
+            f[1].description.contains("env = LD_PRELOAD=/tmp/x.so"),
+            "{}",
+            f[1].description
+        );
         let env = &f[1].processes[0].env_variables;
         if report {
-            let got: Vec<(&str, &str)> =
-                env.iter().map(|e| (e.name.as_str(), e.val.as_str())).collect();
+            let got: Vec<(&str, &str)> = env
+                .iter()
+                .map(|e| (e.name.as_str(), e.val.as_str()))
+                .collect();
             assert_eq!(got, [("LD_PRELOAD", "/tmp/x.so"), ("HOME", "/root")]);
         } else {
             assert!(env.is_empty(), "{env:?}");
