@@ -191,14 +191,42 @@ pub struct PeerCond {
     pub protocol: Option<Vec<ward_event::Protocol>>,
 }
 
-/// A condition on the environment at exec (`envp`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A condition on the environment at exec (`envp`). Only a table: a list (`env = ["A", "B"]`,
+/// which serde would take as `name` and `value` in order) is an error.
+#[derive(Debug)]
 pub struct EnvCond {
     /// The variable's name (the text before the first `=`).
     pub name: StrSpec,
     /// Its value (the text after the first `=`); left out: any value, empty included.
     pub value: Option<StrSpec>,
+}
+
+impl<'de> Deserialize<'de> for EnvCond {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: StrSpec,
+            value: Option<StrSpec>,
+        }
+        struct OnlyTable;
+        impl<'de> serde::de::Visitor<'de> for OnlyTable {
+            type Value = EnvCond;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an env table: { name = <string condition>, value = <string condition> }",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<EnvCond, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(EnvCond {
+                    name: t.name,
+                    value: t.value,
+                })
+            }
+        }
+        d.deserialize_map(OnlyTable)
+    }
 }
 
 /// Conditions on the arguments.
