@@ -474,7 +474,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	unsigned long as, ae, len;
 	const unsigned char *dname;
 	char prefix[6] = {};
-	__u32 flags = 0, zero = 0, fl, xl, cl, al;
+	__u32 flags = 0, zero = 0, fl, xl, cl, al, el;
 	struct bpf_dynptr out;
 	long n;
 	int i;
@@ -566,6 +566,22 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	else
 		e->argv_len = 0;
 
+	/* envp, the same way: the first WARD_ENV_MAX bytes */
+	as = BPF_CORE_READ(mm, env_start);
+	ae = BPF_CORE_READ(mm, env_end);
+	len = ae > as ? ae - as : 0;
+	if (len > WARD_ENV_MAX) {
+		len = WARD_ENV_MAX;
+		flags |= WARD_EXEC_ENV_TRUNCATED;
+	}
+	barrier_var(len);
+	if (len > WARD_ENV_MAX)
+		len = 0;
+	if (len && bpf_probe_read_user(e->env, len, (void *)as) == 0)
+		e->env_len = len;
+	else
+		e->env_len = 0;
+
 	/* stdio */
 	for (i = 0; i < 3; i++) {
 		struct ward_fd_info *fi = &e->fds[i];
@@ -580,8 +596,8 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	/* Packed: the head, then the used bytes of each buffer. The lengths were
 	 * bounded when written; the verifier needs to see it again: masks that keep
 	 * every valid length (filename <= 511, paths <= 1280; reading past a path
-	 * buffer stays inside the map value), and an asm clamp for argv (<= 4096,
-	 * the end of the value). */
+	 * buffer stays inside the map value), and asm clamps for argv (<= 4096,
+	 * the start of env) and env (<= 2048, the end of the value). */
 	fl = e->filename_len & (WARD_FILENAME_MAX - 1);
 	xl = e->exe_path_len & 2047;
 	cl = e->cwd_len & 2047;
@@ -589,7 +605,11 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	asm volatile("if %[v] <= %[max] goto +1; %[v] = %[max]"
 		     : [v] "+r"(al)
 		     : [max] "i"(WARD_ARGV_MAX));
-	e->hdr.size = WARD_EXEC_HEAD_SIZE + fl + xl + cl + al;
+	el = e->env_len;
+	asm volatile("if %[v] <= %[max] goto +1; %[v] = %[max]"
+		     : [v] "+r"(el)
+		     : [max] "i"(WARD_ENV_MAX));
+	e->hdr.size = WARD_EXEC_HEAD_SIZE + fl + xl + cl + al + el;
 	if (bpf_ringbuf_reserve_dynptr(&events, e->hdr.size, 0, &out)) {
 		bpf_ringbuf_discard_dynptr(&out, 0);
 		count_drop(WARD_EV_EXEC);
@@ -600,6 +620,7 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl, e->exe_path, xl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl, e->cwd, cl, 0);
 	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl, e->argv, al, 0);
+	bpf_dynptr_write(&out, WARD_EXEC_HEAD_SIZE + fl + xl + cl + al, e->env, el, 0);
 	if (!hold_now(flags)) {
 		/* Not stopped: say so in the record (user space then knows the process
 		 * may be gone before it looks). */

@@ -10,9 +10,9 @@
  *    (no implicit holes), sizes a multiple of 8;
  *  - one exception: an exec record is sent packed. Its first
  *    WARD_EXEC_HEAD_SIZE bytes are struct ward_exec_event's fixed fields; then
- *    come only the used bytes of filename, exe_path, cwd and argv, in that
- *    order (filename_len, exe_path_len, cwd_len, argv_len), and hdr.size is
- *    the total;
+ *    come only the used bytes of filename, exe_path, cwd, argv and env, in
+ *    that order (filename_len, exe_path_len, cwd_len, argv_len, env_len), and
+ *    hdr.size is the total;
  *  - any layout change bumps WARD_ABI_VERSION and is mirrored in abi.rs,
  *    whose compile-time assertions check every size and offset below.
  *
@@ -21,7 +21,7 @@
 #ifndef WARD_ABI_H
 #define WARD_ABI_H
 
-#define WARD_ABI_VERSION 2
+#define WARD_ABI_VERSION 3
 
 /* ward_event_header.kind */
 #define WARD_EV_EXEC    1
@@ -39,6 +39,12 @@
 #define WARD_NAME_MAX     256
 #define WARD_PATH_BUF     (WARD_PATH_MAX + WARD_NAME_MAX)
 #define WARD_ARGV_MAX     4096
+/* envp (mm->env_start..env_end), "NAME=value" NUL separated. 2 KiB holds a
+ * typical container environment (PATH, HOSTNAME, HOME, TERM and a dozen
+ * application variables) whole; a Kubernetes pod with many service links is
+ * cut (WARD_EXEC_ENV_TRUNCATED). Half the argv cap: envp is read on every exec
+ * but only the used bytes go to the ring. */
+#define WARD_ENV_MAX      2048
 #define WARD_PATH_DEPTH   48
 
 /* ward_exec_event.flags */
@@ -54,6 +60,7 @@
  * so that user space can open /proc/PID/exe or the script before it runs; user
  * space sends SIGCONT */
 #define WARD_EXEC_HELD               (1u << 8)
+#define WARD_EXEC_ENV_TRUNCATED      (1u << 9) /* envp longer than WARD_ENV_MAX */
 
 /* ward_exec_event.ovl_layer */
 #define WARD_OVL_NONE        0 /* exe is not on overlayfs */
@@ -114,7 +121,8 @@ struct ward_exec_event {
 	__u32 pid_ns; /* 48: inum */
 	__u32 mnt_ns; /* 52: inum */
 	__u32 argc; /* 56 */
-	__u32 argv_len; /* 60: bytes used in argv (NUL separated) */
+	__u16 argv_len; /* 60: bytes used in argv (NUL separated) */
+	__u16 env_len; /* 62: bytes used in env (NUL separated) */
 	__u16 filename_len; /* 64: bytes in filename, without the NUL */
 	__u16 exe_path_len; /* 66: bytes used in exe_path */
 	__u16 cwd_len; /* 68: bytes used in cwd */
@@ -137,7 +145,8 @@ struct ward_exec_event {
 	char exe_path[WARD_PATH_BUF];
 	char cwd[WARD_PATH_BUF]; /* 2128: same encoding */
 	char argv[WARD_ARGV_MAX]; /* 3408: NUL separated */
-}; /* 7504: the BPF side's scratch layout; see WARD_EXEC_HEAD_SIZE */
+	char env[WARD_ENV_MAX]; /* 7504: NUL separated "NAME=value" */
+}; /* 9552: the BPF side's scratch layout; see WARD_EXEC_HEAD_SIZE */
 
 /* Bytes of struct ward_exec_event sent before the packed strings. */
 #define WARD_EXEC_HEAD_SIZE 336
@@ -188,7 +197,7 @@ WARD_ABI_ASSERT_SIZE(ward_fd_info, 64);
 WARD_ABI_ASSERT_OFF(ward_fd_info, ino, 8);
 WARD_ABI_ASSERT_OFF(ward_fd_info, local, 16);
 WARD_ABI_ASSERT_OFF(ward_fd_info, remote, 40);
-WARD_ABI_ASSERT_SIZE(ward_exec_event, 7504);
+WARD_ABI_ASSERT_SIZE(ward_exec_event, 9552);
 WARD_ABI_ASSERT_OFF(ward_exec_event, cgroup_id, 40);
 WARD_ABI_ASSERT_OFF(ward_exec_event, filename_len, 64);
 WARD_ABI_ASSERT_OFF(ward_exec_event, ovl_layer, 70);
@@ -200,7 +209,10 @@ WARD_ABI_ASSERT_OFF(ward_exec_event, comm, 320);
 WARD_ABI_ASSERT_OFF(ward_exec_event, filename, WARD_EXEC_HEAD_SIZE);
 WARD_ABI_ASSERT_OFF(ward_exec_event, exe_path, 848);
 WARD_ABI_ASSERT_OFF(ward_exec_event, cwd, 2128);
+WARD_ABI_ASSERT_OFF(ward_exec_event, argv_len, 60);
+WARD_ABI_ASSERT_OFF(ward_exec_event, env_len, 62);
 WARD_ABI_ASSERT_OFF(ward_exec_event, argv, 3408);
+WARD_ABI_ASSERT_OFF(ward_exec_event, env, 7504);
 WARD_ABI_ASSERT_SIZE(ward_fork_event, 56);
 WARD_ABI_ASSERT_OFF(ward_fork_event, comm, 40);
 WARD_ABI_ASSERT_SIZE(ward_exit_event, 48);

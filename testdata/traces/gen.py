@@ -59,7 +59,8 @@ class Trace:
         self.lines.append({"type": "exit", "time": self.tick(), "pid": pid, "code": code})
 
     def exec(self, pid, ppid, filename, argv, container=None, binary=None, stdio=None, sha=None,
-             layer=None, script=None, cwd="/", uid=0, size=None, stdin_writer=None):
+             layer=None, script=None, cwd="/", uid=0, size=None, stdin_writer=None, env=None,
+             env_truncated=False):
         binary = binary or filename
         ev = {
             "type": "exec", "time": self.tick(), "node": NODE, "pid": pid, "tgid": pid, "ppid": ppid,
@@ -67,9 +68,14 @@ class Trace:
             "binary": {"path": binary, "dev": 66, "inode": 1000 + pid, "size": size or 125_640,
                        "mtime": T0 - 86400 * 10**9, "ctime": T0 - 86400 * 10**9,
                        "layer": layer or ("image" if container else "notOverlay")},
-            "argv": argv, "cwd": cwd,
-            "stdio": stdio or [tty(), tty(), tty()],
+            "argv": argv,
         }
+        if env:
+            ev["env"] = env
+        if env_truncated:
+            ev["envTruncated"] = True
+        ev["cwd"] = cwd
+        ev["stdio"] = stdio or [tty(), tty(), tty()]
         if sha:
             ev["binary"]["sha256"] = sha
             ev["binary"]["hashedSize"] = ev["binary"]["size"]
@@ -712,6 +718,32 @@ def rules_urls():
     t.write()
 
 
+def rules_env():
+    t = Trace("rules-env")
+    t.comment("rules on the environment at exec; rules-env.toml turns #31 on and report_environment_variables")
+    base = ["PATH=/usr/local/bin:/usr/bin:/bin", "HOSTNAME=worker-1", "HOME=/root"]
+    t.comment("#31: a proxy variable on a program in a container (key rule: one finding per container)")
+    t.exec(300, 1, "/usr/bin/curl", ["curl", "-s", "http://example.com/"], WORKER,
+           env=base + ["HTTP_PROXY=http://203.0.113.9:3128"])
+    t.comment("LD_PRELOAD from /tmp; the environment was cut at the sensor's cap")
+    t.exec(301, 1, "/usr/bin/id", ["id"], WORKER, env=["LD_PRELOAD=/tmp/.x.so"] + base, env_truncated=True)
+    t.comment("the GCONV_PATH half of PwnKit: the public exploit's envp for pkexec, uid 1000")
+    t.exec(302, 1, "/usr/bin/pkexec", ["pkexec"], WORKER, uid=1000,
+           env=["pwnkit", "PATH=GCONV_PATH=.", "CHARSET=PWNKIT", "SHELL=pwnkit"])
+    t.comment("the Looney Tunables input against su")
+    t.exec(303, 1, "/usr/bin/su", ["su", "--help"], WORKER, uid=1000,
+           env=["GLIBC_TUNABLES=glibc.malloc.mxfast=glibc.malloc.mxfast=" + "A" * 64])
+    t.comment("look-alikes that stay quiet: a proxy turned off, NO_PROXY, jemalloc preloaded from the image,")
+    t.comment("ordinary tuning, GCONV_PATH for iconv, a proxy variable on the host")
+    t.exec(400, 1, "/usr/bin/curl", ["curl", "-s", "http://example.com/"], WEB, env=base + ["HTTP_PROXY=", "NO_PROXY=localhost"])
+    t.exec(401, 1, "/usr/bin/redis-server", ["redis-server"], WEB,
+           env=base + ["LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"])
+    t.exec(402, 1, "/usr/bin/java", ["java", "-jar", "app.jar"], WEB, env=base + ["GLIBC_TUNABLES=glibc.malloc.arena_max=2"])
+    t.exec(403, 1, "/usr/bin/iconv", ["iconv", "-f", "X", "-t", "UTF-8"], WEB, uid=1000, env=["GCONV_PATH=/opt/gconv"])
+    t.exec(404, 1, "/usr/bin/curl", ["curl", "-s", "http://example.com/"], env=["HTTP_PROXY=http://proxy.corp.example:3128"])
+    t.write()
+
+
 def malformed():
     t = Trace("malformed-lines")
     t.comment("bad lines are reported with line number and field, skipped, and the rest still detected")
@@ -729,5 +761,5 @@ def malformed():
 
 if __name__ == "__main__":
     for f in (rce_bash_dev_tcp, rce_nc_e, rce_busybox_nc_e, rce_python, rce_perl, rce_socat, rce_mkfifo,
-              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, rules_urls, malformed):
+              rce_udp, rce_dev_tcp_into_shell, rce_relays, benign_transfers, benign_sessions, compilers, malicious_binaries, drift, python_scripts, rules, rules_piped, rules_wait, rules_urls, rules_env, malformed):
         f()

@@ -33,6 +33,12 @@ pub struct EngineConfig {
     pub script_contents_max: usize,
     /// Distinct command lines kept in `sourceProperties.Commands` of an aggregated finding.
     pub max_commands: usize,
+    /// Fill `processes[].envVariables` (and `envVariablesTruncated`) from the environment the
+    /// sensor captured at exec. Not an `[engine]` key: it is `[agent]
+    /// report_environment_variables` (Google's REPORT_ENVIRONMENT_VARIABLES, off by default),
+    /// set by `ward agent` and `ward replay` from it.
+    #[serde(skip)]
+    pub report_environment_variables: bool,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +51,7 @@ impl Default for EngineConfig {
             max_ancestors: 10,
             script_contents_max: 64 * 1024,
             max_commands: 20,
+            report_environment_variables: false,
         }
     }
 }

@@ -67,12 +67,14 @@ pub fn build(
                 e,
                 n == 0 && d.script_contents,
                 cfg.script_contents_max,
+                cfg.report_environment_variables,
             ));
         }
     } else if let Some(p) = proc {
-        processes.push(process(p, d.script_contents, cfg.script_contents_max));
+        let env = cfg.report_environment_variables;
+        processes.push(process(p, d.script_contents, cfg.script_contents_max, env));
         for a in table.ancestors(d.pid).take(cfg.max_ancestors) {
-            processes.push(process(a, false, 0));
+            processes.push(process(a, false, 0, env));
         }
     } else {
         processes.push(Process {
@@ -261,7 +263,7 @@ fn container_record(id: &str, meta: Option<&ContainerMeta>) -> Container {
     }
 }
 
-fn process(p: &Proc, with_contents: bool, contents_max: usize) -> Process {
+fn process(p: &Proc, with_contents: bool, contents_max: usize, env: bool) -> Process {
     let Some(e) = p.exec.as_deref() else {
         return Process {
             pid: p.pid,
@@ -271,12 +273,14 @@ fn process(p: &Proc, with_contents: bool, contents_max: usize) -> Process {
     };
     Process {
         parent_pid: Some(p.ppid),
-        ..exec_process(e, with_contents, contents_max)
+        ..exec_process(e, with_contents, contents_max, env)
     }
 }
 
-/// A process as its exec describes it.
-fn exec_process(e: &ExecEvent, with_contents: bool, contents_max: usize) -> Process {
+/// A process as its exec describes it; with `env`, its environment at exec (SCC's
+/// `envVariables`, `NAME=value` split at the first `=`; an entry without one is a name with an
+/// empty value).
+fn exec_process(e: &ExecEvent, with_contents: bool, contents_max: usize, env: bool) -> Process {
     Process {
         name: e.program().to_string(),
         binary: Some(binary(e)),
@@ -286,7 +290,21 @@ fn exec_process(e: &ExecEvent, with_contents: bool, contents_max: usize) -> Proc
             .map(|s| script(s, with_contents, contents_max)),
         args: e.argv.clone(),
         arguments_truncated: e.argv_truncated,
-        env_variables: vec![],
+        env_variables: if env {
+            e.env
+                .iter()
+                .map(|v| {
+                    let (name, val) = v.split_once('=').unwrap_or((v, ""));
+                    EnvVariable {
+                        name: name.to_string(),
+                        val: val.to_string(),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        env_variables_truncated: env && e.env_truncated,
         pid: e.pid,
         parent_pid: Some(e.ppid),
     }

@@ -63,6 +63,15 @@ fn no_allocation_when_no_rule_fires() {
             "0.0.0.0:8080",
             "app:wsgi",
         ]))
+        // The environment rules (LD_PRELOAD, GLIBC_TUNABLES) look at every entry.
+        .env(&[
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "HOSTNAME=app-7d9c5b-x2k4q",
+            "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+            "GLIBC_TUNABLES=glibc.malloc.arena_max=2",
+            "NO_PROXY=localhost,127.0.0.1",
+            "HOME=/app",
+        ])
         .event(),
         fork(6, 13, 12),
         in_c(ExecBuilder::new(7, 13, 12, "/usr/bin/curl").args(&[
@@ -75,6 +84,11 @@ fn no_allocation_when_no_rule_fires() {
         .event(),
         fork(8, 14, 11),
         in_c(ExecBuilder::new(9, 14, 11, "/usr/bin/sudo").args(&["sudo", "-u", "app", "id"]))
+            .env(&[
+                "PATH=/usr/bin:/bin",
+                "GCONV_PATH=/usr/lib/gconv",
+                "TERM=xterm",
+            ])
             .event(),
         fork(10, 15, 11),
         in_c(ExecBuilder::new(11, 15, 11, "/usr/bin/openssl").args(&["openssl", "version"]))

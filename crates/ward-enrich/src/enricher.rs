@@ -529,6 +529,8 @@ impl Enricher {
             },
             argv: e.argv,
             argv_truncated: e.argv_truncated,
+            env: e.env,
+            env_truncated: e.env_truncated,
             cwd: e.cwd,
             script: None,
             stdio: [
@@ -893,6 +895,8 @@ impl Enricher {
                 },
                 argv: s.argv.clone(),
                 argv_truncated: false,
+                env: Vec::new(),
+                env_truncated: false,
                 cwd: s.cwd.clone().unwrap_or_default(),
                 script: None,
                 stdio: [

@@ -30,6 +30,8 @@ impl ExecBuilder {
             },
             argv: vec![name],
             argv_truncated: false,
+            env: Vec::new(),
+            env_truncated: false,
             cwd: "/".into(),
             script: None,
             stdio: [fd(FdKind::Tty, 3), fd(FdKind::Tty, 3), fd(FdKind::Tty, 3)],
@@ -42,6 +44,12 @@ impl ExecBuilder {
 
     pub fn args(mut self, argv: &[&str]) -> Self {
         self.0.argv = argv.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// The environment at exec, `"NAME=value"` entries.
+    pub fn env(mut self, env: &[&str]) -> Self {
+        self.0.env = env.iter().map(|s| s.to_string()).collect();
         self
     }
 

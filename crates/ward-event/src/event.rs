@@ -88,6 +88,14 @@ pub struct ExecEvent {
     /// True when argv was cut by the sensor's size cap.
     #[serde(default, skip_serializing_if = "is_false")]
     pub argv_truncated: bool,
+    /// The environment at exec (`envp`), `"NAME=value"` entries as the process was given
+    /// them, in order; at most the sensor's cap (2 KiB) of them. Absent in traces recorded
+    /// before the sensor captured it (and then empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+    /// True when `env` was cut by the sensor's size cap (its last entry may be cut too).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub env_truncated: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cwd: String,
     /// The script an interpreter runs: a file, a shebang script or a `-c` literal.

@@ -304,8 +304,13 @@ pub struct Process {
     pub args: Vec<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub arguments_truncated: bool,
+    /// The environment at exec, when the agent reports it (`[agent]
+    /// report_environment_variables`, off by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_variables: Vec<EnvVariable>,
+    /// `envVariables` lacks entries: the sensor keeps the first 2 KiB of the environment.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub env_variables_truncated: bool,
     pub pid: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_pid: Option<u32>,

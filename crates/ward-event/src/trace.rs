@@ -547,6 +547,8 @@ mod tests {
             },
             argv: vec!["sh".into(), "-i".into()],
             argv_truncated: false,
+            env: Vec::new(),
+            env_truncated: false,
             cwd: "/".into(),
             script: None,
             stdio: [
@@ -574,6 +576,26 @@ mod tests {
         let back = parse_event(&line, 1).unwrap();
         assert_eq!(back, ev);
         assert!(ev_has_peer(&back));
+        // No environment: no `env` keys (traces recorded before it keep their bytes).
+        assert!(!line.contains("\"env"), "{line}");
+
+        // With one: `env` and `envTruncated`, in order, round-trip.
+        let Event::Exec(mut e) = ev else {
+            unreachable!()
+        };
+        e.env = vec!["PATH=/bin".into(), "HTTP_PROXY=http://p:3128".into()];
+        e.env_truncated = true;
+        let ev = Event::Exec(e);
+        let line = to_line(&ev);
+        assert!(
+            line.contains(r#""env":["PATH=/bin","HTTP_PROXY=http://p:3128"],"envTruncated":true"#),
+            "{line}"
+        );
+        assert_eq!(parse_event(&line, 1).unwrap(), ev);
+        // A bad `env` is an error naming the field, not a panic.
+        let bad = line.replace(r#""env":["PATH=/bin","#, r#""env":[7,"#);
+        let err = parse_event(&bad, 4).unwrap_err().to_string();
+        assert!(err.contains("line 4"), "{err}");
     }
 
     fn ev_has_peer(ev: &Event) -> bool {

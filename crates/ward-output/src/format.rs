@@ -108,6 +108,7 @@ pub fn redact<'a>(f: &'a Finding, privacy: &Privacy) -> Cow<'a, Finding> {
     for p in &mut f.processes {
         if privacy.env {
             p.env_variables.clear();
+            p.env_variables_truncated = false;
         }
         if privacy.args {
             p.args.clear();
@@ -130,7 +131,41 @@ pub fn redact<'a>(f: &'a Finding, privacy: &Privacy) -> Cow<'a, Finding> {
     if privacy.scripts {
         f.source_properties.remove("Model_Top_Reasons");
     }
+    if privacy.env {
+        redact_env_evidence(&mut f);
+    }
     Cow::Owned(f)
+}
+
+/// A rule on the environment names the entry that held in its evidence (`env` =
+/// `HTTP_PROXY=http://...`) and in its description's last sentence: keep the variable's name,
+/// leave its value out of both.
+fn redact_env_evidence(f: &mut Finding) {
+    let mut evidence = f.evidence();
+    let mut changed = false;
+    for e in &mut evidence {
+        if e.field != "env" && !e.field.ends_with(".env") {
+            continue;
+        }
+        let name = e.value.split('=').next().unwrap_or("");
+        let shown = format!("{name}=<redacted>");
+        // The description quotes the value cut at 200 bytes (ward-detect's rules detector).
+        let mut cut = e.value.len().min(200);
+        while !e.value.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        if cut > name.len() {
+            f.description = f.description.replace(&e.value[..cut], &shown);
+        }
+        e.value = shown;
+        changed = true;
+    }
+    if changed {
+        if let Ok(v) = serde_json::to_value(&evidence) {
+            f.source_properties
+                .insert(ward_event::finding::EVIDENCE_KEY.into(), v);
+        }
+    }
 }
 
 /// The body of one finding in `format` (compact JSON, or the text line).

@@ -162,3 +162,54 @@ fn hidden_characters_are_escaped() {
     assert!(!got.contains('\u{202e}'));
     assert!(got.contains("\\u202E"));
 }
+
+#[test]
+fn env_privacy_also_drops_env_values_from_rule_evidence() {
+    // A rule finding on the environment: the matching entry is in its evidence and its
+    // description, the whole environment (cut) in envVariables.
+    let mut f = inputs().remove(3);
+    let secret = "http://user:pa55w0rd@203.0.113.9:3128";
+    f.description = format!(
+        "A program ran with a proxy. Rule PROGRAM_RUN_WITH_DISALLOWED_HTTP_PROXY_ENV matched: scope = container, env = HTTP_PROXY={secret}."
+    );
+    f.source_properties.insert(
+        ward_event::finding::EVIDENCE_KEY.into(),
+        serde_json::json!([{"field": "env", "value": format!("HTTP_PROXY={secret}")},
+                           {"field": "parent.env", "value": format!("ALL_PROXY={secret}")}]),
+    );
+    f.processes[0].env_variables_truncated = true;
+    let env_only = Privacy {
+        env: true,
+        args: false,
+        scripts: false,
+    };
+    for fmt in [Format::Scc, Format::Falco, Format::Ocsf, Format::Text] {
+        let enc = Encoder {
+            format: fmt,
+            privacy: env_only,
+            ctx: ctx(),
+        };
+        let got = enc.encode(&f);
+        assert!(!got.contains("pa55w0rd"), "{fmt:?}: {got}");
+        assert!(!got.contains("s3cr3t"), "{fmt:?}: {got}");
+        assert!(!got.contains("envVariablesTruncated"), "{fmt:?}: {got}");
+    }
+    let enc = |privacy| Encoder {
+        format: Format::Scc,
+        privacy,
+        ctx: ctx(),
+    };
+    let redacted: Finding = serde_json::from_str(&enc(env_only).encode(&f)).unwrap();
+    assert_eq!(
+        redacted.evidence()[0].value,
+        "HTTP_PROXY=<redacted>",
+        "the variable's name stays"
+    );
+    assert_eq!(redacted.evidence()[1].value, "ALL_PROXY=<redacted>");
+    assert!(redacted
+        .description
+        .ends_with("env = HTTP_PROXY=<redacted>."));
+    // Without the switch everything is there (the checks above can fail).
+    let plain = enc(Privacy::default()).encode(&f);
+    assert!(plain.contains("pa55w0rd") && plain.contains("\"envVariablesTruncated\":true"));
+}

@@ -1,7 +1,7 @@
 //! Rules compiled once: string sets, Aho-Corasick automata and regex sets, evaluated per exec
 //! without allocating (evidence is gathered in a second pass, only for a rule that fired).
 
-use crate::format::{ArgvCond, Cond, PeerCond, Scope, StrDetailed, StrSpec};
+use crate::format::{ArgvCond, Cond, EnvCond, PeerCond, Scope, StrDetailed, StrSpec};
 use crate::ExecView;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use base64::Engine as _;
@@ -291,6 +291,44 @@ impl PeerMatcher {
     }
 }
 
+/// A compiled condition on the environment: some entry whose name (and value) match.
+#[derive(Debug)]
+pub struct EnvMatcher {
+    name: StrMatcher,
+    value: Option<StrMatcher>,
+}
+
+impl EnvMatcher {
+    fn compile(c: &EnvCond) -> Result<EnvMatcher, PatternError> {
+        Ok(EnvMatcher {
+            name: StrMatcher::compile(&c.name, "env.name")?,
+            value: c
+                .value
+                .as_ref()
+                .map(|v| StrMatcher::compile(v, "env.value"))
+                .transpose()?,
+        })
+    }
+
+    /// The first entry of `env` that holds (`NAME=value` as given): slices, no allocation.
+    /// An entry without `=` is a name with an empty value.
+    fn find<'a>(&self, env: &'a [String]) -> Option<&'a str> {
+        env.iter().map(String::as_str).find(|entry| {
+            let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
+            self.name.is_match(name) && self.value.as_ref().is_none_or(|m| m.is_match(value))
+        })
+    }
+
+    fn implies(&self, b: &EnvMatcher) -> bool {
+        self.name.covered_by(&b.name)
+            && match (&self.value, &b.value) {
+                (_, None) => true,
+                (Some(a), Some(bv)) => a.covered_by(bv),
+                (None, Some(_)) => false,
+            }
+    }
+}
+
 /// A compiled condition tree.
 #[derive(Debug, Default)]
 pub struct Matcher {
@@ -307,6 +345,7 @@ pub struct Matcher {
     image: Option<StrMatcher>,
     namespace: Option<StrMatcher>,
     labels: Vec<(String, StrMatcher)>,
+    env: Option<EnvMatcher>,
     parent: Option<Box<Matcher>>,
     ancestor: Option<Box<Matcher>>,
     stdin_writer: Option<Box<Matcher>>,
@@ -395,6 +434,7 @@ impl Matcher {
             image: s(&c.image, "image")?,
             namespace: s(&c.namespace, "namespace")?,
             labels,
+            env: c.env.as_ref().map(EnvMatcher::compile).transpose()?,
             parent: sub(&c.parent)?,
             ancestor: sub(&c.ancestor)?,
             stdin_writer: sub(&c.stdin_writer)?,
@@ -550,6 +590,7 @@ impl Matcher {
             && self.image.is_none()
             && self.namespace.is_none()
             && self.labels.is_empty()
+            && self.env.is_none()
             && self.parent.is_none()
             && self.ancestor.is_none()
             && self.stdin_writer.is_none()
@@ -642,6 +683,12 @@ impl Matcher {
                 if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
                     return Truth::False;
                 }
+            }
+        }
+        if let Some(m) = &self.env {
+            match m.find(&e.env) {
+                Some(entry) => note(ev, prefix, "env", entry),
+                None => return Truth::False,
             }
         }
         let meta = Meta::of(e);
@@ -917,6 +964,11 @@ impl Matcher {
             && b.labels.iter().all(|(k, lb)| {
                 branches(&|m| m.labels.iter().any(|(j, la)| j == k && la.covered_by(lb)))
             })
+            && (b.env.is_none()
+                || branches(&|m| match (&m.env, &b.env) {
+                    (Some(a), Some(bb)) => a.implies(bb),
+                    _ => false,
+                }))
             && (b.argv.is_none()
                 || branches(&|m| match (&m.argv, &b.argv) {
                     (Some(a), Some(bb)) => a.implies(bb),
@@ -1601,10 +1653,55 @@ mod tests {
             "exe = { regex = [\"^/a\"] }",
             "exe = { regex = [\"^/a.*\"] }"
         ));
+        // env: names and values as string conditions; a value implies no value.
+        assert!(implies(
+            "env = { name = [\"HTTP_PROXY\"], value = { prefix = [\"http://\"] } }",
+            "env = { name = [\"HTTP_PROXY\", \"HTTPS_PROXY\"] }"
+        ));
+        assert!(!implies(
+            "env = { name = [\"HTTP_PROXY\"] }",
+            "env = { name = [\"HTTP_PROXY\"], value = { prefix = [\"http://\"] } }"
+        ));
+        assert!(!implies(
+            "env = { name = [\"HTTP_PROXY\", \"LD_PRELOAD\"] }",
+            "env = { name = [\"HTTP_PROXY\"] }"
+        ));
         assert!(implies(
             "stdin_writer = { basename = [\"curl\"] }",
             "stdin_writer = { basename = [\"curl\", \"wget\"] }"
         ));
+    }
+
+    #[test]
+    fn env_entries_match_by_name_and_value() {
+        let c: Cond = toml::from_str(
+            "env = { name = { equals = [\"HTTP_PROXY\"], ignore_case = true }, value = { contains = [\"3128\"] } }",
+        )
+        .unwrap();
+        let m = EnvMatcher::compile(c.env.as_ref().unwrap()).unwrap();
+        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            m.find(&env(&["PATH=/bin", "http_proxy=http://p:3128", "X=1"])),
+            Some("http_proxy=http://p:3128")
+        );
+        // The name is up to the first '='; the value may hold more.
+        assert_eq!(
+            m.find(&env(&["HTTP_PROXY=a=3128"])),
+            Some("HTTP_PROXY=a=3128")
+        );
+        assert_eq!(m.find(&env(&["HTTP_PROXY=http://p:8080"])), None);
+        assert_eq!(m.find(&env(&["MY_HTTP_PROXY=http://p:3128"])), None);
+        assert_eq!(m.find(&env(&["HTTP_PROXY"])), None);
+        assert_eq!(m.find(&[]), None);
+        // No value condition: any value, an entry without '=' included.
+        let c: Cond = toml::from_str("env = { name = [\"GCONV_PATH\"] }").unwrap();
+        let m = EnvMatcher::compile(c.env.as_ref().unwrap()).unwrap();
+        assert_eq!(m.find(&env(&["GCONV_PATH"])), Some("GCONV_PATH"));
+        assert_eq!(m.find(&env(&["GCONV_PATH="])), Some("GCONV_PATH="));
+        // A misspelt field is an error; an empty name list too.
+        assert!(toml::from_str::<Cond>("env = { nme = [\"X\"] }").is_err());
+        let c: Cond = toml::from_str("env = { name = [] }").unwrap();
+        assert!(Matcher::compile(&c).is_err());
     }
 
     #[test]

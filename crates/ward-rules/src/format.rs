@@ -151,6 +151,9 @@ pub struct Cond {
     pub namespace: Option<StrSpec>,
     /// Container or pod labels: each named label must exist and match.
     pub labels: Option<BTreeMap<String, StrSpec>>,
+    /// The environment at exec: some `NAME=value` entry whose name matches `name` and, when
+    /// `value` is given, whose value matches it.
+    pub env: Option<EnvCond>,
     /// The direct parent's exec must satisfy this.
     pub parent: Option<Box<Spanned<Cond>>>,
     /// Some ancestor (parent, grandparent, ... up to 16) must satisfy this.
@@ -186,6 +189,44 @@ pub struct PeerCond {
     pub loopback: Option<bool>,
     /// `tcp` or `udp` (default: either).
     pub protocol: Option<Vec<ward_event::Protocol>>,
+}
+
+/// A condition on the environment at exec (`envp`). Only a table: a list (`env = ["A", "B"]`,
+/// which serde would take as `name` and `value` in order) is an error.
+#[derive(Debug)]
+pub struct EnvCond {
+    /// The variable's name (the text before the first `=`).
+    pub name: StrSpec,
+    /// Its value (the text after the first `=`); left out: any value, empty included.
+    pub value: Option<StrSpec>,
+}
+
+impl<'de> Deserialize<'de> for EnvCond {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Table {
+            name: StrSpec,
+            value: Option<StrSpec>,
+        }
+        struct OnlyTable;
+        impl<'de> serde::de::Visitor<'de> for OnlyTable {
+            type Value = EnvCond;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "an env table: { name = <string condition>, value = <string condition> }",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<EnvCond, A::Error> {
+                let t = Table::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(EnvCond {
+                    name: t.name,
+                    value: t.value,
+                })
+            }
+        }
+        d.deserialize_map(OnlyTable)
+    }
 }
 
 /// Conditions on the arguments.
@@ -311,6 +352,9 @@ pub struct TestExec {
     /// kind becomes `inetSocket`.
     pub stdin_peer: Option<String>,
     pub stdout_peer: Option<String>,
+    /// The environment, `"NAME=value"` entries (default: none).
+    #[serde(default)]
+    pub env: Vec<String>,
     pub parent: Option<Box<TestExec>>,
     /// The pipe neighbour writing into this exec's stdin: its stdout and this exec's stdin
     /// become the two ends of one pipe (stdin kind `pipe` unless `stdin` says otherwise).

@@ -218,6 +218,8 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         },
         argv,
         argv_truncated: false,
+        env: t.env.clone(),
+        env_truncated: false,
         cwd: "/".into(),
         script: None,
         stdio: [stdin, stdout, tty],

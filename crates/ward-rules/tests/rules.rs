@@ -87,6 +87,37 @@ fn unknown_fields_are_errors_with_their_line() {
 }
 
 #[test]
+fn env_conditions_load_and_their_mistakes_are_errors_with_their_line() {
+    let env = GOOD.replace(
+        "basename = [\"nc\"]",
+        "basename = [\"nc\"]\nenv = { name = [\"HTTP_PROXY\"], value = { prefix = [\"http://\"] } }",
+    );
+    load_text(&env).unwrap_or_else(|e| panic!("{e}"));
+    for (bad, what) in [
+        ("env = { nmae = [\"HTTP_PROXY\"] }", "nmae"),
+        ("env = { name = [\"X\"], valeu = [\"y\"] }", "valeu"),
+        ("env = { value = [\"y\"] }", "name"),
+        ("env = { name = [] }", "env.name"),
+        ("env = [\"HTTP_PROXY\"]", "env"),
+    ] {
+        let text = GOOD.replace(
+            "basename = [\"nc\"]",
+            &format!("basename = [\"nc\"]\n{bad}"),
+        );
+        let e = load_text(&text).unwrap_err();
+        assert!(e.contains("t.toml:"), "{bad}: {e}");
+        assert!(e.contains(what), "{bad}: {e}");
+    }
+    // A test exec's env must be a list of strings (the error names the test's line).
+    let text = GOOD.replacen("exec = {", "exec = { env = \"X=1\",", 1);
+    let e = load_text(&text).unwrap_err();
+    assert!(
+        e.contains("t.toml:14:") && e.contains("expected a sequence"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_patterns_empty_conditions_and_missing_tests_are_errors() {
     let bad_regex = GOOD.replace(
         "basename = [\"nc\"]",
@@ -227,6 +258,8 @@ fn exec(pid: u32, ppid: u32, path: &str) -> ward_event::ExecEvent {
         },
         argv: vec![path.rsplit('/').next().unwrap().into()],
         argv_truncated: false,
+        env: Vec::new(),
+        env_truncated: false,
         cwd: "/".into(),
         script: None,
         stdio: Default::default(),

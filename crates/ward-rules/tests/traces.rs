@@ -131,6 +131,15 @@ fn example_traces_fire_their_rules_and_benign_ones_nothing() {
                 "UNEXPECTED_CHILD_SHELL",
             ][..],
         ),
+        // Rules on the environment (#31 is off by default); five look-alikes stay quiet.
+        (
+            "rules-env",
+            &[
+                "GLIBC_TUNABLES_OVERFLOW_ATTEMPT",
+                "LD_PRELOAD_FROM_TEMPORARY_DIRECTORY",
+                "POLKIT_LOCAL_PRIVILEGE_ESCALATION_VULNERABILITY",
+            ][..],
+        ),
         // curl | base64 -d | sh in both exec orders; five piped look-alikes stay quiet.
         (
             "rules-piped",

@@ -239,7 +239,7 @@ fn synthetic_exec_record() -> Vec<u8> {
     h.filename_len = filename.len() as u16;
     h.exe_path_len = exe_path.len() as u16;
     h.cwd_len = cwd.len() as u16;
-    h.argv_len = argv.len() as u32;
+    h.argv_len = argv.len() as u16;
     h.hdr.size =
         (WARD_EXEC_HEAD_SIZE + filename.len() + exe_path.len() + cwd.len() + argv.len()) as u32;
     h.argc = 20;

@@ -6,7 +6,7 @@
 
 use std::mem::{offset_of, size_of};
 
-pub const WARD_ABI_VERSION: u16 = 2;
+pub const WARD_ABI_VERSION: u16 = 3;
 
 pub const WARD_EV_EXEC: u16 = 1;
 pub const WARD_EV_FORK: u16 = 2;
@@ -21,6 +21,8 @@ pub const WARD_PATH_MAX: usize = 1024;
 pub const WARD_NAME_MAX: usize = 256;
 pub const WARD_PATH_BUF: usize = WARD_PATH_MAX + WARD_NAME_MAX;
 pub const WARD_ARGV_MAX: usize = 4096;
+/// envp bytes kept per exec (`bpf/ward_abi.h` says why 2 KiB).
+pub const WARD_ENV_MAX: usize = 2048;
 pub const WARD_PATH_DEPTH: usize = 48;
 /// Bytes of a packed exec record before its strings (`size_of::<ward_exec_head>()`).
 pub const WARD_EXEC_HEAD_SIZE: usize = 336;
@@ -35,6 +37,8 @@ pub const WARD_EXEC_CWD_DETACHED: u32 = 1 << 6;
 pub const WARD_EXEC_EXE_MEMFD: u32 = 1 << 7;
 /// The process was stopped at exec (`hold_memfd`); user space must send SIGCONT.
 pub const WARD_EXEC_HELD: u32 = 1 << 8;
+/// envp was longer than [`WARD_ENV_MAX`] bytes; the record has its first bytes.
+pub const WARD_EXEC_ENV_TRUNCATED: u32 = 1 << 9;
 
 pub const WARD_OVL_NONE: u8 = 0;
 pub const WARD_OVL_LOWER: u8 = 1;
@@ -94,7 +98,7 @@ pub struct ward_fd_info {
 
 /// The fixed-size start of `struct ward_exec_event` (everything before the string buffers): the
 /// first [`WARD_EXEC_HEAD_SIZE`] bytes of a packed exec record, which go on with the used bytes
-/// of filename, exe_path, cwd and argv, in that order.
+/// of filename, exe_path, cwd, argv and env, in that order.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct ward_exec_head {
@@ -107,7 +111,8 @@ pub struct ward_exec_head {
     pub pid_ns: u32,
     pub mnt_ns: u32,
     pub argc: u32,
-    pub argv_len: u32,
+    pub argv_len: u16,
+    pub env_len: u16,
     pub filename_len: u16,
     pub exe_path_len: u16,
     pub cwd_len: u16,
@@ -135,6 +140,7 @@ pub struct ward_exec_event {
     pub exe_path: [u8; WARD_PATH_BUF],
     pub cwd: [u8; WARD_PATH_BUF],
     pub argv: [u8; WARD_ARGV_MAX],
+    pub env: [u8; WARD_ENV_MAX],
 }
 
 #[repr(C)]
@@ -184,12 +190,12 @@ macro_rules! assert_layout {
 assert_layout!(ward_event_header, size 24, kind @ 0, abi_version @ 2, size @ 4, ktime_boot_ns @ 8, pid @ 16, tgid @ 20);
 assert_layout!(ward_sockaddr, size 24, family @ 0, port @ 2, addr @ 8);
 assert_layout!(ward_fd_info, size 64, kind @ 0, sock_type @ 1, sock_state @ 2, rdev @ 4, ino @ 8, local @ 16, remote @ 40);
-assert_layout!(ward_exec_event, size 7504, head @ 0, filename @ 336, exe_path @ 848, cwd @ 2128,
-    argv @ 3408);
+assert_layout!(ward_exec_event, size 9552, head @ 0, filename @ 336, exe_path @ 848, cwd @ 2128,
+    argv @ 3408, env @ 7504);
 // The C struct's fixed fields, at the offsets `bpf/ward_abi.h` gives them.
 assert_layout!(ward_exec_head, size 336,
     ppid @ 24, uid @ 28, gid @ 32, flags @ 36, cgroup_id @ 40, pid_ns @ 48, mnt_ns @ 52,
-    argc @ 56, argv_len @ 60, filename_len @ 64, exe_path_len @ 66, cwd_len @ 68,
+    argc @ 56, argv_len @ 60, env_len @ 62, filename_len @ 64, exe_path_len @ 66, cwd_len @ 68,
     ovl_layer @ 70, exe_dev @ 72, exe_nlink @ 76, exe_ino @ 80, exe_size @ 88,
     exe_mtime_sec @ 96, exe_ctime_sec @ 104, exe_mtime_nsec @ 112, exe_ctime_nsec @ 116,
     exe_fs_magic @ 120, fds @ 128, comm @ 320);

@@ -129,6 +129,11 @@ pub struct ExecEvent {
     pub argc: u32,
     /// `argv` was cut at [`abi::WARD_ARGV_MAX`] bytes.
     pub argv_truncated: bool,
+    /// The environment (`envp`, `"NAME=value"` as passed to execve), at most
+    /// [`abi::WARD_ENV_MAX`] bytes of it.
+    pub env: Vec<String>,
+    /// `env` was cut at [`abi::WARD_ENV_MAX`] bytes (its last entry may be cut too).
+    pub env_truncated: bool,
     /// Identity of the executed file.
     pub exe: FileIdentity,
     /// Overlayfs layer of the executed file.
@@ -489,8 +494,8 @@ pub fn decode(bytes: &[u8]) -> Result<RawEvent, DecodeError> {
     }
 }
 
-/// Decodes a packed exec record: its head, then the used bytes of filename, exe_path, cwd and
-/// argv back to back (`bpf/ward_abi.h`).
+/// Decodes a packed exec record: its head, then the used bytes of filename, exe_path, cwd, argv
+/// and env back to back (`bpf/ward_abi.h`).
 fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, DecodeError> {
     let head = abi::WARD_EXEC_HEAD_SIZE;
     let size = hdr.size as usize;
@@ -516,8 +521,9 @@ fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, 
         (r.exe_path_len as usize, abi::WARD_PATH_BUF, "exe_path"),
         (r.cwd_len as usize, abi::WARD_PATH_BUF, "cwd"),
         (r.argv_len as usize, abi::WARD_ARGV_MAX, "argv"),
+        (r.env_len as usize, abi::WARD_ENV_MAX, "env"),
     ];
-    let mut parts: [&[u8]; 4] = [&[]; 4];
+    let mut parts: [&[u8]; 5] = [&[]; 5];
     let mut off = head;
     for (i, (len, cap, what)) in lens.into_iter().enumerate() {
         if len > cap || off + len > size {
@@ -529,7 +535,7 @@ fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, 
     if off != size {
         return Err(DecodeError::Length("exec record size"));
     }
-    let [filename, exe_path, cwd, argv] = parts;
+    let [filename, exe_path, cwd, argv, env] = parts;
     let overlay = match r.ovl_layer {
         abi::WARD_OVL_NONE => OverlayLayer::NotOverlay,
         abi::WARD_OVL_LOWER => OverlayLayer::Lower,
@@ -552,6 +558,8 @@ fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, 
         argv: split_argv(argv),
         argc: r.argc,
         argv_truncated: f & abi::WARD_EXEC_ARGV_TRUNCATED != 0,
+        env: split_argv(env),
+        env_truncated: f & abi::WARD_EXEC_ENV_TRUNCATED != 0,
         exe: FileIdentity {
             dev: kernel_dev_to_user(r.exe_dev),
             ino: r.exe_ino,
@@ -683,14 +691,26 @@ mod tests {
 
     /// A packed exec record with these strings (exe_path/cwd leaf first, NUL separated).
     fn packed_exec(filename: &[u8], exe_path: &[u8], cwd: &[u8], argv: &[u8]) -> Vec<u8> {
+        packed_exec_env(filename, exe_path, cwd, argv, b"")
+    }
+
+    /// The same with an environment after argv.
+    fn packed_exec_env(
+        filename: &[u8],
+        exe_path: &[u8],
+        cwd: &[u8],
+        argv: &[u8],
+        env: &[u8],
+    ) -> Vec<u8> {
         let mut b = vec![0u8; abi::WARD_EXEC_HEAD_SIZE];
         b[0..2].copy_from_slice(&abi::WARD_EV_EXEC.to_ne_bytes());
         b[2..4].copy_from_slice(&abi::WARD_ABI_VERSION.to_ne_bytes());
-        b[60..64].copy_from_slice(&(argv.len() as u32).to_ne_bytes());
+        b[60..62].copy_from_slice(&(argv.len() as u16).to_ne_bytes());
+        b[62..64].copy_from_slice(&(env.len() as u16).to_ne_bytes());
         b[64..66].copy_from_slice(&(filename.len() as u16).to_ne_bytes());
         b[66..68].copy_from_slice(&(exe_path.len() as u16).to_ne_bytes());
         b[68..70].copy_from_slice(&(cwd.len() as u16).to_ne_bytes());
-        for part in [filename, exe_path, cwd, argv] {
+        for part in [filename, exe_path, cwd, argv, env] {
             b.extend_from_slice(part);
         }
         let n = b.len() as u32;
@@ -714,6 +734,26 @@ mod tests {
             panic!("{:?}", decode(&b));
         };
         assert_eq!((e.exe_path.as_str(), e.argv.len()), ("/", 0));
+        assert!(e.env.is_empty() && !e.env_truncated);
+    }
+
+    #[test]
+    fn packed_exec_env_follows_argv() {
+        let mut b = packed_exec_env(
+            b"/bin/true",
+            b"true\0bin\0",
+            b"",
+            b"true\0",
+            b"PATH=/bin\0HTTP_PROXY=http://127.0.0.1:3128\0",
+        );
+        // The flag word is at 36.
+        b[36..40].copy_from_slice(&abi::WARD_EXEC_ENV_TRUNCATED.to_ne_bytes());
+        let Ok(RawEvent::Exec(e)) = decode(&b) else {
+            panic!("{:?}", decode(&b));
+        };
+        assert_eq!(e.argv, vec!["true"]);
+        assert_eq!(e.env, vec!["PATH=/bin", "HTTP_PROXY=http://127.0.0.1:3128"]);
+        assert!(e.env_truncated && !e.argv_truncated);
     }
 
     #[test]
@@ -722,8 +762,15 @@ mod tests {
         assert!(decode(&good).is_ok());
         // A length past its buffer's capacity.
         let mut b = good.clone();
-        b[60..64].copy_from_slice(&9999u32.to_ne_bytes());
+        b[60..62].copy_from_slice(&9999u16.to_ne_bytes());
         assert_eq!(decode(&b), Err(DecodeError::Length("argv")));
+        let mut b = good.clone();
+        b[62..64].copy_from_slice(&2049u16.to_ne_bytes());
+        assert_eq!(decode(&b), Err(DecodeError::Length("env")));
+        // An env length that overruns the declared size.
+        let mut b = good.clone();
+        b[62..64].copy_from_slice(&1u16.to_ne_bytes());
+        assert_eq!(decode(&b), Err(DecodeError::Length("env")));
         // Lengths that overrun the declared size.
         let mut b = good.clone();
         b[68..70].copy_from_slice(&200u16.to_ne_bytes());

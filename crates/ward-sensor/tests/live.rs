@@ -308,6 +308,50 @@ fn huge_argv_is_truncated() {
 }
 
 #[test]
+fn env_is_captured_in_order_and_bounded() {
+    let Some(s) = sensor() else { return };
+    let mut c = Collector::new(s);
+    let child = Command::new("/bin/true")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HTTP_PROXY", "http://127.0.0.1:3128")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait_with_output().unwrap();
+    c.until("exec", &[pid], has_exec(pid));
+    let e = c.exec_of(pid).unwrap();
+    assert!(!e.env_truncated);
+    let mut env = e.env.clone();
+    env.sort();
+    assert_eq!(
+        env,
+        ["HTTP_PROXY=http://127.0.0.1:3128", "PATH=/usr/bin:/bin"]
+    );
+
+    // An environment past the cap: the first WARD_ENV_MAX bytes, flagged.
+    let big: Vec<(String, String)> = (0..200)
+        .map(|i| (format!("VAR_{i:03}"), "x".repeat(40)))
+        .collect();
+    let child = Command::new("/bin/true")
+        .env_clear()
+        .envs(big)
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    child.wait_with_output().unwrap();
+    c.until("exec", &[pid], has_exec(pid));
+    let e = c.exec_of(pid).unwrap();
+    assert!(e.env_truncated);
+    assert!(e.env.len() < 200 && e.env.len() > 10, "{}", e.env.len());
+    assert!(e.env.iter().all(|v| v.starts_with("VAR_")), "{:?}", e.env);
+    let bytes: usize = e.env.iter().map(|a| a.len() + 1).sum();
+    assert!(bytes <= ward_sensor::abi::WARD_ENV_MAX + 1);
+    // argv is unaffected.
+    assert_eq!(e.argv, ["/bin/true"]);
+}
+
+#[test]
 fn memfd_exec_is_flagged() {
     let Some(s) = sensor() else { return };
     let mut c = Collector::new(s);

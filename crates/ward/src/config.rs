@@ -48,6 +48,14 @@ impl WardConfig {
         Ok(cfg)
     }
 
+    /// `[engine]` with the keys of other tables that shape findings (`[agent]
+    /// report_environment_variables`), for `ward agent` and `ward replay` alike.
+    pub fn engine_config(&self) -> EngineConfig {
+        let mut e = self.engine.clone();
+        e.report_environment_variables = self.agent.report_environment_variables;
+        e
+    }
+
     pub fn load(path: &Path) -> Result<WardConfig> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
@@ -545,6 +553,27 @@ mod tests {
                 with(&d.key, v).unwrap_or_else(|e| panic!("{} = {v}: {e}", d.key));
             }
         }
+    }
+
+    #[test]
+    fn report_environment_variables_is_off_by_default_and_checked() {
+        let d = WardConfig::default();
+        assert!(!d.agent.report_environment_variables);
+        assert!(!d.engine_config().report_environment_variables);
+        let on = with("agent.report_environment_variables", "true").unwrap();
+        assert!(on.engine_config().report_environment_variables);
+        for bad in ["\"yes\"", "1", "\"true\""] {
+            let e = with("agent.report_environment_variables", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("t.toml:2:"), "{bad}: {e}");
+            assert!(e.contains("report_environment_variables"), "{bad}: {e}");
+        }
+        // Not an [engine] key: the engine's field is set from [agent] only.
+        let e = with("engine.report_environment_variables", "true")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("report_environment_variables"), "{e}");
     }
 
     #[test]

@@ -356,6 +356,35 @@ const EXPECTED: &[(&str, &[Want])] = &[
             ),
         ],
     ),
+    // The environment at exec (rules-env.toml: #31 on, report_environment_variables on): a
+    // proxy variable, LD_PRELOAD from /tmp (the environment marked cut), PwnKit's envp, the
+    // GLIBC_TUNABLES overflow; five look-alikes quiet (a proxy turned off, jemalloc, ordinary
+    // tuning, GCONV_PATH for iconv, a proxy on the host).
+    (
+        "rules-env",
+        &[
+            (
+                "Execution: Program Run with Disallowed HTTP Proxy Env",
+                "curl",
+                1,
+            ),
+            (
+                "Defense Evasion: Library Preloaded from a Temporary Directory",
+                "id",
+                1,
+            ),
+            (
+                "Privilege Escalation: Polkit Local Privilege Escalation Vulnerability (CVE-2021-4034)",
+                "pkexec",
+                1,
+            ),
+            (
+                "Privilege Escalation: GLIBC_TUNABLES Overflow Attempt (CVE-2023-4911)",
+                "su",
+                1,
+            ),
+        ],
+    ),
     // Pipe neighbours paired by the engine's pipe index: `curl | base64 -d | sh` in both exec
     // orders fires each piped rule on whichever member of a pair exec'd second; curl | jq,
     // cat | base64 -d | tee, curl | base64, base64 -d | python3 -c and nc | while read stay
@@ -425,6 +454,41 @@ fn replay_final(trace: &str) -> Output {
     args.push(trace_path.display().to_string());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     ward(&refs)
+}
+
+#[test]
+fn env_variables_in_replayed_findings_follow_the_switch() {
+    // With rules-env.toml (the switch on): the environment, split at the first '=', and the
+    // truncation mark the trace carried.
+    let out = replay_final("rules-env");
+    assert!(out.status.success());
+    let on = findings(&out.stdout);
+    let preload = on
+        .iter()
+        .find(|f| f["sourceProperties"]["Rule_Id"] == "LD_PRELOAD_FROM_TEMPORARY_DIRECTORY")
+        .unwrap();
+    assert_eq!(
+        preload["processes"][0]["envVariables"][0],
+        serde_json::json!({"name": "LD_PRELOAD", "val": "/tmp/.x.so"})
+    );
+    assert_eq!(preload["processes"][0]["envVariablesTruncated"], true);
+    // The same trace with the defaults (no config: the switch off, #31 off): the rules on the
+    // environment still fire, no finding carries the environment.
+    let out = ward(&["replay", "--final", "testdata/traces/rules-env.jsonl"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let off = findings(&out.stdout);
+    assert_eq!(off.len(), 3, "{off:#?}");
+    for f in &off {
+        assert!(f["processes"][0].get("envVariables").is_none(), "{f:#}");
+        assert!(
+            f["processes"][0].get("envVariablesTruncated").is_none(),
+            "{f:#}"
+        );
+    }
 }
 
 #[test]

@@ -320,7 +320,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     .with_context(|| format!("starting the outputs on {}", db_path.display()))?;
     let mut pipe = Pipeline {
         engine: Engine::new(
-            &cfg.engine,
+            &cfg.engine_config(),
             &cfg.detectors,
             Arc::new(intel),
             crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?,

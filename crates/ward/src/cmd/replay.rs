@@ -109,7 +109,12 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     let mut seeds_left = reader.header().map_or(0, |h| h.seeds);
 
     let classifier = crate::cmd::model::classifier_for(&cfg, args.model.as_deref())?;
-    let mut engine = Engine::new(&cfg.engine, &cfg.detectors, Arc::new(intel), classifier);
+    let mut engine = Engine::new(
+        &cfg.engine_config(),
+        &cfg.detectors,
+        Arc::new(intel),
+        classifier,
+    );
     if let Some(r) = crate::cmd::rules::configured(&cfg.detectors.rules, url_feeds)? {
         engine.set_rules(r)?;
     }

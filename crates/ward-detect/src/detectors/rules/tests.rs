@@ -811,3 +811,105 @@ fn without_a_url_feed_the_url_rule_finds_nothing() {
         rule_ids(&f)
     );
 }
+
+/// An exec in a container with this environment.
+fn with_env(t: u64, pid: u32, path: &str, env: &[&str]) -> Vec<Event> {
+    vec![
+        fork(t, pid, 100),
+        in_c(ExecBuilder::new(t + 1, pid, 100, path))
+            .env(env)
+            .event(),
+    ]
+}
+
+fn run_env(report: bool, events: Vec<Event>) -> Vec<Finding> {
+    let mut rules = RuleSet::shipped_and(&[]).expect("the shipped rules load");
+    let unknown = rules.set_enabled([("PROGRAM_RUN_WITH_DISALLOWED_HTTP_PROXY_ENV", true)]);
+    assert!(unknown.is_empty(), "{unknown:?}");
+    let cfg = EngineConfig {
+        report_environment_variables: report,
+        ..EngineConfig::default()
+    };
+    let mut engine = Engine::new(
+        &cfg,
+        &DetectorsConfig::default(),
+        Arc::new(IntelSet::new()),
+        None,
+    );
+    engine
+        .set_rules(Arc::new(rules))
+        .expect("categories register");
+    let mut out = Vec::new();
+    for e in events {
+        engine.process(e, &mut out);
+    }
+    out.into_iter()
+        .filter(|u| u.is_new)
+        .map(|u| u.finding)
+        .collect()
+}
+
+#[test]
+fn env_rules_fire_with_evidence_and_env_variables_follow_the_switch() {
+    let mut events = nginx();
+    events.extend(with_env(
+        10,
+        200,
+        "/usr/bin/curl",
+        &["PATH=/usr/bin", "HTTP_PROXY=http://127.0.0.1:3128"],
+    ));
+    events.extend(with_env(
+        20,
+        201,
+        "/usr/bin/id",
+        &["LD_PRELOAD=/tmp/x.so", "HOME=/root"],
+    ));
+    // An ordinary environment: quiet.
+    events.extend(with_env(
+        30,
+        202,
+        "/usr/bin/id",
+        &["PATH=/usr/bin", "HOME=/root"],
+    ));
+    for report in [false, true] {
+        let f = run_env(report, events.clone());
+        assert_eq!(
+            rule_ids(&f),
+            [
+                "LD_PRELOAD_FROM_TEMPORARY_DIRECTORY",
+                "PROGRAM_RUN_WITH_DISALLOWED_HTTP_PROXY_ENV",
+            ]
+        );
+        let by = |id: &str| {
+            f.iter()
+                .find(|x| x.source_str("Rule_Id") == Some(id))
+                .unwrap()
+                .clone()
+        };
+        let f = [
+            by("PROGRAM_RUN_WITH_DISALLOWED_HTTP_PROXY_ENV"),
+            by("LD_PRELOAD_FROM_TEMPORARY_DIRECTORY"),
+        ];
+        assert!(f[0].evidence().contains(&Evidence {
+            field: "env".into(),
+            value: "HTTP_PROXY=http://127.0.0.1:3128".into(),
+        }));
+        assert!(
+            f[1].description.contains("env = LD_PRELOAD=/tmp/x.so"),
+            "{}",
+            f[1].description
+        );
+        let env = &f[1].processes[0].env_variables;
+        if report {
+            let got: Vec<(&str, &str)> = env
+                .iter()
+                .map(|e| (e.name.as_str(), e.val.as_str()))
+                .collect();
+            assert_eq!(got, [("LD_PRELOAD", "/tmp/x.so"), ("HOME", "/root")]);
+        } else {
+            assert!(env.is_empty(), "{env:?}");
+            let json = serde_json::to_string(&f[1]).unwrap();
+            assert!(!json.contains("envVariables"), "{json}");
+        }
+    }
+}

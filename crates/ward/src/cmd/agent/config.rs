@@ -62,6 +62,11 @@ pub struct AgentConfig {
     /// its script is read through the live process's root even if it runs for a few ms.
     /// Costs each such exec one agent wake-up before python starts (measured in docs/agent.md).
     pub hold_python_script_execs: bool,
+    /// Put each process's environment at exec (as the sensor captured it, the first 2 KiB)
+    /// into findings: `processes[].envVariables` and `envVariablesTruncated` (Google's
+    /// REPORT_ENVIRONMENT_VARIABLES). Off by default: environments hold secrets. Rules see the
+    /// environment either way; an output's `redact = ["env"]` drops it again.
+    pub report_environment_variables: bool,
     /// BPF ring buffer size (power of two, multiple of the page size). The agent maps it twice,
     /// so it counts double in RSS.
     pub ring_buffer_bytes: u32,
@@ -108,6 +113,7 @@ impl Default for AgentConfig {
             exec_fanotify: true,
             hold_memfd_execs: true,
             hold_python_script_execs: false,
+            report_environment_variables: false,
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
