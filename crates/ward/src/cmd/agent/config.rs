@@ -117,7 +117,7 @@ impl Default for AgentConfig {
             ring_buffer_bytes: 8 << 20,
             store_flush_interval: Duration::from_millis(100),
             poll_interval: Duration::from_millis(50),
-            batch_interval: Duration::from_millis(5),
+            batch_interval: Duration::from_millis(20),
         }
     }
 }
