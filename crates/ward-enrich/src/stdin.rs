@@ -102,17 +102,36 @@ fn holder(proc: &Path, parent: u32, link: &str, write: bool) -> PipeWriter {
     PipeWriter::NotHeld
 }
 
-/// Whether the process of `/proc/PID` `dir` has exited (zombie `Z`, dead `X`, or its stat
-/// unreadable).
+/// Whether the process of `/proc/PID` `dir` has exited or is exiting: a zombie (`Z`), dead
+/// (`X`), its stat unreadable, or `PF_EXITING` in its flags. The last one matters: `do_exit`
+/// closes the fd table well before the process turns zombie, and in that window its fd list
+/// is empty while its state still reads as running.
 fn exited(dir: &Path) -> bool {
-    let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+    match std::fs::read_to_string(dir.join("stat")) {
+        Ok(stat) => stat_says_exited(&stat),
+        Err(_) => true,
+    }
+}
+
+/// `PF_EXITING` in `/proc/PID/stat`'s flags (include/linux/sched.h).
+const PF_EXITING: u64 = 0x4;
+
+/// [`exited`] on the text of `/proc/PID/stat`: "pid (comm) S ppid pgrp session tty tpgid
+/// flags ...". comm may hold spaces and parentheses: the fields follow the last ')'.
+fn stat_says_exited(stat: &str) -> bool {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
         return true;
     };
-    // "pid (comm) S ...": comm may hold spaces and parentheses; the state follows the last ')'.
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
-    matches!(state, Some('Z' | 'X' | 'x') | None)
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next().and_then(|s| s.chars().next());
+    if matches!(state, Some('Z' | 'X' | 'x') | None) {
+        return true;
+    }
+    // flags is the 6th field after the state.
+    fields
+        .nth(5)
+        .and_then(|f| f.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0)
 }
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
@@ -248,6 +267,26 @@ mod tests {
 
     /// A parent that exited but is not reaped yet (a zombie: its fds are closed, its /proc
     /// directory remains) is gone, not "alive and not holding the pipe".
+    #[test]
+    fn an_exiting_process_reads_as_exited() {
+        // A live process: flags without PF_EXITING (0x400000 is PF_RANDOMIZE).
+        let live = "4242 (perl) S 1 4242 4242 0 -1 4194560 2 0 0 0 0 0 0 0 20 0 1 0 5";
+        assert!(!stat_says_exited(live));
+        // In do_exit, fds already closed, not yet a zombie: PF_EXITING (0x4) set.
+        let exiting = "4242 (perl) R 1 4242 4242 0 -1 4194564 2 0 0 0 0 0 0 0 20 0 1 0 5";
+        assert!(stat_says_exited(exiting));
+        // A comm with spaces and a ')' of its own.
+        let odd = "4242 (a) b S) Z 1 4242 4242 0 -1 4194560 2";
+        assert!(stat_says_exited(odd));
+        assert!(!stat_says_exited(
+            "4242 (a) b S) S 1 4242 4242 0 -1 4194560 2"
+        ));
+        assert!(stat_says_exited("garbage"));
+        // Our own stat: alive.
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(!stat_says_exited(&me), "{me}");
+    }
+
     #[test]
     fn an_unreaped_parent_is_gone() {
         let (reader, writer) = std::io::pipe().unwrap();
