@@ -37,30 +37,7 @@ impl HttpSink {
         if parsed.host_str().is_none() {
             return Err(bad("url", format!("{url:?} names no host")));
         }
-        let mut b = reqwest::blocking::Client::builder()
-            .timeout(spec.timeout)
-            .connect_timeout(spec.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("ward/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(30));
-        if let Some(ca) = &spec.ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| bad("ca_file", format!("cannot read {}: {e}", ca.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| bad("ca_file", format!("{}: {e}", ca.display())))?;
-            if certs.is_empty() {
-                return Err(bad(
-                    "ca_file",
-                    format!("{}: no PEM certificate in it", ca.display()),
-                ));
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
-        let client = b
-            .build()
-            .map_err(|e| bad("url", format!("cannot build the HTTP client: {e}")))?;
+        let client = client(spec, at)?;
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
