@@ -1,7 +1,7 @@
 //! Concise constructors for events, used by tests, trace generators and benchmarks.
 
 use crate::event::*;
-use crate::Sha256;
+use crate::{Sha256, StrList};
 use std::net::IpAddr;
 
 /// Builds an [`ExecEvent`] with sensible defaults (host process, files on fds 0-2).
@@ -30,7 +30,7 @@ impl ExecBuilder {
             },
             argv: vec![name],
             argv_truncated: false,
-            env: Vec::new(),
+            env: StrList::new(),
             env_truncated: false,
             cwd: "/".into(),
             script: None,
@@ -49,7 +49,7 @@ impl ExecBuilder {
 
     /// The environment at exec, `"NAME=value"` entries.
     pub fn env(mut self, env: &[&str]) -> Self {
-        self.0.env = env.iter().map(|s| s.to_string()).collect();
+        self.0.env = env.iter().collect();
         self
     }
 

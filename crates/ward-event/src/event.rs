@@ -4,7 +4,7 @@
 //! Every struct here is one record type of the trace format (`docs/trace-format.md`); field
 //! names are lowerCamelCase in JSON. Optional fields are omitted when unknown.
 
-use crate::Sha256;
+use crate::{Sha256, StrList};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -91,8 +91,8 @@ pub struct ExecEvent {
     /// The environment at exec (`envp`), `"NAME=value"` entries as the process was given
     /// them, in order; at most the sensor's cap (2 KiB) of them. Absent in traces recorded
     /// before the sensor captured it (and then empty).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub env: Vec<String>,
+    #[serde(default, skip_serializing_if = "StrList::is_empty")]
+    pub env: StrList,
     /// True when `env` was cut by the sensor's size cap (its last entry may be cut too).
     #[serde(default, skip_serializing_if = "is_false")]
     pub env_truncated: bool,

@@ -17,6 +17,7 @@ pub mod event;
 pub mod finding;
 pub mod script;
 pub mod sha;
+pub mod strlist;
 pub mod time;
 pub mod trace;
 
@@ -25,4 +26,5 @@ pub use classify::{ScriptClassifier, Verdict};
 pub use event::*;
 pub use finding::Finding;
 pub use sha::Sha256;
+pub use strlist::StrList;
 pub use trace::{TraceError, TraceHeader, TraceReader, TRACE_VERSION};

@@ -547,7 +547,7 @@ mod tests {
             },
             argv: vec!["sh".into(), "-i".into()],
             argv_truncated: false,
-            env: Vec::new(),
+            env: crate::StrList::new(),
             env_truncated: false,
             cwd: "/".into(),
             script: None,
@@ -583,7 +583,7 @@ mod tests {
         let Event::Exec(mut e) = ev else {
             unreachable!()
         };
-        e.env = vec!["PATH=/bin".into(), "HTTP_PROXY=http://p:3128".into()];
+        e.env = ["PATH=/bin", "HTTP_PROXY=http://p:3128"].iter().collect();
         e.env_truncated = true;
         let ev = Event::Exec(e);
         let line = to_line(&ev);

@@ -26,7 +26,7 @@ fn exec(path: &str, argv: &[&str], layer: Layer) -> ExecEvent {
         },
         argv: argv.iter().map(|s| s.to_string()).collect(),
         argv_truncated: false,
-        env: Vec::new(),
+        env: Default::default(),
         env_truncated: false,
         cwd: "/".into(),
         script: None,

@@ -296,24 +296,46 @@ impl PeerMatcher {
 pub struct EnvMatcher {
     name: StrMatcher,
     value: Option<StrMatcher>,
+    /// When the name condition is only `equals` / `prefix` strings: those strings, for one
+    /// search over the whole environment before any entry is split (an exec whose
+    /// environment does not hold one of them anywhere cannot match; most execs).
+    needles: Option<AhoCorasick>,
 }
 
 impl EnvMatcher {
     fn compile(c: &EnvCond) -> Result<EnvMatcher, PatternError> {
+        let name = StrMatcher::compile(&c.name, "env.name")?;
+        let needles = if name.suffix.is_empty() && name.contains.is_none() && name.regex.is_none() {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(name.ignore_case)
+                    .build(name.exact.iter().chain(&name.prefix).map(|s| &**s))?,
+            )
+        } else {
+            None
+        };
         Ok(EnvMatcher {
-            name: StrMatcher::compile(&c.name, "env.name")?,
+            name,
             value: c
                 .value
                 .as_ref()
                 .map(|v| StrMatcher::compile(v, "env.value"))
                 .transpose()?,
+            needles,
         })
     }
 
     /// The first entry of `env` that holds (`NAME=value` as given): slices, no allocation.
     /// An entry without `=` is a name with an empty value.
-    fn find<'a>(&self, env: &'a [String]) -> Option<&'a str> {
-        env.iter().map(String::as_str).find(|entry| {
+    fn find<'a>(&self, env: &'a ward_event::StrList) -> Option<&'a str> {
+        if self
+            .needles
+            .as_ref()
+            .is_some_and(|a| !a.is_match(env.joined()))
+        {
+            return None;
+        }
+        env.iter().find(|entry| {
             let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
             self.name.is_match(name) && self.value.as_ref().is_none_or(|m| m.is_match(value))
         })
@@ -1679,7 +1701,7 @@ mod tests {
         )
         .unwrap();
         let m = EnvMatcher::compile(c.env.as_ref().unwrap()).unwrap();
-        let env = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let env = |v: &[&str]| v.iter().collect::<ward_event::StrList>();
         assert_eq!(
             m.find(&env(&["PATH=/bin", "http_proxy=http://p:3128", "X=1"])),
             Some("http_proxy=http://p:3128")
@@ -1692,12 +1714,22 @@ mod tests {
         assert_eq!(m.find(&env(&["HTTP_PROXY=http://p:8080"])), None);
         assert_eq!(m.find(&env(&["MY_HTTP_PROXY=http://p:3128"])), None);
         assert_eq!(m.find(&env(&["HTTP_PROXY"])), None);
-        assert_eq!(m.find(&[]), None);
+        assert_eq!(m.find(&env(&[])), None);
         // No value condition: any value, an entry without '=' included.
         let c: Cond = toml::from_str("env = { name = [\"GCONV_PATH\"] }").unwrap();
         let m = EnvMatcher::compile(c.env.as_ref().unwrap()).unwrap();
         assert_eq!(m.find(&env(&["GCONV_PATH"])), Some("GCONV_PATH"));
         assert_eq!(m.find(&env(&["GCONV_PATH="])), Some("GCONV_PATH="));
+        // Names given as strings are looked for in the whole environment first; a name
+        // found only inside a value is then still no match.
+        assert!(m.needles.is_some());
+        assert_eq!(m.find(&env(&["X=GCONV_PATH", "GCONV"])), None);
+        // A name regex (or suffix, contains) has no such search.
+        let c: Cond = toml::from_str("env = { name = { regex = ['^LD_'] } }").unwrap();
+        let m = EnvMatcher::compile(c.env.as_ref().unwrap()).unwrap();
+        assert!(m.needles.is_none());
+        assert_eq!(m.find(&env(&["A=1", "LD_AUDIT=x"])), Some("LD_AUDIT=x"));
+        assert_eq!(m.find(&env(&["A=LD_AUDIT"])), None);
         // A misspelt field is an error; an empty name list too.
         assert!(toml::from_str::<Cond>("env = { nme = [\"X\"] }").is_err());
         let c: Cond = toml::from_str("env = { name = [] }").unwrap();

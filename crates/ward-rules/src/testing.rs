@@ -218,7 +218,7 @@ pub(crate) fn exec_of(t: &TestExec, pid: u32) -> ExecEvent {
         },
         argv,
         argv_truncated: false,
-        env: t.env.clone(),
+        env: t.env.iter().collect(),
         env_truncated: false,
         cwd: "/".into(),
         script: None,

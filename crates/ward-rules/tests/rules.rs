@@ -258,7 +258,7 @@ fn exec(pid: u32, ppid: u32, path: &str) -> ward_event::ExecEvent {
         },
         argv: vec![path.rsplit('/').next().unwrap().into()],
         argv_truncated: false,
-        env: Vec::new(),
+        env: Default::default(),
         env_truncated: false,
         cwd: "/".into(),
         script: None,

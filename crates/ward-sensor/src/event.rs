@@ -130,8 +130,9 @@ pub struct ExecEvent {
     /// `argv` was cut at [`abi::WARD_ARGV_MAX`] bytes.
     pub argv_truncated: bool,
     /// The environment (`envp`, `"NAME=value"` as passed to execve), at most
-    /// [`abi::WARD_ENV_MAX`] bytes of it.
-    pub env: Vec<String>,
+    /// [`abi::WARD_ENV_MAX`] bytes of it, as the kernel lays it out (`A=1\0B=2\0`): one
+    /// buffer, split by whoever reads it (`ward_event::StrList::from_nul_vec`).
+    pub env: Vec<u8>,
     /// `env` was cut at [`abi::WARD_ENV_MAX`] bytes (its last entry may be cut too).
     pub env_truncated: bool,
     /// Identity of the executed file.
@@ -558,7 +559,7 @@ fn decode_exec(bytes: &[u8], hdr: &abi::ward_event_header) -> Result<ExecEvent, 
         argv: split_argv(argv),
         argc: r.argc,
         argv_truncated: f & abi::WARD_EXEC_ARGV_TRUNCATED != 0,
-        env: split_argv(env),
+        env: env.to_vec(),
         env_truncated: f & abi::WARD_EXEC_ENV_TRUNCATED != 0,
         exe: FileIdentity {
             dev: kernel_dev_to_user(r.exe_dev),
@@ -752,7 +753,10 @@ mod tests {
             panic!("{:?}", decode(&b));
         };
         assert_eq!(e.argv, vec!["true"]);
-        assert_eq!(e.env, vec!["PATH=/bin", "HTTP_PROXY=http://127.0.0.1:3128"]);
+        assert_eq!(
+            split_argv(&e.env),
+            ["PATH=/bin", "HTTP_PROXY=http://127.0.0.1:3128"]
+        );
         assert!(e.env_truncated && !e.argv_truncated);
     }
 

@@ -403,12 +403,19 @@ mod tests {
     /// forked while the file was open for writing, can hold a copy of that fd until it execs:
     /// the exec then fails with ETXTBSY for a moment. Retried.
     fn run_fresh(exe: &std::path::Path) -> std::process::ExitStatus {
-        for _ in 0..50 {
+        run_fresh_counted(exe).0
+    }
+
+    /// [`run_fresh`] and how many execs it took. A file just written can be busy for a
+    /// moment (ETXTBSY: another test's child, forked while the copy was open, has not
+    /// exec'd yet), and an exec refused that way may already have been reported.
+    fn run_fresh_counted(exe: &std::path::Path) -> (std::process::ExitStatus, usize) {
+        for attempt in 1..=50 {
             match std::process::Command::new(exe).status() {
                 Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
                     std::thread::sleep(Duration::from_millis(10))
                 }
-                r => return r.unwrap(),
+                r => return (r.unwrap(), attempt),
             }
         }
         panic!("{} stayed busy (ETXTBSY)", exe.display());
@@ -461,17 +468,24 @@ mod tests {
         let exe = dir.path().join("ignored");
         std::fs::copy("/bin/true", &exe).unwrap();
         let ino = std::fs::metadata(&exe).unwrap().ino();
+        // Events for the file, as many as execs tried (at least 1: the one that ran), or 0.
+        // By inode number and change time: another test's file, deleted, can leave our file
+        // its inode number while its exec events are still queued.
         let run_and_count = |ef: &mut ExecFiles| {
-            assert!(run_fresh(&exe).success());
+            let want = std::fs::metadata(&exe).unwrap();
+            let ctime = (want.ctime(), want.ctime_nsec() as u32);
+            let (status, attempts) = run_fresh_counted(&exe);
+            assert!(status.success());
             let mut n = 0;
             let mut handle = None;
             ef.drain(|e| {
-                if e.identity.ino == ino {
+                if e.identity.ino == ino && e.identity.ctime == ctime {
                     n += 1;
                     handle = Some(e.file);
                 }
             });
-            (n, handle)
+            assert!(n <= attempts, "{n} events for {attempts} execs");
+            (n.min(1), handle)
         };
         let (n, handle) = run_and_count(&mut ef);
         assert_eq!(n, 1);
