@@ -50,6 +50,28 @@ fn writes(store: &dyn FindingStore, n: u64) -> [f64; 3] {
     out
 }
 
+/// SQLite's file and WAL, in bytes.
+fn sqlite_bytes(dir: &std::path::Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|suffix| {
+            std::fs::metadata(dir.join(format!("bench.db{suffix}")))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The PostgreSQL database's size (tables, indexes, TOAST), in bytes.
+fn pg_bytes(server: &ward_testkit::postgres::TempPostgres) -> u64 {
+    let out = server
+        .psql("ward", "SELECT pg_database_size(current_database())")
+        .unwrap_or_else(|e| panic!("pg_database_size: {e}"));
+    out.trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("pg_database_size {out:?}: {e}"))
+}
+
 fn main() {
     let n: u64 = env_num("WARD_BENCH_N", 200_000);
     let iters: usize = env_num("WARD_BENCH_ITERS", 50);
@@ -62,18 +84,21 @@ fn main() {
         .expect("temp dir");
     let sqlite = SqliteStore::open(dir.path().join("bench.db")).expect("sqlite");
 
-    let server;
-    let url = match std::env::var("WARD_BENCH_PG_URL") {
-        Ok(u) => u,
-        Err(_) => {
-            server = ward_testkit::postgres::TempPostgres::start_with(&[
+    let pg_server = match std::env::var("WARD_BENCH_PG_URL") {
+        Ok(_) => None,
+        Err(_) => Some(
+            ward_testkit::postgres::TempPostgres::start_with(&[
                 ("fsync", "on"),
                 ("synchronous_commit", "off"),
                 ("shared_buffers", "256MB"),
             ])
-            .expect("start PostgreSQL (apt-get install postgresql)");
-            server.url()
-        }
+            .expect("start PostgreSQL (apt-get install postgresql)"),
+        ),
+    };
+    let url = match (&pg_server, std::env::var("WARD_BENCH_PG_URL")) {
+        (Some(server), _) => server.url(),
+        (None, Ok(u)) => u,
+        (None, Err(_)) => unreachable!("a server is started without WARD_BENCH_PG_URL"),
     };
     let pg = PgStore::open(&url).expect("postgres");
     if pg.count("").unwrap_or(0) > 0 {
@@ -81,6 +106,8 @@ fn main() {
         std::process::exit(1);
     }
 
+    let sqlite_empty = sqlite_bytes(dir.path());
+    let pg_empty = pg_server.as_ref().map(pg_bytes);
     let stores: [(&str, &dyn FindingStore); 2] = [("sqlite", &sqlite), ("postgres", &pg)];
     println!("\n== writes: {n} findings, batches of 1000 (findings/s) ==");
     println!(
@@ -146,5 +173,25 @@ fn main() {
         measure(&format!("{name}: count severity>=HIGH"), iters, || {
             store.count("severity>=HIGH").expect("count") as usize
         });
+    }
+
+    // Storage per finding (for docs/fleet.md's sizing): what the findings added to SQLite's
+    // file with its WAL, and to PostgreSQL's database (tables, indexes, TOAST) when the bench
+    // started the server.
+    println!("\n== storage, {n} findings (growth over the empty store) ==");
+    let row = |name: &str, bytes: u64| {
+        println!(
+            "{name:<10} {:>10.1} MiB {:>8.0} bytes/finding",
+            bytes as f64 / (1 << 20) as f64,
+            bytes as f64 / n as f64
+        )
+    };
+    row(
+        "sqlite",
+        sqlite_bytes(dir.path()).saturating_sub(sqlite_empty),
+    );
+    match (&pg_server, pg_empty) {
+        (Some(server), Some(empty)) => row("postgres", pg_bytes(server).saturating_sub(empty)),
+        _ => println!("postgres   (WARD_BENCH_PG_URL given: not measured)"),
     }
 }
