@@ -5,7 +5,8 @@
 //!     cargo bench -p ward-store --bench backends
 //!
 //! Environment: `WARD_BENCH_N` (findings, default 200000), `WARD_BENCH_ITERS` (samples per
-//! query, default 50), `WARD_BENCH_PG_URL` (an existing PostgreSQL database to use, emptied
+//! query, default 50), `WARD_BENCH_WRITE_PHASES` (1: inserts only, 2: and the aggregation
+//! updates, default 3: and the replays), `WARD_BENCH_PG_URL` (an existing PostgreSQL database to use, emptied
 //! first; default: a private server from `ward_testkit::postgres` with `fsync=on` and
 //! `synchronous_commit=off`, the durability SQLite's WAL mode with `synchronous=NORMAL`
 //! gives: no corruption on a crash, the last commits may be lost on power failure).
@@ -25,11 +26,12 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Inserts, updates and replays `n` findings; returns findings/s for each phase.
-fn writes(store: &dyn FindingStore, n: u64) -> [f64; 3] {
+/// Inserts, updates and replays `n` findings (the first `phases` of those); returns
+/// findings/s for each phase (NaN: not run).
+fn writes(store: &dyn FindingStore, n: u64, phases: usize) -> [f64; 3] {
     let batch = 1000u64;
-    let mut out = [0.0; 3];
-    for (phase, slot) in out.iter_mut().enumerate() {
+    let mut out = [f64::NAN; 3];
+    for (phase, slot) in out.iter_mut().enumerate().take(phases) {
         let t = Instant::now();
         let mut i = 0;
         while i < n {
@@ -75,6 +77,8 @@ fn pg_bytes(server: &ward_testkit::postgres::TempPostgres) -> u64 {
 fn main() {
     let n: u64 = env_num("WARD_BENCH_N", 200_000);
     let iters: usize = env_num("WARD_BENCH_ITERS", 50);
+    // 1: inserts only (a 1M-finding store for the list figures without an hour of updates).
+    let phases: usize = env_num("WARD_BENCH_WRITE_PHASES", 3).clamp(1, 3);
 
     let base = format!("{}/../../target", env!("CARGO_MANIFEST_DIR"));
     let _ = std::fs::create_dir_all(&base);
@@ -115,7 +119,7 @@ fn main() {
         "store", "insert", "update", "replay"
     );
     for (name, store) in stores {
-        let [ins, upd, rep] = writes(store, n);
+        let [ins, upd, rep] = writes(store, n, phases);
         println!("{name:<10} {ins:>12.0} {upd:>12.0} {rep:>12.0}");
     }
 
