@@ -264,10 +264,6 @@ impl Enricher {
         self.prune_kept(now);
     }
 
-    /// Handles nobody claimed: a file whose handle went unused [`UNUSED_BEFORE_IGNORE`] times
-    /// (an `ld.so`, which every dynamic exec opens for exec too) gets an ignore mark, so the
-    /// kernel stops reporting it: half the events of a dynamic exec. Modifying the file
-    /// clears the mark (no `FAN_MARK_IGNORED_SURV_MODIFY`).
     /// `file` was executed again after its hash was cached: adds an ignore mark, so the
     /// kernel stops queueing an event (and an open file) for each of its execs, and keeps the
     /// handle, so that an exec the kernel no longer reports can still be hashed when its
@@ -368,11 +364,23 @@ impl Enricher {
         self.stats.executables_ignored = self.kept.len() as u64;
     }
 
+    /// Handles nobody claimed: a file whose handle went unused [`UNUSED_BEFORE_IGNORE`] times
+    /// (an `ld.so`, which every dynamic exec opens for exec too) gets an ignore mark, so the
+    /// kernel stops reporting it: half the events of a dynamic exec. Modifying the file
+    /// clears the mark (no `FAN_MARK_IGNORED_SURV_MODIFY`).
+    ///
+    /// The mark goes with a kept handle ([`Enricher::keep_ignored`]), as for an executable
+    /// whose hash is cached: a handle can go unused because its exec was already answered
+    /// from the hash cache before the event was read, and the same file then runs where the
+    /// cache does not know it (another container's overlay of that image file, with the
+    /// overlay's own device). Without the handle such an exec was only hashable through
+    /// `/proc/PID/exe`, gone for a short-lived entrypoint (seen in `agent_lifetimes`'
+    /// twenty-container test with 20 ms batches).
     fn unused(&mut self, dropped: Vec<ward_sensor::ExecFile>) {
         self.stats.exec_handles_unused += dropped.len() as u64;
-        let Some(ef) = self.exec_files.as_mut() else {
+        if self.exec_files.is_none() {
             return;
-        };
+        }
         for f in dropped {
             let id = (f.identity.dev, f.identity.ino);
             if self.unused_files.len() >= 4096 {
@@ -381,8 +389,8 @@ impl Enricher {
             let n = self.unused_files.entry(id).or_insert(0);
             *n += 1;
             if *n == UNUSED_BEFORE_IGNORE {
-                ef.ignore(&f.file);
                 self.unused_files.remove(&id);
+                self.keep_ignored(f.file);
             }
         }
     }
