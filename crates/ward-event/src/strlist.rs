@@ -28,24 +28,9 @@ impl StrList {
         }
     }
 
-    /// From a NUL-terminated block as the kernel lays out argv/envp (`a\0b\0`); a last entry
-    /// without its NUL (cut by a size cap) is kept. Invalid UTF-8 is replaced (lossy), one
-    /// validation over the whole block.
-    pub fn from_nul_block(buf: &[u8]) -> StrList {
-        if buf.is_empty() {
-            return StrList::new();
-        }
-        let body = buf.strip_suffix(&[0]).unwrap_or(buf);
-        let len = memchr::memchr_iter(0, body).count() + 1;
-        let joined = match std::str::from_utf8(body) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(body).into_owned(),
-        };
-        StrList { joined, len }
-    }
-
-    /// [`from_nul_block`](Self::from_nul_block) taking the block's buffer: no copy when it is
-    /// valid UTF-8.
+    /// From a NUL-terminated block as the kernel lays out argv/envp (`a\0b\0`), taking its
+    /// buffer; a last entry without its NUL (cut by a size cap) is kept. Invalid UTF-8 is
+    /// replaced (lossy); valid UTF-8 (one validation over the whole block) is not copied.
     pub fn from_nul_vec(mut buf: Vec<u8>) -> StrList {
         if buf.is_empty() {
             return StrList::new();
@@ -94,10 +79,6 @@ impl StrList {
         }
         self.len += 1;
     }
-
-    pub fn to_vec(&self) -> Vec<String> {
-        self.iter().map(str::to_string).collect()
-    }
 }
 
 impl fmt::Debug for StrList {
@@ -113,18 +94,6 @@ impl<S: AsRef<str>> FromIterator<S> for StrList {
             l.push(s.as_ref());
         }
         l
-    }
-}
-
-impl From<Vec<String>> for StrList {
-    fn from(v: Vec<String>) -> StrList {
-        v.iter().collect()
-    }
-}
-
-impl From<&[&str]> for StrList {
-    fn from(v: &[&str]) -> StrList {
-        v.iter().collect()
     }
 }
 
@@ -178,23 +147,17 @@ mod tests {
 
     #[test]
     fn blocks_split_as_the_kernel_lays_them_out() {
-        let l = StrList::from_nul_block(b"A=1\0B=\0\0C\0");
+        let block = |b: &[u8]| StrList::from_nul_vec(b.to_vec());
+        let l = block(b"A=1\0B=\0\0C\0");
         assert_eq!(l, ["A=1", "B=", "", "C"]);
         assert_eq!(l.len(), 4);
-        assert_eq!(StrList::from_nul_block(b"A=1\0cu"), ["A=1", "cu"]);
-        assert!(StrList::from_nul_block(b"").is_empty());
+        assert_eq!(block(b"A=1\0cu"), ["A=1", "cu"]);
+        assert!(block(b"").is_empty());
         // One empty entry is not an empty list.
-        let one = StrList::from_nul_block(b"\0");
+        let one = block(b"\0");
         assert_eq!(one.len(), 1);
         assert_eq!(one, [""]);
-        assert_eq!(StrList::from_nul_block(b"X=\xff\0"), ["X=\u{FFFD}"]);
-        for block in [&b"A=1\0B=\0\0C\0"[..], b"A=1\0cu", b"", b"\0", b"X=\xff\0"] {
-            assert_eq!(
-                StrList::from_nul_vec(block.to_vec()),
-                StrList::from_nul_block(block),
-                "{block:?}"
-            );
-        }
+        assert_eq!(block(b"X=\xff\0"), ["X=\u{FFFD}"]);
     }
 
     #[test]
@@ -205,7 +168,7 @@ mod tests {
             assert_eq!(json, serde_json::to_string(&v).unwrap());
             let back: StrList = serde_json::from_str(&json).unwrap();
             assert_eq!(back, l);
-            assert_eq!(back.to_vec(), v);
+            assert_eq!(back, v);
         }
         let e = serde_json::from_str::<StrList>("\"A=1\"").unwrap_err();
         assert!(e.to_string().contains("a list of strings"), "{e}");

@@ -88,22 +88,16 @@ fn main() {
         .expect("temp dir");
     let sqlite = SqliteStore::open(dir.path().join("bench.db")).expect("sqlite");
 
-    let pg_server = match std::env::var("WARD_BENCH_PG_URL") {
-        Ok(_) => None,
-        Err(_) => Some(
-            ward_testkit::postgres::TempPostgres::start_with(&[
-                ("fsync", "on"),
-                ("synchronous_commit", "off"),
-                ("shared_buffers", "256MB"),
-            ])
-            .expect("start PostgreSQL (apt-get install postgresql)"),
-        ),
-    };
-    let url = match (&pg_server, std::env::var("WARD_BENCH_PG_URL")) {
-        (Some(server), _) => server.url(),
-        (None, Ok(u)) => u,
-        (None, Err(_)) => unreachable!("a server is started without WARD_BENCH_PG_URL"),
-    };
+    let given = std::env::var("WARD_BENCH_PG_URL").ok();
+    let pg_server = given.is_none().then(|| {
+        ward_testkit::postgres::TempPostgres::start_with(&[
+            ("fsync", "on"),
+            ("synchronous_commit", "off"),
+            ("shared_buffers", "256MB"),
+        ])
+        .expect("start PostgreSQL (apt-get install postgresql)")
+    });
+    let url = given.unwrap_or_else(|| pg_server.as_ref().expect("started above").url());
     let pg = PgStore::open(&url).expect("postgres");
     if pg.count("").unwrap_or(0) > 0 {
         eprintln!("{} is not empty; use an empty database", pg.url());
