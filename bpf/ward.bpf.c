@@ -591,6 +591,11 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 	}
 
 	flags |= hold_exec(e, flags);
+	/* Last, so that the verifier explores no path twice for it (set earlier, the
+	 * bit multiplies the states of every branch on flags after it, and the
+	 * program with hold_scripts on no longer verifies). */
+	if (BPF_CORE_READ(bprm, interp) != BPF_CORE_READ(bprm, filename))
+		flags |= WARD_EXEC_SHEBANG;
 	e->flags = flags;
 
 	/* Packed: the head, then the used bytes of each buffer. The lengths were
@@ -628,7 +633,14 @@ int BPF_PROG(ward_exec, struct task_struct *task, pid_t old_pid, struct linux_bi
 		e->flags = flags;
 		bpf_dynptr_write(&out, 0, e, WARD_EXEC_HEAD_SIZE, 0);
 	}
+	/* Urgent too: a "#!" script run from a container's file system (its
+	 * interpreter is on overlayfs). User space reads the script by path after
+	 * the record; a short script as a container's only process is gone at once,
+	 * and the container's root, the last way to it, is unmounted by the
+	 * runtime's cleanup soon after: the reader must not wait for a batch. */
 	__u64 wake_flag = urgent_wakeup_flag((flags & WARD_EXEC_HELD) ||
+					     ((flags & WARD_EXEC_SHEBANG) &&
+					      e->exe_fs_magic == OVERLAYFS_SUPER_MAGIC) ||
 					     e->fds[0].kind == WARD_FD_INET ||
 					     e->fds[1].kind == WARD_FD_INET ||
 					     e->fds[2].kind == WARD_FD_INET);

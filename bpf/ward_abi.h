@@ -61,6 +61,9 @@
  * space sends SIGCONT */
 #define WARD_EXEC_HELD               (1u << 8)
 #define WARD_EXEC_ENV_TRUNCATED      (1u << 9) /* envp longer than WARD_ENV_MAX */
+/* a "#!" script: the file executed (the interpreter) is not the one named
+ * (bprm->interp was replaced by binfmt_script) */
+#define WARD_EXEC_SHEBANG            (1u << 10)
 
 /* ward_exec_event.ovl_layer */
 #define WARD_OVL_NONE        0 /* exe is not on overlayfs */

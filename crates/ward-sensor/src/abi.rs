@@ -39,6 +39,8 @@ pub const WARD_EXEC_EXE_MEMFD: u32 = 1 << 7;
 pub const WARD_EXEC_HELD: u32 = 1 << 8;
 /// envp was longer than [`WARD_ENV_MAX`] bytes; the record has its first bytes.
 pub const WARD_EXEC_ENV_TRUNCATED: u32 = 1 << 9;
+/// A `#!` script: the file executed (the interpreter) is not the one named.
+pub const WARD_EXEC_SHEBANG: u32 = 1 << 10;
 
 pub const WARD_OVL_NONE: u8 = 0;
 pub const WARD_OVL_LOWER: u8 = 1;

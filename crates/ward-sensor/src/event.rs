@@ -160,6 +160,14 @@ pub struct ExecEvent {
     pub mnt_ns: u32,
 }
 
+impl ExecEvent {
+    /// The exec ran a `#!` script: `filename` is the script, `exe` its interpreter (the
+    /// kernel's word for it, `WARD_EXEC_SHEBANG`, not a guess from the names).
+    pub fn shebang(&self) -> bool {
+        self.flags & abi::WARD_EXEC_SHEBANG != 0
+    }
+}
+
 /// Identity of a file (what `stat` would say about the inode).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FileIdentity {

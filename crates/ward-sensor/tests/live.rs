@@ -242,6 +242,7 @@ fn pipe_and_regular_file_stdio() {
     assert_eq!(e.stdio[2].kind, FdKind::CharDevice);
     assert_eq!(e.stdio[2].rdev, Some((1, 3)), "/dev/null");
     assert!(e.stdio[0].socket.is_none());
+    assert!(!e.shebang(), "an ELF exec is not a #! one: {:#x}", e.flags);
 }
 
 #[test]
@@ -274,6 +275,7 @@ fn shebang_script_reports_script_and_interpreter() {
     );
     assert_eq!(e.argv, vec!["/bin/sh", script.to_str().unwrap(), "arg1"]);
     assert_eq!(e.argc, 3);
+    assert!(e.shebang(), "a #! exec is flagged: {:#x}", e.flags);
     assert_eq!(
         e.cwd,
         fs::canonicalize(dir.path()).unwrap().to_str().unwrap()

@@ -364,6 +364,29 @@ fn image_script_as_entrypoint_is_built_in() {
     assert_no_lost_files(agent);
 }
 
+/// The same, read by an agent that otherwise reads the ring only every second: the script is
+/// the container's only process, so it is read through the container's root as the runtime
+/// mounted it on the host, which the runtime's cleanup unmounts soon after the exit. The
+/// kernel marks a `#!` exec from a container's file system urgent (`WARD_EXEC_SHEBANG`), so
+/// the agent reads it at once. Without that, this agent lost every one of them (the
+/// container was cleaned up first; measured with the flag's wake-up taken out).
+#[test]
+fn image_script_entrypoint_read_by_a_late_agent_is_built_in() {
+    let images = require_containers!();
+    let agent = late_agent(&images);
+    let sum = which_sha(&images);
+    for _ in 0..3 {
+        let x = run_to_exit(&images.debian, "latescript", &[WHICH, "ls"]);
+        assert!(x.stdout.contains("/ls"), "{x:?}");
+        let f = wait_for(agent, &x.id, BUILT_IN, |f| {
+            f["sourceProperties"]["Matched_File"] == "script"
+        });
+        assert_eq!(f["sourceProperties"]["Matched_Sha256"], sum);
+        assert_eq!(f["sourceProperties"]["File_Layer"], "image", "{f:#}");
+    }
+    assert_no_lost_files(agent);
+}
+
 /// A Python dropper script file whose connection fails at once (nothing listens): it runs for
 /// a few milliseconds, and its contents are still captured and scored, by an agent that reads
 /// the ring only every second (the exec is held until the script is read).
