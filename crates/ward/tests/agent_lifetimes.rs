@@ -368,8 +368,8 @@ fn image_script_as_entrypoint_is_built_in() {
 /// the container's only process, so it is read through the container's root as the runtime
 /// mounted it on the host, which the runtime's cleanup unmounts soon after the exit. The
 /// kernel marks a `#!` exec from a container's file system urgent (`WARD_EXEC_SHEBANG`), so
-/// the agent reads it at once. Without that, this agent lost every one of them (the
-/// container was cleaned up first; measured with the flag's wake-up taken out).
+/// the agent reads it at once. Without that, this agent lost the first one (the container
+/// was cleaned up first; measured once with the flag's wake-up taken out).
 #[test]
 fn image_script_entrypoint_read_by_a_late_agent_is_built_in() {
     let images = require_containers!();
