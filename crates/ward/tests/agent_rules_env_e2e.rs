@@ -10,6 +10,10 @@
 //!   after it the second agent's finding says `envVariablesTruncated`;
 //! - `env GCONV_PATH=... pkexec` as uid 1000 (a stand-in `pkexec`, a copy of `/bin/true`)
 //!   fires the GCONV_PATH half of #36;
+//! - `env GLIBC_TUNABLES=glibc.malloc.mxfast=glibc.malloc.mxfast=AAAA... su` as uid 1000 (a
+//!   stand-in `su`, a copy of `/bin/true`; the image's glibc is a fixed one, and the program
+//!   is not setuid) fires GLIBC_TUNABLES_OVERFLOW_ATTEMPT, while ordinary malloc tuning stays
+//!   quiet (below);
 //! - ordinary environments (and the quiet tests' look-alikes) stay quiet in both agents,
 //!   made deterministic by the compiler sentinel (`rules_common::after_sentinel`).
 //!
@@ -28,6 +32,7 @@ use rules_common::{after_sentinel, args, podman_api, wait_rule};
 const PROXY_RULE: &str = "PROGRAM_RUN_WITH_DISALLOWED_HTTP_PROXY_ENV";
 const PRELOAD_RULE: &str = "LD_PRELOAD_FROM_TEMPORARY_DIRECTORY";
 const PWNKIT_RULE: &str = "POLKIT_LOCAL_PRIVILEGE_ESCALATION_VULNERABILITY";
+const TUNABLES_RULE: &str = "GLIBC_TUNABLES_OVERFLOW_ATTEMPT";
 
 fn start(images: &Images, report_env: bool) -> WardAgent {
     let opts = AgentOptions {
@@ -205,6 +210,37 @@ fn gconv_path_for_pkexec_fires_36() {
     assert_eq!(f["severity"], "CRITICAL");
     assert_eq!(args(&f), ["/tmp/t/pkexec", "/bin/sh"], "{f:#}");
     assert!(has(&evidence(&f), "env", "GCONV_PATH=/tmp/pwn"), "{f:#}");
+}
+
+#[test]
+fn glibc_tunables_overflow_shape_fires() {
+    let images = require_containers!();
+    let (off, _) = agents(&images);
+    let c = debian(&images, "env-tunables");
+    c.exec_ok(&["cp", "/bin/true", "/tmp/t/su"]).unwrap();
+    let var = format!(
+        "GLIBC_TUNABLES=glibc.malloc.mxfast=glibc.malloc.mxfast={}",
+        "A".repeat(40)
+    );
+    c.exec_ok(&[
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "env",
+        &var,
+        "/tmp/t/su",
+        "--help",
+    ])
+    .unwrap();
+    let f = wait_rule(off, c.id(), TUNABLES_RULE, |_| true);
+    assert_eq!(
+        f["category"], "Privilege Escalation: GLIBC_TUNABLES Overflow Attempt (CVE-2023-4911)",
+        "{f:#}"
+    );
+    assert_eq!(f["severity"], "HIGH");
+    assert_eq!(args(&f), ["/tmp/t/su", "--help"], "{f:#}");
+    assert!(has(&evidence(&f), "env", &var), "{f:#}");
 }
 
 #[test]
