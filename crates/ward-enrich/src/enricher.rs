@@ -607,10 +607,19 @@ impl Enricher {
         if matches!(captured, Err(crate::script::CaptureError::NoRoot { .. }))
             && e.exe.fs_magic == OVERLAYFS_SUPER_MAGIC
         {
-            if let Some(mp) = crate::layer::host_mount_of(e.exe.dev) {
-                let c = crate::script::capture(&ev, &mp, &self.cfg.script);
-                if c.is_ok() {
+            if let Some(m) = crate::layer::host_mount_of(e.exe.dev) {
+                let mp = PathBuf::from(&m.mount_point);
+                let mut c = crate::script::capture(&ev, &mp, &self.cfg.script);
+                if let Ok(Some(s)) = &mut c {
                     self.stats.scripts_from_host_mount += 1;
+                    // Unmounted since (the runtime's cleanup): the directories read with the
+                    // mount point still classify it.
+                    if s.layer == Some(Layer::Unknown) {
+                        if let Some(path) = &s.path {
+                            let full = crate::script::full_path(&ev.cwd, path);
+                            s.layer = Some(crate::layer::classify_path(&m, &full));
+                        }
+                    }
                 }
                 captured = c;
             }

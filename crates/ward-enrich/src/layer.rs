@@ -156,20 +156,36 @@ fn split_unescaped(s: &str, sep: char) -> Vec<String> {
 }
 
 /// Where the overlay super block `dev` (user-space `st_dev` of a file on it, e.g. a
-/// container's executed binary) is mounted at its root in *our* mount namespace: a container
-/// runtime mounts each container's root file system on the host (podman and docker under
-/// their storage directory, `.../merged`), and that mount outlives the container's processes
-/// until the runtime cleans the container up. `None` when no such mount is there.
-pub fn host_mount_of(dev: u64) -> Option<PathBuf> {
+/// container's executed binary) is mounted at its root in *our* mount namespace, with its
+/// layer directories: a container runtime mounts each container's root file system on the
+/// host (podman and docker under their storage directory, `.../merged`), and that mount
+/// outlives the container's processes until the runtime cleans the container up. `None` when
+/// no such mount is there.
+///
+/// The directories are read with the mount point, in one read of the mount table: a file
+/// opened through the mount is then classified ([`classify_path`]) even when the runtime
+/// unmounts it right after (looking the mount up again by the file's mount id found nothing
+/// then, and an image script was reported with layer `unknown`, as Added).
+pub fn host_mount_of(dev: u64) -> Option<OverlayMount> {
     let want = format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev));
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     text.lines().find_map(|line| {
         let (left, right) = line.split_once(" - ")?;
         let mut f = left.split(' ');
-        let (_, _, devno, root, point) = (f.next()?, f.next()?, f.next()?, f.next()?, f.next()?);
-        (devno == want && root == "/" && right.split(' ').next() == Some("overlay"))
-            .then(|| PathBuf::from(unescape(point)))
+        let (id, _, devno, root) = (f.next()?, f.next()?, f.next()?, f.next()?);
+        if devno != want || root != "/" || right.split(' ').next() != Some("overlay") {
+            return None;
+        }
+        overlay_mount(line, id.parse().ok()?)
     })
+}
+
+/// The layer of the file at `path` (absolute, relative to the root of the overlay `m`).
+pub fn classify_path(m: &OverlayMount, path: &str) -> Layer {
+    match relative_to(path, "/") {
+        Some(rel) => classify(m, &rel),
+        None => Layer::Unknown,
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +220,57 @@ mod tests {
         );
         assert_eq!(relative_to("/my dir/a.py", "/my dir"), Some("a.py".into()));
         assert_eq!(relative_to("/other/a.py", "/my dir"), None);
+    }
+
+    /// The host mount of an overlay, found by the device of a file on it, keeps its
+    /// directories: a file is still classified after the mount is gone (what a runtime's
+    /// cleanup does to a container's root right after its last process exited).
+    #[test]
+    fn host_mount_is_found_and_classifies_after_the_unmount() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: mounting an overlay needs root (CI runs as root)");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        for sub in ["lo/usr/bin", "up", "work", "merged"] {
+            std::fs::create_dir_all(d.path().join(sub)).unwrap();
+        }
+        std::fs::write(d.path().join("lo/usr/bin/tool"), "#!/bin/sh\n").unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            d.path().join("lo").display(),
+            d.path().join("up").display(),
+            d.path().join("work").display()
+        );
+        let merged = d.path().join("merged");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(&merged)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount -t overlay");
+        std::fs::write(merged.join("added"), "#!/bin/sh\n").unwrap();
+        let dev = std::os::unix::fs::MetadataExt::dev(
+            &std::fs::metadata(merged.join("usr/bin/tool")).unwrap(),
+        );
+        let m = host_mount_of(dev);
+        let umount = std::process::Command::new("umount")
+            .arg(&merged)
+            .status()
+            .unwrap();
+        assert!(umount.success());
+        let m = m.expect("the overlay's mount");
+        assert_eq!(
+            Path::new(&m.mount_point),
+            std::fs::canonicalize(&merged).unwrap()
+        );
+        assert_eq!(host_mount_of(dev), None, "unmounted");
+        assert_eq!(classify_path(&m, "/usr/bin/tool"), Layer::Image);
+        assert_eq!(classify_path(&m, "/usr/bin/../bin/tool"), Layer::Image);
+        assert_eq!(classify_path(&m, "/added"), Layer::Added);
+        assert_eq!(classify_path(&m, "/nowhere"), Layer::Unknown);
     }
 
     #[test]

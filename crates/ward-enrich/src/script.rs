@@ -89,6 +89,15 @@ pub fn inline(code: &str, cfg: &CaptureConfig) -> ScriptInfo {
     }
 }
 
+/// `path` made absolute against `cwd` (both in the process's root).
+pub fn full_path(cwd: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", cwd.trim_end_matches('/'), path)
+    }
+}
+
 /// Reads a script file through `root`, resolving relative paths against `cwd`.
 pub fn read_file(
     root: &Path,
@@ -97,11 +106,7 @@ pub fn read_file(
     kind: ScriptKind,
     cfg: &CaptureConfig,
 ) -> Result<ScriptInfo, CaptureError> {
-    let full = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{}/{}", cwd.trim_end_matches('/'), path)
-    };
+    let full = full_path(cwd, path);
     let open_err = |source: std::io::Error| CaptureError::Open {
         path: full.clone(),
         root: root.to_path_buf(),
