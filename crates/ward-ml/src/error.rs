@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Errors of ward-ml. Every variant carries enough context to act on it.
+/// Errors of ward-ml (reading, writing and checking model files). Every variant carries
+/// enough context to act on it.
 #[derive(Debug, thiserror::Error)]
 pub enum MlError {
     /// Reading or writing a file failed.
@@ -16,15 +17,6 @@ pub enum MlError {
     /// A model file is malformed or does not match this code.
     #[error("model {path}: {why}")]
     BadModel { path: PathBuf, why: String },
-    /// A data source (dataset, wheel, template file) is malformed.
-    #[error("data {path}: {why}")]
-    BadData { path: PathBuf, why: String },
-    /// Fetching a benign package with pip failed.
-    #[error("pip download {package}: {why}")]
-    Fetch { package: String, why: String },
-    /// The options cannot work (e.g. no data at all).
-    #[error("invalid options: {0}")]
-    Options(String),
     /// JSON (de)serialisation failed.
     #[error("json {what}: {source}")]
     Json {

@@ -13,6 +13,7 @@
 //! Needs root and podman (`ward_testkit::require_containers!` skips otherwise, and fails
 //! rather than skips when root but setup is broken).
 
+use base64::Engine as _;
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -1420,7 +1421,7 @@ fn python_c_exec_of_base64_reverse_shell_is_reported() {
             "-c".into(),
             format!(
                 "import base64;exec(base64.b64decode('{}'))",
-                ward_ml::templates::base64_encode(inner.as_bytes())
+                base64::engine::general_purpose::STANDARD.encode(inner.as_bytes())
             ),
         ]
     });

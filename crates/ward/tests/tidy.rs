@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("ward-sensor", &[]),
     ("ward-enrich", &["ward-event", "ward-sensor"]),
     ("ward-ml", &["ward-event"]),
+    ("ward-ml-train", &["ward-ml"]),
     ("ward-api", &["ward-event", "ward-store", "ward-output"]),
     ("ward-testkit", &[]),
     ("ward-bench-agent", &["ward-testkit"]),
@@ -37,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ward-sensor",
             "ward-enrich",
             "ward-ml",
+            "ward-ml-train",
             "ward-rules",
             "ward-api",
         ],
@@ -74,6 +76,11 @@ const HTTP_FILES: &[&str] = &[
     "crates/ward-enrich/src/runtime.rs",
     "crates/ward-enrich/src/cri.rs",
 ];
+
+/// The inference crate (what the agent links) and what it must never pull in, directly or
+/// through any dependency: the training crate and the crates only training needs.
+const INFERENCE_CRATE: &str = "ward-ml";
+const TRAINING_ONLY: &[&str] = &["ward-ml-train", "forust-ml", "zip", "indicatif"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -308,4 +315,69 @@ fn detectors_do_no_io() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every package `name` depends on in Cargo.lock, transitively (all targets and features the
+/// lock file knows: a superset of what any build links).
+fn locked_closure(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let lock: toml::Table = toml::from_str(&text).expect("Cargo.lock is TOML");
+    let mut deps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in lock["package"].as_array().unwrap() {
+        let pname = p["name"].as_str().unwrap().to_string();
+        let list = p
+            .get("dependencies")
+            .and_then(|d| d.as_array())
+            .map(|a| {
+                a.iter()
+                    // "name" or "name version" (when several versions are locked).
+                    .map(|d| d.as_str().unwrap().split(' ').next().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        deps.entry(pname).or_default().extend(list);
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(n) = todo.pop() {
+        for d in deps.get(&n).map(Vec::as_slice).unwrap_or(&[]) {
+            if !seen.contains(d) {
+                seen.push(d.clone());
+                todo.push(d.clone());
+            }
+        }
+    }
+    seen.sort();
+    seen
+}
+
+#[test]
+fn the_inference_crate_links_no_training_code() {
+    let closure = locked_closure(INFERENCE_CRATE);
+    assert!(
+        closure.iter().any(|d| d == "ward-event"),
+        "Cargo.lock: {INFERENCE_CRATE}'s dependencies were not found ({closure:?})"
+    );
+    let bad: Vec<_> = closure
+        .iter()
+        .filter(|d| TRAINING_ONLY.contains(&d.as_str()))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "crates/{INFERENCE_CRATE}/Cargo.toml: the inference crate (what the agent links) depends, \
+         directly or through a dependency, on {bad:?}; training code belongs in ward-ml-train"
+    );
+    // The binary reaches the training crate only behind its optional `train` feature.
+    for m in manifests() {
+        for (dep, section, optional) in &m.deps {
+            if dep == "ward-ml-train" && *section != "dev-dependencies" && !optional {
+                panic!(
+                    "{}: {} depends on ward-ml-train unconditionally; the agent's build must \
+                     carry inference only (make it optional, as ward's `train` feature)",
+                    rel(&m.path),
+                    m.name
+                );
+            }
+        }
+    }
 }

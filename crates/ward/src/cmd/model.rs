@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use ward_event::ScriptClassifier;
-use ward_ml::{Model, PythonClassifier, TrainOptions};
+use ward_ml::{Model, PythonClassifier};
+#[cfg(feature = "train")]
+use ward_ml_train::TrainOptions;
 
 /// The shipped model (`models/python/model.bin`), embedded at build so that `ward agent` and
 /// `ward replay` score scripts identically without a file on disk.
@@ -39,7 +41,8 @@ pub fn classifier_for(
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
-    /// Train the Malicious Python model and write it with its manifest and model card.
+    /// Train the Malicious Python model and write it with its manifest and model card
+    /// (in a build with the `train` feature: `cargo run -p ward --features train -- model train`).
     ///
     /// Data: the malicious pack (../shared/datasets/python-scripts or $WARD_ML_DATASET), the
     /// CPython stdlib, pinned PyPI wheels (models/python/benign-packages.txt, fetched with
@@ -47,6 +50,7 @@ pub enum ModelCommand {
     /// runtime templates, and any --extra-benign directories. Samples are read in memory and
     /// never executed. Evaluation is a grouped split (pack by cluster, benign by package,
     /// templates by template); no group crosses it.
+    #[cfg(feature = "train")]
     Train {
         #[command(flatten)]
         data: DataArgs,
@@ -57,12 +61,21 @@ pub enum ModelCommand {
         #[arg(long)]
         no_eval: bool,
     },
-    /// Evaluate the training recipe and print the figures. Headline: the cross-source
+    /// Evaluate the training recipe and print the figures (a build with the `train` feature). Headline: the cross-source
     /// evaluation (train on the main pack, test on the registry source, and the reverse; a
     /// Markdown table on stderr), then the grouped cross-validation (JSON on stdout).
+    #[cfg(feature = "train")]
     Eval {
         #[command(flatten)]
         data: DataArgs,
+    },
+    /// `train` and `eval` in a build without the `train` feature: an error that says how to
+    /// get them (the agent's build carries inference only).
+    #[cfg(not(feature = "train"))]
+    #[command(name = "train", alias = "eval", hide = true, disable_help_flag = true)]
+    NoTraining {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
     /// Print a model's manifest: id, format, feature set, threshold, data, metrics.
     Info {
@@ -72,6 +85,7 @@ pub enum ModelCommand {
     },
 }
 
+#[cfg(feature = "train")]
 #[derive(Args, Debug)]
 pub struct DataArgs {
     /// The malicious pack (`malicious.jsonl.gz`).
@@ -109,6 +123,7 @@ pub struct DataArgs {
     no_stdlib: bool,
 }
 
+#[cfg(feature = "train")]
 impl DataArgs {
     fn options(self) -> TrainOptions {
         let defaults = TrainOptions::default();
@@ -130,20 +145,30 @@ impl DataArgs {
 
 pub fn run(cmd: ModelCommand) -> Result<ExitCode> {
     match cmd {
+        #[cfg(feature = "train")]
         ModelCommand::Train { data, out, no_eval } => {
             let mut o = data.options();
             o.out = out;
             o.evaluate = !no_eval;
-            let report = ward_ml::train(&o)?;
+            let report = ward_ml_train::train(&o)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
+        #[cfg(feature = "train")]
         ModelCommand::Eval { data } => {
-            let report = ward_ml::evaluate(&data.options())?;
+            let report = ward_ml_train::evaluate(&data.options())?;
             // The headline (cross-source) as a table on stderr; the full report on stdout.
             if let Some(cs) = &report.cross_source {
-                eprintln!("{}", ward_ml::crosseval::markdown(cs));
+                eprintln!("{}", ward_ml_train::crosseval::markdown(cs));
             }
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        #[cfg(not(feature = "train"))]
+        ModelCommand::NoTraining { .. } => {
+            anyhow::bail!(
+                "this ward was built without the training code: `ward model train` and `ward \
+                 model eval` need `cargo build -p ward --features train` (or run \
+                 `cargo run -p ward-ml-train --release --example ward-ml -- train|eval`)"
+            );
         }
         ModelCommand::Info { model } => {
             let m = match &model {

@@ -703,8 +703,8 @@ mod tests {
     /// A synthetic data set with both malicious sources: malicious files carry signal 2 and a
     /// source-specific token, benign files signal 4 and package tokens.
     fn synthetic() -> Dataset {
-        use crate::features::{FeatureVector, N_SIGNALS};
         use crate::train::Example;
+        use ward_ml::features::{FeatureVector, N_SIGNALS};
         let mut examples = Vec::new();
         let mut push = |origin: Origin, label: u8, group: String, id: String, f: Vec<u32>| {
             examples.push(Example {

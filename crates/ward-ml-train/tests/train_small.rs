@@ -1,7 +1,8 @@
 //! End-to-end: a small training run on a subset (templates, every 25th pack file when the shared
 //! data set is present, every 25th stdlib file when python3 is present) writes a model that
 //! loads, a manifest, eval.json and a model card, and separates held-out data.
-use ward_ml::{scan, train, Model, TrainOptions};
+use ward_ml::{scan, Model};
+use ward_ml_train::{train, TrainOptions};
 
 #[test]
 fn small_training_run_end_to_end() {
@@ -25,7 +26,7 @@ fn small_training_run_end_to_end() {
     let card = std::fs::read_to_string(out.join("MODEL_CARD.md")).unwrap();
     assert!(card.contains("ROC AUC"));
     let e = r.eval.expect("evaluation ran");
-    if ward_ml::train::default_registry_path().is_some() {
+    if ward_ml_train::train::default_registry_path().is_some() {
         // Both directions of the cross-source evaluation, each scoring the other source's files
         // exactly once, and the card leads with them.
         let cs = e

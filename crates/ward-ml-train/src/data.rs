@@ -9,9 +9,9 @@ use std::process::Command;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::model::DataSource;
 use crate::templates;
-use crate::MlError;
+use crate::TrainError;
+use ward_ml::model::DataSource;
 
 /// Where a document came from (drives metrics sections, never features).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -46,12 +46,14 @@ pub struct Doc {
     pub origin: Origin,
 }
 
-fn file_sha(path: &Path) -> Result<String, MlError> {
-    let mut f = std::fs::File::open(path).map_err(|e| MlError::io("open", path, e))?;
+fn file_sha(path: &Path) -> Result<String, TrainError> {
+    let mut f = std::fs::File::open(path).map_err(|e| TrainError::io("open", path, e))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = f.read(&mut buf).map_err(|e| MlError::io("read", path, e))?;
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| TrainError::io("read", path, e))?;
         if n == 0 {
             break;
         }
@@ -82,14 +84,14 @@ fn keep(i: usize, step: usize) -> bool {
 }
 
 /// Reads the malicious pack. `step` keeps every step-th record (1 = all).
-pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+pub fn load_pack(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), TrainError> {
     load_malicious(path, step, Origin::Pack)
 }
 
 /// Reads the second malicious source (`registry.jsonl.gz`: same record format as the pack,
 /// `path` is `<package>/<version>/<archive>::<member>`). Its groups are `registry:<cluster>`,
 /// so a cluster id never joins a pack cluster of the same id.
-pub fn load_registry(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+pub fn load_registry(path: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), TrainError> {
     load_malicious(path, step, Origin::Registry)
 }
 
@@ -97,20 +99,20 @@ fn load_malicious(
     path: &Path,
     step: usize,
     origin: Origin,
-) -> Result<(Vec<Doc>, DataSource), MlError> {
+) -> Result<(Vec<Doc>, DataSource), TrainError> {
     let (tag, kind, gtag) = match origin {
         Origin::Registry => ("registry", "malicious-registry", "registry"),
         _ => ("pack", "malicious-pack", "cluster"),
     };
-    let f = std::fs::File::open(path).map_err(|e| MlError::io("open", path, e))?;
+    let f = std::fs::File::open(path).map_err(|e| TrainError::io("open", path, e))?;
     let rd = BufReader::new(flate2::read::MultiGzDecoder::new(f));
     let mut docs = Vec::new();
     for (i, line) in rd.lines().enumerate() {
-        let line = line.map_err(|e| MlError::io("read", path, e))?;
+        let line = line.map_err(|e| TrainError::io("read", path, e))?;
         if line.trim().is_empty() || !keep(i, step) {
             continue;
         }
-        let r: PackRecord = serde_json::from_str(&line).map_err(|e| MlError::BadData {
+        let r: PackRecord = serde_json::from_str(&line).map_err(|e| TrainError::BadData {
             path: path.to_path_buf(),
             why: format!("line {}: {e}", i + 1),
         })?;
@@ -169,7 +171,7 @@ fn load_dir(
     skip: &[&str],
     step: usize,
     group_of: &dyn Fn(&str) -> String,
-) -> Result<(Vec<Doc>, DataSource), MlError> {
+) -> Result<(Vec<Doc>, DataSource), TrainError> {
     let mut files = Vec::new();
     walk_py(root, &mut files, skip);
     let mut docs = Vec::new();
@@ -225,7 +227,7 @@ pub fn detect_stdlib() -> Option<PathBuf> {
 }
 
 /// Reads the stdlib; groups by top-level module (the `test` package by its second component).
-pub fn load_stdlib(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+pub fn load_stdlib(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), TrainError> {
     load_dir(
         root,
         "stdlib",
@@ -245,7 +247,7 @@ pub fn load_stdlib(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), M
 }
 
 /// Reads an extra benign directory; groups by the first three path components.
-pub fn load_extra_dir(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
+pub fn load_extra_dir(root: &Path, step: usize) -> Result<(Vec<Doc>, DataSource), TrainError> {
     let tag = root
         .file_name()
         .map_or("extra".into(), |n| n.to_string_lossy().to_string());
@@ -308,8 +310,8 @@ fn find_wheel(dir: &Path, p: &Pinned) -> Option<PathBuf> {
 }
 
 /// Downloads one wheel with pip (wheels only: nothing is built or run).
-pub fn fetch_wheel(dir: &Path, p: &Pinned) -> Result<(), MlError> {
-    std::fs::create_dir_all(dir).map_err(|e| MlError::io("create dir", dir, e))?;
+pub fn fetch_wheel(dir: &Path, p: &Pinned) -> Result<(), TrainError> {
+    std::fs::create_dir_all(dir).map_err(|e| TrainError::io("create dir", dir, e))?;
     let spec = format!("{}=={}", p.name, p.version);
     let out = Command::new("pip")
         .args([
@@ -328,12 +330,12 @@ pub fn fetch_wheel(dir: &Path, p: &Pinned) -> Result<(), MlError> {
         .arg(dir)
         .arg(&spec)
         .output()
-        .map_err(|e| MlError::Fetch {
+        .map_err(|e| TrainError::Fetch {
             package: spec.clone(),
             why: e.to_string(),
         })?;
     if !out.status.success() {
-        return Err(MlError::Fetch {
+        return Err(TrainError::Fetch {
             package: spec,
             why: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
@@ -342,9 +344,13 @@ pub fn fetch_wheel(dir: &Path, p: &Pinned) -> Result<(), MlError> {
 }
 
 /// Reads the `.py` members of a wheel in memory.
-pub fn load_wheel(path: &Path, p: &Pinned, step: usize) -> Result<(Vec<Doc>, DataSource), MlError> {
-    let f = std::fs::File::open(path).map_err(|e| MlError::io("open", path, e))?;
-    let mut z = zip::ZipArchive::new(f).map_err(|e| MlError::BadData {
+pub fn load_wheel(
+    path: &Path,
+    p: &Pinned,
+    step: usize,
+) -> Result<(Vec<Doc>, DataSource), TrainError> {
+    let f = std::fs::File::open(path).map_err(|e| TrainError::io("open", path, e))?;
+    let mut z = zip::ZipArchive::new(f).map_err(|e| TrainError::BadData {
         path: path.to_path_buf(),
         why: e.to_string(),
     })?;
@@ -397,9 +403,9 @@ pub fn load_wheels(
     cache: &Path,
     fetch: bool,
     step: usize,
-) -> Result<(Vec<Doc>, Vec<DataSource>), MlError> {
-    let s = std::fs::read_to_string(pins_path).map_err(|e| MlError::io("read", pins_path, e))?;
-    let pins = parse_pins(&s).map_err(|why| MlError::BadData {
+) -> Result<(Vec<Doc>, Vec<DataSource>), TrainError> {
+    let s = std::fs::read_to_string(pins_path).map_err(|e| TrainError::io("read", pins_path, e))?;
+    let pins = parse_pins(&s).map_err(|why| TrainError::BadData {
         path: pins_path.to_path_buf(),
         why,
     })?;
@@ -430,7 +436,7 @@ pub fn load_template_docs(
     label: u8,
     per_template: usize,
     seed: u64,
-) -> Result<(Vec<Doc>, DataSource), MlError> {
+) -> Result<(Vec<Doc>, DataSource), TrainError> {
     let ts = templates::load_templates(path)?;
     let mut docs = Vec::new();
     for t in &ts {

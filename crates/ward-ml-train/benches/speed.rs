@@ -5,11 +5,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use ward_ml::templates::{self, base64_encode};
 use ward_ml::{Model, PythonClassifier, ScriptClassifier};
+use ward_ml_train::templates::{self, base64_encode};
 
 fn script_of_size(n: usize, mixed: bool) -> Vec<u8> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
+    let dir = ward_ml_train::train::templates_dir();
     let mut parts: Vec<String> = Vec::new();
     let files: &[(&str, bool)] = if mixed {
         &[

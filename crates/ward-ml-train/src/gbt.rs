@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FeatureVector, N_SIGNALS};
 use crate::train::Example;
+use ward_ml::features::{FeatureVector, N_SIGNALS};
 
 /// Hyper-parameters of the boosted trees (every field is a CLI flag of the dev CLI).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -10,7 +10,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use ward_ml::{evaluate, scan, train, Model, TrainOptions};
+use ward_ml::{scan, Model};
+use ward_ml_train::{evaluate, train, TrainOptions};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -35,7 +36,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut model: Option<PathBuf> = None;
     let mut dump: Option<PathBuf> = None;
     let mut paths = Vec::new();
-    let mut learners: Vec<ward_ml::train::Learner> = Vec::new();
+    let mut learners: Vec<ward_ml_train::train::Learner> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--out" => opts.out = args.next().ok_or("--out DIR")?.into(),
@@ -104,14 +105,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             None => {
                 let r = evaluate(&opts)?;
                 if let Some(cs) = &r.cross_source {
-                    eprintln!("{}", ward_ml::crosseval::markdown(cs));
+                    eprintln!("{}", ward_ml_train::crosseval::markdown(cs));
                 }
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
             Some(path) => {
                 // Out-of-fold scores per script (ids, groups and scores only, never text).
-                let ds = ward_ml::train::load_dataset(&opts)?;
-                let o = ward_ml::train::oof_eval(&ds, &opts);
+                let ds = ward_ml_train::train::load_dataset(&opts)?;
+                let o = ward_ml_train::train::oof_eval(&ds, &opts);
                 let mut s = String::from("id\tgroup\tcategory\tlabel\tscore\tthreshold\tsignals\n");
                 for (i, e) in ds.examples.iter().enumerate() {
                     let sig: Vec<String> =
@@ -140,7 +141,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     ));
                 }
                 std::fs::write(path, s)?;
-                let r = ward_ml::train::evaluate_report(&ds, &o, &opts);
+                let r = ward_ml_train::train::evaluate_report(&ds, &o, &opts);
                 println!("{}", serde_json::to_string_pretty(&r)?);
             }
         },
@@ -149,11 +150,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             // Markdown table (stdout) and every direction's report as JSON (--dump FILE).
             if learners.is_empty() {
                 learners = vec![
-                    ward_ml::train::Learner::Linear,
-                    ward_ml::train::Learner::Gbt,
+                    ward_ml_train::train::Learner::Linear,
+                    ward_ml_train::train::Learner::Gbt,
                 ];
             }
-            let mut ds = ward_ml::train::load_dataset(&opts)?;
+            let mut ds = ward_ml_train::train::load_dataset(&opts)?;
             let mut reports = Vec::new();
             for l in &learners {
                 let o = TrainOptions {
@@ -161,11 +162,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     ..opts.clone()
                 };
                 let t0 = std::time::Instant::now();
-                let r = ward_ml::crosseval::cross_source_eval(&mut ds, &o);
+                let r = ward_ml_train::crosseval::cross_source_eval(&mut ds, &o);
                 eprintln!("{l}: {:.0} s", t0.elapsed().as_secs_f64());
                 reports.push(r);
             }
-            println!("{}", ward_ml::crosseval::comparison_markdown(&reports));
+            println!(
+                "{}",
+                ward_ml_train::crosseval::comparison_markdown(&reports)
+            );
             if let Some(p) = &dump {
                 std::fs::write(p, serde_json::to_string_pretty(&reports)?)?;
             }
@@ -180,12 +184,12 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         "card" => {
             // Re-renders MODEL_CARD.md from a trained model and its eval.json (after editing the
-            // card's Markdown notes in crates/ward-ml/card/), without retraining.
+            // card's Markdown notes in crates/ward-ml-train/card/), without retraining.
             let path = model.ok_or("--model FILE")?;
             let m = Model::load(&path)?;
             let dir = path.parent().ok_or("model path has no directory")?;
-            let e = ward_ml::train::read_eval(&dir.join("eval.json"))?;
-            let card = ward_ml::train::model_card(&m, Some(&e), &opts);
+            let e = ward_ml_train::train::read_eval(&dir.join("eval.json"))?;
+            let card = ward_ml_train::card::model_card(&m, Some(&e), &opts)?;
             std::fs::write(dir.join("MODEL_CARD.md"), card)?;
         }
         "score-source" => {
@@ -194,7 +198,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             // dominant campaign apart (a model that never saw the source: its cross-source figure).
             let m = Model::load(&model.ok_or("--model FILE")?)?;
             let src = paths.first().ok_or("score-source FILE.jsonl.gz")?;
-            let (docs, _) = ward_ml::data::load_registry(src, 1)?;
+            let (docs, _) = ward_ml_train::data::load_registry(src, 1)?;
             let c = ward_ml::PythonClassifier::new(m);
             let hits: Vec<bool> = docs.iter().map(|d| c.scan(&d.text).malicious).collect();
             let mut sizes = std::collections::BTreeMap::<&str, usize>::new();
@@ -204,27 +208,33 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let dom = sizes
                 .iter()
                 .max_by_key(|x| *x.1)
-                .filter(|x| *x.1 as f64 > ward_ml::crosseval::DOMINANT_SHARE * docs.len() as f64)
+                .filter(|x| {
+                    *x.1 as f64 > ward_ml_train::crosseval::DOMINANT_SHARE * docs.len() as f64
+                })
                 .map(|x| x.0.to_string());
             let hit = |i: usize| hits[i];
-            let part = |f: &dyn Fn(&ward_ml::data::Doc) -> bool| -> Vec<(usize, &str)> {
+            let part = |f: &dyn Fn(&ward_ml_train::data::Doc) -> bool| -> Vec<(usize, &str)> {
                 docs.iter()
                     .enumerate()
                     .filter(|(_, d)| f(d))
                     .map(|(i, d)| (i, d.group.as_str()))
                     .collect()
             };
-            let not_dom = |d: &ward_ml::data::Doc| Some(&d.group) != dom.as_ref();
-            let mut out = vec![ward_ml::crosseval::slice("all", &part(&not_dom), &hit)];
+            let not_dom = |d: &ward_ml_train::data::Doc| Some(&d.group) != dom.as_ref();
+            let mut out = vec![ward_ml_train::crosseval::slice(
+                "all",
+                &part(&not_dom),
+                &hit,
+            )];
             for n in ["setup.py", "__init__.py", "other"] {
-                out.push(ward_ml::crosseval::slice(
+                out.push(ward_ml_train::crosseval::slice(
                     n,
-                    &part(&|d| not_dom(d) && ward_ml::crosseval::file_name(&d.category) == n),
+                    &part(&|d| not_dom(d) && ward_ml_train::crosseval::file_name(&d.category) == n),
                     &hit,
                 ));
             }
             if let Some(d) = &dom {
-                out.push(ward_ml::crosseval::slice(
+                out.push(ward_ml_train::crosseval::slice(
                     d,
                     &part(&|x| &x.group == d),
                     &hit,
@@ -239,9 +249,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             let pack = opts
                 .malicious
                 .clone()
-                .or_else(ward_ml::train::default_pack_path)
+                .or_else(ward_ml_train::train::default_pack_path)
                 .ok_or("no pack")?;
-            let (docs, _) = ward_ml::data::load_pack(&pack, 1)?;
+            let (docs, _) = ward_ml_train::data::load_pack(&pack, 1)?;
             for d in docs.iter().filter(|d| d.group.ends_with(&cluster)).take(5) {
                 let r = scan(&m, &d.text);
                 let a = ward_ml::Extractor::new().analyze(&d.text);
@@ -312,10 +322,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 texts.push(b);
             }
             for f in ["runtime-templates.tpl.gz", "benign-templates.tpl.gz"] {
-                let ts = ward_ml::templates::load_templates(&opts.templates_dir.join(f))?;
+                let ts = ward_ml_train::templates::load_templates(&opts.templates_dir.join(f))?;
                 for t in ts.iter().filter(|t| t.id == id) {
                     let mal = f.starts_with("runtime");
-                    for v in ward_ml::templates::variants(t, 8, opts.seed, mal)
+                    for v in ward_ml_train::templates::variants(t, 8, opts.seed, mal)
                         .iter()
                         .filter(|v| v.wrapper == "plain" || v.wrapper == "oneliner")
                     {
@@ -376,7 +386,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 .display()
                 .to_string();
             for f in ["runtime-templates.tpl.gz", "benign-templates.tpl.gz"] {
-                let ts = ward_ml::templates::load_templates(&opts.templates_dir.join(f))?;
+                let ts = ward_ml_train::templates::load_templates(&opts.templates_dir.join(f))?;
                 for t in ts.iter().filter(|t| t.id == id) {
                     let mal = f.starts_with("runtime");
                     let n = if mal {
@@ -384,7 +394,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                     } else {
                         opts.benign_variants_per_template
                     };
-                    for (k, v) in ward_ml::templates::variants(t, n, opts.seed, mal)
+                    for (k, v) in ward_ml_train::templates::variants(t, n, opts.seed, mal)
                         .iter()
                         .enumerate()
                     {
@@ -397,14 +407,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             // Appends fresh runtime-template variants, in memory, to each benign file given and
             // scores the result: measures dilution of a small payload inside a large benign script.
             let m = Model::load(&model.ok_or("--model FILE")?)?;
-            let ts = ward_ml::templates::load_templates(
+            let ts = ward_ml_train::templates::load_templates(
                 &opts.templates_dir.join("runtime-templates.tpl.gz"),
             )?;
             for p in &paths {
                 let base = std::fs::read(p)?;
                 let (mut hit, mut n) = (0, 0);
                 for t in &ts {
-                    for v in ward_ml::templates::variants(t, 4, 99, true) {
+                    for v in ward_ml_train::templates::variants(t, 4, 99, true) {
                         let mut b = base.clone();
                         b.extend_from_slice(b"\n");
                         b.extend_from_slice(v.text.as_bytes());

@@ -12,7 +12,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::MlError;
+use crate::TrainError;
 
 /// One parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +39,13 @@ pub struct Variant {
 }
 
 /// Reads a gzip-compressed template file.
-pub fn load_templates(path: &Path) -> Result<Vec<Template>, MlError> {
-    let raw = std::fs::read(path).map_err(|e| MlError::io("read", path, e))?;
+pub fn load_templates(path: &Path) -> Result<Vec<Template>, TrainError> {
+    let raw = std::fs::read(path).map_err(|e| TrainError::io("read", path, e))?;
     let mut s = String::new();
     flate2::read::GzDecoder::new(&raw[..])
         .read_to_string(&mut s)
-        .map_err(|e| MlError::io("gunzip", path, e))?;
-    parse_templates(&s).map_err(|why| MlError::BadData {
+        .map_err(|e| TrainError::io("gunzip", path, e))?;
+    parse_templates(&s).map_err(|why| TrainError::BadData {
         path: path.to_path_buf(),
         why,
     })
@@ -569,7 +569,7 @@ mod tests {
         let s = b"hello world, this is a test!";
         let e = base64_encode(s);
         assert_eq!(
-            crate::decode::base64_decode(e.as_bytes(), 1 << 20).unwrap(),
+            ward_ml::decode::base64_decode(e.as_bytes(), 1 << 20).unwrap(),
             s
         );
     }
