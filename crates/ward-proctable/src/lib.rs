@@ -324,6 +324,7 @@ struct EndMap {
 }
 
 impl EndMap {
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.len
     }

@@ -186,6 +186,12 @@ impl StrMatcher {
         }
     }
 
+    /// Whether the condition is only exact strings, prefixes and suffixes (a check of a few
+    /// comparisons, no automaton).
+    fn is_cheap(&self) -> bool {
+        self.contains.is_none() && self.regex.is_none()
+    }
+
     /// The exact strings, when the condition is nothing else (used to index rules by name).
     pub fn exact_only(&self) -> Option<impl Iterator<Item = &str>> {
         (!self.ignore_case
@@ -328,6 +334,9 @@ impl EnvMatcher {
     /// The first entry of `env` that holds (`NAME=value` as given): slices, no allocation.
     /// An entry without `=` is a name with an empty value.
     fn find<'a>(&self, env: &'a ward_event::StrList) -> Option<&'a str> {
+        if env.joined().is_empty() {
+            return None;
+        }
         if self
             .needles
             .as_ref()
@@ -390,7 +399,28 @@ pub struct Evidence {
 }
 
 pub fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    // A byte search from the end: paths are short, and this runs several times per exec.
+    let b = path.as_bytes();
+    let mut i = b.len();
+    while i > 0 {
+        if b[i - 1] == b'/' {
+            return &path[i..];
+        }
+        i -= 1;
+    }
+    path
+}
+
+/// The basenames of `e`'s filename and binary path; from `facts` when they are `e`'s (worked
+/// out once per exec for every rule).
+fn basenames<'e>(e: &'e ExecEvent, facts: Option<&Facts>, depth: usize) -> (&'e str, &'e str) {
+    match facts.and_then(|f| f.bases.filter(|_| depth == 0)) {
+        Some((f, r)) => (
+            e.filename.get(f as usize..).unwrap_or(""),
+            e.binary.path.get(r as usize..).unwrap_or(""),
+        ),
+        None => (basename(&e.filename), basename(&e.binary.path)),
+    }
 }
 
 impl Matcher {
@@ -504,6 +534,50 @@ impl Matcher {
         all.sort_unstable();
         all.dedup();
         Some(all)
+    }
+
+    /// Strings one of which the exec's argv (all of it, argument 0 included) must hold for
+    /// this tree to hold, compared ASCII case-insensitively, when the tree says so: its
+    /// `argv.any` or `argv.cmdline` is only `contains` strings (for `cmdline`, none with a
+    /// space, which could span two arguments), or else every branch of its `any` has such
+    /// strings (their union). Rules tried on every exec are gated by one search for all of
+    /// them ([`crate::RuleSet`]).
+    pub(crate) fn required_literals(&self) -> Option<Vec<&str>> {
+        let contains_only = |m: &StrMatcher| {
+            m.exact.is_empty()
+                && m.prefix.is_empty()
+                && m.suffix.is_empty()
+                && m.regex.is_none()
+                && !m.contains_raw.is_empty()
+        };
+        if let Some(a) = &self.argv {
+            if let Some(m) = a.any.as_ref().filter(|m| contains_only(m)) {
+                return Some(m.contains_raw.iter().map(|s| &**s).collect());
+            }
+            if let Some(m) = a
+                .cmdline
+                .as_ref()
+                .filter(|m| contains_only(m) && m.contains_without_spaces)
+            {
+                return Some(m.contains_raw.iter().map(|s| &**s).collect());
+            }
+        }
+        if self.any.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for m in &self.any {
+            all.extend(m.required_literals()?);
+        }
+        Some(all)
+    }
+
+    /// Whether [`gate_names`](Self::gate_names) are this tree's own `basename` list.
+    pub(crate) fn basename_is_gate(&self) -> bool {
+        self.basename
+            .as_ref()
+            .and_then(|b| b.exact_only())
+            .is_some()
     }
 
     /// Adds to `out` the basenames a pipe neighbour must bear for any neighbour condition
@@ -621,6 +695,46 @@ impl Matcher {
             && self.not.is_none()
     }
 
+    /// Whether the exec's own cheap fields already rule this tree out: scope, layer, uid,
+    /// stdin/stdout kinds, an `env` condition on an empty environment, `base64_contains` on
+    /// arguments without a base64 run (with `facts`, which must be `e`'s). A few comparisons,
+    /// checked before [`truth`](Self::truth); true only where `truth` is `False`.
+    #[inline]
+    pub(crate) fn rejects(&self, e: &ExecEvent, facts: Option<&Facts>) -> bool {
+        if let Some(s) = self.scope {
+            if e.container_id.is_some() != (s == Scope::Container) {
+                return true;
+            }
+        }
+        if self
+            .layer
+            .as_ref()
+            .is_some_and(|l| !l.contains(&e.binary.layer))
+            || self.uid.as_ref().is_some_and(|u| !u.contains(&e.uid))
+            || self
+                .stdin
+                .as_ref()
+                .is_some_and(|k| !k.contains(&e.stdio[0].kind))
+            || self
+                .stdout
+                .as_ref()
+                .is_some_and(|k| !k.contains(&e.stdio[1].kind))
+            || (self.env.is_some() && e.env.joined().is_empty())
+            || self
+                .exe
+                .as_ref()
+                .is_some_and(|x| x.is_cheap() && !x.is_match(&e.binary.path))
+        {
+            return true;
+        }
+        if let (Some(a), Some(f)) = (&self.argv, facts) {
+            if a.base64.is_some() && !f.base64_runs(e.argv.get(1..).unwrap_or(&[])) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Does the exec at `depth` of `view` (0 = the exec itself, 1 = its parent, ...) satisfy
     /// this? With `ev`, records the conditions that held. A condition that cannot be decided
     /// (container metadata missing) counts as not holding here; [`Matcher::truth`] tells the
@@ -646,6 +760,20 @@ impl Matcher {
         ev: &mut Option<&mut Vec<Evidence>>,
         prefix: &str,
     ) -> Truth {
+        self.truth_of(view, depth, ev, prefix, false)
+    }
+
+    /// [`truth`](Self::truth); `named` when the caller found this tree by the exec's basename
+    /// in an index of its plain `basename` list (or of its branches'), so that list holds and
+    /// is not looked up again (unless evidence is recorded, which names the basename).
+    pub(crate) fn truth_of(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+        named: bool,
+    ) -> Truth {
         let Some(e) = view.at(depth) else {
             return Truth::False;
         };
@@ -658,8 +786,8 @@ impl Matcher {
                 return Truth::False;
             }
         }
-        if let Some(b) = &self.basename {
-            let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        if let Some(b) = self.basename.as_ref().filter(|_| recording || !named) {
+            let (f, r) = basenames(e, view.facts(), depth);
             if b.is_match(f) {
                 note(ev, prefix, "basename", f);
             } else if b.is_match(r) {
@@ -695,15 +823,17 @@ impl Matcher {
                 return Truth::False;
             }
         }
-        for (p, fd, what) in [
-            (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
-            (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
-        ] {
-            if let Some(p) = p {
-                // The peer's text is only built when evidence is wanted.
-                let what = if recording { what } else { "" };
-                if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
-                    return Truth::False;
+        if self.stdin_peer.is_some() || self.stdout_peer.is_some() {
+            for (p, fd, what) in [
+                (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
+                (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
+            ] {
+                if let Some(p) = p {
+                    // The peer's text is only built when evidence is wanted.
+                    let what = if recording { what } else { "" };
+                    if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
+                        return Truth::False;
+                    }
                 }
             }
         }
@@ -713,51 +843,17 @@ impl Matcher {
                 None => return Truth::False,
             }
         }
-        let meta = Meta::of(e);
-        if let Some(m) = &self.image {
-            match meta.image() {
-                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
-                Known(_) => return Truth::False,
-                Missing => {
-                    note(ev, prefix, "image", MISSING);
-                    unknown = true;
-                }
-            }
-        }
-        if let Some(m) = &self.namespace {
-            match meta.namespace() {
-                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
-                Known(_) => return Truth::False,
-                Missing => {
-                    note(ev, prefix, "namespace", MISSING);
-                    unknown = true;
-                }
-            }
-        }
-        for (k, m) in &self.labels {
-            match meta.label(k) {
-                Known(Some(v)) if m.is_match(v) => {}
-                Known(_) => return Truth::False,
-                Missing => unknown = true,
+        if self.image.is_some() || self.namespace.is_some() || !self.labels.is_empty() {
+            match self.metadata_truth(e, ev, prefix) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         // Pipe neighbours before argv (a lookup is cheaper than argv patterns), and only
         // looked up for a condition that asks.
-        for (cond, what, writer) in [
-            (&self.stdin_writer, "stdin_writer.", true),
-            (&self.stdout_reader, "stdout_reader.", false),
-        ] {
-            let Some(cond) = cond else { continue };
-            let peer = if writer {
-                view.stdin_writer(depth)
-            } else {
-                view.stdout_reader(depth)
-            };
-            let Some(peer) = peer else {
-                return Truth::False;
-            };
-            let pre = evidence_prefix(ev, prefix, what);
-            match cond.truth(&Single(peer, view), 0, ev, &pre) {
+        if self.stdin_writer.is_some() || self.stdout_reader.is_some() {
+            match self.neighbours_truth(view, depth, ev, prefix) {
                 Truth::False => return Truth::False,
                 Truth::Unknown => unknown = true,
                 Truth::True => {}
@@ -808,9 +904,14 @@ impl Matcher {
         if !self.any.is_empty() {
             let mut undecided = None;
             let mut held = None;
+            let facts = view.facts().filter(|_| depth == 0);
+            let indexed = self.any_index.is_some();
             let mut judge = |i: usize| -> bool {
                 let m = &self.any[i];
-                match m.truth(view, depth, &mut None, "") {
+                if m.rejects(e, facts) {
+                    return false;
+                }
+                match m.truth_of(view, depth, &mut None, "", indexed) {
                     Truth::True => {
                         held = Some(m);
                         true
@@ -826,7 +927,7 @@ impl Matcher {
                 // Only the branches naming the exec's basename can hold; in branch order, so
                 // the first branch that holds is the same as without the index.
                 Some(index) => {
-                    let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+                    let (f, r) = basenames(e, view.facts(), depth);
                     let none: &[u16] = &[];
                     let a = index.get(f).map_or(none, Vec::as_slice);
                     let b = if r == f {
@@ -863,6 +964,87 @@ impl Matcher {
                 Truth::True => return Truth::False,
                 Truth::Unknown => unknown = true,
                 Truth::False => {}
+            }
+        }
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+}
+
+impl Matcher {
+    /// The image, namespace and labels conditions of this tree (not its branches).
+    fn metadata_truth(
+        &self,
+        e: &ExecEvent,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
+        let mut unknown = false;
+        let meta = Meta::of(e);
+        if let Some(m) = &self.image {
+            match meta.image() {
+                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "image", MISSING);
+                    unknown = true;
+                }
+            }
+        }
+        if let Some(m) = &self.namespace {
+            match meta.namespace() {
+                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "namespace", MISSING);
+                    unknown = true;
+                }
+            }
+        }
+        for (k, m) in &self.labels {
+            match meta.label(k) {
+                Known(Some(v)) if m.is_match(v) => {}
+                Known(_) => return Truth::False,
+                Missing => unknown = true,
+            }
+        }
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+
+    /// The `stdin_writer` and `stdout_reader` conditions of this tree (not its branches).
+    fn neighbours_truth(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
+        let mut unknown = false;
+        for (cond, what, writer) in [
+            (&self.stdin_writer, "stdin_writer.", true),
+            (&self.stdout_reader, "stdout_reader.", false),
+        ] {
+            let Some(cond) = cond else { continue };
+            let peer = if writer {
+                view.stdin_writer(depth)
+            } else {
+                view.stdout_reader(depth)
+            };
+            let Some(peer) = peer else {
+                return Truth::False;
+            };
+            let pre = evidence_prefix(ev, prefix, what);
+            match cond.truth(&Single(peer, view), 0, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         if unknown {
@@ -1382,6 +1564,8 @@ const MIN_B64_RUN: usize = 16;
 pub struct Facts {
     id: u64,
     base64_runs: Cell<Option<bool>>,
+    /// Where the basenames of the exec's filename and binary path start.
+    bases: Option<(u32, u32)>,
 }
 
 impl Default for Facts {
@@ -1400,6 +1584,22 @@ impl Facts {
         Facts {
             id,
             base64_runs: Cell::new(None),
+            bases: None,
+        }
+    }
+
+    /// The basenames of `e`'s filename and binary path (`e` is the exec of these facts).
+    pub(crate) fn basenames<'e>(&self, e: &'e ExecEvent) -> (&'e str, &'e str) {
+        basenames(e, Some(self), 0)
+    }
+
+    /// Facts of `e` (the exec at depth 0 of the view that gives them), its basenames worked
+    /// out at once.
+    pub fn of(e: &ExecEvent) -> Facts {
+        let start = |path: &str| u32::try_from(path.len() - basename(path).len()).ok();
+        Facts {
+            bases: start(&e.filename).zip(start(&e.binary.path)),
+            ..Facts::new()
         }
     }
 
@@ -1430,11 +1630,30 @@ impl Facts {
         })
     }
 
+    /// `f` on all of `e`'s argv joined by NUL and ASCII lower-cased, from a per-thread
+    /// buffer (no allocation once it has grown).
+    pub(crate) fn with_lower_joined_all<R>(e: &ExecEvent, f: impl FnOnce(&[u8]) -> R) -> R {
+        LOWER.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            for (i, x) in e.argv.iter().enumerate() {
+                if i > 0 {
+                    b.push(0);
+                }
+                b.extend_from_slice(x.as_bytes());
+            }
+            b.make_ascii_lowercase();
+            f(&b)
+        })
+    }
+
     fn base64_runs(&self, args: &[String]) -> bool {
         if let Some(b) = self.base64_runs.get() {
             return b;
         }
-        let b = args.iter().any(|x| base64_runs(x).next().is_some());
+        let b = args
+            .iter()
+            .any(|x| x.len() >= MIN_B64_RUN && base64_runs(x).next().is_some());
         self.base64_runs.set(Some(b));
         b
     }
@@ -1496,6 +1715,7 @@ fn merged<'a>(a: &'a [u16], b: &'a [u16]) -> impl Iterator<Item = u16> + 'a {
 thread_local! {
     static NEXT_FACTS: Cell<u64> = const { Cell::new(0) };
     static JOINED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static CMDLINE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static PEER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -1533,28 +1753,54 @@ fn base64_hit(ac: &AhoCorasick, arg: &str) -> Option<String> {
 /// both upper- and lower-case letters.
 fn base64_runs(arg: &str) -> impl Iterator<Item = &str> {
     let b = arg.as_bytes();
-    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
     let mut i = 0;
     std::iter::from_fn(move || {
         while i < b.len() {
-            if !is_b64(b[i]) {
+            if B64_CLASS[usize::from(b[i])] == 0 {
                 i += 1;
                 continue;
             }
             let start = i;
-            let (mut upper, mut lower) = (false, false);
-            while i < b.len() && is_b64(b[i]) {
-                upper |= b[i].is_ascii_uppercase();
-                lower |= b[i].is_ascii_lowercase();
+            let mut seen = 0u8;
+            while let Some(&c) = b.get(i) {
+                let class = B64_CLASS[usize::from(c)];
+                if class == 0 {
+                    break;
+                }
+                seen |= class;
                 i += 1;
             }
-            if i - start >= MIN_B64_RUN && upper && lower {
+            if i - start >= MIN_B64_RUN && seen & (B64_UPPER | B64_LOWER) == B64_UPPER | B64_LOWER {
                 return Some(&arg[start..i]);
             }
         }
         None
     })
 }
+
+const B64_OTHER: u8 = 1;
+const B64_UPPER: u8 = 2;
+const B64_LOWER: u8 = 4;
+
+/// The base64 alphabet by byte: 0 outside it, else whether an upper- or lower-case letter.
+static B64_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_uppercase() {
+            B64_UPPER
+        } else if b.is_ascii_lowercase() {
+            B64_LOWER
+        } else if b.is_ascii_digit() || b == b'+' || b == b'/' || b == b'=' {
+            B64_OTHER
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
