@@ -164,7 +164,7 @@ impl StrMatcher {
             {
                 return true;
             }
-        } else if self.exact.contains(s)
+        } else if (!self.exact.is_empty() && self.exact.contains(s))
             || self.prefix.iter().any(|p| s.starts_with(&**p))
             || self.suffix.iter().any(|p| s.ends_with(&**p))
         {
@@ -908,7 +908,8 @@ impl Matcher {
             let indexed = self.any_index.is_some();
             let mut judge = |i: usize| -> bool {
                 let m = &self.any[i];
-                if m.rejects(e, facts) {
+                // Only in the rule set's evaluation (with its facts), as for whole rules.
+                if facts.is_some() && m.rejects(e, facts) {
                     return false;
                 }
                 match m.truth_of(view, depth, &mut None, "", indexed) {
@@ -1551,6 +1552,26 @@ fn finish_argv(
     true
 }
 
+/// ASCII-lower-cases `b` in place, eight bytes at a time (the per-exec copy of argv the
+/// string gates search).
+fn ascii_lowercase(b: &mut [u8]) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let low = x & LOW7;
+        // Per byte: the high bit is set from 'A' (0x41) up, and from past 'Z' (0x5a) up.
+        let from_a = low.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let past_z = low.wrapping_add(0x2525_2525_2525_2525);
+        let upper = (from_a ^ past_z) & !x & HIGH;
+        c.copy_from_slice(&(x | (upper >> 2)).to_le_bytes());
+    }
+    chunks.into_remainder().make_ascii_lowercase();
+}
+
 /// Shortest base64 run considered (12 bytes decoded): shorter runs are ordinary words.
 const MIN_B64_RUN: usize = 16;
 
@@ -1642,7 +1663,7 @@ impl Facts {
                 }
                 b.extend_from_slice(x.as_bytes());
             }
-            b.make_ascii_lowercase();
+            ascii_lowercase(&mut b);
             f(&b)
         })
     }
@@ -1808,6 +1829,17 @@ mod tests {
 
     fn ac(needles: &[&str]) -> AhoCorasick {
         AhoCorasick::new(needles).unwrap()
+    }
+
+    #[test]
+    fn argv_is_lower_cased_eight_bytes_at_a_time_as_one_by_one() {
+        // Every byte value, at every offset from a chunk boundary.
+        let all: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for skip in 0..8 {
+            let mut got = all[skip..].to_vec();
+            ascii_lowercase(&mut got);
+            assert_eq!(got, all[skip..].to_ascii_lowercase(), "offset {skip}");
+        }
     }
 
     #[test]

@@ -380,15 +380,17 @@ impl Rule {
         self.truth_of(view, false)
     }
 
-    /// [`truth`](Self::truth); `named` when the rule was found by the exec's basename in the
-    /// rule set's index of plain top-level `basename` lists.
+    /// [`truth`](Self::truth) as the rule set's evaluation asks it: with the exec's
+    /// [`compile::Facts`] in `view` (then the exec's own cheap fields are looked at first:
+    /// most rules are ruled out by one comparison), and `named` when the rule was found by the
+    /// exec's basename in the set's index of plain top-level `basename` lists. Without facts
+    /// (a rule judged alone, [`Rule::verdict`]) every condition is evaluated in full, so the
+    /// two paths can be compared.
     fn truth_of(&self, view: &dyn ExecView, named: bool) -> Truth {
-        // The exec's own cheap fields first: most rules are ruled out by one comparison.
-        if view
-            .at(0)
-            .is_some_and(|e| self.when.rejects(e, view.facts()))
-        {
-            return Truth::False;
+        if let (Some(e), Some(facts)) = (view.at(0), view.facts()) {
+            if self.when.rejects(e, Some(facts)) {
+                return Truth::False;
+            }
         }
         let when = self.when.truth_of(view, 0, &mut None, "", named);
         if when == Truth::False {
@@ -670,9 +672,18 @@ impl RuleSet {
                     Some(lits) if gates < MAX_LITERAL_GATES => {
                         let bit = gates as u8;
                         gates += 1;
-                        for l in lits {
-                            patterns.push(l.to_ascii_lowercase());
-                            bits.push(bit);
+                        let lits: Vec<String> =
+                            lits.iter().map(|l| l.to_ascii_lowercase()).collect();
+                        // A string holding another of the same gate adds nothing to it
+                        // (`stratum+tcp://` occurs only where `stratum` does).
+                        for (k, l) in lits.iter().enumerate() {
+                            let covered = lits.iter().enumerate().any(|(j, o)| {
+                                j != k && l.contains(o.as_str()) && (o != l || j < k)
+                            });
+                            if !covered {
+                                patterns.push(l.clone());
+                                bits.push(bit);
+                            }
                         }
                         ungated.push((i as u32, Some(bit)));
                     }
