@@ -695,6 +695,29 @@ impl Matcher {
             && self.not.is_none()
     }
 
+    /// What this tree needs of an exec's cheap fields, as bits ([`Needs`]): its scope,
+    /// layer list, `env` condition and `base64_contains` (each a condition of the tree
+    /// itself, all of which must hold).
+    pub(crate) fn needs(&self) -> Needs {
+        let mut all = 0;
+        match self.scope {
+            Some(Scope::Container) => all |= Needs::IN_CONTAINER,
+            Some(Scope::Host) => all |= Needs::ON_HOST,
+            None => {}
+        }
+        if self.env.is_some() {
+            all |= Needs::ENV;
+        }
+        if self.argv.as_ref().is_some_and(|a| a.base64.is_some()) {
+            all |= Needs::BASE64_RUN;
+        }
+        let layers = self
+            .layer
+            .as_ref()
+            .map_or(0, |l| l.iter().fold(0, |m, &x| m | Needs::layer_bit(x)));
+        Needs { all, layers }
+    }
+
     /// Whether the exec's own cheap fields already rule this tree out: scope, layer, uid,
     /// stdin/stdout kinds, an `env` condition on an empty environment, `base64_contains` on
     /// arguments without a base64 run (with `facts`, which must be `e`'s). A few comparisons,
@@ -1575,6 +1598,50 @@ fn ascii_lowercase(b: &mut [u8]) {
 /// Shortest base64 run considered (12 bytes decoded): shorter runs are ordinary words.
 const MIN_B64_RUN: usize = 16;
 
+/// A tree's needs of an exec's cheap fields, checked with a few bit operations before the
+/// rule is tried: the bits of `all` must all be the exec's, and the exec's layer must be one
+/// of `layers` (when any). A shortcut only: the tree's own evaluation checks the same.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Needs {
+    all: u8,
+    layers: u32,
+}
+
+impl Needs {
+    const IN_CONTAINER: u8 = 1;
+    const ON_HOST: u8 = 2;
+    const ENV: u8 = 4;
+    const BASE64_RUN: u8 = 8;
+
+    fn layer_bit(l: Layer) -> u32 {
+        1 << (l as u32 & 31)
+    }
+
+    /// The exec's bits other than [`Needs::BASE64_RUN`] (worked out only when asked), and its
+    /// layer's bit.
+    pub(crate) fn of(e: &ExecEvent) -> (u8, u32) {
+        let mut bits = if e.container_id.is_some() {
+            Needs::IN_CONTAINER
+        } else {
+            Needs::ON_HOST
+        };
+        if !e.env.joined().is_empty() {
+            bits |= Needs::ENV;
+        }
+        (bits, Needs::layer_bit(e.binary.layer))
+    }
+
+    /// Whether an exec with `bits` and `layer` (from [`Needs::of`]) meets these needs;
+    /// `base64` says whether its arguments hold a base64 run, asked only if needed.
+    #[inline]
+    pub(crate) fn met(&self, bits: u8, layer: u32, base64: impl FnOnce() -> bool) -> bool {
+        let missing = self.all & !bits;
+        (missing & !Needs::BASE64_RUN) == 0
+            && (self.layers == 0 || self.layers & layer != 0)
+            && (missing & Needs::BASE64_RUN == 0 || base64())
+    }
+}
+
 /// Values every rule judging one exec may ask for, worked out once for that exec (for the
 /// exec at depth 0 of the view that gives them, [`ExecView::facts`]): its arguments joined
 /// (by NUL, for `contains` over all arguments; by space, the `cmdline`), whether any argument
@@ -1668,7 +1735,7 @@ impl Facts {
         })
     }
 
-    fn base64_runs(&self, args: &[String]) -> bool {
+    pub(crate) fn base64_runs(&self, args: &[String]) -> bool {
         if let Some(b) = self.base64_runs.get() {
             return b;
         }

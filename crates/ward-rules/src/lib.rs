@@ -483,6 +483,8 @@ pub struct RuleSet {
     /// By rule index: indexed by its own top-level plain `basename` list (not by its
     /// branches'), so that an exec found under one of the names satisfies it.
     named: Vec<bool>,
+    /// By rule index: what the rule needs of an exec's cheap fields.
+    needs: Vec<compile::Needs>,
 }
 
 /// One search over an exec's argv for the strings some of the rules not gated by basename
@@ -717,12 +719,14 @@ impl RuleSet {
             .iter()
             .map(|r| r.enabled && r.when.basename_is_gate())
             .collect();
+        let needs = rules.iter().map(|r| r.when.needs()).collect();
         RuleSet {
             rules,
             by_name,
             ungated,
             literals,
             named,
+            needs,
         }
     }
 
@@ -807,7 +811,14 @@ impl RuleSet {
             exec: e,
             facts: compile::Facts::of(e),
         };
-        let mut try_rule = |i, named| try_rule(i, view, named);
+        // A rule whose needs of the exec's cheap fields are not met is not tried.
+        let (bits, layer) = compile::Needs::of(e);
+        let args = e.argv.get(1..).unwrap_or(&[]);
+        let mut try_rule = |i: u32, named| {
+            if self.needs[i as usize].met(bits, layer, || view.facts.base64_runs(args)) {
+                try_rule(i, view, named)
+            }
+        };
         let (f, r) = view.facts.basenames(e);
         let by_f = self.by_name.get(f);
         if let Some(list) = by_f {

@@ -987,7 +987,11 @@ expect = "quiet"
 exec = { exe = "/bin/x", argv = ["x", "--Beta"], uid = 1 }
 "#;
     let set = load_text(text).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(set.literal_gated(), 3, "all three are gated by their strings");
+    assert_eq!(
+        set.literal_gated(),
+        3,
+        "all three are gated by their strings"
+    );
     let report = set.run_tests();
     let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
