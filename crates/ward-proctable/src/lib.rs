@@ -551,6 +551,11 @@ impl ProcessTable {
         let Some(exec) = p.exec.as_deref().filter(|_| p.exited.is_none()) else {
             return;
         };
+        // No pipe on fd 0 or 1 (a terminal, a file, a socket): nothing to index, and no name
+        // to look up.
+        if p.stdio[0].pipe_inode().is_none() && p.stdio[1].pipe_inode().is_none() {
+            return;
+        }
         if let Some(names) = &index.names {
             fn base(path: &str) -> &str {
                 match path.as_bytes().iter().rposition(|&b| b == b'/') {
