@@ -291,7 +291,7 @@ impl PeerMatcher {
 
     fn implies(&self, b: &PeerMatcher) -> bool {
         sub_list(&self.port, &b.port)
-            && covered(&self.ip, &b.ip)
+            && covered(self.ip.as_ref(), b.ip.as_ref())
             && (b.loopback.is_none() || self.loopback == b.loopback)
             && sub_list(&self.protocol, &b.protocol)
     }
@@ -362,21 +362,25 @@ impl EnvMatcher {
 
 /// A compiled condition tree.
 #[derive(Debug, Default)]
+///
+/// The conditions are boxed, so that the tree itself is small (a few cache lines): judging an
+/// exec reads which conditions a tree has on every rule tried, and the matchers of the few
+/// that are there.
 pub struct Matcher {
     scope: Option<Scope>,
-    exe: Option<StrMatcher>,
-    pub(crate) basename: Option<StrMatcher>,
+    exe: Option<Box<StrMatcher>>,
+    pub(crate) basename: Option<Box<StrMatcher>>,
     layer: Option<Vec<Layer>>,
-    argv: Option<ArgvMatcher>,
+    argv: Option<Box<ArgvMatcher>>,
     uid: Option<Vec<u32>>,
     stdin: Option<Vec<FdKind>>,
     stdout: Option<Vec<FdKind>>,
-    stdin_peer: Option<PeerMatcher>,
-    stdout_peer: Option<PeerMatcher>,
-    image: Option<StrMatcher>,
-    namespace: Option<StrMatcher>,
+    stdin_peer: Option<Box<PeerMatcher>>,
+    stdout_peer: Option<Box<PeerMatcher>>,
+    image: Option<Box<StrMatcher>>,
+    namespace: Option<Box<StrMatcher>>,
     labels: Vec<(String, StrMatcher)>,
-    env: Option<EnvMatcher>,
+    env: Option<Box<EnvMatcher>>,
     parent: Option<Box<Matcher>>,
     ancestor: Option<Box<Matcher>>,
     stdin_writer: Option<Box<Matcher>>,
@@ -425,9 +429,9 @@ fn basenames<'e>(e: &'e ExecEvent, facts: Option<&Facts>, depth: usize) -> (&'e 
 
 impl Matcher {
     pub fn compile(c: &Cond) -> Result<Matcher, PatternError> {
-        let s = |spec: &Option<StrSpec>, what| -> Result<Option<StrMatcher>, PatternError> {
+        let s = |spec: &Option<StrSpec>, what| -> Result<Option<Box<StrMatcher>>, PatternError> {
             spec.as_ref()
-                .map(|sp| StrMatcher::compile(sp, what))
+                .map(|sp| StrMatcher::compile(sp, what).map(Box::new))
                 .transpose()
         };
         fn list<T>(v: &Option<Vec<T>>, what: &'static str) -> Result<(), PatternError> {
@@ -440,7 +444,11 @@ impl Matcher {
         list(&c.uid, "uid")?;
         list(&c.stdin, "stdin")?;
         list(&c.stdout, "stdout")?;
-        let argv = c.argv.as_ref().map(compile_argv).transpose()?;
+        let argv = c
+            .argv
+            .as_ref()
+            .map(|a| compile_argv(a).map(Box::new))
+            .transpose()?;
         let mut labels = Vec::new();
         for (k, v) in c.labels.iter().flatten() {
             labels.push((k.clone(), StrMatcher::compile(v, "labels")?));
@@ -476,17 +484,21 @@ impl Matcher {
             stdin_peer: c
                 .stdin_peer
                 .as_ref()
-                .map(PeerMatcher::compile)
+                .map(|p| PeerMatcher::compile(p).map(Box::new))
                 .transpose()?,
             stdout_peer: c
                 .stdout_peer
                 .as_ref()
-                .map(PeerMatcher::compile)
+                .map(|p| PeerMatcher::compile(p).map(Box::new))
                 .transpose()?,
             image: s(&c.image, "image")?,
             namespace: s(&c.namespace, "namespace")?,
             labels,
-            env: c.env.as_ref().map(EnvMatcher::compile).transpose()?,
+            env: c
+                .env
+                .as_ref()
+                .map(|e| EnvMatcher::compile(e).map(Box::new))
+                .transpose()?,
             parent: sub(&c.parent)?,
             ancestor: sub(&c.ancestor)?,
             stdin_writer: sub(&c.stdin_writer)?,
@@ -1115,7 +1127,7 @@ impl StrMatcher {
     }
 }
 
-fn covered(a: &Option<StrMatcher>, b: &Option<StrMatcher>) -> bool {
+fn covered(a: Option<&StrMatcher>, b: Option<&StrMatcher>) -> bool {
     match (a, b) {
         (_, None) => true,
         (Some(a), Some(b)) => a.covered_by(b),
@@ -1141,14 +1153,14 @@ fn sub_box(a: &Option<Box<Matcher>>, b: &Option<Box<Matcher>>) -> bool {
 
 impl ArgvMatcher {
     fn implies(&self, b: &ArgvMatcher) -> bool {
-        covered(&self.any, &b.any)
+        covered(self.any.as_ref(), b.any.as_ref())
             // No argument matches self.none, so none matches b.none if b.none ⊆ self.none.
             && match (&self.none, &b.none) {
                 (_, None) => true,
                 (Some(a), Some(b)) => b.covered_by(a),
                 (None, Some(_)) => false,
             }
-            && covered(&self.cmdline, &b.cmdline)
+            && covered(self.cmdline.as_ref(), b.cmdline.as_ref())
             && (b.base64.is_none()
                 || (self.base64.is_some()
                     && self
@@ -1171,8 +1183,8 @@ impl Matcher {
             f(self) || (!self.any.is_empty() && self.any.iter().all(f))
         };
         (b.scope.is_none() || branches(&|m| m.scope == b.scope))
-            && (b.exe.is_none() || branches(&|m| covered(&m.exe, &b.exe)))
-            && (b.basename.is_none() || branches(&|m| covered(&m.basename, &b.basename)))
+            && (b.exe.is_none() || branches(&|m| covered(m.exe.as_deref(), b.exe.as_deref())))
+            && (b.basename.is_none() || branches(&|m| covered(m.basename.as_deref(), b.basename.as_deref())))
             && (b.layer.is_none() || branches(&|m| sub_list(&m.layer, &b.layer)))
             && (b.uid.is_none() || branches(&|m| sub_list(&m.uid, &b.uid)))
             && (b.stdin.is_none() || branches(&|m| sub_list(&m.stdin, &b.stdin)))
@@ -1187,8 +1199,8 @@ impl Matcher {
                     (Some(a), Some(bb)) => a.implies(bb),
                     _ => false,
                 }))
-            && (b.image.is_none() || branches(&|m| covered(&m.image, &b.image)))
-            && (b.namespace.is_none() || branches(&|m| covered(&m.namespace, &b.namespace)))
+            && (b.image.is_none() || branches(&|m| covered(m.image.as_deref(), b.image.as_deref())))
+            && (b.namespace.is_none() || branches(&|m| covered(m.namespace.as_deref(), b.namespace.as_deref())))
             && b.labels.iter().all(|(k, lb)| {
                 branches(&|m| m.labels.iter().any(|(j, la)| j == k && la.covered_by(lb)))
             })
