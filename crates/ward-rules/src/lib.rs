@@ -14,9 +14,12 @@
 //! [`OnMissingMetadata`] settles a decision that depends on metadata the exec lacks.
 //!
 //! [`RuleSet::eval`] judges one exec: rules whose top-level `basename` is a plain list are
-//! looked up by the exec's basenames, the rest are tried in order; a check allocates nothing
-//! until a rule fires (the `cmdline` and `base64_contains` conditions build their text only
-//! for rules that got that far). [`RuleSet::evidence`] then says which conditions held.
+//! looked up by the exec's basenames, the rest are tried in order, those whose argv
+//! conditions are `contains` strings only when one of their strings occurs (one search for all
+//! of them per exec); before a rule is tried, what it needs of the exec's cheap fields (scope,
+//! layer, an environment, a base64 run) is checked as bits. A check allocates nothing until a
+//! rule fires (the `cmdline` and `base64_contains` conditions build their text only for rules
+//! that got that far). [`RuleSet::evidence`] then says which conditions held.
 //!
 //! This crate does no IO beyond reading rule files in [`RuleSet::load`]; it depends on
 //! `ward-event` only. The engine side (a detector that turns firings into findings) lives in
