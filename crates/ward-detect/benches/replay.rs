@@ -290,8 +290,10 @@ fn main() {
         const MODES: [&str; 5] = ["parse", "replay", "rules", "url-feed", "compiler-rule"];
         let mut best: std::collections::BTreeMap<&str, (u64, u64, u64, f64, u64, f64)> =
             Default::default();
-        // The engine's own time (parsing not included), fastest round of each mode.
+        // The engine's own time (parsing not included), fastest round of each mode; and every
+        // round's, for the spread.
         let mut engine_secs: std::collections::BTreeMap<&str, f64> = Default::default();
+        let mut engine_rounds: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
         for _ in 0..rounds {
             for mode in MODES {
                 let r = run_child(mode, &path);
@@ -301,6 +303,7 @@ fn main() {
                 }
                 let t = engine_secs.entry(mode).or_insert(r.5);
                 *t = t.min(r.5);
+                engine_rounds.entry(mode).or_default().push(r.5);
             }
         }
         for mode in MODES {
@@ -316,10 +319,24 @@ fn main() {
             );
         }
         let engine_rate = |m: &str| execs_seen as f64 / engine_secs[m].max(1e-9);
+        let spread = |m: &str| {
+            let rates: Vec<String> = engine_rounds[m]
+                .iter()
+                .map(|s| format!("{:.0}k", execs_seen as f64 / s.max(1e-9) / 1e3))
+                .collect();
+            rates.join(", ")
+        };
         let (plain, with_rules) = (engine_rate("replay"), engine_rate("rules"));
         println!(
-            "engine only (its own time, parsing not included): {plain:.0} execs/s without rules, {with_rules:.0} with every shipped rule ({:+.1}%)",
-            (with_rules / plain - 1.0) * 100.0
+            "engine only (its own time, parsing not included), rules off vs on in the same run: {plain:.0} execs/s without rules, {with_rules:.0} with every shipped rule ({:+.1}%); each round: off {}, on {}",
+            (with_rules / plain - 1.0) * 100.0,
+            spread("replay"),
+            spread("rules"),
+        );
+        println!(
+            "issue 13 targets, every shipped rule on: >= 1M execs/s: {}; within 20% of the rule-less engine: {}",
+            if with_rules >= 1e6 { "met" } else { "not met" },
+            if with_rules >= 0.8 * plain { "met" } else { "not met" },
         );
         let with_feed = engine_rate("url-feed");
         println!(

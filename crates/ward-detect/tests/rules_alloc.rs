@@ -148,12 +148,8 @@ fn no_allocation_when_no_rule_fires() {
 
 /// A shell whose parent is no server (an entrypoint's `bash` under catatonit) is the most
 /// common exec that reaches rules with a `parent` condition (UNEXPECTED_CHILD_SHELL,
-/// SOCAT_REVERSE_SHELL_DETECTED). Today each such rule costs one allocation per exec:
-/// `ward-rules`' `Matcher::eval` builds the evidence prefix (`format!("{prefix}parent.")`,
-/// compile.rs) even when it gathers no evidence. Ignored until that is changed in
-/// `ward-rules` (another branch owns compile.rs); run with `--ignored` to see it.
+/// SOCAT_REVERSE_SHELL_DETECTED): no evidence prefix or anything else is built for it.
 #[test]
-#[ignore = "ward-rules builds the `parent.` evidence prefix on every evaluation (compile.rs)"]
 fn a_quiet_shell_allocates_nothing() {
     let rules = Rules::new(Arc::new(RuleSet::shipped_and(&[]).unwrap())).unwrap();
     let mut table = ProcessTable::new(TableConfig::default());

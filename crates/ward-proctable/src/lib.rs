@@ -44,7 +44,7 @@
 //! look it up.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use ward_event::{Event, ExecEvent, FdInfo, FdKind, Pid, SocketInfo};
 
@@ -290,15 +290,111 @@ struct PipeEnd {
     exited: Option<(u64, Arc<ExecEvent>)>,
 }
 
-/// Processes by pipe inode: `readers` hold the pipe on fd 0, `writers` on fd 1. Keyed by
-/// (inode, pid) so that a lookup is a range and an update a single insert or remove.
+/// The processes holding one end of one pipe: the first inline (the common case, one
+/// process per end: no allocation), any others after it.
+#[derive(Debug)]
+struct Ends {
+    first: (Pid, PipeEnd),
+    more: Vec<(Pid, PipeEnd)>,
+}
+
+impl Ends {
+    fn iter(&self) -> impl Iterator<Item = &(Pid, PipeEnd)> {
+        std::iter::once(&self.first).chain(&self.more)
+    }
+
+    fn iter_mut_find(&mut self, pid: Pid) -> Option<&mut PipeEnd> {
+        if self.first.0 == pid {
+            return Some(&mut self.first.1);
+        }
+        self.more
+            .iter_mut()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, e)| e)
+    }
+}
+
+/// One end (fd 0 or fd 1) of the pipes of indexed processes: by inode, a hash map (an update
+/// is one hash lookup, a lookup one too).
+#[derive(Debug, Default)]
+struct EndMap {
+    by_inode: FxHashMap<u64, Ends>,
+    /// Entries (processes by inode) in all of `by_inode`.
+    len: usize,
+}
+
+impl EndMap {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn insert(&mut self, inode: u64, pid: Pid) {
+        use std::collections::hash_map::Entry;
+        match self.by_inode.entry(inode) {
+            Entry::Vacant(v) => {
+                v.insert(Ends {
+                    first: (pid, PipeEnd::default()),
+                    more: Vec::new(),
+                });
+            }
+            Entry::Occupied(mut o) => {
+                let ends = o.get_mut();
+                if let Some(e) = ends.iter_mut_find(pid) {
+                    // Already indexed under this inode: a fresh (live) entry.
+                    *e = PipeEnd::default();
+                    return;
+                }
+                ends.more.push((pid, PipeEnd::default()));
+            }
+        }
+        self.len += 1;
+    }
+
+    fn get_mut(&mut self, inode: u64, pid: Pid) -> Option<&mut PipeEnd> {
+        self.by_inode.get_mut(&inode)?.iter_mut_find(pid)
+    }
+
+    fn get(&self, inode: u64, pid: Pid) -> Option<&PipeEnd> {
+        self.by_inode
+            .get(&inode)?
+            .iter()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, e)| e)
+    }
+
+    fn remove(&mut self, inode: u64, pid: Pid) {
+        let Some(ends) = self.by_inode.get_mut(&inode) else {
+            return;
+        };
+        if ends.first.0 == pid {
+            match ends.more.pop() {
+                Some(last) => ends.first = last,
+                None => {
+                    self.by_inode.remove(&inode);
+                }
+            }
+        } else if let Some(i) = ends.more.iter().position(|(p, _)| *p == pid) {
+            ends.more.swap_remove(i);
+        } else {
+            return;
+        }
+        self.len -= 1;
+    }
+
+    fn ends(&self, inode: u64) -> impl Iterator<Item = &(Pid, PipeEnd)> {
+        self.by_inode.get(&inode).into_iter().flat_map(Ends::iter)
+    }
+}
+
+/// Processes by pipe inode: `readers` hold the pipe on fd 0, `writers` on fd 1.
 #[derive(Debug, Default)]
 struct PipeIndex {
     /// Only processes whose exec bears one of these basenames (of its filename or binary
     /// path) are indexed, when set ([`ProcessTable::set_pipe_index_names`]).
     names: Option<FxHashSet<Box<str>>>,
-    readers: BTreeMap<(u64, Pid), PipeEnd>,
-    writers: BTreeMap<(u64, Pid), PipeEnd>,
+    readers: EndMap,
+    writers: EndMap,
     /// Exited processes still in the index: (exit time, pid, their `piped`).
     exited: VecDeque<(u64, Pid, [u64; 2])>,
 }
@@ -306,10 +402,10 @@ struct PipeIndex {
 impl PipeIndex {
     fn remove(&mut self, pid: Pid, piped: [u64; 2]) {
         if piped[0] != 0 {
-            self.readers.remove(&(piped[0], pid));
+            self.readers.remove(piped[0], pid);
         }
         if piped[1] != 0 {
-            self.writers.remove(&(piped[1], pid));
+            self.writers.remove(piped[1], pid);
         }
     }
 
@@ -323,8 +419,8 @@ impl PipeIndex {
             self.exited.pop_front();
             // Only if the entries are still that exited process's (not a new one's, pid reuse).
             for (map, inode) in [(&mut self.readers, piped[0]), (&mut self.writers, piped[1])] {
-                if inode != 0 && map.get(&(inode, pid)).is_some_and(|e| e.exited.is_some()) {
-                    map.remove(&(inode, pid));
+                if inode != 0 && map.get(inode, pid).is_some_and(|e| e.exited.is_some()) {
+                    map.remove(inode, pid);
                 }
             }
         }
@@ -401,16 +497,16 @@ impl ProcessTable {
     /// looked at.
     fn lookup<'a>(
         &'a self,
-        map: &'a BTreeMap<(u64, Pid), PipeEnd>,
+        map: &'a EndMap,
         inode: u64,
         container: Option<&str>,
         not: Pid,
         now: u64,
     ) -> Option<&'a ExecEvent> {
-        map.range((inode, 0)..=(inode, Pid::MAX))
+        map.ends(inode)
             .take(PIPE_LOOKUP_MAX)
-            .filter(|((_, pid), _)| *pid != not)
-            .filter_map(|((_, pid), e)| match &e.exited {
+            .filter(|(pid, _)| *pid != not)
+            .filter_map(|(pid, e)| match &e.exited {
                 Some((t, exec)) => {
                     (t.saturating_add(PIPE_EXITED_GRACE_NS) >= now).then_some((false, &**exec))
                 }
@@ -455,20 +551,28 @@ impl ProcessTable {
         let Some(exec) = p.exec.as_deref().filter(|_| p.exited.is_none()) else {
             return;
         };
+        // No pipe on fd 0 or 1 (a terminal, a file, a socket): nothing to index, and no name
+        // to look up.
+        if p.stdio[0].pipe_inode().is_none() && p.stdio[1].pipe_inode().is_none() {
+            return;
+        }
         if let Some(names) = &index.names {
             fn base(path: &str) -> &str {
-                path.rsplit('/').next().unwrap_or(path)
+                match path.as_bytes().iter().rposition(|&b| b == b'/') {
+                    Some(i) => &path[i + 1..],
+                    None => path,
+                }
             }
             if !names.contains(base(&exec.filename)) && !names.contains(base(&exec.binary.path)) {
                 return;
             }
         }
         if let Some(i) = p.stdio[0].pipe_inode() {
-            index.readers.insert((i, pid), PipeEnd::default());
+            index.readers.insert(i, pid);
             p.piped[0] = i;
         }
         if let Some(i) = p.stdio[1].pipe_inode() {
-            index.writers.insert((i, pid), PipeEnd::default());
+            index.writers.insert(i, pid);
             p.piped[1] = i;
         }
     }
@@ -498,7 +602,7 @@ impl ProcessTable {
             (&mut index.readers, piped[0]),
             (&mut index.writers, piped[1]),
         ] {
-            if let Some(e) = map.get_mut(&(inode, pid)) {
+            if let Some(e) = map.get_mut(inode, pid) {
                 e.exited = Some((time, exec.clone()));
             }
         }

@@ -164,7 +164,7 @@ impl StrMatcher {
             {
                 return true;
             }
-        } else if self.exact.contains(s)
+        } else if (!self.exact.is_empty() && self.exact.contains(s))
             || self.prefix.iter().any(|p| s.starts_with(&**p))
             || self.suffix.iter().any(|p| s.ends_with(&**p))
         {
@@ -184,6 +184,12 @@ impl StrMatcher {
             }
             _ => args.iter().any(|x| self.is_match(x)),
         }
+    }
+
+    /// Whether the condition is only exact strings, prefixes and suffixes (a check of a few
+    /// comparisons, no automaton).
+    fn is_cheap(&self) -> bool {
+        self.contains.is_none() && self.regex.is_none()
     }
 
     /// The exact strings, when the condition is nothing else (used to index rules by name).
@@ -285,7 +291,7 @@ impl PeerMatcher {
 
     fn implies(&self, b: &PeerMatcher) -> bool {
         sub_list(&self.port, &b.port)
-            && covered(&self.ip, &b.ip)
+            && covered(self.ip.as_ref(), b.ip.as_ref())
             && (b.loopback.is_none() || self.loopback == b.loopback)
             && sub_list(&self.protocol, &b.protocol)
     }
@@ -328,6 +334,9 @@ impl EnvMatcher {
     /// The first entry of `env` that holds (`NAME=value` as given): slices, no allocation.
     /// An entry without `=` is a name with an empty value.
     fn find<'a>(&self, env: &'a ward_event::StrList) -> Option<&'a str> {
+        if env.joined().is_empty() {
+            return None;
+        }
         if self
             .needles
             .as_ref()
@@ -353,21 +362,25 @@ impl EnvMatcher {
 
 /// A compiled condition tree.
 #[derive(Debug, Default)]
+///
+/// The conditions are boxed, so that the tree itself is small (a few cache lines): judging an
+/// exec reads which conditions a tree has on every rule tried, and the matchers of the few
+/// that are there.
 pub struct Matcher {
     scope: Option<Scope>,
-    exe: Option<StrMatcher>,
-    pub(crate) basename: Option<StrMatcher>,
+    exe: Option<Box<StrMatcher>>,
+    pub(crate) basename: Option<Box<StrMatcher>>,
     layer: Option<Vec<Layer>>,
-    argv: Option<ArgvMatcher>,
+    argv: Option<Box<ArgvMatcher>>,
     uid: Option<Vec<u32>>,
     stdin: Option<Vec<FdKind>>,
     stdout: Option<Vec<FdKind>>,
-    stdin_peer: Option<PeerMatcher>,
-    stdout_peer: Option<PeerMatcher>,
-    image: Option<StrMatcher>,
-    namespace: Option<StrMatcher>,
+    stdin_peer: Option<Box<PeerMatcher>>,
+    stdout_peer: Option<Box<PeerMatcher>>,
+    image: Option<Box<StrMatcher>>,
+    namespace: Option<Box<StrMatcher>>,
     labels: Vec<(String, StrMatcher)>,
-    env: Option<EnvMatcher>,
+    env: Option<Box<EnvMatcher>>,
     parent: Option<Box<Matcher>>,
     ancestor: Option<Box<Matcher>>,
     stdin_writer: Option<Box<Matcher>>,
@@ -390,14 +403,35 @@ pub struct Evidence {
 }
 
 pub fn basename(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
+    // A byte search from the end: paths are short, and this runs several times per exec.
+    let b = path.as_bytes();
+    let mut i = b.len();
+    while i > 0 {
+        if b[i - 1] == b'/' {
+            return &path[i..];
+        }
+        i -= 1;
+    }
+    path
+}
+
+/// The basenames of `e`'s filename and binary path; from `facts` when they are `e`'s (worked
+/// out once per exec for every rule).
+fn basenames<'e>(e: &'e ExecEvent, facts: Option<&Facts>, depth: usize) -> (&'e str, &'e str) {
+    match facts.and_then(|f| f.bases.filter(|_| depth == 0)) {
+        Some((f, r)) => (
+            e.filename.get(f as usize..).unwrap_or(""),
+            e.binary.path.get(r as usize..).unwrap_or(""),
+        ),
+        None => (basename(&e.filename), basename(&e.binary.path)),
+    }
 }
 
 impl Matcher {
     pub fn compile(c: &Cond) -> Result<Matcher, PatternError> {
-        let s = |spec: &Option<StrSpec>, what| -> Result<Option<StrMatcher>, PatternError> {
+        let s = |spec: &Option<StrSpec>, what| -> Result<Option<Box<StrMatcher>>, PatternError> {
             spec.as_ref()
-                .map(|sp| StrMatcher::compile(sp, what))
+                .map(|sp| StrMatcher::compile(sp, what).map(Box::new))
                 .transpose()
         };
         fn list<T>(v: &Option<Vec<T>>, what: &'static str) -> Result<(), PatternError> {
@@ -410,7 +444,11 @@ impl Matcher {
         list(&c.uid, "uid")?;
         list(&c.stdin, "stdin")?;
         list(&c.stdout, "stdout")?;
-        let argv = c.argv.as_ref().map(compile_argv).transpose()?;
+        let argv = c
+            .argv
+            .as_ref()
+            .map(|a| compile_argv(a).map(Box::new))
+            .transpose()?;
         let mut labels = Vec::new();
         for (k, v) in c.labels.iter().flatten() {
             labels.push((k.clone(), StrMatcher::compile(v, "labels")?));
@@ -446,17 +484,21 @@ impl Matcher {
             stdin_peer: c
                 .stdin_peer
                 .as_ref()
-                .map(PeerMatcher::compile)
+                .map(|p| PeerMatcher::compile(p).map(Box::new))
                 .transpose()?,
             stdout_peer: c
                 .stdout_peer
                 .as_ref()
-                .map(PeerMatcher::compile)
+                .map(|p| PeerMatcher::compile(p).map(Box::new))
                 .transpose()?,
             image: s(&c.image, "image")?,
             namespace: s(&c.namespace, "namespace")?,
             labels,
-            env: c.env.as_ref().map(EnvMatcher::compile).transpose()?,
+            env: c
+                .env
+                .as_ref()
+                .map(|e| EnvMatcher::compile(e).map(Box::new))
+                .transpose()?,
             parent: sub(&c.parent)?,
             ancestor: sub(&c.ancestor)?,
             stdin_writer: sub(&c.stdin_writer)?,
@@ -504,6 +546,50 @@ impl Matcher {
         all.sort_unstable();
         all.dedup();
         Some(all)
+    }
+
+    /// Strings one of which the exec's argv (all of it, argument 0 included) must hold for
+    /// this tree to hold, compared ASCII case-insensitively, when the tree says so: its
+    /// `argv.any` or `argv.cmdline` is only `contains` strings (for `cmdline`, none with a
+    /// space, which could span two arguments), or else every branch of its `any` has such
+    /// strings (their union). Rules tried on every exec are gated by one search for all of
+    /// them ([`crate::RuleSet`]).
+    pub(crate) fn required_literals(&self) -> Option<Vec<&str>> {
+        let contains_only = |m: &StrMatcher| {
+            m.exact.is_empty()
+                && m.prefix.is_empty()
+                && m.suffix.is_empty()
+                && m.regex.is_none()
+                && !m.contains_raw.is_empty()
+        };
+        if let Some(a) = &self.argv {
+            if let Some(m) = a.any.as_ref().filter(|m| contains_only(m)) {
+                return Some(m.contains_raw.iter().map(|s| &**s).collect());
+            }
+            if let Some(m) = a
+                .cmdline
+                .as_ref()
+                .filter(|m| contains_only(m) && m.contains_without_spaces)
+            {
+                return Some(m.contains_raw.iter().map(|s| &**s).collect());
+            }
+        }
+        if self.any.is_empty() {
+            return None;
+        }
+        let mut all = Vec::new();
+        for m in &self.any {
+            all.extend(m.required_literals()?);
+        }
+        Some(all)
+    }
+
+    /// Whether [`gate_names`](Self::gate_names) are this tree's own `basename` list.
+    pub(crate) fn basename_is_gate(&self) -> bool {
+        self.basename
+            .as_ref()
+            .and_then(|b| b.exact_only())
+            .is_some()
     }
 
     /// Adds to `out` the basenames a pipe neighbour must bear for any neighbour condition
@@ -621,6 +707,69 @@ impl Matcher {
             && self.not.is_none()
     }
 
+    /// What this tree needs of an exec's cheap fields, as bits ([`Needs`]): its scope,
+    /// layer list, `env` condition and `base64_contains` (each a condition of the tree
+    /// itself, all of which must hold).
+    pub(crate) fn needs(&self) -> Needs {
+        let mut all = 0;
+        match self.scope {
+            Some(Scope::Container) => all |= Needs::IN_CONTAINER,
+            Some(Scope::Host) => all |= Needs::ON_HOST,
+            None => {}
+        }
+        if self.env.is_some() {
+            all |= Needs::ENV;
+        }
+        if self.argv.as_ref().is_some_and(|a| a.base64.is_some()) {
+            all |= Needs::BASE64_RUN;
+        }
+        let layers = self
+            .layer
+            .as_ref()
+            .map_or(0, |l| l.iter().fold(0, |m, &x| m | Needs::layer_bit(x)));
+        Needs { all, layers }
+    }
+
+    /// Whether the exec's own cheap fields already rule this tree out: scope, layer, uid,
+    /// stdin/stdout kinds, an `env` condition on an empty environment, `base64_contains` on
+    /// arguments without a base64 run (with `facts`, which must be `e`'s). A few comparisons,
+    /// checked before [`truth`](Self::truth); true only where `truth` is `False`.
+    #[inline]
+    pub(crate) fn rejects(&self, e: &ExecEvent, facts: Option<&Facts>) -> bool {
+        if let Some(s) = self.scope {
+            if e.container_id.is_some() != (s == Scope::Container) {
+                return true;
+            }
+        }
+        if self
+            .layer
+            .as_ref()
+            .is_some_and(|l| !l.contains(&e.binary.layer))
+            || self.uid.as_ref().is_some_and(|u| !u.contains(&e.uid))
+            || self
+                .stdin
+                .as_ref()
+                .is_some_and(|k| !k.contains(&e.stdio[0].kind))
+            || self
+                .stdout
+                .as_ref()
+                .is_some_and(|k| !k.contains(&e.stdio[1].kind))
+            || (self.env.is_some() && e.env.joined().is_empty())
+            || self
+                .exe
+                .as_ref()
+                .is_some_and(|x| x.is_cheap() && !x.is_match(&e.binary.path))
+        {
+            return true;
+        }
+        if let (Some(a), Some(f)) = (&self.argv, facts) {
+            if a.base64.is_some() && !f.base64_runs(e.argv.get(1..).unwrap_or(&[])) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Does the exec at `depth` of `view` (0 = the exec itself, 1 = its parent, ...) satisfy
     /// this? With `ev`, records the conditions that held. A condition that cannot be decided
     /// (container metadata missing) counts as not holding here; [`Matcher::truth`] tells the
@@ -646,6 +795,20 @@ impl Matcher {
         ev: &mut Option<&mut Vec<Evidence>>,
         prefix: &str,
     ) -> Truth {
+        self.truth_of(view, depth, ev, prefix, false)
+    }
+
+    /// [`truth`](Self::truth); `named` when the caller found this tree by the exec's basename
+    /// in an index of its plain `basename` list (or of its branches'), so that list holds and
+    /// is not looked up again (unless evidence is recorded, which names the basename).
+    pub(crate) fn truth_of(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+        named: bool,
+    ) -> Truth {
         let Some(e) = view.at(depth) else {
             return Truth::False;
         };
@@ -658,8 +821,8 @@ impl Matcher {
                 return Truth::False;
             }
         }
-        if let Some(b) = &self.basename {
-            let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        if let Some(b) = self.basename.as_ref().filter(|_| recording || !named) {
+            let (f, r) = basenames(e, view.facts(), depth);
             if b.is_match(f) {
                 note(ev, prefix, "basename", f);
             } else if b.is_match(r) {
@@ -695,15 +858,17 @@ impl Matcher {
                 return Truth::False;
             }
         }
-        for (p, fd, what) in [
-            (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
-            (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
-        ] {
-            if let Some(p) = p {
-                // The peer's text is only built when evidence is wanted.
-                let what = if recording { what } else { "" };
-                if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
-                    return Truth::False;
+        if self.stdin_peer.is_some() || self.stdout_peer.is_some() {
+            for (p, fd, what) in [
+                (&self.stdin_peer, &e.stdio[0], "stdin_peer"),
+                (&self.stdout_peer, &e.stdio[1], "stdout_peer"),
+            ] {
+                if let Some(p) = p {
+                    // The peer's text is only built when evidence is wanted.
+                    let what = if recording { what } else { "" };
+                    if !p.matches(fd, &mut |f, v| note(ev, prefix, f, v), what) {
+                        return Truth::False;
+                    }
                 }
             }
         }
@@ -713,51 +878,17 @@ impl Matcher {
                 None => return Truth::False,
             }
         }
-        let meta = Meta::of(e);
-        if let Some(m) = &self.image {
-            match meta.image() {
-                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
-                Known(_) => return Truth::False,
-                Missing => {
-                    note(ev, prefix, "image", MISSING);
-                    unknown = true;
-                }
-            }
-        }
-        if let Some(m) = &self.namespace {
-            match meta.namespace() {
-                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
-                Known(_) => return Truth::False,
-                Missing => {
-                    note(ev, prefix, "namespace", MISSING);
-                    unknown = true;
-                }
-            }
-        }
-        for (k, m) in &self.labels {
-            match meta.label(k) {
-                Known(Some(v)) if m.is_match(v) => {}
-                Known(_) => return Truth::False,
-                Missing => unknown = true,
+        if self.image.is_some() || self.namespace.is_some() || !self.labels.is_empty() {
+            match self.metadata_truth(e, ev, prefix) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
             }
         }
         // Pipe neighbours before argv (a lookup is cheaper than argv patterns), and only
         // looked up for a condition that asks.
-        for (cond, what, writer) in [
-            (&self.stdin_writer, "stdin_writer.", true),
-            (&self.stdout_reader, "stdout_reader.", false),
-        ] {
-            let Some(cond) = cond else { continue };
-            let peer = if writer {
-                view.stdin_writer(depth)
-            } else {
-                view.stdout_reader(depth)
-            };
-            let Some(peer) = peer else {
-                return Truth::False;
-            };
-            let pre = evidence_prefix(ev, prefix, what);
-            match cond.truth(&Single(peer, view), 0, ev, &pre) {
+        if self.stdin_writer.is_some() || self.stdout_reader.is_some() {
+            match self.neighbours_truth(view, depth, ev, prefix) {
                 Truth::False => return Truth::False,
                 Truth::Unknown => unknown = true,
                 Truth::True => {}
@@ -808,9 +939,15 @@ impl Matcher {
         if !self.any.is_empty() {
             let mut undecided = None;
             let mut held = None;
+            let facts = view.facts().filter(|_| depth == 0);
+            let indexed = self.any_index.is_some();
             let mut judge = |i: usize| -> bool {
                 let m = &self.any[i];
-                match m.truth(view, depth, &mut None, "") {
+                // Only in the rule set's evaluation (with its facts), as for whole rules.
+                if facts.is_some() && m.rejects(e, facts) {
+                    return false;
+                }
+                match m.truth_of(view, depth, &mut None, "", indexed) {
                     Truth::True => {
                         held = Some(m);
                         true
@@ -826,7 +963,7 @@ impl Matcher {
                 // Only the branches naming the exec's basename can hold; in branch order, so
                 // the first branch that holds is the same as without the index.
                 Some(index) => {
-                    let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+                    let (f, r) = basenames(e, view.facts(), depth);
                     let none: &[u16] = &[];
                     let a = index.get(f).map_or(none, Vec::as_slice);
                     let b = if r == f {
@@ -873,6 +1010,87 @@ impl Matcher {
     }
 }
 
+impl Matcher {
+    /// The image, namespace and labels conditions of this tree (not its branches).
+    fn metadata_truth(
+        &self,
+        e: &ExecEvent,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
+        let mut unknown = false;
+        let meta = Meta::of(e);
+        if let Some(m) = &self.image {
+            match meta.image() {
+                Known(Some(i)) if m.is_match(i) => note(ev, prefix, "image", i),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "image", MISSING);
+                    unknown = true;
+                }
+            }
+        }
+        if let Some(m) = &self.namespace {
+            match meta.namespace() {
+                Known(Some(n)) if m.is_match(n) => note(ev, prefix, "namespace", n),
+                Known(_) => return Truth::False,
+                Missing => {
+                    note(ev, prefix, "namespace", MISSING);
+                    unknown = true;
+                }
+            }
+        }
+        for (k, m) in &self.labels {
+            match meta.label(k) {
+                Known(Some(v)) if m.is_match(v) => {}
+                Known(_) => return Truth::False,
+                Missing => unknown = true,
+            }
+        }
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+
+    /// The `stdin_writer` and `stdout_reader` conditions of this tree (not its branches).
+    fn neighbours_truth(
+        &self,
+        view: &dyn ExecView,
+        depth: usize,
+        ev: &mut Option<&mut Vec<Evidence>>,
+        prefix: &str,
+    ) -> Truth {
+        let mut unknown = false;
+        for (cond, what, writer) in [
+            (&self.stdin_writer, "stdin_writer.", true),
+            (&self.stdout_reader, "stdout_reader.", false),
+        ] {
+            let Some(cond) = cond else { continue };
+            let peer = if writer {
+                view.stdin_writer(depth)
+            } else {
+                view.stdout_reader(depth)
+            };
+            let Some(peer) = peer else {
+                return Truth::False;
+            };
+            let pre = evidence_prefix(ev, prefix, what);
+            match cond.truth(&Single(peer, view), 0, ev, &pre) {
+                Truth::False => return Truth::False,
+                Truth::Unknown => unknown = true,
+                Truth::True => {}
+            }
+        }
+        if unknown {
+            Truth::Unknown
+        } else {
+            Truth::True
+        }
+    }
+}
+
 // Implication between compiled conditions, for the loader's shadowed-rule check: `a.implies(b)`
 // is true only when every exec that satisfies `a` satisfies `b` (sound, not complete: false
 // means "not shown", never "shown not to").
@@ -909,7 +1127,7 @@ impl StrMatcher {
     }
 }
 
-fn covered(a: &Option<StrMatcher>, b: &Option<StrMatcher>) -> bool {
+fn covered(a: Option<&StrMatcher>, b: Option<&StrMatcher>) -> bool {
     match (a, b) {
         (_, None) => true,
         (Some(a), Some(b)) => a.covered_by(b),
@@ -935,14 +1153,14 @@ fn sub_box(a: &Option<Box<Matcher>>, b: &Option<Box<Matcher>>) -> bool {
 
 impl ArgvMatcher {
     fn implies(&self, b: &ArgvMatcher) -> bool {
-        covered(&self.any, &b.any)
+        covered(self.any.as_ref(), b.any.as_ref())
             // No argument matches self.none, so none matches b.none if b.none ⊆ self.none.
             && match (&self.none, &b.none) {
                 (_, None) => true,
                 (Some(a), Some(b)) => b.covered_by(a),
                 (None, Some(_)) => false,
             }
-            && covered(&self.cmdline, &b.cmdline)
+            && covered(self.cmdline.as_ref(), b.cmdline.as_ref())
             && (b.base64.is_none()
                 || (self.base64.is_some()
                     && self
@@ -965,8 +1183,8 @@ impl Matcher {
             f(self) || (!self.any.is_empty() && self.any.iter().all(f))
         };
         (b.scope.is_none() || branches(&|m| m.scope == b.scope))
-            && (b.exe.is_none() || branches(&|m| covered(&m.exe, &b.exe)))
-            && (b.basename.is_none() || branches(&|m| covered(&m.basename, &b.basename)))
+            && (b.exe.is_none() || branches(&|m| covered(m.exe.as_deref(), b.exe.as_deref())))
+            && (b.basename.is_none() || branches(&|m| covered(m.basename.as_deref(), b.basename.as_deref())))
             && (b.layer.is_none() || branches(&|m| sub_list(&m.layer, &b.layer)))
             && (b.uid.is_none() || branches(&|m| sub_list(&m.uid, &b.uid)))
             && (b.stdin.is_none() || branches(&|m| sub_list(&m.stdin, &b.stdin)))
@@ -981,8 +1199,8 @@ impl Matcher {
                     (Some(a), Some(bb)) => a.implies(bb),
                     _ => false,
                 }))
-            && (b.image.is_none() || branches(&|m| covered(&m.image, &b.image)))
-            && (b.namespace.is_none() || branches(&|m| covered(&m.namespace, &b.namespace)))
+            && (b.image.is_none() || branches(&|m| covered(m.image.as_deref(), b.image.as_deref())))
+            && (b.namespace.is_none() || branches(&|m| covered(m.namespace.as_deref(), b.namespace.as_deref())))
             && b.labels.iter().all(|(k, lb)| {
                 branches(&|m| m.labels.iter().any(|(j, la)| j == k && la.covered_by(lb)))
             })
@@ -1369,8 +1587,72 @@ fn finish_argv(
     true
 }
 
+/// ASCII-lower-cases `b` in place, eight bytes at a time (the per-exec copy of argv the
+/// string gates search).
+fn ascii_lowercase(b: &mut [u8]) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact_mut(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let low = x & LOW7;
+        // Per byte: the high bit is set from 'A' (0x41) up, and from past 'Z' (0x5a) up.
+        let from_a = low.wrapping_add(0x3f3f_3f3f_3f3f_3f3f);
+        let past_z = low.wrapping_add(0x2525_2525_2525_2525);
+        let upper = (from_a ^ past_z) & !x & HIGH;
+        c.copy_from_slice(&(x | (upper >> 2)).to_le_bytes());
+    }
+    chunks.into_remainder().make_ascii_lowercase();
+}
+
 /// Shortest base64 run considered (12 bytes decoded): shorter runs are ordinary words.
 const MIN_B64_RUN: usize = 16;
+
+/// A tree's needs of an exec's cheap fields, checked with a few bit operations before the
+/// rule is tried: the bits of `all` must all be the exec's, and the exec's layer must be one
+/// of `layers` (when any). A shortcut only: the tree's own evaluation checks the same.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Needs {
+    all: u8,
+    layers: u32,
+}
+
+impl Needs {
+    const IN_CONTAINER: u8 = 1;
+    const ON_HOST: u8 = 2;
+    const ENV: u8 = 4;
+    const BASE64_RUN: u8 = 8;
+
+    fn layer_bit(l: Layer) -> u32 {
+        1 << (l as u32 & 31)
+    }
+
+    /// The exec's bits other than [`Needs::BASE64_RUN`] (worked out only when asked), and its
+    /// layer's bit.
+    pub(crate) fn of(e: &ExecEvent) -> (u8, u32) {
+        let mut bits = if e.container_id.is_some() {
+            Needs::IN_CONTAINER
+        } else {
+            Needs::ON_HOST
+        };
+        if !e.env.joined().is_empty() {
+            bits |= Needs::ENV;
+        }
+        (bits, Needs::layer_bit(e.binary.layer))
+    }
+
+    /// Whether an exec with `bits` and `layer` (from [`Needs::of`]) meets these needs;
+    /// `base64` says whether its arguments hold a base64 run, asked only if needed.
+    #[inline]
+    pub(crate) fn met(&self, bits: u8, layer: u32, base64: impl FnOnce() -> bool) -> bool {
+        let missing = self.all & !bits;
+        (missing & !Needs::BASE64_RUN) == 0
+            && (self.layers == 0 || self.layers & layer != 0)
+            && (missing & Needs::BASE64_RUN == 0 || base64())
+    }
+}
 
 /// Values every rule judging one exec may ask for, worked out once for that exec (for the
 /// exec at depth 0 of the view that gives them, [`ExecView::facts`]): its arguments joined
@@ -1382,6 +1664,8 @@ const MIN_B64_RUN: usize = 16;
 pub struct Facts {
     id: u64,
     base64_runs: Cell<Option<bool>>,
+    /// Where the basenames of the exec's filename and binary path start.
+    bases: Option<(u32, u32)>,
 }
 
 impl Default for Facts {
@@ -1400,6 +1684,22 @@ impl Facts {
         Facts {
             id,
             base64_runs: Cell::new(None),
+            bases: None,
+        }
+    }
+
+    /// The basenames of `e`'s filename and binary path (`e` is the exec of these facts).
+    pub(crate) fn basenames<'e>(&self, e: &'e ExecEvent) -> (&'e str, &'e str) {
+        basenames(e, Some(self), 0)
+    }
+
+    /// Facts of `e` (the exec at depth 0 of the view that gives them), its basenames worked
+    /// out at once.
+    pub fn of(e: &ExecEvent) -> Facts {
+        let start = |path: &str| u32::try_from(path.len() - basename(path).len()).ok();
+        Facts {
+            bases: start(&e.filename).zip(start(&e.binary.path)),
+            ..Facts::new()
         }
     }
 
@@ -1430,11 +1730,30 @@ impl Facts {
         })
     }
 
-    fn base64_runs(&self, args: &[String]) -> bool {
+    /// `f` on all of `e`'s argv joined by NUL and ASCII lower-cased, from a per-thread
+    /// buffer (no allocation once it has grown).
+    pub(crate) fn with_lower_joined_all<R>(e: &ExecEvent, f: impl FnOnce(&[u8]) -> R) -> R {
+        LOWER.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            for (i, x) in e.argv.iter().enumerate() {
+                if i > 0 {
+                    b.push(0);
+                }
+                b.extend_from_slice(x.as_bytes());
+            }
+            ascii_lowercase(&mut b);
+            f(&b)
+        })
+    }
+
+    pub(crate) fn base64_runs(&self, args: &[String]) -> bool {
         if let Some(b) = self.base64_runs.get() {
             return b;
         }
-        let b = args.iter().any(|x| base64_runs(x).next().is_some());
+        let b = args
+            .iter()
+            .any(|x| x.len() >= MIN_B64_RUN && base64_runs(x).next().is_some());
         self.base64_runs.set(Some(b));
         b
     }
@@ -1496,6 +1815,7 @@ fn merged<'a>(a: &'a [u16], b: &'a [u16]) -> impl Iterator<Item = u16> + 'a {
 thread_local! {
     static NEXT_FACTS: Cell<u64> = const { Cell::new(0) };
     static JOINED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     static CMDLINE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
     static DECODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static PEER: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
@@ -1533,22 +1853,24 @@ fn base64_hit(ac: &AhoCorasick, arg: &str) -> Option<String> {
 /// both upper- and lower-case letters.
 fn base64_runs(arg: &str) -> impl Iterator<Item = &str> {
     let b = arg.as_bytes();
-    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=';
     let mut i = 0;
     std::iter::from_fn(move || {
         while i < b.len() {
-            if !is_b64(b[i]) {
+            if B64_CLASS[usize::from(b[i])] == 0 {
                 i += 1;
                 continue;
             }
             let start = i;
-            let (mut upper, mut lower) = (false, false);
-            while i < b.len() && is_b64(b[i]) {
-                upper |= b[i].is_ascii_uppercase();
-                lower |= b[i].is_ascii_lowercase();
+            let mut seen = 0u8;
+            while let Some(&c) = b.get(i) {
+                let class = B64_CLASS[usize::from(c)];
+                if class == 0 {
+                    break;
+                }
+                seen |= class;
                 i += 1;
             }
-            if i - start >= MIN_B64_RUN && upper && lower {
+            if i - start >= MIN_B64_RUN && seen & (B64_UPPER | B64_LOWER) == B64_UPPER | B64_LOWER {
                 return Some(&arg[start..i]);
             }
         }
@@ -1556,12 +1878,47 @@ fn base64_runs(arg: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+const B64_OTHER: u8 = 1;
+const B64_UPPER: u8 = 2;
+const B64_LOWER: u8 = 4;
+
+/// The base64 alphabet by byte: 0 outside it, else whether an upper- or lower-case letter.
+static B64_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_uppercase() {
+            B64_UPPER
+        } else if b.is_ascii_lowercase() {
+            B64_LOWER
+        } else if b.is_ascii_digit() || b == b'+' || b == b'/' || b == b'=' {
+            B64_OTHER
+        } else {
+            0
+        };
+        c += 1;
+    }
+    t
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn ac(needles: &[&str]) -> AhoCorasick {
         AhoCorasick::new(needles).unwrap()
+    }
+
+    #[test]
+    fn argv_is_lower_cased_eight_bytes_at_a_time_as_one_by_one() {
+        // Every byte value, at every offset from a chunk boundary.
+        let all: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for skip in 0..8 {
+            let mut got = all[skip..].to_vec();
+            ascii_lowercase(&mut got);
+            assert_eq!(got, all[skip..].to_ascii_lowercase(), "offset {skip}");
+        }
     }
 
     #[test]

@@ -14,9 +14,12 @@
 //! [`OnMissingMetadata`] settles a decision that depends on metadata the exec lacks.
 //!
 //! [`RuleSet::eval`] judges one exec: rules whose top-level `basename` is a plain list are
-//! looked up by the exec's basenames, the rest are tried in order; a check allocates nothing
-//! until a rule fires (the `cmdline` and `base64_contains` conditions build their text only
-//! for rules that got that far). [`RuleSet::evidence`] then says which conditions held.
+//! looked up by the exec's basenames, the rest are tried in order, those whose argv
+//! conditions are `contains` strings only when one of their strings occurs (one search for all
+//! of them per exec); before a rule is tried, what it needs of the exec's cheap fields (scope,
+//! layer, an environment, a base64 run) is checked as bits. A check allocates nothing until a
+//! rule fires (the `cmdline` and `base64_contains` conditions build their text only for rules
+//! that got that far). [`RuleSet::evidence`] then says which conditions held.
 //!
 //! This crate does no IO beyond reading rule files in [`RuleSet::load`]; it depends on
 //! `ward-event` only. The engine side (a detector that turns firings into findings) lives in
@@ -35,7 +38,7 @@ pub use compile::{Evidence, PatternError, Truth, MAX_ANCESTORS, MISSING};
 pub use format::{Expect, KeyField, OnMissingMetadata};
 pub use testing::{TestFailure, TestReport};
 
-use compile::{basename, Matcher};
+use compile::Matcher;
 use format::{RawRule, RuleFile};
 use rustc_hash::FxHashMap;
 use std::fmt;
@@ -103,11 +106,16 @@ pub trait ExecView {
 /// A view with the per-exec [`compile::Facts`] of its exec at depth 0.
 struct WithFacts<'a> {
     inner: &'a dyn ExecView,
+    /// `inner.at(0)`, asked by every rule.
+    exec: &'a ExecEvent,
     facts: compile::Facts,
 }
 
 impl ExecView for WithFacts<'_> {
     fn at(&self, depth: usize) -> Option<&ExecEvent> {
+        if depth == 0 {
+            return Some(self.exec);
+        }
         self.inner.at(depth)
     }
     fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
@@ -372,7 +380,22 @@ impl Rule {
     /// Whether the conditions hold and no exception does, three-valued: `Unknown` when that
     /// depends on container metadata the exec lacks.
     pub fn truth(&self, view: &dyn ExecView) -> Truth {
-        let when = self.when.truth(view, 0, &mut None, "");
+        self.truth_of(view, false)
+    }
+
+    /// [`truth`](Self::truth) as the rule set's evaluation asks it: with the exec's
+    /// [`compile::Facts`] in `view` (then the exec's own cheap fields are looked at first:
+    /// most rules are ruled out by one comparison), and `named` when the rule was found by the
+    /// exec's basename in the set's index of plain top-level `basename` lists. Without facts
+    /// (a rule judged alone, [`Rule::verdict`]) every condition is evaluated in full, so the
+    /// two paths can be compared.
+    fn truth_of(&self, view: &dyn ExecView, named: bool) -> Truth {
+        if let (Some(e), Some(facts)) = (view.at(0), view.facts()) {
+            if self.when.rejects(e, Some(facts)) {
+                return Truth::False;
+            }
+        }
+        let when = self.when.truth_of(view, 0, &mut None, "", named);
         if when == Truth::False {
             return Truth::False;
         }
@@ -393,7 +416,11 @@ impl Rule {
 
     /// The rule's decision on `view`, its `on_missing_metadata` applied.
     pub fn verdict(&self, view: &dyn ExecView) -> Verdict {
-        match (self.truth(view), self.on_missing_metadata) {
+        self.verdict_of(view, false)
+    }
+
+    fn verdict_of(&self, view: &dyn ExecView, named: bool) -> Verdict {
+        match (self.truth_of(view, named), self.on_missing_metadata) {
             (Truth::True, _) | (Truth::Unknown, OnMissingMetadata::Alert) => Verdict::Fire,
             (Truth::False, _) | (Truth::Unknown, OnMissingMetadata::Quiet) => Verdict::Quiet,
             (Truth::Unknown, OnMissingMetadata::Wait) => Verdict::Undecided,
@@ -451,8 +478,55 @@ pub struct RuleSet {
     /// Enabled rules gated by basename (a plain top-level `basename` list, or one in every
     /// branch of a top-level `any`), by name.
     by_name: FxHashMap<Box<str>, Vec<u32>>,
-    /// Enabled rules tried on every exec.
-    ungated: Vec<u32>,
+    /// Enabled rules not gated by basename, with the bit of [`Literals`] that must be set
+    /// for the rule to be tried (`None`: tried on every exec).
+    ungated: Vec<(u32, Option<u8>)>,
+    /// The strings that gate some of `ungated`, searched for once per exec.
+    literals: Option<Literals>,
+    /// By rule index: indexed by its own top-level plain `basename` list (not by its
+    /// branches'), so that an exec found under one of the names satisfies it.
+    named: Vec<bool>,
+    /// By rule index: what the rule needs of an exec's cheap fields.
+    needs: Vec<compile::Needs>,
+}
+
+/// One search over an exec's argv for the strings some of the rules not gated by basename
+/// need ([`compile::Matcher::required_literals`]): a rule none of whose strings occurs is not
+/// tried. Lower-cased strings in one automaton over the lower-cased argv, so the gate holds
+/// whenever the rule's own (case-sensitive or not) condition can.
+#[derive(Debug)]
+struct Literals {
+    /// Whether any of the strings occurs: a SIMD search (Teddy) where the CPU has it.
+    any: Option<aho_corasick::packed::Searcher>,
+    /// All occurrences (overlapping), for the bits, searched only when one occurs.
+    ac: aho_corasick::AhoCorasick,
+    /// The gate bit of each pattern.
+    bit: Vec<u8>,
+}
+
+/// At most this many rules are gated by [`Literals`] (bits of a `u128`); further ones are
+/// tried on every exec.
+const MAX_LITERAL_GATES: usize = 128;
+
+impl Literals {
+    /// The gate bits whose strings occur in `e`'s argv.
+    fn hits(&self, e: &ExecEvent) -> u128 {
+        compile::Facts::with_lower_joined_all(e, |hay| {
+            // Most execs hold none of the strings: one search says so.
+            let any = match &self.any {
+                Some(teddy) => teddy.find(hay).is_some(),
+                None => self.ac.is_match(hay),
+            };
+            if !any {
+                return 0;
+            }
+            let mut bits = 0u128;
+            for m in self.ac.find_overlapping_iter(hay) {
+                bits |= 1 << self.bit[m.pattern().as_usize()];
+            }
+            bits
+        })
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -586,6 +660,9 @@ impl RuleSet {
     fn index(rules: Vec<Rule>) -> RuleSet {
         let mut by_name: FxHashMap<Box<str>, Vec<u32>> = FxHashMap::default();
         let mut ungated = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut bits: Vec<u8> = Vec::new();
+        let mut gates = 0usize;
         for (i, r) in rules.iter().enumerate() {
             if !r.enabled {
                 continue;
@@ -596,13 +673,63 @@ impl RuleSet {
                         by_name.entry(n.into()).or_default().push(i as u32);
                     }
                 }
-                None => ungated.push(i as u32),
+                None => match r.when.required_literals() {
+                    Some(lits) if gates < MAX_LITERAL_GATES => {
+                        let bit = gates as u8;
+                        gates += 1;
+                        let lits: Vec<String> =
+                            lits.iter().map(|l| l.to_ascii_lowercase()).collect();
+                        // A string holding another of the same gate adds nothing to it
+                        // (`stratum+tcp://` occurs only where `stratum` does).
+                        for (k, l) in lits.iter().enumerate() {
+                            let covered = lits.iter().enumerate().any(|(j, o)| {
+                                j != k && l.contains(o.as_str()) && (o != l || j < k)
+                            });
+                            if !covered {
+                                patterns.push(l.clone());
+                                bits.push(bit);
+                            }
+                        }
+                        ungated.push((i as u32, Some(bit)));
+                    }
+                    _ => ungated.push((i as u32, None)),
+                },
             }
         }
+        let literals = if patterns.is_empty() {
+            None
+        } else {
+            match aho_corasick::AhoCorasickBuilder::new()
+                .match_kind(aho_corasick::MatchKind::Standard)
+                .build(&patterns)
+            {
+                Ok(ac) => Some(Literals {
+                    any: aho_corasick::packed::Searcher::new(&patterns),
+                    ac,
+                    bit: bits,
+                }),
+                // Strings that compiled one by one do not fail together; if they did, the
+                // rules are simply tried on every exec.
+                Err(_) => {
+                    for (_, gate) in &mut ungated {
+                        *gate = None;
+                    }
+                    None
+                }
+            }
+        };
+        let named = rules
+            .iter()
+            .map(|r| r.enabled && r.when.basename_is_gate())
+            .collect();
+        let needs = rules.iter().map(|r| r.when.needs()).collect();
         RuleSet {
             rules,
             by_name,
             ungated,
+            literals,
+            named,
+            needs,
         }
     }
 
@@ -613,6 +740,12 @@ impl RuleSet {
         gated.sort_unstable();
         gated.dedup();
         (gated.len(), self.ungated.len())
+    }
+
+    /// How many of the rules not gated by basename are gated by the strings their argv
+    /// conditions need (one search per exec for all of them).
+    pub fn literal_gated(&self) -> usize {
+        self.ungated.iter().filter(|(_, g)| g.is_some()).count()
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -644,8 +777,8 @@ impl RuleSet {
     /// `on_missing_metadata = "wait"` that cannot decide yet fire here (see
     /// [`eval_waiting`](Self::eval_waiting) for an engine that can hold them).
     pub fn eval(&self, view: &dyn ExecView, out: &mut Vec<u32>) {
-        self.each_candidate(view, &mut |i, view| {
-            if self.rules[i as usize].fires(view) {
+        self.each_candidate(view, &mut |i, view, named| {
+            if self.rules[i as usize].verdict_of(view, named) != Verdict::Quiet {
                 out.push(i);
             }
         });
@@ -657,30 +790,43 @@ impl RuleSet {
     /// with [`Rule::verdict`] once the enricher has the metadata, and alerts when it does not
     /// arrive within its wait (the enricher's metadata timeout).
     pub fn eval_waiting(&self, view: &dyn ExecView, fired: &mut Vec<u32>, waiting: &mut Vec<u32>) {
-        self.each_candidate(
-            view,
-            &mut |i, view| match self.rules[i as usize].verdict(view) {
-                Verdict::Fire => fired.push(i),
-                Verdict::Undecided => waiting.push(i),
-                Verdict::Quiet => {}
-            },
-        );
+        self.each_candidate(view, &mut |i, view, named| match self.rules[i as usize]
+            .verdict_of(view, named)
+        {
+            Verdict::Fire => fired.push(i),
+            Verdict::Undecided => waiting.push(i),
+            Verdict::Quiet => {}
+        });
     }
 
     /// Calls `f` with every enabled rule the index says may fire on `view`, once each, and
     /// `view` with the exec's [`compile::Facts`] shared by the rules.
-    fn each_candidate(&self, view: &dyn ExecView, try_rule: &mut dyn FnMut(u32, &dyn ExecView)) {
+    /// `named`: the rule was found in the index by its top-level `basename` list, which then
+    /// holds.
+    fn each_candidate(
+        &self,
+        view: &dyn ExecView,
+        try_rule: &mut dyn FnMut(u32, &dyn ExecView, bool),
+    ) {
         let Some(e) = view.at(0) else { return };
         let view = &WithFacts {
             inner: view,
-            facts: compile::Facts::new(),
+            exec: e,
+            facts: compile::Facts::of(e),
         };
-        let mut try_rule = |i| try_rule(i, view);
-        let (f, r) = (basename(&e.filename), basename(&e.binary.path));
+        // A rule whose needs of the exec's cheap fields are not met is not tried.
+        let (bits, layer) = compile::Needs::of(e);
+        let args = e.argv.get(1..).unwrap_or(&[]);
+        let mut try_rule = |i: u32, named| {
+            if self.needs[i as usize].met(bits, layer, || view.facts.base64_runs(args)) {
+                try_rule(i, view, named)
+            }
+        };
+        let (f, r) = view.facts.basenames(e);
         let by_f = self.by_name.get(f);
         if let Some(list) = by_f {
             for &i in list {
-                try_rule(i);
+                try_rule(i, self.named[i as usize]);
             }
         }
         if r != f {
@@ -690,12 +836,20 @@ impl RuleSet {
                     if by_f.is_some_and(|l| l.contains(&i)) {
                         continue;
                     }
-                    try_rule(i);
+                    try_rule(i, self.named[i as usize]);
                 }
             }
         }
-        for &i in &self.ungated {
-            try_rule(i);
+        // The literal gates, searched for at the first rule that has one.
+        let mut hits: Option<u128> = None;
+        for &(i, gate) in &self.ungated {
+            if let (Some(bit), Some(lits)) = (gate, &self.literals) {
+                let bits = *hits.get_or_insert_with(|| lits.hits(e));
+                if bits & (1 << bit) == 0 {
+                    continue;
+                }
+            }
+            try_rule(i, false);
         }
     }
 

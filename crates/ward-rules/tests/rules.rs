@@ -925,6 +925,97 @@ fn the_rule_sets_shared_work_changes_no_verdict() {
     assert!(fired_somewhere > 100, "{fired_somewhere} firings");
 }
 
+/// Rules tried on every exec whose argv conditions are strings are tried only when one of
+/// those strings occurs in the exec's argv (one search for all of them, over the lower-cased
+/// argv): that gate lets through every case the rule's own condition takes, and the rule
+/// still decides.
+#[test]
+fn strings_gating_rules_change_no_decision() {
+    let text = r#"
+[[rule]]
+id = "CI_CMDLINE"
+category = "Execution: Test ci"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1059"]
+description = "d"
+next_steps = "n"
+key = "cmdline"
+[rule.when]
+argv = { cmdline = { contains = ["stratum+tcp://", "stratum://"], ignore_case = true } }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/tmp/x", argv = ["x", "-o", "STRATUM+TCP://pool:3333"] }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/tmp/x", argv = ["x", "-o", "pool:3333"] }
+
+[[rule]]
+id = "CS_ARG"
+category = "Execution: Test cs"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1059"]
+description = "d"
+next_steps = "n"
+key = "cmdline"
+[rule.when]
+argv = { any = { contains = ["f0VMR"] } }
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/echo", argv = ["echo", "xf0VMRgIBAQ"] }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/echo", argv = ["echo", "xF0VMRGIBAQ"] }
+
+[[rule]]
+id = "BRANCHES"
+category = "Execution: Test branches"
+severity = "LOW"
+tactic = "EXECUTION"
+techniques = ["T1059"]
+description = "d"
+next_steps = "n"
+key = "cmdline"
+[rule.when]
+any = [{ argv = { any = { contains = ["alpha"] } } }, { argv = { cmdline = { contains = ["Beta"] } }, uid = [0] }]
+[[rule.test]]
+expect = "fire"
+exec = { exe = "/bin/x", argv = ["x", "--Beta"], uid = 0 }
+[[rule.test]]
+expect = "quiet"
+exec = { exe = "/bin/x", argv = ["x", "--Beta"], uid = 1 }
+"#;
+    let set = load_text(text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        set.literal_gated(),
+        3,
+        "all three are gated by their strings"
+    );
+    let report = set.run_tests();
+    let failures: Vec<String> = report.failures.iter().map(|f| f.to_string()).collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let id_of = |i: u32| set.get(i).id.clone();
+    let fired = |argv: &[&str]| {
+        let mut e = exec(2, 1, "/bin/x");
+        e.argv = argv.iter().map(|s| s.to_string()).collect();
+        let mut out = Vec::new();
+        set.eval(&vec![e], &mut out);
+        out.into_iter().map(id_of).collect::<Vec<_>>()
+    };
+    // Any case of an ignore_case string passes the gate; the exact case of a case-sensitive
+    // one fires and another case does not; a string only in argument 0 is not an argument.
+    assert_eq!(fired(&["x", "-o", "sTrAtUm://p:1"]), ["CI_CMDLINE"]);
+    assert_eq!(fired(&["x", "f0VMR"]), ["CS_ARG"]);
+    assert!(fired(&["x", "F0vmr"]).is_empty());
+    assert!(fired(&["f0VMR", "x"]).is_empty());
+    assert_eq!(fired(&["x", "ALPHA", "alpha"]), ["BRANCHES"]);
+    assert!(fired(&["x", "ALPHA"]).is_empty());
+    // Two gated rules on one exec: both are tried.
+    assert_eq!(fired(&["x", "stratum://f0VMR"]), ["CI_CMDLINE", "CS_ARG"]);
+    assert!(fired(&["x", "-la", "/tmp"]).is_empty());
+}
+
 /// An engine indexes pipes only for the execs the rules can ask about as neighbours: the
 /// shipped rules name them all; a rule whose neighbour condition names no basename makes
 /// every exec a possible neighbour.

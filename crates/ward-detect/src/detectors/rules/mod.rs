@@ -114,10 +114,57 @@ pub const NAME: &str = "rules";
 /// another process's own exec (a forked subshell that has not exec'd is no neighbour). A
 /// neighbour that exited shortly before still counts (`curl` done before `base64 -d` exec'd;
 /// [`ward_proctable::PIPE_EXITED_GRACE_NS`]).
+///
+/// The ancestry is walked once per exec, as far as the rules ask, and kept: every rule asking
+/// for the parent (or an ancestor) reads it from the walk, not from the table again.
 pub struct TableView<'a> {
     pub table: &'a ProcessTable,
     pub proc: &'a Proc,
     pub exec: &'a ExecEvent,
+    /// The ancestors found so far (as [`ProcessTable::ancestors`] gives them), nearest first.
+    walked: [Cell<Option<&'a Proc>>; ward_proctable::MAX_DEPTH],
+    /// How many of `walked` are filled, and whether the walk has ended.
+    filled: Cell<usize>,
+    ended: Cell<bool>,
+}
+
+impl<'a> TableView<'a> {
+    pub fn new(table: &'a ProcessTable, proc: &'a Proc, exec: &'a ExecEvent) -> TableView<'a> {
+        TableView {
+            table,
+            proc,
+            exec,
+            walked: [const { Cell::new(None) }; ward_proctable::MAX_DEPTH],
+            filled: Cell::new(0),
+            ended: Cell::new(false),
+        }
+    }
+
+    /// The `n`-th ancestor (0 = the parent), walking on from the last one found: the same
+    /// chain as [`ProcessTable::ancestors`] (at most [`ward_proctable::MAX_DEPTH`], stopping
+    /// at pid 0, at a process that is its own parent, and at the exec's own pid).
+    fn ancestor(&self, n: usize) -> Option<&'a Proc> {
+        while self.filled.get() <= n && !self.ended.get() {
+            let k = self.filled.get();
+            let ppid = match k {
+                0 => Some(self.proc.ppid),
+                _ => self.walked[k - 1]
+                    .get()
+                    .and_then(|p| (p.ppid != p.pid).then_some(p.ppid)),
+            };
+            let next = ppid
+                .filter(|&pp| pp != 0 && pp != self.proc.pid && k < ward_proctable::MAX_DEPTH)
+                .and_then(|pp| self.table.get(pp));
+            match next {
+                Some(p) => {
+                    self.walked[k].set(Some(p));
+                    self.filled.set(k + 1);
+                }
+                None => self.ended.set(true),
+            }
+        }
+        self.walked.get(n).and_then(Cell::get)
+    }
 }
 
 impl ExecView for TableView<'_> {
@@ -125,10 +172,7 @@ impl ExecView for TableView<'_> {
         if depth == 0 {
             return Some(self.exec);
         }
-        self.table
-            .ancestors(self.proc.pid)
-            .nth(depth - 1)
-            .and_then(|p| p.exec.as_deref())
+        self.ancestor(depth - 1).and_then(|p| p.exec.as_deref())
     }
 
     fn stdin_writer(&self, depth: usize) -> Option<&ExecEvent> {
@@ -423,11 +467,7 @@ impl Detector for Rules {
                 self.metadata_arrived(cid, meta, out);
             }
         }
-        let table = TableView {
-            table: ctx.table,
-            proc,
-            exec,
-        };
+        let table = TableView::new(ctx.table, proc, exec);
         let view = self.feeds(&table);
         let mut hits = self.hits.borrow_mut();
         let mut waiting = self.waiting.borrow_mut();
